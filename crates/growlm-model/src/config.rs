@@ -1,0 +1,218 @@
+//! Model configuration (DESIGN.md §Model): a GPT-Neo-style decoder described by its
+//! vocabulary, context, width, depth, heads and FFN size.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// Which attention pattern each layer uses.
+///
+/// GPT-Neo alternates global and local (sliding-window) attention layers; `Global` gives
+/// every layer full causal attention as in GPT-2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttentionLayers {
+    /// Every layer attends to all earlier positions.
+    #[default]
+    Global,
+    /// Even layers are global, odd layers attend only to the last `window` positions.
+    Alternating {
+        /// Local-attention window (number of positions, including the current one).
+        window: usize,
+    },
+}
+
+/// Configuration of a GPT-Neo-style decoder.
+///
+/// `head_dim` defaults to `d_model / n_heads` and `ffn_dim` to `4 · d_model`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GptConfig {
+    /// Vocabulary size (256 for the byte-level tokenizer).
+    #[serde(default = "default_vocab")]
+    pub vocab_size: usize,
+    /// Maximum sequence length (number of learned position embeddings).
+    pub context_len: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Number of attention heads.
+    pub n_heads: usize,
+    /// Width of one attention head; `d_model / n_heads` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    /// Hidden units of the MLP; `4 · d_model` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ffn_dim: Option<usize>,
+    /// Attention pattern of the layers.
+    #[serde(default)]
+    pub attention: AttentionLayers,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Standard deviation of the normal initialisation of weight matrices.
+    #[serde(default = "default_init_std")]
+    pub init_std: f64,
+}
+
+fn default_vocab() -> usize {
+    256
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_init_std() -> f64 {
+    0.02
+}
+
+impl GptConfig {
+    /// A config with the given shape and defaults for everything else.
+    pub fn new(
+        vocab_size: usize,
+        context_len: usize,
+        d_model: usize,
+        n_layers: usize,
+        n_heads: usize,
+    ) -> Self {
+        Self {
+            vocab_size,
+            context_len,
+            d_model,
+            n_layers,
+            n_heads,
+            head_dim: None,
+            ffn_dim: None,
+            attention: AttentionLayers::Global,
+            layer_norm_eps: default_eps(),
+            init_std: default_init_std(),
+        }
+    }
+
+    /// Sets the head width.
+    pub fn with_head_dim(mut self, head_dim: usize) -> Self {
+        self.head_dim = Some(head_dim);
+        self
+    }
+
+    /// Sets the MLP width.
+    pub fn with_ffn_dim(mut self, ffn_dim: usize) -> Self {
+        self.ffn_dim = Some(ffn_dim);
+        self
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.d_model / self.n_heads.max(1))
+    }
+
+    /// Width of all heads together (`n_heads · head_dim`).
+    pub fn attn_dim(&self) -> usize {
+        self.n_heads * self.head_dim()
+    }
+
+    /// Hidden units of the MLP.
+    pub fn ffn_dim(&self) -> usize {
+        self.ffn_dim.unwrap_or(4 * self.d_model)
+    }
+
+    /// Local-attention window of layer `layer`, `None` for a global layer.
+    pub fn window(&self, layer: usize) -> Option<usize> {
+        match self.attention {
+            AttentionLayers::Global => None,
+            AttentionLayers::Alternating { window } => (layer % 2 == 1).then_some(window),
+        }
+    }
+
+    /// Checks the config; `prefix` names where it came from in error messages
+    /// (for example `stages[0].model`).
+    pub fn validate(&self, prefix: &str) -> Result<(), ModelError> {
+        let bad = |key: &str, reason: String| {
+            Err(ModelError::InvalidConfig {
+                key: format!("{prefix}.{key}"),
+                reason,
+            })
+        };
+        for (key, v) in [
+            ("vocab_size", self.vocab_size),
+            ("context_len", self.context_len),
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+        ] {
+            if v == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
+        match self.head_dim {
+            Some(0) => return bad("head_dim", "must be at least 1".into()),
+            None if self.d_model % self.n_heads != 0 => {
+                return bad(
+                    "d_model",
+                    format!(
+                        "d_model = {} is not divisible by n_heads = {}; change one of them or set head_dim",
+                        self.d_model, self.n_heads
+                    ),
+                )
+            }
+            _ => {}
+        }
+        if self.ffn_dim == Some(0) {
+            return bad("ffn_dim", "must be at least 1".into());
+        }
+        if let AttentionLayers::Alternating { window } = self.attention {
+            if window == 0 {
+                return bad("attention.window", "must be at least 1".into());
+            }
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
+            return bad("layer_norm_eps", format!("must be positive, got {}", self.layer_norm_eps));
+        }
+        if !(self.init_std > 0.0 && self.init_std.is_finite()) {
+            return bad("init_std", format!("must be positive, got {}", self.init_std));
+        }
+        Ok(())
+    }
+
+    /// Number of trainable parameters (the LM head is tied to the token embedding).
+    pub fn num_params(&self) -> usize {
+        let (d, a, f) = (self.d_model, self.attn_dim(), self.ffn_dim());
+        let embed = self.vocab_size * d + self.context_len * d;
+        let attn = 3 * (d * a + a) + (a * d + d);
+        let mlp = (d * f + f) + (f * d + d);
+        let norms = 2 * 2 * d;
+        embed + self.n_layers * (attn + mlp + norms) + 2 * d
+    }
+
+    /// Parameters that take part in a matrix multiply for every token: all linear layers
+    /// plus the (tied) LM head. Embedding look-ups, biases and LayerNorms are left out, as
+    /// in Kaplan et al.'s `6·N` rule.
+    pub fn num_matmul_params(&self) -> usize {
+        let (d, a, f) = (self.d_model, self.attn_dim(), self.ffn_dim());
+        self.n_layers * (4 * d * a + 2 * d * f) + d * self.vocab_size
+    }
+
+    /// Training FLOPs for one token at sequence length `seq_len` (forward + backward).
+    ///
+    /// `6·N + 12·L·T·A`: each matmul parameter costs 2 FLOPs forward and 4 backward
+    /// (6·N), and attention adds `Q·Kᵀ` and `softmax·V`, each `2·T·A` FLOPs per token and
+    /// layer forward (`4·L·T·A`), times 3 with the backward pass. `T` is the attended
+    /// length (the window for local layers); the causal half is not subtracted.
+    pub fn flops_per_token(&self, seq_len: usize) -> f64 {
+        let n = self.num_matmul_params() as f64;
+        let a = self.attn_dim() as f64;
+        let attn: f64 = (0..self.n_layers)
+            .map(|l| {
+                let t = self.window(l).map_or(seq_len, |w| w.min(seq_len));
+                12.0 * t as f64 * a
+            })
+            .sum();
+        6.0 * n + attn
+    }
+
+    /// Training FLOPs of one optimizer step on `batch_size` sequences of `seq_len` tokens.
+    pub fn flops_per_step(&self, batch_size: usize, seq_len: usize) -> f64 {
+        self.flops_per_token(seq_len) * (batch_size * seq_len) as f64
+    }
+}

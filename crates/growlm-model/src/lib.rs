@@ -1,0 +1,49 @@
+//! GPT-Neo-style decoder for growlm (DESIGN.md §Model), generic over any burn backend.
+//!
+//! The forward pass takes an optional [`WidthMask`]: with the extra hidden dims, heads and
+//! FFN units of a wide model masked, the model computes exactly the function of the small
+//! model held in its leading blocks. This is what progressive dimensionality growth
+//! (paper §3.3, eq. 5–7) stands on. [`GptConfig::flops_per_step`] gives the per-step
+//! training FLOPs `Fs`, `Ft` of eq. 3.
+
+mod config;
+mod mask;
+mod model;
+
+pub use config::{AttentionLayers, GptConfig};
+pub use mask::{ActiveWidth, WidthMask};
+pub use model::{cross_entropy, Attention, AttentionMasks, Block, Dense, Gpt, Initializer, LayerNorm, Mlp};
+
+/// Errors of the model crate.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A config value is invalid.
+    #[error("invalid model config `{key}`: {reason}")]
+    InvalidConfig {
+        /// The offending key, with its path (`stages[0].model.d_model`).
+        key: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A width mask asks for more (or fewer) active units than the model has.
+    #[error("width mask: {active} active {what} out of {total}; must be between 1 and {total}")]
+    InvalidMask {
+        /// `hidden`, `heads` or `ffn`.
+        what: &'static str,
+        /// Requested active count.
+        active: usize,
+        /// Available count.
+        total: usize,
+    },
+    /// A tensor does not have the shape its config gives.
+    #[error("tensor `{what}` has shape {got:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// Which tensor.
+        what: String,
+        /// Shape the config gives.
+        expected: Vec<usize>,
+        /// Shape found.
+        got: Vec<usize>,
+    },
+}

@@ -1,0 +1,358 @@
+//! The GPT-Neo-style decoder (DESIGN.md §Model; paper eq. 4 and, with a mask, eq. 7).
+//!
+//! Learned absolute position embeddings, pre-LayerNorm blocks (attention, then a GELU MLP),
+//! a final LayerNorm and an LM head tied to the token embedding. Every linear layer and
+//! LayerNorm has a bias. Weight matrices are stored `[d_in, d_out]`.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+use crate::{GptConfig, ModelError, WidthMask};
+
+/// Draws initial parameter values on the CPU from a seeded generator, so that the same
+/// seed gives the same initial model on every backend and in every thread.
+pub struct Initializer {
+    rng: StdRng,
+}
+
+impl Initializer {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// `n` values drawn from N(0, std²).
+    pub fn normal_values(&mut self, n: usize, std: f64) -> Vec<f32> {
+        let dist = Normal::new(0.0f64, std).expect("std is validated positive");
+        (0..n).map(|_| dist.sample(&mut self.rng) as f32).collect()
+    }
+
+    /// A `[rows, cols]` tensor drawn from N(0, std²).
+    pub fn normal<B: Backend>(&mut self, rows: usize, cols: usize, std: f64, device: &B::Device) -> Tensor<B, 2> {
+        let v = self.normal_values(rows * cols, std);
+        Tensor::from_data(TensorData::new(v, vec![rows, cols]), device)
+    }
+}
+
+/// A linear layer `y = x·W + b` with `W: [d_in, d_out]`.
+#[derive(Module, Debug)]
+pub struct Dense<B: Backend> {
+    /// `[d_in, d_out]`.
+    pub weight: Param<Tensor<B, 2>>,
+    /// `[d_out]`.
+    pub bias: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Dense<B> {
+    fn init(d_in: usize, d_out: usize, std: f64, init: &mut Initializer, device: &B::Device) -> Self {
+        Self {
+            weight: Param::from_tensor(init.normal(d_in, d_out, std, device)),
+            bias: Param::from_tensor(Tensor::zeros([d_out], device)),
+        }
+    }
+
+    /// # Shapes
+    /// `x: [batch, seq, d_in]` → `[batch, seq, d_out]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let w = self.weight.val().unsqueeze::<3>();
+        x.matmul(w) + self.bias.val().unsqueeze::<3>()
+    }
+}
+
+/// LayerNorm with learned scale (`gamma`) and shift (`beta`).
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    /// Scale, `[d]`.
+    pub gamma: Param<Tensor<B, 1>>,
+    /// Shift, `[d]`.
+    pub beta: Param<Tensor<B, 1>>,
+    eps: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    fn init(d: usize, eps: f64, device: &B::Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d], device)),
+            beta: Param::from_tensor(Tensor::zeros([d], device)),
+            eps,
+        }
+    }
+
+    /// Normalises over the last dim; with a mask, the statistics are taken over the active
+    /// dims only and the inactive outputs are zero (the `LN(h) ∘ C` of eq. 7).
+    ///
+    /// # Shapes
+    /// `x: [batch, seq, d]` → `[batch, seq, d]`; `mask: [1, 1, d]`.
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Option<(&Tensor<B, 3>, usize)>) -> Tensor<B, 3> {
+        let affine = |x: Tensor<B, 3>| x * self.gamma.val().unsqueeze::<3>() + self.beta.val().unsqueeze::<3>();
+        match mask {
+            None => {
+                let (var, mean) = x.clone().var_mean_bias(2);
+                affine((x - mean).div((var + self.eps).sqrt()))
+            }
+            Some((c, active)) => {
+                let n = active as f64;
+                let x = x * c.clone();
+                let mean = x.clone().sum_dim(2).div_scalar(n);
+                let centered = (x - mean) * c.clone();
+                let var = centered.clone().square().sum_dim(2).div_scalar(n);
+                affine(centered.div((var + self.eps).sqrt())) * c.clone()
+            }
+        }
+    }
+}
+
+/// Multi-head causal self-attention.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// Query projection `[d_model, n_heads·head_dim]`.
+    pub query: Dense<B>,
+    /// Key projection.
+    pub key: Dense<B>,
+    /// Value projection.
+    pub value: Dense<B>,
+    /// Output projection `[n_heads·head_dim, d_model]`.
+    pub out: Dense<B>,
+    n_heads: usize,
+    head_dim: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    fn forward(&self, x: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>, heads: Option<&Tensor<B, 4>>) -> Tensor<B, 3> {
+        let [b, t, _] = x.dims();
+        let (h, hd) = (self.n_heads, self.head_dim);
+        let split = |y: Tensor<B, 3>| y.reshape([b, t, h, hd]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f64).sqrt());
+        let scores = scores.mask_fill(causal.clone(), -1.0e9);
+        let mut y = softmax(scores, 3).matmul(v);
+        if let Some(m) = heads {
+            y = y * m.clone();
+        }
+        self.out.forward(y.swap_dims(1, 2).reshape([b, t, h * hd]))
+    }
+}
+
+/// The GELU MLP.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `[d_model, ffn_dim]`.
+    pub up: Dense<B>,
+    /// `[ffn_dim, d_model]`.
+    pub down: Dense<B>,
+}
+
+/// One pre-LayerNorm transformer block (eq. 4).
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    /// LayerNorm before attention.
+    pub ln_attn: LayerNorm<B>,
+    /// Self-attention.
+    pub attn: Attention<B>,
+    /// LayerNorm before the MLP.
+    pub ln_mlp: LayerNorm<B>,
+    /// The MLP.
+    pub mlp: Mlp<B>,
+    /// Local-attention window; 0 for a global layer.
+    window: usize,
+}
+
+impl<B: Backend> Block<B> {
+    /// Builds a freshly initialised block for layer `layer` of `config`.
+    pub fn init(config: &GptConfig, layer: usize, init: &mut Initializer, device: &B::Device) -> Self {
+        let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
+        let std = config.init_std;
+        // GPT-2's scaled init of the projections that write into the residual stream.
+        let out_std = std / (2.0 * config.n_layers as f64).sqrt();
+        Self {
+            ln_attn: LayerNorm::init(d, config.layer_norm_eps, device),
+            attn: Attention {
+                query: Dense::init(d, a, std, init, device),
+                key: Dense::init(d, a, std, init, device),
+                value: Dense::init(d, a, std, init, device),
+                out: Dense::init(a, d, out_std, init, device),
+                n_heads: config.n_heads,
+                head_dim: config.head_dim(),
+            },
+            ln_mlp: LayerNorm::init(d, config.layer_norm_eps, device),
+            mlp: Mlp {
+                up: Dense::init(d, f, std, init, device),
+                down: Dense::init(f, d, out_std, init, device),
+            },
+            window: config.window(layer).unwrap_or(0),
+        }
+    }
+
+    /// Sets which attention pattern this block uses (0: global, else the window).
+    pub fn set_window(&mut self, window: usize) {
+        self.window = window;
+    }
+
+    fn forward(&self, x: Tensor<B, 3>, masks: &AttentionMasks<B>, width: Option<&WidthMask<B>>) -> Tensor<B, 3> {
+        let causal = masks.get(self.window);
+        let c = width.map(|m| (&m.hidden, m.active().hidden));
+        let keep = |y: Tensor<B, 3>| match width {
+            Some(m) => y * m.hidden.clone(),
+            None => y,
+        };
+        let a = self.attn.forward(self.ln_attn.forward(x.clone(), c), causal, width.map(|m| &m.heads));
+        let x = x + keep(a);
+        let mut hdn = gelu(self.mlp.up.forward(self.ln_mlp.forward(x.clone(), c)));
+        if let Some(m) = width {
+            hdn = hdn * m.ffn.clone();
+        }
+        x.clone() + keep(self.mlp.down.forward(hdn))
+    }
+}
+
+/// Boolean attention masks (true = masked out), built once per sequence length and reused
+/// every step.
+#[derive(Debug, Clone)]
+pub struct AttentionMasks<B: Backend> {
+    causal: Tensor<B, 4, Bool>,
+    local: Vec<(usize, Tensor<B, 4, Bool>)>,
+}
+
+impl<B: Backend> AttentionMasks<B> {
+    /// Masks for sequences of `seq_len` tokens under `config`'s attention pattern.
+    pub fn new(config: &GptConfig, seq_len: usize, device: &B::Device) -> Self {
+        let build = |window: Option<usize>| {
+            let v: Vec<bool> = (0..seq_len * seq_len)
+                .map(|i| {
+                    let (q, k) = (i / seq_len, i % seq_len);
+                    k > q || window.is_some_and(|w| q - k >= w)
+                })
+                .collect();
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(v, vec![seq_len, seq_len]), device)
+                .unsqueeze::<4>()
+        };
+        let mut local = Vec::new();
+        for l in 0..config.n_layers {
+            if let Some(w) = config.window(l) {
+                if !local.iter().any(|(lw, _)| *lw == w) {
+                    local.push((w, build(Some(w))));
+                }
+            }
+        }
+        Self {
+            causal: build(None),
+            local,
+        }
+    }
+
+    fn get(&self, window: usize) -> &Tensor<B, 4, Bool> {
+        if window == 0 {
+            return &self.causal;
+        }
+        self.local
+            .iter()
+            .find(|(w, _)| *w == window)
+            .map(|(_, m)| m)
+            .unwrap_or(&self.causal)
+    }
+}
+
+/// The GPT-Neo-style decoder.
+#[derive(Module, Debug)]
+pub struct Gpt<B: Backend> {
+    /// Token embedding `[vocab, d_model]`, also the LM head.
+    pub wte: Param<Tensor<B, 2>>,
+    /// Position embedding `[context_len, d_model]`.
+    pub wpe: Param<Tensor<B, 2>>,
+    /// The transformer blocks.
+    pub blocks: Vec<Block<B>>,
+    /// Final LayerNorm.
+    pub ln_f: LayerNorm<B>,
+}
+
+impl GptConfig {
+    /// Builds a freshly initialised model, its values drawn from a generator seeded with
+    /// `seed` (the same on every backend).
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Result<Gpt<B>, ModelError> {
+        self.validate("model")?;
+        let mut init = Initializer::new(seed);
+        let wte = init.normal(self.vocab_size, self.d_model, self.init_std, device);
+        let wpe = init.normal(self.context_len, self.d_model, self.init_std / 2.0, device);
+        let blocks = (0..self.n_layers)
+            .map(|l| Block::init(self, l, &mut init, device))
+            .collect();
+        Ok(Gpt {
+            wte: Param::from_tensor(wte),
+            wpe: Param::from_tensor(wpe),
+            blocks,
+            ln_f: LayerNorm::init(self.d_model, self.layer_norm_eps, device),
+        })
+    }
+}
+
+impl<B: Backend> Gpt<B> {
+    /// Next-token logits.
+    ///
+    /// # Shapes
+    /// `tokens: [batch, seq]` (seq ≤ context_len) → `[batch, seq, vocab]`.
+    pub fn forward(&self, tokens: Tensor<B, 2, Int>, masks: &AttentionMasks<B>, width: Option<&WidthMask<B>>) -> Tensor<B, 3> {
+        let [b, t] = tokens.dims();
+        let [vocab, d] = self.wte.dims();
+        let tok = self.wte.val().select(0, tokens.reshape([b * t])).reshape([b, t, d]);
+        let pos = self.wpe.val().slice([0..t]).unsqueeze::<3>();
+        let mut x = tok + pos;
+        if let Some(m) = width {
+            x = x * m.hidden.clone();
+        }
+        for block in &self.blocks {
+            x = block.forward(x, masks, width);
+        }
+        let x = self.ln_f.forward(x, width.map(|m| (&m.hidden, m.active().hidden)));
+        let logits = x.reshape([b * t, d]).matmul(self.wte.val().transpose());
+        logits.reshape([b, t, vocab])
+    }
+
+    /// Mean next-token cross-entropy (nats) of `inputs` predicting `targets`.
+    ///
+    /// # Shapes
+    /// `inputs, targets: [batch, seq]` → `[1]`.
+    pub fn loss(&self, inputs: Tensor<B, 2, Int>, targets: Tensor<B, 2, Int>, masks: &AttentionMasks<B>, width: Option<&WidthMask<B>>) -> Tensor<B, 1> {
+        let logits = self.forward(inputs, masks, width);
+        cross_entropy(logits, targets)
+    }
+
+    /// Checks that the tensors of this model have the shapes `config` gives.
+    pub fn check_shapes(&self, config: &GptConfig) -> Result<(), ModelError> {
+        let expect = |what: &str, got: Vec<usize>, want: Vec<usize>| {
+            if got == want {
+                Ok(())
+            } else {
+                Err(ModelError::ShapeMismatch {
+                    what: what.to_string(),
+                    expected: want,
+                    got,
+                })
+            }
+        };
+        let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
+        expect("wte", self.wte.dims().to_vec(), vec![config.vocab_size, d])?;
+        expect("wpe", self.wpe.dims().to_vec(), vec![config.context_len, d])?;
+        expect("blocks", vec![self.blocks.len()], vec![config.n_layers])?;
+        for (i, blk) in self.blocks.iter().enumerate() {
+            expect(&format!("blocks.{i}.attn.query"), blk.attn.query.weight.dims().to_vec(), vec![d, a])?;
+            expect(&format!("blocks.{i}.mlp.up"), blk.mlp.up.weight.dims().to_vec(), vec![d, f])?;
+        }
+        Ok(())
+    }
+}
+
+/// Mean cross-entropy of `logits: [batch, seq, vocab]` against `targets: [batch, seq]`.
+pub fn cross_entropy<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 1> {
+    let [b, t, v] = logits.dims();
+    let logp = log_softmax(logits.reshape([b * t, v]), 1);
+    let picked = logp.gather(1, targets.reshape([b * t, 1]));
+    picked.mean().neg()
+}

@@ -1,0 +1,1 @@
+//! growlm facade
