@@ -1,0 +1,267 @@
+//! Run configuration: the TOML file `cargo xtask train --config` reads.
+
+use std::path::Path;
+
+use growlm_model::GptConfig;
+use growlm_ops::GrowthConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// A whole run: seed, data, optimisation, stages and the growth policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seed of initialisation and batch order.
+    #[serde(default)]
+    pub seed: u64,
+    /// Data settings.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Optimisation settings.
+    pub train: TrainConfig,
+    /// Model stages, smallest first; growth goes from each to the next.
+    pub stages: Vec<StageConfig>,
+    /// The growth-schedule policy: `name` plus its own parameters.
+    #[serde(default = "default_policy")]
+    pub policy: toml::Table,
+}
+
+fn default_policy() -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("name".into(), toml::Value::String("never".into()));
+    t
+}
+
+/// Where the text comes from and how it is evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `sotu` (the default corpus) or a path to a text file or directory.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Batches in the fixed validation set.
+    #[serde(default = "default_valid_batches")]
+    pub valid_batches: usize,
+}
+
+fn default_source() -> String {
+    "sotu".into()
+}
+fn default_valid_batches() -> usize {
+    8
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: default_source(),
+            valid_batches: default_valid_batches(),
+        }
+    }
+}
+
+/// Learning-rate schedule shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Linear warmup, then cosine decay to `min_lr` at `max_steps`.
+    #[default]
+    Cosine,
+    /// Linear warmup, then constant.
+    Constant,
+}
+
+/// Optimisation settings (AdamW).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Tokens per sequence (at most every stage's `context_len`).
+    pub seq_len: usize,
+    /// Steps of the whole run.
+    pub max_steps: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Final learning rate of the cosine schedule.
+    #[serde(default)]
+    pub min_lr: f64,
+    /// Linear warmup steps.
+    #[serde(default)]
+    pub warmup_steps: u64,
+    /// Schedule shape.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// AdamW decoupled weight decay.
+    #[serde(default = "default_wd")]
+    pub weight_decay: f64,
+    /// AdamW β₁.
+    #[serde(default = "default_beta1")]
+    pub beta1: f64,
+    /// AdamW β₂.
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
+    /// Clip the global gradient norm to this value; 0 disables clipping.
+    #[serde(default = "default_clip")]
+    pub grad_clip: f64,
+    /// Evaluate on the validation set every this many steps (and at the end).
+    pub eval_every: u64,
+    /// Write a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: u64,
+}
+
+fn default_wd() -> f64 {
+    0.01
+}
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.95
+}
+fn default_clip() -> f64 {
+    1.0
+}
+
+/// One model stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Name for logs.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The model.
+    pub model: GptConfig,
+    /// How the previous stage grows into this one (ignored for the first stage).
+    #[serde(default)]
+    pub growth: Option<GrowthConfig>,
+}
+
+impl TrainConfig {
+    /// Learning rate for the update of step `step` (0-based): a pure function of the step.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => {
+                let span = self.max_steps.saturating_sub(self.warmup_steps).max(1) as f64;
+                let p = ((step - self.warmup_steps) as f64 / span).min(1.0);
+                self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+            }
+        }
+    }
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> TrainError {
+    TrainError::Config {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl RunConfig {
+    /// Parses and validates a TOML config; errors name the offending key.
+    pub fn from_toml(text: &str) -> Result<Self, TrainError> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| TrainError::Parse { reason: e.to_string() })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            TrainError::Parse { reason } => TrainError::Parse {
+                reason: format!("{}: {reason}", path.display()),
+            },
+            e => e,
+        })
+    }
+
+    /// The policy name (`policy.name`).
+    pub fn policy_name(&self) -> Result<&str, TrainError> {
+        match self.policy.get("name") {
+            Some(toml::Value::String(s)) => Ok(s),
+            Some(v) => Err(invalid("policy.name", format!("expected a string, got {v}"))),
+            None => Err(invalid("policy.name", "missing; name a policy, e.g. `name = \"convergence\"`")),
+        }
+    }
+
+    /// Replaces the policy by `name`, keeping the config's parameters if it already names it.
+    pub fn set_policy(&mut self, name: &str) {
+        if self.policy_name().ok() != Some(name) {
+            self.policy = toml::Table::new();
+            self.policy.insert("name".into(), toml::Value::String(name.into()));
+        }
+    }
+
+    /// Checks every value; errors name the key and say what is allowed.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let t = &self.train;
+        if t.batch_size == 0 {
+            return Err(invalid("train.batch_size", "must be at least 1"));
+        }
+        if t.seq_len == 0 {
+            return Err(invalid("train.seq_len", "must be at least 1"));
+        }
+        if t.max_steps == 0 {
+            return Err(invalid("train.max_steps", "must be at least 1"));
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return Err(invalid("train.lr", format!("must be positive, got {}", t.lr)));
+        }
+        if !(t.min_lr >= 0.0 && t.min_lr <= t.lr) {
+            return Err(invalid("train.min_lr", format!("must be between 0 and train.lr = {}, got {}", t.lr, t.min_lr)));
+        }
+        if t.warmup_steps > t.max_steps {
+            return Err(invalid("train.warmup_steps", format!("{} exceeds train.max_steps = {}", t.warmup_steps, t.max_steps)));
+        }
+        if !(t.weight_decay >= 0.0 && t.weight_decay < 1.0) {
+            return Err(invalid("train.weight_decay", format!("must be in [0, 1), got {}", t.weight_decay)));
+        }
+        for (key, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(invalid(key, format!("must be in [0, 1), got {b}")));
+            }
+        }
+        if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
+            return Err(invalid("train.grad_clip", format!("must be ≥ 0 (0 disables clipping), got {}", t.grad_clip)));
+        }
+        if t.eval_every == 0 {
+            return Err(invalid("train.eval_every", "must be at least 1"));
+        }
+        if t.checkpoint_every == 0 {
+            return Err(invalid("train.checkpoint_every", "must be at least 1"));
+        }
+        if self.data.source.trim().is_empty() {
+            return Err(invalid("data.source", "missing; use \"sotu\" or a path to a text file or directory"));
+        }
+        if self.data.valid_batches == 0 {
+            return Err(invalid("data.valid_batches", "must be at least 1"));
+        }
+        if self.stages.is_empty() {
+            return Err(invalid("stages", "list at least one stage with a [stages.model] table"));
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            let prefix = format!("stages[{i}].model");
+            s.model.validate(&prefix).map_err(TrainError::Model)?;
+            if s.model.context_len < t.seq_len {
+                return Err(invalid(
+                    &format!("{prefix}.context_len"),
+                    format!("{} is shorter than train.seq_len = {}", s.model.context_len, t.seq_len),
+                ));
+            }
+            if i > 0 {
+                growlm_ops::check_growth(&self.stages[i - 1].model, &s.model).map_err(|e| invalid(&format!("stages[{i}]"), e.to_string()))?;
+            }
+        }
+        self.policy_name()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! What a run writes: `config.toml`, `metrics.jsonl`, `events.jsonl`, `summary.json`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    /// Steps completed.
+    pub step: u64,
+    /// Training tokens seen.
+    pub tokens: u64,
+    /// Cumulative training FLOPs.
+    pub flops: f64,
+    /// Wall-clock seconds of training so far.
+    pub wall_s: f64,
+    /// Training loss of this step.
+    pub train_loss: f64,
+    /// Validation loss, when evaluated at this step.
+    pub val_loss: Option<f64>,
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Stage index.
+    pub stage: usize,
+    /// Fraction of the current stage's hidden width active (1 outside a ramp).
+    pub width_active: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// One line of `events.jsonl`: a growth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrowEvent {
+    /// Always `grow`.
+    pub event: String,
+    /// Steps completed when it grew (`Gb`).
+    pub step: u64,
+    /// Stage before.
+    pub from_stage: usize,
+    /// Stage after.
+    pub to_stage: usize,
+    /// The operator, e.g. `pdg(ramp=100)+redundant`.
+    pub operator: String,
+    /// Parameters before.
+    pub params_before: usize,
+    /// Parameters after.
+    pub params_after: usize,
+    /// Validation loss just before growing.
+    pub loss_before: f64,
+    /// Validation loss just after, with the mask as it stands at `Gb`.
+    pub loss_after: f64,
+}
+
+/// The run's `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Validation loss at the end.
+    pub final_val_loss: f64,
+    /// Lowest validation loss measured.
+    pub best_val_loss: f64,
+    /// Steps completed.
+    pub steps: u64,
+    /// Training tokens.
+    pub tokens: u64,
+    /// Training FLOPs.
+    pub flops: f64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// Stage at the end.
+    pub final_stage: usize,
+    /// Steps at which the model grew.
+    pub growth_steps: Vec<u64>,
+    /// Policy used.
+    pub policy: String,
+    /// Backend used.
+    pub device: String,
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
+    move |e| TrainError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a
+/// rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// An append-only JSON-lines file.
+pub struct JsonLines {
+    path: PathBuf,
+    file: File,
+}
+
+impl JsonLines {
+    /// Opens `path` for appending, first dropping lines whose `step` is beyond `keep_upto`
+    /// (what a killed run logged after its last checkpoint), or truncating it when
+    /// `keep_upto` is `None`.
+    pub fn open(path: PathBuf, keep_upto: Option<u64>) -> Result<Self, TrainError> {
+        let kept = match keep_upto {
+            Some(upto) if path.exists() => {
+                let f = File::open(&path).map_err(io_err(&path))?;
+                let mut kept = String::new();
+                for line in BufReader::new(f).lines() {
+                    let line = line.map_err(io_err(&path))?;
+                    let step = serde_json::from_str::<serde_json::Value>(&line)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
+                    if step.is_some_and(|s| s <= upto) {
+                        kept.push_str(&line);
+                        kept.push('\n');
+                    }
+                }
+                kept
+            }
+            _ => String::new(),
+        };
+        write_atomic(&path, kept.as_bytes())?;
+        let file = OpenOptions::new().append(true).open(&path).map_err(io_err(&path))?;
+        Ok(Self { path, file })
+    }
+
+    /// Appends one record.
+    pub fn write<T: Serialize>(&mut self, row: &T) -> Result<(), TrainError> {
+        let mut line = serde_json::to_string(row).map_err(|e| TrainError::Io {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        line.push('\n');
+        self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))?;
+        self.file.flush().map_err(io_err(&self.path))
+    }
+}
+
+/// Reads a JSON-lines file.
+pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, TrainError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| TrainError::Io {
+                path: path.to_path_buf(),
+                reason: format!("bad line: {e}"),
+            })
+        })
+        .collect()
+}

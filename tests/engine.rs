@@ -1,0 +1,110 @@
+//! End-to-end tests of the training engine on a tiny model: the files a run writes, the
+//! loss falling, determinism, resume after a kill, and config validation.
+
+mod common;
+
+use common::*;
+use growlm::train::{RunConfig, Summary, TrainError};
+
+#[test]
+fn a_run_writes_its_files_and_the_validation_loss_falls() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let out = dir.path().join("run");
+    let cfg = tiny_config(&corpus, 40, false, "name = \"never\"");
+    let s = run(&cfg, &out, false, None).unwrap();
+    for f in ["config.toml", "metrics.jsonl", "events.jsonl", "summary.json", "checkpoints/latest"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let m = metrics(&out);
+    assert_eq!(m.len(), 40);
+    assert_eq!(m.last().unwrap().tokens, 40 * 4 * 16);
+    let vals: Vec<f64> = m.iter().filter_map(|r| r.val_loss).collect();
+    assert_eq!(vals.len(), 10);
+    assert!(vals.last().unwrap() < &(vals[0] - 0.3), "val loss must fall: {vals:?}");
+    // FLOPs are cumulative and follow the stage's per-step count.
+    let fps = cfg.stages[0].model.flops_per_step(4, 16);
+    assert!((m[9].flops - 10.0 * fps).abs() < 1e-6 * fps);
+    let summary: Summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary, s);
+    assert_eq!(s.final_val_loss, *vals.last().unwrap());
+    assert_eq!(s.steps, 40);
+    // The resolved config round-trips.
+    let saved = RunConfig::from_file(&out.join("config.toml")).unwrap();
+    assert_eq!(saved, cfg);
+}
+
+#[test]
+fn same_seed_gives_the_same_loss_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let cfg = tiny_config(&corpus, 12, false, "name = \"never\"");
+    run(&cfg, &dir.path().join("a"), false, None).unwrap();
+    run(&cfg, &dir.path().join("b"), false, None).unwrap();
+    assert_eq!(metrics(&dir.path().join("a")), metrics(&dir.path().join("b")));
+}
+
+#[test]
+fn a_killed_run_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let cfg = tiny_config(&corpus, 24, false, "name = \"never\"");
+    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
+    run(&cfg, &full, false, None).unwrap();
+    // Killed after step 13: the last checkpoint is step 8, and steps 9–13 were logged.
+    assert!(matches!(run(&cfg, &killed, false, Some(13)), Err(TrainError::Halted { step: 13 })));
+    assert_eq!(metrics(&killed).len(), 13);
+    run(&cfg, &killed, true, None).unwrap();
+    assert_eq!(metrics(&full), metrics(&killed));
+}
+
+#[test]
+fn an_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let cfg = tiny_config(&corpus, 8, false, "name = \"never\"");
+    let out = dir.path().join("run");
+    assert!(matches!(run(&cfg, &out, true, None), Err(TrainError::NothingToResume { .. })));
+    run(&cfg, &out, false, None).unwrap();
+    let err = run(&cfg, &out, false, None).unwrap_err();
+    assert!(matches!(err, TrainError::RunExists { .. }));
+    assert!(err.to_string().contains("--resume"));
+}
+
+fn config_error(edit: impl Fn(&str) -> String) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let cfg = tiny_config(&corpus, 8, true, "name = \"never\"");
+    let text = edit(&toml::to_string(&cfg).unwrap());
+    RunConfig::from_toml(&text).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_key_named() {
+    let e = config_error(|t| t.replace("max_steps = 8", "max_steps = 0"));
+    assert!(e.contains("train.max_steps"), "{e}");
+    let e = config_error(|t| t.replace("lr = 0.01", "lr = -0.01"));
+    assert!(e.contains("train.lr"), "{e}");
+    let e = config_error(|t| t.replacen("d_model = 16", "d_model = 15", 1));
+    assert!(e.contains("stages[0].model.d_model") && e.contains("divisible"), "{e}");
+    let e = config_error(|t| t.replace("batch_size = 4", "batch_size = 4\nbatchsize = 4"));
+    assert!(e.contains("batchsize"), "{e}");
+    let e = config_error(|t| t.replacen("source = ", "source = \"\"\n#", 1));
+    assert!(e.contains("data.source"), "{e}");
+    let e = config_error(|t| t.replace("eval_every = 4", "eval_every = 0"));
+    assert!(e.contains("train.eval_every"), "{e}");
+    // The target stage smaller than the source.
+    let e = config_error(|t| t.replace("n_layers = 3", "n_layers = 1"));
+    assert!(e.contains("stages[1]") && e.contains("n_layers"), "{e}");
+    let e = config_error(|t| t.replace("context_len = 16", "context_len = 8"));
+    assert!(e.contains("context_len"), "{e}");
+}
+
+#[test]
+fn a_missing_corpus_path_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(&write_corpus(dir.path()), 4, false, "name = \"never\"");
+    cfg.data.source = "/no/such/text".into();
+    let err = run(&cfg, &dir.path().join("r"), false, None).unwrap_err().to_string();
+    assert!(err.contains("/no/such/text") && err.contains("--data"), "{err}");
+}
