@@ -134,8 +134,12 @@ fn the_ramp_activates_exactly_what_eq_6_gives() {
     assert_eq!(ramp.active_at(100), ActiveWidth { hidden: 96, heads: 3, ffn: 384 });
     // heads: ceil(1/10) = 1 per step; FFN: ceil(128/10) = 13 per step.
     assert_eq!(ramp.active_at(101), ActiveWidth { hidden: 100, heads: 4, ffn: 397 });
-    assert!(ramp.mask_at(107).is_some());
-    assert_eq!(ramp.mask_at(108), None, "all 128 dims are active at step 108 and the mask is gone");
+    // All 128 hidden dims are on at step 108, the FFN units (ceil(128/10) = 13 per step)
+    // only at Ge = 110; from then on the mask is gone.
+    assert_eq!(ramp.active_at(108), ActiveWidth { hidden: 128, heads: 4, ffn: 488 });
+    assert!(ramp.mask_at(109).is_some());
+    assert_eq!(ramp.end_step(), 110);
+    assert_eq!(ramp.mask_at(110), None);
     assert_eq!(ramp.mask_at(500), None);
     assert_eq!(Ramp::new(&s, &t, 100, 0).mask_at(100), None, "ramp 0 switches everything on at once");
 }
