@@ -44,6 +44,10 @@ struct TrainArgs {
     /// Growth-schedule policy (overrides the config's [policy]).
     #[arg(long)]
     policy: Option<String>,
+    /// Train only stage N of the config from scratch (policy `never`): the reference
+    /// curves the solver needs, e.g. `--only-stage 1` for the target model.
+    #[arg(long)]
+    only_stage: Option<usize>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
@@ -73,6 +77,15 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     if let Some(p) = &args.policy {
         cfg.set_policy(p);
+    }
+    if let Some(n) = args.only_stage {
+        let stage = cfg
+            .stages
+            .get(n)
+            .cloned()
+            .with_context(|| format!("--only-stage {n}: the config has {} stages (0-based)", cfg.stages.len()))?;
+        cfg.stages = vec![growlm::train::StageConfig { growth: None, ..stage }];
+        cfg.set_policy("never");
     }
     cfg.validate()?;
     let registry = growlm::registry();

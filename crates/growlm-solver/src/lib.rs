@@ -4,8 +4,14 @@
 //! squares (argmin), fit statistics (statrs), the value function `V`, the effect
 //! conversion rate `E`, and the growth point where `E = Fs/Ft`.
 
+pub mod curve;
+pub mod fit;
+pub mod growth;
 pub mod stats;
 
+pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
+pub use fit::{fit, fit_best, Curve, Fit, Objective};
+pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthProblem, Optimum, Plan, PlanStage};
 pub use stats::{fit_line, LineFit};
 
 /// Errors of the solver.
@@ -23,4 +29,13 @@ pub enum SolverError {
     /// Data that cannot be used.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// No optimiser produced a finite fit.
+    #[error("fitting the {model} model failed from every starting point")]
+    FitFailed {
+        /// The model.
+        model: String,
+    },
+    /// The problem has no solution in the range asked for.
+    #[error("no solution: {0}")]
+    NoSolution(String),
 }

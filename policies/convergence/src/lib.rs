@@ -4,8 +4,7 @@
 //! After each evaluation the slope of the validation loss per step is fitted by least
 //! squares over the last `window` evaluations of the current stage, with a Student-t
 //! confidence interval (`confidence`, default 0.9). The loss counts as flat when the whole
-//! interval of its rate of decline lies below the threshold, so a noisy dip cannot trigger
-//! growth; after `patience` flat evaluations in a row the policy grows.
+//! interval lies within ±threshold, so a noisy dip (or spike) cannot trigger growth; after `patience` flat evaluations in a row the policy grows.
 //!
 //! # The threshold
 //! The paper declares GPT-Neo-125M converged at step ~70k, where |L′| < 3e-6 per step with
@@ -81,13 +80,14 @@ impl Convergence {
         let Ok(fit) = fit_line(&xs, &ys, c.confidence) else {
             return false;
         };
-        // Rate of decline −L′; its largest plausible value is −slope_lo.
-        let decline_hi = -fit.slope_lo;
         let limit = match c.abs_threshold {
             Some(t) => t,
             None => c.threshold * fit.y_mean / fit.x_mean.max(1.0),
         };
-        decline_hi < limit
+        // The whole confidence interval of the slope must lie within ±limit: the loss is
+        // neither still falling faster than the threshold nor clearly rising (a noise
+        // spike that tilts a short window upwards is not convergence).
+        -limit < fit.slope_lo && fit.slope_hi < limit
     }
 }
 
