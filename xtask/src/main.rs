@@ -1,5 +1,7 @@
 //! `cargo xtask`: the growlm command line — train, policies, solve.
 
+mod solve;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -19,6 +21,8 @@ enum Command {
     Train(TrainArgs),
     /// List the registered growth-schedule policies.
     Policies,
+    /// Fit loss curves and predict the optimal growth point (paper §3.2, eq. 1–3).
+    Solve(solve::SolveArgs),
 }
 
 #[derive(clap::Args)]
@@ -117,6 +121,7 @@ fn train(args: TrainArgs) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Train(a) => train(a),
+        Command::Solve(a) => solve::run(a),
         Command::Policies => {
             for e in growlm::registry().entries() {
                 println!("{:<12} {}", e.name, e.summary);
