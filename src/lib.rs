@@ -25,5 +25,6 @@ pub fn registry() -> policy::Registry {
     growlm_policy_fixed::register(&mut r);
     growlm_policy_convergence::register(&mut r);
     growlm_policy_example::register(&mut r);
+    growlm_policy_solver::register(&mut r);
     r
 }

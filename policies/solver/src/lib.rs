@@ -1,0 +1,199 @@
+//! The `solver` policy: grow at the optimal growth point of eq. 3, `E(Gb) = Fs/Ft`
+//! (paper §3.2), refitting the small model's curve online as evaluations arrive.
+//!
+//! The target's curve comes from a reference run of the target trained from scratch
+//! (`reference = "runs/pt-target"`, a run directory, or a CSV with `step,val_loss`). After
+//! each evaluation with at least `min_points` points in the current stage, the small
+//! model's validation curve is refitted, `E` is computed against the reference, and the
+//! policy grows once the current step has reached the predicted root — or at once when `E`
+//! is already below `Fs/Ft`. `Fs/Ft` comes from the engine's per-step FLOPs.
+
+use std::path::Path;
+
+use growlm_policy::{Decision, Observation, Params, Policy, PolicyError, Registry};
+use growlm_solver::{fit_best, Curve, Fit, GrowthProblem};
+
+/// Reads a validation curve from a run directory's `metrics.jsonl` or a `step,val_loss` CSV.
+pub fn read_curve(path: &Path) -> Result<Curve, String> {
+    let (mut steps, mut losses) = (Vec::new(), Vec::new());
+    if path.is_dir() {
+        let file = path.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", file.display()))?;
+            if let (Some(s), Some(l)) = (v["step"].as_f64(), v["val_loss"].as_f64()) {
+                steps.push(s);
+                losses.push(l);
+            }
+        }
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
+        let (si, li) = match (header.iter().position(|c| *c == "step"), header.iter().position(|c| *c == "val_loss")) {
+            (Some(s), Some(l)) => (s, l),
+            _ => return Err(format!("{}: the CSV header must name `step` and `val_loss`", path.display())),
+        };
+        for line in lines {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            let num = |j: usize| f.get(j).and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| format!("{}: bad line `{line}`", path.display()));
+            steps.push(num(si)?);
+            losses.push(num(li)?);
+        }
+    }
+    Curve::new(steps, losses).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Grows at the solver's predicted optimum.
+pub struct SolverPolicy {
+    target: Fit,
+    min_points: usize,
+    horizon_factor: f64,
+    /// Last predicted growth step, for logs and checkpoints.
+    predicted: Option<f64>,
+}
+
+impl SolverPolicy {
+    /// A policy against the fitted target curve `target`.
+    pub fn new(target: Fit, min_points: usize, horizon_factor: f64) -> Self {
+        Self { target, min_points, horizon_factor, predicted: None }
+    }
+
+    /// The predicted growth step for the small curve `(steps, losses)` and `Fs/Ft`, or
+    /// `None` when the curve cannot be fitted or `E` does not reach `Fs/Ft` in the horizon.
+    pub fn predict(&self, steps: Vec<f64>, losses: Vec<f64>, ratio: f64) -> Option<f64> {
+        let curve = Curve::new(steps, losses).ok()?;
+        let small = fit_best(&curve, 0.95).ok()?.remove(0);
+        let (lo, last) = (curve.steps[0].max(1.0), *curve.steps.last()?);
+        let p = GrowthProblem { small, target: self.target.clone(), flops_small: ratio, flops_target: 1.0, delay: 0.0 };
+        if p.effect(last).is_some_and(|e| e <= ratio) {
+            // Already past the optimum: the root lies at or before the current step.
+            return Some(p.optimal_by_root(lo, last).unwrap_or(last));
+        }
+        p.optimal_by_root(lo, last * self.horizon_factor).ok()
+    }
+}
+
+impl Policy for SolverPolicy {
+    fn name(&self) -> &str {
+        "solver"
+    }
+
+    fn decide(&mut self, obs: &Observation<'_>) -> Decision {
+        let Some(next) = obs.next_flops_per_step.filter(|_| obs.evaluated && obs.can_grow()) else {
+            return Decision::Continue;
+        };
+        let (steps, losses): (Vec<f64>, Vec<f64>) = obs.stage_history().map(|p| ((p.step - obs.stage_start) as f64, p.loss)).unzip();
+        if steps.len() < self.min_points {
+            return Decision::Continue;
+        }
+        self.predicted = self.predict(steps, losses, obs.flops_per_step / next);
+        match self.predicted {
+            Some(g) if (obs.step - obs.stage_start) as f64 >= g => Decision::Grow,
+            _ => Decision::Continue,
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "predicted": self.predicted })
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> Result<(), PolicyError> {
+        self.predicted = state.get("predicted").and_then(|v| v.as_f64());
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("solver (target curve {:?}, refit from {} evaluations)", self.target.model, self.min_points)
+    }
+}
+
+/// Builds the policy from `reference` (required), `min_points` (default 8) and
+/// `horizon_factor` (default 3).
+pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
+    let mut p = Params::new("solver", table);
+    let reference = p
+        .string_or("reference", None)?
+        .ok_or_else(|| p.error("reference", "missing: the target model's from-scratch run directory or step,val_loss CSV"))?;
+    let min_points = p.u64_or("min_points", 8, 5)? as usize;
+    let horizon_factor = p.positive_f64_or("horizon_factor", 3.0)?;
+    if horizon_factor < 1.0 {
+        return Err(p.error("horizon_factor", format!("must be at least 1, got {horizon_factor}")));
+    }
+    p.finish()?;
+    let curve = read_curve(Path::new(&reference)).map_err(|e| PolicyError::InvalidParam { policy: "solver".into(), key: "reference".into(), reason: e })?;
+    let target = fit_best(&curve, 0.95)
+        .map_err(|e| PolicyError::InvalidParam { policy: "solver".into(), key: "reference".into(), reason: e.to_string() })?
+        .remove(0);
+    Ok(Box::new(SolverPolicy::new(target, min_points, horizon_factor)))
+}
+
+/// Registers `solver`.
+pub fn register(registry: &mut Registry) {
+    registry.register("solver", "grow where E(Gb) = Fs/Ft (eq. 3), refitting the small curve online", build);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use growlm_policy::ValPoint;
+
+    fn csv(dir: &Path, f: impl Fn(f64) -> f64) -> std::path::PathBuf {
+        let p = dir.join("target.csv");
+        let mut s = "step,val_loss\n".to_string();
+        for i in 1..=150 {
+            let n = i as f64 * 100.0;
+            s.push_str(&format!("{n},{}\n", f(n)));
+        }
+        std::fs::write(&p, s).unwrap();
+        p
+    }
+
+    #[test]
+    fn grows_at_the_analytic_optimum_of_exponential_curves() {
+        // Same curves as the solver's analytic test: optimum at N = −τs·ln(u/b_s) with
+        // u = rΔ/(τt/τs − r), r = Fs/Ft = 0.3.
+        let dir = tempfile::tempdir().unwrap();
+        let path = csv(dir.path(), |n| 1.5 + 3.5 * (-n / 3000.0).exp());
+        let mut table = toml::Table::new();
+        table.insert("reference".into(), toml::Value::String(path.display().to_string()));
+        let mut policy = build(&table).unwrap();
+        let small = |n: f64| 2.0 + 3.0 * (-n / 1000.0).exp();
+        let u: f64 = 0.3 * 0.5 / (3.0 - 0.3);
+        let n_opt = -1000.0 * (u / 3.0).ln();
+        let mut history = Vec::new();
+        let mut fired = None;
+        for step in (50..=12_000u64).step_by(50) {
+            history.push(ValPoint { step, loss: small(step as f64), stage: 0 });
+            let obs = Observation {
+                step,
+                tokens: 0,
+                flops: 0.0,
+                train_loss: 0.0,
+                val_history: &history,
+                evaluated: true,
+                stage: 0,
+                n_stages: 2,
+                flops_per_step: 0.3,
+                next_flops_per_step: Some(1.0),
+                stage_start: 0,
+            };
+            if policy.decide(&obs) == Decision::Grow {
+                fired = Some(step);
+                break;
+            }
+        }
+        let fired = fired.expect("must grow") as f64;
+        assert!(fired >= n_opt && fired <= n_opt + 100.0, "fired at {fired}, optimum {n_opt}");
+        assert!(policy.state()["predicted"].as_f64().is_some());
+    }
+
+    #[test]
+    fn a_missing_reference_is_refused() {
+        let err = build(&toml::Table::new()).err().unwrap().to_string();
+        assert!(err.contains("policy.reference"), "{err}");
+        let mut t = toml::Table::new();
+        t.insert("reference".into(), toml::Value::String("/no/such/run".into()));
+        assert!(build(&t).err().unwrap().to_string().contains("/no/such/run"));
+    }
+}
