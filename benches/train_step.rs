@@ -1,5 +1,6 @@
 //! Cost of one training step (forward, backward, AdamW) on burn-flex: the unmasked model
 //! against the same model during a PDG ramp (width mask active), and a growth operation.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Int, Tensor, TensorData};

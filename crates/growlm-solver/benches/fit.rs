@@ -1,4 +1,5 @@
 //! Fitting cost of the loss-curve models on 100 and 10,000 points.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use growlm_solver::{fit, Curve, CurveModel, ModelKind, PowerLaw};
