@@ -261,7 +261,11 @@ pub fn train<B: AutodiffBackend>(cfg: &RunConfig, opts: &RunOptions, registry: &
         };
         let width_active = active.map_or(1.0, |a| a.hidden as f64 / stage_cfg.d_model as f64);
         metrics.write(&MetricsRow { step: run.s.step, tokens: run.s.tokens, flops: run.s.flops, wall_s: run.s.wall_s, train_loss, val_loss, lr, stage: run.s.stage, width_active, grad_norm })?;
-        update_bar(&bar, &run.s, train_loss, started, wall0);
+        update_bar(&bar, &run.s, train_loss, wall0);
+        if evaluated && opts.progress && bar.is_hidden() {
+            // No terminal (a log file, CI): one plain line per evaluation instead of the bar.
+            eprintln!("step {}/{} | stage {} | loss {train_loss:.4} | val {:.4} | {:.0} tok/s | {:.0}s", run.s.step, t.max_steps, run.s.stage, val_loss.unwrap_or(f64::NAN), run.s.tokens as f64 / run.s.wall_s.max(1e-9), run.s.wall_s);
+        }
 
         let next = cfg.stages.get(run.s.stage + 1);
         let obs = Observation {
@@ -351,9 +355,8 @@ fn progress_bar(show: bool, total: u64, pos: u64) -> ProgressBar {
     bar
 }
 
-fn update_bar(bar: &ProgressBar, s: &CheckpointState, train_loss: f64, started: Instant, wall0: f64) {
+fn update_bar(bar: &ProgressBar, s: &CheckpointState, train_loss: f64, wall0: f64) {
     let secs = (s.wall_s - wall0).max(1e-9);
-    let _ = started;
     let tps = s.tokens as f64 / s.wall_s.max(1e-9);
     let val = s.val_history.last().map_or("-".to_string(), |p| format!("{:.4}", p.loss));
     bar.set_position(s.step);
