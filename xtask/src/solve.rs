@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use growlm::solver::{empirical_effect, fit, fit_best, Curve, Fit, GrowthProblem, ModelKind, Optimum};
+use growlm::solver::{empirical_effect, fit, fit_best, read_curve, Curve, Fit, GrowthProblem, LoadedCurve, ModelKind, Optimum};
 use growlm::train::{GrowEvent, MetricsRow, RunConfig};
 use plotters::prelude::*;
 use serde_json::json;
@@ -52,40 +52,8 @@ pub struct SolveArgs {
     plot: Option<PathBuf>,
 }
 
-/// A curve read from disk, with FLOPs per step when the source records them.
-struct Loaded {
-    curve: Curve,
-    flops_per_step: Option<f64>,
-}
-
-fn load(path: &Path) -> Result<Loaded> {
-    if path.is_dir() {
-        let rows: Vec<MetricsRow> = growlm::train::output::read_jsonl(&path.join("metrics.jsonl"))
-            .with_context(|| format!("{} is a directory but not a run directory (no readable metrics.jsonl)", path.display()))?;
-        let (steps, losses): (Vec<f64>, Vec<f64>) = rows.iter().filter_map(|r| r.val_loss.map(|v| (r.step as f64, v))).unzip();
-        let fps = rows.last().map(|r| r.flops / r.step as f64);
-        let curve = Curve::new(steps, losses).with_context(|| format!("validation curve of {}", path.display()))?;
-        return Ok(Loaded { curve, flops_per_step: fps });
-    }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().with_context(|| format!("{} is empty", path.display()))?;
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-    let (si, li) = match (cols.iter().position(|c| *c == "step"), cols.iter().position(|c| *c == "val_loss")) {
-        (Some(s), Some(l)) => (s, l),
-        _ => bail!("{}: the CSV header must name the columns `step` and `val_loss`, found `{header}`", path.display()),
-    };
-    let (mut steps, mut losses) = (Vec::new(), Vec::new());
-    for (i, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let num = |j: usize| -> Result<f64> {
-            f.get(j).and_then(|v| v.parse().ok()).with_context(|| format!("{}: line {}: not a number in `{line}`", path.display(), i + 2))
-        };
-        steps.push(num(si)?);
-        losses.push(num(li)?);
-    }
-    let curve = Curve::new(steps, losses).with_context(|| format!("curve in {}", path.display()))?;
-    Ok(Loaded { curve, flops_per_step: None })
+fn load(path: &Path) -> Result<LoadedCurve> {
+    Ok(read_curve(path)?)
 }
 
 fn config_flops(path: &Path, last: bool) -> Result<f64> {

@@ -7,10 +7,12 @@
 pub mod curve;
 pub mod fit;
 pub mod growth;
+pub mod io;
 pub mod stats;
 
 pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
 pub use fit::{fit, fit_best, Curve, Fit, Objective};
+pub use io::{read_curve, LoadedCurve};
 pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthProblem, Optimum, Plan, PlanStage};
 pub use stats::{fit_line, LineFit};
 

@@ -11,38 +11,7 @@
 use std::path::Path;
 
 use growlm_policy::{Decision, Observation, Params, Policy, PolicyError, Registry};
-use growlm_solver::{fit_best, Curve, Fit, GrowthProblem};
-
-/// Reads a validation curve from a run directory's `metrics.jsonl` or a `step,val_loss` CSV.
-pub fn read_curve(path: &Path) -> Result<Curve, String> {
-    let (mut steps, mut losses) = (Vec::new(), Vec::new());
-    if path.is_dir() {
-        let file = path.join("metrics.jsonl");
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", file.display()))?;
-            if let (Some(s), Some(l)) = (v["step"].as_f64(), v["val_loss"].as_f64()) {
-                steps.push(s);
-                losses.push(l);
-            }
-        }
-    } else {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
-        let (si, li) = match (header.iter().position(|c| *c == "step"), header.iter().position(|c| *c == "val_loss")) {
-            (Some(s), Some(l)) => (s, l),
-            _ => return Err(format!("{}: the CSV header must name `step` and `val_loss`", path.display())),
-        };
-        for line in lines {
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let num = |j: usize| f.get(j).and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| format!("{}: bad line `{line}`", path.display()));
-            steps.push(num(si)?);
-            losses.push(num(li)?);
-        }
-    }
-    Curve::new(steps, losses).map_err(|e| format!("{}: {e}", path.display()))
-}
+use growlm_solver::{fit_best, read_curve, Curve, Fit, GrowthProblem};
 
 /// Grows at the solver's predicted optimum.
 pub struct SolverPolicy {
@@ -121,7 +90,9 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
         return Err(p.error("horizon_factor", format!("must be at least 1, got {horizon_factor}")));
     }
     p.finish()?;
-    let curve = read_curve(Path::new(&reference)).map_err(|e| PolicyError::InvalidParam { policy: "solver".into(), key: "reference".into(), reason: e })?;
+    let curve = read_curve(Path::new(&reference))
+        .map_err(|e| PolicyError::InvalidParam { policy: "solver".into(), key: "reference".into(), reason: e.to_string() })?
+        .curve;
     let target = fit_best(&curve, 0.95)
         .map_err(|e| PolicyError::InvalidParam { policy: "solver".into(), key: "reference".into(), reason: e.to_string() })?
         .remove(0);
