@@ -24,7 +24,16 @@ fn bench(c: &mut Criterion) {
     let small = GptConfig::new(256, 128, 96, 2, 3);
     let masks = AttentionMasks::<B>::new(&cfg, 128, &dev);
     let (x, y) = (tokens(16, 128), tokens(16, 128));
-    let mid_ramp = WidthMask::new(&cfg, ActiveWidth { hidden: 112, heads: 3, ffn: 448 }, &dev).unwrap();
+    let mid_ramp = WidthMask::new(
+        &cfg,
+        ActiveWidth {
+            hidden: 112,
+            heads: 3,
+            ffn: 448,
+        },
+        &dev,
+    )
+    .unwrap();
     let mut g = c.benchmark_group("train_step");
     g.sample_size(10);
     for (name, width) in [("no_mask", None), ("pdg_ramp_mask", Some(&mid_ramp))] {
@@ -42,7 +51,18 @@ fn bench(c: &mut Criterion) {
     let model = small.init::<B>(0, &dev).unwrap();
     let optim = AdamWConfig::new().init();
     c.bench_function("grow_96x2_to_128x4", |b| {
-        b.iter(|| grow(&small, &model, &optim, AdamWConfig::new().init(), &cfg, &GrowthConfig::default(), 1).unwrap())
+        b.iter(|| {
+            grow(
+                &small,
+                &model,
+                &optim,
+                AdamWConfig::new().init(),
+                &cfg,
+                &GrowthConfig::default(),
+                1,
+            )
+            .unwrap()
+        })
     });
 }
 

@@ -13,7 +13,13 @@ fn a_run_writes_its_files_and_the_validation_loss_falls() {
     let out = dir.path().join("run");
     let cfg = tiny_config(&corpus, 40, false, "name = \"never\"");
     let s = run(&cfg, &out, false, None).unwrap();
-    for f in ["config.toml", "metrics.jsonl", "events.jsonl", "summary.json", "checkpoints/latest"] {
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "events.jsonl",
+        "summary.json",
+        "checkpoints/latest",
+    ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let m = metrics(&out);
@@ -52,7 +58,10 @@ fn a_killed_run_resumes_exactly() {
     let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
     run(&cfg, &full, false, None).unwrap();
     // Killed after step 13: the last checkpoint is step 8, and steps 9–13 were logged.
-    assert!(matches!(run(&cfg, &killed, false, Some(13)), Err(TrainError::Halted { step: 13 })));
+    assert!(matches!(
+        run(&cfg, &killed, false, Some(13)),
+        Err(TrainError::Halted { step: 13 })
+    ));
     assert_eq!(metrics(&killed).len(), 13);
     run(&cfg, &killed, true, None).unwrap();
     assert_eq!(metrics(&full), metrics(&killed));
@@ -64,7 +73,10 @@ fn an_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
     let corpus = write_corpus(dir.path());
     let cfg = tiny_config(&corpus, 8, false, "name = \"never\"");
     let out = dir.path().join("run");
-    assert!(matches!(run(&cfg, &out, true, None), Err(TrainError::NothingToResume { .. })));
+    assert!(matches!(
+        run(&cfg, &out, true, None),
+        Err(TrainError::NothingToResume { .. })
+    ));
     run(&cfg, &out, false, None).unwrap();
     let err = run(&cfg, &out, false, None).unwrap_err();
     assert!(matches!(err, TrainError::RunExists { .. }));

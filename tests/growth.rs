@@ -39,9 +39,19 @@ fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> 
     let width = ramp.mask_at(3).map(|a| WidthMask::new(target, a, &dev).unwrap());
     let tmasks = AttentionMasks::<TB>::new(target, small.context_len, &dev);
     let (x, y) = batch(3, small.context_len, small.vocab_size, 9);
-    let before = model.valid().forward(x.clone().inner(), &AttentionMasks::new(small, small.context_len, &dev), None);
-    let after = grown.model.valid().forward(x.clone().inner(), &AttentionMasks::new(target, small.context_len, &dev), width.as_ref().map(|w| w_inner(w, target)).as_ref());
-    let dl: f32 = (model.loss(x.clone(), y.clone(), &masks, None) - grown.model.loss(x, y, &tmasks, width.as_ref())).abs().into_scalar();
+    let before = model.valid().forward(
+        x.clone().inner(),
+        &AttentionMasks::new(small, small.context_len, &dev),
+        None,
+    );
+    let after = grown.model.valid().forward(
+        x.clone().inner(),
+        &AttentionMasks::new(target, small.context_len, &dev),
+        width.as_ref().map(|w| w_inner(w, target)).as_ref(),
+    );
+    let dl: f32 = (model.loss(x.clone(), y.clone(), &masks, None) - grown.model.loss(x, y, &tmasks, width.as_ref()))
+        .abs()
+        .into_scalar();
     ((before - after).abs().max().into_scalar(), dl)
 }
 
@@ -59,10 +69,20 @@ fn growth_preserves_the_function_in_width_depth_and_both() {
         // both, uneven: 3 → 5 layers, 96 → 128 width (GPT-Neo-like head_dim 32)
         (GptConfig::new(80, 10, 96, 3, 3), GptConfig::new(80, 10, 128, 5, 4)),
         // both, mirroring 125M → 355M: depth ×2, width ×4/3, heads ×4/3, uneven FFN
-        (GptConfig::new(50, 8, 24, 2, 3).with_ffn_dim(40), GptConfig::new(50, 8, 32, 4, 4).with_ffn_dim(100)),
+        (
+            GptConfig::new(50, 8, 24, 2, 3).with_ffn_dim(40),
+            GptConfig::new(50, 8, 32, 4, 4).with_ffn_dim(100),
+        ),
     ];
     for (i, (s, t)) in cases.iter().enumerate() {
-        let (dlogit, dloss) = grow_and_compare(s, t, GrowthConfig { depth: DepthOp::Redundant, ramp_steps: 10 });
+        let (dlogit, dloss) = grow_and_compare(
+            s,
+            t,
+            GrowthConfig {
+                depth: DepthOp::Redundant,
+                ramp_steps: 10,
+            },
+        );
         assert!(dlogit <= 1e-5, "case {i}: max |Δlogit| {dlogit}");
         assert!(dloss <= 1e-5, "case {i}: |Δloss| {dloss}");
     }
@@ -71,9 +91,23 @@ fn growth_preserves_the_function_in_width_depth_and_both() {
 #[test]
 fn ablations_are_not_function_preserving() {
     let (s, t) = (GptConfig::new(64, 12, 16, 2, 2), GptConfig::new(64, 12, 24, 4, 3));
-    let (d, _) = grow_and_compare(&s, &t, GrowthConfig { depth: DepthOp::Random, ramp_steps: 10 });
+    let (d, _) = grow_and_compare(
+        &s,
+        &t,
+        GrowthConfig {
+            depth: DepthOp::Random,
+            ramp_steps: 10,
+        },
+    );
     assert!(d > 1e-3, "random layers change the function");
-    let (d, _) = grow_and_compare(&s, &t, GrowthConfig { depth: DepthOp::Redundant, ramp_steps: 0 });
+    let (d, _) = grow_and_compare(
+        &s,
+        &t,
+        GrowthConfig {
+            depth: DepthOp::Redundant,
+            ramp_steps: 0,
+        },
+    );
     assert!(d > 1e-3, "switching all width on at once changes the function");
 }
 
@@ -91,8 +125,20 @@ fn optimizer_moments_follow_the_parameters() {
     }
     let src_params = named_params::<TB, _>(&model);
     let src_rec = optim.to_record();
-    let g = grow(&small, &model, &optim, AdamWConfig::new().init(), &target, &GrowthConfig::default(), 5).unwrap();
-    assert_eq!(layer_map(2, 3, DepthOp::Redundant), vec![LayerOrigin::Copy(0), LayerOrigin::Copy(1), LayerOrigin::Redundant(1)]);
+    let g = grow(
+        &small,
+        &model,
+        &optim,
+        AdamWConfig::new().init(),
+        &target,
+        &GrowthConfig::default(),
+        5,
+    )
+    .unwrap();
+    assert_eq!(
+        layer_map(2, 3, DepthOp::Redundant),
+        vec![LayerOrigin::Copy(0), LayerOrigin::Copy(1), LayerOrigin::Redundant(1)]
+    );
     let dst_params = named_params::<TB, _>(&g.model);
     let dst_rec = g.optim.to_record();
     let moments = |params: &growlm::ops::NamedParams, rec: &_, path: &str| {
@@ -111,15 +157,34 @@ fn optimizer_moments_follow_the_parameters() {
     assert!(sm1.values.iter().any(|v| *v != 0.0));
     // The redundant layer 2 copies layer 1's weights and their moments; its biases and
     // LayerNorm are zero, with zero moments.
-    let (s_up, _) = moments(&src_params, &src_rec.clone().into_iter().collect(), "blocks.1.mlp.up.weight");
-    let (d_up, _) = moments(&dst_params, &dst_rec.clone().into_iter().collect(), "blocks.2.mlp.up.weight");
+    let (s_up, _) = moments(
+        &src_params,
+        &src_rec.clone().into_iter().collect(),
+        "blocks.1.mlp.up.weight",
+    );
+    let (d_up, _) = moments(
+        &dst_params,
+        &dst_rec.clone().into_iter().collect(),
+        "blocks.2.mlp.up.weight",
+    );
     assert_eq!(d_up.values[..64], s_up.values[..64]);
-    let (d_b, _) = moments(&dst_params, &dst_rec.clone().into_iter().collect(), "blocks.2.mlp.up.bias");
+    let (d_b, _) = moments(
+        &dst_params,
+        &dst_rec.clone().into_iter().collect(),
+        "blocks.2.mlp.up.bias",
+    );
     assert!(d_b.values.iter().all(|v| *v == 0.0));
-    for p in ["blocks.2.ln_attn.gamma", "blocks.2.ln_mlp.beta", "blocks.2.attn.out.bias"] {
+    for p in [
+        "blocks.2.ln_attn.gamma",
+        "blocks.2.ln_mlp.beta",
+        "blocks.2.attn.out.bias",
+    ] {
         assert!(dst_params[p].1.values.iter().all(|v| *v == 0.0), "{p} must be zero");
     }
-    assert_eq!(dst_params["blocks.2.attn.query.weight"].1.values[..16], src_params["blocks.1.attn.query.weight"].1.values[..16]);
+    assert_eq!(
+        dst_params["blocks.2.attn.query.weight"].1.values[..16],
+        src_params["blocks.1.attn.query.weight"].1.values[..16]
+    );
 }
 
 #[test]
@@ -131,17 +196,42 @@ fn the_ramp_activates_exactly_what_eq_6_gives() {
         let want = (96 + 4 * (n - 100) as usize).min(128);
         assert_eq!(ramp.active_at(n).hidden, want, "step {n}");
     }
-    assert_eq!(ramp.active_at(100), ActiveWidth { hidden: 96, heads: 3, ffn: 384 });
+    assert_eq!(
+        ramp.active_at(100),
+        ActiveWidth {
+            hidden: 96,
+            heads: 3,
+            ffn: 384
+        }
+    );
     // heads: ceil(1/10) = 1 per step; FFN: ceil(128/10) = 13 per step.
-    assert_eq!(ramp.active_at(101), ActiveWidth { hidden: 100, heads: 4, ffn: 397 });
+    assert_eq!(
+        ramp.active_at(101),
+        ActiveWidth {
+            hidden: 100,
+            heads: 4,
+            ffn: 397
+        }
+    );
     // All 128 hidden dims are on at step 108, the FFN units (ceil(128/10) = 13 per step)
     // only at Ge = 110; from then on the mask is gone.
-    assert_eq!(ramp.active_at(108), ActiveWidth { hidden: 128, heads: 4, ffn: 488 });
+    assert_eq!(
+        ramp.active_at(108),
+        ActiveWidth {
+            hidden: 128,
+            heads: 4,
+            ffn: 488
+        }
+    );
     assert!(ramp.mask_at(109).is_some());
     assert_eq!(ramp.end_step(), 110);
     assert_eq!(ramp.mask_at(110), None);
     assert_eq!(ramp.mask_at(500), None);
-    assert_eq!(Ramp::new(&s, &t, 100, 0).mask_at(100), None, "ramp 0 switches everything on at once");
+    assert_eq!(
+        Ramp::new(&s, &t, 100, 0).mask_at(100),
+        None,
+        "ramp 0 switches everything on at once"
+    );
 }
 
 #[test]
@@ -150,9 +240,19 @@ fn impossible_growths_are_refused() {
     let s = GptConfig::new(32, 8, 24, 2, 3);
     let model = s.init::<TB>(0, &dev).unwrap();
     let o = || AdamWConfig::new().init();
-    let try_grow = |t: GptConfig| grow(&s, &model, &o(), o(), &t, &GrowthConfig::default(), 0).err().unwrap();
-    assert!(matches!(try_grow(GptConfig::new(32, 8, 16, 2, 2)), OpsError::Shrink { what: "d_model", .. }));
-    assert!(matches!(try_grow(GptConfig::new(32, 8, 24, 1, 3)), OpsError::Shrink { what: "n_layers", .. }));
+    let try_grow = |t: GptConfig| {
+        grow(&s, &model, &o(), o(), &t, &GrowthConfig::default(), 0)
+            .err()
+            .unwrap()
+    };
+    assert!(matches!(
+        try_grow(GptConfig::new(32, 8, 16, 2, 2)),
+        OpsError::Shrink { what: "d_model", .. }
+    ));
+    assert!(matches!(
+        try_grow(GptConfig::new(32, 8, 24, 1, 3)),
+        OpsError::Shrink { what: "n_layers", .. }
+    ));
     // 24/3 = 8 per head → 48/4 = 12 per head: the head layout cannot be preserved.
     let e = try_grow(GptConfig::new(32, 8, 48, 2, 4));
     assert!(e.to_string().contains("head_dim"), "{e}");
@@ -183,7 +283,10 @@ fn a_staged_run_grows_once_preserving_the_loss() {
     assert_eq!(m[11].width_active, 18.0 / 24.0);
     assert_eq!(m[14].width_active, 1.0);
     // FLOPs per step follow the stage.
-    let (f0, f1) = (cfg.stages[0].model.flops_per_step(4, 16), cfg.stages[1].model.flops_per_step(4, 16));
+    let (f0, f1) = (
+        cfg.stages[0].model.flops_per_step(4, 16),
+        cfg.stages[1].model.flops_per_step(4, 16),
+    );
     assert!((m[9].flops - 10.0 * f0).abs() < 1e-6 * f0);
     assert!((m[11].flops - m[10].flops - f1).abs() < 1e-6 * f1);
 }

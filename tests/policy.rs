@@ -19,7 +19,11 @@ fn first_growth(policy: &mut dyn Policy, every: u64, steps: u64, curve: impl Fn(
     for step in 1..=steps {
         let evaluated = step % every == 0;
         if evaluated {
-            history.push(ValPoint { step, loss: curve(step), stage: 0 });
+            history.push(ValPoint {
+                step,
+                loss: curve(step),
+                stage: 0,
+            });
         }
         let obs = Observation {
             step,
@@ -43,7 +47,10 @@ fn first_growth(policy: &mut dyn Policy, every: u64, steps: u64, curve: impl Fn(
 
 /// Deterministic noise in [-1, 1].
 fn noise(step: u64) -> f64 {
-    let x = step.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let x = step
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17)
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
     (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
@@ -52,7 +59,11 @@ fn convergence_fires_where_the_slope_falls_below_the_threshold() {
     // L = 2 + exp(−N/200): |L′| = exp(−N/200)/200 < 1e-4 once N > 200·ln 50 ≈ 782.4.
     // A 6-point window over evaluations every 20 steps measures the slope at its centre,
     // 50 steps back, so the first flat window ends near 840; patience 2 adds one more.
-    let mut p = build("convergence", "abs_threshold = 1e-4\nwindow = 6\npatience = 2\nconfidence = 0.9").unwrap();
+    let mut p = build(
+        "convergence",
+        "abs_threshold = 1e-4\nwindow = 6\npatience = 2\nconfidence = 0.9",
+    )
+    .unwrap();
     let fired = first_growth(p.as_mut(), 20, 3000, |n| 2.0 + (-(n as f64) / 200.0).exp()).unwrap();
     assert!((840..=900).contains(&fired), "fired at {fired}");
 }
@@ -125,7 +136,12 @@ fn convergence_state_survives_resume() {
     // Every window counts as flat; evaluations at 4, 8, 12, …: the window is full at 12,
     // and with patience 3 growth comes at 20. The checkpoint at 16 holds a count of 2; a
     // resume that lost it would grow only at 28.
-    let cfg = tiny_config(&corpus, 32, true, "name = \"convergence\"\nabs_threshold = 10.0\nwindow = 3\npatience = 3");
+    let cfg = tiny_config(
+        &corpus,
+        32,
+        true,
+        "name = \"convergence\"\nabs_threshold = 10.0\nwindow = 3\npatience = 3",
+    );
     let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
     let s = run(&cfg, &full, false, None).unwrap();
     assert_eq!(s.growth_steps, vec![20]);

@@ -14,8 +14,8 @@ pub type TB = Autodiff<Flex>;
 /// Writes a few kilobytes of English-like text with learnable structure into `dir`.
 pub fn write_corpus(dir: &Path) -> PathBuf {
     let words = [
-        "the", "state", "of", "the", "union", "is", "strong", "and", "our", "people", "work", "for", "peace", "in", "every",
-        "land", "we", "shall", "build", "a", "better", "future", "together", "with", "courage", "hope",
+        "the", "state", "of", "the", "union", "is", "strong", "and", "our", "people", "work", "for", "peace", "in",
+        "every", "land", "we", "shall", "build", "a", "better", "future", "together", "with", "courage", "hope",
     ];
     let mut text = String::new();
     let mut x: u64 = 12345;
@@ -95,7 +95,12 @@ pub fn opts(out: &Path, resume: bool, halt_after: Option<u64>) -> RunOptions {
 
 /// Trains on the test backend.
 pub fn run(cfg: &RunConfig, out: &Path, resume: bool, halt_after: Option<u64>) -> Result<Summary, TrainError> {
-    train::<TB>(cfg, &opts(out, resume, halt_after), &growlm::registry(), &Default::default())
+    train::<TB>(
+        cfg,
+        &opts(out, resume, halt_after),
+        &growlm::registry(),
+        &Default::default(),
+    )
 }
 
 /// The metrics of a run with wall-clock time removed (the one thing allowed to differ).

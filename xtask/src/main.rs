@@ -61,7 +61,10 @@ fn train(args: TrainArgs) -> Result<()> {
     let device = DeviceKind::parse(&args.device)
         .with_context(|| format!("unknown --device `{}`; use flex, ndarray or cuda", args.device))?;
     let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args.config.file_stem().map_or("run".into(), |s| s.to_string_lossy().to_string());
+        let stem = args
+            .config
+            .file_stem()
+            .map_or("run".into(), |s| s.to_string_lossy().to_string());
         PathBuf::from("runs").join(stem)
     });
     let saved = out.join("config.toml");

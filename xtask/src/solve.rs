@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use growlm::solver::{empirical_effect, fit, fit_best, read_curve, Curve, Fit, GrowthProblem, LoadedCurve, ModelKind, Optimum};
+use growlm::solver::{
+    empirical_effect, fit, fit_best, read_curve, Curve, Fit, GrowthProblem, LoadedCurve, ModelKind, Optimum,
+};
 use growlm::train::{GrowEvent, MetricsRow, RunConfig};
 use plotters::prelude::*;
 use serde_json::json;
@@ -65,7 +67,12 @@ fn config_flops(path: &Path, last: bool) -> Result<f64> {
 fn fit_curve(curve: &Curve, model: &str) -> Result<Fit> {
     Ok(match model {
         "best" => fit_best(curve, 0.95)?.remove(0),
-        m => fit(curve, ModelKind::parse(m).with_context(|| format!("unknown --model `{m}`; use power_law, exponential or best"))?, 0.95)?,
+        m => fit(
+            curve,
+            ModelKind::parse(m)
+                .with_context(|| format!("unknown --model `{m}`; use power_law, exponential or best"))?,
+            0.95,
+        )?,
     })
 }
 
@@ -86,10 +93,18 @@ fn fit_json(f: &Fit) -> serde_json::Value {
 
 /// (Gb, nt, final loss) of a grown run directory.
 fn grown_run(dir: &Path) -> Result<(f64, f64, f64)> {
-    let events: Vec<GrowEvent> = growlm::train::output::read_jsonl(&dir.join("events.jsonl")).with_context(|| format!("grown run {}", dir.display()))?;
-    let gb = events.first().with_context(|| format!("{} never grew (events.jsonl is empty)", dir.display()))?.step as f64;
+    let events: Vec<GrowEvent> = growlm::train::output::read_jsonl(&dir.join("events.jsonl"))
+        .with_context(|| format!("grown run {}", dir.display()))?;
+    let gb = events
+        .first()
+        .with_context(|| format!("{} never grew (events.jsonl is empty)", dir.display()))?
+        .step as f64;
     let rows: Vec<MetricsRow> = growlm::train::output::read_jsonl(&dir.join("metrics.jsonl"))?;
-    let last = rows.iter().rev().find(|r| r.val_loss.is_some()).with_context(|| format!("{} has no validation loss", dir.display()))?;
+    let last = rows
+        .iter()
+        .rev()
+        .find(|r| r.val_loss.is_some())
+        .with_context(|| format!("{} has no validation loss", dir.display()))?;
     Ok((gb, last.step as f64 - gb, last.val_loss.unwrap_or(f64::NAN)))
 }
 
@@ -109,8 +124,16 @@ pub fn run(a: SolveArgs) -> Result<()> {
     let last_small = *small.curve.steps.last().unwrap_or(&1.0);
     let horizon = a.horizon.unwrap_or(2.0 * last_small);
     let lo = small.curve.steps[0].max(1.0);
-    let target_loss = a.target_loss.unwrap_or_else(|| ft.value(*target.curve.steps.last().unwrap_or(&1.0)));
-    let problem = GrowthProblem { small: fs.clone(), target: ft.clone(), flops_small: ratio, flops_target: 1.0, delay: a.delay };
+    let target_loss = a
+        .target_loss
+        .unwrap_or_else(|| ft.value(*target.curve.steps.last().unwrap_or(&1.0)));
+    let problem = GrowthProblem {
+        small: fs.clone(),
+        target: ft.clone(),
+        flops_small: ratio,
+        flops_target: 1.0,
+        delay: a.delay,
+    };
     let optimum: Result<Optimum, _> = problem.optimum(lo, horizon, target_loss);
     let convergence = problem.convergence_step(a.convergence_threshold, horizon * 10.0);
     let e_curve = problem.effect_curve(lo, horizon, 100);
@@ -125,20 +148,42 @@ pub fn run(a: SolveArgs) -> Result<()> {
     println!("growlm solve — paper §3.2, eq. 1–3");
     for (name, f) in [("small", &fs), ("target", &ft)] {
         let params: Vec<String> = f.params.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
-        println!("  {name:<6} {:<11} {} | R² {:.5}, residual sd {:.4}, AIC {:.1}, {} points", format!("{:?}", f.model), params.join(" "), f.r2, f.residual_std, f.aic, f.n_points);
+        println!(
+            "  {name:<6} {:<11} {} | R² {:.5}, residual sd {:.4}, AIC {:.1}, {} points",
+            format!("{:?}", f.model),
+            params.join(" "),
+            f.r2,
+            f.residual_std,
+            f.aic,
+            f.n_points
+        );
     }
     println!("  Fs/Ft = {ratio:.4}; horizon {lo:.0}..{horizon:.0} steps; target loss {target_loss:.4}");
     match &optimum {
         Ok(o) => {
-            println!("  optimal growth step (E = Fs/Ft):      {:.0}{}", o.by_root, gb_ci.map_or(String::new(), |[l, h]| format!("  (95% CI {l:.0}..{h:.0})")));
+            println!(
+                "  optimal growth step (E = Fs/Ft):      {:.0}{}",
+                o.by_root,
+                gb_ci.map_or(String::new(), |[l, h]| format!("  (95% CI {l:.0}..{h:.0})"))
+            );
             println!("  optimal growth step (min total FLOPs): {:.0}", o.by_flops);
-            println!("  predicted speed-up at loss {:.4}: ×{:.3} ({:.3e} vs {:.3e} small-step units)", o.target_loss, o.speedup, o.staged_flops, o.scratch_flops);
+            println!(
+                "  predicted speed-up at loss {:.4}: ×{:.3} ({:.3e} vs {:.3e} small-step units)",
+                o.target_loss, o.speedup, o.staged_flops, o.scratch_flops
+            );
         }
         Err(e) => println!("  optimal growth step: {e}"),
     }
-    println!("  convergence-stage step (|L_s'| < {:e}): {}", a.convergence_threshold, convergence.map_or("not reached".into(), |c| format!("{c:.0}")));
+    println!(
+        "  convergence-stage step (|L_s'| < {:e}): {}",
+        a.convergence_threshold,
+        convergence.map_or("not reached".into(), |c| format!("{c:.0}"))
+    );
     for [g, e] in &empirical {
-        println!("  empirical E at Gb≈{g:.0}: {e:.4} (predicted {})", problem.effect(*g).map_or("-".into(), |p| format!("{p:.4}")));
+        println!(
+            "  empirical E at Gb≈{g:.0}: {e:.4} (predicted {})",
+            problem.effect(*g).map_or("-".into(), |p| format!("{p:.4}"))
+        );
     }
 
     let out = json!({
@@ -156,18 +201,39 @@ pub fn run(a: SolveArgs) -> Result<()> {
         "empirical_effect_conversion_rate": empirical,
     });
     if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(&out)?).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&out)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
         println!("  wrote {}", p.display());
     }
     if let Some(p) = &a.plot {
-        plot(p, &small.curve, &target.curve, &fs, &ft, &e_curve, &empirical, ratio, horizon)?;
+        plot(
+            p,
+            &small.curve,
+            &target.curve,
+            &fs,
+            &ft,
+            &e_curve,
+            &empirical,
+            ratio,
+            horizon,
+        )?;
         println!("  wrote {}", p.display());
     }
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn plot(path: &Path, small: &Curve, target: &Curve, fs: &Fit, ft: &Fit, e: &[[f64; 2]], emp: &[[f64; 2]], ratio: f64, horizon: f64) -> Result<()> {
+fn plot(
+    path: &Path,
+    small: &Curve,
+    target: &Curve,
+    fs: &Fit,
+    ft: &Fit,
+    e: &[[f64; 2]],
+    emp: &[[f64; 2]],
+    ratio: f64,
+    horizon: f64,
+) -> Result<()> {
     let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
@@ -183,15 +249,32 @@ fn plot(path: &Path, small: &Curve, target: &Curve, fs: &Fit, ft: &Fit, e: &[[f6
         .build_cartesian_2d(0.0..xmax, ymin..ymax)?;
     c.configure_mesh().x_desc("step").y_desc("loss").draw()?;
     for (curve, f, color, name) in [(small, fs, BLUE, "small"), (target, ft, RED, "target")] {
-        c.draw_series(curve.steps.iter().zip(&curve.losses).map(|(x, y)| Circle::new((*x, *y), 2, color.filled())))?
-            .label(format!("{name} (data)"))
-            .legend(move |(x, y)| Circle::new((x + 10, y), 3, color.filled()));
-        c.draw_series(LineSeries::new((0..=200).map(|i| xmax * i as f64 / 200.0).map(|x| (x, f.value(x))), color))?
-            .label(format!("{name} fit ({:?})", f.model))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        c.draw_series(
+            curve
+                .steps
+                .iter()
+                .zip(&curve.losses)
+                .map(|(x, y)| Circle::new((*x, *y), 2, color.filled())),
+        )?
+        .label(format!("{name} (data)"))
+        .legend(move |(x, y)| Circle::new((x + 10, y), 3, color.filled()));
+        c.draw_series(LineSeries::new(
+            (0..=200).map(|i| xmax * i as f64 / 200.0).map(|x| (x, f.value(x))),
+            color,
+        ))?
+        .label(format!("{name} fit ({:?})", f.model))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-    let emax = e.iter().chain(emp).map(|p| p[1]).fold(ratio * 2.0, f64::max).min(ratio * 20.0);
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    let emax = e
+        .iter()
+        .chain(emp)
+        .map(|p| p[1])
+        .fold(ratio * 2.0, f64::max)
+        .min(ratio * 20.0);
     let mut c = ChartBuilder::on(&right)
         .caption("effect conversion rate E(Gb) vs Fs/Ft", ("sans-serif", 20))
         .margin(10)
@@ -205,10 +288,16 @@ fn plot(path: &Path, small: &Curve, target: &Curve, fs: &Fit, ft: &Fit, e: &[[f6
     c.draw_series(LineSeries::new([(0.0, ratio), (horizon, ratio)], BLACK.stroke_width(1)))?
         .label("Fs/Ft")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-    c.draw_series(emp.iter().map(|p| Cross::new((p[0], p[1].min(emax)), 5, RED.stroke_width(2))))?
-        .label("empirical E")
-        .legend(|(x, y)| Cross::new((x + 10, y), 4, RED));
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    c.draw_series(
+        emp.iter()
+            .map(|p| Cross::new((p[0], p[1].min(emax)), 5, RED.stroke_width(2))),
+    )?
+    .label("empirical E")
+    .legend(|(x, y)| Cross::new((x + 10, y), 4, RED));
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

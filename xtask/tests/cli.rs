@@ -5,8 +5,16 @@ use std::path::Path;
 use std::process::Command;
 
 fn xtask(args: &[&str], dir: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(dir).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn write_csv(path: &Path, f: impl Fn(f64) -> f64) {
@@ -35,12 +43,36 @@ fn solve_on_csv_files_writes_the_json_keys_and_a_plot() {
     write_csv(&s, |n| 2.0 + 3.0 * (-n / 1000.0).exp());
     write_csv(&t, |n| 1.5 + 3.5 * (-n / 3000.0).exp());
     let (ok, out, err) = xtask(
-        &["solve", "--small", "small.csv", "--target", "target.csv", "--flops-ratio", "0.3", "--target-loss", "1.6", "--horizon", "12000", "--json", "out.json", "--plot", "out.svg"],
+        &[
+            "solve",
+            "--small",
+            "small.csv",
+            "--target",
+            "target.csv",
+            "--flops-ratio",
+            "0.3",
+            "--target-loss",
+            "1.6",
+            "--horizon",
+            "12000",
+            "--json",
+            "out.json",
+            "--plot",
+            "out.svg",
+        ],
         dir.path(),
     );
     assert!(ok, "{out}\n{err}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
-    for key in ["optimal_growth_step", "optimal_growth_step_by_flops", "flops_ratio", "convergence_step", "predicted_speedup", "fits", "effect_conversion_rate"] {
+    for key in [
+        "optimal_growth_step",
+        "optimal_growth_step_by_flops",
+        "flops_ratio",
+        "convergence_step",
+        "predicted_speedup",
+        "fits",
+        "effect_conversion_rate",
+    ] {
         assert!(j.get(key).is_some(), "missing {key}");
     }
     // The analytic optimum of these curves (see the solver tests) is N ≈ 3.50e3.
@@ -64,7 +96,11 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
         let (a, b) = if name == "small" { (2.0, 3.0) } else { (1.5, 3.5) };
         let mut s = String::new();
         for step in 1..=6000u64 {
-            let val = if step % 50 == 0 { format!("{}", a + b * (-(step as f64) / f).exp()) } else { "null".into() };
+            let val = if step % 50 == 0 {
+                format!("{}", a + b * (-(step as f64) / f).exp())
+            } else {
+                "null".into()
+            };
             s.push_str(&format!(
                 "{{\"step\":{step},\"tokens\":0,\"flops\":{},\"wall_s\":0,\"train_loss\":3.0,\"val_loss\":{val},\"lr\":0.001,\"stage\":0,\"width_active\":1.0,\"grad_norm\":1.0}}\n",
                 fps * step as f64
@@ -72,10 +108,16 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
         }
         std::fs::write(run.join("metrics.jsonl"), s).unwrap();
     }
-    let (ok, out, err) = xtask(&["solve", "--small", "small", "--target", "target", "--json", "o.json"], dir.path());
+    let (ok, out, err) = xtask(
+        &["solve", "--small", "small", "--target", "target", "--json", "o.json"],
+        dir.path(),
+    );
     assert!(ok, "{out}\n{err}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("o.json")).unwrap()).unwrap();
-    assert!((j["flops_ratio"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9, "Fs/Ft from the runs' FLOPs");
+    assert!(
+        (j["flops_ratio"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9,
+        "Fs/Ft from the runs' FLOPs"
+    );
     let (ok, _, err) = xtask(&["solve", "--small", "nope", "--target", "target"], dir.path());
     assert!(!ok && err.contains("nope"), "{err}");
 }
@@ -83,7 +125,9 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
 #[test]
 fn train_runs_on_local_text_and_cuda_needs_the_feature() {
     let dir = tempfile::tempdir().unwrap();
-    let text: String = (0..3000).map(|i| ["the ", "union ", "is ", "strong. "][i % 4]).collect();
+    let text: String = (0..3000)
+        .map(|i| ["the ", "union ", "is ", "strong. "][i % 4])
+        .collect();
     std::fs::write(dir.path().join("text.txt"), text).unwrap();
     let cfg = r#"
 [data]
@@ -103,14 +147,25 @@ n_layers = 1
 n_heads = 2
 "#;
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
-    let (ok, out, err) = xtask(&["train", "--config", "c.toml", "--data", "text.txt", "--out", "r"], dir.path());
+    let (ok, out, err) = xtask(
+        &["train", "--config", "c.toml", "--data", "text.txt", "--out", "r"],
+        dir.path(),
+    );
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("done: 6 steps"), "{out}");
     assert!(dir.path().join("r/summary.json").is_file());
     if !cfg!(feature = "cuda") {
-        let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--data", "text.txt", "--out", "r2", "--device", "cuda"], dir.path());
+        let (ok, _, err) = xtask(
+            &[
+                "train", "--config", "c.toml", "--data", "text.txt", "--out", "r2", "--device", "cuda",
+            ],
+            dir.path(),
+        );
         assert!(!ok && err.contains("cuda` feature"), "{err}");
     }
-    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "r3", "--device", "tpu"], dir.path());
+    let (ok, _, err) = xtask(
+        &["train", "--config", "c.toml", "--out", "r3", "--device", "tpu"],
+        dir.path(),
+    );
     assert!(!ok && err.contains("--device"), "{err}");
 }

@@ -61,10 +61,21 @@ fn mix(seed: u64, step: u64) -> u64 {
 
 impl Batcher {
     /// A batcher over tokenized training and validation streams.
-    pub fn new(train: Vec<u16>, valid: Vec<u16>, batch_size: usize, seq_len: usize, seed: u64) -> Result<Self, DataError> {
+    pub fn new(
+        train: Vec<u16>,
+        valid: Vec<u16>,
+        batch_size: usize,
+        seq_len: usize,
+        seed: u64,
+    ) -> Result<Self, DataError> {
         if batch_size == 0 || seq_len == 0 {
             return Err(DataError::Config {
-                key: if batch_size == 0 { "train.batch_size" } else { "train.seq_len" }.into(),
+                key: if batch_size == 0 {
+                    "train.batch_size"
+                } else {
+                    "train.seq_len"
+                }
+                .into(),
                 reason: "must be at least 1".into(),
             });
         }
@@ -77,7 +88,13 @@ impl Batcher {
                 });
             }
         }
-        Ok(Self { train, valid, batch_size, seq_len, seed })
+        Ok(Self {
+            train,
+            valid,
+            batch_size,
+            seq_len,
+            seed,
+        })
     }
 
     /// Tokens per batch.
@@ -118,12 +135,16 @@ impl Batcher {
     pub fn valid_batches(&self, n_batches: usize) -> Vec<Batch> {
         let n = n_batches * self.batch_size;
         let max_start = self.valid.len() - self.seq_len - 1;
-        let starts: Vec<usize> = (0..n).map(|i| if n <= 1 { 0 } else { i * max_start / (n - 1) }).collect();
+        let starts: Vec<usize> = (0..n)
+            .map(|i| if n <= 1 { 0 } else { i * max_start / (n - 1) })
+            .collect();
         starts
             .chunks(self.batch_size)
             .map(|chunk| {
                 let mut batch = self.empty();
-                chunk.iter().for_each(|&s| Self::window(&self.valid, s, self.seq_len, &mut batch));
+                chunk
+                    .iter()
+                    .for_each(|&s| Self::window(&self.valid, s, self.seq_len, &mut batch));
                 batch
             })
             .collect()

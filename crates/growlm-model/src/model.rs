@@ -203,7 +203,9 @@ impl<B: Backend> Block<B> {
             Some(m) => y * m.hidden.clone(),
             None => y,
         };
-        let a = self.attn.forward(self.ln_attn.forward(x.clone(), c), causal, width.map(|m| &m.heads));
+        let a = self
+            .attn
+            .forward(self.ln_attn.forward(x.clone(), c), causal, width.map(|m| &m.heads));
         let x = x + keep(a);
         let mut hdn = gelu(self.mlp.up.forward(self.ln_mlp.forward(x.clone(), c)));
         if let Some(m) = width {
@@ -231,8 +233,7 @@ impl<B: Backend> AttentionMasks<B> {
                     k > q || window.is_some_and(|w| q - k >= w)
                 })
                 .collect();
-            Tensor::<B, 2, Bool>::from_data(TensorData::new(v, vec![seq_len, seq_len]), device)
-                .unsqueeze::<4>()
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(v, vec![seq_len, seq_len]), device).unsqueeze::<4>()
         };
         let mut local = Vec::new();
         for l in 0..config.n_layers {
@@ -298,7 +299,12 @@ impl<B: Backend> Gpt<B> {
     ///
     /// # Shapes
     /// `tokens: [batch, seq]` (seq ≤ context_len) → `[batch, seq, vocab]`.
-    pub fn forward(&self, tokens: Tensor<B, 2, Int>, masks: &AttentionMasks<B>, width: Option<&WidthMask<B>>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        masks: &AttentionMasks<B>,
+        width: Option<&WidthMask<B>>,
+    ) -> Tensor<B, 3> {
         let [b, t] = tokens.dims();
         let [vocab, d] = self.wte.dims();
         let tok = self.wte.val().select(0, tokens.reshape([b * t])).reshape([b, t, d]);
@@ -319,7 +325,13 @@ impl<B: Backend> Gpt<B> {
     ///
     /// # Shapes
     /// `inputs, targets: [batch, seq]` → `[1]`.
-    pub fn loss(&self, inputs: Tensor<B, 2, Int>, targets: Tensor<B, 2, Int>, masks: &AttentionMasks<B>, width: Option<&WidthMask<B>>) -> Tensor<B, 1> {
+    pub fn loss(
+        &self,
+        inputs: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        masks: &AttentionMasks<B>,
+        width: Option<&WidthMask<B>>,
+    ) -> Tensor<B, 1> {
         let logits = self.forward(inputs, masks, width);
         cross_entropy(logits, targets)
     }
@@ -342,8 +354,16 @@ impl<B: Backend> Gpt<B> {
         expect("wpe", self.wpe.dims().to_vec(), vec![config.context_len, d])?;
         expect("blocks", vec![self.blocks.len()], vec![config.n_layers])?;
         for (i, blk) in self.blocks.iter().enumerate() {
-            expect(&format!("blocks.{i}.attn.query"), blk.attn.query.weight.dims().to_vec(), vec![d, a])?;
-            expect(&format!("blocks.{i}.mlp.up"), blk.mlp.up.weight.dims().to_vec(), vec![d, f])?;
+            expect(
+                &format!("blocks.{i}.attn.query"),
+                blk.attn.query.weight.dims().to_vec(),
+                vec![d, a],
+            )?;
+            expect(
+                &format!("blocks.{i}.mlp.up"),
+                blk.mlp.up.weight.dims().to_vec(),
+                vec![d, f],
+            )?;
         }
         Ok(())
     }

@@ -26,7 +26,9 @@ fn logits_have_batch_seq_vocab_shape() {
     let logits = model.forward(tokens(3, 10, 64, 0), &masks, None);
     assert_eq!(logits.dims(), [3, 10, 64]);
     // A fresh model predicts close to uniform: loss near ln(vocab).
-    let loss: f32 = model.loss(tokens(3, 10, 64, 0), tokens(3, 10, 64, 1), &masks, None).into_scalar();
+    let loss: f32 = model
+        .loss(tokens(3, 10, 64, 0), tokens(3, 10, 64, 1), &masks, None)
+        .into_scalar();
     assert!((loss - (64f32).ln()).abs() < 0.1, "loss {loss}");
 }
 
@@ -65,7 +67,10 @@ fn local_layers_do_not_see_past_their_window() {
 
 #[test]
 fn parameter_count_matches_the_module() {
-    for cfg in [GptConfig::new(256, 64, 48, 3, 4), GptConfig::new(100, 32, 30, 2, 5).with_ffn_dim(70).with_head_dim(4)] {
+    for cfg in [
+        GptConfig::new(256, 64, 48, 3, 4),
+        GptConfig::new(100, 32, 30, 2, 5).with_ffn_dim(70).with_head_dim(4),
+    ] {
         let model = cfg.init::<B>(0, &Default::default()).unwrap();
         assert_eq!(cfg.num_params(), model.num_params());
     }
@@ -84,10 +89,16 @@ fn flops_follow_the_documented_formula() {
 
 #[test]
 fn invalid_configs_name_the_key() {
-    let err = GptConfig::new(256, 64, 30, 2, 4).validate("stages[1].model").unwrap_err().to_string();
+    let err = GptConfig::new(256, 64, 30, 2, 4)
+        .validate("stages[1].model")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("stages[1].model.d_model"), "{err}");
     assert!(err.contains("not divisible by n_heads"), "{err}");
-    let err = GptConfig::new(256, 0, 32, 2, 4).validate("model").unwrap_err().to_string();
+    let err = GptConfig::new(256, 0, 32, 2, 4)
+        .validate("model")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("model.context_len"), "{err}");
     assert!(GptConfig::new(256, 8, 32, 2, 4).with_ffn_dim(0).validate("m").is_err());
 }
@@ -98,9 +109,20 @@ fn full_mask_equals_no_mask() {
     let model = cfg.init::<B>(3, &Default::default()).unwrap();
     let masks = AttentionMasks::new(&cfg, 8, &Default::default());
     let full = WidthMask::new(&cfg, ActiveWidth::full(&cfg), &Default::default()).unwrap();
-    let d = max_abs_diff(model.forward(tokens(2, 8, 40, 2), &masks, None), model.forward(tokens(2, 8, 40, 2), &masks, Some(&full)));
+    let d = max_abs_diff(
+        model.forward(tokens(2, 8, 40, 2), &masks, None),
+        model.forward(tokens(2, 8, 40, 2), &masks, Some(&full)),
+    );
     assert!(d <= 1e-5, "{d}");
-    let bad = WidthMask::<B>::new(&cfg, ActiveWidth { hidden: 25, heads: 3, ffn: 96 }, &Default::default());
+    let bad = WidthMask::<B>::new(
+        &cfg,
+        ActiveWidth {
+            hidden: 25,
+            heads: 3,
+            ffn: 96,
+        },
+        &Default::default(),
+    );
     assert!(matches!(bad, Err(ModelError::InvalidMask { what: "hidden", .. })));
 }
 
@@ -114,7 +136,10 @@ fn embed1(wide: &Param<Tensor<B, 1>>, small: &Param<Tensor<B, 1>>) -> Param<Tens
     Param::from_tensor(wide.val().slice_assign([0..n], small.val()))
 }
 fn embed_dense(w: &Dense<B>, s: &Dense<B>) -> Dense<B> {
-    Dense { weight: embed2(&w.weight, &s.weight), bias: embed1(&w.bias, &s.bias) }
+    Dense {
+        weight: embed2(&w.weight, &s.weight),
+        bias: embed1(&w.bias, &s.bias),
+    }
 }
 fn embed_ln(w: &LayerNorm<B>, s: &LayerNorm<B>) -> LayerNorm<B> {
     let mut out = w.clone();
@@ -128,9 +153,18 @@ fn masked_wide_model_gives_the_small_models_logits() {
     // (small, wide) shapes: uneven factors in width, heads and FFN; head_dim is shared.
     let cases = [
         (GptConfig::new(64, 16, 16, 2, 2), GptConfig::new(64, 16, 24, 2, 3)),
-        (GptConfig::new(97, 12, 24, 3, 3), GptConfig::new(97, 12, 32, 3, 4).with_ffn_dim(200)),
-        (GptConfig::new(256, 20, 12, 1, 1).with_ffn_dim(10), GptConfig::new(256, 20, 60, 1, 5).with_ffn_dim(33)),
-        (GptConfig::new(50, 9, 30, 2, 5).with_head_dim(6), GptConfig::new(50, 9, 48, 2, 8).with_head_dim(6)),
+        (
+            GptConfig::new(97, 12, 24, 3, 3),
+            GptConfig::new(97, 12, 32, 3, 4).with_ffn_dim(200),
+        ),
+        (
+            GptConfig::new(256, 20, 12, 1, 1).with_ffn_dim(10),
+            GptConfig::new(256, 20, 60, 1, 5).with_ffn_dim(33),
+        ),
+        (
+            GptConfig::new(50, 9, 30, 2, 5).with_head_dim(6),
+            GptConfig::new(50, 9, 48, 2, 8).with_head_dim(6),
+        ),
     ];
     for (i, (sc, wc)) in cases.iter().enumerate() {
         let dev = Default::default();
@@ -149,7 +183,11 @@ fn masked_wide_model_gives_the_small_models_logits() {
             wb.mlp.up = embed_dense(&wb.mlp.up, &sb.mlp.up);
             wb.mlp.down = embed_dense(&wb.mlp.down, &sb.mlp.down);
         }
-        let active = ActiveWidth { hidden: sc.d_model, heads: sc.n_heads, ffn: sc.ffn_dim() };
+        let active = ActiveWidth {
+            hidden: sc.d_model,
+            heads: sc.n_heads,
+            ffn: sc.ffn_dim(),
+        };
         let mask = WidthMask::new(wc, active, &dev).unwrap();
         let t = sc.context_len;
         let masks = AttentionMasks::new(sc, t, &dev);

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWState, Optimizer};
 use burn::optim::record::AdaptorRecord;
 use burn::optim::AdaptiveMomentumState;
+use burn::optim::{AdamW, AdamWState, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use growlm_model::{Gpt, GptConfig};
@@ -105,7 +105,11 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig) -> Result<(), OpsErr
     ];
     for (what, s, t) in pairs {
         if t < s {
-            return Err(OpsError::Shrink { what, from: s, target: t });
+            return Err(OpsError::Shrink {
+                what,
+                from: s,
+                target: t,
+            });
         }
     }
     if source.vocab_size != target.vocab_size {
@@ -124,7 +128,10 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig) -> Result<(), OpsErr
     if (source.layer_norm_eps - target.layer_norm_eps).abs() > 0.0 {
         return Err(OpsError::Incompatible("layer_norm_eps differs between stages".into()));
     }
-    for (j, origin) in layer_map(source.n_layers, target.n_layers, DepthOp::Redundant).iter().enumerate() {
+    for (j, origin) in layer_map(source.n_layers, target.n_layers, DepthOp::Redundant)
+        .iter()
+        .enumerate()
+    {
         if let LayerOrigin::Copy(i) = origin {
             if source.window(*i) != target.window(j) {
                 return Err(OpsError::Incompatible(format!(
@@ -149,7 +156,10 @@ pub fn plan(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -> Result
     };
     let mut plans = vec![copy("wte"), copy("wpe"), copy("ln_f.gamma"), copy("ln_f.beta")];
     const WEIGHTS: [&str; 6] = ["attn.query", "attn.key", "attn.value", "attn.out", "mlp.up", "mlp.down"];
-    for (j, origin) in layer_map(source.n_layers, target.n_layers, op.depth).into_iter().enumerate() {
+    for (j, origin) in layer_map(source.n_layers, target.n_layers, op.depth)
+        .into_iter()
+        .enumerate()
+    {
         let mut push = |suffix: &str, source: Option<String>, rest: Fill| {
             plans.push(TensorPlan {
                 target: format!("blocks.{j}.{suffix}"),
@@ -160,7 +170,9 @@ pub fn plan(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -> Result
         for ln in ["ln_attn", "ln_mlp"] {
             for p in ["gamma", "beta"] {
                 match origin {
-                    LayerOrigin::Copy(i) => push(&format!("{ln}.{p}"), Some(format!("blocks.{i}.{ln}.{p}")), Fill::Fresh),
+                    LayerOrigin::Copy(i) => {
+                        push(&format!("{ln}.{p}"), Some(format!("blocks.{i}.{ln}.{p}")), Fill::Fresh)
+                    }
                     LayerOrigin::Redundant(_) => push(&format!("{ln}.{p}"), None, Fill::Zero),
                     LayerOrigin::Random => push(&format!("{ln}.{p}"), None, Fill::Fresh),
                 }
@@ -169,11 +181,19 @@ pub fn plan(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -> Result
         for w in WEIGHTS {
             match origin {
                 LayerOrigin::Copy(i) => {
-                    push(&format!("{w}.weight"), Some(format!("blocks.{i}.{w}.weight")), Fill::Fresh);
+                    push(
+                        &format!("{w}.weight"),
+                        Some(format!("blocks.{i}.{w}.weight")),
+                        Fill::Fresh,
+                    );
                     push(&format!("{w}.bias"), Some(format!("blocks.{i}.{w}.bias")), Fill::Fresh);
                 }
                 LayerOrigin::Redundant(i) => {
-                    push(&format!("{w}.weight"), Some(format!("blocks.{i}.{w}.weight")), Fill::Fresh);
+                    push(
+                        &format!("{w}.weight"),
+                        Some(format!("blocks.{i}.{w}.weight")),
+                        Fill::Fresh,
+                    );
                     push(&format!("{w}.bias"), None, Fill::Zero);
                 }
                 LayerOrigin::Random => {
@@ -205,13 +225,17 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
         let value = param.val();
         let shape = value.dims().to_vec();
         let values = value.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data");
-        self.out.insert(self.path.join("."), (param.id, HostTensor { shape, values }));
+        self.out
+            .insert(self.path.join("."), (param.id, HostTensor { shape, values }));
     }
 }
 
 /// Reads every float parameter of `module` with its path.
 pub fn named_params<B: Backend, M: Module<B>>(module: &M) -> NamedParams {
-    let mut c = Collect { path: Vec::new(), out: HashMap::new() };
+    let mut c = Collect {
+        path: Vec::new(),
+        out: HashMap::new(),
+    };
     module.visit(&mut c);
     c.out
 }
@@ -241,7 +265,10 @@ impl<B: Backend> ModuleMapper<B> for Assign<'_> {
 
 /// Replaces the values of `module`'s parameters named in `values`, keeping their ids.
 pub fn assign_params<B: Backend, M: Module<B>>(module: M, values: &HashMap<String, HostTensor>) -> M {
-    module.map(&mut Assign { path: Vec::new(), values })
+    module.map(&mut Assign {
+        path: Vec::new(),
+        values,
+    })
 }
 
 /// What a growth did, for logs and events.
@@ -285,7 +312,9 @@ pub fn grow<B: AutodiffBackend>(
     let fresh_model = target.init::<B>(seed, &device).map_err(OpsError::Model)?;
     let fresh = named_params::<B, _>(&fresh_model);
     let lookup = |map: &NamedParams, path: &str| {
-        map.get(path).cloned().ok_or_else(|| OpsError::Incompatible(format!("model has no parameter `{path}`")))
+        map.get(path)
+            .cloned()
+            .ok_or_else(|| OpsError::Incompatible(format!("model has no parameter `{path}`")))
     };
     let mut values = HashMap::new();
     for p in &plans {
@@ -318,7 +347,10 @@ pub fn grow<B: AutodiffBackend>(
             record.insert(*id, r.clone());
         }
         let moments = src_state.map(|(r, _)| host_moments::<B>(r, f.shape.len()));
-        let zero_plan = TensorPlan { rest: Fill::Zero, ..p.clone() };
+        let zero_plan = TensorPlan {
+            rest: Fill::Zero,
+            ..p.clone()
+        };
         let m1 = apply(&f.shape, &zero_plan, None, moments.as_ref().map(|m| &m.0));
         let m2 = apply(&f.shape, &zero_plan, None, moments.as_ref().map(|m| &m.1));
         new_record.insert(new_id, adaptor_record::<B>(m1, m2, time, &device));
@@ -346,7 +378,10 @@ fn moment_time<B: AutodiffBackend>(r: Record<B>) -> usize {
 
 fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> HostTensor {
     let shape = t.dims().to_vec();
-    HostTensor { shape, values: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data") }
+    HostTensor {
+        shape,
+        values: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data"),
+    }
 }
 
 /// Reads AdamW's first and second moments from an optimizer record entry.
@@ -361,7 +396,12 @@ pub fn host_moments<B: AutodiffBackend>(r: Record<B>, rank: usize) -> (HostTenso
 }
 
 fn adaptor_record<B: AutodiffBackend>(m1: HostTensor, m2: HostTensor, time: usize, device: &B::Device) -> Record<B> {
-    fn state<B: Backend, const D: usize>(m1: HostTensor, m2: HostTensor, time: usize, device: &B::Device) -> AdamWState<B, D> {
+    fn state<B: Backend, const D: usize>(
+        m1: HostTensor,
+        m2: HostTensor,
+        time: usize,
+        device: &B::Device,
+    ) -> AdamWState<B, D> {
         let t = |h: HostTensor| Tensor::<B, D>::from_data(TensorData::new(h.values, h.shape), device);
         AdamWState {
             momentum: AdaptiveMomentumState {

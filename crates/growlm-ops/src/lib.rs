@@ -14,8 +14,8 @@ mod plan;
 mod ramp;
 
 pub use grow::{
-    assign_params, check_growth, grow, host_moments, layer_map, named_params, plan, DepthOp, GrowthConfig, GrowthReport, Grown,
-    LayerOrigin, NamedParams,
+    assign_params, check_growth, grow, host_moments, layer_map, named_params, plan, DepthOp, Grown, GrowthConfig,
+    GrowthReport, LayerOrigin, NamedParams,
 };
 pub use plan::{apply, Fill, HostTensor, TensorPlan};
 pub use ramp::Ramp;

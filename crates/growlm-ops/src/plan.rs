@@ -41,7 +41,10 @@ impl HostTensor {
     /// A tensor of zeros.
     pub fn zeros(shape: Vec<usize>) -> Self {
         let n = shape.iter().product();
-        Self { shape, values: vec![0.0; n] }
+        Self {
+            shape,
+            values: vec![0.0; n],
+        }
     }
 
     /// Copies `src` into the leading block of `self` (`src.shape[i] ≤ self.shape[i]`).
@@ -65,7 +68,12 @@ impl HostTensor {
 /// `fresh` is the freshly initialised value (used where the plan says [`Fill::Fresh`]);
 /// pass `None` to fill those entries with zero (as for optimizer moments). `source` is the
 /// source tensor named by the plan, if present.
-pub fn apply(shape: &[usize], plan: &TensorPlan, fresh: Option<&HostTensor>, source: Option<&HostTensor>) -> HostTensor {
+pub fn apply(
+    shape: &[usize],
+    plan: &TensorPlan,
+    fresh: Option<&HostTensor>,
+    source: Option<&HostTensor>,
+) -> HostTensor {
     let mut out = match (plan.rest, fresh) {
         (Fill::Fresh, Some(f)) => f.clone(),
         _ => HostTensor::zeros(shape.to_vec()),

@@ -238,7 +238,11 @@ impl<'a> Params<'a> {
             return Err(PolicyError::UnknownKey {
                 policy: self.policy,
                 key: key.clone(),
-                known: if known.is_empty() { "(none)".into() } else { known.join(", ") },
+                known: if known.is_empty() {
+                    "(none)".into()
+                } else {
+                    known.join(", ")
+                },
             });
         }
         Ok(())
@@ -289,10 +293,14 @@ impl Registry {
 
     /// Builds the policy named by `table["name"]` (or `name` when given) from `table`.
     pub fn build(&self, name: &str, table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
-        let entry = self.entries.iter().find(|e| e.name == name).ok_or_else(|| PolicyError::Unknown {
-            name: name.to_string(),
-            known: self.entries.iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
-        })?;
+        let entry = self
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| PolicyError::Unknown {
+                name: name.to_string(),
+                known: self.entries.iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
+            })?;
         (entry.build)(table)
     }
 }

@@ -21,7 +21,9 @@ fn bench(c: &mut Criterion) {
     for n in [100, 10_000] {
         let data = curve(n);
         for kind in ModelKind::ALL {
-            g.bench_with_input(BenchmarkId::new(format!("{kind:?}"), n), &data, |b, d| b.iter(|| fit(d, kind, 0.95).unwrap()));
+            g.bench_with_input(BenchmarkId::new(format!("{kind:?}"), n), &data, |b, d| {
+                b.iter(|| fit(d, kind, 0.95).unwrap())
+            });
         }
     }
     g.finish();

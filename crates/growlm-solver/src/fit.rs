@@ -26,19 +26,32 @@ impl Curve {
     /// increasing steps, and a loss that falls overall.
     pub fn new(steps: Vec<f64>, losses: Vec<f64>) -> Result<Self, SolverError> {
         if steps.len() != losses.len() {
-            return Err(SolverError::InvalidInput(format!("{} steps but {} losses", steps.len(), losses.len())));
+            return Err(SolverError::InvalidInput(format!(
+                "{} steps but {} losses",
+                steps.len(),
+                losses.len()
+            )));
         }
         if steps.len() < 5 {
-            return Err(SolverError::TooFewPoints { got: steps.len(), needed: 5 });
+            return Err(SolverError::TooFewPoints {
+                got: steps.len(),
+                needed: 5,
+            });
         }
         if let Some(i) = steps.iter().chain(&losses).position(|v| !v.is_finite()) {
-            return Err(SolverError::InvalidInput(format!("value {} is NaN or infinite", i % steps.len())));
+            return Err(SolverError::InvalidInput(format!(
+                "value {} is NaN or infinite",
+                i % steps.len()
+            )));
         }
         if let Some(s) = steps.iter().find(|s| **s < 0.0) {
             return Err(SolverError::InvalidInput(format!("negative step {s}")));
         }
         if let Some(w) = steps.windows(2).find(|w| w[1] <= w[0]) {
-            return Err(SolverError::InvalidInput(format!("steps must increase strictly, but {} is followed by {}", w[0], w[1])));
+            return Err(SolverError::InvalidInput(format!(
+                "steps must increase strictly, but {} is followed by {}",
+                w[0], w[1]
+            )));
         }
         let k = (losses.len() / 4).max(1);
         let head: f64 = losses[..k].iter().sum::<f64>() / k as f64;
@@ -65,7 +78,13 @@ impl CostFunction for Objective<'_> {
     type Output = f64;
     fn cost(&self, z: &Vec<f64>) -> Result<f64, argmin::core::Error> {
         let p = self.model.params(z);
-        let sse: f64 = self.curve.steps.iter().zip(&self.curve.losses).map(|(n, y)| (self.model.value(&p, *n) - y).powi(2)).sum();
+        let sse: f64 = self
+            .curve
+            .steps
+            .iter()
+            .zip(&self.curve.losses)
+            .map(|(n, y)| (self.model.value(&p, *n) - y).powi(2))
+            .sum();
         Ok(if sse.is_finite() { sse } else { f64::MAX })
     }
 }
@@ -161,7 +180,9 @@ impl Fit {
             zm[i] -= h;
             g[i] = (at(&zp)? - at(&zm)?) / (2.0 * h);
         }
-        let var: f64 = (0..g.len()).map(|i| (0..g.len()).map(|j| g[i] * cov[i][j] * g[j]).sum::<f64>()).sum();
+        let var: f64 = (0..g.len())
+            .map(|i| (0..g.len()).map(|j| g[i] * cov[i][j] * g[j]).sum::<f64>())
+            .sum();
         let t = t_quantile(self.n_points, self.raw.len(), self.confidence)?;
         let half = t * var.max(0.0).sqrt();
         half.is_finite().then_some([f0 - half, f0 + half])
@@ -176,7 +197,9 @@ fn t_quantile(n: usize, k: usize, confidence: f64) -> Option<f64> {
 /// Inverts a small symmetric positive-definite matrix by Gauss–Jordan elimination.
 fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
-    let mut inv: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect()).collect();
+    let mut inv: Vec<Vec<f64>> = (0..n)
+        .map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect())
+        .collect();
     for col in 0..n {
         let pivot = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
         if a[pivot][col].abs() < 1e-300 {
@@ -203,8 +226,15 @@ fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
 }
 
 fn run_lbfgs(obj: Objective<'_>, z0: Vec<f64>) -> Option<(Vec<f64>, f64)> {
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7).with_tolerance_cost(1e-14).ok()?.with_tolerance_grad(1e-12).ok()?;
-    let res = Executor::new(obj, solver).configure(|s| s.param(z0).max_iters(500)).run().ok()?;
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+        .with_tolerance_cost(1e-14)
+        .ok()?
+        .with_tolerance_grad(1e-12)
+        .ok()?;
+    let res = Executor::new(obj, solver)
+        .configure(|s| s.param(z0).max_iters(500))
+        .run()
+        .ok()?;
     let state = res.state();
     Some((state.get_best_param()?.clone(), state.get_best_cost()))
 }
@@ -228,14 +258,19 @@ pub fn fit(curve: &Curve, kind: ModelKind, confidence: f64) -> Result<Fit, Solve
     let model = kind.model();
     let k = model.param_names().len();
     if curve.steps.len() <= k {
-        return Err(SolverError::TooFewPoints { got: curve.steps.len(), needed: k + 1 });
+        return Err(SolverError::TooFewPoints {
+            got: curve.steps.len(),
+            needed: k + 1,
+        });
     }
     let mut best: Option<(Vec<f64>, f64, &str)> = None;
     for z0 in model.initial_guesses(&curve.steps, &curve.losses) {
         let obj = || Objective { model, curve };
         let a = run_lbfgs(obj(), z0.clone()).map(|(z, c)| (z, c, "lbfgs"));
         let b = match &a {
-            Some((z, c, _)) if c.is_finite() => run_nelder_mead(obj(), z.clone()).filter(|r| r.1 < *c * (1.0 - 1e-9)).map(|(z, c)| (z, c, "lbfgs+nelder_mead")),
+            Some((z, c, _)) if c.is_finite() => run_nelder_mead(obj(), z.clone())
+                .filter(|r| r.1 < *c * (1.0 - 1e-9))
+                .map(|(z, c)| (z, c, "lbfgs+nelder_mead")),
             _ => run_nelder_mead(obj(), z0).map(|(z, c)| (z, c, "nelder_mead")),
         };
         for cand in [a, b].into_iter().flatten() {
@@ -244,7 +279,9 @@ pub fn fit(curve: &Curve, kind: ModelKind, confidence: f64) -> Result<Fit, Solve
             }
         }
     }
-    let (raw, sse, solver) = best.ok_or_else(|| SolverError::FitFailed { model: model.name().into() })?;
+    let (raw, sse, solver) = best.ok_or_else(|| SolverError::FitFailed {
+        model: model.name().into(),
+    })?;
     let n = curve.steps.len();
     let nf = n as f64;
     let mean = curve.losses.iter().sum::<f64>() / nf;
@@ -262,7 +299,11 @@ pub fn fit(curve: &Curve, kind: ModelKind, confidence: f64) -> Result<Fit, Solve
             }
         }
     }
-    let raw_cov = invert(jtj).map(|inv| inv.into_iter().map(|row| row.into_iter().map(|v| v * sigma2).collect()).collect::<Vec<Vec<f64>>>());
+    let raw_cov = invert(jtj).map(|inv| {
+        inv.into_iter()
+            .map(|row| row.into_iter().map(|v| v * sigma2).collect())
+            .collect::<Vec<Vec<f64>>>()
+    });
     let params = model.params(&raw);
     let names = model.param_names();
     let t = t_quantile(n, k, confidence);
@@ -297,7 +338,10 @@ pub fn fit(curve: &Curve, kind: ModelKind, confidence: f64) -> Result<Fit, Solve
 
 /// Fits every model and returns them best first by AIC.
 pub fn fit_best(curve: &Curve, confidence: f64) -> Result<Vec<Fit>, SolverError> {
-    let mut fits: Vec<Fit> = ModelKind::ALL.iter().filter_map(|k| fit(curve, *k, confidence).ok()).collect();
+    let mut fits: Vec<Fit> = ModelKind::ALL
+        .iter()
+        .filter_map(|k| fit(curve, *k, confidence).ok())
+        .collect();
     if fits.is_empty() {
         return Err(SolverError::FitFailed { model: "any".into() });
     }

@@ -42,7 +42,10 @@ pub fn brent_root(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> Option<f64> {
         return None;
     }
     let solver = BrentRoot::new(lo, hi, 1e-10 * hi.abs().max(1.0));
-    let res = Executor::new(Fun(f), solver).configure(|s| s.param((lo + hi) / 2.0).max_iters(200)).run().ok()?;
+    let res = Executor::new(Fun(f), solver)
+        .configure(|s| s.param((lo + hi) / 2.0).max_iters(200))
+        .run()
+        .ok()?;
     res.state().get_best_param().copied()
 }
 
@@ -164,9 +167,13 @@ impl GrowthProblem {
             )));
         }
         let by_root = self.optimal_by_root(lo, hi)?;
-        let scratch_steps = self.target.inverse(target_loss).ok_or_else(|| SolverError::NoSolution(format!("the target curve never reaches {target_loss:.4}")))?;
+        let scratch_steps = self
+            .target
+            .inverse(target_loss)
+            .ok_or_else(|| SolverError::NoSolution(format!("the target curve never reaches {target_loss:.4}")))?;
         let f = |g: f64| self.total_flops(g, target_loss).unwrap_or(f64::INFINITY);
-        let (by_flops, staged_flops) = brent_min(f, lo, hi).ok_or_else(|| SolverError::NoSolution("total FLOPs are undefined on the horizon".into()))?;
+        let (by_flops, staged_flops) = brent_min(f, lo, hi)
+            .ok_or_else(|| SolverError::NoSolution("total FLOPs are undefined on the horizon".into()))?;
         let scratch_flops = self.flops_target * scratch_steps;
         Ok(Optimum {
             by_root,
@@ -250,7 +257,8 @@ pub fn plan_stages(stages: &[PlanStage], target_loss: f64) -> Result<Plan, Solve
             (Some(x), Some(y)) => a.flops_per_step * x - b.flops_per_step * y,
             _ => f64::INFINITY,
         };
-        let (l, _) = brent_min(g, lo, start).ok_or_else(|| SolverError::NoSolution(format!("no growth loss for stage {j}")))?;
+        let (l, _) =
+            brent_min(g, lo, start).ok_or_else(|| SolverError::NoSolution(format!("no growth loss for stage {j}")))?;
         losses.push(l);
     }
     for j in 1..losses.len() {
@@ -261,19 +269,37 @@ pub fn plan_stages(stages: &[PlanStage], target_loss: f64) -> Result<Plan, Solve
     let mut total = 0.0;
     for (j, s) in stages.iter().enumerate() {
         let until = if j + 1 < k { losses[j] } else { target_loss };
-        let from = if j == 0 { 0.0 } else { s.curve.inverse(prev).unwrap_or(0.0) };
-        let to = s.curve.inverse(until).ok_or_else(|| SolverError::NoSolution(format!("stage {j} never reaches loss {until:.4}")))?;
+        let from = if j == 0 {
+            0.0
+        } else {
+            s.curve.inverse(prev).unwrap_or(0.0)
+        };
+        let to = s
+            .curve
+            .inverse(until)
+            .ok_or_else(|| SolverError::NoSolution(format!("stage {j} never reaches loss {until:.4}")))?;
         let n = (to - from).max(0.0);
         steps.push(n);
         total += n * s.flops_per_step;
         prev = until;
     }
-    let growth_steps = steps.iter().take(k - 1).scan(0.0, |acc, s| {
-        *acc += s;
-        Some(*acc)
-    }).collect();
+    let growth_steps = steps
+        .iter()
+        .take(k - 1)
+        .scan(0.0, |acc, s| {
+            *acc += s;
+            Some(*acc)
+        })
+        .collect();
     let scratch = last.flops_per_step * last.curve.inverse(target_loss).unwrap_or(f64::NAN);
-    Ok(Plan { growth_losses: losses, steps, growth_steps, total_flops: total, scratch_flops: scratch, speedup: scratch / total })
+    Ok(Plan {
+        growth_losses: losses,
+        steps,
+        growth_steps,
+        total_flops: total,
+        scratch_flops: scratch,
+        speedup: scratch / total,
+    })
 }
 
 /// Empirical effect conversion rate (paper Appendix A) from grown runs.

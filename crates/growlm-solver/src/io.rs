@@ -27,7 +27,8 @@ pub fn read_curve(path: &Path) -> Result<LoadedCurve, SolverError> {
         let file = path.join("metrics.jsonl");
         let text = std::fs::read_to_string(&file).map_err(|e| bad(&file, format!("{e}; is this a run directory?")))?;
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(&file, format!("line {}: {e}", i + 1)))?;
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| bad(&file, format!("line {}: {e}", i + 1)))?;
             if let (Some(s), Some(l)) = (v["step"].as_f64(), v["val_loss"].as_f64()) {
                 steps.push(s);
                 losses.push(l);
@@ -39,14 +40,28 @@ pub fn read_curve(path: &Path) -> Result<LoadedCurve, SolverError> {
     } else {
         let text = std::fs::read_to_string(path).map_err(|e| bad(path, e))?;
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-        let header: Vec<&str> = lines.next().map_or(vec![], |(_, h)| h.split(',').map(str::trim).collect());
-        let (si, li) = match (header.iter().position(|c| *c == "step"), header.iter().position(|c| *c == "val_loss")) {
+        let header: Vec<&str> = lines
+            .next()
+            .map_or(vec![], |(_, h)| h.split(',').map(str::trim).collect());
+        let (si, li) = match (
+            header.iter().position(|c| *c == "step"),
+            header.iter().position(|c| *c == "val_loss"),
+        ) {
             (Some(s), Some(l)) => (s, l),
-            _ => return Err(bad(path, format!("the CSV header must name the columns `step` and `val_loss`, found {header:?}"))),
+            _ => {
+                return Err(bad(
+                    path,
+                    format!("the CSV header must name the columns `step` and `val_loss`, found {header:?}"),
+                ))
+            }
         };
         for (i, line) in lines {
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let num = |j: usize| f.get(j).and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| bad(path, format!("line {}: not a number in `{line}`", i + 1)));
+            let num = |j: usize| {
+                f.get(j)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .ok_or_else(|| bad(path, format!("line {}: not a number in `{line}`", i + 1)))
+            };
             steps.push(num(si)?);
             losses.push(num(li)?);
         }

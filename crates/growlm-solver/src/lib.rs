@@ -12,8 +12,8 @@ pub mod stats;
 
 pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
 pub use fit::{fit, fit_best, Curve, Fit, Objective};
-pub use io::{read_curve, LoadedCurve};
 pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthProblem, Optimum, Plan, PlanStage};
+pub use io::{read_curve, LoadedCurve};
 pub use stats::{fit_line, LineFit};
 
 /// Errors of the solver.

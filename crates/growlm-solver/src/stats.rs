@@ -30,7 +30,11 @@ pub struct LineFit {
 pub fn fit_line(xs: &[f64], ys: &[f64], confidence: f64) -> Result<LineFit, SolverError> {
     let n = xs.len();
     if n != ys.len() {
-        return Err(SolverError::InvalidInput(format!("{} x values but {} y values", n, ys.len())));
+        return Err(SolverError::InvalidInput(format!(
+            "{} x values but {} y values",
+            n,
+            ys.len()
+        )));
     }
     if n < 3 {
         return Err(SolverError::TooFewPoints { got: n, needed: 3 });
@@ -39,7 +43,9 @@ pub fn fit_line(xs: &[f64], ys: &[f64], confidence: f64) -> Result<LineFit, Solv
         return Err(SolverError::InvalidInput("a value is NaN or infinite".into()));
     }
     if !(confidence > 0.0 && confidence < 1.0) {
-        return Err(SolverError::InvalidInput(format!("confidence must be in (0, 1), got {confidence}")));
+        return Err(SolverError::InvalidInput(format!(
+            "confidence must be in (0, 1), got {confidence}"
+        )));
     }
     let nf = n as f64;
     let x_mean = xs.iter().sum::<f64>() / nf;
@@ -51,7 +57,11 @@ pub fn fit_line(xs: &[f64], ys: &[f64], confidence: f64) -> Result<LineFit, Solv
     let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - x_mean) * (y - y_mean)).sum();
     let slope = sxy / sxx;
     let intercept = y_mean - slope * x_mean;
-    let sse: f64 = xs.iter().zip(ys).map(|(x, y)| (y - intercept - slope * x).powi(2)).sum();
+    let sse: f64 = xs
+        .iter()
+        .zip(ys)
+        .map(|(x, y)| (y - intercept - slope * x).powi(2))
+        .sum();
     let slope_se = (sse / (nf - 2.0) / sxx).sqrt();
     let t = StudentsT::new(0.0, 1.0, nf - 2.0)
         .map_err(|e| SolverError::InvalidInput(e.to_string()))?

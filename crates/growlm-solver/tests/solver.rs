@@ -59,7 +59,10 @@ fn exponential_fit_recovers_known_parameters_and_aic_picks_it() {
 
 #[test]
 fn inverse_and_derivative_are_consistent() {
-    for (m, p) in [(&PowerLaw as &dyn CurveModel, vec![1.0, 5.0, 10.0, 0.5]), (&Exponential, vec![1.0, 2.0, 100.0])] {
+    for (m, p) in [
+        (&PowerLaw as &dyn CurveModel, vec![1.0, 5.0, 10.0, 0.5]),
+        (&Exponential, vec![1.0, 2.0, 100.0]),
+    ] {
         for n in [0.0, 10.0, 50.0, 300.0] {
             let l = m.value(&p, n);
             assert!(rel(m.inverse(&p, l).unwrap(), n) < 1e-8 || n == 0.0);
@@ -99,12 +102,28 @@ fn exact_problem() -> (GrowthProblem, f64) {
     let (a_s, b_s, tau_s) = (2.0, 3.0, 1000.0);
     let (a_t, b_t, tau_t) = (1.5, 3.5, 3000.0);
     let steps = grid(300, 15_000.0);
-    let fs = fit(&sample(&Exponential, &[a_s, b_s, tau_s], &steps, 0.0), ModelKind::Exponential, 0.95).unwrap();
-    let ft = fit(&sample(&Exponential, &[a_t, b_t, tau_t], &steps, 0.0), ModelKind::Exponential, 0.95).unwrap();
+    let fs = fit(
+        &sample(&Exponential, &[a_s, b_s, tau_s], &steps, 0.0),
+        ModelKind::Exponential,
+        0.95,
+    )
+    .unwrap();
+    let ft = fit(
+        &sample(&Exponential, &[a_t, b_t, tau_t], &steps, 0.0),
+        ModelKind::Exponential,
+        0.95,
+    )
+    .unwrap();
     let r = 0.3;
     let u = r * (a_s - a_t) / (tau_t / tau_s - r);
     let n_opt = -tau_s * (u / b_s).ln();
-    let p = GrowthProblem { small: fs, target: ft, flops_small: r, flops_target: 1.0, delay: 0.0 };
+    let p = GrowthProblem {
+        small: fs,
+        target: ft,
+        flops_small: r,
+        flops_target: 1.0,
+        delay: 0.0,
+    };
     (p, n_opt)
 }
 
@@ -160,21 +179,49 @@ fn unsolvable_problems_say_why() {
 fn multi_stage_plan_matches_the_two_stage_optimum_and_uses_three_stages() {
     let (p, _) = exact_problem();
     let two = plan_stages(
-        &[PlanStage { curve: p.small.clone(), flops_per_step: 0.3 }, PlanStage { curve: p.target.clone(), flops_per_step: 1.0 }],
+        &[
+            PlanStage {
+                curve: p.small.clone(),
+                flops_per_step: 0.3,
+            },
+            PlanStage {
+                curve: p.target.clone(),
+                flops_per_step: 1.0,
+            },
+        ],
         1.6,
     )
     .unwrap();
     let opt = p.optimum(10.0, 15_000.0, 1.6).unwrap();
-    assert!(rel(two.growth_steps[0], opt.by_flops) < 0.01, "{} vs {}", two.growth_steps[0], opt.by_flops);
+    assert!(
+        rel(two.growth_steps[0], opt.by_flops) < 0.01,
+        "{} vs {}",
+        two.growth_steps[0],
+        opt.by_flops
+    );
     assert!(rel(two.total_flops, opt.staged_flops) < 1e-3);
     // A middle model helps: three stages cost less than two.
     let steps = grid(300, 15_000.0);
-    let mid = fit(&sample(&Exponential, &[1.75, 3.2, 1800.0], &steps, 0.0), ModelKind::Exponential, 0.95).unwrap();
+    let mid = fit(
+        &sample(&Exponential, &[1.75, 3.2, 1800.0], &steps, 0.0),
+        ModelKind::Exponential,
+        0.95,
+    )
+    .unwrap();
     let three = plan_stages(
         &[
-            PlanStage { curve: p.small.clone(), flops_per_step: 0.3 },
-            PlanStage { curve: mid, flops_per_step: 0.55 },
-            PlanStage { curve: p.target.clone(), flops_per_step: 1.0 },
+            PlanStage {
+                curve: p.small.clone(),
+                flops_per_step: 0.3,
+            },
+            PlanStage {
+                curve: mid,
+                flops_per_step: 0.55,
+            },
+            PlanStage {
+                curve: p.target.clone(),
+                flops_per_step: 1.0,
+            },
         ],
         1.6,
     )
@@ -196,18 +243,39 @@ fn empirical_effect_matches_the_model_on_curve_following_runs() {
     assert_eq!(emp.len(), 3);
     for [mid, e] in emp {
         // Finite differences over 1000 steps of a smooth E: within 5% of E(mid).
-        assert!(rel(e, p.effect(mid).unwrap()) < 0.05, "at {mid}: {e} vs {}", p.effect(mid).unwrap());
+        assert!(
+            rel(e, p.effect(mid).unwrap()) < 0.05,
+            "at {mid}: {e} vs {}",
+            p.effect(mid).unwrap()
+        );
     }
 }
 
 #[test]
 fn degenerate_input_is_an_error_not_a_panic() {
-    assert!(matches!(Curve::new(vec![1.0, 2.0], vec![3.0, 2.0]), Err(SolverError::TooFewPoints { .. })));
+    assert!(matches!(
+        Curve::new(vec![1.0, 2.0], vec![3.0, 2.0]),
+        Err(SolverError::TooFewPoints { .. })
+    ));
     let s = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-    assert!(Curve::new(s.clone(), vec![3.0, f64::NAN, 2.0, 1.9, 1.8, 1.7]).unwrap_err().to_string().contains("NaN"));
-    assert!(Curve::new(vec![-1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![3.0; 6]).unwrap_err().to_string().contains("negative"));
-    assert!(Curve::new(vec![1.0, 3.0, 2.0, 4.0, 5.0, 6.0], vec![3.0, 2.9, 2.8, 2.7, 2.6, 2.5]).unwrap_err().to_string().contains("increase"));
-    assert!(Curve::new(s.clone(), vec![1.0, 1.1, 1.2, 1.3, 1.4, 1.5]).unwrap_err().to_string().contains("does not fall"));
+    assert!(Curve::new(s.clone(), vec![3.0, f64::NAN, 2.0, 1.9, 1.8, 1.7])
+        .unwrap_err()
+        .to_string()
+        .contains("NaN"));
+    assert!(Curve::new(vec![-1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![3.0; 6])
+        .unwrap_err()
+        .to_string()
+        .contains("negative"));
+    assert!(
+        Curve::new(vec![1.0, 3.0, 2.0, 4.0, 5.0, 6.0], vec![3.0, 2.9, 2.8, 2.7, 2.6, 2.5])
+            .unwrap_err()
+            .to_string()
+            .contains("increase")
+    );
+    assert!(Curve::new(s.clone(), vec![1.0, 1.1, 1.2, 1.3, 1.4, 1.5])
+        .unwrap_err()
+        .to_string()
+        .contains("does not fall"));
     assert!(fit_line(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0], 0.9).is_err());
 }
 
@@ -225,7 +293,9 @@ fn line_fit_interval_matches_hand_computed_values() {
 fn curves_are_read_from_csv_and_run_directories() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("c.csv");
-    let rows: String = (1..=6).map(|i| format!("{},{}\n", i * 10, 3.0 - i as f64 * 0.1)).collect();
+    let rows: String = (1..=6)
+        .map(|i| format!("{},{}\n", i * 10, 3.0 - i as f64 * 0.1))
+        .collect();
     std::fs::write(&csv, format!("step,val_loss\n{rows}")).unwrap();
     let c = read_curve(&csv).unwrap();
     assert_eq!(c.curve.steps, vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
@@ -235,7 +305,17 @@ fn curves_are_read_from_csv_and_run_directories() {
     let run = dir.path().join("run");
     std::fs::create_dir(&run).unwrap();
     let lines: String = (1..=10)
-        .map(|s| format!("{{\"step\":{s},\"flops\":{},\"val_loss\":{}}}\n", s * 50, if s % 2 == 0 { format!("{}", 5.0 - s as f64 * 0.1) } else { "null".into() }))
+        .map(|s| {
+            format!(
+                "{{\"step\":{s},\"flops\":{},\"val_loss\":{}}}\n",
+                s * 50,
+                if s % 2 == 0 {
+                    format!("{}", 5.0 - s as f64 * 0.1)
+                } else {
+                    "null".into()
+                }
+            )
+        })
         .collect();
     std::fs::write(run.join("metrics.jsonl"), lines).unwrap();
     let c = read_curve(&run).unwrap();

@@ -38,7 +38,12 @@ impl DeviceKind {
 }
 
 /// Runs [`train`] on the chosen backend.
-pub fn run_on(kind: DeviceKind, cfg: &RunConfig, opts: &RunOptions, registry: &Registry) -> Result<Summary, TrainError> {
+pub fn run_on(
+    kind: DeviceKind,
+    cfg: &RunConfig,
+    opts: &RunOptions,
+    registry: &Registry,
+) -> Result<Summary, TrainError> {
     match kind {
         DeviceKind::Flex => train::<Autodiff<burn_flex::Flex>>(cfg, opts, registry, &Default::default()),
         DeviceKind::NdArray => train::<Autodiff<burn_ndarray::NdArray>>(cfg, opts, registry, &Default::default()),

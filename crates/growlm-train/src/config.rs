@@ -189,7 +189,10 @@ impl RunConfig {
         match self.policy.get("name") {
             Some(toml::Value::String(s)) => Ok(s),
             Some(v) => Err(invalid("policy.name", format!("expected a string, got {v}"))),
-            None => Err(invalid("policy.name", "missing; name a policy, e.g. `name = \"convergence\"`")),
+            None => Err(invalid(
+                "policy.name",
+                "missing; name a policy, e.g. `name = \"convergence\"`",
+            )),
         }
     }
 
@@ -217,13 +220,22 @@ impl RunConfig {
             return Err(invalid("train.lr", format!("must be positive, got {}", t.lr)));
         }
         if !(t.min_lr >= 0.0 && t.min_lr <= t.lr) {
-            return Err(invalid("train.min_lr", format!("must be between 0 and train.lr = {}, got {}", t.lr, t.min_lr)));
+            return Err(invalid(
+                "train.min_lr",
+                format!("must be between 0 and train.lr = {}, got {}", t.lr, t.min_lr),
+            ));
         }
         if t.warmup_steps > t.max_steps {
-            return Err(invalid("train.warmup_steps", format!("{} exceeds train.max_steps = {}", t.warmup_steps, t.max_steps)));
+            return Err(invalid(
+                "train.warmup_steps",
+                format!("{} exceeds train.max_steps = {}", t.warmup_steps, t.max_steps),
+            ));
         }
         if !(t.weight_decay >= 0.0 && t.weight_decay < 1.0) {
-            return Err(invalid("train.weight_decay", format!("must be in [0, 1), got {}", t.weight_decay)));
+            return Err(invalid(
+                "train.weight_decay",
+                format!("must be in [0, 1), got {}", t.weight_decay),
+            ));
         }
         for (key, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
             if !(0.0..1.0).contains(&b) {
@@ -231,7 +243,10 @@ impl RunConfig {
             }
         }
         if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
-            return Err(invalid("train.grad_clip", format!("must be ≥ 0 (0 disables clipping), got {}", t.grad_clip)));
+            return Err(invalid(
+                "train.grad_clip",
+                format!("must be ≥ 0 (0 disables clipping), got {}", t.grad_clip),
+            ));
         }
         if t.eval_every == 0 {
             return Err(invalid("train.eval_every", "must be at least 1"));
@@ -240,7 +255,10 @@ impl RunConfig {
             return Err(invalid("train.checkpoint_every", "must be at least 1"));
         }
         if self.data.source.trim().is_empty() {
-            return Err(invalid("data.source", "missing; use \"sotu\" or a path to a text file or directory"));
+            return Err(invalid(
+                "data.source",
+                "missing; use \"sotu\" or a path to a text file or directory",
+            ));
         }
         if self.data.valid_batches == 0 {
             return Err(invalid("data.valid_batches", "must be at least 1"));
@@ -258,7 +276,8 @@ impl RunConfig {
                 ));
             }
             if i > 0 {
-                growlm_ops::check_growth(&self.stages[i - 1].model, &s.model).map_err(|e| invalid(&format!("stages[{i}]"), e.to_string()))?;
+                growlm_ops::check_growth(&self.stages[i - 1].model, &s.model)
+                    .map_err(|e| invalid(&format!("stages[{i}]"), e.to_string()))?;
             }
         }
         self.policy_name()?;

@@ -64,7 +64,11 @@ pub struct Convergence {
 impl Convergence {
     /// A policy with the given settings.
     pub fn new(config: ConvergenceConfig) -> Self {
-        Self { config, flat: 0, stage: 0 }
+        Self {
+            config,
+            flat: 0,
+            stage: 0,
+        }
     }
 
     /// Whether the last `window` points of `history` (step, loss) are flat: the upper end
@@ -164,7 +168,10 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
     };
     let confidence = p.f64_or("confidence", d.confidence)?;
     if !(confidence > 0.0 && confidence < 1.0) {
-        return Err(p.error("confidence", format!("must be between 0 and 1 (exclusive), got {confidence}")));
+        return Err(p.error(
+            "confidence",
+            format!("must be between 0 and 1 (exclusive), got {confidence}"),
+        ));
     }
     let min_steps = p.u64_or("min_steps", 0, 0)?;
     p.finish()?;

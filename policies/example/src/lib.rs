@@ -20,9 +20,9 @@ impl Policy for Example {
         if !obs.can_grow() {
             return Decision::Continue;
         }
-        let reached = self.loss_below.is_some_and(|limit| {
-            obs.evaluated && obs.stage_history().last().is_some_and(|p| p.loss < limit)
-        });
+        let reached = self
+            .loss_below
+            .is_some_and(|limit| obs.evaluated && obs.stage_history().last().is_some_and(|p| p.loss < limit));
         if reached || obs.step - obs.stage_start >= self.every {
             Decision::Grow
         } else {
@@ -31,7 +31,10 @@ impl Policy for Example {
     }
 
     fn describe(&self) -> String {
-        format!("example (grow every {} steps or below loss {:?})", self.every, self.loss_below)
+        format!(
+            "example (grow every {} steps or below loss {:?})",
+            self.every, self.loss_below
+        )
     }
 }
 
@@ -49,5 +52,9 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
 
 /// Registers `example`.
 pub fn register(registry: &mut Registry) {
-    registry.register("example", "template: grow every `every` steps or once val loss < `loss_below`", build);
+    registry.register(
+        "example",
+        "template: grow every `every` steps or once val loss < `loss_below`",
+        build,
+    );
 }

@@ -42,7 +42,10 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
         return Err(p.error("steps", "list at least one growth step, e.g. `steps = [500]`"));
     }
     if steps.windows(2).any(|w| w[0] >= w[1]) || steps[0] == 0 {
-        return Err(p.error("steps", format!("must be positive and strictly increasing, got {steps:?}")));
+        return Err(p.error(
+            "steps",
+            format!("must be positive and strictly increasing, got {steps:?}"),
+        ));
     }
     p.finish()?;
     Ok(Box::new(Fixed::new(steps)))

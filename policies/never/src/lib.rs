@@ -24,5 +24,9 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
 
 /// Registers `never`.
 pub fn register(registry: &mut Registry) {
-    registry.register("never", "train the first stage only, never grow (from-scratch baseline)", build);
+    registry.register(
+        "never",
+        "train the first stage only, never grow (from-scratch baseline)",
+        build,
+    );
 }

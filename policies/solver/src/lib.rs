@@ -25,7 +25,12 @@ pub struct SolverPolicy {
 impl SolverPolicy {
     /// A policy against the fitted target curve `target`.
     pub fn new(target: Fit, min_points: usize, horizon_factor: f64) -> Self {
-        Self { target, min_points, horizon_factor, predicted: None }
+        Self {
+            target,
+            min_points,
+            horizon_factor,
+            predicted: None,
+        }
     }
 
     /// The predicted growth step for the small curve `(steps, losses)` and `Fs/Ft`, or
@@ -34,7 +39,13 @@ impl SolverPolicy {
         let curve = Curve::new(steps, losses).ok()?;
         let small = fit_best(&curve, 0.95).ok()?.remove(0);
         let (lo, last) = (curve.steps[0].max(1.0), *curve.steps.last()?);
-        let p = GrowthProblem { small, target: self.target.clone(), flops_small: ratio, flops_target: 1.0, delay: 0.0 };
+        let p = GrowthProblem {
+            small,
+            target: self.target.clone(),
+            flops_small: ratio,
+            flops_target: 1.0,
+            delay: 0.0,
+        };
         if p.effect(last).is_some_and(|e| e <= ratio) {
             // Already past the optimum: the root lies at or before the current step.
             return Some(p.optimal_by_root(lo, last).unwrap_or(last));
@@ -52,7 +63,10 @@ impl Policy for SolverPolicy {
         let Some(next) = obs.next_flops_per_step.filter(|_| obs.evaluated && obs.can_grow()) else {
             return Decision::Continue;
         };
-        let (steps, losses): (Vec<f64>, Vec<f64>) = obs.stage_history().map(|p| ((p.step - obs.stage_start) as f64, p.loss)).unzip();
+        let (steps, losses): (Vec<f64>, Vec<f64>) = obs
+            .stage_history()
+            .map(|p| ((p.step - obs.stage_start) as f64, p.loss))
+            .unzip();
         if steps.len() < self.min_points {
             return Decision::Continue;
         }
@@ -73,7 +87,10 @@ impl Policy for SolverPolicy {
     }
 
     fn describe(&self) -> String {
-        format!("solver (target curve {:?}, refit from {} evaluations)", self.target.model, self.min_points)
+        format!(
+            "solver (target curve {:?}, refit from {} evaluations)",
+            self.target.model, self.min_points
+        )
     }
 }
 
@@ -81,9 +98,12 @@ impl Policy for SolverPolicy {
 /// `horizon_factor` (default 3).
 pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
     let mut p = Params::new("solver", table);
-    let reference = p
-        .string_or("reference", None)?
-        .ok_or_else(|| p.error("reference", "missing: the target model's from-scratch run directory or step,val_loss CSV"))?;
+    let reference = p.string_or("reference", None)?.ok_or_else(|| {
+        p.error(
+            "reference",
+            "missing: the target model's from-scratch run directory or step,val_loss CSV",
+        )
+    })?;
     let min_points = p.u64_or("min_points", 8, 5)? as usize;
     let horizon_factor = p.positive_f64_or("horizon_factor", 3.0)?;
     if horizon_factor < 1.0 {
@@ -91,17 +111,29 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
     }
     p.finish()?;
     let curve = read_curve(Path::new(&reference))
-        .map_err(|e| PolicyError::InvalidParam { policy: "solver".into(), key: "reference".into(), reason: e.to_string() })?
+        .map_err(|e| PolicyError::InvalidParam {
+            policy: "solver".into(),
+            key: "reference".into(),
+            reason: e.to_string(),
+        })?
         .curve;
     let target = fit_best(&curve, 0.95)
-        .map_err(|e| PolicyError::InvalidParam { policy: "solver".into(), key: "reference".into(), reason: e.to_string() })?
+        .map_err(|e| PolicyError::InvalidParam {
+            policy: "solver".into(),
+            key: "reference".into(),
+            reason: e.to_string(),
+        })?
         .remove(0);
     Ok(Box::new(SolverPolicy::new(target, min_points, horizon_factor)))
 }
 
 /// Registers `solver`.
 pub fn register(registry: &mut Registry) {
-    registry.register("solver", "grow where E(Gb) = Fs/Ft (eq. 3), refitting the small curve online", build);
+    registry.register(
+        "solver",
+        "grow where E(Gb) = Fs/Ft (eq. 3), refitting the small curve online",
+        build,
+    );
 }
 
 #[cfg(test)]
@@ -135,7 +167,11 @@ mod tests {
         let mut history = Vec::new();
         let mut fired = None;
         for step in (50..=12_000u64).step_by(50) {
-            history.push(ValPoint { step, loss: small(step as f64), stage: 0 });
+            history.push(ValPoint {
+                step,
+                loss: small(step as f64),
+                stage: 0,
+            });
             let obs = Observation {
                 step,
                 tokens: 0,
@@ -155,7 +191,10 @@ mod tests {
             }
         }
         let fired = fired.expect("must grow") as f64;
-        assert!(fired >= n_opt && fired <= n_opt + 100.0, "fired at {fired}, optimum {n_opt}");
+        assert!(
+            fired >= n_opt && fired <= n_opt + 100.0,
+            "fired at {fired}, optimum {n_opt}"
+        );
         assert!(policy.state()["predicted"].as_f64().is_some());
     }
 
