@@ -140,7 +140,7 @@ impl GptConfig {
         }
         match self.head_dim {
             Some(0) => return bad("head_dim", "must be at least 1".into()),
-            None if self.d_model % self.n_heads != 0 => {
+            None if !self.d_model.is_multiple_of(self.n_heads) => {
                 return bad(
                     "d_model",
                     format!(

@@ -308,7 +308,7 @@ impl<B: Backend> Gpt<B> {
         let [b, t] = tokens.dims();
         let [vocab, d] = self.wte.dims();
         let tok = self.wte.val().select(0, tokens.reshape([b * t])).reshape([b, t, d]);
-        let pos = self.wpe.val().slice([0..t]).unsqueeze::<3>();
+        let pos = self.wpe.val().narrow(0, 0, t).unsqueeze::<3>();
         let mut x = tok + pos;
         if let Some(m) = width {
             x = x * m.hidden.clone();

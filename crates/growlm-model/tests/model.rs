@@ -133,7 +133,7 @@ fn embed2(wide: &Param<Tensor<B, 2>>, small: &Param<Tensor<B, 2>>) -> Param<Tens
 }
 fn embed1(wide: &Param<Tensor<B, 1>>, small: &Param<Tensor<B, 1>>) -> Param<Tensor<B, 1>> {
     let [n] = small.dims();
-    Param::from_tensor(wide.val().slice_assign([0..n], small.val()))
+    Param::from_tensor(wide.val().slice_assign(0..n, small.val()))
 }
 fn embed_dense(w: &Dense<B>, s: &Dense<B>) -> Dense<B> {
     Dense {
