@@ -167,6 +167,9 @@ pub fn run(a: SolveArgs) -> Result<()> {
                 gb_ci.map_or(String::new(), |[l, h]| format!("  (95% CI {l:.0}..{h:.0})"))
             );
             println!("  optimal growth step (min total FLOPs): {:.0}", o.by_flops);
+            if let Some(n) = &o.note {
+                println!("  note: {n}");
+            }
             println!(
                 "  predicted speed-up at loss {:.4}: ×{:.3} ({:.3e} vs {:.3e} small-step units)",
                 o.target_loss, o.speedup, o.staged_flops, o.scratch_flops
@@ -196,6 +199,7 @@ pub fn run(a: SolveArgs) -> Result<()> {
         "predicted_speedup": optimum.as_ref().ok().map(|o| o.speedup),
         "target_loss": target_loss,
         "error": optimum.as_ref().err().map(|e| e.to_string()),
+        "note": optimum.as_ref().ok().and_then(|o| o.note.clone()),
         "fits": { "small": fit_json(&fs), "target": fit_json(&ft) },
         "effect_conversion_rate": e_curve,
         "empirical_effect_conversion_rate": empirical,

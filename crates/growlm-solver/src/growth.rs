@@ -92,6 +92,10 @@ pub struct Optimum {
     pub scratch_flops: f64,
     /// `scratch_flops / staged_flops`.
     pub speedup: f64,
+    /// Set when the small model reaches the target loss by itself before the FLOPs
+    /// optimum: then growing does not pay at this target loss and the two criteria are
+    /// not comparable (choose a lower target loss).
+    pub note: Option<String>,
 }
 
 impl GrowthProblem {
@@ -175,7 +179,13 @@ impl GrowthProblem {
         let (by_flops, staged_flops) = brent_min(f, lo, hi)
             .ok_or_else(|| SolverError::NoSolution("total FLOPs are undefined on the horizon".into()))?;
         let scratch_flops = self.flops_target * scratch_steps;
+        let note = self.small.inverse(target_loss).filter(|n| *n <= by_flops + 1.0).map(|n| {
+            format!(
+                "the small model alone reaches loss {target_loss:.4} at step {n:.0}, before any growth pays off; pick a lower target loss (below the small model's reach) to compare the two criteria"
+            )
+        });
         Ok(Optimum {
+            note,
             by_root,
             by_flops,
             target_loss,

@@ -322,3 +322,12 @@ fn curves_are_read_from_csv_and_run_directories() {
     assert_eq!(c.curve.steps, vec![2.0, 4.0, 6.0, 8.0, 10.0]);
     assert_eq!(c.flops_per_step, Some(50.0));
 }
+
+#[test]
+fn a_target_loss_the_small_model_reaches_alone_is_flagged() {
+    let (p, _) = exact_problem();
+    // L_s → 2.0: the small model reaches 2.2 by itself, so growing never pays at 2.2.
+    let opt = p.optimum(10.0, 15_000.0, 2.2).unwrap();
+    assert!(opt.note.as_deref().is_some_and(|n| n.contains("small model alone")), "{:?}", opt.note);
+    assert!(p.optimum(10.0, 15_000.0, 1.6).unwrap().note.is_none());
+}
