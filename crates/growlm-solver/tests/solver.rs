@@ -328,6 +328,10 @@ fn a_target_loss_the_small_model_reaches_alone_is_flagged() {
     let (p, _) = exact_problem();
     // L_s → 2.0: the small model reaches 2.2 by itself, so growing never pays at 2.2.
     let opt = p.optimum(10.0, 15_000.0, 2.2).unwrap();
-    assert!(opt.note.as_deref().is_some_and(|n| n.contains("small model alone")), "{:?}", opt.note);
+    assert!(
+        opt.note.as_deref().is_some_and(|n| n.contains("small model alone")),
+        "{:?}",
+        opt.note
+    );
     assert!(p.optimum(10.0, 15_000.0, 1.6).unwrap().note.is_none());
 }
