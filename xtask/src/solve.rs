@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use growlm::solver::{
-    empirical_effect, fit, fit_best, read_curve, Curve, Fit, GrowthProblem, LoadedCurve, ModelKind, Optimum,
-};
+use growlm::solver::{empirical_effect, fit, fit_best, read_curve, Curve, Fit, GrowthProblem, ModelKind, Optimum};
 use growlm::train::{GrowEvent, MetricsRow, RunConfig};
 use plotters::prelude::*;
 use serde_json::json;
@@ -52,10 +50,6 @@ pub struct SolveArgs {
     /// Write an SVG plot here.
     #[arg(long)]
     plot: Option<PathBuf>,
-}
-
-fn load(path: &Path) -> Result<LoadedCurve> {
-    Ok(read_curve(path)?)
 }
 
 fn config_flops(path: &Path, last: bool) -> Result<f64> {
@@ -109,7 +103,7 @@ fn grown_run(dir: &Path) -> Result<(f64, f64, f64)> {
 }
 
 pub fn run(a: SolveArgs) -> Result<()> {
-    let (small, target) = (load(&a.small)?, load(&a.target)?);
+    let (small, target) = (read_curve(&a.small)?, read_curve(&a.target)?);
     let ratio = match (a.flops_ratio, &a.small_config, &a.target_config) {
         (Some(r), _, _) if r > 0.0 && r.is_finite() => r,
         (Some(r), _, _) => bail!("--flops-ratio must be positive, got {r}"),

@@ -222,11 +222,7 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let value = param.val();
-        let shape = value.dims().to_vec();
-        let values = value.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data");
-        self.out
-            .insert(self.path.join("."), (param.id, HostTensor { shape, values }));
+        self.out.insert(self.path.join("."), (param.id, to_host(param.val())));
     }
 }
 
@@ -328,7 +324,7 @@ pub fn grow<B: AutodiffBackend>(
     let grown = assign_params::<B, _>(fresh_model, &values);
 
     // The optimizer state follows the parameters.
-    let mut record = optim.to_record();
+    let record = optim.to_record();
     let time = src
         .get("wte")
         .and_then(|(id, _)| record.get(id))
@@ -341,12 +337,8 @@ pub fn grow<B: AutodiffBackend>(
             .source
             .as_ref()
             .and_then(|path| src.get(path))
-            .and_then(|(id, _)| record.remove(id).map(|r| (r, *id)));
-        // A source tensor copied into two targets (a redundant layer) is needed twice.
-        if let Some((r, id)) = &src_state {
-            record.insert(*id, r.clone());
-        }
-        let moments = src_state.map(|(r, _)| host_moments::<B>(r, f.shape.len()));
+            .and_then(|(id, _)| record.get(id).cloned());
+        let moments = src_state.map(|r| host_moments::<B>(r, f.shape.len()));
         let zero_plan = TensorPlan {
             rest: Fill::Zero,
             ..p.clone()

@@ -194,6 +194,17 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// A positive finite number, or `None` when the key is absent.
+    pub fn optional_positive_f64(&mut self, key: &str) -> Result<Option<f64>, PolicyError> {
+        match self.table.contains_key(key) {
+            true => self.positive_f64_or(key, 1.0).map(Some),
+            false => {
+                self.used.insert(key.to_string());
+                Ok(None)
+            }
+        }
+    }
+
     /// A non-negative integer or `default`, at least `min`.
     pub fn u64_or(&mut self, key: &str, default: u64, min: u64) -> Result<u64, PolicyError> {
         let v = match self.get(key) {

@@ -159,13 +159,7 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
     let window = p.u64_or("window", d.window as u64, 3)? as usize;
     let patience = p.u64_or("patience", d.patience, 1)?;
     let threshold = p.positive_f64_or("threshold", d.threshold)?;
-    let abs_threshold = match table.get("abs_threshold") {
-        None => {
-            p.f64_or("abs_threshold", 0.0)?;
-            None
-        }
-        Some(_) => Some(p.positive_f64_or("abs_threshold", 1.0)?),
-    };
+    let abs_threshold = p.optional_positive_f64("abs_threshold")?;
     let confidence = p.f64_or("confidence", d.confidence)?;
     if !(confidence > 0.0 && confidence < 1.0) {
         return Err(p.error(

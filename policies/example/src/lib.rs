@@ -42,10 +42,7 @@ impl Policy for Example {
 pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
     let mut p = Params::new("example", table);
     let every = p.u64_or("every", 200, 1)?;
-    let loss_below = match table.get("loss_below") {
-        Some(_) => Some(p.positive_f64_or("loss_below", 1.0)?),
-        None => None,
-    };
+    let loss_below = p.optional_positive_f64("loss_below")?;
     p.finish()?;
     Ok(Box::new(Example { every, loss_below }))
 }
