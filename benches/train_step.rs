@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
                 &cfg,
                 &GrowthConfig::default(),
                 1,
+                0,
             )
             .unwrap()
         })

@@ -1,5 +1,6 @@
 //! End-to-end tests of the training engine on a tiny model: the files a run writes, the
-//! loss falling, determinism, resume after a kill, and config validation.
+//! loss falling, determinism, resume after a kill. Config validation, `--set` and the
+//! resume checks are tested in `crates/growlm-train/tests`.
 
 mod common;
 
@@ -83,40 +84,11 @@ fn an_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
     assert!(err.to_string().contains("--resume"));
 }
 
-fn config_error(edit: impl Fn(&str) -> String) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 8, true, "name = \"never\"");
-    let text = edit(&toml::to_string(&cfg).unwrap());
-    RunConfig::from_toml(&text).unwrap_err().to_string()
-}
-
-#[test]
-fn bad_configs_are_refused_with_the_key_named() {
-    let e = config_error(|t| t.replace("max_steps = 8", "max_steps = 0"));
-    assert!(e.contains("train.max_steps"), "{e}");
-    let e = config_error(|t| t.replace("lr = 0.01", "lr = -0.01"));
-    assert!(e.contains("train.lr"), "{e}");
-    let e = config_error(|t| t.replacen("d_model = 16", "d_model = 15", 1));
-    assert!(e.contains("stages[0].model.d_model") && e.contains("divisible"), "{e}");
-    let e = config_error(|t| t.replace("batch_size = 4", "batch_size = 4\nbatchsize = 4"));
-    assert!(e.contains("batchsize"), "{e}");
-    let e = config_error(|t| t.replacen("source = ", "source = \"\"\n#", 1));
-    assert!(e.contains("data.source"), "{e}");
-    let e = config_error(|t| t.replace("eval_every = 4", "eval_every = 0"));
-    assert!(e.contains("train.eval_every"), "{e}");
-    // The target stage smaller than the source.
-    let e = config_error(|t| t.replace("n_layers = 3", "n_layers = 1"));
-    assert!(e.contains("stages[1]") && e.contains("n_layers"), "{e}");
-    let e = config_error(|t| t.replace("context_len = 16", "context_len = 8"));
-    assert!(e.contains("context_len"), "{e}");
-}
-
 #[test]
 fn a_missing_corpus_path_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(&write_corpus(dir.path()), 4, false, "name = \"never\"");
-    cfg.data.source = "/no/such/text".into();
+    cfg.data.source = growlm::data::CorpusSource::Path("/no/such/text".into());
     let err = run(&cfg, &dir.path().join("r"), false, None).unwrap_err().to_string();
     assert!(err.contains("/no/such/text") && err.contains("--data"), "{err}");
 }

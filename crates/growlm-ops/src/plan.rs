@@ -6,7 +6,11 @@
 //! and to each optimizer moment (paper §3.5: the optimizer state follows the parameters),
 //! where "fresh" means zero.
 
+use growlm_model::GptConfig;
 use serde::Serialize;
+
+use crate::operator::{check_growth, layer_map, GrowthConfig, LayerOrigin};
+use crate::OpsError;
 
 /// What fills the entries of a target tensor that no source value covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,4 +86,65 @@ pub fn apply(
         out.embed(src);
     }
     out
+}
+
+/// The per-tensor plan for growing `source` into `target` with `op`. Target paths follow
+/// the model's field names (`wte`, `blocks.3.attn.query.weight`, …).
+pub fn plan(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -> Result<Vec<TensorPlan>, OpsError> {
+    check_growth(source, target)?;
+    let copy = |path: &str| TensorPlan {
+        target: path.to_string(),
+        source: Some(path.to_string()),
+        rest: Fill::Fresh,
+    };
+    let mut plans = vec![copy("wte"), copy("wpe"), copy("ln_f.gamma"), copy("ln_f.beta")];
+    const WEIGHTS: [&str; 6] = ["attn.query", "attn.key", "attn.value", "attn.out", "mlp.up", "mlp.down"];
+    for (j, origin) in layer_map(source.n_layers, target.n_layers, op.depth)
+        .into_iter()
+        .enumerate()
+    {
+        let mut push = |suffix: &str, source: Option<String>, rest: Fill| {
+            plans.push(TensorPlan {
+                target: format!("blocks.{j}.{suffix}"),
+                source,
+                rest,
+            })
+        };
+        for ln in ["ln_attn", "ln_mlp"] {
+            for p in ["gamma", "beta"] {
+                match origin {
+                    LayerOrigin::Copy(i) => {
+                        push(&format!("{ln}.{p}"), Some(format!("blocks.{i}.{ln}.{p}")), Fill::Fresh)
+                    }
+                    LayerOrigin::Redundant(_) => push(&format!("{ln}.{p}"), None, Fill::Zero),
+                    LayerOrigin::Random => push(&format!("{ln}.{p}"), None, Fill::Fresh),
+                }
+            }
+        }
+        for w in WEIGHTS {
+            match origin {
+                LayerOrigin::Copy(i) => {
+                    push(
+                        &format!("{w}.weight"),
+                        Some(format!("blocks.{i}.{w}.weight")),
+                        Fill::Fresh,
+                    );
+                    push(&format!("{w}.bias"), Some(format!("blocks.{i}.{w}.bias")), Fill::Fresh);
+                }
+                LayerOrigin::Redundant(i) => {
+                    push(
+                        &format!("{w}.weight"),
+                        Some(format!("blocks.{i}.{w}.weight")),
+                        Fill::Fresh,
+                    );
+                    push(&format!("{w}.bias"), None, Fill::Zero);
+                }
+                LayerOrigin::Random => {
+                    push(&format!("{w}.weight"), None, Fill::Fresh);
+                    push(&format!("{w}.bias"), None, Fill::Fresh);
+                }
+            }
+        }
+    }
+    Ok(plans)
 }

@@ -2,15 +2,17 @@
 //!
 //! After every training step the engine hands the policy an [`Observation`] and acts on
 //! its [`Decision`]: continue, grow to the next stage, or stop. Policies are built by name
-//! from the `[policy]` table of the run config through a [`Registry`]; each validates its
-//! own parameters with [`Params`], which refuses unknown keys. A policy's state is saved in
-//! checkpoints ([`Policy::state`], [`Policy::load_state`]) so a resumed run decides alike.
+//! from the `[policy]` table of the run config through a [`Registry`]; each reads its own
+//! parameters into a typed struct with [`parse_params`] (unknown keys and wrong types are
+//! refused with the key named) and checks their ranges in its `validate()`. A policy's
+//! state is a typed serde struct saved in checkpoints ([`Policy::state`],
+//! [`Policy::load_state`], [`state_to_json`], [`state_from_json`]) so a resumed run
+//! decides alike.
 //!
 //! Writing a policy: a crate that depends on this one, implements [`Policy`] and exposes a
 //! `register(&mut Registry)` function; see `policies/README.md`.
 
-use std::collections::BTreeSet;
-
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// One validation-loss measurement.
@@ -111,16 +113,6 @@ pub enum PolicyError {
         /// Comma-separated registered names.
         known: String,
     },
-    /// A parameter the policy does not know.
-    #[error("unknown key `policy.{key}` for policy `{policy}`; known keys: {known}")]
-    UnknownKey {
-        /// Policy name.
-        policy: String,
-        /// The key.
-        key: String,
-        /// Keys the policy accepts.
-        known: String,
-    },
     /// A parameter with a bad value.
     #[error("invalid `policy.{key}` for policy `{policy}`: {reason}")]
     InvalidParam {
@@ -141,127 +133,58 @@ pub enum PolicyError {
     },
 }
 
-/// Reads a policy's parameters from its `[policy]` table, tracking which keys were used
-/// so that [`Params::finish`] can refuse the rest.
-pub struct Params<'a> {
-    policy: String,
-    table: &'a toml::Table,
-    used: BTreeSet<String>,
+/// Reads a policy's typed parameters from its `[policy]` table (the `name` key aside).
+///
+/// `T` is the policy's `#[derive(Deserialize)]` parameter struct, declared with
+/// `#[serde(deny_unknown_fields)]` so that a typo is an error naming the key; a wrong type
+/// names the key too. Range checks across values belong in the struct's own `validate()`.
+pub fn parse_params<T: DeserializeOwned>(policy: &str, table: &toml::Table) -> Result<T, PolicyError> {
+    let mut table = table.clone();
+    table.remove("name");
+    from_table(table).map_err(|(key, reason)| PolicyError::InvalidParam {
+        policy: policy.to_string(),
+        key,
+        reason,
+    })
 }
 
-impl<'a> Params<'a> {
-    /// Parameters of policy `policy` (the `name` key is ignored).
-    pub fn new(policy: &str, table: &'a toml::Table) -> Self {
-        let mut used = BTreeSet::new();
-        used.insert("name".to_string());
-        Self {
-            policy: policy.to_string(),
-            table,
-            used,
-        }
-    }
-
-    fn invalid(&self, key: &str, reason: impl Into<String>) -> PolicyError {
-        PolicyError::InvalidParam {
-            policy: self.policy.clone(),
-            key: key.to_string(),
-            reason: reason.into(),
-        }
-    }
-
-    fn get(&mut self, key: &str) -> Option<&'a toml::Value> {
-        self.used.insert(key.to_string());
-        self.table.get(key)
-    }
-
-    /// A number (integer or float) or `default`.
-    pub fn f64_or(&mut self, key: &str, default: f64) -> Result<f64, PolicyError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(toml::Value::Float(f)) => Ok(*f),
-            Some(toml::Value::Integer(i)) => Ok(*i as f64),
-            Some(v) => Err(self.invalid(key, format!("expected a number, got {v}"))),
-        }
-    }
-
-    /// A positive finite number or `default`.
-    pub fn positive_f64_or(&mut self, key: &str, default: f64) -> Result<f64, PolicyError> {
-        let v = self.f64_or(key, default)?;
-        if v > 0.0 && v.is_finite() {
-            Ok(v)
-        } else {
-            Err(self.invalid(key, format!("must be a positive number, got {v}")))
-        }
-    }
-
-    /// A positive finite number, or `None` when the key is absent.
-    pub fn optional_positive_f64(&mut self, key: &str) -> Result<Option<f64>, PolicyError> {
-        match self.table.contains_key(key) {
-            true => self.positive_f64_or(key, 1.0).map(Some),
-            false => {
-                self.used.insert(key.to_string());
-                Ok(None)
-            }
-        }
-    }
-
-    /// A non-negative integer or `default`, at least `min`.
-    pub fn u64_or(&mut self, key: &str, default: u64, min: u64) -> Result<u64, PolicyError> {
-        let v = match self.get(key) {
-            None => default,
-            Some(toml::Value::Integer(i)) if *i >= 0 => *i as u64,
-            Some(v) => return Err(self.invalid(key, format!("expected a non-negative integer, got {v}"))),
+/// Deserialises a TOML table into `T`; on failure returns the dotted key at fault
+/// (`train.lr`, `stages.1.model.d_model`; a missing key is named itself, not its parent)
+/// and serde's reason. Run configs and policy parameters share it.
+pub fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = e.path().to_string();
+        let reason = e.into_inner().message().to_string();
+        let missing = reason.strip_prefix("missing field `").and_then(|r| r.split('`').next());
+        let key = match (path.as_str(), missing) {
+            (".", Some(m)) => m.to_string(),
+            (p, Some(m)) => format!("{p}.{m}"),
+            (p, None) => p.to_string(),
         };
-        if v < min {
-            return Err(self.invalid(key, format!("must be at least {min}, got {v}")));
-        }
-        Ok(v)
-    }
+        (key, reason)
+    })
+}
 
-    /// A list of non-negative integers, or `default`.
-    pub fn u64_list_or(&mut self, key: &str, default: Vec<u64>) -> Result<Vec<u64>, PolicyError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .map(|v| match v {
-                    toml::Value::Integer(i) if *i >= 0 => Ok(*i as u64),
-                    v => Err(self.invalid(key, format!("expected non-negative integers, got {v}"))),
-                })
-                .collect(),
-            Some(v) => Err(self.invalid(key, format!("expected a list of steps, got {v}"))),
-        }
-    }
+/// Serialises a policy's typed state for [`Policy::state`].
+pub fn state_to_json<T: Serialize>(state: &T) -> serde_json::Value {
+    serde_json::to_value(state).unwrap_or(serde_json::Value::Null)
+}
 
-    /// A string or `default`.
-    pub fn string_or(&mut self, key: &str, default: Option<&str>) -> Result<Option<String>, PolicyError> {
-        match self.get(key) {
-            None => Ok(default.map(str::to_string)),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.invalid(key, format!("expected a string, got {v}"))),
-        }
-    }
+/// Restores a policy's typed state saved by [`state_to_json`], for [`Policy::load_state`].
+pub fn state_from_json<T: DeserializeOwned>(policy: &str, state: serde_json::Value) -> Result<T, PolicyError> {
+    serde_json::from_value(state).map_err(|e| PolicyError::State {
+        policy: policy.to_string(),
+        reason: e.to_string(),
+    })
+}
 
-    /// Refuses keys that were never read.
-    pub fn finish(self) -> Result<(), PolicyError> {
-        if let Some(key) = self.table.keys().find(|k| !self.used.contains(*k)) {
-            let known: Vec<&str> = self.used.iter().filter(|k| *k != "name").map(String::as_str).collect();
-            return Err(PolicyError::UnknownKey {
-                policy: self.policy,
-                key: key.clone(),
-                known: if known.is_empty() {
-                    "(none)".into()
-                } else {
-                    known.join(", ")
-                },
-            });
-        }
-        Ok(())
-    }
-
-    /// An error for `key` with `reason`, for checks across several parameters.
-    pub fn error(&self, key: &str, reason: impl Into<String>) -> PolicyError {
-        self.invalid(key, reason)
+/// An error for parameter `key` of `policy`, for the checks of a parameter struct's
+/// `validate()`.
+pub fn invalid(policy: &str, key: &str, reason: impl Into<String>) -> PolicyError {
+    PolicyError::InvalidParam {
+        policy: policy.to_string(),
+        key: key.to_string(),
+        reason: reason.into(),
     }
 }
 
@@ -313,5 +236,128 @@ impl Registry {
                 known: self.entries.iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
             })?;
         (entry.build)(table)
+    }
+}
+
+/// A harness for testing a policy on a synthetic curve: feeds `policy` one observation
+/// per step from 1 to `steps` of a two-stage run (next stage 3× the FLOPs), with a
+/// validation loss `curve(step)` every `every` steps, and returns the first step at which
+/// it asks to grow.
+pub fn first_growth(policy: &mut dyn Policy, every: u64, steps: u64, curve: impl Fn(u64) -> f64) -> Option<u64> {
+    let mut history = Vec::new();
+    for step in 1..=steps {
+        let evaluated = step % every == 0;
+        if evaluated {
+            history.push(ValPoint {
+                step,
+                loss: curve(step),
+                stage: 0,
+            });
+        }
+        let obs = Observation {
+            step,
+            tokens: step * 100,
+            flops: step as f64,
+            train_loss: curve(step),
+            val_history: &history,
+            evaluated,
+            stage: 0,
+            n_stages: 2,
+            flops_per_step: 1.0,
+            next_flops_per_step: Some(3.0),
+            stage_start: 0,
+        };
+        if policy.decide(&obs) == Decision::Grow {
+            return Some(step);
+        }
+    }
+    None
+}
+
+/// Deterministic noise in [-1, 1] for synthetic curves.
+pub fn test_noise(step: u64) -> f64 {
+    let x = step
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17)
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Demo {
+        #[serde(default)]
+        window: usize,
+        steps: Vec<u64>,
+    }
+
+    fn table(text: &str) -> toml::Table {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn parameters_are_typed_and_errors_name_the_key() {
+        let ok: Demo = parse_params("demo", &table("name = \"demo\"\nsteps = [1, 2]")).unwrap();
+        assert_eq!(
+            ok,
+            Demo {
+                window: 0,
+                steps: vec![1, 2]
+            }
+        );
+        let e = parse_params::<Demo>("demo", &table("steps = []\nwindw = 3"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("policy.windw") && e.contains("window"), "{e}");
+        let e = parse_params::<Demo>("demo", &table("steps = [1]\nwindow = \"x\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("policy.window") && e.contains("string"), "{e}");
+        let e = parse_params::<Demo>("demo", &table("steps = [-1]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("policy.steps"), "{e}");
+        let e = parse_params::<Demo>("demo", &table("")).unwrap_err().to_string();
+        assert!(e.contains("policy.steps") && e.contains("missing"), "{e}");
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct State {
+        flat: u64,
+    }
+
+    #[test]
+    fn typed_state_round_trips_and_bad_state_is_refused() {
+        let json = state_to_json(&State { flat: 3 });
+        assert_eq!(json, serde_json::json!({"flat": 3}));
+        assert_eq!(state_from_json::<State>("demo", json).unwrap(), State { flat: 3 });
+        let e = state_from_json::<State>("demo", serde_json::json!({"x": 1})).unwrap_err();
+        assert!(matches!(e, PolicyError::State { .. }), "{e}");
+    }
+
+    struct Always;
+    impl Policy for Always {
+        fn name(&self) -> &str {
+            "always"
+        }
+        fn decide(&mut self, _obs: &Observation<'_>) -> Decision {
+            Decision::Grow
+        }
+    }
+
+    #[test]
+    fn the_registry_builds_by_name_and_lists_what_it_knows() {
+        let mut r = Registry::new();
+        r.register("always", "grows", |_| Ok(Box::new(Always)));
+        assert_eq!(r.build("always", &toml::Table::new()).unwrap().name(), "always");
+        let e = r.build("nope", &toml::Table::new()).err().unwrap().to_string();
+        assert!(e.contains("unknown policy `nope`") && e.contains("always"), "{e}");
+        r.register("always", "replaced", |_| Ok(Box::new(Always)));
+        assert_eq!(r.entries().len(), 1);
+        assert_eq!(r.entries()[0].summary, "replaced");
     }
 }

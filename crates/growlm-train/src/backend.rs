@@ -3,7 +3,7 @@
 use burn_autodiff::Autodiff;
 use growlm_policy::Registry;
 
-use crate::{train, RunConfig, RunOptions, Summary, TrainError};
+use crate::{train, Observer, RunConfig, RunOptions, Summary, TrainError};
 
 /// Which burn backend trains the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,16 +17,6 @@ pub enum DeviceKind {
 }
 
 impl DeviceKind {
-    /// Parses `flex`, `ndarray` or `cuda`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "flex" => Some(Self::Flex),
-            "ndarray" => Some(Self::NdArray),
-            "cuda" => Some(Self::Cuda),
-            _ => None,
-        }
-    }
-
     /// Lower-case name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -43,12 +33,15 @@ pub fn run_on(
     cfg: &RunConfig,
     opts: &RunOptions,
     registry: &Registry,
+    observers: &mut [&mut dyn Observer],
 ) -> Result<Summary, TrainError> {
     match kind {
-        DeviceKind::Flex => train::<Autodiff<burn_flex::Flex>>(cfg, opts, registry, &Default::default()),
-        DeviceKind::NdArray => train::<Autodiff<burn_ndarray::NdArray>>(cfg, opts, registry, &Default::default()),
+        DeviceKind::Flex => train::<Autodiff<burn_flex::Flex>>(cfg, opts, registry, &Default::default(), observers),
+        DeviceKind::NdArray => {
+            train::<Autodiff<burn_ndarray::NdArray>>(cfg, opts, registry, &Default::default(), observers)
+        }
         #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => train::<Autodiff<burn_cuda::Cuda>>(cfg, opts, registry, &Default::default()),
+        DeviceKind::Cuda => train::<Autodiff<burn_cuda::Cuda>>(cfg, opts, registry, &Default::default(), observers),
         #[cfg(not(feature = "cuda"))]
         DeviceKind::Cuda => Err(TrainError::CudaNotBuilt),
     }

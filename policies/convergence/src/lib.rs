@@ -15,14 +15,21 @@
 //! about 5%. `threshold` is that elasticity (default 0.07), measured at the centre of the
 //! window; `abs_threshold` instead sets the per-step slope directly, as in the paper.
 
-use growlm_policy::{Decision, Observation, Params, Policy, PolicyError, Registry};
+use growlm_policy::{
+    invalid, parse_params, state_from_json, state_to_json, Decision, Observation, Policy, PolicyError, Registry,
+};
 use growlm_solver::fit_line;
+use serde::{Deserialize, Serialize};
+
+/// The name this policy is registered under.
+pub const NAME: &str = "convergence";
 
 /// Paper's convergence point expressed as an elasticity (see the module docs).
 pub const PAPER_ELASTICITY: f64 = 3e-6 * 70_000.0 / 3.0;
 
-/// Settings of the convergence policy.
-#[derive(Debug, Clone, PartialEq)]
+/// Settings of the convergence policy: the `[policy]` table's keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ConvergenceConfig {
     /// Evaluations in the slope fit.
     pub window: usize,
@@ -51,14 +58,53 @@ impl Default for ConvergenceConfig {
     }
 }
 
+impl ConvergenceConfig {
+    /// Checks the ranges; errors name the key.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.window < 3 {
+            return Err(invalid(
+                NAME,
+                "window",
+                format!("must be at least 3, got {}", self.window),
+            ));
+        }
+        if self.patience < 1 {
+            return Err(invalid(NAME, "patience", "must be at least 1, got 0"));
+        }
+        for (key, v) in [
+            ("threshold", Some(self.threshold)),
+            ("abs_threshold", self.abs_threshold),
+        ] {
+            if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
+                return Err(invalid(NAME, key, format!("must be a positive number, got {v}")));
+            }
+        }
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err(invalid(
+                NAME,
+                "confidence",
+                format!("must be between 0 and 1 (exclusive), got {}", self.confidence),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the policy remembers across steps (saved in checkpoints).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvergenceState {
+    /// Consecutive flat evaluations in the current stage.
+    pub flat: u64,
+    /// Stage the counter belongs to.
+    pub stage: usize,
+}
+
 /// Grows once the validation loss has flattened.
 #[derive(Debug, Clone)]
 pub struct Convergence {
     config: ConvergenceConfig,
-    /// Consecutive flat evaluations in the current stage.
-    flat: u64,
-    /// Stage the counter belongs to.
-    stage: usize,
+    state: ConvergenceState,
 }
 
 impl Convergence {
@@ -66,8 +112,7 @@ impl Convergence {
     pub fn new(config: ConvergenceConfig) -> Self {
         Self {
             config,
-            flat: 0,
-            stage: 0,
+            state: ConvergenceState::default(),
         }
     }
 
@@ -97,25 +142,24 @@ impl Convergence {
 
 impl Policy for Convergence {
     fn name(&self) -> &str {
-        "convergence"
+        NAME
     }
 
     fn decide(&mut self, obs: &Observation<'_>) -> Decision {
-        if obs.stage != self.stage {
-            self.stage = obs.stage;
-            self.flat = 0;
+        let st = &mut self.state;
+        if obs.stage != st.stage {
+            st.stage = obs.stage;
+            st.flat = 0;
         }
         if !obs.evaluated || !obs.can_grow() {
             return Decision::Continue;
         }
         let history: Vec<(f64, f64)> = obs.stage_history().map(|p| (p.step as f64, p.loss)).collect();
-        if self.is_flat(&history) {
-            self.flat += 1;
-        } else {
-            self.flat = 0;
-        }
-        if self.flat >= self.config.patience && obs.step >= self.config.min_steps {
-            self.flat = 0;
+        let flat = self.is_flat(&history);
+        let st = &mut self.state;
+        st.flat = if flat { st.flat + 1 } else { 0 };
+        if st.flat >= self.config.patience && obs.step >= self.config.min_steps {
+            st.flat = 0;
             Decision::Grow
         } else {
             Decision::Continue
@@ -123,16 +167,11 @@ impl Policy for Convergence {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "flat": self.flat, "stage": self.stage })
+        state_to_json(&self.state)
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<(), PolicyError> {
-        let bad = || PolicyError::State {
-            policy: "convergence".into(),
-            reason: format!("expected {{flat, stage}}, got {state}"),
-        };
-        self.flat = state.get("flat").and_then(|v| v.as_u64()).ok_or_else(bad)?;
-        self.stage = state.get("stage").and_then(|v| v.as_u64()).ok_or_else(bad)? as usize;
+        self.state = state_from_json(NAME, state)?;
         Ok(())
     }
 
@@ -151,38 +190,17 @@ impl Policy for Convergence {
     }
 }
 
-/// Builds the policy from `window`, `patience`, `threshold`, `abs_threshold`,
-/// `confidence`, `min_steps`.
+/// Builds the policy from its `[policy]` table (the keys of [`ConvergenceConfig`]).
 pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
-    let d = ConvergenceConfig::default();
-    let mut p = Params::new("convergence", table);
-    let window = p.u64_or("window", d.window as u64, 3)? as usize;
-    let patience = p.u64_or("patience", d.patience, 1)?;
-    let threshold = p.positive_f64_or("threshold", d.threshold)?;
-    let abs_threshold = p.optional_positive_f64("abs_threshold")?;
-    let confidence = p.f64_or("confidence", d.confidence)?;
-    if !(confidence > 0.0 && confidence < 1.0) {
-        return Err(p.error(
-            "confidence",
-            format!("must be between 0 and 1 (exclusive), got {confidence}"),
-        ));
-    }
-    let min_steps = p.u64_or("min_steps", 0, 0)?;
-    p.finish()?;
-    Ok(Box::new(Convergence::new(ConvergenceConfig {
-        window,
-        patience,
-        threshold,
-        abs_threshold,
-        confidence,
-        min_steps,
-    })))
+    let config: ConvergenceConfig = parse_params(NAME, table)?;
+    config.validate()?;
+    Ok(Box::new(Convergence::new(config)))
 }
 
 /// Registers `convergence`.
 pub fn register(registry: &mut Registry) {
     registry.register(
-        "convergence",
+        NAME,
         "grow once the validation loss stops falling (paper §3.2, App. A)",
         build,
     );

@@ -2,7 +2,48 @@
 //! grow once the validation loss of the current stage falls below `loss_below`, or after
 //! `every` steps in the stage, whichever comes first.
 
-use growlm_policy::{Decision, Observation, Params, Policy, PolicyError, Registry};
+use growlm_policy::{invalid, parse_params, Decision, Observation, Policy, PolicyError, Registry};
+use serde::{Deserialize, Serialize};
+
+/// The name this policy is registered under: written once, here.
+pub const NAME: &str = "example";
+
+/// The `[policy]` table's keys. `deny_unknown_fields` turns a typo into an error naming
+/// the key; `default` lets every key be left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExampleConfig {
+    /// Grow after this many steps in a stage (at least 1).
+    pub every: u64,
+    /// Grow once the stage's validation loss falls below this (positive), if set.
+    pub loss_below: Option<f64>,
+}
+
+impl Default for ExampleConfig {
+    fn default() -> Self {
+        Self {
+            every: 200,
+            loss_below: None,
+        }
+    }
+}
+
+impl ExampleConfig {
+    /// Checks the ranges; errors name the key.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.every == 0 {
+            return Err(invalid(NAME, "every", "must be at least 1, got 0"));
+        }
+        if let Some(l) = self.loss_below.filter(|l| !(*l > 0.0 && l.is_finite())) {
+            return Err(invalid(
+                NAME,
+                "loss_below",
+                format!("must be a positive number, got {l}"),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Grows on a loss threshold or periodically.
 #[derive(Debug, Clone)]
@@ -13,7 +54,7 @@ pub struct Example {
 
 impl Policy for Example {
     fn name(&self) -> &str {
-        "example"
+        NAME
     }
 
     fn decide(&mut self, obs: &Observation<'_>) -> Decision {
@@ -40,18 +81,47 @@ impl Policy for Example {
 
 /// Builds the policy from `every` (default 200) and `loss_below` (optional).
 pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
-    let mut p = Params::new("example", table);
-    let every = p.u64_or("every", 200, 1)?;
-    let loss_below = p.optional_positive_f64("loss_below")?;
-    p.finish()?;
-    Ok(Box::new(Example { every, loss_below }))
+    let c: ExampleConfig = parse_params(NAME, table)?;
+    c.validate()?;
+    Ok(Box::new(Example {
+        every: c.every,
+        loss_below: c.loss_below,
+    }))
 }
 
 /// Registers `example`.
 pub fn register(registry: &mut Registry) {
     registry.register(
-        "example",
+        NAME,
         "template: grow every `every` steps or once val loss < `loss_below`",
         build,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use growlm_policy::first_growth;
+
+    fn build(params: &str) -> Result<Box<dyn growlm_policy::Policy>, growlm_policy::PolicyError> {
+        super::build(&toml::from_str(params).unwrap())
+    }
+
+    #[test]
+    fn grows_periodically_or_below_the_loss() {
+        let mut p = build("every = 15").unwrap();
+        assert_eq!(first_growth(p.as_mut(), 10, 100, |_| 1.0), Some(15));
+        let mut p = build("every = 1000\nloss_below = 2.5").unwrap();
+        assert_eq!(first_growth(p.as_mut(), 10, 100, |n| 3.0 - n as f64 / 100.0), Some(60));
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_with_the_key_named() {
+        assert!(build("every = 0").err().unwrap().to_string().contains("policy.every"));
+        assert!(build("loss_below = -1")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("policy.loss_below"));
+        assert!(build("evry = 3").err().unwrap().to_string().contains("policy.evry"));
+    }
 }

@@ -4,7 +4,41 @@
 //! `steps = [s1, s2, …]`: after step `s1` completes the model grows into stage 1, after
 //! `s2` into stage 2, and so on.
 
-use growlm_policy::{Decision, Observation, Params, Policy, PolicyError, Registry};
+use growlm_policy::{invalid, parse_params, Decision, Observation, Policy, PolicyError, Registry};
+use serde::{Deserialize, Serialize};
+
+/// The name this policy is registered under.
+pub const NAME: &str = "fixed";
+
+/// The `[policy]` table's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedConfig {
+    /// Growth after each of these steps: positive, strictly increasing.
+    pub steps: Vec<u64>,
+}
+
+impl FixedConfig {
+    /// Checks the steps; errors name the key.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let s = &self.steps;
+        if s.is_empty() {
+            return Err(invalid(
+                NAME,
+                "steps",
+                "list at least one growth step, e.g. `steps = [500]`",
+            ));
+        }
+        if s.windows(2).any(|w| w[0] >= w[1]) || s[0] == 0 {
+            return Err(invalid(
+                NAME,
+                "steps",
+                format!("must be positive and strictly increasing, got {s:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Grows when the completed step count reaches the next listed step.
 #[derive(Debug, Clone)]
@@ -21,7 +55,7 @@ impl Fixed {
 
 impl Policy for Fixed {
     fn name(&self) -> &str {
-        "fixed"
+        NAME
     }
     fn decide(&mut self, obs: &Observation<'_>) -> Decision {
         match self.steps.get(obs.stage) {
@@ -34,24 +68,39 @@ impl Policy for Fixed {
     }
 }
 
-/// Builds the policy from `steps`.
+/// Builds the policy from `steps` (see [`FixedConfig`]).
 pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
-    let mut p = Params::new("fixed", table);
-    let steps = p.u64_list_or("steps", Vec::new())?;
-    if steps.is_empty() {
-        return Err(p.error("steps", "list at least one growth step, e.g. `steps = [500]`"));
-    }
-    if steps.windows(2).any(|w| w[0] >= w[1]) || steps[0] == 0 {
-        return Err(p.error(
-            "steps",
-            format!("must be positive and strictly increasing, got {steps:?}"),
-        ));
-    }
-    p.finish()?;
-    Ok(Box::new(Fixed::new(steps)))
+    let config: FixedConfig = parse_params(NAME, table)?;
+    config.validate()?;
+    Ok(Box::new(Fixed::new(config.steps)))
 }
 
 /// Registers `fixed`.
 pub fn register(registry: &mut Registry) {
-    registry.register("fixed", "grow after the steps listed in `policy.steps`", build);
+    registry.register(NAME, "grow after the steps listed in `policy.steps`", build);
+}
+
+#[cfg(test)]
+mod tests {
+    use growlm_policy::first_growth;
+
+    fn build(params: &str) -> Result<Box<dyn growlm_policy::Policy>, growlm_policy::PolicyError> {
+        super::build(&toml::from_str(params).unwrap())
+    }
+
+    #[test]
+    fn fires_exactly_at_its_steps() {
+        let mut p = build("steps = [37]").unwrap();
+        assert_eq!(first_growth(p.as_mut(), 10, 100, |_| 1.0), Some(37));
+    }
+
+    #[test]
+    fn bad_steps_are_refused_with_the_key_named() {
+        let err = |params: &str| build(params).err().unwrap().to_string();
+        assert!(err("steps = [50, 20]").contains("increasing"));
+        assert!(err("steps = [0]").contains("policy.steps"));
+        assert!(err("").contains("steps"));
+        assert!(err("steps = []").contains("policy.steps"));
+        assert!(err("steps = [5]\nstep = 3").contains("policy.step"));
+    }
 }

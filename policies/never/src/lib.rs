@@ -1,7 +1,16 @@
 //! The `never` policy: train one model and never grow — the from-scratch baseline that
 //! growth is measured against (paper Table 2, rows marked †).
 
-use growlm_policy::{Decision, Observation, Params, Policy, PolicyError, Registry};
+use growlm_policy::{parse_params, Decision, Observation, Policy, PolicyError, Registry};
+use serde::Deserialize;
+
+/// The name this policy is registered under.
+pub const NAME: &str = "never";
+
+/// The `[policy]` table's keys: none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeverConfig {}
 
 /// Never grows.
 #[derive(Debug, Default)]
@@ -9,7 +18,7 @@ pub struct Never;
 
 impl Policy for Never {
     fn name(&self) -> &str {
-        "never"
+        NAME
     }
     fn decide(&mut self, _obs: &Observation<'_>) -> Decision {
         Decision::Continue
@@ -18,15 +27,31 @@ impl Policy for Never {
 
 /// Builds the policy; it takes no parameters.
 pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
-    Params::new("never", table).finish()?;
+    parse_params::<NeverConfig>(NAME, table)?;
     Ok(Box::new(Never))
 }
 
 /// Registers `never`.
 pub fn register(registry: &mut Registry) {
     registry.register(
-        "never",
+        NAME,
         "train the first stage only, never grow (from-scratch baseline)",
         build,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use growlm_policy::first_growth;
+
+    #[test]
+    fn never_grows_and_takes_no_parameters() {
+        let mut p = super::build(&toml::Table::new()).unwrap();
+        assert_eq!(first_growth(p.as_mut(), 10, 10_000, |n| 10.0 / n as f64), None);
+        let e = super::build(&toml::from_str("steps = [1]").unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("policy.steps"), "{e}");
+    }
 }

@@ -10,16 +10,72 @@
 
 use std::path::Path;
 
-use growlm_policy::{Decision, Observation, Params, Policy, PolicyError, Registry};
+use growlm_policy::{
+    invalid, parse_params, state_from_json, state_to_json, Decision, Observation, Policy, PolicyError, Registry,
+};
 use growlm_solver::{fit_best, read_curve, Curve, Fit, GrowthProblem};
+use serde::{Deserialize, Serialize};
+
+/// The name this policy is registered under.
+pub const NAME: &str = "solver";
+
+/// The `[policy]` table's keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolverConfig {
+    /// The target model's from-scratch run directory, or a `step,val_loss` CSV.
+    pub reference: String,
+    /// Evaluations of the current stage needed before the first fit (at least 5).
+    #[serde(default = "default_min_points")]
+    pub min_points: usize,
+    /// Search the root up to this multiple of the current step (at least 1).
+    #[serde(default = "default_horizon")]
+    pub horizon_factor: f64,
+}
+
+fn default_min_points() -> usize {
+    8
+}
+fn default_horizon() -> f64 {
+    3.0
+}
+
+impl SolverConfig {
+    /// Checks the ranges; errors name the key.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.min_points < 5 {
+            return Err(invalid(
+                NAME,
+                "min_points",
+                format!("must be at least 5, got {}", self.min_points),
+            ));
+        }
+        if !(self.horizon_factor >= 1.0 && self.horizon_factor.is_finite()) {
+            return Err(invalid(
+                NAME,
+                "horizon_factor",
+                format!("must be at least 1, got {}", self.horizon_factor),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the policy remembers (saved in checkpoints).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SolverState {
+    /// Last predicted growth step.
+    predicted: Option<f64>,
+}
 
 /// Grows at the solver's predicted optimum.
 pub struct SolverPolicy {
     target: Fit,
     min_points: usize,
     horizon_factor: f64,
-    /// Last predicted growth step, for logs and checkpoints.
-    predicted: Option<f64>,
+    /// Last prediction, for logs and checkpoints.
+    state: SolverState,
 }
 
 impl SolverPolicy {
@@ -29,7 +85,7 @@ impl SolverPolicy {
             target,
             min_points,
             horizon_factor,
-            predicted: None,
+            state: SolverState::default(),
         }
     }
 
@@ -56,7 +112,7 @@ impl SolverPolicy {
 
 impl Policy for SolverPolicy {
     fn name(&self) -> &str {
-        "solver"
+        NAME
     }
 
     fn decide(&mut self, obs: &Observation<'_>) -> Decision {
@@ -70,19 +126,19 @@ impl Policy for SolverPolicy {
         if steps.len() < self.min_points {
             return Decision::Continue;
         }
-        self.predicted = self.predict(steps, losses, obs.flops_per_step / next);
-        match self.predicted {
+        self.state.predicted = self.predict(steps, losses, obs.flops_per_step / next);
+        match self.state.predicted {
             Some(g) if (obs.step - obs.stage_start) as f64 >= g => Decision::Grow,
             _ => Decision::Continue,
         }
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "predicted": self.predicted })
+        state_to_json(&self.state)
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<(), PolicyError> {
-        self.predicted = state.get("predicted").and_then(|v| v.as_f64());
+        self.state = state_from_json(NAME, state)?;
         Ok(())
     }
 
@@ -97,40 +153,20 @@ impl Policy for SolverPolicy {
 /// Builds the policy from `reference` (required), `min_points` (default 8) and
 /// `horizon_factor` (default 3).
 pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
-    let mut p = Params::new("solver", table);
-    let reference = p.string_or("reference", None)?.ok_or_else(|| {
-        p.error(
-            "reference",
-            "missing: the target model's from-scratch run directory or step,val_loss CSV",
-        )
-    })?;
-    let min_points = p.u64_or("min_points", 8, 5)? as usize;
-    let horizon_factor = p.positive_f64_or("horizon_factor", 3.0)?;
-    if horizon_factor < 1.0 {
-        return Err(p.error("horizon_factor", format!("must be at least 1, got {horizon_factor}")));
-    }
-    p.finish()?;
-    let curve = read_curve(Path::new(&reference))
-        .map_err(|e| PolicyError::InvalidParam {
-            policy: "solver".into(),
-            key: "reference".into(),
-            reason: e.to_string(),
-        })?
+    let c: SolverConfig = parse_params(NAME, table)?;
+    c.validate()?;
+    let bad_reference = |e: &dyn std::fmt::Display| invalid(NAME, "reference", e.to_string());
+    let curve = read_curve(Path::new(&c.reference))
+        .map_err(|e| bad_reference(&e))?
         .curve;
-    let target = fit_best(&curve, 0.95)
-        .map_err(|e| PolicyError::InvalidParam {
-            policy: "solver".into(),
-            key: "reference".into(),
-            reason: e.to_string(),
-        })?
-        .remove(0);
-    Ok(Box::new(SolverPolicy::new(target, min_points, horizon_factor)))
+    let target = fit_best(&curve, 0.95).map_err(|e| bad_reference(&e))?.remove(0);
+    Ok(Box::new(SolverPolicy::new(target, c.min_points, c.horizon_factor)))
 }
 
 /// Registers `solver`.
 pub fn register(registry: &mut Registry) {
     registry.register(
-        "solver",
+        NAME,
         "grow where E(Gb) = Fs/Ft (eq. 3), refitting the small curve online",
         build,
     );

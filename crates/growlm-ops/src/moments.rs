@@ -1,0 +1,96 @@
+//! Optimizer-record surgery: AdamW's moments follow the parameters through a growth
+//! (DESIGN.md §Growth operators: the paper copies optimizer state for every method).
+
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::record::AdaptorRecord;
+use burn::optim::AdaptiveMomentumState;
+use burn::optim::{AdamW, AdamWState, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use growlm_model::Gpt;
+
+use crate::params::{to_host, NamedParams};
+use crate::plan::{apply, Fill, HostTensor, TensorPlan};
+use crate::OpsError;
+
+/// Maps `optim`'s state for the source parameters `src` onto the target parameters
+/// `fresh` (the grown model's ids), following `plans`: copied entries carry their moments,
+/// new entries start at zero, and the step count carries over.
+pub fn map_optimizer<B: AutodiffBackend>(
+    plans: &[TensorPlan],
+    src: &NamedParams,
+    fresh: &NamedParams,
+    optim: &OptimizerAdaptor<AdamW, Gpt<B>, B>,
+    fresh_optim: OptimizerAdaptor<AdamW, Gpt<B>, B>,
+    device: &B::Device,
+) -> Result<OptimizerAdaptor<AdamW, Gpt<B>, B>, OpsError> {
+    let record = optim.to_record();
+    let time = src
+        .get("wte")
+        .and_then(|(id, _)| record.get(id))
+        .map(|r| moment_time::<B>(r.clone()))
+        .unwrap_or(0);
+    let mut new_record = fresh_optim.to_record();
+    for p in plans {
+        let (new_id, f) = fresh
+            .get(&p.target)
+            .ok_or_else(|| OpsError::Incompatible(format!("model has no parameter `{}`", p.target)))?;
+        let src_state = p
+            .source
+            .as_ref()
+            .and_then(|path| src.get(path))
+            .and_then(|(id, _)| record.get(id).cloned());
+        let moments = src_state.map(|r| host_moments::<B>(r, f.shape.len()));
+        let zero_plan = TensorPlan {
+            rest: Fill::Zero,
+            ..p.clone()
+        };
+        let m1 = apply(&f.shape, &zero_plan, None, moments.as_ref().map(|m| &m.0));
+        let m2 = apply(&f.shape, &zero_plan, None, moments.as_ref().map(|m| &m.1));
+        new_record.insert(*new_id, adaptor_record::<B>(m1, m2, time, device));
+    }
+    Ok(fresh_optim.load_record(new_record))
+}
+
+type Record<B> = AdaptorRecord<AdamW, B>;
+
+/// Step count of a rank-2 parameter's AdamW state.
+fn moment_time<B: AutodiffBackend>(r: Record<B>) -> usize {
+    let s: AdamWState<B::InnerBackend, 2> = r.into_state();
+    s.momentum.time
+}
+
+/// Reads AdamW's first and second moments from an optimizer record entry.
+pub fn host_moments<B: AutodiffBackend>(r: Record<B>, rank: usize) -> (HostTensor, HostTensor) {
+    if rank == 1 {
+        let s: AdamWState<B::InnerBackend, 1> = r.into_state();
+        (to_host(s.momentum.moment_1), to_host(s.momentum.moment_2))
+    } else {
+        let s: AdamWState<B::InnerBackend, 2> = r.into_state();
+        (to_host(s.momentum.moment_1), to_host(s.momentum.moment_2))
+    }
+}
+
+fn adaptor_record<B: AutodiffBackend>(m1: HostTensor, m2: HostTensor, time: usize, device: &B::Device) -> Record<B> {
+    fn state<B: Backend, const D: usize>(
+        m1: HostTensor,
+        m2: HostTensor,
+        time: usize,
+        device: &B::Device,
+    ) -> AdamWState<B, D> {
+        let t = |h: HostTensor| Tensor::<B, D>::from_data(TensorData::new(h.values, h.shape), device);
+        AdamWState {
+            momentum: AdaptiveMomentumState {
+                time,
+                moment_1: t(m1),
+                moment_2: t(m2),
+                max_moment_2: None,
+            },
+        }
+    }
+    if m1.shape.len() == 1 {
+        AdaptorRecord::from_state(state::<B::InnerBackend, 1>(m1, m2, time, device))
+    } else {
+        AdaptorRecord::from_state(state::<B::InnerBackend, 2>(m1, m2, time, device))
+    }
+}

@@ -1,0 +1,80 @@
+//! Reading and writing a model's parameters by module path (`blocks.3.attn.query.weight`),
+//! the names growth plans use.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::plan::HostTensor;
+
+/// A parameter read off a model: its id and host value, by path.
+pub type NamedParams = HashMap<String, (ParamId, HostTensor)>;
+
+struct Collect {
+    path: Vec<String>,
+    out: NamedParams,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Collect {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.out.insert(self.path.join("."), (param.id, to_host(param.val())));
+    }
+}
+
+/// Reads every float parameter of `module` with its path.
+pub fn named_params<B: Backend, M: Module<B>>(module: &M) -> NamedParams {
+    let mut c = Collect {
+        path: Vec::new(),
+        out: HashMap::new(),
+    };
+    module.visit(&mut c);
+    c.out
+}
+
+struct Assign<'a> {
+    path: Vec<String>,
+    values: &'a HashMap<String, HostTensor>,
+}
+
+impl<B: Backend> ModuleMapper<B> for Assign<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let Some(v) = self.values.get(&self.path.join(".")) else {
+            return param;
+        };
+        let (id, tensor, _) = param.consume();
+        let device = tensor.device();
+        let t = Tensor::<B, D>::from_data(TensorData::new(v.values.clone(), v.shape.clone()), &device);
+        Param::initialized(id, t.require_grad())
+    }
+}
+
+/// Replaces the values of `module`'s parameters named in `values`, keeping their ids.
+pub fn assign_params<B: Backend, M: Module<B>>(module: M, values: &HashMap<String, HostTensor>) -> M {
+    module.map(&mut Assign {
+        path: Vec::new(),
+        values,
+    })
+}
+
+/// Copies a tensor to the host as `f32`.
+pub fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> HostTensor {
+    let shape = t.dims().to_vec();
+    HostTensor {
+        shape,
+        values: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data"),
+    }
+}

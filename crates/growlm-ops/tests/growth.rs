@@ -1,0 +1,263 @@
+//! Growth operators: strict function preservation (paper §3.3–3.5), optimizer-state
+//! transfer, the PDG ramp of eq. 5–6, and refused growths.
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::{Int, Tensor, TensorData};
+use burn_autodiff::Autodiff;
+use burn_flex::Flex;
+use growlm_model::{ActiveWidth, AttentionMasks, GptConfig, WidthMask};
+use growlm_ops::{grow, host_moments, layer_map, named_params, DepthOp, GrowthConfig, LayerOrigin, OpsError, Ramp};
+
+/// The autodiff CPU backend the tests train on.
+type TB = Autodiff<Flex>;
+
+fn batch(b: usize, t: usize, vocab: usize, salt: usize) -> (Tensor<TB, 2, Int>, Tensor<TB, 2, Int>) {
+    let v = |s: usize| -> Vec<i64> { (0..b * t).map(|i| ((i * 13 + s * 7 + i / 3) % vocab) as i64).collect() };
+    let dev = Default::default();
+    (
+        Tensor::from_data(TensorData::new(v(salt), vec![b, t]), &dev),
+        Tensor::from_data(TensorData::new(v(salt + 1), vec![b, t]), &dev),
+    )
+}
+
+/// Trains `cfg` for a few steps so parameters and moments are non-trivial, grows it into
+/// `target`, and returns (max |Δlogit|, |Δloss|) between the small model and the grown one
+/// with the mask as it stands at Gb, plus the grown pieces for further checks.
+fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> (f32, f32) {
+    let dev = Default::default();
+    let mut model = small.init::<TB>(1, &dev).unwrap();
+    let mut optim = AdamWConfig::new().init();
+    let masks = AttentionMasks::<TB>::new(small, small.context_len, &dev);
+    for s in 0..3 {
+        let (x, y) = batch(2, small.context_len, small.vocab_size, s);
+        let loss = model.loss(x, y, &masks, None);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    let grown = grow(small, &model, &optim, AdamWConfig::new().init(), target, &op, 99, 3).unwrap();
+    assert_eq!(grown.ramp, Ramp::new(small, target, 3, op.ramp_steps));
+    let width = grown.ramp.mask_at(3).map(|a| WidthMask::new(target, a, &dev).unwrap());
+    let tmasks = AttentionMasks::<TB>::new(target, small.context_len, &dev);
+    let (x, y) = batch(3, small.context_len, small.vocab_size, 9);
+    let before = model.valid().forward(
+        x.clone().inner(),
+        &AttentionMasks::new(small, small.context_len, &dev),
+        None,
+    );
+    let after = grown.model.valid().forward(
+        x.clone().inner(),
+        &AttentionMasks::new(target, small.context_len, &dev),
+        width.as_ref().map(|w| w_inner(w, target)).as_ref(),
+    );
+    let dl: f32 = (model.loss(x.clone(), y.clone(), &masks, None) - grown.model.loss(x, y, &tmasks, width.as_ref()))
+        .abs()
+        .into_scalar();
+    ((before - after).abs().max().into_scalar(), dl)
+}
+
+fn w_inner(w: &WidthMask<TB>, cfg: &GptConfig) -> WidthMask<Flex> {
+    WidthMask::new(cfg, w.active(), &Default::default()).unwrap()
+}
+
+#[test]
+fn growth_preserves_the_function_in_width_depth_and_both() {
+    let cases = [
+        // width only (PDG): ×1.5 width, heads, FFN
+        (GptConfig::new(64, 12, 16, 2, 2), GptConfig::new(64, 12, 24, 2, 3)),
+        // depth only (redundant layers): 2 → 4
+        (GptConfig::new(64, 12, 16, 2, 2), GptConfig::new(64, 12, 16, 4, 2)),
+        // both, uneven: 3 → 5 layers, 96 → 128 width (GPT-Neo-like head_dim 32)
+        (GptConfig::new(80, 10, 96, 3, 3), GptConfig::new(80, 10, 128, 5, 4)),
+        // both, mirroring 125M → 355M: depth ×2, width ×4/3, heads ×4/3, uneven FFN
+        (
+            GptConfig::new(50, 8, 24, 2, 3).with_ffn_dim(40),
+            GptConfig::new(50, 8, 32, 4, 4).with_ffn_dim(100),
+        ),
+    ];
+    for (i, (s, t)) in cases.iter().enumerate() {
+        let (dlogit, dloss) = grow_and_compare(
+            s,
+            t,
+            GrowthConfig {
+                depth: DepthOp::Redundant,
+                ramp_steps: 10,
+            },
+        );
+        assert!(dlogit <= 1e-5, "case {i}: max |Δlogit| {dlogit}");
+        assert!(dloss <= 1e-5, "case {i}: |Δloss| {dloss}");
+    }
+}
+
+#[test]
+fn ablations_are_not_function_preserving() {
+    let (s, t) = (GptConfig::new(64, 12, 16, 2, 2), GptConfig::new(64, 12, 24, 4, 3));
+    let (d, _) = grow_and_compare(
+        &s,
+        &t,
+        GrowthConfig {
+            depth: DepthOp::Random,
+            ramp_steps: 10,
+        },
+    );
+    assert!(d > 1e-3, "random layers change the function");
+    let (d, _) = grow_and_compare(
+        &s,
+        &t,
+        GrowthConfig {
+            depth: DepthOp::Redundant,
+            ramp_steps: 0,
+        },
+    );
+    assert!(d > 1e-3, "switching all width on at once changes the function");
+}
+
+#[test]
+fn optimizer_moments_follow_the_parameters() {
+    let (small, target) = (GptConfig::new(40, 8, 16, 2, 2), GptConfig::new(40, 8, 24, 3, 3));
+    let dev = Default::default();
+    let mut model = small.init::<TB>(0, &dev).unwrap();
+    let mut optim = AdamWConfig::new().init();
+    let masks = AttentionMasks::<TB>::new(&small, 8, &dev);
+    for s in 0..2 {
+        let (x, y) = batch(2, 8, 40, s);
+        let grads = GradientsParams::from_grads(model.loss(x, y, &masks, None).backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    let src_params = named_params::<TB, _>(&model);
+    let src_rec = optim.to_record();
+    let g = grow(
+        &small,
+        &model,
+        &optim,
+        AdamWConfig::new().init(),
+        &target,
+        &GrowthConfig::default(),
+        5,
+        2,
+    )
+    .unwrap();
+    assert_eq!(
+        layer_map(2, 3, DepthOp::Redundant),
+        vec![LayerOrigin::Copy(0), LayerOrigin::Copy(1), LayerOrigin::Redundant(1)]
+    );
+    let dst_params = named_params::<TB, _>(&g.model);
+    let dst_rec = g.optim.to_record();
+    let moments = |params: &growlm_ops::NamedParams, rec: &_, path: &str| {
+        let (id, t) = &params[path];
+        let rec: &std::collections::HashMap<_, _> = rec;
+        host_moments::<TB>(rec.get(id).cloned().unwrap(), t.shape.len())
+    };
+    // wte [40, 16] → [40, 24]: leading block copied, new columns zero.
+    let (sm1, sm2) = moments(&src_params, &src_rec.clone().into_iter().collect(), "wte");
+    let (dm1, dm2) = moments(&dst_params, &dst_rec.clone().into_iter().collect(), "wte");
+    for r in 0..40 {
+        assert_eq!(dm1.values[r * 24..r * 24 + 16], sm1.values[r * 16..r * 16 + 16]);
+        assert_eq!(dm2.values[r * 24..r * 24 + 16], sm2.values[r * 16..r * 16 + 16]);
+        assert!(dm1.values[r * 24 + 16..r * 24 + 24].iter().all(|v| *v == 0.0));
+    }
+    assert!(sm1.values.iter().any(|v| *v != 0.0));
+    // The redundant layer 2 copies layer 1's weights and their moments; its biases and
+    // LayerNorm are zero, with zero moments.
+    let (s_up, _) = moments(
+        &src_params,
+        &src_rec.clone().into_iter().collect(),
+        "blocks.1.mlp.up.weight",
+    );
+    let (d_up, _) = moments(
+        &dst_params,
+        &dst_rec.clone().into_iter().collect(),
+        "blocks.2.mlp.up.weight",
+    );
+    assert_eq!(d_up.values[..64], s_up.values[..64]);
+    let (d_b, _) = moments(
+        &dst_params,
+        &dst_rec.clone().into_iter().collect(),
+        "blocks.2.mlp.up.bias",
+    );
+    assert!(d_b.values.iter().all(|v| *v == 0.0));
+    for p in [
+        "blocks.2.ln_attn.gamma",
+        "blocks.2.ln_mlp.beta",
+        "blocks.2.attn.out.bias",
+    ] {
+        assert!(dst_params[p].1.values.iter().all(|v| *v == 0.0), "{p} must be zero");
+    }
+    assert_eq!(
+        dst_params["blocks.2.attn.query.weight"].1.values[..16],
+        src_params["blocks.1.attn.query.weight"].1.values[..16]
+    );
+}
+
+#[test]
+fn the_ramp_activates_exactly_what_eq_6_gives() {
+    let (s, t) = (GptConfig::new(10, 4, 96, 1, 3), GptConfig::new(10, 4, 128, 1, 4));
+    let ramp = Ramp::new(&s, &t, 100, 10);
+    // r = ceil((128 − 96)/10) = 4 dims per step.
+    for n in 100..=120u64 {
+        let want = (96 + 4 * (n - 100) as usize).min(128);
+        assert_eq!(ramp.active_at(n).hidden, want, "step {n}");
+    }
+    assert_eq!(
+        ramp.active_at(100),
+        ActiveWidth {
+            hidden: 96,
+            heads: 3,
+            ffn: 384
+        }
+    );
+    // heads: ceil(1/10) = 1 per step; FFN: ceil(128/10) = 13 per step.
+    assert_eq!(
+        ramp.active_at(101),
+        ActiveWidth {
+            hidden: 100,
+            heads: 4,
+            ffn: 397
+        }
+    );
+    // All 128 hidden dims are on at step 108, the FFN units (ceil(128/10) = 13 per step)
+    // only at Ge = 110; from then on the mask is gone.
+    assert_eq!(
+        ramp.active_at(108),
+        ActiveWidth {
+            hidden: 128,
+            heads: 4,
+            ffn: 488
+        }
+    );
+    assert!(ramp.mask_at(109).is_some());
+    assert_eq!(ramp.end_step(), 110);
+    assert_eq!(ramp.mask_at(110), None);
+    assert_eq!(ramp.mask_at(500), None);
+    assert_eq!(
+        Ramp::new(&s, &t, 100, 0).mask_at(100),
+        None,
+        "ramp 0 switches everything on at once"
+    );
+}
+
+#[test]
+fn impossible_growths_are_refused() {
+    let dev = Default::default();
+    let s = GptConfig::new(32, 8, 24, 2, 3);
+    let model = s.init::<TB>(0, &dev).unwrap();
+    let o = || AdamWConfig::new().init();
+    let try_grow = |t: GptConfig| {
+        grow(&s, &model, &o(), o(), &t, &GrowthConfig::default(), 0, 0)
+            .err()
+            .unwrap()
+    };
+    assert!(matches!(
+        try_grow(GptConfig::new(32, 8, 16, 2, 2)),
+        OpsError::Shrink { what: "d_model", .. }
+    ));
+    assert!(matches!(
+        try_grow(GptConfig::new(32, 8, 24, 1, 3)),
+        OpsError::Shrink { what: "n_layers", .. }
+    ));
+    // 24/3 = 8 per head → 48/4 = 12 per head: the head layout cannot be preserved.
+    let e = try_grow(GptConfig::new(32, 8, 48, 2, 4));
+    assert!(e.to_string().contains("head_dim"), "{e}");
+    let e = try_grow(GptConfig::new(64, 8, 24, 2, 3));
+    assert!(e.to_string().contains("vocab_size"), "{e}");
+}

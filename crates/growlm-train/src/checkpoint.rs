@@ -1,0 +1,158 @@
+//! Checkpoints: the run's live state, written atomically (a temporary directory, then a
+//! rename) with the resolved config, read back to resume exactly.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use growlm_model::Gpt;
+use growlm_ops::Ramp;
+use growlm_policy::ValPoint;
+use serde::{Deserialize, Serialize};
+
+use crate::optim::{adamw, Optim};
+use crate::output::write_atomic;
+use crate::{check_resume, RunConfig, TrainError};
+
+type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
+
+/// Scalar state of a run, saved with each checkpoint (the tensors go next to it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// Steps completed.
+    pub step: u64,
+    /// Current stage.
+    pub stage: usize,
+    /// Training tokens seen.
+    pub tokens: u64,
+    /// Cumulative training FLOPs.
+    pub flops: f64,
+    /// Wall-clock seconds of training.
+    pub wall_s: f64,
+    /// Every validation measurement so far.
+    pub val_history: Vec<ValPoint>,
+    /// The width ramp of the last growth, if any.
+    pub ramp: Option<Ramp>,
+    /// Steps at which the model grew.
+    pub growth_steps: Vec<u64>,
+    /// The policy's own state.
+    pub policy: serde_json::Value,
+    /// Whether the policy ended the run.
+    #[serde(default)]
+    pub stopped_by_policy: bool,
+}
+
+/// The live state of a run: model, optimizer and scalars.
+pub struct Run<B: AutodiffBackend> {
+    /// The current stage's model.
+    pub model: Gpt<B>,
+    /// AdamW with its moments.
+    pub optim: Optim<B>,
+    /// Scalars.
+    pub s: RunState,
+}
+
+/// Seed of the fresh parameters of stage `stage` (distinct per stage, fixed per run).
+pub fn stage_seed(seed: u64, stage: usize) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(stage as u64)
+}
+
+impl<B: AutodiffBackend> Run<B> {
+    /// A new run at step 0: stage 0 freshly initialised.
+    pub fn start(cfg: &RunConfig, device: &B::Device) -> Result<Self, TrainError> {
+        let model = cfg.stages[0].model.init::<B>(stage_seed(cfg.seed, 0), device)?;
+        Ok(Self {
+            model,
+            optim: adamw(cfg).init(),
+            s: RunState::default(),
+        })
+    }
+}
+
+fn recorder_err(path: &Path) -> impl FnOnce(burn::record::RecorderError) -> TrainError + '_ {
+    move |source| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes a checkpoint of `run` (with `cfg`, the resolved config) into
+/// `dir/checkpoints/step-N` atomically, points `checkpoints/latest` at it and removes
+/// older ones; returns its path.
+pub fn save<B: AutodiffBackend>(dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Result<PathBuf, TrainError> {
+    let root = dir.join("checkpoints");
+    let name = format!("step-{:09}", run.s.step);
+    let tmp = root.join(format!(".tmp-{name}"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
+    let rec = Rec::new();
+    run.model
+        .clone()
+        .save_file(tmp.join("model"), &rec)
+        .map_err(recorder_err(&tmp))?;
+    Recorder::<B>::record(&rec, run.optim.to_record(), tmp.join("optim")).map_err(recorder_err(&tmp))?;
+    let json = serde_json::to_vec_pretty(&run.s).expect("run state serialises");
+    write_atomic(&tmp.join("state.json"), &json)?;
+    write_atomic(&tmp.join("config.toml"), cfg.to_toml().as_bytes())?;
+    let final_dir = root.join(&name);
+    let _ = std::fs::remove_dir_all(&final_dir);
+    std::fs::rename(&tmp, &final_dir).map_err(TrainError::io(&final_dir))?;
+    write_atomic(&root.join("latest"), name.as_bytes())?;
+    for entry in std::fs::read_dir(&root).map_err(TrainError::io(&root))?.flatten() {
+        let n = entry.file_name().to_string_lossy().to_string();
+        if n.starts_with("step-") && n != name {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(final_dir)
+}
+
+/// Path of the last complete checkpoint of a run directory, if any.
+pub fn latest_checkpoint(dir: &Path) -> Option<PathBuf> {
+    let root = dir.join("checkpoints");
+    let name = std::fs::read_to_string(root.join("latest")).ok()?;
+    let p = root.join(name.trim());
+    p.join("state.json").is_file().then_some(p)
+}
+
+/// The resolved config a checkpoint was trained with (written with every checkpoint; a
+/// checkpoint from before that falls back to the run directory's `config.toml`).
+pub fn saved_config(ckpt: &Path) -> Result<RunConfig, TrainError> {
+    let own = ckpt.join("config.toml");
+    let path = if own.is_file() {
+        own
+    } else {
+        ckpt.join("../../config.toml")
+    };
+    RunConfig::from_file(&path)
+}
+
+/// Loads the checkpoint `ckpt` to continue training with `cfg`, which must not change
+/// what was trained (see [`check_resume`]).
+pub fn load<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
+    check_resume(&saved_config(ckpt)?, cfg)?;
+    let state_path = ckpt.join("state.json");
+    let text = std::fs::read(&state_path).map_err(TrainError::io(&state_path))?;
+    let s: RunState = serde_json::from_slice(&text).map_err(|e| TrainError::Corrupt {
+        path: state_path.clone(),
+        reason: format!("not a growlm run state: {e}"),
+    })?;
+    let stage_cfg = &cfg
+        .stages
+        .get(s.stage)
+        .ok_or_else(|| TrainError::Corrupt {
+            path: state_path.clone(),
+            reason: format!("stage {} is not in the config", s.stage),
+        })?
+        .model;
+    let rec = Rec::new();
+    let model = stage_cfg
+        .init::<B>(0, device)?
+        .load_file(ckpt.join("model"), &rec, device)
+        .map_err(recorder_err(ckpt))?;
+    let record = Recorder::<B>::load(&rec, ckpt.join("optim"), device).map_err(recorder_err(ckpt))?;
+    let optim = adamw(cfg).init().load_record(record);
+    Ok(Run { model, optim, s })
+}

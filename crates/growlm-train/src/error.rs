@@ -1,0 +1,137 @@
+//! The engine's errors. Each names what is wrong (key, file, step) and what to do, and
+//! keeps its source error.
+
+use std::path::PathBuf;
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A config value is invalid, or a key is unknown or of the wrong type.
+    #[error("invalid config `{key}`: {reason}")]
+    Config {
+        /// The key, with its path (`train.lr`, `stages.1.growth.ramp_steps`).
+        key: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// A config file is not valid TOML.
+    #[error("cannot parse config: {source}")]
+    Parse {
+        /// The parser's error (names the line).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// An error in the config file `path`.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The config file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: Box<TrainError>,
+    },
+    /// A `--set KEY=VALUE` override is malformed or makes the config invalid.
+    #[error("--set {set}: {source}")]
+    Override {
+        /// The override as given.
+        set: String,
+        /// The error.
+        #[source]
+        source: Box<TrainError>,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checkpoint's tensors could not be written or read.
+    #[error("checkpoint {path}: {source}")]
+    Checkpoint {
+        /// The checkpoint path.
+        path: PathBuf,
+        /// burn's recorder error.
+        #[source]
+        source: burn::record::RecorderError,
+    },
+    /// A checkpoint's state or a run file is not what this version writes.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--resume` with a config that changes what was already trained.
+    #[error("cannot resume: `{key}` was {saved} when the run was trained, but is {requested} now; a resumed run continues on the same data, seed, model and schedule. Drop the override, or start a new run with another --out")]
+    ResumeChanged {
+        /// The key that differs.
+        key: String,
+        /// Its value in the checkpoint's config (`absent` if missing).
+        saved: String,
+        /// Its value now (`absent` if missing).
+        requested: String,
+    },
+    /// The run directory already holds a run.
+    #[error("{path} already holds a run; pass --resume to continue it, or choose another --out")]
+    RunExists {
+        /// The run directory.
+        path: PathBuf,
+    },
+    /// `--resume` found no checkpoint.
+    #[error("{path} has no checkpoint to resume from; run without --resume to start it")]
+    NothingToResume {
+        /// The run directory.
+        path: PathBuf,
+    },
+    /// The loss became NaN or infinite.
+    #[error("training diverged at step {step} (loss {loss}); lower train.lr or raise train.warmup_steps")]
+    Diverged {
+        /// The step.
+        step: u64,
+        /// The loss.
+        loss: f64,
+    },
+    /// An observer stopped the run after `step` (the test-only [`crate::HaltAfter`]
+    /// simulates a kill this way).
+    #[error("halted after step {step}")]
+    Halted {
+        /// The step.
+        step: u64,
+    },
+    /// `--device cuda` in a build without the `cuda` feature.
+    #[error("this build has no CUDA backend; build with the `cuda` feature: `cargo xtask-cuda train --device cuda …` (alias of `cargo run --release -p xtask --features cuda --`)")]
+    CudaNotBuilt,
+    /// Data error.
+    #[error(transparent)]
+    Data(#[from] growlm_data::DataError),
+    /// Model error.
+    #[error(transparent)]
+    Model(#[from] growlm_model::ModelError),
+    /// Growth error.
+    #[error(transparent)]
+    Ops(#[from] growlm_ops::OpsError),
+    /// Policy error.
+    #[error(transparent)]
+    Policy(#[from] growlm_policy::PolicyError),
+}
+
+impl TrainError {
+    /// An invalid value of `key`.
+    pub fn config(key: &str, reason: impl Into<String>) -> Self {
+        Self::Config {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A failed read or write of `path`.
+    pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io { path, source }
+    }
+}

@@ -1,0 +1,137 @@
+//! Command-line overrides of config keys (`--set KEY=VALUE`, Hydra-style) and the check
+//! that a resumed run keeps what it was trained with.
+
+use std::collections::BTreeMap;
+
+use crate::{RunConfig, TrainError};
+
+/// Applies one `KEY=VALUE` override to a config table. `KEY` is a dotted path
+/// (`train.lr`, `policy.threshold`); `stages.N` indexes the stage list (0-based).
+/// `VALUE` is a TOML value (`1e-3`, `[100, 200]`, `"text"`); text that is not valid TOML
+/// is taken as a string, so `--set data.source=corpus.txt` works unquoted. The result is
+/// not validated here: [`RunConfig::load`] validates it like a config file.
+pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
+    let (key, value) = set
+        .split_once('=')
+        .ok_or_else(|| TrainError::config(set, "expected KEY=VALUE, e.g. `--set train.lr=1e-3`"))?;
+    let key = key.trim();
+    let value = parse_value(value.trim());
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(TrainError::config(key, "empty key segment; write keys like `train.lr`"));
+    }
+    let mut root = toml::Value::Table(std::mem::take(table));
+    let result = set_in(&mut root, &parts, 0, value);
+    if let toml::Value::Table(t) = root {
+        *table = t;
+    }
+    result
+}
+
+/// Sets `parts[depth..]` below `node` (which sits at `parts[..depth]`) to `value`.
+fn set_in(node: &mut toml::Value, parts: &[&str], depth: usize, value: toml::Value) -> Result<(), TrainError> {
+    let here = parts[..depth].join(".");
+    let part = parts[depth];
+    let last = depth + 1 == parts.len();
+    let child = match node {
+        toml::Value::Table(t) => {
+            if last {
+                t.insert(part.to_string(), value);
+                return Ok(());
+            }
+            t.entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        }
+        toml::Value::Array(a) => {
+            let n = a.len();
+            let i: usize = part.parse().map_err(|_| {
+                TrainError::config(
+                    &here,
+                    format!(
+                        "is a list; index it with a number from 0 to {}, e.g. `{here}.0`",
+                        n.saturating_sub(1)
+                    ),
+                )
+            })?;
+            let child = a.get_mut(i).ok_or_else(|| {
+                TrainError::config(
+                    &format!("{here}.{part}"),
+                    format!("index out of range: `{here}` has {n} entries (0-based)"),
+                )
+            })?;
+            if last {
+                *child = value;
+                return Ok(());
+            }
+            child
+        }
+        v => {
+            return Err(TrainError::config(
+                &here,
+                format!(
+                    "is a {} value, not a table, so `{}` does not exist",
+                    v.type_str(),
+                    parts.join(".")
+                ),
+            ))
+        }
+    };
+    set_in(child, parts, depth + 1, value)
+}
+
+fn parse_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()))
+}
+
+/// Refuses to resume with `requested` when it differs from `saved` (the config the
+/// checkpoint was trained with) in anything that changes what was trained: only raising
+/// `train.max_steps` is allowed. The error names the first differing key.
+pub fn check_resume(saved: &RunConfig, requested: &RunConfig) -> Result<(), TrainError> {
+    let (a, b) = (flatten(saved), flatten(requested));
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys {
+        let (s, r) = (a.get(key), b.get(key));
+        if s == r {
+            continue;
+        }
+        if key == "train.max_steps" && requested.train.max_steps >= saved.train.max_steps {
+            continue;
+        }
+        let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "absent".into());
+        return Err(TrainError::ResumeChanged {
+            key: key.clone(),
+            saved: show(s),
+            requested: show(r),
+        });
+    }
+    Ok(())
+}
+
+/// Every leaf of a config as `dotted.key → TOML text`.
+fn flatten(cfg: &RunConfig) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        let join = |k: &str| {
+            if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
+        match v {
+            toml::Value::Table(t) => t.iter().for_each(|(k, v)| walk(&join(k), v, out)),
+            toml::Value::Array(a) if a.iter().all(|v| v.is_table()) && !a.is_empty() => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(&join(&i.to_string()), v, out)),
+            v => {
+                out.insert(prefix.to_string(), v.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", &toml::Value::Table(cfg.to_table()), &mut out);
+    out
+}

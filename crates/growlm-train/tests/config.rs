@@ -1,0 +1,182 @@
+//! Run configs: validation names the key, `--set KEY=VALUE` overrides are validated like
+//! the file, and a resume refuses changes to what was trained.
+
+use growlm_train::{apply_set, check_resume, RunConfig, TrainError};
+
+const TINY: &str = r#"
+seed = 3
+[data]
+source = "corpus.txt"
+valid_batches = 2
+[train]
+batch_size = 4
+seq_len = 16
+max_steps = 8
+lr = 0.01
+min_lr = 0.001
+warmup_steps = 3
+eval_every = 4
+checkpoint_every = 8
+[[stages]]
+name = "small"
+[stages.model]
+context_len = 16
+d_model = 16
+n_layers = 2
+n_heads = 2
+[[stages]]
+name = "target"
+[stages.model]
+context_len = 16
+d_model = 24
+n_layers = 3
+n_heads = 3
+[stages.growth]
+ramp_steps = 6
+[policy]
+name = "never"
+"#;
+
+fn config_error(edit: impl Fn(&str) -> String) -> String {
+    RunConfig::from_toml(&edit(TINY)).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_key_named() {
+    let e = config_error(|t| t.replace("max_steps = 8", "max_steps = 0"));
+    assert!(e.contains("train.max_steps"), "{e}");
+    let e = config_error(|t| t.replace("lr = 0.01", "lr = -0.01"));
+    assert!(e.contains("train.lr"), "{e}");
+    let e = config_error(|t| t.replacen("d_model = 16", "d_model = 15", 1));
+    assert!(e.contains("stages.0.model.d_model") && e.contains("divisible"), "{e}");
+    let e = config_error(|t| t.replace("batch_size = 4", "batch_size = 4\nbatchsize = 4"));
+    assert!(e.contains("train.batchsize"), "{e}");
+    let e = config_error(|t| t.replace("source = \"corpus.txt\"", "source = \"\""));
+    assert!(e.contains("data.source") && e.contains("sotu"), "{e}");
+    let e = config_error(|t| t.replace("source = \"corpus.txt\"", "path = \"corpus.txt\""));
+    assert!(e.contains("data.path") && e.contains("source"), "{e}");
+    let e = config_error(|t| t.replace("eval_every = 4", "eval_every = 0"));
+    assert!(e.contains("train.eval_every"), "{e}");
+    let e = config_error(|t| t.replace("seq_len = 16", "seq_len = \"long\""));
+    assert!(e.contains("train.seq_len") && e.contains("string"), "{e}");
+    // The target stage smaller than the source.
+    let e = config_error(|t| t.replace("n_layers = 3", "n_layers = 1"));
+    assert!(e.contains("stages.1") && e.contains("n_layers"), "{e}");
+    let e = config_error(|t| t.replace("context_len = 16", "context_len = 8"));
+    assert!(e.contains("context_len"), "{e}");
+    let e = config_error(|t| t.replace("[train]", "[train"));
+    assert!(e.contains("parse"), "{e}");
+}
+
+#[test]
+fn the_data_source_is_the_default_corpus_or_a_path() {
+    let cfg = RunConfig::from_toml(&TINY.replace("source = \"corpus.txt\"\n", "")).unwrap();
+    assert_eq!(cfg.data.source, growlm_data::CorpusSource::Sotu);
+    let cfg = RunConfig::from_toml(TINY).unwrap();
+    assert_eq!(cfg.data.source, growlm_data::CorpusSource::Path("corpus.txt".into()));
+    assert_eq!(RunConfig::from_toml(&cfg.to_toml()).unwrap(), cfg);
+}
+
+fn load(sets: &[&str]) -> Result<RunConfig, TrainError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.toml");
+    std::fs::write(&path, TINY).unwrap();
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    RunConfig::load(&path, &sets)
+}
+
+#[test]
+fn set_overrides_any_key_with_a_toml_value() {
+    let cfg = load(&[
+        "train.max_steps=30",
+        "train.lr=1e-3",
+        "stages.1.growth.ramp_steps=50",
+        "policy.name=\"fixed\"",
+        "policy.steps=[4]",
+        "data.source=other/text.txt",
+        "seed = 9",
+        "stages.0.model.head_dim=8",
+    ])
+    .unwrap();
+    assert_eq!(cfg.train.max_steps, 30);
+    assert_eq!(cfg.train.lr, 1e-3);
+    assert_eq!(cfg.stages[1].growth.unwrap().ramp_steps, 50);
+    assert_eq!(cfg.policy_name().unwrap(), "fixed");
+    assert_eq!(cfg.policy["steps"], toml::Value::Array(vec![toml::Value::Integer(4)]));
+    assert_eq!(
+        cfg.data.source,
+        growlm_data::CorpusSource::Path("other/text.txt".into())
+    );
+    assert_eq!(cfg.seed, 9);
+    assert_eq!(cfg.stages[0].model.head_dim, Some(8));
+    // Later overrides win.
+    assert_eq!(load(&["train.lr=1e-3", "train.lr=2e-3"]).unwrap().train.lr, 2e-3);
+}
+
+#[test]
+fn bad_overrides_are_refused_naming_the_override_and_key() {
+    let err = |sets: &[&str]| load(sets).unwrap_err().to_string();
+    let e = err(&["train.nope=1"]);
+    assert!(e.contains("--set train.nope=1") && e.contains("train.nope"), "{e}");
+    let e = err(&["train.lr=-1"]);
+    assert!(
+        e.contains("--set train.lr=-1") && e.contains("`train.lr`") && e.contains("positive"),
+        "{e}"
+    );
+    let e = err(&["train.lr=fast"]);
+    assert!(e.contains("train.lr") && e.contains("string"), "{e}");
+    let e = err(&["stages.5.model.d_model=32"]);
+    assert!(e.contains("stages.5") && e.contains("2 entries"), "{e}");
+    let e = err(&["stages.target.model.d_model=32"]);
+    assert!(e.contains("`stages`") && e.contains("index"), "{e}");
+    let e = err(&["train.lr.peak=1"]);
+    assert!(e.contains("train.lr") && e.contains("not a table"), "{e}");
+    let e = err(&["train.lr"]);
+    assert!(e.contains("KEY=VALUE"), "{e}");
+    let e = err(&["nope.x=1"]);
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn apply_set_edits_a_table_in_place() {
+    let mut t: toml::Table = toml::from_str("[a]\nb = 1\n[[c]]\nd = 2").unwrap();
+    apply_set(&mut t, "a.b=3").unwrap();
+    apply_set(&mut t, "c.0.d=[1, 2]").unwrap();
+    apply_set(&mut t, "e.f=\"x\"").unwrap();
+    let want: toml::Table = toml::from_str("[a]\nb = 3\n[[c]]\nd = [1, 2]\n[e]\nf = \"x\"").unwrap();
+    assert_eq!(t, want);
+}
+
+#[test]
+fn resume_allows_only_raising_max_steps() {
+    let saved = RunConfig::from_toml(TINY).unwrap();
+    let with = |sets: &[&str]| {
+        let mut t = saved.to_table();
+        sets.iter().for_each(|s| apply_set(&mut t, s).unwrap());
+        RunConfig::from_table(t).unwrap()
+    };
+    check_resume(&saved, &saved).unwrap();
+    check_resume(&saved, &with(&["train.max_steps=100"])).unwrap();
+    for (set, key) in [
+        ("train.max_steps=4", "train.max_steps"),
+        ("seed=5", "seed"),
+        ("data.source=other.txt", "data.source"),
+        ("train.batch_size=8", "train.batch_size"),
+        ("train.seq_len=8", "train.seq_len"),
+        ("stages.1.growth.ramp_steps=2", "stages.1.growth.ramp_steps"),
+        ("stages.1.growth.depth=\"random\"", "stages.1.growth.depth"),
+        ("policy.name=\"fixed\"", "policy.name"),
+        ("train.lr=0.02", "train.lr"),
+    ] {
+        let e = check_resume(
+            &saved,
+            &with(&[set, "policy.steps=[2]"][..if set.starts_with("policy") { 2 } else { 1 }]),
+        )
+        .unwrap_err();
+        match &e {
+            TrainError::ResumeChanged { key: k, .. } => assert_eq!(k, key, "{set}"),
+            e => panic!("{set}: {e}"),
+        }
+        assert!(e.to_string().contains(key), "{e}");
+    }
+}
