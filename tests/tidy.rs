@@ -1,0 +1,115 @@
+//! Repository hygiene (in the manner of rust-analyzer's `tidy.rs`): every crate opts into
+//! the workspace lints, no `todo!`/`unimplemented!`/`dbg!` is left in the sources, every
+//! shipped config parses and validates with a registered policy whose parameters are
+//! valid, and `.ci/run` runs the README's test command. That every command the README
+//! shows parses is checked in `xtask` (it owns the command line).
+
+use std::path::{Path, PathBuf};
+
+use growlm::train::RunConfig;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every package manifest of the workspace.
+fn manifests() -> Vec<PathBuf> {
+    let mut out = vec![root().join("Cargo.toml"), root().join("xtask/Cargo.toml")];
+    for dir in ["crates", "policies"] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let m = entry.unwrap().path().join("Cargo.toml");
+            if m.is_file() {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_crate_opts_into_the_workspace_lints() {
+    let ms = manifests();
+    assert!(ms.len() >= 13, "found only {} manifests", ms.len());
+    for m in ms {
+        let t: toml::Table = toml::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+        let lints = t
+            .get("lints")
+            .and_then(|l| l.get("workspace"))
+            .and_then(|w| w.as_bool());
+        assert_eq!(lints, Some(true), "{}: add `[lints]\nworkspace = true`", m.display());
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if p.is_dir() && name != "target" && !name.starts_with('.') && name != "runs" {
+            rust_files(&p, out);
+        } else if name.ends_with(".rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn no_placeholders_or_debug_prints_are_left() {
+    let mut files = Vec::new();
+    for dir in ["src", "crates", "policies", "xtask", "tests", "benches"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 30, "found only {} Rust files", files.len());
+    // Spelled in pieces so that this file does not match itself.
+    let banned = [["to", "do!("], ["unimple", "mented!("], ["db", "g!("]].map(|p| p.concat());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for b in &banned {
+                assert!(
+                    !line.contains(b.as_str()),
+                    "{}:{}: `{b}` left in the source",
+                    f.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let cfg = RunConfig::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            growlm::registry()
+                .build(cfg.policy_name().unwrap(), &cfg.policy)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "expected smoke, smoke-grow, default and paper-tiny");
+}
+
+#[test]
+fn paper_tiny_mirrors_gpt_neo_125m_to_355m() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/paper-tiny.toml");
+    let cfg = RunConfig::from_file(&path).unwrap();
+    let (s, t) = (&cfg.stages[0].model, &cfg.stages[1].model);
+    // GPT-Neo-125M → 355M: 12 → 24 layers, 768 → 1024 width, 12 → 16 heads.
+    assert_eq!(t.n_layers * 12, s.n_layers * 24);
+    assert_eq!(t.d_model * 768, s.d_model * 1024);
+    assert_eq!(t.n_heads * 12, s.n_heads * 16);
+    assert_eq!(s.head_dim(), t.head_dim());
+}
+
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(readme.contains("cargo test --workspace"));
+    assert!(ci.lines().any(|l| l.trim() == "cargo test --workspace"));
+}
