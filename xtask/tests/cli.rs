@@ -169,3 +169,51 @@ n_heads = 2
     );
     assert!(!ok && err.contains("--device"), "{err}");
 }
+
+#[test]
+fn set_overrides_and_resume_refusals_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..3000).map(|i| ["the ", "union ", "is ", "strong. "][i % 4]).collect();
+    std::fs::write(dir.path().join("text.txt"), &text).unwrap();
+    std::fs::write(dir.path().join("other.txt"), text.replace("union", "nation")).unwrap();
+    let cfg = r#"
+[data]
+source = "text.txt"
+valid_batches = 1
+[train]
+batch_size = 2
+seq_len = 8
+max_steps = 100
+lr = 1e-3
+eval_every = 2
+checkpoint_every = 2
+[[stages]]
+[stages.model]
+context_len = 8
+d_model = 8
+n_layers = 1
+n_heads = 2
+"#;
+    std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--config", "c.toml", "--out", "r"];
+        args.extend_from_slice(extra);
+        xtask(&args, dir.path())
+    };
+    let (ok, out, err) = train(&["--set", "train.max_steps=4"]);
+    assert!(ok && out.contains("done: 4 steps"), "{out}\n{err}");
+    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "x", "--set", "train.nope=1"], dir.path());
+    assert!(!ok && err.contains("train.nope"), "{err}");
+    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "x", "--set", "train.lr=-1"], dir.path());
+    assert!(!ok && err.contains("train.lr"), "{err}");
+    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "x", "--policy", "fixed"], dir.path());
+    assert!(!ok && err.contains("policy.steps"), "{err}");
+    // Resume from the run directory's own config: a changed seed or data is refused…
+    let (ok, _, err) = xtask(&["train", "--out", "r", "--resume", "--seed", "5"], dir.path());
+    assert!(!ok && err.contains("`seed`"), "{err}");
+    let (ok, _, err) = xtask(&["train", "--out", "r", "--resume", "--data", "other.txt"], dir.path());
+    assert!(!ok && err.contains("`data.source`"), "{err}");
+    // …and a raised budget continues the run.
+    let (ok, out, err) = xtask(&["train", "--out", "r", "--resume", "--max-steps", "6"], dir.path());
+    assert!(ok && out.contains("done: 6 steps"), "{out}\n{err}");
+}
