@@ -173,7 +173,9 @@ n_heads = 2
 #[test]
 fn set_overrides_and_resume_refusals_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let text: String = (0..3000).map(|i| ["the ", "union ", "is ", "strong. "][i % 4]).collect();
+    let text: String = (0..3000)
+        .map(|i| ["the ", "union ", "is ", "strong. "][i % 4])
+        .collect();
     std::fs::write(dir.path().join("text.txt"), &text).unwrap();
     std::fs::write(dir.path().join("other.txt"), text.replace("union", "nation")).unwrap();
     let cfg = r#"
@@ -202,11 +204,20 @@ n_heads = 2
     };
     let (ok, out, err) = train(&["--set", "train.max_steps=4"]);
     assert!(ok && out.contains("done: 4 steps"), "{out}\n{err}");
-    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "x", "--set", "train.nope=1"], dir.path());
+    let (ok, _, err) = xtask(
+        &["train", "--config", "c.toml", "--out", "x", "--set", "train.nope=1"],
+        dir.path(),
+    );
     assert!(!ok && err.contains("train.nope"), "{err}");
-    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "x", "--set", "train.lr=-1"], dir.path());
+    let (ok, _, err) = xtask(
+        &["train", "--config", "c.toml", "--out", "x", "--set", "train.lr=-1"],
+        dir.path(),
+    );
     assert!(!ok && err.contains("train.lr"), "{err}");
-    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "x", "--policy", "fixed"], dir.path());
+    let (ok, _, err) = xtask(
+        &["train", "--config", "c.toml", "--out", "x", "--policy", "fixed"],
+        dir.path(),
+    );
     assert!(!ok && err.contains("policy.steps"), "{err}");
     // Resume from the run directory's own config: a changed seed or data is refused…
     let (ok, _, err) = xtask(&["train", "--out", "r", "--resume", "--seed", "5"], dir.path());

@@ -149,9 +149,9 @@ impl Corpus {
     /// A local file (its last 10% of bytes is validation) or a directory (files sorted by
     /// name; the trailing files that hold at least 10% of the bytes are validation).
     pub fn from_path(path: &Path) -> Result<Self, DataError> {
-        let meta = fs::metadata(path).map_err(|source| DataError::NoSuchSource {
+        let meta = fs::metadata(path).map_err(|error| DataError::NoSuchSource {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let (train, valid) = if meta.is_dir() {
             let files = text_files(path)?;

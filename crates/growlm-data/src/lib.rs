@@ -18,7 +18,7 @@ pub use corpus::{
 #[non_exhaustive]
 pub enum DataError {
     /// A file or directory could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -28,14 +28,13 @@ pub enum DataError {
     },
     /// The configured data source does not exist or cannot be read.
     #[error(
-        "{path}: {source}; pass an existing text file or directory to --data (or set `data.source` in the config)"
+        "{path}: {error}; pass an existing text file or directory to --data (or set `data.source` in the config)"
     )]
     NoSuchSource {
         /// The path.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (part of the message, which adds what to do).
+        error: std::io::Error,
     },
     /// The default corpus could not be fetched.
     #[error("could not fetch the default corpus: {reason}")]

@@ -1,5 +1,6 @@
 //! The engine's errors. Each names what is wrong (key, file, step) and what to do, and
-//! keeps its source error.
+//! keeps its source error: a wrapper's message does not repeat its source, so print the
+//! whole chain (`{:#}` with anyhow, or walk [`std::error::Error::source`]).
 
 use std::path::PathBuf;
 
@@ -16,14 +17,14 @@ pub enum TrainError {
         reason: String,
     },
     /// A config file is not valid TOML.
-    #[error("cannot parse config: {source}")]
+    #[error("cannot parse config")]
     Parse {
         /// The parser's error (names the line).
         #[source]
         source: toml::de::Error,
     },
     /// An error in the config file `path`.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     InFile {
         /// The config file.
         path: PathBuf,
@@ -32,7 +33,7 @@ pub enum TrainError {
         source: Box<TrainError>,
     },
     /// A `--set KEY=VALUE` override is malformed or makes the config invalid.
-    #[error("--set {set}: {source}")]
+    #[error("--set {set}")]
     Override {
         /// The override as given.
         set: String,
@@ -41,7 +42,7 @@ pub enum TrainError {
         source: Box<TrainError>,
     },
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -50,7 +51,7 @@ pub enum TrainError {
         source: std::io::Error,
     },
     /// A checkpoint's tensors could not be written or read.
-    #[error("checkpoint {path}: {source}")]
+    #[error("checkpoint {path}")]
     Checkpoint {
         /// The checkpoint path.
         path: PathBuf,

@@ -37,8 +37,19 @@ ramp_steps = 6
 name = "never"
 "#;
 
+/// The error and its sources, as `a: b: c`.
+fn chain(e: &TrainError) -> String {
+    let mut out = e.to_string();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = cur {
+        out.push_str(&format!(": {s}"));
+        cur = s.source();
+    }
+    out
+}
+
 fn config_error(edit: impl Fn(&str) -> String) -> String {
-    RunConfig::from_toml(&edit(TINY)).unwrap_err().to_string()
+    chain(&RunConfig::from_toml(&edit(TINY)).unwrap_err())
 }
 
 #[test]
@@ -115,7 +126,7 @@ fn set_overrides_any_key_with_a_toml_value() {
 
 #[test]
 fn bad_overrides_are_refused_naming_the_override_and_key() {
-    let err = |sets: &[&str]| load(sets).unwrap_err().to_string();
+    let err = |sets: &[&str]| chain(&load(sets).unwrap_err());
     let e = err(&["train.nope=1"]);
     assert!(e.contains("--set train.nope=1") && e.contains("train.nope"), "{e}");
     let e = err(&["train.lr=-1"]);
