@@ -27,9 +27,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// The configured data source does not exist or cannot be read.
-    #[error(
-        "{path}: {error}; pass an existing text file or directory to --data (or set `data.source` in the config)"
-    )]
+    #[error("{path}: {error}; pass an existing text file or directory to --data (or set `data.source` in the config)")]
     NoSuchSource {
         /// The path.
         path: PathBuf,

@@ -6,19 +6,15 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use growlm_data::{Batch, Batcher, ByteTokenizer, Corpus};
-use growlm_model::{AttentionMasks, Gpt, WidthMask};
-use growlm_ops::Ramp;
-use growlm_policy::{Decision, Observation, Registry, ValPoint};
+use burn::optim::Optimizer;
+use burn::tensor::backend::AutodiffBackend;
+use growlm_data::Corpus;
+use growlm_policy::{Decision, Registry};
 
-use crate::checkpoint::{self, latest_checkpoint, stage_seed, Run, RunState};
+use crate::checkpoint::{self, latest_checkpoint, Run, RunState};
+use crate::context::Ctx;
 use crate::observe::{Observer, Observers, RunFiles, RunStart};
-use crate::optim::{adamw, clip_global_norm};
-use crate::output::{write_atomic, GrowEvent, MetricsRow, Summary};
+use crate::output::{write_atomic, Summary};
 use crate::{RunConfig, TrainError};
 
 /// Where a run goes and where its data is cached.
@@ -136,190 +132,6 @@ pub fn train<B: AutodiffBackend>(
     write_atomic(&dir.join("summary.json"), &json)?;
     obs.each(|o| o.on_end(&summary))?;
     Ok(summary)
-}
-
-/// What one training step produced.
-struct StepOut {
-    train_loss: f64,
-    grad_norm: f64,
-    width_active: f64,
-}
-
-impl StepOut {
-    fn row(&self, lr: f64, s: &RunState, val_loss: Option<f64>) -> MetricsRow {
-        MetricsRow {
-            step: s.step,
-            tokens: s.tokens,
-            flops: s.flops,
-            wall_s: s.wall_s,
-            train_loss: self.train_loss,
-            val_loss,
-            lr,
-            stage: s.stage,
-            width_active: self.width_active,
-            grad_norm: self.grad_norm,
-        }
-    }
-}
-
-type Pair<B> = (Tensor<B, 2, Int>, Tensor<B, 2, Int>);
-
-fn to_tensors<B: Backend>(b: &Batch, device: &B::Device) -> Pair<B> {
-    let shape = vec![b.batch_size, b.seq_len];
-    let t = |v: &Vec<i64>| Tensor::from_data(TensorData::new(v.clone(), shape.clone()), device);
-    (t(&b.inputs), t(&b.targets))
-}
-
-/// Everything fixed for the run: config, batches, the validation set, attention masks.
-struct Ctx<'a, B: AutodiffBackend> {
-    cfg: &'a RunConfig,
-    batcher: Batcher,
-    valid: Vec<Pair<B::InnerBackend>>,
-    /// Attention masks of each stage, for training and for evaluation.
-    masks: Vec<(AttentionMasks<B>, AttentionMasks<B::InnerBackend>)>,
-    device: &'a B::Device,
-}
-
-impl<'a, B: AutodiffBackend> Ctx<'a, B> {
-    fn new(cfg: &'a RunConfig, corpus: &Corpus, device: &'a B::Device) -> Result<Self, TrainError> {
-        let (t, tok) = (&cfg.train, ByteTokenizer);
-        let batcher = Batcher::new(
-            tok.encode(&corpus.train),
-            tok.encode(&corpus.valid),
-            t.batch_size,
-            t.seq_len,
-            cfg.seed,
-        )?;
-        let valid = batcher.valid_batches(cfg.data.valid_batches);
-        let mask = |s: &crate::StageConfig| {
-            (
-                AttentionMasks::new(&s.model, t.seq_len, device),
-                AttentionMasks::new(&s.model, t.seq_len, device),
-            )
-        };
-        Ok(Self {
-            cfg,
-            valid: valid.iter().map(|b| to_tensors(b, device)).collect(),
-            batcher,
-            masks: cfg.stages.iter().map(mask).collect(),
-            device,
-        })
-    }
-
-    /// Forward and backward pass on the batch of the current step (paper §4.3: a pure
-    /// function of seed and step), with the width mask of the ramp if one is running;
-    /// returns the clipped gradients.
-    fn gradients(&self, run: &Run<B>) -> Result<(StepOut, GradientsParams), TrainError> {
-        let (t, step, stage) = (&self.cfg.train, run.s.step, &self.cfg.stages[run.s.stage].model);
-        let active = run.s.ramp.and_then(|r| r.mask_at(step));
-        let width = active.map(|a| WidthMask::new(stage, a, self.device)).transpose()?;
-        let (x, y) = to_tensors::<B>(&self.batcher.train_batch(step), self.device);
-        let loss = run.model.loss(x, y, &self.masks[run.s.stage].0, width.as_ref());
-        let train_loss = loss.clone().into_scalar().elem::<f64>();
-        if !train_loss.is_finite() {
-            return Err(TrainError::Diverged { step, loss: train_loss });
-        }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &run.model);
-        let grad_norm = clip_global_norm(&run.model, &mut grads, t.grad_clip);
-        let width_active = active.map_or(1.0, |a| a.hidden as f64 / stage.d_model as f64);
-        let out = StepOut {
-            train_loss,
-            grad_norm,
-            width_active,
-        };
-        Ok((out, grads))
-    }
-
-    /// Counts a finished step: tokens and the FLOPs of the current stage.
-    fn advance(&self, s: &mut RunState) {
-        let t = &self.cfg.train;
-        s.step += 1;
-        s.tokens += (t.batch_size * t.seq_len) as u64;
-        s.flops += self.cfg.stages[s.stage].model.flops_per_step(t.batch_size, t.seq_len);
-    }
-
-    /// Mean validation loss of `model` in stage `stage`, with the ramp's mask at `step`.
-    fn val_loss(&self, model: &Gpt<B>, stage: usize, ramp: Option<Ramp>, step: u64) -> Result<f64, TrainError> {
-        let config = &self.cfg.stages[stage].model;
-        let model = model.valid();
-        let active = ramp.and_then(|r| r.mask_at(step));
-        let width = active.map(|a| WidthMask::new(config, a, self.device)).transpose()?;
-        let mut total = 0.0;
-        for (x, y) in &self.valid {
-            let loss = model.loss(x.clone(), y.clone(), &self.masks[stage].1, width.as_ref());
-            total += loss.into_scalar().elem::<f64>();
-        }
-        Ok(total / self.valid.len() as f64)
-    }
-
-    /// Evaluates now (with the mask of the step just trained) and records the point.
-    fn evaluate_now(&self, run: &mut Run<B>) -> Result<ValPoint, TrainError> {
-        let s = &run.s;
-        let loss = self.val_loss(&run.model, s.stage, s.ramp, s.step.saturating_sub(1))?;
-        let point = ValPoint {
-            step: s.step,
-            loss,
-            stage: s.stage,
-        };
-        run.s.val_history.push(point);
-        Ok(point)
-    }
-
-    /// What the policy sees after a step.
-    fn observation<'r>(&self, run: &'r Run<B>, train_loss: f64, evaluated: bool) -> Observation<'r> {
-        let t = &self.cfg.train;
-        let fps = |i: usize| {
-            self.cfg
-                .stages
-                .get(i)
-                .map(|s| s.model.flops_per_step(t.batch_size, t.seq_len))
-        };
-        Observation {
-            step: run.s.step,
-            tokens: run.s.tokens,
-            flops: run.s.flops,
-            train_loss,
-            val_history: &run.s.val_history,
-            evaluated,
-            stage: run.s.stage,
-            n_stages: self.cfg.stages.len(),
-            flops_per_step: fps(run.s.stage).unwrap_or(0.0),
-            next_flops_per_step: fps(run.s.stage + 1),
-            stage_start: run.s.growth_steps.last().copied().unwrap_or(0),
-        }
-    }
-
-    /// Grows the current stage into the next (paper §3.3–3.5): the operator maps model and
-    /// optimizer state and hands back its width ramp; returns the event with the
-    /// validation loss just before and just after, the latter with the mask at `Gb`.
-    fn grow_stage(&self, run: &mut Run<B>) -> Result<GrowEvent, TrainError> {
-        let cfg = self.cfg;
-        let (from, to, step) = (run.s.stage, run.s.stage + 1, run.s.step);
-        let (src, dst) = (&cfg.stages[from].model, &cfg.stages[to].model);
-        let op = cfg.stages[to].growth.unwrap_or_default();
-        let loss_before = self.val_loss(&run.model, from, run.s.ramp, step.saturating_sub(1))?;
-        let seed = stage_seed(cfg.seed, to);
-        let fresh = adamw(cfg).init();
-        let grown = growlm_ops::grow(src, &run.model, &run.optim, fresh, dst, &op, seed, step)?;
-        let loss_after = self.val_loss(&grown.model, to, Some(grown.ramp), step)?;
-        run.model = grown.model;
-        run.optim = grown.optim;
-        run.s.stage = to;
-        run.s.ramp = Some(grown.ramp);
-        run.s.growth_steps.push(step);
-        let r = grown.report;
-        Ok(GrowEvent {
-            event: "grow".into(),
-            step,
-            from_stage: from,
-            to_stage: to,
-            operator: r.operator,
-            params_before: r.params_before,
-            params_after: r.params_after,
-            loss_before,
-            loss_after,
-        })
-    }
 }
 
 fn summarize(s: &RunState, policy: &str, device: &str) -> Summary {

@@ -7,7 +7,8 @@
 //! directory; a resumed run continues a killed one exactly where its last checkpoint left
 //! it, and refuses a config that would change what was trained.
 //!
-//! Files: `engine.rs` (the loop), `checkpoint.rs` (run state, atomic save, load),
+//! Files: `engine.rs` (the loop), `context.rs` (the run's fixed data and step helpers),
+//! `checkpoint.rs` (run state, atomic save, load),
 //! `optim.rs` (AdamW, gradient clipping), `observe.rs` (run observers: files, progress),
 //! `config.rs` (the run config), `overrides.rs` (`--set` and the resume check),
 //! `output.rs` (what a run writes), `backend.rs` (backend choice), `error.rs`.
@@ -15,6 +16,7 @@
 mod backend;
 mod checkpoint;
 mod config;
+mod context;
 mod engine;
 mod error;
 mod observe;
