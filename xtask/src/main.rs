@@ -1,5 +1,6 @@
-//! `cargo xtask`: the growlm command line — train, policies, solve.
+//! `cargo xtask`: the growlm command line — train, policies, solve, compare.
 
+mod compare;
 mod solve;
 
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ enum Command {
     Policies,
     /// Fit loss curves and predict the optimal growth point (paper §3.2, eq. 1–3).
     Solve(solve::SolveArgs),
+    /// Equal-loss speed-up of runs against a from-scratch reference (paper Table 2).
+    Compare(compare::CompareArgs),
 }
 
 /// The backend that trains the model.
@@ -172,6 +175,7 @@ fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Train(a) => train(a),
         Command::Solve(a) => solve::run(a),
+        Command::Compare(a) => compare::run(a),
         Command::Policies => {
             for e in growlm::registry().entries() {
                 println!("{:<12} {}", e.name, e.summary);

@@ -228,3 +228,62 @@ n_heads = 2
     let (ok, out, err) = xtask(&["train", "--out", "r", "--resume", "--max-steps", "6"], dir.path());
     assert!(ok && out.contains("done: 6 steps"), "{out}\n{err}");
 }
+
+#[test]
+fn compare_writes_the_speed_up_table_json_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, rows: &[(u64, f64, Option<f64>)]| {
+        std::fs::create_dir_all(dir.path().join(name)).unwrap();
+        let text: String = rows
+            .iter()
+            .map(|&(step, flops, val)| {
+                format!(
+                    "{{\"step\":{step},\"tokens\":{},\"flops\":{flops},\"wall_s\":{},\"train_loss\":3.0,\"val_loss\":{},\"lr\":0.001,\"stage\":0,\"width_active\":1.0,\"grad_norm\":1.0}}\n",
+                    step * 10,
+                    step as f64,
+                    val.map_or("null".to_string(), |v| v.to_string())
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join(name).join("metrics.jsonl"), text).unwrap();
+    };
+    write(
+        "ref",
+        &[
+            (1, 100.0, Some(4.0)),
+            (2, 200.0, Some(3.0)),
+            (3, 300.0, None),
+            (4, 400.0, Some(2.0)),
+        ],
+    );
+    write("grown", &[(1, 50.0, Some(3.5)), (2, 100.0, Some(2.5))]);
+    let (ok, out, err) = xtask(
+        &[
+            "compare",
+            "--reference",
+            "ref",
+            "grown",
+            "--json",
+            "c.json",
+            "--plot",
+            "c.svg",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("grown"), "{out}");
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("c.json")).unwrap()).unwrap();
+    let r = &rows[0];
+    // The reference reaches 2.5 halfway between 200 (3.0) and 400 (2.0): 300 FLOPs.
+    assert_eq!(r["reference_flops_to_loss"], 300.0);
+    assert_eq!(r["speedup_flops"], 3.0);
+    assert_eq!(r["reached"], true);
+    for key in ["run", "final_val_loss", "flops", "speedup_tokens", "speedup_wall"] {
+        assert!(r.get(key).is_some(), "missing {key}");
+    }
+    assert!(std::fs::read_to_string(dir.path().join("c.svg"))
+        .unwrap()
+        .contains("<svg"));
+    let (ok, _, err) = xtask(&["compare", "--reference", "nope", "grown"], dir.path());
+    assert!(!ok && err.contains("nope"), "{err}");
+}
