@@ -135,8 +135,10 @@ fn train(args: TrainArgs) -> Result<()> {
         cfg.stages = vec![growlm::train::StageConfig { growth: None, ..stage }];
         cfg.set_policy("never");
     }
+    // `train` validates the config and builds the policy before it loads any data, so a
+    // bad key or policy parameter is refused at once; building it here too would repeat
+    // the `solver` policy's curve fit.
     let registry = growlm::registry();
-    cfg.validate_with(&registry)?;
     let device = DeviceKind::from(args.device);
     let opts = RunOptions {
         resume: args.resume,

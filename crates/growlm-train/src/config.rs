@@ -5,7 +5,6 @@ use std::path::Path;
 use growlm_data::CorpusSource;
 use growlm_model::GptConfig;
 use growlm_ops::GrowthConfig;
-use growlm_policy::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -227,14 +226,6 @@ impl RunConfig {
             self.policy = toml::Table::new();
             self.policy.insert("name".into(), toml::Value::String(name.into()));
         }
-    }
-
-    /// Validates the config and builds its policy from `registry`, so that an unknown
-    /// policy or a bad `policy.*` value is refused before anything runs.
-    pub fn validate_with(&self, registry: &Registry) -> Result<(), TrainError> {
-        self.validate()?;
-        registry.build(self.policy_name()?, &self.policy)?;
-        Ok(())
     }
 
     /// Checks every value; errors name the key and say what is allowed.

@@ -60,14 +60,13 @@ pub fn train<B: AutodiffBackend>(
         _ => {}
     }
     let mut policy = registry.build(cfg.policy_name()?, &cfg.policy)?;
-    let run = match &latest {
-        Some(ckpt) => checkpoint::load::<B>(cfg, ckpt, device).and_then(|run| {
-            policy.load_state(run.s.policy.clone())?;
-            Ok(run)
-        }),
-        None => Run::start(cfg, device),
+    let mut run = match &latest {
+        Some(ckpt) => checkpoint::load::<B>(cfg, ckpt, device)?,
+        None => Run::start(cfg, device)?,
     };
-    let mut run = run?;
+    if latest.is_some() {
+        policy.load_state(run.s.policy.clone())?;
+    }
     std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
     write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     let corpus = Corpus::load(&cfg.data.source, &opts.cache_dir)?;

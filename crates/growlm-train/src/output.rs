@@ -84,19 +84,15 @@ pub struct Summary {
     pub stopped_by_policy: bool,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError {
-    TrainError::io(path)
-}
-
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a
 /// rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
+    let mut f = File::create(&tmp).map_err(TrainError::io(&tmp))?;
+    f.write_all(bytes).map_err(TrainError::io(&tmp))?;
+    f.sync_all().map_err(TrainError::io(&tmp))?;
     drop(f);
-    fs::rename(&tmp, path).map_err(io_err(path))
+    fs::rename(&tmp, path).map_err(TrainError::io(path))
 }
 
 /// An append-only JSON-lines file.
@@ -112,10 +108,10 @@ impl JsonLines {
     pub fn open(path: PathBuf, keep_upto: Option<u64>) -> Result<Self, TrainError> {
         let kept = match keep_upto {
             Some(upto) if path.exists() => {
-                let f = File::open(&path).map_err(io_err(&path))?;
+                let f = File::open(&path).map_err(TrainError::io(&path))?;
                 let mut kept = String::new();
                 for line in BufReader::new(f).lines() {
-                    let line = line.map_err(io_err(&path))?;
+                    let line = line.map_err(TrainError::io(&path))?;
                     let step = serde_json::from_str::<serde_json::Value>(&line)
                         .ok()
                         .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
@@ -129,7 +125,10 @@ impl JsonLines {
             _ => String::new(),
         };
         write_atomic(&path, kept.as_bytes())?;
-        let file = OpenOptions::new().append(true).open(&path).map_err(io_err(&path))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(TrainError::io(&path))?;
         Ok(Self { path, file })
     }
 
@@ -137,14 +136,16 @@ impl JsonLines {
     pub fn write<T: Serialize>(&mut self, row: &T) -> Result<(), TrainError> {
         let mut line = serde_json::to_string(row).expect("run records serialise");
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))?;
-        self.file.flush().map_err(io_err(&self.path))
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(TrainError::io(&self.path))?;
+        self.file.flush().map_err(TrainError::io(&self.path))
     }
 }
 
 /// Reads a JSON-lines file.
 pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, TrainError> {
-    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let text = fs::read_to_string(path).map_err(TrainError::io(path))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
