@@ -28,7 +28,7 @@ fn bench(c: &mut Criterion) {
         &cfg,
         ActiveWidth {
             hidden: 112,
-            heads: 3,
+            attn: 112,
             ffn: 448,
         },
         &dev,
@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
                 &GrowthConfig::default(),
                 1,
                 0,
+                None,
             )
             .unwrap()
         })

@@ -1,21 +1,32 @@
-//! Width masks (paper §3.3, eq. 6–7): which hidden dims, heads and FFN units of a wide
-//! model are active.
+//! Width masks (paper §3.3, eq. 6–7): which hidden dims, attention dims and FFN units of
+//! a wide model are active.
 //!
-//! A wide model whose leading blocks hold a small model's parameters and whose extra
-//! dims, heads and units are masked computes exactly the small model's function.
+//! As eq. 7 writes it, the mask `C` multiplies every sub-layer input and output and the
+//! query, key and value projections per dim, so a new head turns on dim by dim (the
+//! attention dims are head-major: the leading ones are the leading heads'). A wide model
+//! whose leading blocks hold a small model's parameters and whose extra dims and units are
+//! masked computes exactly the small model's function. [`Gpt::restore_masked`] keeps the
+//! masked entries untouched by the optimizer ("the missing parameters will not be
+//! operated": not even weight decay moves them).
+//!
+//! [`Gpt::restore_masked`]: crate::Gpt::restore_masked
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::module::Param;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::{GptConfig, ModelError};
+use crate::model::{Dense, LayerNorm};
+use crate::{Gpt, GptConfig, ModelError};
 
-/// How many hidden dims, heads and FFN units are active; the leading ones are.
+/// How many hidden dims, attention dims and FFN units are active; the leading ones are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveWidth {
     /// Active hidden (residual-stream) dims.
     pub hidden: usize,
-    /// Active attention heads.
-    pub heads: usize,
+    /// Active query/key/value dims (`n_heads · head_dim` in all; head-major, so
+    /// `attn / head_dim` heads are fully on and the next one partly).
+    pub attn: usize,
     /// Active MLP hidden units.
     pub ffn: usize,
 }
@@ -25,7 +36,7 @@ impl ActiveWidth {
     pub fn full(config: &GptConfig) -> Self {
         Self {
             hidden: config.d_model,
-            heads: config.n_heads,
+            attn: config.attn_dim(),
             ffn: config.ffn_dim(),
         }
     }
@@ -36,36 +47,37 @@ impl ActiveWidth {
     }
 }
 
-/// A 0/1 mask over the hidden dims, heads and FFN units of a model, as tensors ready to
-/// multiply activations.
+/// A 0/1 mask over the hidden dims, attention dims and FFN units of a model, as tensors
+/// ready to multiply activations.
 #[derive(Debug, Clone)]
 pub struct WidthMask<B: Backend> {
     active: ActiveWidth,
     /// `[1, 1, d_model]`: the global mask `C` of eq. 6.
     pub(crate) hidden: Tensor<B, 3>,
-    /// `[1, n_heads, 1, 1]`.
-    pub(crate) heads: Tensor<B, 4>,
+    /// `[1, 1, n_heads·head_dim]`: the per-dim mask of Q, K and V.
+    pub(crate) attn: Tensor<B, 3>,
     /// `[1, 1, ffn_dim]`.
     pub(crate) ffn: Tensor<B, 3>,
 }
 
-fn leading_ones(n: usize, active: usize) -> Vec<f32> {
+/// `n` values, the leading `active` of them 1 and the rest 0.
+pub(crate) fn leading_ones(n: usize, active: usize) -> Vec<f32> {
     (0..n).map(|i| if i < active { 1.0 } else { 0.0 }).collect()
 }
 
 impl<B: Backend> WidthMask<B> {
-    /// Builds the mask for `config` with the leading `active` dims, heads and units on.
+    /// Builds the mask for `config` with the leading `active` dims and units on.
     pub fn new(config: &GptConfig, active: ActiveWidth, device: &B::Device) -> Result<Self, ModelError> {
-        let (d, h, f) = (config.d_model, config.n_heads, config.ffn_dim());
-        for (what, a, n) in [
+        let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
+        for (what, k, n) in [
             ("hidden", active.hidden, d),
-            ("heads", active.heads, h),
+            ("attn", active.attn, a),
             ("ffn", active.ffn, f),
         ] {
-            if a == 0 || a > n {
+            if k == 0 || k > n {
                 return Err(ModelError::InvalidMask {
                     what,
-                    active: a,
+                    active: k,
                     total: n,
                 });
             }
@@ -74,7 +86,7 @@ impl<B: Backend> WidthMask<B> {
         Ok(Self {
             active,
             hidden: Tensor::from_data(t(leading_ones(d, active.hidden), vec![1, 1, d]), device),
-            heads: Tensor::from_data(t(leading_ones(h, active.heads), vec![1, h, 1, 1]), device),
+            attn: Tensor::from_data(t(leading_ones(a, active.attn), vec![1, 1, a]), device),
             ffn: Tensor::from_data(t(leading_ones(f, active.ffn), vec![1, 1, f]), device),
         })
     }
@@ -82,5 +94,73 @@ impl<B: Backend> WidthMask<B> {
     /// The active counts.
     pub fn active(&self) -> ActiveWidth {
         self.active
+    }
+}
+
+type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+
+/// Keeps the entries of `param` that `active` (a `[rows, cols]` or `[n]` boolean) marks and
+/// takes the rest from `frozen`; the result is a fresh trainable leaf with the same id.
+fn keep<B: AutodiffBackend, const D: usize>(
+    param: Param<Tensor<B, D>>,
+    frozen: &Param<Tensor<Inner<B>, D>>,
+    active: Tensor<Inner<B>, D, Bool>,
+) -> Param<Tensor<B, D>> {
+    let (id, tensor, _) = param.consume();
+    let value = frozen.val().mask_where(active, tensor.inner());
+    Param::initialized(id, Tensor::from_inner(value).require_grad())
+}
+
+impl<B: AutodiffBackend> Gpt<B> {
+    /// Returns the model with every entry that `active` masks out of `config`'s width set
+    /// back to its value in `frozen` (the model as it was grown): masked entries get no
+    /// gradient, and this undoes what weight decay did to them, so that "the missing
+    /// parameters will not be operated" (paper §3.3) holds exactly. Active entries are
+    /// left as they are.
+    pub fn restore_masked(mut self, frozen: &Gpt<Inner<B>>, config: &GptConfig, active: ActiveWidth) -> Self {
+        let device = self.wte.val().device();
+        let on = |n: usize, k: usize| {
+            Tensor::<Inner<B>, 1>::from_data(TensorData::new(leading_ones(n, k), vec![n]), &device)
+        };
+        let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
+        let (hid, att, ffn) = (on(d, active.hidden), on(a, active.attn), on(f, active.ffn));
+        let all = |n: usize| on(n, n);
+        let vec = |m: &Tensor<Inner<B>, 1>| m.clone().greater_elem(0.5);
+        let mat = |r: &Tensor<Inner<B>, 1>, c: &Tensor<Inner<B>, 1>| {
+            let outer = r.clone().unsqueeze_dim::<2>(1).matmul(c.clone().unsqueeze_dim::<2>(0));
+            outer.greater_elem(0.5)
+        };
+        let ln = |l: LayerNorm<B>, old: &LayerNorm<Inner<B>>| {
+            let mut l = l;
+            l.gamma = keep(l.gamma, &old.gamma, vec(&hid));
+            l.beta = keep(l.beta, &old.beta, vec(&hid));
+            l
+        };
+        let dense = |x: Dense<B>, old: &Dense<Inner<B>>, rows: &Tensor<Inner<B>, 1>, cols: &Tensor<Inner<B>, 1>| {
+            let mut x = x;
+            x.weight = keep(x.weight, &old.weight, mat(rows, cols));
+            x.bias = keep(x.bias, &old.bias, vec(cols));
+            x
+        };
+        self.wte = keep(self.wte, &frozen.wte, mat(&all(config.vocab_size), &hid));
+        self.wpe = keep(self.wpe, &frozen.wpe, mat(&all(config.context_len), &hid));
+        self.ln_f = ln(self.ln_f, &frozen.ln_f);
+        self.blocks = self
+            .blocks
+            .into_iter()
+            .zip(&frozen.blocks)
+            .map(|(mut b, old)| {
+                b.ln_attn = ln(b.ln_attn, &old.ln_attn);
+                b.ln_mlp = ln(b.ln_mlp, &old.ln_mlp);
+                b.attn.query = dense(b.attn.query, &old.attn.query, &hid, &att);
+                b.attn.key = dense(b.attn.key, &old.attn.key, &hid, &att);
+                b.attn.value = dense(b.attn.value, &old.attn.value, &hid, &att);
+                b.attn.out = dense(b.attn.out, &old.attn.out, &att, &hid);
+                b.mlp.up = dense(b.mlp.up, &old.mlp.up, &hid, &ffn);
+                b.mlp.down = dense(b.mlp.down, &old.mlp.down, &ffn, &hid);
+                b
+            })
+            .collect();
+        self
     }
 }

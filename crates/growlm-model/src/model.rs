@@ -124,19 +124,24 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    fn forward(&self, x: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>, heads: Option<&Tensor<B, 4>>) -> Tensor<B, 3> {
+    /// With `attn`, Q, K and V are masked per dim (eq. 7): a masked dim adds nothing to
+    /// the scores and its output is zero.
+    fn forward(&self, x: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>, attn: Option<&Tensor<B, 3>>) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let (h, hd) = (self.n_heads, self.head_dim);
-        let split = |y: Tensor<B, 3>| y.reshape([b, t, h, hd]).swap_dims(1, 2);
+        let split = |y: Tensor<B, 3>| {
+            let y = match attn {
+                Some(m) => y * m.clone(),
+                None => y,
+            };
+            y.reshape([b, t, h, hd]).swap_dims(1, 2)
+        };
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f64).sqrt());
         let scores = scores.mask_fill(causal.clone(), -1.0e9);
-        let mut y = softmax(scores, 3).matmul(v);
-        if let Some(m) = heads {
-            y = y * m.clone();
-        }
+        let y = softmax(scores, 3).matmul(v);
         self.out.forward(y.swap_dims(1, 2).reshape([b, t, h * hd]))
     }
 }
@@ -205,7 +210,7 @@ impl<B: Backend> Block<B> {
         };
         let a = self
             .attn
-            .forward(self.ln_attn.forward(x.clone(), c), causal, width.map(|m| &m.heads));
+            .forward(self.ln_attn.forward(x.clone(), c), causal, width.map(|m| &m.attn));
         let x = x + keep(a);
         let mut hdn = gelu(self.mlp.up.forward(self.ln_mlp.forward(x.clone(), c)));
         if let Some(m) = width {

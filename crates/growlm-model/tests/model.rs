@@ -118,7 +118,7 @@ fn full_mask_equals_no_mask() {
         &cfg,
         ActiveWidth {
             hidden: 25,
-            heads: 3,
+            attn: 24,
             ffn: 96,
         },
         &Default::default(),
@@ -185,7 +185,7 @@ fn masked_wide_model_gives_the_small_models_logits() {
         }
         let active = ActiveWidth {
             hidden: sc.d_model,
-            heads: sc.n_heads,
+            attn: sc.attn_dim(),
             ffn: sc.ffn_dim(),
         };
         let mask = WidthMask::new(wc, active, &dev).unwrap();
@@ -200,4 +200,112 @@ fn masked_wide_model_gives_the_small_models_logits() {
         let unmasked = wide.forward(x, &masks, None);
         assert!(max_abs_diff(unmasked, b) > 1e-3, "case {i}: the mask must matter");
     }
+}
+
+/// Zeroes columns `from..` of a `[d_in, d_out]` weight and entries `from..` of its bias.
+fn zero_outputs(d: &Dense<B>, from: usize) -> Dense<B> {
+    let [r, c] = d.weight.dims();
+    let keep = |n: usize| -> Vec<f32> { (0..n).map(|i| if i < from { 1.0 } else { 0.0 }).collect() };
+    let cols = Tensor::<B, 1>::from_data(TensorData::new(keep(c), vec![c]), &Default::default());
+    Dense {
+        weight: Param::from_tensor(d.weight.val() * cols.clone().unsqueeze_dim::<2>(0).repeat_dim(0, r)),
+        bias: Param::from_tensor(d.bias.val() * cols),
+    }
+}
+
+#[test]
+fn eq_7_masks_query_key_and_value_per_dim() {
+    // 3 heads of 8 dims; 13 attention dims on: heads 0 and the first 5 dims of head 1.
+    // Masking them must equal zeroing those output dims of Q, K and V by hand.
+    let cfg = GptConfig::new(30, 8, 24, 2, 3);
+    let model = cfg.init::<B>(5, &Default::default()).unwrap();
+    let masks = AttentionMasks::new(&cfg, 8, &Default::default());
+    let partial = ActiveWidth {
+        hidden: 20,
+        attn: 13,
+        ffn: 80,
+    };
+    let masked = model.forward(
+        tokens(2, 8, 30, 4),
+        &masks,
+        Some(&WidthMask::new(&cfg, partial, &Default::default()).unwrap()),
+    );
+    let mut by_hand = model.clone();
+    for b in by_hand.blocks.iter_mut() {
+        b.attn.query = zero_outputs(&b.attn.query, 13);
+        b.attn.key = zero_outputs(&b.attn.key, 13);
+        b.attn.value = zero_outputs(&b.attn.value, 13);
+    }
+    let all_attn = ActiveWidth { attn: 24, ..partial };
+    let reference = by_hand.forward(
+        tokens(2, 8, 30, 4),
+        &masks,
+        Some(&WidthMask::new(&cfg, all_attn, &Default::default()).unwrap()),
+    );
+    let d = max_abs_diff(masked.clone(), reference);
+    assert!(d <= 1e-5, "{d}");
+    // And the partly-on head matters: one more dim changes the output.
+    let more = ActiveWidth { attn: 14, ..partial };
+    let other = model.forward(
+        tokens(2, 8, 30, 4),
+        &masks,
+        Some(&WidthMask::new(&cfg, more, &Default::default()).unwrap()),
+    );
+    assert!(max_abs_diff(masked, other) > 1e-4);
+}
+
+#[test]
+fn restore_masked_resets_exactly_the_masked_entries() {
+    type AB = burn_autodiff::Autodiff<B>;
+    use burn::module::AutodiffModule;
+    let cfg = GptConfig::new(12, 6, 8, 1, 2);
+    let frozen = cfg.init::<AB>(1, &Default::default()).unwrap();
+    let trained = cfg.init::<AB>(2, &Default::default()).unwrap();
+    let active = ActiveWidth {
+        hidden: 5,
+        attn: 3,
+        ffn: 20,
+    };
+    let out = trained.clone().restore_masked(&frozen.valid(), &cfg, active);
+    let host = |p: &Param<Tensor<AB, 2>>| p.val().into_data().to_vec::<f32>().unwrap();
+    let host1 = |p: &Param<Tensor<AB, 1>>| p.val().into_data().to_vec::<f32>().unwrap();
+    // wte [12, 8]: hidden columns 0..5 trained, 5..8 frozen.
+    let (o, t, f) = (host(&out.wte), host(&trained.wte), host(&frozen.wte));
+    for (i, v) in o.iter().enumerate() {
+        let want = if i % 8 < 5 { t[i] } else { f[i] };
+        assert_eq!(*v, want, "wte entry {i}");
+    }
+    // query [8, 8]: rows are hidden dims, columns attention dims; its bias follows columns.
+    let (b, bf) = (&out.blocks[0].attn.query, &frozen.blocks[0].attn.query);
+    let (o, t, f) = (
+        host(&b.weight),
+        host(&trained.blocks[0].attn.query.weight),
+        host(&bf.weight),
+    );
+    for (i, v) in o.iter().enumerate() {
+        let want = if i / 8 < 5 && i % 8 < 3 { t[i] } else { f[i] };
+        assert_eq!(*v, want, "query entry {i}");
+    }
+    let (o, f) = (host1(&b.bias), host1(&bf.bias));
+    assert_eq!(o[3..], f[3..]);
+    // down [32, 8]: rows FFN units, columns hidden.
+    let (o, t, f) = (
+        host(&out.blocks[0].mlp.down.weight),
+        host(&trained.blocks[0].mlp.down.weight),
+        host(&frozen.blocks[0].mlp.down.weight),
+    );
+    for (i, v) in o.iter().enumerate() {
+        let want = if i / 8 < 20 && i % 8 < 5 { t[i] } else { f[i] };
+        assert_eq!(*v, want, "down entry {i}");
+    }
+    // LayerNorm: hidden dims.
+    let (o, t, f) = (
+        host1(&out.ln_f.gamma),
+        host1(&trained.ln_f.gamma),
+        host1(&frozen.ln_f.gamma),
+    );
+    assert_eq!((&o[..5], &o[5..]), (&t[..5], &f[5..]));
+    // The parameters stay trainable leaves with their ids.
+    assert_eq!(out.wte.id, trained.wte.id);
+    assert!(out.wte.val().is_require_grad());
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::AdamW;
 use burn::tensor::backend::AutodiffBackend;
-use growlm_model::{Gpt, GptConfig};
+use growlm_model::{ActiveWidth, Gpt, GptConfig};
 use serde::Serialize;
 
 use crate::moments::map_optimizer;
@@ -43,7 +43,9 @@ pub struct Grown<B: AutodiffBackend> {
 /// Grows `model` (config `source`) into `target` with `op`, mapping the optimizer state
 /// by the same per-tensor plan. New parameters are drawn from a target model initialised
 /// with `seed`; new moment entries are zero; the step count carries over. `step` is `Gb`,
-/// the steps completed when it grows; the returned ramp starts there.
+/// the steps completed when it grows; the returned ramp starts there, from `active`: the
+/// source's active width if it is itself mid-ramp (`None`: all of it), so that a growth
+/// during a ramp still preserves the function.
 #[allow(clippy::too_many_arguments)]
 pub fn grow<B: AutodiffBackend>(
     source: &GptConfig,
@@ -54,6 +56,7 @@ pub fn grow<B: AutodiffBackend>(
     op: &GrowthConfig,
     seed: u64,
     step: u64,
+    active: Option<ActiveWidth>,
 ) -> Result<Grown<B>, OpsError> {
     let plans = plan(source, target, op)?;
     let device = model.wte.val().device();
@@ -81,7 +84,12 @@ pub fn grow<B: AutodiffBackend>(
     Ok(Grown {
         model: grown,
         optim,
-        ramp: Ramp::new(source, target, step, op.ramp_steps),
+        ramp: Ramp::from_active(
+            active.unwrap_or_else(|| ActiveWidth::full(source)),
+            target,
+            step,
+            op.ramp_steps,
+        ),
         report: GrowthReport {
             params_before: source.num_params(),
             params_after: target.num_params(),

@@ -35,7 +35,18 @@ fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> 
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-2, model, grads);
     }
-    let grown = grow(small, &model, &optim, AdamWConfig::new().init(), target, &op, 99, 3).unwrap();
+    let grown = grow(
+        small,
+        &model,
+        &optim,
+        AdamWConfig::new().init(),
+        target,
+        &op,
+        99,
+        3,
+        None,
+    )
+    .unwrap();
     assert_eq!(grown.ramp, Ramp::new(small, target, 3, op.ramp_steps));
     let width = grown.ramp.mask_at(3).map(|a| WidthMask::new(target, a, &dev).unwrap());
     let tmasks = AttentionMasks::<TB>::new(target, small.context_len, &dev);
@@ -135,6 +146,7 @@ fn optimizer_moments_follow_the_parameters() {
         &GrowthConfig::default(),
         5,
         2,
+        None,
     )
     .unwrap();
     assert_eq!(
@@ -190,50 +202,73 @@ fn optimizer_moments_follow_the_parameters() {
 }
 
 #[test]
-fn the_ramp_activates_exactly_what_eq_6_gives() {
+fn the_ramp_activates_exactly_what_eq_6_and_7_give() {
     let (s, t) = (GptConfig::new(10, 4, 96, 1, 3), GptConfig::new(10, 4, 128, 1, 4));
     let ramp = Ramp::new(&s, &t, 100, 10);
-    // r = ceil((128 − 96)/10) = 4 dims per step.
+    // r = ceil((128 − 96)/10) = 4 dims per step; Q/K/V dims (96 → 128, the fourth head
+    // dim by dim) and FFN units (384 → 512) follow with the same fraction (eq. 7).
     for n in 100..=120u64 {
-        let want = (96 + 4 * (n - 100) as usize).min(128);
-        assert_eq!(ramp.active_at(n).hidden, want, "step {n}");
+        let hidden = (96 + 4 * (n - 100) as usize).min(128);
+        let a = ramp.active_at(n);
+        assert_eq!(a.hidden, hidden, "step {n}");
+        assert_eq!(a.attn, hidden, "step {n}: attention dims follow the hidden dims");
+        assert_eq!(a.ffn, 384 + 128 * (hidden - 96) / 32, "step {n}: FFN in step");
     }
     assert_eq!(
         ramp.active_at(100),
         ActiveWidth {
             hidden: 96,
-            heads: 3,
+            attn: 96,
             ffn: 384
         }
     );
-    // heads: ceil(1/10) = 1 per step; FFN: ceil(128/10) = 13 per step.
     assert_eq!(
         ramp.active_at(101),
         ActiveWidth {
             hidden: 100,
-            heads: 4,
-            ffn: 397
+            attn: 100,
+            ffn: 400
         }
     );
-    // All 128 hidden dims are on at step 108, the FFN units (ceil(128/10) = 13 per step)
-    // only at Ge = 110; from then on the mask is gone.
-    assert_eq!(
-        ramp.active_at(108),
-        ActiveWidth {
-            hidden: 128,
-            heads: 4,
-            ffn: 488
-        }
-    );
-    assert!(ramp.mask_at(109).is_some());
+    // Everything is on at step 108 (8 · 4 = 32 new dims); from then on the mask is gone.
+    assert!(ramp.mask_at(107).is_some());
+    assert_eq!(ramp.mask_at(108), None);
     assert_eq!(ramp.end_step(), 110);
-    assert_eq!(ramp.mask_at(110), None);
     assert_eq!(ramp.mask_at(500), None);
     assert_eq!(
         Ramp::new(&s, &t, 100, 0).mask_at(100),
         None,
         "ramp 0 switches everything on at once"
     );
+    // Uneven factors: hidden 24 → 32 over 3 steps (r = 3), FFN 72 → 100 follows the
+    // fraction rounded down: 3/8 of 28 → 10, 6/8 → 21.
+    let (s, t) = (
+        GptConfig {
+            ffn_dim: Some(72),
+            ..GptConfig::new(10, 4, 24, 1, 3)
+        },
+        GptConfig {
+            ffn_dim: Some(100),
+            ..GptConfig::new(10, 4, 32, 1, 4)
+        },
+    );
+    let ramp = Ramp::new(&s, &t, 0, 3);
+    let ffn: Vec<usize> = (0..4).map(|n| ramp.active_at(n).ffn).collect();
+    assert_eq!(ffn, [72, 82, 93, 100]);
+    // Depth-only growth: no hidden dims to follow, so time sets the fraction.
+    let deeper = GptConfig::new(10, 4, 24, 2, 3);
+    let s1 = GptConfig::new(10, 4, 24, 1, 3);
+    assert_eq!(Ramp::new(&s1, &deeper, 5, 4).mask_at(5), None);
+    // A ramp from a partly active source starts where that source stood.
+    let start = ActiveWidth {
+        hidden: 100,
+        attn: 100,
+        ffn: 400,
+    };
+    let big = GptConfig::new(10, 4, 160, 1, 5);
+    let r = Ramp::from_active(start, &big, 7, 3);
+    assert_eq!(r.active_at(7), start);
+    assert_eq!(r.active_at(8).hidden, 120);
 }
 
 #[test]
@@ -243,7 +278,7 @@ fn impossible_growths_are_refused() {
     let model = s.init::<TB>(0, &dev).unwrap();
     let o = || AdamWConfig::new().init();
     let try_grow = |t: GptConfig| {
-        grow(&s, &model, &o(), o(), &t, &GrowthConfig::default(), 0, 0)
+        grow(&s, &model, &o(), o(), &t, &GrowthConfig::default(), 0, 0, None)
             .err()
             .unwrap()
     };

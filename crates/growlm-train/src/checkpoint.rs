@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -52,6 +52,10 @@ pub struct Run<B: AutodiffBackend> {
     pub optim: Optim<B>,
     /// Scalars.
     pub s: RunState,
+    /// During a width ramp, the model as grown: masked entries are held at these values.
+    /// Not saved: masked entries never change, so a resumed run takes them from the
+    /// checkpoint's model.
+    pub frozen: Option<Gpt<B::InnerBackend>>,
 }
 
 /// Seed of the fresh parameters of stage `stage` (distinct per stage, fixed per run).
@@ -67,6 +71,7 @@ impl<B: AutodiffBackend> Run<B> {
             model,
             optim: adamw(cfg).init(),
             s: RunState::default(),
+            frozen: None,
         })
     }
 }
@@ -154,5 +159,11 @@ pub fn load<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device
         .map_err(recorder_err(ckpt))?;
     let record = Recorder::<B>::load(&rec, ckpt.join("optim"), device).map_err(recorder_err(ckpt))?;
     let optim = adamw(cfg).init().load_record(record);
-    Ok(Run { model, optim, s })
+    let frozen = s.ramp.and_then(|r| r.mask_at(s.step)).map(|_| model.valid());
+    Ok(Run {
+        model,
+        optim,
+        s,
+        frozen,
+    })
 }

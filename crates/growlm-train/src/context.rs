@@ -108,6 +108,21 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         Ok((out, grads))
     }
 
+    /// After the update of the current step during a width ramp, sets the entries its
+    /// mask hides back to their values at growth (weight decay would move them; paper
+    /// §3.3: "the missing parameters will not be operated"); forgets the grown model once
+    /// the ramp is over.
+    pub(crate) fn hold_masked(&self, run: &mut Run<B>) {
+        let Some(frozen) = &run.frozen else { return };
+        match run.s.ramp.and_then(|r| r.mask_at(run.s.step)) {
+            Some(active) => {
+                let config = &self.cfg.stages[run.s.stage].model;
+                run.model = run.model.clone().restore_masked(frozen, config, active);
+            }
+            None => run.frozen = None,
+        }
+    }
+
     /// Counts a finished step: tokens and the FLOPs of the current stage.
     pub(crate) fn advance(&self, s: &mut RunState) {
         let t = &self.cfg.train;
@@ -184,8 +199,10 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let loss_before = self.val_loss(&run.model, from, run.s.ramp, step.saturating_sub(1))?;
         let seed = stage_seed(cfg.seed, to);
         let fresh = adamw(cfg).init();
-        let grown = growlm_ops::grow(src, &run.model, &run.optim, fresh, dst, &op, seed, step)?;
+        let active = run.s.ramp.and_then(|r| r.mask_at(step.saturating_sub(1)));
+        let grown = growlm_ops::grow(src, &run.model, &run.optim, fresh, dst, &op, seed, step, active)?;
         let loss_after = self.val_loss(&grown.model, to, Some(grown.ramp), step)?;
+        run.frozen = grown.ramp.mask_at(step).map(|_| grown.model.valid());
         run.model = grown.model;
         run.optim = grown.optim;
         run.s.stage = to;

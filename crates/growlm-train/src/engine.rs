@@ -90,6 +90,7 @@ pub fn train<B: AutodiffBackend>(
         let lr = t.lr_at(run.s.step);
         let (out, grads) = ctx.gradients(&run)?;
         run.model = run.optim.step(lr, run.model, grads);
+        ctx.hold_masked(&mut run);
         ctx.advance(&mut run.s);
         run.s.wall_s = wall0 + clock.elapsed().as_secs_f64();
         let evaluated = run.s.step % t.eval_every == 0 || run.s.step == t.max_steps;
