@@ -25,7 +25,7 @@ pub mod output;
 mod overrides;
 
 pub use backend::{run_on, DeviceKind};
-pub use checkpoint::{latest_checkpoint, saved_config, RunState};
+pub use checkpoint::{latest_checkpoint, saved_config, stage_seed, RunState};
 pub use config::{DataConfig, RunConfig, Schedule, StageConfig, TrainConfig};
 pub use engine::{train, RunOptions};
 pub use error::TrainError;

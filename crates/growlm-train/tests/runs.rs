@@ -178,3 +178,96 @@ fn resume_refuses_a_changed_seed_or_data_and_allows_more_steps() {
     let saved = RunConfig::from_file(&out.join("config.toml")).unwrap();
     assert_eq!(saved.train.max_steps, 12);
 }
+
+/// A three-stage config (8 → 12 → 16 wide) whose second growth, at step 6, comes while
+/// the first ramp (from step 4, 10 steps) is still running; strong weight decay.
+fn three_stages(corpus: &Path) -> RunConfig {
+    let mut t = config(corpus, 12).to_table();
+    let extra: toml::Table = toml::from_str(
+        r#"
+[[stages]]
+[stages.model]
+context_len = 8
+d_model = 16
+n_layers = 2
+n_heads = 4
+[stages.growth]
+ramp_steps = 10
+"#,
+    )
+    .unwrap();
+    t["stages"]
+        .as_array_mut()
+        .unwrap()
+        .extend(extra["stages"].as_array().unwrap().iter().cloned());
+    for set in [
+        "stages.1.growth.ramp_steps=10",
+        "policy.steps=[4, 6]",
+        "train.weight_decay=0.5",
+        "train.lr=0.05",
+    ] {
+        growlm_train::apply_set(&mut t, set).unwrap();
+    }
+    RunConfig::from_table(t).unwrap()
+}
+
+#[test]
+fn a_growth_during_a_ramp_preserves_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = three_stages(&corpus(dir.path(), 0));
+    let out = dir.path().join("r");
+    let s = run(&cfg, &out, false, &mut []).unwrap();
+    assert_eq!(s.growth_steps, [4, 6]);
+    let events: Vec<GrowEvent> = growlm_train::output::read_jsonl(&out.join("events.jsonl")).unwrap();
+    for e in &events {
+        assert!((e.loss_before - e.loss_after).abs() <= 1e-5, "{e:?}");
+    }
+}
+
+#[test]
+fn masked_entries_stay_as_grown_despite_weight_decay() {
+    use burn::module::Module;
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = three_stages(&corpus(dir.path(), 0));
+    cfg.stages.truncate(2);
+    cfg.policy = toml::from_str("name = \"fixed\"\nsteps = [4]").unwrap();
+    // Ramp over 40 steps from step 4: hidden 8 → 12 at ceil(4/40) = 1 dim per step, the
+    // FFN (32 → 48) in step. Steps 4–7 train with at most 11 hidden dims and 44 FFN units
+    // on, so FFN unit 47 is masked throughout; the checkpoint at step 8 holds it.
+    cfg.stages[1].growth.as_mut().unwrap().ramp_steps = 40;
+    let out = dir.path().join("r");
+    run(&cfg, &out, false, &mut [&mut HaltAfter(9)]).unwrap_err();
+    let ckpt = growlm_train::latest_checkpoint(&out).unwrap();
+    let target = &cfg.stages[1].model;
+    let device = Default::default();
+    let model = target
+        .init::<TB>(0, &device)
+        .unwrap()
+        .load_file(
+            ckpt.join("model"),
+            &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
+            &device,
+        )
+        .unwrap();
+    let grown = target
+        .init::<TB>(growlm_train::stage_seed(cfg.seed, 1), &device)
+        .unwrap();
+    // Weight decay 0.5 at lr 0.05 would shrink an unprotected entry by 2.5% per step.
+    let col = |p: &burn::module::Param<burn::tensor::Tensor<TB, 2>>, c: usize| {
+        let [r, n] = p.dims();
+        let v = p.val().into_data().to_vec::<f32>().unwrap();
+        (0..r).map(|i| v[i * n + c]).collect::<Vec<f32>>()
+    };
+    let still_off = col(&model.blocks[0].mlp.up.weight, 47);
+    assert_eq!(
+        still_off,
+        col(&grown.blocks[0].mlp.up.weight, 47),
+        "masked FFN unit drifted"
+    );
+    // An active unit did train.
+    assert_ne!(
+        col(&model.blocks[0].mlp.up.weight, 0),
+        col(&grown.blocks[0].mlp.up.weight, 0)
+    );
+}
