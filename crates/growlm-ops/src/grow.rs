@@ -10,9 +10,9 @@ use growlm_model::{ActiveWidth, Gpt, GptConfig};
 use serde::Serialize;
 
 use crate::moments::map_optimizer;
-use crate::operator::{layer_map, GrowthConfig, LayerOrigin};
+use crate::operator::{GrowthConfig, LayerOrigin};
 use crate::params::{assign_params, named_params, NamedParams};
-use crate::plan::{apply, plan};
+use crate::plan::{apply, plan, WidthMaps};
 use crate::{OpsError, Ramp};
 
 /// What a growth did, for logs and events.
@@ -58,7 +58,8 @@ pub fn grow<B: AutodiffBackend>(
     step: u64,
     active: Option<ActiveWidth>,
 ) -> Result<Grown<B>, OpsError> {
-    let plans = plan(source, target, op)?;
+    let (plans, layers) = plan(source, target, op)?;
+    let maps = WidthMaps::new(source, target, op)?;
     let device = model.wte.val().device();
     let src = named_params::<B, _>(model);
     let fresh_model = target.init::<B>(seed, &device).map_err(OpsError::Model)?;
@@ -75,12 +76,12 @@ pub fn grow<B: AutodiffBackend>(
             Some(path) => Some(lookup(&src, path)?.1),
             None => None,
         };
-        values.insert(p.target.clone(), apply(&f.shape, p, Some(&f), s.as_ref()));
+        values.insert(p.target.clone(), apply(&f.shape, p, &maps, Some(&f), s.as_ref(), 1));
     }
     let grown = assign_params::<B, _>(fresh_model, &values);
 
     // The optimizer state follows the parameters, by the same plans.
-    let optim = map_optimizer::<B>(&plans, &src, &fresh, optim, fresh_optim, &device)?;
+    let optim = map_optimizer::<B>(&plans, &maps, &src, &fresh, optim, fresh_optim, &device)?;
     Ok(Grown {
         model: grown,
         optim,
@@ -88,12 +89,12 @@ pub fn grow<B: AutodiffBackend>(
             active.unwrap_or_else(|| ActiveWidth::full(source)),
             target,
             step,
-            op.ramp_steps,
+            op.effective_ramp()?,
         ),
         report: GrowthReport {
             params_before: source.num_params(),
             params_after: target.num_params(),
-            layers: layer_map(source.n_layers, target.n_layers, op.depth),
+            layers,
             operator: op.describe(),
         },
     })

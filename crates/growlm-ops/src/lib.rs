@@ -1,31 +1,33 @@
-//! Growth operators (DESIGN.md §Growth operators; paper §3.3–3.5, Table 1).
+//! Growth operators (DESIGN.md §Growth operators; paper §3.3–3.5, §4.1, Table 1).
 //!
-//! A growth maps (source config, parameters, optimizer state) to the target's through a
-//! per-tensor [`TensorPlan`], applied alike to the parameters and to AdamW's moments:
-//! - width: the source is copied into the leading block of each tensor and the rest
-//!   initialised as a fresh model would; a [`Ramp`] then switches new dims, heads and FFN
-//!   units on over `[Gb, Ge]` (progressive dimensionality growth, eq. 5–7);
-//! - depth: [`DepthOp::Redundant`] layers copy the adjacent layer's attention and MLP
-//!   weights with zero LayerNorm weights and biases, an identity at `Gb` (§3.4);
-//! - both at once, any factor in any dimension (§3.5).
-
+//! A growth is a width operator plus a depth operator ([`GrowthConfig`]). Together they
+//! give a per-tensor [`TensorPlan`], applied alike to the parameters and to AdamW's
+//! moments:
+//! - width (`width/`): `pdg` (ours: copy into the leading block, new units switched on by
+//!   the eq. 5–7 [`Ramp`]), `direct-copy`, `fpi`, `hypercloning`;
+//! - depth (`depth/`): `redundant` (ours: copies of the neighbour with LayerNorm and
+//!   biases zero, §3.4), `random`, `identity`, `stack`;
+//! - both at once, any factor the operators allow (§3.5).
 //!
-//! Files: `operator.rs` (the `[stages.growth]` table, layer origins, what can grow),
-//! `plan.rs` (per-tensor plans and their application), `params.rs` (parameters by path),
-//! `moments.rs` (optimizer-record surgery), `grow.rs` (the growth), `ramp.rs` (eq. 5–6).
+//! Files: `operator.rs` (the operator traits, the `[stages.growth]` table, what can grow),
+//! `width/` and `depth/` (one file per operator), `plan.rs` (per-tensor plans and their
+//! application), `params.rs` (parameters by path), `moments.rs` (optimizer-record
+//! surgery), `grow.rs` (the growth), `ramp.rs` (eq. 5–7).
 
+pub mod depth;
 mod grow;
 mod moments;
 mod operator;
 mod params;
 mod plan;
 mod ramp;
+pub mod width;
 
 pub use grow::{grow, Grown, GrowthReport};
 pub use moments::{host_moments, map_optimizer};
-pub use operator::{check_growth, layer_map, DepthOp, GrowthConfig, LayerOrigin};
+pub use operator::{check_growth, AxisMap, DepthOp, GrowthConfig, LayerOrigin, WidthOp};
 pub use params::{assign_params, named_params, to_host, NamedParams};
-pub use plan::{apply, plan, Fill, HostTensor, TensorPlan};
+pub use plan::{apply, plan, Axis, Fill, HostTensor, TensorPlan, WidthMaps};
 pub use ramp::Ramp;
 
 /// Errors of growth operators.
@@ -45,6 +47,16 @@ pub enum OpsError {
     /// The two configs cannot be related by a function-preserving growth.
     #[error("cannot grow: {0}")]
     Incompatible(String),
+    /// `[stages.growth]` names an operator that does not exist.
+    #[error("unknown {kind} operator `{name}`; known: {known} (`cargo xtask operators` lists them)")]
+    UnknownOperator {
+        /// `width` or `depth`.
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The registered names.
+        known: String,
+    },
     /// The target config is invalid.
     #[error(transparent)]
     Model(growlm_model::ModelError),

@@ -10,14 +10,16 @@ use burn::tensor::{Tensor, TensorData};
 use growlm_model::Gpt;
 
 use crate::params::{to_host, NamedParams};
-use crate::plan::{apply, Fill, HostTensor, TensorPlan};
+use crate::plan::{apply, HostTensor, TensorPlan, WidthMaps};
 use crate::OpsError;
 
 /// Maps `optim`'s state for the source parameters `src` onto the target parameters
-/// `fresh` (the grown model's ids), following `plans`: copied entries carry their moments,
-/// new entries start at zero, and the step count carries over.
+/// `fresh` (the grown model's ids), following `plans`: copied entries carry their moments
+/// (an entry scaled by `s` has its first moment scaled by `s` and its second by `s²`), new
+/// entries start at zero, and the step count carries over.
 pub fn map_optimizer<B: AutodiffBackend>(
     plans: &[TensorPlan],
+    maps: &WidthMaps,
     src: &NamedParams,
     fresh: &NamedParams,
     optim: &OptimizerAdaptor<AdamW, Gpt<B>, B>,
@@ -41,12 +43,8 @@ pub fn map_optimizer<B: AutodiffBackend>(
             .and_then(|path| src.get(path))
             .and_then(|(id, _)| record.get(id).cloned());
         let moments = src_state.map(|r| host_moments::<B>(r, f.shape.len()));
-        let zero_plan = TensorPlan {
-            rest: Fill::Zero,
-            ..p.clone()
-        };
-        let m1 = apply(&f.shape, &zero_plan, None, moments.as_ref().map(|m| &m.0));
-        let m2 = apply(&f.shape, &zero_plan, None, moments.as_ref().map(|m| &m.1));
+        let m1 = apply(&f.shape, p, maps, None, moments.as_ref().map(|m| &m.0), 1);
+        let m2 = apply(&f.shape, p, maps, None, moments.as_ref().map(|m| &m.1), 2);
         new_record.insert(*new_id, adaptor_record::<B>(m1, m2, time, device));
     }
     Ok(fresh_optim.load_record(new_record))

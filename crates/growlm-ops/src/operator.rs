@@ -1,37 +1,124 @@
-//! Growth operator definitions: the `[stages.growth]` table, where each target layer comes
-//! from (redundant layers, paper §3.4), and which source/target pairs can grow at all
-//! (§3.5: any factor in width and depth, with the head size kept).
+//! The operator API (paper §3.3–3.5, §4.1, Table 1): a growth is a width operator plus a
+//! depth operator, each chosen by name in the stage's `[stages.growth]` table
+//! (`width = "pdg"`, `depth = "redundant"`, `ramp_steps = 100`).
+//!
+//! A width operator says, for each width axis (hidden dims, attention heads, FFN units),
+//! which source unit each target unit copies ([`AxisMap`]); a depth operator says where
+//! each target layer comes from ([`LayerOrigin`]). `plan.rs` turns both into per-tensor
+//! plans applied alike to the parameters and to AdamW's moments. Adding an operator is one
+//! file under `width/` or `depth/` and one line in that folder's `mod.rs`.
 
 use growlm_model::GptConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::OpsError;
+use crate::{depth, width, OpsError};
 
-/// How new layers are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum DepthOp {
-    /// Redundant layers (§3.4): copy the adjacent layer's attention and MLP weights, with
-    /// LayerNorm weights and every bias zero, so the new layer is an identity at `Gb`.
-    #[default]
-    Redundant,
-    /// Freshly initialised layers (the paper's "w/o RL" ablation; not function-preserving).
+/// Which source unit each target unit of one width axis copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AxisMap {
+    /// For each target unit, the source unit it copies, or `None` for a new unit filled
+    /// as the operator says (fresh values, or zero for optimizer moments).
+    pub source: Vec<Option<usize>>,
+}
+
+impl AxisMap {
+    /// The leading `source` units copied, the rest new.
+    pub fn leading(source: usize, target: usize) -> Self {
+        Self {
+            source: (0..target).map(|j| (j < source).then_some(j)).collect(),
+        }
+    }
+
+    /// Target unit `j` copies source unit `j mod source` (uniform replication when
+    /// `target` is a multiple of `source`).
+    pub fn cyclic(source: usize, target: usize) -> Self {
+        Self {
+            source: (0..target).map(|j| Some(j % source)).collect(),
+        }
+    }
+
+    /// How many target units copy each source unit (`n` source units).
+    pub fn counts(&self, n: usize) -> Vec<usize> {
+        let mut c = vec![0; n];
+        self.source.iter().flatten().for_each(|&i| c[i] += 1);
+        c
+    }
+
+    /// Expands a map over heads to one over their `group` dims each (head-major layout).
+    pub fn expand(&self, group: usize) -> Self {
+        Self {
+            source: self
+                .source
+                .iter()
+                .flat_map(|s| (0..group).map(move |k| s.map(|i| i * group + k)))
+                .collect(),
+        }
+    }
+}
+
+/// A width operator.
+pub trait WidthOp: Sync {
+    /// The name used in `[stages.growth]`.
+    fn name(&self) -> &'static str;
+    /// One line: what it does and where it comes from.
+    fn reference(&self) -> &'static str;
+    /// The map of one width axis (`what` is `d_model`, `n_heads` or `ffn_dim`, for
+    /// errors) from `source` to `target` units.
+    fn map(&self, what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError>;
+    /// Whether new width is switched on by the PDG ramp (eq. 5–7); otherwise it is all on
+    /// at once.
+    fn ramps(&self) -> bool {
+        false
+    }
+}
+
+/// Where a layer of the grown model comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LayerOrigin {
+    /// Source layer `i`, copied whole.
+    Copy(usize),
+    /// Source layer `i`'s attention and MLP weights, with LayerNorm weights and every bias
+    /// zero: an identity at `Gb` (redundant layers, §3.4).
+    Redundant(usize),
+    /// Fresh attention and MLP weights with LayerNorm weights and every bias zero: an
+    /// identity at `Gb` (Shen et al. 2022).
+    Identity,
+    /// A freshly initialised layer.
     Random,
 }
 
+/// A depth operator.
+pub trait DepthOp: Sync {
+    /// The name used in `[stages.growth]`.
+    fn name(&self) -> &'static str;
+    /// One line: what it does and where it comes from.
+    fn reference(&self) -> &'static str;
+    /// The origin of each of `target`'s layers.
+    fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError>;
+}
+
 /// Settings of the growth into a stage (the `[stages.growth]` table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrowthConfig {
-    /// How new layers are made.
-    #[serde(default)]
-    pub depth: DepthOp,
-    /// `Ge − Gb`: steps over which new width is switched on (eq. 5); 0 switches it on at
-    /// once (the paper's "w/o PDG" ablation).
+    /// The width operator (`cargo xtask operators` lists them).
+    #[serde(default = "default_width")]
+    pub width: String,
+    /// The depth operator.
+    #[serde(default = "default_depth")]
+    pub depth: String,
+    /// `Ge − Gb`: steps over which new width is switched on (eq. 5) by a ramping width
+    /// operator; 0 switches it on at once (the paper's "w/o PDG" ablation).
     #[serde(default = "default_ramp")]
     pub ramp_steps: u64,
 }
 
+fn default_width() -> String {
+    "pdg".into()
+}
+fn default_depth() -> String {
+    "redundant".into()
+}
 fn default_ramp() -> u64 {
     100
 }
@@ -39,53 +126,39 @@ fn default_ramp() -> u64 {
 impl Default for GrowthConfig {
     fn default() -> Self {
         Self {
-            depth: DepthOp::Redundant,
+            width: default_width(),
+            depth: default_depth(),
             ramp_steps: default_ramp(),
         }
     }
 }
 
 impl GrowthConfig {
+    /// The named operators.
+    pub fn operators(&self) -> Result<(&'static dyn WidthOp, &'static dyn DepthOp), OpsError> {
+        Ok((width::find(&self.width)?, depth::find(&self.depth)?))
+    }
+
+    /// Steps of the width ramp: `ramp_steps` for a ramping width operator, else 0.
+    pub fn effective_ramp(&self) -> Result<u64, OpsError> {
+        Ok(if self.operators()?.0.ramps() {
+            self.ramp_steps
+        } else {
+            0
+        })
+    }
+
     /// A short name for logs and `events.jsonl`, e.g. `pdg(ramp=100)+redundant`.
     pub fn describe(&self) -> String {
-        let depth = match self.depth {
-            DepthOp::Redundant => "redundant",
-            DepthOp::Random => "random-layers",
-        };
-        format!("pdg(ramp={})+{depth}", self.ramp_steps)
-    }
-}
-
-/// Where a layer of the grown model comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum LayerOrigin {
-    /// Source layer `i`, copied.
-    Copy(usize),
-    /// A redundant layer built from source layer `i`.
-    Redundant(usize),
-    /// A freshly initialised layer.
-    Random,
-}
-
-/// Places `lt − ls` new layers evenly among `ls` old ones: after source layer `i` come
-/// `⌊(i+1)·n/ls⌋ − ⌊i·n/ls⌋` new layers, each built from layer `i`, its neighbour.
-pub fn layer_map(ls: usize, lt: usize, depth: DepthOp) -> Vec<LayerOrigin> {
-    let n = lt - ls;
-    let mut out = Vec::with_capacity(lt);
-    for i in 0..ls {
-        out.push(LayerOrigin::Copy(i));
-        for _ in 0..((i + 1) * n / ls - i * n / ls) {
-            out.push(match depth {
-                DepthOp::Redundant => LayerOrigin::Redundant(i),
-                DepthOp::Random => LayerOrigin::Random,
-            });
+        match self.operators() {
+            Ok((w, _)) if w.ramps() => format!("{}(ramp={})+{}", self.width, self.ramp_steps, self.depth),
+            _ => format!("{}+{}", self.width, self.depth),
         }
     }
-    out
 }
 
-/// Checks that `source` can grow into `target` preserving its function.
-pub fn check_growth(source: &GptConfig, target: &GptConfig) -> Result<(), OpsError> {
+/// Checks that `source` can grow into `target` with `op`.
+pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -> Result<(), OpsError> {
     let pairs = [
         ("d_model", source.d_model, target.d_model),
         ("n_layers", source.n_layers, target.n_layers),
@@ -118,14 +191,16 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig) -> Result<(), OpsErr
     if (source.layer_norm_eps - target.layer_norm_eps).abs() > 0.0 {
         return Err(OpsError::Incompatible("layer_norm_eps differs between stages".into()));
     }
-    for (j, origin) in layer_map(source.n_layers, target.n_layers, DepthOp::Redundant)
-        .iter()
-        .enumerate()
-    {
+    let (w, d) = op.operators()?;
+    w.map("d_model", source.d_model, target.d_model)?;
+    w.map("n_heads", source.n_heads, target.n_heads)?;
+    w.map("ffn_dim", source.ffn_dim(), target.ffn_dim())?;
+    for (j, origin) in d.layers(source, target)?.iter().enumerate() {
         if let LayerOrigin::Copy(i) = origin {
             if source.window(*i) != target.window(j) {
                 return Err(OpsError::Incompatible(format!(
-                    "source layer {i} (window {:?}) would land at target layer {j} (window {:?}); with alternating local attention, use a global pattern or a depth factor that keeps each layer's kind",
+                    "depth `{}` puts source layer {i} (window {:?}) at target layer {j} (window {:?}); the attention pattern would change",
+                    d.name(),
                     source.window(*i),
                     target.window(j)
                 )));

@@ -1,15 +1,18 @@
 //! Per-tensor growth plans and their application to host-side tensors.
 //!
 //! A plan says, for each parameter of the target model, where its values come from: a
-//! source tensor copied into the leading block, with the rest freshly initialised or
-//! zero, or the whole tensor zero or fresh. The same plan is applied to the parameters
-//! and to each optimizer moment (paper §3.5: the optimizer state follows the parameters),
-//! where "fresh" means zero.
+//! source tensor read through the width operator's [`AxisMap`] of each of its axes, with
+//! the entries no source unit covers freshly initialised or zero. An entry copied from a
+//! source unit that feeds a replicated unit (an axis the tensor *reads*: the input rows of
+//! a weight, or `ln_f`, which the tied LM head reads) is scaled by `s = 1/count`. The same
+//! plan is applied to the parameters and to each AdamW moment (paper §3.5: the optimizer
+//! state follows the parameters), where "fresh" means zero and the scale follows the
+//! gradient's: the first moment is multiplied by `s`, the second by `s²`.
 
 use growlm_model::GptConfig;
 use serde::Serialize;
 
-use crate::operator::{check_growth, layer_map, GrowthConfig, LayerOrigin};
+use crate::operator::{check_growth, AxisMap, GrowthConfig, LayerOrigin};
 use crate::OpsError;
 
 /// What fills the entries of a target tensor that no source value covers.
@@ -21,14 +24,33 @@ pub enum Fill {
     Zero,
 }
 
+/// The kind of a tensor axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Axis {
+    /// Token ids (embedding rows); never grown.
+    Vocab,
+    /// Positions; the leading ones copied.
+    Context,
+    /// Hidden (residual-stream) dims.
+    Hidden,
+    /// Query/key/value dims (head-major).
+    Attn,
+    /// MLP hidden units.
+    Ffn,
+}
+
 /// Where one target tensor's values come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TensorPlan {
     /// Path of the target parameter (e.g. `blocks.3.attn.query.weight`).
     pub target: String,
-    /// Path of the source parameter copied into the leading block, if any.
+    /// Path of the source parameter read, if any.
     pub source: Option<String>,
-    /// What fills the remaining entries.
+    /// The kind of each axis (`[rows, cols]`, or `[n]`).
+    pub axes: Vec<Axis>,
+    /// Which axes the tensor reads (scaled by `1/count`) rather than writes.
+    pub reads: Vec<bool>,
+    /// What fills the entries no source value covers.
     pub rest: Fill,
 }
 
@@ -50,101 +72,179 @@ impl HostTensor {
             values: vec![0.0; n],
         }
     }
+}
 
-    /// Copies `src` into the leading block of `self` (`src.shape[i] ≤ self.shape[i]`).
-    pub fn embed(&mut self, src: &HostTensor) {
-        assert_eq!(self.shape.len(), src.shape.len(), "rank mismatch");
-        match self.shape.len() {
-            1 => self.values[..src.shape[0]].copy_from_slice(&src.values),
-            2 => {
-                let (cols, scols) = (self.shape[1], src.shape[1]);
-                for r in 0..src.shape[0] {
-                    self.values[r * cols..r * cols + scols].copy_from_slice(&src.values[r * scols..(r + 1) * scols]);
-                }
-            }
-            n => unreachable!("growlm models have only 1-D and 2-D parameters, got rank {n}"),
-        }
+/// The width operator's maps of every axis kind, with the replication counts.
+#[derive(Debug, Clone)]
+pub struct WidthMaps {
+    maps: [(AxisMap, Vec<usize>); 5],
+}
+
+impl WidthMaps {
+    /// The maps `op` gives from `source` to `target`.
+    pub fn new(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -> Result<Self, OpsError> {
+        let (w, _) = op.operators()?;
+        let with_counts = |m: AxisMap, n: usize| {
+            let c = m.counts(n);
+            (m, c)
+        };
+        let hd = source.head_dim();
+        Ok(Self {
+            maps: [
+                with_counts(
+                    AxisMap::leading(source.vocab_size, target.vocab_size),
+                    source.vocab_size,
+                ),
+                with_counts(
+                    AxisMap::leading(source.context_len, target.context_len),
+                    source.context_len,
+                ),
+                with_counts(w.map("d_model", source.d_model, target.d_model)?, source.d_model),
+                with_counts(
+                    w.map("n_heads", source.n_heads, target.n_heads)?.expand(hd),
+                    source.attn_dim(),
+                ),
+                with_counts(w.map("ffn_dim", source.ffn_dim(), target.ffn_dim())?, source.ffn_dim()),
+            ],
+        })
+    }
+
+    fn get(&self, axis: Axis) -> &(AxisMap, Vec<usize>) {
+        &self.maps[axis as usize]
+    }
+
+    /// The map of one axis kind.
+    pub fn map(&self, axis: Axis) -> &AxisMap {
+        &self.get(axis).0
     }
 }
 
-/// Builds a target tensor following `plan`.
-///
-/// `fresh` is the freshly initialised value (used where the plan says [`Fill::Fresh`]);
-/// pass `None` to fill those entries with zero (as for optimizer moments). `source` is the
-/// source tensor named by the plan, if present.
+/// Builds a target tensor following `plan`: every entry all of whose axes map to a source
+/// unit is read from `source`, scaled by `s^power` where `s` is the product of `1/count`
+/// over the axes the tensor reads (`power` 1 for parameters and first moments, 2 for
+/// second moments); the rest is `fresh` where the plan says [`Fill::Fresh`] and `fresh`
+/// is given, else zero.
 pub fn apply(
     shape: &[usize],
     plan: &TensorPlan,
+    maps: &WidthMaps,
     fresh: Option<&HostTensor>,
     source: Option<&HostTensor>,
+    power: i32,
 ) -> HostTensor {
     let mut out = match (plan.rest, fresh) {
         (Fill::Fresh, Some(f)) => f.clone(),
         _ => HostTensor::zeros(shape.to_vec()),
     };
-    if let Some(src) = source {
-        out.embed(src);
+    let Some(src) = source else { return out };
+    // Per axis: (source index, scale) of each target index.
+    let per_axis: Vec<Vec<Option<(usize, f32)>>> = plan
+        .axes
+        .iter()
+        .zip(&plan.reads)
+        .map(|(&axis, &reads)| {
+            let (m, counts) = maps.get(axis);
+            m.source
+                .iter()
+                .map(|s| s.map(|i| (i, if reads { 1.0 / counts[i] as f32 } else { 1.0 })))
+                .collect()
+        })
+        .collect();
+    match shape.len() {
+        1 => {
+            for (j, e) in per_axis[0].iter().enumerate() {
+                if let Some((i, s)) = e {
+                    out.values[j] = src.values[*i] * s.powi(power);
+                }
+            }
+        }
+        2 => {
+            let (cols, scols) = (shape[1], src.shape[1]);
+            for (r, er) in per_axis[0].iter().enumerate() {
+                let Some((ri, rs)) = er else { continue };
+                for (c, ec) in per_axis[1].iter().enumerate() {
+                    if let Some((ci, cs)) = ec {
+                        out.values[r * cols + c] = src.values[ri * scols + ci] * (rs * cs).powi(power);
+                    }
+                }
+            }
+        }
+        n => unreachable!("growlm models have only 1-D and 2-D parameters, got rank {n}"),
     }
     out
 }
 
-/// The per-tensor plan for growing `source` into `target` with `op`. Target paths follow
-/// the model's field names (`wte`, `blocks.3.attn.query.weight`, …).
-pub fn plan(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -> Result<Vec<TensorPlan>, OpsError> {
-    check_growth(source, target)?;
-    let copy = |path: &str| TensorPlan {
-        target: path.to_string(),
-        source: Some(path.to_string()),
-        rest: Fill::Fresh,
+/// The per-tensor plans for growing `source` into `target` with `op`, with the layer
+/// origins. Target paths follow the model's field names (`wte`, `blocks.3.attn.query.weight`).
+pub fn plan(
+    source: &GptConfig,
+    target: &GptConfig,
+    op: &GrowthConfig,
+) -> Result<(Vec<TensorPlan>, Vec<LayerOrigin>), OpsError> {
+    use Axis::*;
+    check_growth(source, target, op)?;
+    let one = |target: &str, source: Option<String>, axes: Vec<Axis>, reads: Vec<bool>, rest: Fill| TensorPlan {
+        target: target.to_string(),
+        source,
+        axes,
+        reads,
+        rest,
     };
-    let mut plans = vec![copy("wte"), copy("wpe"), copy("ln_f.gamma"), copy("ln_f.beta")];
-    const WEIGHTS: [&str; 6] = ["attn.query", "attn.key", "attn.value", "attn.out", "mlp.up", "mlp.down"];
-    for (j, origin) in layer_map(source.n_layers, target.n_layers, op.depth)
-        .into_iter()
-        .enumerate()
-    {
-        let mut push = |suffix: &str, source: Option<String>, rest: Fill| {
-            plans.push(TensorPlan {
-                target: format!("blocks.{j}.{suffix}"),
-                source,
-                rest,
-            })
+    let copy = |p: &str, axes: Vec<Axis>, reads: Vec<bool>| one(p, Some(p.to_string()), axes, reads, Fill::Fresh);
+    let mut plans = vec![
+        copy("wte", vec![Vocab, Hidden], vec![false, false]),
+        copy("wpe", vec![Context, Hidden], vec![false, false]),
+        // The tied LM head reads `ln_f`'s output.
+        copy("ln_f.gamma", vec![Hidden], vec![true]),
+        copy("ln_f.beta", vec![Hidden], vec![true]),
+    ];
+    // (suffix, weight axes; the bias takes the output axis)
+    const LINEAR: [(&str, Axis, Axis); 6] = [
+        ("attn.query", Hidden, Attn),
+        ("attn.key", Hidden, Attn),
+        ("attn.value", Hidden, Attn),
+        ("attn.out", Attn, Hidden),
+        ("mlp.up", Hidden, Ffn),
+        ("mlp.down", Ffn, Hidden),
+    ];
+    let (_, depth) = op.operators()?;
+    let layers = depth.layers(source, target)?;
+    for (j, origin) in layers.iter().enumerate() {
+        let from = |i: usize, suffix: &str| Some(format!("blocks.{i}.{suffix}"));
+        let (weights_from, rest_fill) = match *origin {
+            LayerOrigin::Copy(i) => (Some(i), None),
+            LayerOrigin::Redundant(i) => (Some(i), Some(Fill::Zero)),
+            LayerOrigin::Identity => (None, Some(Fill::Zero)),
+            LayerOrigin::Random => (None, None),
         };
+        let path = |suffix: &str| format!("blocks.{j}.{suffix}");
         for ln in ["ln_attn", "ln_mlp"] {
             for p in ["gamma", "beta"] {
-                match origin {
-                    LayerOrigin::Copy(i) => {
-                        push(&format!("{ln}.{p}"), Some(format!("blocks.{i}.{ln}.{p}")), Fill::Fresh)
+                let suffix = format!("{ln}.{p}");
+                plans.push(match (*origin, rest_fill) {
+                    (LayerOrigin::Copy(i), _) => {
+                        one(&path(&suffix), from(i, &suffix), vec![Hidden], vec![false], Fill::Fresh)
                     }
-                    LayerOrigin::Redundant(_) => push(&format!("{ln}.{p}"), None, Fill::Zero),
-                    LayerOrigin::Random => push(&format!("{ln}.{p}"), None, Fill::Fresh),
-                }
+                    (_, Some(zero)) => one(&path(&suffix), None, vec![Hidden], vec![false], zero),
+                    _ => one(&path(&suffix), None, vec![Hidden], vec![false], Fill::Fresh),
+                });
             }
         }
-        for w in WEIGHTS {
-            match origin {
-                LayerOrigin::Copy(i) => {
-                    push(
-                        &format!("{w}.weight"),
-                        Some(format!("blocks.{i}.{w}.weight")),
-                        Fill::Fresh,
-                    );
-                    push(&format!("{w}.bias"), Some(format!("blocks.{i}.{w}.bias")), Fill::Fresh);
-                }
-                LayerOrigin::Redundant(i) => {
-                    push(
-                        &format!("{w}.weight"),
-                        Some(format!("blocks.{i}.{w}.weight")),
-                        Fill::Fresh,
-                    );
-                    push(&format!("{w}.bias"), None, Fill::Zero);
-                }
-                LayerOrigin::Random => {
-                    push(&format!("{w}.weight"), None, Fill::Fresh);
-                    push(&format!("{w}.bias"), None, Fill::Fresh);
-                }
-            }
+        for (w, rows, cols) in LINEAR {
+            let (weight, bias) = (format!("{w}.weight"), format!("{w}.bias"));
+            let src = |s: &str| weights_from.and_then(|i| from(i, s));
+            plans.push(one(
+                &path(&weight),
+                src(&weight),
+                vec![rows, cols],
+                vec![true, false],
+                Fill::Fresh,
+            ));
+            plans.push(match rest_fill {
+                Some(zero) => one(&path(&bias), None, vec![cols], vec![false], zero),
+                None => one(&path(&bias), src(&bias), vec![cols], vec![false], Fill::Fresh),
+            });
         }
     }
-    Ok(plans)
+    Ok((plans, layers))
 }

@@ -7,7 +7,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_model::{ActiveWidth, AttentionMasks, GptConfig, WidthMask};
-use growlm_ops::{grow, host_moments, layer_map, named_params, DepthOp, GrowthConfig, LayerOrigin, OpsError, Ramp};
+use growlm_ops::{grow, host_moments, named_params, GrowthConfig, LayerOrigin, OpsError, Ramp};
 
 /// The autodiff CPU backend the tests train on.
 type TB = Autodiff<Flex>;
@@ -47,7 +47,7 @@ fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> 
         None,
     )
     .unwrap();
-    assert_eq!(grown.ramp, Ramp::new(small, target, 3, op.ramp_steps));
+    assert_eq!(grown.ramp, Ramp::new(small, target, 3, op.effective_ramp().unwrap()));
     let width = grown.ramp.mask_at(3).map(|a| WidthMask::new(target, a, &dev).unwrap());
     let tmasks = AttentionMasks::<TB>::new(target, small.context_len, &dev);
     let (x, y) = batch(3, small.context_len, small.vocab_size, 9);
@@ -91,8 +91,8 @@ fn growth_preserves_the_function_in_width_depth_and_both() {
             s,
             t,
             GrowthConfig {
-                depth: DepthOp::Redundant,
                 ramp_steps: 10,
+                ..Default::default()
             },
         );
         assert!(dlogit <= 1e-5, "case {i}: max |Δlogit| {dlogit}");
@@ -107,8 +107,9 @@ fn ablations_are_not_function_preserving() {
         &s,
         &t,
         GrowthConfig {
-            depth: DepthOp::Random,
+            depth: "random".into(),
             ramp_steps: 10,
+            ..Default::default()
         },
     );
     assert!(d > 1e-3, "random layers change the function");
@@ -116,8 +117,8 @@ fn ablations_are_not_function_preserving() {
         &s,
         &t,
         GrowthConfig {
-            depth: DepthOp::Redundant,
             ramp_steps: 0,
+            ..Default::default()
         },
     );
     assert!(d > 1e-3, "switching all width on at once changes the function");
@@ -150,7 +151,7 @@ fn optimizer_moments_follow_the_parameters() {
     )
     .unwrap();
     assert_eq!(
-        layer_map(2, 3, DepthOp::Redundant),
+        g.report.layers,
         vec![LayerOrigin::Copy(0), LayerOrigin::Copy(1), LayerOrigin::Redundant(1)]
     );
     let dst_params = named_params::<TB, _>(&g.model);

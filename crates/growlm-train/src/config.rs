@@ -294,7 +294,8 @@ impl RunConfig {
                 ));
             }
             if i > 0 {
-                growlm_ops::check_growth(&self.stages[i - 1].model, &s.model)
+                let op = s.growth.clone().unwrap_or_default();
+                growlm_ops::check_growth(&self.stages[i - 1].model, &s.model, &op)
                     .map_err(|e| invalid(&format!("stages.{i}"), e.to_string()))?;
             }
         }

@@ -195,7 +195,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let cfg = self.cfg;
         let (from, to, step) = (run.s.stage, run.s.stage + 1, run.s.step);
         let (src, dst) = (&cfg.stages[from].model, &cfg.stages[to].model);
-        let op = cfg.stages[to].growth.unwrap_or_default();
+        let op = cfg.stages[to].growth.clone().unwrap_or_default();
         let loss_before = self.val_loss(&run.model, from, run.s.ramp, step.saturating_sub(1))?;
         let seed = stage_seed(cfg.seed, to);
         let fresh = adamw(cfg).init();

@@ -111,7 +111,7 @@ fn set_overrides_any_key_with_a_toml_value() {
     .unwrap();
     assert_eq!(cfg.train.max_steps, 30);
     assert_eq!(cfg.train.lr, 1e-3);
-    assert_eq!(cfg.stages[1].growth.unwrap().ramp_steps, 50);
+    assert_eq!(cfg.stages[1].growth.as_ref().unwrap().ramp_steps, 50);
     assert_eq!(cfg.policy_name().unwrap(), "fixed");
     assert_eq!(cfg.policy["steps"], toml::Value::Array(vec![toml::Value::Integer(4)]));
     assert_eq!(

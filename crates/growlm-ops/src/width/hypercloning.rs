@@ -1,0 +1,26 @@
+//! `hypercloning`: HyperCloning (Samragh et al. 2024).
+
+use crate::operator::{AxisMap, WidthOp};
+use crate::OpsError;
+
+/// Every unit cloned the same integer number of times (hidden dims, heads and FFN units
+/// alike), readers divided by that number: function-preserving, LayerNorm included. Other
+/// factors are refused.
+pub struct HyperCloning;
+
+impl WidthOp for HyperCloning {
+    fn name(&self) -> &'static str {
+        "hypercloning"
+    }
+    fn reference(&self) -> &'static str {
+        "HyperCloning: integer-multiple clones of every unit, function-preserving (Samragh et al. 2024)"
+    }
+    fn map(&self, what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
+        if !target.is_multiple_of(source) {
+            return Err(OpsError::Incompatible(format!(
+                "hypercloning needs integer multiples, but {what} grows {source} → {target}; use widths that are multiples (or `fpi`, `pdg`)"
+            )));
+        }
+        Ok(AxisMap::cyclic(source, target))
+    }
+}
