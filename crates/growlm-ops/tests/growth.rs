@@ -21,12 +21,36 @@ fn batch(b: usize, t: usize, vocab: usize, salt: usize) -> (Tensor<TB, 2, Int>, 
     )
 }
 
+/// Gives every LayerNorm gain and shift and every bias a non-trivial value (a fresh model
+/// has gains 1 and shifts and biases 0, which would hide masking bugs on those paths).
+fn nontrivial(model: growlm_model::Gpt<TB>) -> growlm_model::Gpt<TB> {
+    let mut values = std::collections::HashMap::new();
+    for (path, (_, mut t)) in named_params::<TB, _>(&model) {
+        let (base, amp) = if path.ends_with("gamma") {
+            (1.0, 0.5)
+        } else if path.ends_with("beta") || path.ends_with("bias") {
+            (0.0, 0.3)
+        } else {
+            continue;
+        };
+        let salt = path
+            .bytes()
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+        for (i, v) in t.values.iter_mut().enumerate() {
+            let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+            *v = base + amp * ((x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0);
+        }
+        values.insert(path, t);
+    }
+    growlm_ops::assign_params(model, &values)
+}
+
 /// Trains `cfg` for a few steps so parameters and moments are non-trivial, grows it into
 /// `target`, and returns (max |Δlogit|, |Δloss|) between the small model and the grown one
 /// with the mask as it stands at Gb, plus the grown pieces for further checks.
 fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> (f32, f32) {
     let dev = Default::default();
-    let mut model = small.init::<TB>(1, &dev).unwrap();
+    let mut model = nontrivial(small.init::<TB>(1, &dev).unwrap());
     let mut optim = AdamWConfig::new().init();
     let masks = AttentionMasks::<TB>::new(small, small.context_len, &dev);
     for s in 0..3 {
@@ -296,4 +320,211 @@ fn impossible_growths_are_refused() {
     assert!(e.to_string().contains("head_dim"), "{e}");
     let e = try_grow(GptConfig::new(64, 8, 24, 2, 3));
     assert!(e.to_string().contains("vocab_size"), "{e}");
+}
+
+fn op(width: &str, depth: &str, ramp_steps: u64) -> GrowthConfig {
+    GrowthConfig {
+        width: width.into(),
+        depth: depth.into(),
+        ramp_steps,
+    }
+}
+
+fn alternating(c: GptConfig) -> GptConfig {
+    GptConfig {
+        attention: growlm_model::AttentionLayers::Alternating { window: 3 },
+        ..c
+    }
+}
+
+#[test]
+fn every_function_preserving_combination_preserves_the_function() {
+    let (s, t) = (GptConfig::new(50, 8, 16, 2, 2), GptConfig::new(50, 8, 24, 4, 3));
+    let x2 = (
+        GptConfig::new(50, 8, 16, 2, 2).with_ffn_dim(40),
+        GptConfig::new(50, 8, 32, 3, 4).with_ffn_dim(100),
+    );
+    let clone2 = (GptConfig::new(50, 8, 16, 2, 2), GptConfig::new(50, 8, 32, 4, 4));
+    let cases = [
+        ("pdg", "redundant", s.clone(), t.clone()),
+        ("pdg", "identity", s.clone(), t.clone()),
+        (
+            "pdg",
+            "redundant",
+            alternating(GptConfig::new(50, 8, 16, 2, 2)),
+            alternating(GptConfig::new(50, 8, 24, 4, 3)),
+        ),
+        (
+            "pdg",
+            "redundant",
+            alternating(GptConfig::new(50, 8, 16, 3, 2)),
+            alternating(GptConfig::new(50, 8, 16, 6, 2)),
+        ),
+        // fpi: an integer hidden factor, uneven head and FFN factors.
+        ("fpi", "redundant", x2.0.clone(), x2.1.clone()),
+        ("fpi", "identity", x2.0.clone(), x2.1.clone()),
+        ("hypercloning", "redundant", clone2.0.clone(), clone2.1.clone()),
+        (
+            "hypercloning",
+            "identity",
+            alternating(clone2.0.clone()),
+            alternating(clone2.1.clone()),
+        ),
+        (
+            "fpi",
+            "redundant",
+            alternating(GptConfig::new(50, 8, 16, 3, 2)),
+            alternating(GptConfig::new(50, 8, 32, 6, 4)),
+        ),
+    ];
+    for (w, d, s, t) in cases {
+        let (dlogit, dloss) = grow_and_compare(&s, &t, op(w, d, 10));
+        assert!(
+            dlogit <= 1e-5 && dloss <= 1e-5,
+            "{w}+{d} {}→{} layers: max |Δlogit| {dlogit}, |Δloss| {dloss}",
+            s.n_layers,
+            t.n_layers
+        );
+    }
+}
+
+#[test]
+fn non_preserving_operators_measurably_change_the_function() {
+    let (s, t) = (GptConfig::new(50, 8, 16, 2, 2), GptConfig::new(50, 8, 24, 4, 3));
+    for (w, d, s, t) in [
+        ("direct-copy", "redundant", &s, &t),
+        ("pdg", "random", &s, &t),
+        ("pdg", "stack", &s, &t),
+        // fpi with an uneven hidden factor: LayerNorm statistics change.
+        ("fpi", "redundant", &s, &t),
+    ] {
+        let (dlogit, _) = grow_and_compare(s, t, op(w, d, 10));
+        assert!(
+            dlogit > 1e-3,
+            "{w}+{d} should change the function, max |Δlogit| {dlogit}"
+        );
+    }
+}
+
+#[test]
+fn operators_are_chosen_by_name_and_refuse_what_they_cannot_do() {
+    let (s, t) = (GptConfig::new(50, 8, 16, 2, 2), GptConfig::new(50, 8, 24, 2, 3));
+    let e = growlm_ops::check_growth(&s, &t, &op("hypercloning", "redundant", 0)).unwrap_err();
+    assert!(
+        e.to_string().contains("integer multiples") && e.to_string().contains("16 → 24"),
+        "{e}"
+    );
+    let e = growlm_ops::check_growth(&s, &t, &op("net3net", "redundant", 0)).unwrap_err();
+    assert!(
+        e.to_string().contains("unknown width operator `net3net`") && e.to_string().contains("fpi"),
+        "{e}"
+    );
+    let e = growlm_ops::check_growth(&s, &t, &op("pdg", "deeper", 0)).unwrap_err();
+    assert!(
+        e.to_string().contains("unknown depth operator") && e.to_string().contains("stack"),
+        "{e}"
+    );
+    // Stacking an alternating 3-layer stack to 4 would put a local layer in a global slot.
+    let e = growlm_ops::check_growth(
+        &alternating(GptConfig::new(50, 8, 16, 3, 2)),
+        &alternating(GptConfig::new(50, 8, 16, 4, 2)),
+        &op("pdg", "stack", 0),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("attention pattern"), "{e}");
+    // Only ramping width operators use ramp_steps.
+    assert_eq!(op("pdg", "redundant", 7).effective_ramp().unwrap(), 7);
+    assert_eq!(op("fpi", "redundant", 7).effective_ramp().unwrap(), 0);
+    assert_eq!(op("pdg", "redundant", 7).describe(), "pdg(ramp=7)+redundant");
+    assert_eq!(op("fpi", "stack", 7).describe(), "fpi+stack");
+}
+
+#[test]
+fn depth_operators_place_layers_as_documented() {
+    use growlm_ops::depth::find;
+    use LayerOrigin::*;
+    let (s, t) = (GptConfig::new(50, 8, 16, 3, 2), GptConfig::new(50, 8, 16, 5, 2));
+    assert_eq!(
+        find("redundant").unwrap().layers(&s, &t).unwrap(),
+        [Copy(0), Copy(1), Redundant(1), Copy(2), Redundant(2)]
+    );
+    assert_eq!(
+        find("identity").unwrap().layers(&s, &t).unwrap(),
+        [Copy(0), Copy(1), Identity, Copy(2), Identity]
+    );
+    assert_eq!(
+        find("random").unwrap().layers(&s, &t).unwrap(),
+        [Copy(0), Copy(1), Random, Copy(2), Random]
+    );
+    assert_eq!(
+        find("stack").unwrap().layers(&s, &t).unwrap(),
+        [Copy(0), Copy(1), Copy(2), Copy(0), Copy(1)]
+    );
+    // Alternating global/local ×2 (GPT-Neo 12 → 24 in miniature): copies keep their kind.
+    let (s, t) = (
+        alternating(GptConfig::new(50, 8, 16, 3, 2)),
+        alternating(GptConfig::new(50, 8, 16, 6, 2)),
+    );
+    assert_eq!(
+        find("redundant").unwrap().layers(&s, &t).unwrap(),
+        [Copy(0), Redundant(0), Redundant(0), Copy(1), Copy(2), Redundant(2)]
+    );
+}
+
+#[test]
+fn replicated_readers_scale_their_moments() {
+    // fpi ×2: every hidden dim is read twice, so a query weight entry (rows read hidden
+    // dims) is halved, its first moment halved and its second quartered.
+    let (small, target) = (GptConfig::new(40, 8, 16, 2, 2), GptConfig::new(40, 8, 32, 2, 4));
+    let dev = Default::default();
+    let mut model = small.init::<TB>(0, &dev).unwrap();
+    let mut optim = AdamWConfig::new().init();
+    let masks = AttentionMasks::<TB>::new(&small, 8, &dev);
+    for s in 0..2 {
+        let (x, y) = batch(2, 8, 40, s);
+        let grads = GradientsParams::from_grads(model.loss(x, y, &masks, None).backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    let g = grow(
+        &small,
+        &model,
+        &optim,
+        AdamWConfig::new().init(),
+        &target,
+        &op("fpi", "redundant", 0),
+        5,
+        2,
+        None,
+    )
+    .unwrap();
+    let moments = |m: &growlm_model::Gpt<TB>, rec: std::collections::HashMap<_, _>, path: &str| {
+        let (id, t) = &named_params::<TB, _>(m)[path];
+        let (m1, m2) = host_moments::<TB>(rec.get(id).cloned().unwrap(), t.shape.len());
+        (t.values.clone(), m1.values, m2.values)
+    };
+    let path = "blocks.1.attn.query.weight";
+    let (sp, s1, s2) = moments(&model, optim.to_record().into_iter().collect(), path);
+    let (dp, d1, d2) = moments(&g.model, g.optim.to_record().into_iter().collect(), path);
+    assert!(s1.iter().any(|v| *v != 0.0));
+    for r in 0..32 {
+        for c in 0..32 {
+            let (i, j) = (r * 32 + c, (r % 16) * 16 + c % 16);
+            assert_eq!(dp[i], sp[j] * 0.5, "weight [{r}, {c}]");
+            assert_eq!(d1[i], s1[j] * 0.5, "first moment [{r}, {c}]");
+            assert_eq!(d2[i], s2[j] * 0.25, "second moment [{r}, {c}]");
+        }
+    }
+    // A writer's entries (the bias, per attention dim) are copied unscaled.
+    let (sb, _, _) = moments(
+        &model,
+        optim.to_record().into_iter().collect(),
+        "blocks.1.attn.query.bias",
+    );
+    let (db, _, _) = moments(
+        &g.model,
+        g.optim.to_record().into_iter().collect(),
+        "blocks.1.attn.query.bias",
+    );
+    assert_eq!(db[..16], sb[..]);
+    assert_eq!(db[16..], sb[..]);
 }
