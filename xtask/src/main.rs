@@ -1,6 +1,7 @@
-//! `cargo xtask`: the growlm command line — train, policies, solve, compare.
+//! `cargo xtask`: the growlm command line — train, policies, operators, solve, compare.
 
 mod compare;
+mod operators;
 mod solve;
 
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ enum Command {
     Train(TrainArgs),
     /// List the registered growth-schedule policies.
     Policies,
+    /// List the growth operators with their function preservation, measured now.
+    Operators,
     /// Fit loss curves and predict the optimal growth point (paper §3.2, eq. 1–3).
     Solve(solve::SolveArgs),
     /// Equal-loss speed-up of runs against a from-scratch reference (paper Table 2).
@@ -178,6 +181,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Train(a) => train(a),
         Command::Solve(a) => solve::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Operators => operators::run(),
         Command::Policies => {
             for e in growlm::registry().entries() {
                 println!("{:<12} {}", e.name, e.summary);

@@ -287,3 +287,28 @@ fn compare_writes_the_speed_up_table_json_and_plot() {
     let (ok, _, err) = xtask(&["compare", "--reference", "nope", "grown"], dir.path());
     assert!(!ok && err.contains("nope"), "{err}");
 }
+
+#[test]
+fn operators_lists_every_operator_with_measured_preservation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = xtask(&["operators"], dir.path());
+    assert!(ok, "{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{out}"))
+            .to_string()
+    };
+    for (name, want) in [
+        ("pdg", "×2: yes"),
+        ("direct-copy", "×2: no"),
+        ("fpi", "×1.5: no"),
+        ("hypercloning", "×1.5: refused"),
+        ("redundant", "2→3: yes"),
+        ("random", "2→4: no"),
+        ("identity", "2→4: yes"),
+        ("stack", "2→4: no"),
+    ] {
+        assert!(line(name).contains(want), "{name}: {}", line(name));
+    }
+}

@@ -12,7 +12,8 @@
 //! Files: `operator.rs` (the operator traits, the `[stages.growth]` table, what can grow),
 //! `width/` and `depth/` (one file per operator), `plan.rs` (per-tensor plans and their
 //! application), `params.rs` (parameters by path), `moments.rs` (optimizer-record
-//! surgery), `grow.rs` (the growth), `ramp.rs` (eq. 5–7).
+//! surgery), `grow.rs` (the growth), `ramp.rs` (eq. 5–7), `probe.rs` (measured
+//! function preservation).
 
 pub mod depth;
 mod grow;
@@ -20,6 +21,7 @@ mod moments;
 mod operator;
 mod params;
 mod plan;
+mod probe;
 mod ramp;
 pub mod width;
 
@@ -28,6 +30,7 @@ pub use moments::{host_moments, map_optimizer};
 pub use operator::{check_growth, AxisMap, DepthOp, GrowthConfig, LayerOrigin, WidthOp};
 pub use params::{assign_params, named_params, to_host, NamedParams};
 pub use plan::{apply, plan, Axis, Fill, HostTensor, TensorPlan, WidthMaps};
+pub use probe::{logit_change, perturb_norms_and_biases};
 pub use ramp::Ramp;
 
 /// Errors of growth operators.

@@ -21,36 +21,12 @@ fn batch(b: usize, t: usize, vocab: usize, salt: usize) -> (Tensor<TB, 2, Int>, 
     )
 }
 
-/// Gives every LayerNorm gain and shift and every bias a non-trivial value (a fresh model
-/// has gains 1 and shifts and biases 0, which would hide masking bugs on those paths).
-fn nontrivial(model: growlm_model::Gpt<TB>) -> growlm_model::Gpt<TB> {
-    let mut values = std::collections::HashMap::new();
-    for (path, (_, mut t)) in named_params::<TB, _>(&model) {
-        let (base, amp) = if path.ends_with("gamma") {
-            (1.0, 0.5)
-        } else if path.ends_with("beta") || path.ends_with("bias") {
-            (0.0, 0.3)
-        } else {
-            continue;
-        };
-        let salt = path
-            .bytes()
-            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-        for (i, v) in t.values.iter_mut().enumerate() {
-            let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
-            *v = base + amp * ((x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0);
-        }
-        values.insert(path, t);
-    }
-    growlm_ops::assign_params(model, &values)
-}
-
 /// Trains `cfg` for a few steps so parameters and moments are non-trivial, grows it into
 /// `target`, and returns (max |Δlogit|, |Δloss|) between the small model and the grown one
 /// with the mask as it stands at Gb, plus the grown pieces for further checks.
 fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> (f32, f32) {
     let dev = Default::default();
-    let mut model = nontrivial(small.init::<TB>(1, &dev).unwrap());
+    let mut model = growlm_ops::perturb_norms_and_biases(small.init::<TB>(1, &dev).unwrap());
     let mut optim = AdamWConfig::new().init();
     let masks = AttentionMasks::<TB>::new(small, small.context_len, &dev);
     for s in 0..3 {

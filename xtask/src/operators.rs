@@ -1,0 +1,66 @@
+//! `cargo xtask operators`: every growth operator, what it grows, where it comes from, and
+//! whether it preserves the function — measured now on probe models (paper Table 1).
+
+use anyhow::Result;
+use burn_autodiff::Autodiff;
+use burn_flex::Flex;
+use growlm::model::GptConfig;
+use growlm::ops::{depth, logit_change, width, GrowthConfig};
+
+/// Logits that move by less than this count as preserved (f32 rounding).
+const TOLERANCE: f32 = 1e-5;
+
+/// One probe: `"×2"`-style label, source and target.
+type Probe = (&'static str, GptConfig, GptConfig);
+
+fn measure(op: &GrowthConfig, (label, s, t): &Probe) -> String {
+    match logit_change::<Autodiff<Flex>>(s, t, op, &Default::default()) {
+        Ok(d) if d <= TOLERANCE => format!("{label}: yes ({d:.1e})"),
+        Ok(d) => format!("{label}: no ({d:.1e})"),
+        Err(_) => format!("{label}: refused"),
+    }
+}
+
+/// Runs the command.
+pub fn run() -> Result<()> {
+    let base = GptConfig::new(64, 8, 16, 2, 2);
+    let width_probes: [Probe; 2] = [
+        ("×2", base.clone(), GptConfig::new(64, 8, 32, 2, 4)),
+        ("×1.5", base.clone(), GptConfig::new(64, 8, 24, 2, 3)),
+    ];
+    let depth_probes: [Probe; 2] = [
+        ("2→4", base.clone(), GptConfig::new(64, 8, 16, 4, 2)),
+        ("2→3", base.clone(), GptConfig::new(64, 8, 16, 3, 2)),
+    ];
+    println!("growth operators; function preservation measured now on probe models (max |Δlogit| ≤ {TOLERANCE:.0e})");
+    println!("{:<6} {:<13} {:<34} reference", "grows", "name", "function-preserving");
+    for w in width::ALL {
+        let op = GrowthConfig {
+            width: w.name().into(),
+            ..GrowthConfig::default()
+        };
+        let fp: Vec<String> = width_probes.iter().map(|p| measure(&op, p)).collect();
+        println!(
+            "{:<6} {:<13} {:<34} {}",
+            "width",
+            w.name(),
+            fp.join(", "),
+            w.reference()
+        );
+    }
+    for d in depth::ALL {
+        let op = GrowthConfig {
+            depth: d.name().into(),
+            ..GrowthConfig::default()
+        };
+        let fp: Vec<String> = depth_probes.iter().map(|p| measure(&op, p)).collect();
+        println!(
+            "{:<6} {:<13} {:<34} {}",
+            "depth",
+            d.name(),
+            fp.join(", "),
+            d.reference()
+        );
+    }
+    Ok(())
+}
