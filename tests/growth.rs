@@ -52,3 +52,31 @@ fn a_run_killed_mid_ramp_resumes_exactly() {
     let ev = |d: &std::path::Path| growlm::train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl")).unwrap();
     assert_eq!(ev(&full), ev(&killed));
 }
+
+#[test]
+fn every_operator_runs_in_a_staged_run_selected_by_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let base = tiny_config(&corpus, 12, true, "name = \"fixed\"\nsteps = [6]").to_table();
+    for w in growlm::ops::width::ALL {
+        for d in growlm::ops::depth::ALL {
+            let mut t = base.clone();
+            for set in [
+                format!("stages.1.growth.width=\"{}\"", w.name()),
+                format!("stages.1.growth.depth=\"{}\"", d.name()),
+                // ×2 width, 2 → 3 layers: every operator can do it.
+                "stages.1.model.d_model=32".into(),
+                "stages.1.model.n_heads=4".into(),
+            ] {
+                growlm::train::apply_set(&mut t, &set).unwrap();
+            }
+            let cfg = growlm::train::RunConfig::from_table(t).unwrap();
+            let out = dir.path().join(format!("{}-{}", w.name(), d.name()));
+            let s = run(&cfg, &out, false, None).unwrap();
+            assert_eq!(s.growth_steps, [6], "{}+{}", w.name(), d.name());
+            assert!(s.final_val_loss.is_finite());
+            let events: Vec<GrowEvent> = growlm::train::output::read_jsonl(&out.join("events.jsonl")).unwrap();
+            assert!(events[0].operator.starts_with(w.name()) && events[0].operator.ends_with(d.name()));
+        }
+    }
+}
