@@ -113,3 +113,22 @@ fn ci_runs_the_readme_test_command() {
     assert!(readme.contains("cargo test --workspace"));
     assert!(ci.lines().any(|l| l.trim() == "cargo test --workspace"));
 }
+
+#[test]
+fn the_readme_operator_arms_apply_to_paper_tiny() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut arms = 0;
+    for line in readme.lines().filter(|l| l.starts_with('|') && l.contains("--set S.")) {
+        let sets: Vec<String> = line
+            .split('`')
+            .filter(|p| p.starts_with("--set "))
+            .flat_map(|p| p.split("--set ").filter(|s| !s.trim().is_empty()))
+            .map(|s| s.trim().replace("S.", "stages.1.growth."))
+            .collect();
+        let cfg = RunConfig::load(&root().join("configs/paper-tiny.toml"), &sets)
+            .unwrap_or_else(|e| panic!("README arm `{line}`: {e}"));
+        assert!(cfg.stages[1].growth.is_some());
+        arms += 1;
+    }
+    assert!(arms >= 6, "found {arms} arms");
+}
