@@ -304,6 +304,7 @@ fn operators_lists_every_operator_with_measured_preservation() {
         ("direct-copy", "×2: no"),
         ("fpi", "×1.5: no"),
         ("hypercloning", "×1.5: refused"),
+        ("aki", "×2: no"),
         ("redundant", "2→3: yes"),
         ("random", "2→4: no"),
         ("identity", "2→4: yes"),

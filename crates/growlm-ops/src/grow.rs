@@ -72,11 +72,12 @@ pub fn grow<B: AutodiffBackend>(
     let mut values = HashMap::new();
     for p in &plans {
         let (_, f) = lookup(&fresh, &p.target)?;
-        let s = match &p.source {
-            Some(path) => Some(lookup(&src, path)?.1),
-            None => None,
-        };
-        values.insert(p.target.clone(), apply(&f.shape, p, &maps, Some(&f), s.as_ref(), 1));
+        let read = |path: &Option<String>| path.as_ref().map(|p| lookup(&src, p).map(|v| v.1)).transpose();
+        let (s, up) = (read(&p.source)?, read(&p.upper)?);
+        values.insert(
+            p.target.clone(),
+            apply(&f.shape, p, &maps, Some(&f), s.as_ref(), up.as_ref(), 1),
+        );
     }
     let grown = assign_params::<B, _>(fresh_model, &values);
 

@@ -4,7 +4,7 @@
 //! give a per-tensor [`TensorPlan`], applied alike to the parameters and to AdamW's
 //! moments:
 //! - width (`width/`): `pdg` (ours: copy into the leading block, new units switched on by
-//!   the eq. 5–7 [`Ramp`]), `direct-copy`, `fpi`, `hypercloning`;
+//!   the eq. 5–7 [`Ramp`]), `direct-copy`, `fpi`, `hypercloning`, `aki`;
 //! - depth (`depth/`): `redundant` (ours: copies of the neighbour with LayerNorm and
 //!   biases zero, §3.4), `random`, `identity`, `stack`;
 //! - both at once, any factor the operators allow (§3.5).

@@ -37,14 +37,31 @@ pub fn map_optimizer<B: AutodiffBackend>(
         let (new_id, f) = fresh
             .get(&p.target)
             .ok_or_else(|| OpsError::Incompatible(format!("model has no parameter `{}`", p.target)))?;
-        let src_state = p
-            .source
-            .as_ref()
-            .and_then(|path| src.get(path))
-            .and_then(|(id, _)| record.get(id).cloned());
-        let moments = src_state.map(|r| host_moments::<B>(r, f.shape.len()));
-        let m1 = apply(&f.shape, p, maps, None, moments.as_ref().map(|m| &m.0), 1);
-        let m2 = apply(&f.shape, p, maps, None, moments.as_ref().map(|m| &m.1), 2);
+        let state = |path: &Option<String>| {
+            path.as_ref()
+                .and_then(|path| src.get(path))
+                .and_then(|(id, _)| record.get(id).cloned())
+                .map(|r| host_moments::<B>(r, f.shape.len()))
+        };
+        let (own, up) = (state(&p.source), state(&p.upper));
+        let m1 = apply(
+            &f.shape,
+            p,
+            maps,
+            None,
+            own.as_ref().map(|m| &m.0),
+            up.as_ref().map(|m| &m.0),
+            1,
+        );
+        let m2 = apply(
+            &f.shape,
+            p,
+            maps,
+            None,
+            own.as_ref().map(|m| &m.1),
+            up.as_ref().map(|m| &m.1),
+            2,
+        );
         new_record.insert(*new_id, adaptor_record::<B>(m1, m2, time, device));
     }
     Ok(fresh_optim.load_record(new_record))

@@ -70,6 +70,11 @@ pub trait WidthOp: Sync {
     fn ramps(&self) -> bool {
         false
     }
+    /// Whether new units take their values from the layer above rather than from the
+    /// same layer (bert2BERT's advanced knowledge initialisation).
+    fn from_layer_above(&self) -> bool {
+        false
+    }
 }
 
 /// Where a layer of the grown model comes from.

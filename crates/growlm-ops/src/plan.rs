@@ -46,6 +46,8 @@ pub struct TensorPlan {
     pub target: String,
     /// Path of the source parameter read, if any.
     pub source: Option<String>,
+    /// Path of the parameter that new units read instead (`aki`: the layer above), if any.
+    pub upper: Option<String>,
     /// The kind of each axis (`[rows, cols]`, or `[n]`).
     pub axes: Vec<Axis>,
     /// Which axes the tensor reads (scaled by `1/count`) rather than writes.
@@ -120,16 +122,17 @@ impl WidthMaps {
 }
 
 /// Builds a target tensor following `plan`: every entry all of whose axes map to a source
-/// unit is read from `source`, scaled by `s^power` where `s` is the product of `1/count`
-/// over the axes the tensor reads (`power` 1 for parameters and first moments, 2 for
-/// second moments); the rest is `fresh` where the plan says [`Fill::Fresh`] and `fresh`
-/// is given, else zero.
+/// unit is read from `source` (from `upper` instead, when given, for entries on a new
+/// unit), scaled by `s^power` where `s` is the product of `1/count` over the axes the
+/// tensor reads (`power` 1 for parameters and first moments, 2 for second moments); the
+/// rest is `fresh` where the plan says [`Fill::Fresh`] and `fresh` is given, else zero.
 pub fn apply(
     shape: &[usize],
     plan: &TensorPlan,
     maps: &WidthMaps,
     fresh: Option<&HostTensor>,
     source: Option<&HostTensor>,
+    upper: Option<&HostTensor>,
     power: i32,
 ) -> HostTensor {
     let mut out = match (plan.rest, fresh) {
@@ -137,8 +140,8 @@ pub fn apply(
         _ => HostTensor::zeros(shape.to_vec()),
     };
     let Some(src) = source else { return out };
-    // Per axis: (source index, scale) of each target index.
-    let per_axis: Vec<Vec<Option<(usize, f32)>>> = plan
+    // Per axis: (source index, scale, is a new unit) of each target index.
+    let per_axis: Vec<Vec<Option<(usize, f32, bool)>>> = plan
         .axes
         .iter()
         .zip(&plan.reads)
@@ -146,25 +149,28 @@ pub fn apply(
             let (m, counts) = maps.get(axis);
             m.source
                 .iter()
-                .map(|s| s.map(|i| (i, if reads { 1.0 / counts[i] as f32 } else { 1.0 })))
+                .enumerate()
+                .map(|(j, s)| s.map(|i| (i, if reads { 1.0 / counts[i] as f32 } else { 1.0 }, j >= counts.len())))
                 .collect()
         })
         .collect();
     match shape.len() {
         1 => {
             for (j, e) in per_axis[0].iter().enumerate() {
-                if let Some((i, s)) = e {
-                    out.values[j] = src.values[*i] * s.powi(power);
+                if let Some((i, s, new)) = e {
+                    let from = upper.filter(|_| *new).unwrap_or(src);
+                    out.values[j] = from.values[*i] * s.powi(power);
                 }
             }
         }
         2 => {
             let (cols, scols) = (shape[1], src.shape[1]);
             for (r, er) in per_axis[0].iter().enumerate() {
-                let Some((ri, rs)) = er else { continue };
+                let Some((ri, rs, rnew)) = er else { continue };
                 for (c, ec) in per_axis[1].iter().enumerate() {
-                    if let Some((ci, cs)) = ec {
-                        out.values[r * cols + c] = src.values[ri * scols + ci] * (rs * cs).powi(power);
+                    if let Some((ci, cs, cnew)) = ec {
+                        let from = upper.filter(|_| *rnew || *cnew).unwrap_or(src);
+                        out.values[r * cols + c] = from.values[ri * scols + ci] * (rs * cs).powi(power);
                     }
                 }
             }
@@ -186,6 +192,7 @@ pub fn plan(
     let one = |target: &str, source: Option<String>, axes: Vec<Axis>, reads: Vec<bool>, rest: Fill| TensorPlan {
         target: target.to_string(),
         source,
+        upper: None,
         axes,
         reads,
         rest,
@@ -207,8 +214,9 @@ pub fn plan(
         ("mlp.up", Hidden, Ffn),
         ("mlp.down", Ffn, Hidden),
     ];
-    let (_, depth) = op.operators()?;
+    let (width, depth) = op.operators()?;
     let layers = depth.layers(source, target)?;
+    let first = plans.len();
     for (j, origin) in layers.iter().enumerate() {
         let from = |i: usize, suffix: &str| Some(format!("blocks.{i}.{suffix}"));
         let (weights_from, rest_fill) = match *origin {
@@ -243,6 +251,18 @@ pub fn plan(
             plans.push(match rest_fill {
                 Some(zero) => one(&path(&bias), None, vec![cols], vec![false], zero),
                 None => one(&path(&bias), src(&bias), vec![cols], vec![false], Fill::Fresh),
+            });
+        }
+    }
+    if width.from_layer_above() {
+        // New units of layer i read layer i + 1 (the top layer reads itself).
+        let top = source.n_layers - 1;
+        for p in &mut plans[first..] {
+            p.upper = p.source.as_deref().and_then(|s| {
+                let rest = s.strip_prefix("blocks.")?;
+                let (i, suffix) = rest.split_once('.')?;
+                let i: usize = i.parse().ok()?;
+                Some(format!("blocks.{}.{suffix}", (i + 1).min(top)))
             });
         }
     }

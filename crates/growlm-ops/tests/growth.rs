@@ -504,3 +504,51 @@ fn replicated_readers_scale_their_moments() {
     assert_eq!(db[..16], sb[..]);
     assert_eq!(db[16..], sb[..]);
 }
+
+#[test]
+fn aki_takes_new_units_from_the_layer_above() {
+    let (small, target) = (GptConfig::new(40, 8, 16, 2, 2), GptConfig::new(40, 8, 32, 2, 4));
+    let dev = Default::default();
+    let model = growlm_ops::perturb_norms_and_biases(small.init::<TB>(3, &dev).unwrap());
+    let optim = AdamWConfig::new().init();
+    let g = grow(
+        &small,
+        &model,
+        &optim,
+        AdamWConfig::new().init(),
+        &target,
+        &op("aki", "redundant", 0),
+        5,
+        0,
+        None,
+    )
+    .unwrap();
+    let (src, dst) = (named_params::<TB, _>(&model), named_params::<TB, _>(&g.model));
+    let v = |m: &growlm_ops::NamedParams, p: &str| m[p].1.values.clone();
+    // up [16, 64] → [32, 128]; rows read hidden dims (each read twice: ×½).
+    let (l0, l1, d0, d1) = (
+        v(&src, "blocks.0.mlp.up.weight"),
+        v(&src, "blocks.1.mlp.up.weight"),
+        v(&dst, "blocks.0.mlp.up.weight"),
+        v(&dst, "blocks.1.mlp.up.weight"),
+    );
+    for r in 0..32 {
+        for c in 0..128 {
+            let j = (r % 16) * 64 + c % 64;
+            let new = r >= 16 || c >= 64;
+            let want0 = if new { l1[j] } else { l0[j] } * 0.5;
+            assert_eq!(d0[r * 128 + c], want0, "layer 0 [{r}, {c}]");
+            assert_eq!(d1[r * 128 + c], l1[j] * 0.5, "the top layer reads itself [{r}, {c}]");
+        }
+    }
+    // A writer: the bias of new FFN units comes from the layer above, unscaled.
+    let (b0, b1, db) = (
+        v(&src, "blocks.0.mlp.up.bias"),
+        v(&src, "blocks.1.mlp.up.bias"),
+        v(&dst, "blocks.0.mlp.up.bias"),
+    );
+    assert_eq!(db[..64], b0[..]);
+    assert_eq!(db[64..], b1[..]);
+    let (d, _) = grow_and_compare(&small, &target, op("aki", "redundant", 0));
+    assert!(d > 1e-3, "aki is not function-preserving: {d}");
+}

@@ -3,6 +3,7 @@
 use crate::operator::WidthOp;
 use crate::OpsError;
 
+mod aki;
 mod direct_copy;
 mod fpi;
 mod hypercloning;
@@ -14,6 +15,7 @@ pub static ALL: &[&dyn WidthOp] = &[
     &direct_copy::DirectCopy,
     &fpi::Fpi,
     &hypercloning::HyperCloning,
+    &aki::Aki,
 ];
 
 /// The width operator named `name`.
