@@ -72,7 +72,7 @@ pub trait WidthOp: Sync {
     }
     /// Whether new units take their values from the layer above rather than from the
     /// same layer (bert2BERT's advanced knowledge initialisation).
-    fn from_layer_above(&self) -> bool {
+    fn reads_layer_above(&self) -> bool {
         false
     }
 }

@@ -254,7 +254,7 @@ pub fn plan(
             });
         }
     }
-    if width.from_layer_above() {
+    if width.reads_layer_above() {
         // New units of layer i read layer i + 1 (the top layer reads itself).
         let top = source.n_layers - 1;
         for p in &mut plans[first..] {

@@ -19,7 +19,7 @@ impl WidthOp for Aki {
     fn map(&self, _what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
         Ok(AxisMap::cyclic(source, target))
     }
-    fn from_layer_above(&self) -> bool {
+    fn reads_layer_above(&self) -> bool {
         true
     }
 }
