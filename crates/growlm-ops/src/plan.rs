@@ -216,31 +216,31 @@ pub fn plan(
     ];
     let (width, depth) = op.operators()?;
     let layers = depth.layers(source, target)?;
-    let first = plans.len();
+    let top = source.n_layers - 1;
     for (j, origin) in layers.iter().enumerate() {
-        let from = |i: usize, suffix: &str| Some(format!("blocks.{i}.{suffix}"));
-        let (weights_from, rest_fill) = match *origin {
+        let block_first = plans.len();
+        let path = |suffix: &str| format!("blocks.{j}.{suffix}");
+        // Which source layer the weights come from, and the fill of LayerNorm and biases
+        // when they are not copied.
+        let (weights_from, zeroed) = match *origin {
             LayerOrigin::Copy(i) => (Some(i), None),
             LayerOrigin::Redundant(i) => (Some(i), Some(Fill::Zero)),
             LayerOrigin::Identity => (None, Some(Fill::Zero)),
             LayerOrigin::Random => (None, None),
         };
-        let path = |suffix: &str| format!("blocks.{j}.{suffix}");
+        let src = |suffix: &str| weights_from.map(|i| format!("blocks.{i}.{suffix}"));
+        // LayerNorm and biases: copied from a copied layer, else zero or fresh.
+        let side = |suffix: &str, axis: Axis| match zeroed {
+            Some(fill) => one(&path(suffix), None, vec![axis], vec![false], fill),
+            None => one(&path(suffix), src(suffix), vec![axis], vec![false], Fill::Fresh),
+        };
         for ln in ["ln_attn", "ln_mlp"] {
             for p in ["gamma", "beta"] {
-                let suffix = format!("{ln}.{p}");
-                plans.push(match (*origin, rest_fill) {
-                    (LayerOrigin::Copy(i), _) => {
-                        one(&path(&suffix), from(i, &suffix), vec![Hidden], vec![false], Fill::Fresh)
-                    }
-                    (_, Some(zero)) => one(&path(&suffix), None, vec![Hidden], vec![false], zero),
-                    _ => one(&path(&suffix), None, vec![Hidden], vec![false], Fill::Fresh),
-                });
+                plans.push(side(&format!("{ln}.{p}"), Hidden));
             }
         }
         for (w, rows, cols) in LINEAR {
-            let (weight, bias) = (format!("{w}.weight"), format!("{w}.bias"));
-            let src = |s: &str| weights_from.and_then(|i| from(i, s));
+            let weight = format!("{w}.weight");
             plans.push(one(
                 &path(&weight),
                 src(&weight),
@@ -248,22 +248,14 @@ pub fn plan(
                 vec![true, false],
                 Fill::Fresh,
             ));
-            plans.push(match rest_fill {
-                Some(zero) => one(&path(&bias), None, vec![cols], vec![false], zero),
-                None => one(&path(&bias), src(&bias), vec![cols], vec![false], Fill::Fresh),
-            });
+            plans.push(side(&format!("{w}.bias"), cols));
         }
-    }
-    if width.reads_layer_above() {
-        // New units of layer i read layer i + 1 (the top layer reads itself).
-        let top = source.n_layers - 1;
-        for p in &mut plans[first..] {
-            p.upper = p.source.as_deref().and_then(|s| {
-                let rest = s.strip_prefix("blocks.")?;
-                let (i, suffix) = rest.split_once('.')?;
-                let i: usize = i.parse().ok()?;
-                Some(format!("blocks.{}.{suffix}", (i + 1).min(top)))
-            });
+        if let Some(i) = weights_from.filter(|_| width.reads_layer_above()) {
+            // New units of layer i read layer i + 1 (the top layer reads itself).
+            let (own, above) = (format!("blocks.{i}."), format!("blocks.{}.", (i + 1).min(top)));
+            for p in &mut plans[block_first..] {
+                p.upper = p.source.as_ref().map(|s| s.replacen(&own, &above, 1));
+            }
         }
     }
     Ok((plans, layers))
