@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::moments::map_optimizer;
 use crate::operator::{GrowthConfig, LayerOrigin};
 use crate::params::{assign_params, named_params, NamedParams};
+use crate::plan::HostTensor;
 use crate::plan::{apply, plan, WidthMaps};
 use crate::{OpsError, Ramp};
 
@@ -64,20 +65,17 @@ pub fn grow<B: AutodiffBackend>(
     let src = named_params::<B, _>(model);
     let fresh_model = target.init::<B>(seed, &device).map_err(OpsError::Model)?;
     let fresh = named_params::<B, _>(&fresh_model);
-    let lookup = |map: &NamedParams, path: &str| {
+    fn lookup<'m>(map: &'m NamedParams, path: &str) -> Result<&'m HostTensor, OpsError> {
         map.get(path)
-            .cloned()
+            .map(|(_, t)| t)
             .ok_or_else(|| OpsError::Incompatible(format!("model has no parameter `{path}`")))
-    };
+    }
     let mut values = HashMap::new();
     for p in &plans {
-        let (_, f) = lookup(&fresh, &p.target)?;
-        let read = |path: &Option<String>| path.as_ref().map(|p| lookup(&src, p).map(|v| v.1)).transpose();
+        let f = lookup(&fresh, &p.target)?;
+        let read = |path: &Option<String>| path.as_deref().map(|p| lookup(&src, p)).transpose();
         let (s, up) = (read(&p.source)?, read(&p.upper)?);
-        values.insert(
-            p.target.clone(),
-            apply(&f.shape, p, &maps, Some(&f), s.as_ref(), up.as_ref(), 1),
-        );
+        values.insert(p.target.clone(), apply(&f.shape, p, &maps, Some(f), s, up, 1));
     }
     let grown = assign_params::<B, _>(fresh_model, &values);
 
