@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::optim::{adamw, Optim};
 use crate::output::write_atomic;
-use crate::{check_resume, RunConfig, TrainError};
+use crate::{check_branch, check_resume, RunConfig, TrainError};
 
 type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
 
@@ -83,13 +83,12 @@ fn recorder_err(path: &Path) -> impl FnOnce(burn::record::RecorderError) -> Trai
     }
 }
 
-/// Writes a checkpoint of `run` (with `cfg`, the resolved config) into
-/// `dir/checkpoints/step-N` atomically, points `checkpoints/latest` at it and removes
-/// older ones; returns its path.
-pub fn save<B: AutodiffBackend>(dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Result<PathBuf, TrainError> {
-    let root = dir.join("checkpoints");
-    let name = format!("step-{:09}", run.s.step);
-    let tmp = root.join(format!(".tmp-{name}"));
+/// Writes a checkpoint of `run` (with `cfg`, the resolved config) into `final_dir`
+/// atomically: a temporary sibling directory, then a rename.
+fn write<B: AutodiffBackend>(final_dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Result<(), TrainError> {
+    let root = final_dir.parent().expect("a checkpoint directory has a parent");
+    let name = final_dir.file_name().expect("a checkpoint directory has a name");
+    let tmp = root.join(format!(".tmp-{}", name.to_string_lossy()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
     let rec = Rec::new();
@@ -101,9 +100,18 @@ pub fn save<B: AutodiffBackend>(dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Re
     let json = serde_json::to_vec_pretty(&run.s).expect("run state serialises");
     write_atomic(&tmp.join("state.json"), &json)?;
     write_atomic(&tmp.join("config.toml"), cfg.to_toml().as_bytes())?;
+    let _ = std::fs::remove_dir_all(final_dir);
+    std::fs::rename(&tmp, final_dir).map_err(TrainError::io(final_dir))
+}
+
+/// Writes a checkpoint of `run` (with `cfg`, the resolved config) into
+/// `dir/checkpoints/step-N` atomically, points `checkpoints/latest` at it and removes
+/// older ones; returns its path.
+pub fn save<B: AutodiffBackend>(dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Result<PathBuf, TrainError> {
+    let root = dir.join("checkpoints");
+    let name = format!("step-{:09}", run.s.step);
     let final_dir = root.join(&name);
-    let _ = std::fs::remove_dir_all(&final_dir);
-    std::fs::rename(&tmp, &final_dir).map_err(TrainError::io(&final_dir))?;
+    write(&final_dir, run, cfg)?;
     write_atomic(&root.join("latest"), name.as_bytes())?;
     for entry in std::fs::read_dir(&root).map_err(TrainError::io(&root))?.flatten() {
         let n = entry.file_name().to_string_lossy().to_string();
@@ -112,6 +120,21 @@ pub fn save<B: AutodiffBackend>(dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Re
         }
     }
     Ok(final_dir)
+}
+
+/// Where a run directory keeps the snapshot taken after `step` steps
+/// ([`RunOptions::keep_at`](crate::RunOptions::keep_at)): `dir/snapshots/step-N`.
+pub fn snapshot_path(dir: &Path, step: u64) -> PathBuf {
+    dir.join("snapshots").join(format!("step-{step:09}"))
+}
+
+/// Writes a checkpoint of `run` that is kept (not replaced by later ones) at
+/// [`snapshot_path`]; returns its path.
+pub fn snapshot<B: AutodiffBackend>(dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Result<PathBuf, TrainError> {
+    let path = snapshot_path(dir, run.s.step);
+    std::fs::create_dir_all(dir.join("snapshots")).map_err(TrainError::io(dir))?;
+    write(&path, run, cfg)?;
+    Ok(path)
 }
 
 /// Path of the last complete checkpoint of a run directory, if any.
@@ -138,12 +161,47 @@ pub fn saved_config(ckpt: &Path) -> Result<RunConfig, TrainError> {
 /// what was trained (see [`check_resume`]).
 pub fn load<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
     check_resume(&saved_config(ckpt)?, cfg)?;
+    read(cfg, ckpt, device)
+}
+
+/// Starts the run `cfg` describes in `dir` from the checkpoint `ckpt` of another run (a
+/// branch: DESIGN.md §Evaluation protocol): `cfg` must agree with the checkpoint's config
+/// on everything its steps depend on (see [`check_branch`]). The source run's
+/// `metrics.jsonl` and `events.jsonl` up to the checkpoint's step are copied into `dir`, so
+/// the branch's curve and costs include what the checkpoint trained. Since batches depend
+/// only on the seed and the step, the branch then trains exactly as a straight run of
+/// `cfg` would.
+pub fn branch<B: AutodiffBackend>(
+    cfg: &RunConfig,
+    ckpt: &Path,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<Run<B>, TrainError> {
+    if !ckpt.join("state.json").is_file() {
+        return Err(TrainError::Corrupt {
+            path: ckpt.to_path_buf(),
+            reason: "not a checkpoint (no state.json); branch from a run's snapshots/step-N or checkpoints/step-N".into(),
+        });
+    }
+    let s = read_state(ckpt)?;
+    check_branch(&saved_config(ckpt)?, cfg, s.step, s.stage, ckpt)?;
+    let run = read::<B>(cfg, ckpt, device)?;
+    std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
+    let source = ckpt.join("../..");
+    for name in ["metrics.jsonl", "events.jsonl"] {
+        let from = source.join(name);
+        if from.is_file() {
+            let to = dir.join(name);
+            std::fs::copy(&from, &to).map_err(TrainError::io(&to))?;
+        }
+    }
+    Ok(run)
+}
+
+/// Reads a checkpoint into a live run of `cfg` (whose stages give the model shapes).
+fn read<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
+    let s = read_state(ckpt)?;
     let state_path = ckpt.join("state.json");
-    let text = std::fs::read(&state_path).map_err(TrainError::io(&state_path))?;
-    let s: RunState = serde_json::from_slice(&text).map_err(|e| TrainError::Corrupt {
-        path: state_path.clone(),
-        reason: format!("not a growlm run state: {e}"),
-    })?;
     let stage_cfg = &cfg
         .stages
         .get(s.stage)
@@ -165,5 +223,15 @@ pub fn load<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device
         optim,
         s,
         frozen,
+    })
+}
+
+/// The scalar state of a checkpoint.
+fn read_state(ckpt: &Path) -> Result<RunState, TrainError> {
+    let path = ckpt.join("state.json");
+    let text = std::fs::read(&path).map_err(TrainError::io(&path))?;
+    serde_json::from_slice(&text).map_err(|e| TrainError::Corrupt {
+        path: path.clone(),
+        reason: format!("not a growlm run state: {e}"),
     })
 }

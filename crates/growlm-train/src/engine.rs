@@ -28,6 +28,12 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Backend name, recorded in the summary.
     pub device_name: String,
+    /// Start a new run from this checkpoint of another run instead of from scratch (see
+    /// [`checkpoint::branch`]); ignored when `out_dir` already has a checkpoint to resume.
+    pub branch_from: Option<PathBuf>,
+    /// Keep a snapshot of the run after each of these steps, in `out_dir/snapshots/step-N`
+    /// (later checkpoints do not replace it): the branch points of an experiment.
+    pub keep_at: Vec<u64>,
 }
 
 impl RunOptions {
@@ -38,6 +44,8 @@ impl RunOptions {
             resume: false,
             cache_dir: growlm_data::default_cache_dir(),
             device_name: "flex".into(),
+            branch_from: None,
+            keep_at: Vec::new(),
         }
     }
 }
@@ -60,13 +68,18 @@ pub fn train<B: AutodiffBackend>(
         _ => {}
     }
     let mut policy = registry.build(cfg.policy_name()?, &cfg.policy)?;
-    let mut run = match &latest {
-        Some(ckpt) => checkpoint::load::<B>(cfg, ckpt, device)?,
-        None => Run::start(cfg, device)?,
+    let mut run = match (&latest, &opts.branch_from) {
+        (Some(ckpt), _) => checkpoint::load::<B>(cfg, ckpt, device)?,
+        (None, Some(src)) => checkpoint::branch::<B>(cfg, src, dir, device)?,
+        (None, None) => Run::start(cfg, device)?,
     };
     if latest.is_some() {
         policy.load_state(run.s.policy.clone())?;
+    } else {
+        // A branch starts its own policy: the source run's belongs to another schedule.
+        run.s.policy = policy.state();
     }
+    let continued = latest.is_some() || opts.branch_from.is_some();
     std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
     write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     let corpus = Corpus::load(&cfg.data.source, &opts.cache_dir)?;
@@ -78,7 +91,7 @@ pub fn train<B: AutodiffBackend>(
     let start = RunStart {
         config: cfg,
         out_dir: dir,
-        resumed_at: latest.as_ref().map(|_| run.s.step),
+        resumed_at: continued.then_some(run.s.step),
         data: &corpus.source,
         policy: &policy.describe(),
         device: &opts.device_name,
@@ -123,6 +136,9 @@ pub fn train<B: AutodiffBackend>(
         if run.s.step % t.checkpoint_every == 0 && run.s.step < t.max_steps {
             let path = checkpoint::save(dir, &run, cfg)?;
             obs.each(|o| o.on_checkpoint(run.s.step, &path))?;
+        }
+        if opts.keep_at.contains(&run.s.step) {
+            checkpoint::snapshot(dir, &run, cfg)?;
         }
     }
     let path = checkpoint::save(dir, &run, cfg)?;

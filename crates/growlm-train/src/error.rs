@@ -83,6 +83,23 @@ pub enum TrainError {
         /// The run directory.
         path: PathBuf,
     },
+    /// A branch's config differs from its source checkpoint's in something that changes
+    /// the steps the checkpoint already trained.
+    #[error(
+        "cannot branch from {path}: `{key}` is {saved} in the checkpoint's config but {requested} now; \
+         a branch may change only later stages, the policy, train.max_steps and \
+         train.checkpoint_every (the LR must agree on every step already trained)"
+    )]
+    BranchChanged {
+        /// The source checkpoint.
+        path: PathBuf,
+        /// The key that differs (`lr at step N` for the learning rate).
+        key: String,
+        /// Its value in the checkpoint's config.
+        saved: String,
+        /// Its value now.
+        requested: String,
+    },
     /// `--resume` found no checkpoint.
     #[error("{path} has no checkpoint to resume from; run without --resume to start it")]
     NothingToResume {

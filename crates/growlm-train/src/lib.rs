@@ -25,11 +25,11 @@ pub mod output;
 mod overrides;
 
 pub use backend::{run_on, DeviceKind};
-pub use checkpoint::{latest_checkpoint, saved_config, stage_seed, RunState};
+pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed, RunState};
 pub use config::{DataConfig, RunConfig, Schedule, StageConfig, TrainConfig};
 pub use engine::{train, RunOptions};
 pub use error::TrainError;
 pub use observe::{HaltAfter, Observer, Progress, RunFiles, RunStart};
 pub use optim::{adamw, clip_global_norm, Optim};
 pub use output::{GrowEvent, MetricsRow, Summary};
-pub use overrides::{apply_set, check_resume};
+pub use overrides::{apply_set, check_branch, check_resume};

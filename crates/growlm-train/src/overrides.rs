@@ -110,6 +110,61 @@ pub fn check_resume(saved: &RunConfig, requested: &RunConfig) -> Result<(), Trai
     Ok(())
 }
 
+/// Refuses to branch a run with config `requested` from a checkpoint of a run with config
+/// `saved` taken after `step` steps in stage `stage`, when the two differ in anything that
+/// the checkpoint's steps depend on: the seed, the data, the training settings and the
+/// stages up to `stage` must agree, and so must the learning rate of every step before
+/// `step` (a cosine schedule over a different `max_steps` does not). Later stages, the
+/// policy, `train.max_steps` and `train.checkpoint_every` may differ. `path` is the
+/// checkpoint, for the error.
+pub fn check_branch(
+    saved: &RunConfig,
+    requested: &RunConfig,
+    step: u64,
+    stage: usize,
+    path: &std::path::Path,
+) -> Result<(), TrainError> {
+    let free = |key: &str| {
+        key.starts_with("policy.")
+            || key == "train.max_steps"
+            || key == "train.checkpoint_every"
+            || key
+                .strip_prefix("stages.")
+                .and_then(|k| k.split('.').next()?.parse::<usize>().ok())
+                .is_some_and(|k| k > stage)
+    };
+    let err = |key: String, saved: String, requested: String| TrainError::BranchChanged {
+        path: path.to_path_buf(),
+        key,
+        saved,
+        requested,
+    };
+    let (a, b) = (flatten(saved), flatten(requested));
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys.into_iter().filter(|k| !free(k)) {
+        let (s, r) = (a.get(key), b.get(key));
+        if s != r {
+            let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "absent".into());
+            return Err(err(key.clone(), show(s), show(r)));
+        }
+    }
+    if requested.stages.len() <= stage {
+        return Err(err(
+            "stages".into(),
+            format!("at stage {stage}"),
+            format!("{} stages", requested.stages.len()),
+        ));
+    }
+    if let Some(s) = (0..step).find(|&s| saved.train.lr_at(s) != requested.train.lr_at(s)) {
+        return Err(err(
+            format!("lr at step {s}"),
+            saved.train.lr_at(s).to_string(),
+            requested.train.lr_at(s).to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// Every leaf of a config as `dotted.key → TOML text`.
 fn flatten(cfg: &RunConfig) -> BTreeMap<String, String> {
     fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {

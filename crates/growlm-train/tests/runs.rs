@@ -271,3 +271,90 @@ fn masked_entries_stay_as_grown_despite_weight_decay() {
         col(&grown.blocks[0].mlp.up.weight, 0)
     );
 }
+
+/// The small model alone (`--only-stage 0`): what an experiment's small reference trains.
+fn only_small(cfg: &RunConfig, max_steps: u64) -> RunConfig {
+    let mut small = cfg.clone();
+    small.stages.truncate(1);
+    small.set_policy("never");
+    small.train.max_steps = max_steps;
+    small
+}
+
+fn without_wall(rows: Vec<MetricsRow>) -> Vec<String> {
+    rows.into_iter()
+        .map(|r| serde_json::to_string(&MetricsRow { wall_s: 0.0, ..r }).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_branch_from_the_small_reference_equals_a_straight_staged_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(dir.path(), 0);
+    let mut staged = config(&data, 9); // grows at step 5
+    staged.train.schedule = growlm_train::Schedule::Constant;
+    let small_reference = |cfg: &RunConfig, name: &str| {
+        let reference = dir.path().join(name);
+        let opts = RunOptions {
+            keep_at: vec![4],
+            cache_dir: dir.path().join("cache"),
+            ..RunOptions::new(&reference)
+        };
+        train::<TB>(&only_small(cfg, 8), &opts, &registry(), &Default::default(), &mut []).unwrap();
+        growlm_train::snapshot_path(&reference, 4)
+    };
+    let snapshot = small_reference(&staged, "small");
+    assert!(snapshot.join("state.json").is_file(), "no snapshot after step 4");
+
+    let straight = dir.path().join("straight");
+    let a = run(&staged, &straight, false, &mut []).unwrap();
+    let branched = dir.path().join("branch");
+    let opts = RunOptions {
+        branch_from: Some(snapshot.clone()),
+        cache_dir: dir.path().join("cache"),
+        ..RunOptions::new(&branched)
+    };
+    let b = train::<TB>(&staged, &opts, &registry(), &Default::default(), &mut []).unwrap();
+    assert_eq!((a.final_val_loss, a.flops, a.tokens), (b.final_val_loss, b.flops, b.tokens));
+    assert_eq!(b.growth_steps, [5]);
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let rows = |d: &Path| without_wall(growlm_train::output::read_jsonl(&d.join("metrics.jsonl")).unwrap());
+    assert_eq!(rows(&straight).len(), 9);
+    assert_eq!(rows(&straight), rows(&branched), "the branch's curve differs bit for bit");
+    let events = |d: &Path| -> Vec<(f64, f64)> {
+        growlm_train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl"))
+            .unwrap()
+            .iter()
+            .map(|e| (e.loss_before, e.loss_after))
+            .collect()
+    };
+    assert_eq!(events(&straight), events(&branched));
+    assert!(read(&branched, "config.toml").contains("fixed"));
+
+    // What the snapshot's steps depend on may not change: the seed, the small model, or
+    // (for a cosine schedule) the LR of a trained step.
+    let refused = |cfg: RunConfig, snapshot: &Path, want: &str| {
+        let out = dir.path().join(format!("refused-{want}"));
+        let opts = RunOptions {
+            branch_from: Some(snapshot.to_path_buf()),
+            cache_dir: dir.path().join("cache"),
+            ..RunOptions::new(&out)
+        };
+        let e = train::<TB>(&cfg, &opts, &registry(), &Default::default(), &mut []).unwrap_err();
+        assert!(
+            matches!(&e, TrainError::BranchChanged { key, .. } if key.starts_with(want)),
+            "{want}: {e}"
+        );
+    };
+    refused(RunConfig { seed: 2, ..staged.clone() }, &snapshot, "seed");
+    let mut wider = staged.clone();
+    wider.stages[0].model.d_model = 12;
+    wider.stages[0].model.n_heads = 3;
+    refused(wider, &snapshot, "stages.0.model.d_model");
+    // A cosine schedule decays over max_steps: the 8-step reference's LR is not the 9-step
+    // run's.
+    let mut cosine = staged.clone();
+    cosine.train.schedule = growlm_train::Schedule::Cosine;
+    let snapshot = small_reference(&cosine, "small-cosine");
+    refused(cosine, &snapshot, "lr at step 1");
+}
