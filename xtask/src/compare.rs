@@ -55,7 +55,7 @@ pub struct RunCurve {
     pub growths: Vec<(f64, f64)>,
 }
 
-fn read_run(dir: &Path) -> Result<RunCurve> {
+pub(crate) fn read_run(dir: &Path) -> Result<RunCurve> {
     let rows: Vec<MetricsRow> = read_jsonl(&dir.join("metrics.jsonl"))
         .with_context(|| format!("{}: not a run directory (no readable metrics.jsonl)", dir.display()))?;
     let cost = |r: &MetricsRow| [r.flops, r.tokens as f64, r.wall_s];
@@ -197,7 +197,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     Ok(())
 }
 
-fn plot(path: &Path, ref_name: &str, reference: &RunCurve, runs: &[(String, RunCurve)]) -> Result<()> {
+pub(crate) fn plot(path: &Path, ref_name: &str, reference: &RunCurve, runs: &[(String, RunCurve)]) -> Result<()> {
     let all: Vec<(&str, &RunCurve)> = std::iter::once((ref_name, reference))
         .chain(runs.iter().map(|(n, c)| (n.as_str(), c)))
         .collect();

@@ -1,7 +1,10 @@
-//! `cargo xtask`: the growlm command line — train, policies, operators, solve, compare.
+//! `cargo xtask`: the growlm command line — train, policies, operators, solve, compare,
+//! experiment.
 
 mod compare;
+mod experiment;
 mod operators;
+mod plot;
 mod solve;
 
 use std::path::PathBuf;
@@ -29,11 +32,13 @@ enum Command {
     Solve(solve::SolveArgs),
     /// Equal-loss speed-up of runs against a from-scratch reference (paper Table 2).
     Compare(compare::CompareArgs),
+    /// Run an experiment: references, arms branched from the small reference, a report.
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// The backend that trains the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Device {
+pub(crate) enum Device {
     /// burn-flex on the CPU.
     Flex,
     /// burn-ndarray on the CPU.
@@ -163,6 +168,7 @@ fn train(args: TrainArgs) -> Result<()> {
         s.growth_steps,
         s.final_stage
     );
+    println!("loss curves: {}", plot::loss_svg(&out)?.display());
     Ok(())
 }
 
@@ -181,6 +187,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Train(a) => train(a),
         Command::Solve(a) => solve::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Experiment(a) => experiment::run(a),
         Command::Operators => operators::run(),
         Command::Policies => {
             for e in growlm::registry().entries() {

@@ -52,6 +52,27 @@ pub struct SolveArgs {
     plot: Option<PathBuf>,
 }
 
+impl SolveArgs {
+    /// `solve --small S --target T --grown G… --json J --plot P` with the defaults.
+    pub fn for_runs(small: PathBuf, target: PathBuf, grown: Vec<PathBuf>, json: PathBuf, plot: PathBuf) -> Self {
+        Self {
+            small,
+            target,
+            flops_ratio: None,
+            small_config: None,
+            target_config: None,
+            target_loss: None,
+            horizon: None,
+            model: "best".into(),
+            convergence_threshold: 3e-6,
+            delay: 0.0,
+            grown,
+            json: Some(json),
+            plot: Some(plot),
+        }
+    }
+}
+
 fn config_flops(path: &Path, last: bool) -> Result<f64> {
     let cfg = RunConfig::from_file(path)?;
     let stage = if last { cfg.stages.last() } else { cfg.stages.first() }.context("config has no stages")?;
