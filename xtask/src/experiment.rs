@@ -15,15 +15,13 @@
 //! overwritten. Up to `--jobs` runs train at once. At the end the experiment directory
 //! holds `results.json`, `report.md` and SVG figures, and each run its `loss.svg`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use anyhow::{bail, Context, Result};
 use growlm::train::{
-    check_branch, check_resume, latest_checkpoint, output::read_jsonl, run_on, saved_config, snapshot_path,
-    DeviceKind, GrowEvent, MetricsRow, Observer, RunConfig, RunOptions, RunStart, StageConfig, Summary,
-    TrainError,
+    check_branch, check_resume, latest_checkpoint, output::read_jsonl, run_on, saved_config, snapshot_path, DeviceKind,
+    GrowEvent, MetricsRow, Observer, RunConfig, RunOptions, RunStart, StageConfig, Summary, TrainError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +58,10 @@ pub struct Experiment {
     /// `--set` overrides for every run, references included.
     #[serde(default)]
     pub sets: Vec<String>,
+    /// Keep the run directories in `<experiment directory>/../runs-POOL` instead of the
+    /// experiment directory, so experiments naming the same pool share runs (the
+    /// references, and arms of the same name and config) instead of training them again.
+    pub pool: Option<String>,
     /// Fit the solver (paper eq. 1–3) on the first seed's references and set its
     /// predictions beside the arms that grow at fixed steps (Appendix A, Figures 7–8).
     #[serde(default)]
@@ -194,7 +196,8 @@ impl Experiment {
         let mut ref_seeds: Vec<u64> = arms.iter().map(|a| a.1).collect();
         ref_seeds.sort_unstable();
         ref_seeds.dedup();
-        let mut small_of = BTreeMap::new();
+        // Per seed: the references, then that seed's arms (so the first seed's results come
+        // first).
         for &seed in &ref_seeds {
             let only = |stage: &StageConfig, steps: u64| {
                 let mut cfg = base_cfg.clone();
@@ -207,17 +210,17 @@ impl Experiment {
                 cfg.train.max_steps = steps.max(base_cfg.train.max_steps);
                 cfg
             };
-            let small = only(&base_cfg.stages[0], 0);
+            let small_cfg = only(&base_cfg.stages[0], 0);
             let keep_at: Vec<u64> = arms
                 .iter()
                 .filter(|a| a.1 == seed)
                 .filter_map(|a| a.3.map(|g| g - 1))
-                .filter(|&s| s > 0 && s <= small.train.max_steps)
+                .filter(|&s| s > 0 && s <= small_cfg.train.max_steps)
                 .collect();
-            small_of.insert(seed, jobs.len());
+            let small = jobs.len();
             jobs.push(Job {
                 name: format!("small-s{seed}"),
-                cfg: small,
+                cfg: small_cfg,
                 branch: None,
                 keep_at,
             });
@@ -227,22 +230,24 @@ impl Experiment {
                 branch: None,
                 keep_at: vec![],
             });
-        }
-        for (name, seed, mut cfg, first) in arms {
-            cfg.seed = seed;
-            let small = small_of[&seed];
-            let branch = first.filter(|&g| g > 1).and_then(|g| {
-                let at = snapshot_path(&dir.join(&jobs[small].name), g - 1);
-                // The snapshot's stage 0 is the small reference's; check now that the arm may
-                // branch from it (the LR of every trained step agrees), else train straight.
-                check_branch(&jobs[small].cfg, &cfg, g - 1, 0, &at).ok().map(|_| (at, small))
-            });
-            jobs.push(Job {
-                name: format!("{name}-s{seed}"),
-                cfg,
-                branch,
-                keep_at: vec![],
-            });
+            for (name, _, cfg, first) in arms.iter().filter(|a| a.1 == seed) {
+                let (mut cfg, first) = (cfg.clone(), *first);
+                cfg.seed = seed;
+                let branch = first.filter(|&g| g > 1).and_then(|g| {
+                    let at = snapshot_path(&dir.join(&jobs[small].name), g - 1);
+                    // The snapshot's stage 0 is the small reference's; check now that the arm may
+                    // branch from it (the LR of every trained step agrees), else train straight.
+                    check_branch(&jobs[small].cfg, &cfg, g - 1, 0, &at)
+                        .ok()
+                        .map(|_| (at, small))
+                });
+                jobs.push(Job {
+                    name: format!("{name}-s{seed}"),
+                    cfg,
+                    branch,
+                    keep_at: vec![],
+                });
+            }
         }
         Ok(jobs)
     }
@@ -335,9 +340,8 @@ fn run_all(dir: &Path, jobs: &[Job], parallel: usize, device: DeviceKind) -> Vec
                     st[i] = Status::Failed;
                 }
             }
-            let ready = (0..jobs.len()).find(|&i| {
-                st[i] == Status::Pending && jobs[i].branch.as_ref().is_none_or(|b| st[b.1] == Status::Done)
-            });
+            let ready = (0..jobs.len())
+                .find(|&i| st[i] == Status::Pending && jobs[i].branch.as_ref().is_none_or(|b| st[b.1] == Status::Done));
             if let Some(i) = ready {
                 st[i] = Status::Running;
                 return Some(i);
@@ -355,7 +359,10 @@ fn run_all(dir: &Path, jobs: &[Job], parallel: usize, device: DeviceKind) -> Vec
                     let result = train_one(dir, &jobs[i], device);
                     if let Err(e) = &result {
                         eprintln!("[{}] failed: {e:#}", jobs[i].name);
-                        failures.lock().expect("lock").push((jobs[i].name.clone(), format!("{e:#}")));
+                        failures
+                            .lock()
+                            .expect("lock")
+                            .push((jobs[i].name.clone(), format!("{e:#}")));
                     }
                     status.lock().expect("lock")[i] = if result.is_ok() { Status::Done } else { Status::Failed };
                     wake.notify_all();
@@ -433,9 +440,21 @@ struct ArmResult {
 pub fn run(a: ExperimentArgs) -> Result<()> {
     let exp = Experiment::load(&a.file)?;
     let base = a.file.parent().unwrap_or(Path::new(".")).join(&exp.base);
-    let stem = a.file.file_stem().map_or("experiment".into(), |s| s.to_string_lossy().to_string());
-    let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("runs/experiments").join(&stem));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let stem = a
+        .file
+        .file_stem()
+        .map_or("experiment".into(), |s| s.to_string_lossy().to_string());
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/experiments").join(&stem));
+    let dir = match &exp.pool {
+        Some(pool) => out.parent().unwrap_or(Path::new(".")).join(format!("runs-{pool}")),
+        None => out.clone(),
+    };
+    for d in [&out, &dir] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
     let jobs = exp.jobs(&dir, &base)?;
     // Refuse a changed run directory before training anything.
     for j in &jobs {
@@ -467,10 +486,22 @@ pub fn run(a: ExperimentArgs) -> Result<()> {
         dir.display(),
         a.jobs.map_or(String::new(), |j| format!(" --jobs {j}"))
     );
-    report(&exp, &a.file, &dir, &jobs, &command, parallel, clock.elapsed().as_secs_f64())
+    let took = clock.elapsed().as_secs_f64();
+    report(&exp, &a.file, &out, &dir, &jobs, &command, parallel, took)
 }
 
-fn report(exp: &Experiment, file: &Path, dir: &Path, jobs: &[Job], command: &str, parallel: usize, took: f64) -> Result<()> {
+/// Writes the results of `jobs` (run directories in `dir`) into `out`.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    exp: &Experiment,
+    file: &Path,
+    out: &Path,
+    dir: &Path,
+    jobs: &[Job],
+    command: &str,
+    parallel: usize,
+    took: f64,
+) -> Result<()> {
     let read = |name: &str| compare::read_run(&dir.join(name));
     let mut runs = Vec::new();
     let mut curves: Vec<(String, RunCurve)> = Vec::new();
@@ -528,9 +559,18 @@ fn report(exp: &Experiment, file: &Path, dir: &Path, jobs: &[Job], command: &str
     let reference = read(&format!("target-s{seed0}"))?;
     let mut shown: Vec<(String, RunCurve)> = vec![(format!("small-s{seed0}"), read(&format!("small-s{seed0}"))?)];
     shown.extend(curves.into_iter().filter(|(n, _)| n.ends_with(&format!("-s{seed0}"))));
-    compare::plot(&dir.join("loss-flops.svg"), &format!("target-s{seed0}"), &reference, &shown)?;
+    compare::plot(
+        &out.join("loss-flops.svg"),
+        &format!("target-s{seed0}"),
+        &reference,
+        &shown,
+    )?;
 
-    let solver = if exp.solve { Some(solve(dir, seed0, &runs)?) } else { None };
+    let solver = if exp.solve {
+        Some(solve(out, dir, seed0, &runs)?)
+    } else {
+        None
+    };
     let machine = machine();
     let version = version();
     let results = serde_json::json!({
@@ -546,31 +586,50 @@ fn report(exp: &Experiment, file: &Path, dir: &Path, jobs: &[Job], command: &str
         "runs": runs,
         "solver": solver,
     });
-    let path = dir.join("results.json");
+    let path = out.join("results.json");
     growlm::train::output::write_atomic(&path, serde_json::to_string_pretty(&results)?.as_bytes())?;
-    let md = markdown(exp, &results, &arms, &runs, &reference_rows, solver.as_ref());
-    growlm::train::output::write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    let rel = pathdiff(dir, out);
+    let md = markdown(exp, &results, &arms, &runs, &reference_rows, solver.as_ref(), &rel);
+    growlm::train::output::write_atomic(&out.join("report.md"), md.as_bytes())?;
     println!("{md}");
-    eprintln!("wrote {}, {} and the figures", path.display(), dir.join("report.md").display());
+    eprintln!(
+        "wrote {}, {} and the figures",
+        path.display(),
+        out.join("report.md").display()
+    );
     Ok(())
 }
 
 /// Fits the solver on the first seed's references with the fixed-step arms as grown runs.
-fn solve(dir: &Path, seed: u64, runs: &[RunResult]) -> Result<serde_json::Value> {
+fn solve(out: &Path, dir: &Path, seed: u64, runs: &[RunResult]) -> Result<serde_json::Value> {
     let grown: Vec<PathBuf> = runs
         .iter()
         .filter(|r| r.seed == seed && r.growth_steps.len() == 1)
         .map(|r| dir.join(&r.dir))
         .collect();
-    let json = dir.join("solve.json");
+    let json = out.join("solve.json");
     crate::solve::run(crate::solve::SolveArgs::for_runs(
         dir.join(format!("small-s{seed}")),
         dir.join(format!("target-s{seed}")),
         grown,
         json.clone(),
-        dir.join("solve.svg"),
+        out.join("solve.svg"),
     ))?;
     Ok(serde_json::from_slice(&std::fs::read(&json)?)?)
+}
+
+/// `dir` as a link prefix from inside `out`: empty when they are the same, else
+/// `../runs-POOL/`.
+fn pathdiff(dir: &Path, out: &Path) -> String {
+    if dir == out {
+        String::new()
+    } else {
+        format!(
+            "../{}/",
+            dir.file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().to_string())
+        )
+    }
 }
 
 fn machine() -> String {
@@ -616,10 +675,15 @@ fn markdown(
     runs: &[RunResult],
     references: &[serde_json::Value],
     solver: Option<&serde_json::Value>,
+    runs_dir: &str,
 ) -> String {
     let mut s = String::new();
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    s += &format!("# Experiment `{}`\n\n{}\n\n", text(&results["experiment"]), exp.description.trim());
+    s += &format!(
+        "# Experiment `{}`\n\n{}\n\n",
+        text(&results["experiment"]),
+        exp.description.trim()
+    );
     s += &format!(
         "Rerun: `{}`  \nMachine: {}; {}; {} runs at a time; {:.0} s for the runs trained by this invocation.\n\n",
         text(&results["command"]),
@@ -663,9 +727,17 @@ fn markdown(
     s += "\n<details><summary>Every run</summary>\n\n| run | grew at | branched | final val loss | FLOPs | ×FLOPs | ×tokens | ×wall | reached |\n|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         s += &format!(
-            "| [{}]({}/loss.svg) | {:?} | {} | {:.4} | {:.3e} | {:.3} | {:.3} | {:.3} | {} |\n",
-            r.dir, r.dir, r.growth_steps, r.branched, r.row.final_val_loss, r.row.flops, r.row.speedup_flops,
-            r.row.speedup_tokens, r.row.speedup_wall, r.row.reached
+            "| [{}]({runs_dir}{}/loss.svg) | {:?} | {} | {:.4} | {:.3e} | {:.3} | {:.3} | {:.3} | {} |\n",
+            r.dir,
+            r.dir,
+            r.growth_steps,
+            r.branched,
+            r.row.final_val_loss,
+            r.row.flops,
+            r.row.speedup_flops,
+            r.row.speedup_tokens,
+            r.row.speedup_wall,
+            r.row.reached
         );
     }
     s += "\n</details>\n\n## Figures\n\n![validation loss against FLOPs](loss-flops.svg)\n\n";
@@ -682,7 +754,10 @@ fn markdown(
             f("flops_ratio")
         );
         let fixed: Vec<&ArmResult> = arms.iter().filter(|a| a.growth_steps.len() == 1).collect();
-        if let Some(best) = fixed.iter().max_by(|a, b| a.speedup_flops[0].total_cmp(&b.speedup_flops[0])) {
+        if let Some(best) = fixed
+            .iter()
+            .max_by(|a, b| a.speedup_flops[0].total_cmp(&b.speedup_flops[0]))
+        {
             s += &format!(
                 "Best swept growth step {:?}: measured speed-up ×{:.3}.\n\n",
                 best.growth_steps, best.speedup_flops[0]
@@ -693,13 +768,16 @@ fn markdown(
             let pred = v["effect_conversion_rate"].as_array().cloned().unwrap_or_default();
             for e in emp {
                 let g = e[0].as_f64().unwrap_or(f64::NAN);
-                let near = pred
-                    .iter()
-                    .min_by(|a, b| (a[0].as_f64().unwrap_or(0.0) - g).abs().total_cmp(&(b[0].as_f64().unwrap_or(0.0) - g).abs()));
+                let near = pred.iter().min_by(|a, b| {
+                    (a[0].as_f64().unwrap_or(0.0) - g)
+                        .abs()
+                        .total_cmp(&(b[0].as_f64().unwrap_or(0.0) - g).abs())
+                });
                 s += &format!(
                     "| {g:.0} | {:.4} | {} |\n",
                     e[1].as_f64().unwrap_or(f64::NAN),
-                    near.and_then(|p| p[1].as_f64()).map_or("-".into(), |p| format!("{p:.4}"))
+                    near.and_then(|p| p[1].as_f64())
+                        .map_or("-".into(), |p| format!("{p:.4}"))
                 );
             }
             s += "\n";
@@ -789,8 +867,11 @@ ramp_steps = 2
 [policy]
 name = "never"
 "#;
-        std::fs::write(dir.join("base.toml"), base.replace("corpus.txt", &dir.join("corpus.txt").display().to_string()))
-            .unwrap();
+        std::fs::write(
+            dir.join("base.toml"),
+            base.replace("corpus.txt", &dir.join("corpus.txt").display().to_string()),
+        )
+        .unwrap();
         let exp = format!(
             "base = \"base.toml\"\n[[arm]]\nname = \"ours\"\ngrow_at = 6\nsteps_after = 9\n{arm_sets}\n\
              [[arm]]\nname = \"late\"\ngrow_at = [9]\nseeds = [3, 4]\n"
@@ -850,7 +931,10 @@ name = "never"
         // An edited arm is refused, naming its directory, not overwritten.
         let file = tiny(dir.path(), "sets = ['stages.1.growth.ramp_steps=3']");
         let e = format!("{:#}", run(args(&file, &out)).unwrap_err());
-        assert!(e.contains("ours-s3 was trained with another config") && e.contains("ramp_steps"), "{e}");
+        assert!(
+            e.contains("ours-s3 was trained with another config") && e.contains("ramp_steps"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -27,7 +27,11 @@ fn draw(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Result<()> {
         .collect();
     let ymin = losses.iter().copied().fold(f64::INFINITY, f64::min);
     let ymax = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (ymin, ymax) = if ymin < ymax { (ymin * 0.98, ymax * 1.02) } else { (0.0, 1.0) };
+    let (ymin, ymax) = if ymin < ymax {
+        (ymin * 0.98, ymax * 1.02)
+    } else {
+        (0.0, 1.0)
+    };
     let root = SVGBackend::new(path, (1200, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
@@ -49,7 +53,9 @@ fn draw(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Result<()> {
         c.configure_mesh().x_desc(label).y_desc("loss").draw()?;
         let train = RGBColor(150, 170, 230);
         c.draw_series(LineSeries::new(
-            rows.iter().filter(|r| r.train_loss.is_finite()).map(|r| (x(r), r.train_loss)),
+            rows.iter()
+                .filter(|r| r.train_loss.is_finite())
+                .map(|r| (x(r), r.train_loss)),
             train,
         ))?
         .label("train")
