@@ -54,6 +54,42 @@ fn a_run_killed_mid_ramp_resumes_exactly() {
 }
 
 #[test]
+fn a_run_killed_mid_msg_ramp_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    // MSG from step 6: three phases of 2 steps (6..12), checkpoint at 8, killed at 10.
+    let mut t = tiny_config(&corpus, 20, true, "name = \"fixed\"\nsteps = [6]").to_table();
+    for set in [
+        "stages.1.growth.width=\"msg\"",
+        "stages.1.growth.depth=\"msg\"",
+        "stages.1.growth.ramp_steps=2",
+    ] {
+        growlm::train::apply_set(&mut t, set).unwrap();
+    }
+    let cfg = growlm::train::RunConfig::from_table(t).unwrap();
+    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
+    run(&cfg, &full, false, None).unwrap();
+    assert!(run(&cfg, &killed, false, Some(10)).is_err());
+    run(&cfg, &killed, true, None).unwrap();
+    assert_eq!(metrics(&full), metrics(&killed));
+    let ev = |d: &std::path::Path| growlm::train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl")).unwrap();
+    let events = ev(&full);
+    assert_eq!(events, ev(&killed));
+    assert!(
+        (events[0].loss_before - events[0].loss_after).abs() <= 1e-5,
+        "{events:?}"
+    );
+    // The hidden width turns on gradually in the second phase (steps 8, 9).
+    let m = metrics(&full);
+    assert!(
+        m[8].width_active < m[9].width_active && m[9].width_active < 1.0,
+        "{:?}",
+        &m[6..12]
+    );
+    assert_eq!(m[12].width_active, 1.0);
+}
+
+#[test]
 fn every_operator_runs_in_a_staged_run_selected_by_config() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = write_corpus(dir.path());
@@ -70,8 +106,14 @@ fn every_operator_runs_in_a_staged_run_selected_by_config() {
             ] {
                 growlm::train::apply_set(&mut t, &set).unwrap();
             }
-            let cfg = growlm::train::RunConfig::from_table(t).unwrap();
             let out = dir.path().join(format!("{}-{}", w.name(), d.name()));
+            if d.gates_new_layers() && !w.scales_softly() {
+                // MSG's gated layers need MSG's width masks: refused before training.
+                let e = growlm::train::RunConfig::from_table(t).unwrap_err();
+                assert!(e.to_string().contains("width `msg`"), "{}+{}: {e}", w.name(), d.name());
+                continue;
+            }
+            let cfg = growlm::train::RunConfig::from_table(t).unwrap();
             let s = run(&cfg, &out, false, None).unwrap();
             assert_eq!(s.growth_steps, [6], "{}+{}", w.name(), d.name());
             assert!(s.final_val_loss.is_finite());

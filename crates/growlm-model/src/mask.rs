@@ -47,11 +47,17 @@ impl ActiveWidth {
     }
 }
 
-/// A 0/1 mask over the hidden dims, attention dims and FFN units of a model, as tensors
-/// ready to multiply activations.
+/// A mask over the hidden dims, attention dims and FFN units of a model, as tensors ready
+/// to multiply activations: 0/1 for PDG (eq. 6–7), or with the new entries scaled by a
+/// fraction for MSG ([`WidthMask::scaled`]), which may also scale the residual branches of
+/// new blocks.
 #[derive(Debug, Clone)]
 pub struct WidthMask<B: Backend> {
     active: ActiveWidth,
+    /// The sum of the hidden mask's values: the weight LayerNorm statistics divide by.
+    pub(crate) hidden_sum: f64,
+    /// Per block, the factor of its residual branches (empty: all 1).
+    pub(crate) gates: Vec<f32>,
     /// `[1, 1, d_model]`: the global mask `C` of eq. 6.
     pub(crate) hidden: Tensor<B, 3>,
     /// `[1, 1, n_heads·head_dim]`: the per-dim mask of Q, K and V.
@@ -85,10 +91,55 @@ impl<B: Backend> WidthMask<B> {
         let t = |v: Vec<f32>, shape: Vec<usize>| TensorData::new(v, shape);
         Ok(Self {
             active,
+            hidden_sum: active.hidden as f64,
+            gates: Vec::new(),
             hidden: Tensor::from_data(t(leading_ones(d, active.hidden), vec![1, 1, d]), device),
             attn: Tensor::from_data(t(leading_ones(a, active.attn), vec![1, 1, a]), device),
             ffn: Tensor::from_data(t(leading_ones(f, active.ffn), vec![1, 1, f]), device),
         })
+    }
+
+    /// MSG's mask (Yao et al., 2023): the leading `old` hidden dims, attention dims and FFN
+    /// units are fully on and the rest are scaled by `scale = [hidden, attn, ffn]`, each in
+    /// `[0, 1]`; block `i`'s residual branches are scaled by `gates[i]` (empty: all 1).
+    /// LayerNorm statistics are weighted by the hidden mask, so with every scale 0 the
+    /// model computes what its leading part computes and with every scale 1 it is the
+    /// unmasked model.
+    pub fn scaled(
+        config: &GptConfig,
+        old: ActiveWidth,
+        scale: [f32; 3],
+        gates: Vec<f32>,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let mut mask = Self::new(config, old, device)?;
+        if !gates.is_empty() && gates.len() != config.n_layers {
+            return Err(ModelError::InvalidMask {
+                what: "block gates",
+                active: gates.len(),
+                total: config.n_layers,
+            });
+        }
+        let values = |n: usize, k: usize, s: f32| (0..n).map(|i| if i < k { 1.0 } else { s }).collect::<Vec<f32>>();
+        let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
+        let hidden = values(d, old.hidden, scale[0]);
+        mask.hidden_sum = hidden.iter().map(|&v| f64::from(v)).sum();
+        let t = |v: Vec<f32>, n: usize| Tensor::from_data(TensorData::new(v, vec![1, 1, n]), device);
+        mask.hidden = t(hidden, d);
+        mask.attn = t(values(a, old.attn, scale[1]), a);
+        mask.ffn = t(values(f, old.ffn, scale[2]), f);
+        mask.gates = gates;
+        Ok(mask)
+    }
+
+    /// The hidden mask's mean value: the fraction of the hidden width that is on.
+    pub fn hidden_fraction(&self) -> f64 {
+        self.hidden_sum / self.hidden.dims()[2] as f64
+    }
+
+    /// The factor of block `i`'s residual branches, if it is not 1.
+    pub(crate) fn gate(&self, i: usize) -> Option<f32> {
+        self.gates.get(i).copied().filter(|&g| g != 1.0)
     }
 
     /// The active counts.

@@ -84,24 +84,23 @@ impl<B: Backend> LayerNorm<B> {
         }
     }
 
-    /// Normalises over the last dim; with a mask, the statistics are taken over the active
-    /// dims only and the inactive outputs are zero (the `LN(h) ∘ C` of eq. 7).
+    /// Normalises over the last dim; with a mask `c` whose values sum to `n`, the mean and
+    /// variance are weighted by `c` (for a 0/1 mask: taken over the active dims only) and
+    /// the output is multiplied by `c` (the `LN(h) ∘ C` of eq. 7).
     ///
     /// # Shapes
     /// `x: [batch, seq, d]` → `[batch, seq, d]`; `mask: [1, 1, d]`.
-    pub fn forward(&self, x: Tensor<B, 3>, mask: Option<(&Tensor<B, 3>, usize)>) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Option<(&Tensor<B, 3>, f64)>) -> Tensor<B, 3> {
         let affine = |x: Tensor<B, 3>| x * self.gamma.val().unsqueeze::<3>() + self.beta.val().unsqueeze::<3>();
         match mask {
             None => {
                 let (var, mean) = x.clone().var_mean_bias(2);
                 affine((x - mean).div((var + self.eps).sqrt()))
             }
-            Some((c, active)) => {
-                let n = active as f64;
-                let x = x * c.clone();
-                let mean = x.clone().sum_dim(2).div_scalar(n);
-                let centered = (x - mean) * c.clone();
-                let var = centered.clone().square().sum_dim(2).div_scalar(n);
+            Some((c, n)) => {
+                let mean = (x.clone() * c.clone()).sum_dim(2).div_scalar(n);
+                let centered = x - mean;
+                let var = (centered.clone().square() * c.clone()).sum_dim(2).div_scalar(n);
                 affine(centered.div((var + self.eps).sqrt())) * c.clone()
             }
         }
@@ -201,12 +200,25 @@ impl<B: Backend> Block<B> {
         self.window = window;
     }
 
-    fn forward(&self, x: Tensor<B, 3>, masks: &AttentionMasks<B>, width: Option<&WidthMask<B>>) -> Tensor<B, 3> {
+    /// `gate` scales the residual branches (MSG's mask of a new block).
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+        width: Option<&WidthMask<B>>,
+        gate: Option<f32>,
+    ) -> Tensor<B, 3> {
         let causal = masks.get(self.window);
-        let c = width.map(|m| (&m.hidden, m.active().hidden));
-        let keep = |y: Tensor<B, 3>| match width {
-            Some(m) => y * m.hidden.clone(),
-            None => y,
+        let c = width.map(|m| (&m.hidden, m.hidden_sum));
+        let keep = |y: Tensor<B, 3>| {
+            let y = match width {
+                Some(m) => y * m.hidden.clone(),
+                None => y,
+            };
+            match gate {
+                Some(g) => y.mul_scalar(g),
+                None => y,
+            }
         };
         let a = self
             .attn
@@ -318,10 +330,10 @@ impl<B: Backend> Gpt<B> {
         if let Some(m) = width {
             x = x * m.hidden.clone();
         }
-        for block in &self.blocks {
-            x = block.forward(x, masks, width);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, masks, width, width.and_then(|m| m.gate(i)));
         }
-        let x = self.ln_f.forward(x, width.map(|m| (&m.hidden, m.active().hidden)));
+        let x = self.ln_f.forward(x, width.map(|m| (&m.hidden, m.hidden_sum)));
         let logits = x.reshape([b * t, d]).matmul(self.wte.val().transpose());
         logits.reshape([b, t, vocab])
     }

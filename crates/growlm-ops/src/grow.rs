@@ -14,7 +14,7 @@ use crate::operator::{GrowthConfig, LayerOrigin};
 use crate::params::{assign_params, named_params, NamedParams};
 use crate::plan::HostTensor;
 use crate::plan::{apply, plan, WidthMaps};
-use crate::{OpsError, Ramp};
+use crate::{MsgRamp, OpsError, Ramp};
 
 /// What a growth did, for logs and events.
 #[derive(Debug, Clone, Serialize)]
@@ -81,15 +81,25 @@ pub fn grow<B: AutodiffBackend>(
 
     // The optimizer state follows the parameters, by the same plans.
     let optim = map_optimizer::<B>(&plans, &maps, &src, &fresh, optim, fresh_optim, &device)?;
+    let mut ramp = Ramp::from_active(
+        active.unwrap_or_else(|| ActiveWidth::full(source)),
+        target,
+        step,
+        op.effective_ramp()?,
+    );
+    let (w, d) = op.operators()?;
+    if w.scales_softly() {
+        let new_layers = layers
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| d.gates_new_layers() && !matches!(o, LayerOrigin::Copy(_)))
+            .fold(0u64, |bits, (i, _)| bits | 1 << i);
+        ramp.msg = Some(MsgRamp { new_layers });
+    }
     Ok(Grown {
         model: grown,
         optim,
-        ramp: Ramp::from_active(
-            active.unwrap_or_else(|| ActiveWidth::full(source)),
-            target,
-            step,
-            op.effective_ramp()?,
-        ),
+        ramp,
         report: GrowthReport {
             params_before: source.num_params(),
             params_after: target.num_params(),

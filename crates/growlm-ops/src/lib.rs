@@ -31,7 +31,7 @@ pub use operator::{check_growth, AxisMap, DepthOp, GrowthConfig, LayerOrigin, Wi
 pub use params::{assign_params, named_params, to_host, NamedParams};
 pub use plan::{apply, plan, Axis, Fill, HostTensor, TensorPlan, WidthMaps};
 pub use probe::{logit_change, perturb_norms_and_biases};
-pub use ramp::Ramp;
+pub use ramp::{MsgRamp, Ramp};
 
 /// Errors of growth operators.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -75,6 +75,11 @@ pub trait WidthOp: Sync {
     fn reads_layer_above(&self) -> bool {
         false
     }
+    /// Whether the ramp is MSG's fractional masks ([`MsgRamp`](crate::MsgRamp)) rather
+    /// than PDG's 0/1 one (only with [`ramps`](Self::ramps)).
+    fn scales_softly(&self) -> bool {
+        false
+    }
 }
 
 /// Where a layer of the grown model comes from.
@@ -100,6 +105,11 @@ pub trait DepthOp: Sync {
     fn reference(&self) -> &'static str;
     /// The origin of each of `target`'s layers.
     fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError>;
+    /// Whether MSG's ramp scales the new layers' residual branches from 0 to 1 (needs a
+    /// width operator that [scales softly](WidthOp::scales_softly)).
+    fn gates_new_layers(&self) -> bool {
+        false
+    }
 }
 
 /// Settings of the growth into a stage (the `[stages.growth]` table).
@@ -197,6 +207,19 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -
         return Err(OpsError::Incompatible("layer_norm_eps differs between stages".into()));
     }
     let (w, d) = op.operators()?;
+    if d.gates_new_layers() && !(w.ramps() && w.scales_softly()) {
+        return Err(OpsError::Incompatible(format!(
+            "depth `{}` gates new layers with MSG's ramp; use it with width `msg`",
+            d.name()
+        )));
+    }
+    if d.gates_new_layers() && target.n_layers > 64 {
+        return Err(OpsError::Incompatible(format!(
+            "depth `{}` gates at most 64 layers; the target has {}",
+            d.name(),
+            target.n_layers
+        )));
+    }
     w.map("d_model", source.d_model, target.d_model)?;
     w.map("n_heads", source.n_heads, target.n_heads)?;
     w.map("ffn_dim", source.ffn_dim(), target.ffn_dim())?;

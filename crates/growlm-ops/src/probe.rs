@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
+use growlm_model::{AttentionMasks, Gpt, GptConfig};
 
 use crate::{assign_params, grow, named_params, GrowthConfig, OpsError};
 
@@ -62,12 +62,7 @@ pub fn logit_change<B: AutodiffBackend>(
     let ids: Vec<i64> = (0..2 * t).map(|i| ((i * 13 + 5) % source.vocab_size) as i64).collect();
     let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, vec![2, t]), device);
     let before = model.forward(x.clone(), &AttentionMasks::new(source, t, device), None);
-    let width = grown
-        .ramp
-        .mask_at(0)
-        .map(|a| WidthMask::new(target, a, device))
-        .transpose()
-        .map_err(OpsError::Model)?;
+    let width = grown.ramp.width_mask(target, 0, device).map_err(OpsError::Model)?;
     let after = grown
         .model
         .forward(x, &AttentionMasks::new(target, t, device), width.as_ref());

@@ -47,8 +47,15 @@ fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> 
         None,
     )
     .unwrap();
-    assert_eq!(grown.ramp, Ramp::new(small, target, 3, op.effective_ramp().unwrap()));
-    let width = grown.ramp.mask_at(3).map(|a| WidthMask::new(target, a, &dev).unwrap());
+    assert_eq!(
+        Ramp {
+            msg: None,
+            ..grown.ramp
+        },
+        Ramp::new(small, target, 3, op.effective_ramp().unwrap())
+    );
+    let width = grown.ramp.width_mask::<TB>(target, 3, &dev).unwrap();
+    let inner = grown.ramp.width_mask::<Flex>(target, 3, &dev).unwrap();
     let tmasks = AttentionMasks::<TB>::new(target, small.context_len, &dev);
     let (x, y) = batch(3, small.context_len, small.vocab_size, 9);
     let before = model.valid().forward(
@@ -59,16 +66,12 @@ fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> 
     let after = grown.model.valid().forward(
         x.clone().inner(),
         &AttentionMasks::new(target, small.context_len, &dev),
-        width.as_ref().map(|w| w_inner(w, target)).as_ref(),
+        inner.as_ref(),
     );
     let dl: f32 = (model.loss(x.clone(), y.clone(), &masks, None) - grown.model.loss(x, y, &tmasks, width.as_ref()))
         .abs()
         .into_scalar();
     ((before - after).abs().max().into_scalar(), dl)
-}
-
-fn w_inner(w: &WidthMask<TB>, cfg: &GptConfig) -> WidthMask<Flex> {
-    WidthMask::new(cfg, w.active(), &Default::default()).unwrap()
 }
 
 #[test]
@@ -352,6 +355,15 @@ fn every_function_preserving_combination_preserves_the_function() {
             alternating(GptConfig::new(50, 8, 16, 3, 2)),
             alternating(GptConfig::new(50, 8, 32, 6, 4)),
         ),
+        // MSG: whatever the new values, masks at 0 and gated new layers.
+        ("msg", "msg", s.clone(), t.clone()),
+        ("msg", "redundant", s.clone(), t.clone()),
+        (
+            "msg",
+            "msg",
+            alternating(GptConfig::new(50, 8, 16, 3, 2)),
+            alternating(GptConfig::new(50, 8, 16, 6, 2)),
+        ),
     ];
     for (w, d, s, t) in cases {
         let (dlogit, dloss) = grow_and_compare(&s, &t, op(w, d, 10));
@@ -551,4 +563,83 @@ fn aki_takes_new_units_from_the_layer_above() {
     assert_eq!(db[64..], b1[..]);
     let (d, _) = grow_and_compare(&small, &target, op("aki", "redundant", 0));
     assert!(d > 1e-3, "aki is not function-preserving: {d}");
+}
+
+#[test]
+fn msg_scales_new_width_by_phase_and_gates_new_layers() {
+    let (s, t) = (GptConfig::new(50, 8, 16, 2, 2), GptConfig::new(50, 8, 24, 4, 3));
+    let grown = |w: &str, d: &str, s: &GptConfig, t: &GptConfig| {
+        let dev = Default::default();
+        let model = s.init::<TB>(1, &dev).unwrap();
+        let optim = AdamWConfig::new().init();
+        grow(
+            s,
+            &model,
+            &optim,
+            AdamWConfig::new().init(),
+            t,
+            &op(w, d, 10),
+            5,
+            100,
+            None,
+        )
+        .unwrap()
+        .ramp
+    };
+    let ramp = grown("msg", "msg", &s, &t);
+    // Redundant placement of 2 → 4 layers: the new ones are 1 and 3.
+    assert_eq!(ramp.msg, Some(growlm_ops::MsgRamp { new_layers: 0b1010 }));
+    assert_eq!(ramp.end_step(), 130);
+    // [hidden, attn, ffn] and the gate: FFN and gates over steps 100..110, hidden over
+    // 110..120, attention over 120..130.
+    assert_eq!(ramp.msg_scales_at(100), Some(([0.0, 0.0, 0.0], 0.0)));
+    assert_eq!(ramp.msg_scales_at(104), Some(([0.0, 0.0, 0.4], 0.4)));
+    assert_eq!(ramp.msg_scales_at(115), Some(([0.5, 0.0, 1.0], 1.0)));
+    assert_eq!(ramp.msg_scales_at(127), Some(([1.0, 0.7, 1.0], 1.0)));
+    assert_eq!(ramp.msg_scales_at(130), None);
+    // Nothing is held: MSG trains its new entries.
+    assert_eq!(ramp.mask_at(104), None);
+    let dev = Default::default();
+    let m = ramp.width_mask::<Flex>(&t, 115, &dev).unwrap().unwrap();
+    assert!((m.hidden_fraction() - (16.0 + 0.5 * 8.0) / 24.0).abs() < 1e-12);
+    assert!(ramp.width_mask::<Flex>(&t, 130, &dev).unwrap().is_none());
+    // Depth only: one phase, the gate alone.
+    let deeper = GptConfig::new(50, 8, 16, 4, 2);
+    let ramp = grown("msg", "msg", &s, &deeper);
+    assert_eq!(ramp.end_step(), 110);
+    assert_eq!(ramp.msg_scales_at(103), Some(([1.0; 3], 0.3)));
+    // With width `msg` and depth `redundant`, no layer is gated.
+    assert_eq!(
+        grown("msg", "redundant", &s, &t).msg,
+        Some(growlm_ops::MsgRamp { new_layers: 0 })
+    );
+    // Depth `msg` needs width `msg`.
+    let e = growlm_ops::check_growth(&s, &t, &op("pdg", "msg", 10)).unwrap_err();
+    assert!(e.to_string().contains("use it with width `msg`"), "{e}");
+}
+
+#[test]
+fn a_fully_scaled_msg_mask_is_the_unmasked_model_and_a_zero_one_the_small_model() {
+    // All factors 1 and gates 1: the same logits as no mask (LayerNorm weighted by ones).
+    let t = GptConfig::new(50, 8, 24, 4, 3);
+    let dev = Default::default();
+    let model = growlm_ops::perturb_norms_and_biases(t.init::<TB>(3, &dev).unwrap()).valid();
+    let (x, _) = batch(2, 8, 50, 4);
+    let masks = AttentionMasks::new(&t, 8, &dev);
+    let plain = model.forward(x.clone().inner(), &masks, None);
+    let old = ActiveWidth {
+        hidden: 16,
+        attn: 16,
+        ffn: 64,
+    };
+    let ones = WidthMask::scaled(&t, old, [1.0; 3], vec![1.0; 4], &dev).unwrap();
+    let full = model.forward(x.clone().inner(), &masks, Some(&ones));
+    let d: f32 = (plain - full).abs().max().into_scalar();
+    assert!(d <= 1e-5, "max |Δlogit| {d}");
+    // Factors 0 give the 0/1 mask of the old width exactly.
+    let zero = WidthMask::scaled(&t, old, [0.0; 3], vec![], &dev).unwrap();
+    let binary = WidthMask::new(&t, old, &dev).unwrap();
+    let a = model.forward(x.clone().inner(), &masks, Some(&zero));
+    let b = model.forward(x.inner(), &masks, Some(&binary));
+    assert_eq!(a.into_data(), b.into_data());
 }

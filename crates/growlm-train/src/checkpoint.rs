@@ -180,7 +180,8 @@ pub fn branch<B: AutodiffBackend>(
     if !ckpt.join("state.json").is_file() {
         return Err(TrainError::Corrupt {
             path: ckpt.to_path_buf(),
-            reason: "not a checkpoint (no state.json); branch from a run's snapshots/step-N or checkpoints/step-N".into(),
+            reason: "not a checkpoint (no state.json); branch from a run's snapshots/step-N or checkpoints/step-N"
+                .into(),
         });
     }
     let s = read_state(ckpt)?;

@@ -7,7 +7,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use growlm_data::{Batch, Batcher, ByteTokenizer, Corpus};
-use growlm_model::{AttentionMasks, Gpt, WidthMask};
+use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm_ops::Ramp;
 use growlm_policy::{Observation, ValPoint};
 
@@ -89,8 +89,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     /// returns the clipped gradients.
     pub(crate) fn gradients(&self, run: &Run<B>) -> Result<(StepOut, GradientsParams), TrainError> {
         let (t, step, stage) = (&self.cfg.train, run.s.step, &self.cfg.stages[run.s.stage].model);
-        let active = run.s.ramp.and_then(|r| r.mask_at(step));
-        let width = active.map(|a| WidthMask::new(stage, a, self.device)).transpose()?;
+        let width = width_mask(run.s.ramp, stage, step, self.device)?;
         let (x, y) = to_tensors::<B>(&self.batcher.train_batch(step), self.device);
         let loss = run.model.loss(x, y, &self.masks[run.s.stage].0, width.as_ref());
         let train_loss = loss.clone().into_scalar().elem::<f64>();
@@ -99,7 +98,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &run.model);
         let grad_norm = clip_global_norm(&run.model, &mut grads, t.grad_clip);
-        let width_active = active.map_or(1.0, |a| a.hidden as f64 / stage.d_model as f64);
+        let width_active = width.as_ref().map_or(1.0, |w| w.hidden_fraction());
         let out = StepOut {
             train_loss,
             grad_norm,
@@ -141,8 +140,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     ) -> Result<f64, TrainError> {
         let config = &self.cfg.stages[stage].model;
         let model = model.valid();
-        let active = ramp.and_then(|r| r.mask_at(step));
-        let width = active.map(|a| WidthMask::new(config, a, self.device)).transpose()?;
+        let width = width_mask(ramp, config, step, self.device)?;
         let mut total = 0.0;
         for (x, y) in &self.valid {
             let loss = model.loss(x.clone(), y.clone(), &self.masks[stage].1, width.as_ref());
@@ -196,6 +194,16 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let (from, to, step) = (run.s.stage, run.s.stage + 1, run.s.step);
         let (src, dst) = (&cfg.stages[from].model, &cfg.stages[to].model);
         let op = cfg.stages[to].growth.clone().unwrap_or_default();
+        if let Some(r) = run.s.ramp.filter(|r| r.msg_scales_at(step).is_some()) {
+            return Err(growlm_ops::OpsError::Incompatible(format!(
+                "stage {to} would grow at step {step} while the msg ramp of the previous growth runs \
+                 until step {}: MSG's fractional masks do not compose; grow at step {} or later, or \
+                 use width `pdg` (whose ramps do)",
+                r.end_step(),
+                r.end_step()
+            ))
+            .into());
+        }
         let loss_before = self.val_loss(&run.model, from, run.s.ramp, step.saturating_sub(1))?;
         let seed = stage_seed(cfg.seed, to);
         let fresh = adamw(cfg).init();
@@ -221,4 +229,17 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             loss_after,
         })
     }
+}
+
+/// The ramp's mask (PDG's or MSG's) for the training of `step`, if any.
+fn width_mask<C: Backend>(
+    ramp: Option<Ramp>,
+    config: &GptConfig,
+    step: u64,
+    device: &C::Device,
+) -> Result<Option<WidthMask<C>>, TrainError> {
+    Ok(match ramp {
+        Some(r) => r.width_mask(config, step, device)?,
+        None => None,
+    })
 }

@@ -315,12 +315,19 @@ fn a_branch_from_the_small_reference_equals_a_straight_staged_run() {
         ..RunOptions::new(&branched)
     };
     let b = train::<TB>(&staged, &opts, &registry(), &Default::default(), &mut []).unwrap();
-    assert_eq!((a.final_val_loss, a.flops, a.tokens), (b.final_val_loss, b.flops, b.tokens));
+    assert_eq!(
+        (a.final_val_loss, a.flops, a.tokens),
+        (b.final_val_loss, b.flops, b.tokens)
+    );
     assert_eq!(b.growth_steps, [5]);
     let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
     let rows = |d: &Path| without_wall(growlm_train::output::read_jsonl(&d.join("metrics.jsonl")).unwrap());
     assert_eq!(rows(&straight).len(), 9);
-    assert_eq!(rows(&straight), rows(&branched), "the branch's curve differs bit for bit");
+    assert_eq!(
+        rows(&straight),
+        rows(&branched),
+        "the branch's curve differs bit for bit"
+    );
     let events = |d: &Path| -> Vec<(f64, f64)> {
         growlm_train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl"))
             .unwrap()
@@ -346,7 +353,14 @@ fn a_branch_from_the_small_reference_equals_a_straight_staged_run() {
             "{want}: {e}"
         );
     };
-    refused(RunConfig { seed: 2, ..staged.clone() }, &snapshot, "seed");
+    refused(
+        RunConfig {
+            seed: 2,
+            ..staged.clone()
+        },
+        &snapshot,
+        "seed",
+    );
     let mut wider = staged.clone();
     wider.stages[0].model.d_model = 12;
     wider.stages[0].model.n_heads = 3;

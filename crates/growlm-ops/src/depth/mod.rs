@@ -4,6 +4,7 @@ use crate::operator::DepthOp;
 use crate::OpsError;
 
 mod identity;
+mod msg;
 mod random;
 mod redundant;
 mod stack;
@@ -14,6 +15,7 @@ pub static ALL: &[&dyn DepthOp] = &[
     &random::Random,
     &identity::Identity,
     &stack::Stack,
+    &msg::Msg,
 ];
 
 /// The depth operator named `name`.

@@ -7,6 +7,7 @@ mod aki;
 mod direct_copy;
 mod fpi;
 mod hypercloning;
+mod msg;
 mod pdg;
 
 /// Every width operator, the default first.
@@ -16,6 +17,7 @@ pub static ALL: &[&dyn WidthOp] = &[
     &fpi::Fpi,
     &hypercloning::HyperCloning,
     &aki::Aki,
+    &msg::Msg,
 ];
 
 /// The width operator named `name`.
