@@ -26,7 +26,7 @@ fn convergence_state_survives_resume() {
         &corpus,
         32,
         true,
-        "name = \"convergence\"\nabs_threshold = 10.0\nwindow = 3\npatience = 3",
+        "name = \"convergence\"\nrule = \"elasticity\"\nabs_threshold = 10.0\nwindow = 3\npatience = 3",
     );
     let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
     let s = run(&cfg, &full, false, None).unwrap();

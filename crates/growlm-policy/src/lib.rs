@@ -51,6 +51,8 @@ pub struct Observation<'a> {
     pub next_flops_per_step: Option<f64>,
     /// Step at which the current stage began (0 for the first).
     pub stage_start: u64,
+    /// The run's step budget (`train.max_steps`).
+    pub max_steps: u64,
 }
 
 impl Observation<'_> {
@@ -244,6 +246,17 @@ impl Registry {
 /// validation loss `curve(step)` every `every` steps, and returns the first step at which
 /// it asks to grow.
 pub fn first_growth(policy: &mut dyn Policy, every: u64, steps: u64, curve: impl Fn(u64) -> f64) -> Option<u64> {
+    first_growth_within(policy, every, steps, steps, curve)
+}
+
+/// As [`first_growth`], in a run whose step budget (`max_steps`) is `budget`.
+pub fn first_growth_within(
+    policy: &mut dyn Policy,
+    every: u64,
+    steps: u64,
+    budget: u64,
+    curve: impl Fn(u64) -> f64,
+) -> Option<u64> {
     let mut history = Vec::new();
     for step in 1..=steps {
         let evaluated = step % every == 0;
@@ -266,6 +279,7 @@ pub fn first_growth(policy: &mut dyn Policy, every: u64, steps: u64, curve: impl
             flops_per_step: 1.0,
             next_flops_per_step: Some(3.0),
             stage_start: 0,
+            max_steps: budget,
         };
         if policy.decide(&obs) == Decision::Grow {
             return Some(step);

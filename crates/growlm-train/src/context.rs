@@ -183,6 +183,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             flops_per_step: fps(run.s.stage).unwrap_or(0.0),
             next_flops_per_step: fps(run.s.stage + 1),
             stage_start: run.s.growth_steps.last().copied().unwrap_or(0),
+            max_steps: self.cfg.train.max_steps,
         }
     }
 

@@ -1,6 +1,31 @@
 //! The `convergence` policy: grow once the small model enters its convergence stage
-//! (paper §3.2 and Appendix A), i.e. once the validation loss has stopped falling.
+//! (paper §3.2 and Appendix A), i.e. once the validation loss has stopped falling — for
+//! the run's budget.
 //!
+//! # The default rule: `budget`
+//! What "converged" means depends on how long the run may train: the paper's E(Gb) = Fs/Ft
+//! point (eq. 3) moves later when there is more compute to spend. The `budget` rule
+//! decides from the stage's own curve and the run's step budget `B` (`train.max_steps`),
+//! with no scale to tune. After each evaluation at step `N` it fits the solver's power law
+//! with an asymptote, `L = c + a·N^−α` (the scaling-law form; an exponential extrapolates
+//! to an early plateau and makes the rule fire on noise), to the stage's
+//! evaluations in `[N/4, N]` and compares the improvement the fit predicts for the rest of
+//! the budget with the improvement of the last half of the steps so far:
+//!
+//! `g(N) = (L̂(N) − L̂(B)) / (L̂(N/2) − L̂(N))`.
+//!
+//! It grows once `g < rho` (default 0.25) — the whole 90% confidence interval of `g`
+//! (delta method on the fit) below it — at `patience` evaluations in a row: the small
+//! model would gain less in all its remaining budget than a quarter of what its last
+//! `N/2` steps gave. `g` is dimensionless and invariant to rescaling the steps: for
+//! `L = c + a·N^−α` it is `(1 − (N/B)^α)/(2^α − 1)`, so it fires at a fixed fraction of the
+//! budget for a given curve shape (≈0.80·B for α = 0.5, where the paper-tiny pair's best
+//! growth point lies) whatever the model size, corpus or run length. Fitting three quarters
+//! of the stage's evaluations smooths a noisy validation curve, the confidence interval keeps
+//! a noisy fit from firing early, and a curve still falling fast relative to its budget has
+//! a large `g`. Steps count from the stage's start.
+//!
+//! # The `elasticity` rule
 //! After each evaluation the slope of the validation loss per step is fitted by least
 //! squares over the last `window` evaluations of the current stage, with a Student-t
 //! confidence interval (`confidence`, default 0.9). The loss counts as flat when the whole
@@ -27,16 +52,32 @@ pub const NAME: &str = "convergence";
 /// Paper's convergence point expressed as an elasticity (see the module docs).
 pub const PAPER_ELASTICITY: f64 = 3e-6 * 70_000.0 / 3.0;
 
+/// How the policy decides that the loss has converged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rule {
+    /// Remaining improvement within the budget against the recent improvement (default).
+    Budget,
+    /// Elasticity of the recent slope below `threshold` (or `abs_threshold`).
+    Elasticity,
+}
+
 /// Settings of the convergence policy: the `[policy]` table's keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConvergenceConfig {
-    /// Evaluations in the slope fit.
+    /// The rule: `budget` (default) or `elasticity`.
+    pub rule: Rule,
+    /// `budget` rule: grow when `g(N)` falls below this.
+    pub rho: f64,
+    /// `budget` rule: evaluations in `[N/2, N]` needed before deciding.
+    pub min_evals: usize,
+    /// `elasticity` rule: evaluations in the slope fit.
     pub window: usize,
     /// Consecutive flat evaluations needed.
     pub patience: u64,
-    /// Elasticity threshold (`−L′·N/L`).
-    pub threshold: f64,
+    /// `elasticity` rule: elasticity threshold (`−L′·N/L`) [default: the paper's, 0.07].
+    pub threshold: Option<f64>,
     /// Per-step slope threshold; replaces `threshold` when set.
     pub abs_threshold: Option<f64>,
     /// Confidence level of the slope interval.
@@ -48,9 +89,12 @@ pub struct ConvergenceConfig {
 impl Default for ConvergenceConfig {
     fn default() -> Self {
         Self {
+            rule: Rule::Budget,
+            rho: 0.25,
+            min_evals: 8,
             window: 6,
             patience: 2,
-            threshold: PAPER_ELASTICITY,
+            threshold: None,
             abs_threshold: None,
             confidence: 0.9,
             min_steps: 0,
@@ -68,13 +112,38 @@ impl ConvergenceConfig {
                 format!("must be at least 3, got {}", self.window),
             ));
         }
+        if self.rule == Rule::Budget {
+            for (key, set) in [
+                ("threshold", self.threshold.is_some()),
+                ("abs_threshold", self.abs_threshold.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        NAME,
+                        key,
+                        "applies to the elasticity rule; add `rule = \"elasticity\"` (the default rule, `budget`, needs no threshold)",
+                    ));
+                }
+            }
+        }
+        if !(self.rho > 0.0 && self.rho.is_finite()) {
+            return Err(invalid(
+                NAME,
+                "rho",
+                format!("must be a positive number, got {}", self.rho),
+            ));
+        }
+        if self.min_evals < 4 {
+            return Err(invalid(
+                NAME,
+                "min_evals",
+                format!("must be at least 4, got {}", self.min_evals),
+            ));
+        }
         if self.patience < 1 {
             return Err(invalid(NAME, "patience", "must be at least 1, got 0"));
         }
-        for (key, v) in [
-            ("threshold", Some(self.threshold)),
-            ("abs_threshold", self.abs_threshold),
-        ] {
+        for (key, v) in [("threshold", self.threshold), ("abs_threshold", self.abs_threshold)] {
             if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
                 return Err(invalid(NAME, key, format!("must be a positive number, got {v}")));
             }
@@ -131,13 +200,57 @@ impl Convergence {
         };
         let limit = match c.abs_threshold {
             Some(t) => t,
-            None => c.threshold * fit.y_mean / fit.x_mean.max(1.0),
+            None => c.threshold.unwrap_or(PAPER_ELASTICITY) * fit.y_mean / fit.x_mean.max(1.0),
         };
         // The whole confidence interval of the slope must lie within ±limit: the loss is
         // neither still falling faster than the threshold nor clearly rising (a noise
         // spike that tilts a short window upwards is not convergence).
         -limit < fit.slope_lo && fit.slope_hi < limit
     }
+}
+
+/// `g(N)` of the `budget` rule (see the module docs) and the upper end of its confidence
+/// interval (delta method, at 90%).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gain {
+    /// The estimate.
+    pub value: f64,
+    /// The upper end of its 90% confidence interval.
+    pub upper: f64,
+}
+
+/// `g(N)` of the `budget` rule for the stage's evaluations `history` (steps from the
+/// stage's start, loss) and the stage's budget `budget`, from the curve fitted to the
+/// evaluations in `[N/4, N]`; `None` when there are fewer than `min_evals` evaluations in
+/// `[N/2, N]` or no interval can be had.
+pub fn remaining_gain(history: &[(f64, f64)], budget: f64, min_evals: usize) -> Option<Gain> {
+    let &(n, _) = history.last()?;
+    if history.iter().filter(|p| p.0 >= n / 2.0).count() < min_evals {
+        return None;
+    }
+    let converged = Gain { value: 0.0, upper: 0.0 };
+    if budget <= n {
+        return Some(converged);
+    }
+    let (xs, ys): (Vec<f64>, Vec<f64>) = history.iter().copied().filter(|p| p.0 >= n / 4.0 && p.0 > 0.0).unzip();
+    let fit = growlm_solver::Curve::new(xs.clone(), ys.clone())
+        .ok()
+        .and_then(|c| growlm_solver::fit(&c, growlm_solver::ModelKind::PowerLaw, 0.9).ok());
+    let Some(fit) = fit else {
+        // No curve fits a loss that has not fallen over the window: it has converged.
+        let line = fit_line(&xs, &ys, 0.9).ok()?;
+        return (line.slope_lo >= 0.0).then_some(converged);
+    };
+    let m = fit.curve_model();
+    let g = |p: &[f64]| {
+        let recent = m.value(p, n / 2.0) - m.value(p, n);
+        (recent > 0.0).then(|| ((m.value(p, n) - m.value(p, budget)) / recent).max(0.0))
+    };
+    let Some(value) = g(&fit.values()) else {
+        return Some(converged);
+    };
+    let [_, upper] = fit.delta_ci(g)?;
+    Some(Gain { value, upper })
 }
 
 impl Policy for Convergence {
@@ -155,7 +268,16 @@ impl Policy for Convergence {
             return Decision::Continue;
         }
         let history: Vec<(f64, f64)> = obs.stage_history().map(|p| (p.step as f64, p.loss)).collect();
-        let flat = self.is_flat(&history);
+        let flat = match self.config.rule {
+            Rule::Elasticity => self.is_flat(&history),
+            Rule::Budget => {
+                let start = obs.stage_start as f64;
+                let local: Vec<(f64, f64)> = history.iter().map(|p| (p.0 - start, p.1)).collect();
+                let budget = obs.max_steps as f64 - start;
+                // Confident that the remaining gain is small: the interval's upper end.
+                remaining_gain(&local, budget, self.config.min_evals).is_some_and(|g| g.upper < self.config.rho)
+            }
+        };
         let st = &mut self.state;
         st.flat = if flat { st.flat + 1 } else { 0 };
         if st.flat >= self.config.patience && obs.step >= self.config.min_steps {
@@ -177,9 +299,15 @@ impl Policy for Convergence {
 
     fn describe(&self) -> String {
         let c = &self.config;
+        if c.rule == Rule::Budget {
+            return format!(
+                "convergence (budget rule: remaining gain within the budget < {} × the last half's, patience {})",
+                c.rho, c.patience
+            );
+        }
         let thr = match c.abs_threshold {
             Some(t) => format!("|L'| < {t:e}/step"),
-            None => format!("elasticity < {}", c.threshold),
+            None => format!("elasticity < {}", c.threshold.unwrap_or(PAPER_ELASTICITY)),
         };
         format!(
             "convergence ({thr} over {} evals at {:.0}% confidence, patience {})",

@@ -220,6 +220,7 @@ mod tests {
                 flops_per_step: 0.3,
                 next_flops_per_step: Some(1.0),
                 stage_start: 0,
+                max_steps: 10_000,
             };
             if policy.decide(&obs) == Decision::Grow {
                 fired = Some(step);
