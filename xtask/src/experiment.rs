@@ -62,6 +62,14 @@ pub struct Experiment {
     /// experiment directory, so experiments naming the same pool share runs (the
     /// references, and arms of the same name and config) instead of training them again.
     pub pool: Option<String>,
+    /// Steps of both references [default: the longest arm's]. Experiments sharing a pool
+    /// set the same value, so that they share the references.
+    pub reference_steps: Option<u64>,
+    /// More growth steps for the small references to keep snapshots for (one step before
+    /// each), besides the arms' own: experiments sharing a pool list the union, so that the
+    /// reference one of them trains serves the others' arms too.
+    #[serde(default)]
+    pub branch_points: Vec<u64>,
     /// Fit the solver (paper eq. 1–3) on the first seed's references and set its
     /// predictions beside the arms that grow at fixed steps (Appendix A, Figures 7–8).
     #[serde(default)]
@@ -93,7 +101,8 @@ pub struct Arm {
     pub steps_after: Option<u64>,
     /// Let this policy decide when to grow (its parameters as `policy.KEY=…` sets).
     pub policy: Option<String>,
-    /// `--set` overrides of this arm, after the experiment's.
+    /// `--set` overrides of this arm, after the experiment's; `{runs}` stands for the
+    /// directory of the run directories (e.g. `policy.reference="{runs}/target-s0"`).
     #[serde(default)]
     pub sets: Vec<String>,
     /// This arm's seeds [default: the experiment's].
@@ -107,6 +116,9 @@ struct Job {
     cfg: RunConfig,
     /// The small reference's snapshot to branch from, and that job's index.
     branch: Option<(PathBuf, usize)>,
+    /// Jobs that must be done first: the branch's source, or for a policy arm both
+    /// references (a policy such as `solver` reads the target's curve).
+    after: Vec<usize>,
     /// Snapshot steps (the small reference's branch points).
     keep_at: Vec<u64>,
 }
@@ -179,7 +191,8 @@ impl Experiment {
             if let Some(p) = &arm.policy {
                 sets.push(format!("policy={{ name = {} }}", toml::Value::String(p.clone())));
             }
-            sets.extend(arm.sets.iter().cloned());
+            let runs = dir.display().to_string();
+            sets.extend(arm.sets.iter().map(|s| s.replace("{runs}", &runs)));
             if let (Some(after), Some(last)) = (arm.steps_after, steps.last()) {
                 sets.push(format!("train.max_steps={}", last + after));
             }
@@ -191,7 +204,9 @@ impl Experiment {
                 arms.push((arm.name.clone(), s, cfg.clone(), steps.first().copied()));
             }
         }
-        let longest = arms.iter().map(|a| a.2.train.max_steps).max().unwrap_or(0);
+        let longest = self
+            .reference_steps
+            .unwrap_or_else(|| arms.iter().map(|a| a.2.train.max_steps).max().unwrap_or(0));
         let mut jobs = Vec::new();
         let mut ref_seeds: Vec<u64> = arms.iter().map(|a| a.1).collect();
         ref_seeds.sort_unstable();
@@ -210,24 +225,30 @@ impl Experiment {
                 cfg.train.max_steps = steps.max(base_cfg.train.max_steps);
                 cfg
             };
-            let small_cfg = only(&base_cfg.stages[0], 0);
-            let keep_at: Vec<u64> = arms
+            let small_cfg = only(&base_cfg.stages[0], self.reference_steps.unwrap_or(0));
+            let mut keep_at: Vec<u64> = arms
                 .iter()
                 .filter(|a| a.1 == seed)
-                .filter_map(|a| a.3.map(|g| g - 1))
+                .filter_map(|a| a.3)
+                .chain(self.branch_points.iter().copied())
+                .map(|g| g.saturating_sub(1))
                 .filter(|&s| s > 0 && s <= small_cfg.train.max_steps)
                 .collect();
+            keep_at.sort_unstable();
+            keep_at.dedup();
             let small = jobs.len();
             jobs.push(Job {
                 name: format!("small-s{seed}"),
                 cfg: small_cfg,
                 branch: None,
+                after: vec![],
                 keep_at,
             });
             jobs.push(Job {
                 name: format!("target-s{seed}"),
                 cfg: only(base_cfg.stages.last().expect("two stages"), longest),
                 branch: None,
+                after: vec![],
                 keep_at: vec![],
             });
             for (name, _, cfg, first) in arms.iter().filter(|a| a.1 == seed) {
@@ -241,10 +262,16 @@ impl Experiment {
                         .ok()
                         .map(|_| (at, small))
                 });
+                let after = match &branch {
+                    Some(b) => vec![b.1],
+                    None if first.is_none() => vec![small, small + 1],
+                    None => vec![],
+                };
                 jobs.push(Job {
                     name: format!("{name}-s{seed}"),
                     cfg,
                     branch,
+                    after,
                     keep_at: vec![],
                 });
             }
@@ -336,12 +363,12 @@ fn run_all(dir: &Path, jobs: &[Job], parallel: usize, device: DeviceKind) -> Vec
         loop {
             // A job whose source failed fails too.
             for i in 0..jobs.len() {
-                if st[i] == Status::Pending && jobs[i].branch.as_ref().is_some_and(|b| st[b.1] == Status::Failed) {
+                if st[i] == Status::Pending && jobs[i].after.iter().any(|&d| st[d] == Status::Failed) {
                     st[i] = Status::Failed;
                 }
             }
             let ready = (0..jobs.len())
-                .find(|&i| st[i] == Status::Pending && jobs[i].branch.as_ref().is_none_or(|b| st[b.1] == Status::Done));
+                .find(|&i| st[i] == Status::Pending && jobs[i].after.iter().all(|&d| st[d] == Status::Done));
             if let Some(i) = ready {
                 st[i] = Status::Running;
                 return Some(i);
@@ -377,9 +404,26 @@ fn train_one(dir: &Path, job: &Job, device: DeviceKind) -> Result<()> {
     let out = dir.join(&job.name);
     let state = state_of(&out, &job.cfg)?;
     if state != State::Done {
+        // A small reference trained before this arm was planned may lack its snapshot.
+        let branch = job.branch.as_ref().map(|b| b.0.clone()).filter(|at| {
+            let there = at.join("state.json").is_file();
+            if !there && state == State::Fresh {
+                eprintln!(
+                    "[{}] no snapshot {} (the small reference was trained without this branch point; \
+                     list it in `branch_points`): training straight",
+                    job.name,
+                    at.display()
+                );
+            }
+            there
+        });
+        if let Some(at) = branch.as_ref().filter(|_| state == State::Fresh) {
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("branched-from"), at.display().to_string())?;
+        }
         let opts = RunOptions {
             resume: state == State::Resume,
-            branch_from: job.branch.as_ref().map(|b| b.0.clone()),
+            branch_from: branch,
             keep_at: job.keep_at.clone(),
             device_name: device.name().to_string(),
             ..RunOptions::new(&out)
@@ -520,7 +564,7 @@ fn report(
             dir: j.name.clone(),
             growth_steps: summary.growth_steps.clone(),
             delta_loss_at_growth: events.first().map(|e| (e.loss_after - e.loss_before).abs()),
-            branched: j.branch.is_some(),
+            branched: dir.join(&j.name).join("branched-from").is_file(),
             row,
             wall_s: summary.wall_s,
         });
