@@ -1,6 +1,7 @@
 //! `cargo xtask`: the growlm command line — train, policies, operators, solve, compare,
-//! experiment.
+//! experiment, bench.
 
+mod bench;
 mod compare;
 mod experiment;
 mod operators;
@@ -34,6 +35,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Run an experiment: references, arms branched from the small reference, a report.
     Experiment(experiment::ExperimentArgs),
+    /// Training throughput of a stage: ms/step, tokens/s, FLOP/s and MFU.
+    Bench(bench::BenchArgs),
 }
 
 /// The backend that trains the model.
@@ -188,6 +191,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Solve(a) => solve::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Experiment(a) => experiment::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Operators => operators::run(),
         Command::Policies => {
             for e in growlm::registry().entries() {
