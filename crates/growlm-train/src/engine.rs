@@ -61,6 +61,7 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<Summary, TrainError> {
     cfg.validate()?;
     let dir = &opts.out_dir;
+    let _lock = crate::RunLock::acquire(dir)?;
     let latest = latest_checkpoint(dir);
     match (opts.resume, &latest) {
         (false, Some(_)) => return Err(TrainError::RunExists { path: dir.clone() }),

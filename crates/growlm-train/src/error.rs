@@ -100,6 +100,17 @@ pub enum TrainError {
         /// Its value now.
         requested: String,
     },
+    /// Another process is training into the run directory.
+    #[error(
+        "{path} is held by process {pid}, which is still running; wait for it, stop it, or \
+         choose another --out (delete the lock file only if that process is not a growlm run)"
+    )]
+    RunLocked {
+        /// The lock file.
+        path: PathBuf,
+        /// The process holding it.
+        pid: u32,
+    },
     /// `--resume` found no checkpoint.
     #[error("{path} has no checkpoint to resume from; run without --resume to start it")]
     NothingToResume {

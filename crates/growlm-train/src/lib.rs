@@ -11,7 +11,8 @@
 //! `checkpoint.rs` (run state, atomic save, load),
 //! `optim.rs` (AdamW, gradient clipping), `observe.rs` (run observers: files, progress),
 //! `config.rs` (the run config), `overrides.rs` (`--set` and the resume check),
-//! `output.rs` (what a run writes), `backend.rs` (backend choice), `error.rs`.
+//! `output.rs` (what a run writes), `lock.rs` (one writer per run directory), `backend.rs`
+//! (backend choice), `error.rs`.
 
 mod backend;
 mod checkpoint;
@@ -19,6 +20,7 @@ mod config;
 mod context;
 mod engine;
 mod error;
+mod lock;
 mod observe;
 mod optim;
 pub mod output;
@@ -29,6 +31,7 @@ pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed,
 pub use config::{DataConfig, RunConfig, Schedule, StageConfig, TrainConfig};
 pub use engine::{train, RunOptions};
 pub use error::TrainError;
+pub use lock::RunLock;
 pub use observe::{HaltAfter, Observer, Progress, RunFiles, RunStart};
 pub use optim::{adamw, clip_global_norm, Optim};
 pub use output::{GrowEvent, MetricsRow, Summary};

@@ -372,3 +372,36 @@ fn a_branch_from_the_small_reference_equals_a_straight_staged_run() {
     let snapshot = small_reference(&cosine, "small-cosine");
     refused(cosine, &snapshot, "lr at step 1");
 }
+
+#[test]
+fn a_run_directory_has_one_writer_and_a_stale_lock_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&corpus(dir.path(), 0), 4);
+    let out = dir.path().join("r");
+    std::fs::create_dir_all(&out).unwrap();
+    // A live process (this one) holds the lock: refused, naming it.
+    std::fs::write(out.join("run.lock"), std::process::id().to_string()).unwrap();
+    let e = run(&cfg, &out, false, &mut []).unwrap_err();
+    assert!(
+        matches!(&e, TrainError::RunLocked { pid, .. } if *pid == std::process::id()),
+        "{e}"
+    );
+    assert!(e.to_string().contains("run.lock") && e.to_string().contains("still running"), "{e}");
+    assert!(!out.join("metrics.jsonl").exists(), "a refused run wrote into the directory");
+    // A lock left by a process that is gone is taken over, and released at the end.
+    std::fs::write(out.join("run.lock"), "4000000000").unwrap();
+    run(&cfg, &out, false, &mut []).unwrap();
+    assert!(!out.join("run.lock").exists());
+    // While a run trains, its lock holds this pid.
+    struct Peek(PathBuf, Option<String>);
+    impl Observer for Peek {
+        fn on_start(&mut self, _: &RunStart<'_>) -> Result<(), TrainError> {
+            self.1 = std::fs::read_to_string(&self.0).ok();
+            Ok(())
+        }
+    }
+    let out2 = dir.path().join("r2");
+    let mut peek = Peek(out2.join("run.lock"), None);
+    run(&cfg, &out2, false, &mut [&mut peek]).unwrap();
+    assert_eq!(peek.1, Some(std::process::id().to_string()));
+}
