@@ -92,3 +92,37 @@ fn a_missing_corpus_path_is_named() {
     let err = run(&cfg, &dir.path().join("r"), false, None).unwrap_err().to_string();
     assert!(err.contains("/no/such/text") && err.contains("--data"), "{err}");
 }
+
+#[test]
+fn data_that_is_not_text_or_too_small_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(&write_corpus(dir.path()), 4, false, "name = \"never\"");
+    let refused = |cfg: &growlm::train::RunConfig, name: &str| {
+        let out = dir.path().join(format!("r-{name}"));
+        let e = run(cfg, &out, false, None).unwrap_err().to_string();
+        assert!(!out.join("metrics.jsonl").exists(), "{name}: trained anyway");
+        e
+    };
+    let mut with = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        cfg.data.source = growlm::data::CorpusSource::Path(path.clone());
+        (refused(&cfg, name), path.display().to_string())
+    };
+    let (e, p) = with("empty.txt", b"");
+    assert!(e.contains(&p) && e.contains("is empty"), "{e}");
+    let mut binary = b"ELF header ".repeat(100);
+    binary[500] = 0;
+    let (e, p) = with("model.bin", &binary);
+    assert!(e.contains(&p) && e.contains("NUL byte at offset 500"), "{e}");
+    let latin1: Vec<u8> = (0..2000).map(|i| if i % 10 == 0 { 0xE9 } else { b'a' }).collect();
+    let (e, p) = with("latin1.txt", &latin1);
+    assert!(
+        e.contains(&p) && e.contains("200 of 2000 bytes are invalid UTF-8"),
+        "{e}"
+    );
+    // Text, but its validation split (the last 10%: 40 bytes) cannot hold one batch of
+    // 4 windows of 17 tokens.
+    let (e, p) = with("short.txt", &b"a short text. ".repeat(30));
+    assert!(e.contains(&p) && e.contains("data.valid_batches"), "{e}");
+}

@@ -155,7 +155,7 @@ impl Corpus {
         })?;
         let (train, valid) = if meta.is_dir() {
             let files = text_files(path)?;
-            let docs: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect::<Result<_, _>>()?;
+            let docs: Vec<Vec<u8>> = files.iter().map(|f| read_text(f)).collect::<Result<_, _>>()?;
             if docs.len() < 2 {
                 let mut all = Vec::new();
                 docs.iter().for_each(|d| append_doc(&mut all, d));
@@ -173,7 +173,7 @@ impl Corpus {
                 (train, valid)
             }
         } else {
-            split_bytes(read(path)?)
+            split_bytes(read_text(path)?)
         };
         if train.is_empty() || valid.is_empty() {
             return Err(DataError::Corrupt {
@@ -199,6 +199,38 @@ fn append_doc(out: &mut Vec<u8>, doc: &[u8]) {
         out.extend_from_slice(b"\n\n");
     }
     out.extend_from_slice(doc);
+}
+
+/// Refuses what is not text: an empty file, a NUL byte, or more than 1% of the bytes not
+/// valid UTF-8 (a binary file passed as `--data`).
+pub fn check_text(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let corrupt = |reason: String| DataError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.is_empty() {
+        return Err(corrupt("is empty; pass a text file with training data".into()));
+    }
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(corrupt(format!(
+            "is not text (a NUL byte at offset {at}); pass a UTF-8 text file or a directory of them"
+        )));
+    }
+    let invalid: usize = bytes.utf8_chunks().map(|c| c.invalid().len()).sum();
+    if invalid * 100 > bytes.len() {
+        return Err(corrupt(format!(
+            "is not UTF-8 text ({invalid} of {} bytes are invalid UTF-8); pass a UTF-8 text file",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a file the user passed as data, refusing what is not text ([`check_text`]).
+fn read_text(path: &Path) -> Result<Vec<u8>, DataError> {
+    let bytes = read(path)?;
+    check_text(path, &bytes)?;
+    Ok(bytes)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, DataError> {

@@ -68,6 +68,14 @@ pub enum DataError {
         /// Tokens needed.
         needed: usize,
     },
+    /// The data is too small for the configured batches.
+    #[error("{source_name}: {reason}")]
+    TooSmall {
+        /// The data source (file, directory or corpus).
+        source_name: String,
+        /// What is too small and what to do.
+        reason: String,
+    },
     /// A data setting is invalid.
     #[error("invalid config `{key}`: {reason}")]
     Config {

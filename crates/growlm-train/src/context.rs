@@ -67,7 +67,32 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             t.batch_size,
             t.seq_len,
             cfg.seed,
-        )?;
+        )
+        .map_err(|e| match e {
+            e @ growlm_data::DataError::TooShort { .. } => growlm_data::DataError::TooSmall {
+                source_name: corpus.source.clone(),
+                reason: e.to_string(),
+            },
+            e => e,
+        })?;
+        // Non-overlapping validation windows, or the validation set is smaller than it says.
+        let (need, have) = (
+            cfg.data.valid_batches * t.batch_size * (t.seq_len + 1),
+            corpus.valid.len(),
+        );
+        if have < need {
+            return Err(growlm_data::DataError::TooSmall {
+                source_name: corpus.source.clone(),
+                reason: format!(
+                    "its validation split has {have} tokens, but data.valid_batches = {} batches of {} × {} tokens need {need}; \
+                     use more text, or lower data.valid_batches or train.batch_size",
+                    cfg.data.valid_batches,
+                    t.batch_size,
+                    t.seq_len + 1
+                ),
+            }
+            .into());
+        }
         let valid = batcher.valid_batches(cfg.data.valid_batches);
         let mask = |s: &crate::StageConfig| {
             (

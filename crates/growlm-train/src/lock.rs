@@ -37,7 +37,9 @@ impl RunLock {
                     return Ok(Self { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<u32>().ok());
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
                     match holder {
                         Some(pid) if alive(pid) => return Err(TrainError::RunLocked { path, pid }),
                         // Stale (its process is gone) or unreadable: take it over.

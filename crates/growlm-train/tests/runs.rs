@@ -386,8 +386,14 @@ fn a_run_directory_has_one_writer_and_a_stale_lock_is_taken_over() {
         matches!(&e, TrainError::RunLocked { pid, .. } if *pid == std::process::id()),
         "{e}"
     );
-    assert!(e.to_string().contains("run.lock") && e.to_string().contains("still running"), "{e}");
-    assert!(!out.join("metrics.jsonl").exists(), "a refused run wrote into the directory");
+    assert!(
+        e.to_string().contains("run.lock") && e.to_string().contains("still running"),
+        "{e}"
+    );
+    assert!(
+        !out.join("metrics.jsonl").exists(),
+        "a refused run wrote into the directory"
+    );
     // A lock left by a process that is gone is taken over, and released at the end.
     std::fs::write(out.join("run.lock"), "4000000000").unwrap();
     run(&cfg, &out, false, &mut []).unwrap();
