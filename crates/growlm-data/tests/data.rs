@@ -168,3 +168,81 @@ fn too_short_split_names_the_split() {
     assert!(err.contains("validation"), "{err}");
     assert!(err.contains("seq_len"), "{err}");
 }
+
+/// A package of three text files served by a fake `npm` that counts its calls.
+#[cfg(unix)]
+fn fake_package(bin: &Path) -> (Package, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let tgz = tarball(&[
+        ("package/data/a.txt", "first address"),
+        ("package/data/b.txt", "second address"),
+        ("package/data/c.txt", "third address"),
+    ]);
+    let sha: &'static str = Box::leak(sha256_hex(&tgz).into_boxed_str());
+    fs::write(bin.join("pkg.tgz"), &tgz).unwrap();
+    let npm = bin.join("fake-npm");
+    write(
+        &npm,
+        &format!(
+            "#!/bin/sh\necho x >> {}/calls\ncp {}/pkg.tgz fake-1.0.tgz\n",
+            bin.display(),
+            bin.display()
+        ),
+    );
+    fs::set_permissions(&npm, fs::Permissions::from_mode(0o755)).unwrap();
+    let pkg = Package {
+        spec: "fake@1.0",
+        tarball: "fake-1.0.tgz",
+        sha256: sha,
+        files: 3,
+        dir: "fake-1.0",
+    };
+    (pkg, npm.display().to_string())
+}
+
+#[cfg(unix)]
+#[test]
+fn a_changed_cache_is_detected_and_restored() {
+    let (cache, bin) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (pkg, npm) = fake_package(bin.path());
+    let calls = || fs::read_to_string(bin.path().join("calls")).map_or(0, |t| t.lines().count());
+    let (dir, state) = ensure_package(&pkg, cache.path(), &npm).unwrap();
+    assert_eq!((state, calls()), (CacheState::Fetched, 1));
+    assert!(verify_manifest(&dir).unwrap().is_empty());
+    assert_eq!(ensure_package(&pkg, cache.path(), &npm).unwrap().1, CacheState::Intact);
+    // A deleted file, appended text and an extra file are each found and restored from
+    // the cached tarball, without fetching again.
+    fs::remove_file(dir.join("a.txt")).unwrap();
+    fs::write(dir.join("b.txt"), "second address, edited").unwrap();
+    fs::write(dir.join("zzz.txt"), "not in the package").unwrap();
+    let (_, state) = ensure_package(&pkg, cache.path(), &npm).unwrap();
+    assert_eq!(
+        state,
+        CacheState::Repaired(vec![
+            "b.txt changed".into(),
+            "extra file zzz.txt".into(),
+            "a.txt missing".into()
+        ])
+    );
+    assert_eq!(calls(), 1);
+    assert_eq!(fs::read_to_string(dir.join("b.txt")).unwrap(), "second address");
+    assert!(!dir.join("zzz.txt").exists() && dir.join("a.txt").is_file());
+    // The tarball gone too: fetched again.
+    fs::remove_file(cache.path().join("fake-1.0.tgz")).unwrap();
+    fs::write(dir.join("c.txt"), "tampered").unwrap();
+    let (_, state) = ensure_package(&pkg, cache.path(), &npm).unwrap();
+    assert_eq!(
+        (state, calls()),
+        (CacheState::Repaired(vec!["c.txt changed".into()]), 2)
+    );
+    // And with no way to fetch it: refused, saying what changed and how to repair.
+    fs::remove_file(cache.path().join("fake-1.0.tgz")).unwrap();
+    fs::write(dir.join("c.txt"), "tampered").unwrap();
+    let e = ensure_package(&pkg, cache.path(), "growlm-no-such-npm")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("c.txt changed") && e.contains("restore the network") && e.contains(&dir.display().to_string()),
+        "{e}"
+    );
+}
