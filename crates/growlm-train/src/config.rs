@@ -172,8 +172,9 @@ impl RunConfig {
     }
 
     /// Reads and validates a config file, then applies `sets` (`KEY=VALUE`, see
-    /// [`crate::apply_set`]) one by one, validating after each: an error names the file or
-    /// the override and the key.
+    /// [`crate::apply_set`]) and validates the result, so their order does not matter
+    /// (`--set train.max_steps=2 --set train.warmup_steps=0` works). An error names the
+    /// file, or the first override after which the config is invalid, and the key.
     pub fn load(path: &Path, sets: &[String]) -> Result<Self, TrainError> {
         let in_file = |e| TrainError::InFile {
             path: path.to_path_buf(),
@@ -182,6 +183,13 @@ impl RunConfig {
         let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
         let mut table = parse_table(&text).map_err(in_file)?;
         let mut cfg = Self::from_table(table.clone()).map_err(in_file)?;
+        let mut all = table.clone();
+        if sets.iter().all(|set| crate::apply_set(&mut all, set).is_ok()) {
+            if let Ok(cfg) = Self::from_table(all) {
+                return Ok(cfg);
+            }
+        }
+        // Invalid: find the override to blame, one at a time.
         for set in sets {
             let over = |e| TrainError::Override {
                 set: set.clone(),

@@ -122,6 +122,15 @@ fn set_overrides_any_key_with_a_toml_value() {
     assert_eq!(cfg.stages[0].model.head_dim, Some(8));
     // Later overrides win.
     assert_eq!(load(&["train.lr=1e-3", "train.lr=2e-3"]).unwrap().train.lr, 2e-3);
+    // The result is validated, not each step: shortening the run below the warm-up first
+    // is fine when the warm-up is shortened too.
+    let cfg = load(&["train.warmup_steps=5", "train.max_steps=2", "train.warmup_steps=0"]).unwrap();
+    assert_eq!((cfg.train.max_steps, cfg.train.warmup_steps), (2, 0));
+    let e = chain(&load(&["train.warmup_steps=5", "train.max_steps=2"]).unwrap_err());
+    assert!(
+        e.contains("--set train.max_steps=2") && e.contains("train.warmup_steps"),
+        "{e}"
+    );
 }
 
 #[test]
