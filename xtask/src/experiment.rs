@@ -311,10 +311,12 @@ fn state_of(dir: &Path, cfg: &RunConfig) -> Result<State> {
     }
 }
 
-/// Prints a line per run at its start, growths, every tenth of its steps and its end.
+/// Prints a line per run at its start, growths, the first evaluation in each tenth of its
+/// steps and its end.
 struct Log {
     name: String,
     every: u64,
+    shown: u64,
 }
 
 impl Observer for Log {
@@ -324,7 +326,8 @@ impl Observer for Log {
         Ok(())
     }
     fn on_step(&mut self, r: &MetricsRow) -> Result<(), TrainError> {
-        if let Some(v) = r.val_loss.filter(|_| r.step.is_multiple_of(self.every)) {
+        if let Some(v) = r.val_loss.filter(|_| r.step / self.every > self.shown) {
+            self.shown = r.step / self.every;
             eprintln!("[{}] step {} val loss {v:.4}", self.name, r.step);
         }
         Ok(())
@@ -431,6 +434,7 @@ fn train_one(dir: &Path, job: &Job, device: DeviceKind) -> Result<()> {
         let mut log = Log {
             name: job.name.clone(),
             every: (job.cfg.train.max_steps / 10).max(1),
+            shown: 0,
         };
         run_on(device, &job.cfg, &opts, &growlm::registry(), &mut [&mut log])?;
     }
