@@ -42,6 +42,12 @@ pub struct RunState {
     /// Whether the policy ended the run.
     #[serde(default)]
     pub stopped_by_policy: bool,
+    /// Steps skipped for a non-finite loss or gradient, in all and in a row.
+    #[serde(default)]
+    pub skipped: u64,
+    /// The current run of skipped steps.
+    #[serde(default)]
+    pub skipped_in_row: u64,
 }
 
 /// The live state of a run: model, optimizer and scalars.

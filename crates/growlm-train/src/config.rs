@@ -70,6 +70,18 @@ pub enum Schedule {
     Constant,
 }
 
+/// What a step with a non-finite loss or gradient norm does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNonFinite {
+    /// Stop the run, naming the step and the last good checkpoint.
+    #[default]
+    Stop,
+    /// Skip that batch's update (counted in `metrics.jsonl` and `summary.json`); stop after
+    /// `train.max_skips_in_row` skipped steps in a row.
+    Skip,
+}
+
 /// Optimisation settings (AdamW).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +119,16 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Write a checkpoint every this many steps (and at the end).
     pub checkpoint_every: u64,
+    /// A step with a non-finite loss or gradient norm: `stop` (default) or `skip`.
+    #[serde(default)]
+    pub on_nonfinite: OnNonFinite,
+    /// With `skip`: stop after this many skipped steps in a row.
+    #[serde(default = "default_max_skips")]
+    pub max_skips_in_row: u64,
+}
+
+fn default_max_skips() -> u64 {
+    10
 }
 
 fn default_wd() -> f64 {

@@ -19,11 +19,16 @@ use crate::{RunConfig, TrainError};
 /// What one training step produced.
 pub(crate) struct StepOut {
     pub(crate) train_loss: f64,
-    grad_norm: f64,
+    pub(crate) grad_norm: f64,
     width_active: f64,
 }
 
 impl StepOut {
+    /// Whether the loss and the gradient norm are finite: the update may be applied.
+    pub(crate) fn finite(&self) -> bool {
+        self.train_loss.is_finite() && self.grad_norm.is_finite()
+    }
+
     pub(crate) fn row(&self, lr: f64, s: &RunState, val_loss: Option<f64>) -> MetricsRow {
         MetricsRow {
             step: s.step,
@@ -36,6 +41,7 @@ impl StepOut {
             stage: s.stage,
             width_active: self.width_active,
             grad_norm: self.grad_norm,
+            skipped: s.skipped,
         }
     }
 }
@@ -118,9 +124,6 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let (x, y) = to_tensors::<B>(&self.batcher.train_batch(step), self.device);
         let loss = run.model.loss(x, y, &self.masks[run.s.stage].0, width.as_ref());
         let train_loss = loss.clone().into_scalar().elem::<f64>();
-        if !train_loss.is_finite() {
-            return Err(TrainError::Diverged { step, loss: train_loss });
-        }
         let mut grads = GradientsParams::from_grads(loss.backward(), &run.model);
         let grad_norm = clip_global_norm(&run.model, &mut grads, t.grad_clip);
         let width_active = width.as_ref().map_or(1.0, |w| w.hidden_fraction());
@@ -130,6 +133,27 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             width_active,
         };
         Ok((out, grads))
+    }
+
+    /// A step whose loss or gradient norm is not finite: with `train.on_nonfinite = "skip"`
+    /// its update is skipped and counted, up to `train.max_skips_in_row` in a row; else the
+    /// run stops naming the step and its last checkpoint (the weights stay as they were, so
+    /// non-finite weights are never checkpointed).
+    pub(crate) fn skip_step(&self, s: &mut RunState, out: &StepOut, dir: &std::path::Path) -> Result<(), TrainError> {
+        let t = &self.cfg.train;
+        let skipping = t.on_nonfinite == crate::config::OnNonFinite::Skip;
+        if !skipping || s.skipped_in_row >= t.max_skips_in_row {
+            return Err(TrainError::Diverged {
+                step: s.step + 1,
+                loss: out.train_loss,
+                grad_norm: out.grad_norm,
+                skipped: s.skipped_in_row,
+                checkpoint: crate::latest_checkpoint(dir),
+            });
+        }
+        s.skipped += 1;
+        s.skipped_in_row += 1;
+        Ok(())
     }
 
     /// After the update of the current step during a width ramp, sets the entries its

@@ -103,8 +103,13 @@ pub fn train<B: AutodiffBackend>(
     while run.s.step < t.max_steps {
         let lr = t.lr_at(run.s.step);
         let (out, grads) = ctx.gradients(&run)?;
-        run.model = run.optim.step(lr, run.model, grads);
-        ctx.hold_masked(&mut run);
+        if out.finite() {
+            run.model = run.optim.step(lr, run.model, grads);
+            ctx.hold_masked(&mut run);
+            run.s.skipped_in_row = 0;
+        } else {
+            ctx.skip_step(&mut run.s, &out, dir)?;
+        }
         ctx.advance(&mut run.s);
         run.s.wall_s = wall0 + clock.elapsed().as_secs_f64();
         let evaluated = run.s.step % t.eval_every == 0 || run.s.step == t.max_steps;
@@ -166,5 +171,6 @@ fn summarize(s: &RunState, policy: &str, device: &str) -> Summary {
         policy: policy.to_string(),
         device: device.to_string(),
         stopped_by_policy: s.stopped_by_policy,
+        skipped_steps: s.skipped,
     }
 }

@@ -117,13 +117,25 @@ pub enum TrainError {
         /// The run directory.
         path: PathBuf,
     },
-    /// The loss became NaN or infinite.
-    #[error("training diverged at step {step} (loss {loss}); lower train.lr or raise train.warmup_steps")]
+    /// The loss or the gradient norm became NaN or infinite.
+    #[error(
+        "training diverged at step {step} (loss {loss}, gradient norm {grad_norm}{skipped}); the last good \
+         checkpoint is {checkpoint}. Lower train.lr or raise train.warmup_steps, or set \
+         train.on_nonfinite = \"skip\" to skip such batches",
+        skipped = if *skipped > 0 { format!(", after {skipped} skipped steps in a row") } else { String::new() },
+        checkpoint = checkpoint.as_ref().map_or("none (the run starts over)".to_string(), |p| p.display().to_string())
+    )]
     Diverged {
         /// The step.
         step: u64,
         /// The loss.
         loss: f64,
+        /// The gradient norm.
+        grad_norm: f64,
+        /// Skipped steps in a row before it stopped (`on_nonfinite = "skip"`).
+        skipped: u64,
+        /// The last checkpoint written, which `--resume` continues from.
+        checkpoint: Option<PathBuf>,
     },
     /// An observer stopped the run after `step` (the test-only [`crate::HaltAfter`]
     /// simulates a kill this way).

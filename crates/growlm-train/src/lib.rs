@@ -28,7 +28,7 @@ mod overrides;
 
 pub use backend::{run_on, DeviceKind};
 pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed, RunState};
-pub use config::{DataConfig, RunConfig, Schedule, StageConfig, TrainConfig};
+pub use config::{DataConfig, OnNonFinite, RunConfig, Schedule, StageConfig, TrainConfig};
 pub use engine::{train, RunOptions};
 pub use error::TrainError;
 pub use lock::RunLock;

@@ -19,7 +19,8 @@ pub struct MetricsRow {
     pub flops: f64,
     /// Wall-clock seconds of training so far.
     pub wall_s: f64,
-    /// Training loss of this step.
+    /// Training loss of this step (JSON `null` when not finite: a skipped step).
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
     /// Validation loss, when evaluated at this step.
     pub val_loss: Option<f64>,
@@ -29,8 +30,17 @@ pub struct MetricsRow {
     pub stage: usize,
     /// Fraction of the current stage's hidden width active (1 outside a ramp).
     pub width_active: f64,
-    /// Global gradient norm before clipping.
+    /// Global gradient norm before clipping (JSON `null` when not finite).
+    #[serde(deserialize_with = "nan_if_null")]
     pub grad_norm: f64,
+    /// Steps skipped so far for a non-finite loss or gradient (`train.on_nonfinite = "skip"`).
+    #[serde(default)]
+    pub skipped: u64,
+}
+
+/// JSON has no NaN or infinity (serde_json writes `null`): read `null` back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// One line of `events.jsonl`: a growth.
@@ -82,6 +92,9 @@ pub struct Summary {
     /// Whether the policy ended the run before `train.max_steps`.
     #[serde(default)]
     pub stopped_by_policy: bool,
+    /// Steps whose update was skipped for a non-finite loss or gradient.
+    #[serde(default)]
+    pub skipped_steps: u64,
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a

@@ -411,3 +411,64 @@ fn a_run_directory_has_one_writer_and_a_stale_lock_is_taken_over() {
     run(&cfg, &out2, false, &mut [&mut peek]).unwrap();
     assert_eq!(peek.1, Some(std::process::id().to_string()));
 }
+
+#[test]
+fn a_nonfinite_step_stops_naming_the_last_checkpoint_or_is_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&corpus(dir.path(), 0), 40);
+    cfg.set_policy("never");
+    // A learning rate that blows the weights up once the warm-up has raised it.
+    cfg.train.lr = 1e5;
+    cfg.train.warmup_steps = 20;
+    let out = dir.path().join("stop");
+    let e = run(&cfg, &out, false, &mut []).unwrap_err();
+    let TrainError::Diverged {
+        step,
+        checkpoint,
+        skipped,
+        ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
+    assert!(*step > 4, "diverged at step {step}: make it later");
+    let want = (step - 1) / 4 * 4;
+    assert_eq!(
+        checkpoint
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string()),
+        Some(format!("step-{want:09}"))
+    );
+    assert_eq!(*skipped, 0);
+    assert!(
+        e.to_string().contains(&format!("step-{want:09}")) && e.to_string().contains("on_nonfinite"),
+        "{e}"
+    );
+    let rows: Vec<MetricsRow> = growlm_train::output::read_jsonl(&out.join("metrics.jsonl")).unwrap();
+    assert_eq!(rows.len() as u64, step - 1, "the diverged step is not logged");
+
+    // Skipping: the updates of non-finite steps are skipped and counted, and the run stops
+    // after max_skips_in_row of them in a row.
+    cfg.train.on_nonfinite = growlm_train::OnNonFinite::Skip;
+    cfg.train.max_skips_in_row = 3;
+    let out = dir.path().join("skip");
+    let e = run(&cfg, &out, false, &mut []).unwrap_err();
+    let TrainError::Diverged { skipped, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(*skipped, 3, "{e}");
+    let rows: Vec<MetricsRow> = growlm_train::output::read_jsonl(&out.join("metrics.jsonl")).unwrap();
+    let counts: Vec<u64> = rows.iter().rev().take(3).map(|r| r.skipped).collect();
+    assert_eq!(counts, [3, 2, 1]);
+    assert!(rows
+        .iter()
+        .rev()
+        .take(3)
+        .all(|r| !r.train_loss.is_finite() || !r.grad_norm.is_finite()));
+    // The checkpoint holds finite weights only.
+    let ckpt = growlm_train::latest_checkpoint(&out).unwrap();
+    let state: growlm_train::RunState =
+        serde_json::from_slice(&std::fs::read(ckpt.join("state.json")).unwrap()).unwrap();
+    assert!(state.skipped <= 3);
+}

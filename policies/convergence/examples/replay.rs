@@ -49,7 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let d = policy.decide(&obs);
         if let Some(g) = g {
-            println!("step {:>6}  loss {:.4}  g {:.3} (upper {:.3})", p.step, p.loss, g.value, g.upper);
+            println!(
+                "step {:>6}  loss {:.4}  g {:.3} (upper {:.3})",
+                p.step, p.loss, g.value, g.upper
+            );
         }
         if d == Decision::Grow {
             println!("grows at step {}", p.step);
