@@ -126,3 +126,24 @@ fn data_that_is_not_text_or_too_small_is_refused_naming_the_file() {
     let (e, p) = with("short.txt", &b"a short text. ".repeat(30));
     assert!(e.contains(&p) && e.contains("data.valid_batches"), "{e}");
 }
+
+#[test]
+fn a_failing_checkpoint_write_stops_the_run_keeps_the_last_checkpoint_and_resume_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let cfg = tiny_config(&corpus, 24, false, "name = \"never\"");
+    let (full, faulty) = (dir.path().join("full"), dir.path().join("faulty"));
+    run(&cfg, &full, false, None).unwrap();
+    // A file where the checkpoint of step 16 wants its directory: the write fails.
+    let blocker = faulty.join("checkpoints").join(".tmp-step-000000016");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, "in the way").unwrap();
+    let e = run(&cfg, &faulty, false, None).unwrap_err();
+    assert!(e.to_string().contains(".tmp-step-000000016"), "{e}");
+    // The previous checkpoint is intact and the run resumes from it once the fault is gone.
+    let last = growlm::train::latest_checkpoint(&faulty).unwrap();
+    assert!(last.ends_with("step-000000008"), "{}", last.display());
+    std::fs::remove_file(&blocker).unwrap();
+    run(&cfg, &faulty, true, None).unwrap();
+    assert_eq!(metrics(&full), metrics(&faulty));
+}
