@@ -49,8 +49,12 @@ pub fn run() -> Result<()> {
         );
     }
     for d in depth::ALL {
+        // Depth operators probe with the default width operator, except those that need
+        // MSG's masks.
+        let width = if d.gates_new_layers() { "msg" } else { "pdg" };
         let op = GrowthConfig {
             depth: d.name().into(),
+            width: width.into(),
             ..GrowthConfig::default()
         };
         let fp: Vec<String> = depth_probes.iter().map(|p| measure(&op, p)).collect();
