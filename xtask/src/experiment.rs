@@ -41,6 +41,9 @@ pub struct ExperimentArgs {
     /// Backend.
     #[arg(long, value_enum, default_value_t = crate::Device::Flex)]
     device: crate::Device,
+    /// Train nothing: report on the runs that are done (the others are listed as missing).
+    #[arg(long)]
+    report_only: bool,
 }
 
 /// An experiment file.
@@ -518,7 +521,11 @@ pub fn run(a: ExperimentArgs) -> Result<()> {
         jobs.len()
     );
     let clock = std::time::Instant::now();
-    let failures = run_all(&dir, &jobs, parallel, a.device.into());
+    let failures = if a.report_only {
+        Vec::new()
+    } else {
+        run_all(&dir, &jobs, parallel, a.device.into())
+    };
     if !failures.is_empty() {
         let list: Vec<String> = failures.iter().map(|(n, e)| format!("  {n}: {e}")).collect();
         bail!(
@@ -554,8 +561,13 @@ fn report(
     let mut runs = Vec::new();
     let mut curves: Vec<(String, RunCurve)> = Vec::new();
     let references: Vec<&Job> = jobs.iter().filter(|j| j.cfg.stages.len() == 1).collect();
-    for j in jobs.iter().filter(|j| j.cfg.stages.len() > 1) {
+    let done = |j: &&Job| dir.join(&j.name).join("summary.json").is_file();
+    let missing: Vec<&str> = jobs.iter().filter(|j| !done(j)).map(|j| j.name.as_str()).collect();
+    for j in jobs.iter().filter(|j| j.cfg.stages.len() > 1).filter(done) {
         let seed = j.cfg.seed;
+        if !dir.join(format!("target-s{seed}")).join("summary.json").is_file() {
+            continue;
+        }
         let arm = j.name.rsplit_once("-s").map_or(j.name.clone(), |p| p.0.to_string());
         let reference = read(&format!("target-s{seed}"))?;
         let curve = read(&j.name)?;
@@ -594,7 +606,7 @@ fn report(
         });
     }
     let mut reference_rows = Vec::new();
-    for j in &references {
+    for j in references.iter().copied().filter(|j| done(&j)) {
         let s: Summary = serde_json::from_slice(&std::fs::read(dir.join(&j.name).join("summary.json"))?)?;
         reference_rows.push(serde_json::json!({
             "run": j.name, "steps": s.steps, "final_val_loss": s.final_val_loss,
@@ -633,6 +645,7 @@ fn report(
         "arms": arms,
         "runs": runs,
         "solver": solver,
+        "missing": missing,
     });
     let path = out.join("results.json");
     growlm::train::output::write_atomic(&path, serde_json::to_string_pretty(&results)?.as_bytes())?;
@@ -831,6 +844,10 @@ fn markdown(
             s += "\n";
         }
     }
+    if let Some(m) = results["missing"].as_array().filter(|m| !m.is_empty()) {
+        let names: Vec<String> = m.iter().map(|v| format!("`{}`", text(v))).collect();
+        s += &format!("Not run yet (`--report-only`, or failed): {}.\n\n", names.join(", "));
+    }
     s += "Each run's own curves: `<run>/loss.svg`. Machine-readable: `results.json`.\n";
     s
 }
@@ -934,6 +951,7 @@ name = "never"
             jobs: Some(2),
             out: Some(out.to_path_buf()),
             device: crate::Device::Flex,
+            report_only: false,
         }
     }
 
@@ -975,6 +993,21 @@ name = "never"
         let before = std::fs::metadata(&summary).unwrap().modified().unwrap();
         run(args(&file, &out)).unwrap();
         assert_eq!(std::fs::metadata(&summary).unwrap().modified().unwrap(), before);
+
+        // --report-only trains nothing and lists what is missing.
+        std::fs::remove_dir_all(out.join("late-s4")).unwrap();
+        run(ExperimentArgs {
+            report_only: true,
+            ..args(&file, &out)
+        })
+        .unwrap();
+        assert!(!out.join("late-s4").exists());
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(
+            report.contains("| late | [3] | [9] |") && report.contains("Not run yet"),
+            "{report}"
+        );
+        assert!(report.contains("`late-s4`"), "{report}");
 
         // An edited arm is refused, naming its directory, not overwritten.
         let file = tiny(dir.path(), "sets = ['stages.1.growth.ramp_steps=3']");
