@@ -606,7 +606,7 @@ fn report(
         });
     }
     let mut reference_rows = Vec::new();
-    for j in references.iter().copied().filter(|j| done(&j)) {
+    for j in references.iter().copied().filter(done) {
         let s: Summary = serde_json::from_slice(&std::fs::read(dir.join(&j.name).join("summary.json"))?)?;
         reference_rows.push(serde_json::json!({
             "run": j.name, "steps": s.steps, "final_val_loss": s.final_val_loss,
