@@ -538,7 +538,7 @@ pub fn run(a: ExperimentArgs) -> Result<()> {
     let command = format!(
         "cargo xtask experiment {} --out {}{}",
         a.file.display(),
-        dir.display(),
+        out.display(),
         a.jobs.map_or(String::new(), |j| format!(" --jobs {j}"))
     );
     let took = clock.elapsed().as_secs_f64();
