@@ -6,7 +6,7 @@
 //! ```
 
 use growlm_policy::{Decision, Observation, Policy, ValPoint};
-use growlm_policy_convergence::{remaining_gain, Convergence, ConvergenceConfig};
+use growlm_policy_convergence::remaining_gain;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -22,14 +22,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             history.push(ValPoint { step, loss, stage: 0 });
         }
     }
-    let mut policy = Convergence::new(ConvergenceConfig {
-        rho,
-        ..Default::default()
-    });
+    // Built as a run builds it: from its `[policy]` table.
+    let table: toml::Table = toml::from_str(&format!("rho = {rho}"))?;
+    let mut policy = growlm_policy_convergence::build(&table)?;
     for i in 0..history.len() {
         let p = history[i];
         if p.step > budget {
             break;
+        }
+        // The steps between evaluations, as the engine shows them.
+        let from = if i == 0 { 1 } else { history[i - 1].step + 1 };
+        for step in from..p.step {
+            let obs = Observation {
+                step,
+                tokens: 0,
+                flops: 0.0,
+                train_loss: p.loss,
+                val_history: &history[..i],
+                evaluated: false,
+                stage: 0,
+                n_stages: 2,
+                flops_per_step: 1.0,
+                next_flops_per_step: Some(3.0),
+                stage_start: 0,
+                max_steps: budget,
+            };
+            if policy.decide(&obs) == Decision::Grow {
+                println!("grows at step {step}");
+                return Ok(());
+            }
         }
         let seen: Vec<(f64, f64)> = history[..=i].iter().map(|q| (q.step as f64, q.loss)).collect();
         let g = remaining_gain(&seen, budget as f64, 8);
