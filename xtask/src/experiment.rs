@@ -805,12 +805,14 @@ fn markdown(
     if let Some(v) = solver {
         s += "## Solver against the runs (paper Appendix A, Figures 7–8)\n\n![solver fits and E](solve.svg)\n\n";
         let f = |k: &str| v[k].as_f64().map_or("-".into(), |x| format!("{x:.3}"));
-        let ci = v["optimal_growth_step_ci"]
-            .as_array()
-            .map_or("-".into(), |c| format!("{}–{}", c[0], c[1]));
+        let step = |k: &str| v[k].as_f64().map_or("-".into(), |x| format!("{x:.0}"));
+        let ci = v["optimal_growth_step_ci"].as_array().map_or("-".into(), |c| {
+            let n = |x: &serde_json::Value| x.as_f64().map_or("-".into(), |x| format!("{x:.0}"));
+            format!("{}–{}", n(&c[0]), n(&c[1]))
+        });
         s += &format!(
             "Predicted optimal growth step {} (95% CI {ci}); predicted speed-up ×{}; Fs/Ft {}.\n\n",
-            f("optimal_growth_step"),
+            step("optimal_growth_step"),
             f("predicted_speedup"),
             f("flops_ratio")
         );
