@@ -6,6 +6,7 @@ mod compare;
 mod experiment;
 mod operators;
 mod plot;
+mod replay;
 mod solve;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Training throughput of a stage: ms/step, tokens/s, FLOP/s and MFU.
     Bench(bench::BenchArgs),
+    /// Where a policy would grow on an existing run's validation curve.
+    Replay(replay::ReplayArgs),
 }
 
 /// The backend that trains the model.
@@ -192,6 +195,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Experiment(a) => experiment::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Replay(a) => replay::run(a),
         Command::Operators => operators::run(),
         Command::Policies => {
             for e in growlm::registry().entries() {
