@@ -20,9 +20,18 @@ pub struct ReplayArgs {
     sets: Vec<String>,
 }
 
-/// Runs the command: feeds the policy every step of the run's first stage as the engine
-/// would, and prints the step where it asks to grow.
+/// Runs the command.
 pub fn run(a: ReplayArgs) -> Result<()> {
+    match replay(&a)? {
+        Some(step) => println!("grows at step {step}"),
+        None => println!("does not grow within the run's first stage"),
+    }
+    Ok(())
+}
+
+/// Feeds the policy every step of the run's first stage as the engine would; returns the
+/// step where it asks to grow.
+fn replay(a: &ReplayArgs) -> Result<Option<u64>> {
     let mut cfg = RunConfig::load(&a.run.join("config.toml"), &a.sets)?;
     if let Some(p) = &a.policy {
         cfg.set_policy(p);
@@ -32,12 +41,19 @@ pub fn run(a: ReplayArgs) -> Result<()> {
     let rows: Vec<MetricsRow> = read_jsonl(&a.run.join("metrics.jsonl"))
         .with_context(|| format!("{}: no readable metrics.jsonl", a.run.display()))?;
     let t = &cfg.train;
-    let fps = |i: usize| cfg.stages.get(i).map(|s| s.model.flops_per_step(t.batch_size, t.seq_len));
+    let fps = |i: usize| {
+        cfg.stages
+            .get(i)
+            .map(|s| s.model.flops_per_step(t.batch_size, t.seq_len))
+    };
     let mut history = Vec::new();
-    println!("{}", policy.describe());
     for r in rows.iter().filter(|r| r.stage == 0) {
         if let Some(loss) = r.val_loss {
-            history.push(ValPoint { step: r.step, loss, stage: 0 });
+            history.push(ValPoint {
+                step: r.step,
+                loss,
+                stage: 0,
+            });
         }
         let obs = Observation {
             step: r.step,
@@ -54,10 +70,74 @@ pub fn run(a: ReplayArgs) -> Result<()> {
             max_steps: t.max_steps,
         };
         if policy.decide(&obs) == Decision::Grow {
-            println!("grows at step {}", r.step);
-            return Ok(());
+            return Ok(Some(r.step));
         }
     }
-    println!("does not grow within the run's first stage");
-    Ok(())
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_feeds_the_curve_as_the_engine_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = "[data]\nsource = \"sotu\"\n[train]\nbatch_size = 2\nseq_len = 8\nmax_steps = 3000\nlr = 0.01\n\
+                   eval_every = 50\ncheckpoint_every = 500\n[[stages]]\n[stages.model]\ncontext_len = 8\nd_model = 8\n\
+                   n_layers = 1\nn_heads = 2\n[[stages]]\n[stages.model]\ncontext_len = 8\nd_model = 16\nn_layers = 2\n\
+                   n_heads = 4\n[policy]\nname = \"convergence\"\n";
+        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+        // L = 1.5 + 2/√N: the budget rule's analytic point is 0.80362·3000 = 2411, so with
+        // evaluations every 50 steps and patience 2 it grows at 2450–2500.
+        let rows: String = (1..=3000u64)
+            .map(|n| {
+                let val = (n % 50 == 0).then(|| 1.5 + 2.0 / (n as f64).sqrt());
+                serde_json::to_string(&MetricsRow {
+                    step: n,
+                    tokens: n * 16,
+                    flops: n as f64,
+                    wall_s: 0.0,
+                    train_loss: 2.0,
+                    val_loss: val,
+                    lr: 0.01,
+                    stage: 0,
+                    width_active: 1.0,
+                    grad_norm: 1.0,
+                    skipped: 0,
+                })
+                .unwrap()
+                    + "\n"
+            })
+            .collect();
+        std::fs::write(dir.path().join("metrics.jsonl"), rows).unwrap();
+        let args = |sets: Vec<String>| ReplayArgs {
+            run: dir.path().to_path_buf(),
+            policy: None,
+            sets,
+        };
+        let grew = replay(&args(vec![])).unwrap().unwrap();
+        assert!((2450..=2500).contains(&grew), "{grew}");
+        // A larger rho fires earlier; `never` never grows.
+        let early = replay(&args(vec!["policy.rho=0.5".into()])).unwrap().unwrap();
+        assert!(early < grew, "{early} vs {grew}");
+        let never = ReplayArgs {
+            policy: Some("never".into()),
+            ..args(vec![])
+        };
+        assert_eq!(replay(&never).unwrap(), None);
+        // The same decision as the policy's own harness.
+        let mut p = growlm::registry()
+            .build("convergence", &toml::from_str("name = \"convergence\"").unwrap())
+            .unwrap();
+        let fired = growlm::policy::first_growth(p.as_mut(), 50, 3000, |n| 1.5 + 2.0 / (n as f64).sqrt()).unwrap();
+        assert_eq!(fired, grew);
+        let e = run(ReplayArgs {
+            run: dir.path().join("nope"),
+            policy: None,
+            sets: vec![],
+        })
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("nope"), "{e:#}");
+    }
 }
