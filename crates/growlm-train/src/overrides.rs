@@ -90,24 +90,27 @@ fn parse_value(text: &str) -> toml::Value {
 /// checkpoint was trained with) in anything that changes what was trained: only raising
 /// `train.max_steps` is allowed. The error names the first differing key.
 pub fn check_resume(saved: &RunConfig, requested: &RunConfig) -> Result<(), TrainError> {
+    let raised = requested.train.max_steps >= saved.train.max_steps;
+    match first_difference(saved, requested, |key| key == "train.max_steps" && raised) {
+        Some((key, saved, requested)) => Err(TrainError::ResumeChanged { key, saved, requested }),
+        None => Ok(()),
+    }
+}
+
+/// The first key (in order) whose value differs between `saved` and `requested` and that
+/// `allowed` does not let differ: `(key, saved value, requested value)`, `absent` for a
+/// missing one.
+fn first_difference(
+    saved: &RunConfig,
+    requested: &RunConfig,
+    allowed: impl Fn(&str) -> bool,
+) -> Option<(String, String, String)> {
     let (a, b) = (flatten(saved), flatten(requested));
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for key in keys {
-        let (s, r) = (a.get(key), b.get(key));
-        if s == r {
-            continue;
-        }
-        if key == "train.max_steps" && requested.train.max_steps >= saved.train.max_steps {
-            continue;
-        }
-        let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "absent".into());
-        return Err(TrainError::ResumeChanged {
-            key: key.clone(),
-            saved: show(s),
-            requested: show(r),
-        });
-    }
-    Ok(())
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "absent".into());
+    keys.into_iter()
+        .find(|k| a.get(*k) != b.get(*k) && !allowed(k))
+        .map(|k| (k.clone(), show(a.get(k)), show(b.get(k))))
 }
 
 /// Refuses to branch a run with config `requested` from a checkpoint of a run with config
@@ -139,14 +142,8 @@ pub fn check_branch(
         saved,
         requested,
     };
-    let (a, b) = (flatten(saved), flatten(requested));
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for key in keys.into_iter().filter(|k| !free(k)) {
-        let (s, r) = (a.get(key), b.get(key));
-        if s != r {
-            let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "absent".into());
-            return Err(err(key.clone(), show(s), show(r)));
-        }
+    if let Some((key, s, r)) = first_difference(saved, requested, free) {
+        return Err(err(key, s, r));
     }
     if requested.stages.len() <= stage {
         return Err(err(
