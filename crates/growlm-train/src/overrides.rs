@@ -108,9 +108,11 @@ fn first_difference(
     let (a, b) = (flatten(saved), flatten(requested));
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "absent".into());
-    keys.into_iter()
+    let found = keys
+        .into_iter()
         .find(|k| a.get(*k) != b.get(*k) && !allowed(k))
-        .map(|k| (k.clone(), show(a.get(k)), show(b.get(k))))
+        .map(|k| (k.clone(), show(a.get(k)), show(b.get(k))));
+    found
 }
 
 /// Refuses to branch a run with config `requested` from a checkpoint of a run with config
