@@ -171,11 +171,12 @@ impl GptConfig {
         Ok(())
     }
 
-    /// Number of trainable parameters (the LM head is tied to the token embedding).
+    /// Number of trainable parameters (the LM head is tied to the token embedding; the
+    /// query, key and value projections have no bias). GPT-Neo 125M has 125,198,592.
     pub fn num_params(&self) -> usize {
         let (d, a, f) = (self.d_model, self.attn_dim(), self.ffn_dim());
         let embed = self.vocab_size * d + self.context_len * d;
-        let attn = 3 * (d * a + a) + (a * d + d);
+        let attn = 3 * d * a + (a * d + d);
         let mlp = (d * f + f) + (f * d + d);
         let norms = 2 * 2 * d;
         embed + self.n_layers * (attn + mlp + norms) + 2 * d

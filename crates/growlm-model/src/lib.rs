@@ -12,7 +12,7 @@ mod model;
 
 pub use config::{AttentionLayers, GptConfig};
 pub use mask::{ActiveWidth, WidthMask};
-pub use model::{cross_entropy, Attention, AttentionMasks, Block, Dense, Gpt, Initializer, LayerNorm, Mlp};
+pub use model::{cross_entropy, gelu_new, Attention, AttentionMasks, Block, Dense, Gpt, Initializer, LayerNorm, Mlp};
 
 /// Errors of the model crate.
 #[derive(Debug, thiserror::Error, PartialEq)]

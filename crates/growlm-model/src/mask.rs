@@ -190,7 +190,10 @@ impl<B: AutodiffBackend> Gpt<B> {
         let dense = |x: Dense<B>, old: &Dense<Inner<B>>, rows: &Tensor<Inner<B>, 1>, cols: &Tensor<Inner<B>, 1>| {
             let mut x = x;
             x.weight = keep(x.weight, &old.weight, mat(rows, cols));
-            x.bias = keep(x.bias, &old.bias, vec(cols));
+            x.bias = match (x.bias, &old.bias) {
+                (Some(b), Some(ob)) => Some(keep(b, ob, vec(cols))),
+                (b, _) => b,
+            };
             x
         };
         self.wte = keep(self.wte, &frozen.wte, mat(&all(config.vocab_size), &hid));

@@ -1,11 +1,14 @@
 //! The GPT-Neo-style decoder (DESIGN.md §Model; paper eq. 4 and, with a mask, eq. 7).
 //!
-//! Learned absolute position embeddings, pre-LayerNorm blocks (attention, then a GELU MLP),
-//! a final LayerNorm and an LM head tied to the token embedding. Every linear layer and
-//! LayerNorm has a bias. Weight matrices are stored `[d_in, d_out]`.
+//! GPT-Neo as Hugging Face `transformers` computes it (`GPTNeoForCausalLM`): learned
+//! absolute position embeddings, pre-LayerNorm blocks (attention, then an MLP with the tanh
+//! GELU, `gelu_new`), a final LayerNorm and an LM head tied to the token embedding. The
+//! query, key and value projections have no bias; the attention output, the MLP and the
+//! LayerNorms do. Attention scores are not scaled by 1/√head_dim (GPT-Neo's choice). Weight
+//! matrices are stored `[d_in, d_out]` (the transpose of `torch.nn.Linear`'s layout).
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -40,20 +43,20 @@ impl Initializer {
     }
 }
 
-/// A linear layer `y = x·W + b` with `W: [d_in, d_out]`.
+/// A linear layer `y = x·W (+ b)` with `W: [d_in, d_out]`.
 #[derive(Module, Debug)]
 pub struct Dense<B: Backend> {
     /// `[d_in, d_out]`.
     pub weight: Param<Tensor<B, 2>>,
-    /// `[d_out]`.
-    pub bias: Param<Tensor<B, 1>>,
+    /// `[d_out]`; `None` for GPT-Neo's query, key and value projections.
+    pub bias: Option<Param<Tensor<B, 1>>>,
 }
 
 impl<B: Backend> Dense<B> {
-    fn init(d_in: usize, d_out: usize, std: f64, init: &mut Initializer, device: &B::Device) -> Self {
+    fn init(d_in: usize, d_out: usize, std: f64, bias: bool, init: &mut Initializer, device: &B::Device) -> Self {
         Self {
             weight: Param::from_tensor(init.normal(d_in, d_out, std, device)),
-            bias: Param::from_tensor(Tensor::zeros([d_out], device)),
+            bias: bias.then(|| Param::from_tensor(Tensor::zeros([d_out], device))),
         }
     }
 
@@ -61,8 +64,21 @@ impl<B: Backend> Dense<B> {
     /// `x: [batch, seq, d_in]` → `[batch, seq, d_out]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let w = self.weight.val().unsqueeze::<3>();
-        x.matmul(w) + self.bias.val().unsqueeze::<3>()
+        let y = x.matmul(w);
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<3>(),
+            None => y,
+        }
     }
+}
+
+/// GELU with the tanh approximation, GPT-Neo's `gelu_new`:
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube.mul_scalar(0.044715)).mul_scalar(SQRT_2_OVER_PI);
+    x.mul(inner.tanh().add_scalar(1.0)).mul_scalar(0.5)
 }
 
 /// LayerNorm with learned scale (`gamma`) and shift (`beta`).
@@ -124,7 +140,8 @@ pub struct Attention<B: Backend> {
 
 impl<B: Backend> Attention<B> {
     /// With `attn`, Q, K and V are masked per dim (eq. 7): a masked dim adds nothing to
-    /// the scores and its output is zero.
+    /// the scores and its output is zero. The scores `Q·Kᵀ` are not divided by √head_dim,
+    /// as in GPT-Neo.
     fn forward(&self, x: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>, attn: Option<&Tensor<B, 3>>) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let (h, hd) = (self.n_heads, self.head_dim);
@@ -138,14 +155,14 @@ impl<B: Backend> Attention<B> {
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f64).sqrt());
+        let scores = q.matmul(k.swap_dims(2, 3));
         let scores = scores.mask_fill(causal.clone(), -1.0e9);
         let y = softmax(scores, 3).matmul(v);
         self.out.forward(y.swap_dims(1, 2).reshape([b, t, h * hd]))
     }
 }
 
-/// The GELU MLP.
+/// The MLP with the tanh GELU ([`gelu_new`]).
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// `[d_model, ffn_dim]`.
@@ -179,17 +196,17 @@ impl<B: Backend> Block<B> {
         Self {
             ln_attn: LayerNorm::init(d, config.layer_norm_eps, device),
             attn: Attention {
-                query: Dense::init(d, a, std, init, device),
-                key: Dense::init(d, a, std, init, device),
-                value: Dense::init(d, a, std, init, device),
-                out: Dense::init(a, d, out_std, init, device),
+                query: Dense::init(d, a, std, false, init, device),
+                key: Dense::init(d, a, std, false, init, device),
+                value: Dense::init(d, a, std, false, init, device),
+                out: Dense::init(a, d, out_std, true, init, device),
                 n_heads: config.n_heads,
                 head_dim: config.head_dim(),
             },
             ln_mlp: LayerNorm::init(d, config.layer_norm_eps, device),
             mlp: Mlp {
-                up: Dense::init(d, f, std, init, device),
-                down: Dense::init(f, d, out_std, init, device),
+                up: Dense::init(d, f, std, true, init, device),
+                down: Dense::init(f, d, out_std, true, init, device),
             },
             window: config.window(layer).unwrap_or(0),
         }
@@ -224,7 +241,7 @@ impl<B: Backend> Block<B> {
             .attn
             .forward(self.ln_attn.forward(x.clone(), c), causal, width.map(|m| &m.attn));
         let x = x + keep(a);
-        let mut hdn = gelu(self.mlp.up.forward(self.ln_mlp.forward(x.clone(), c)));
+        let mut hdn = gelu_new(self.mlp.up.forward(self.ln_mlp.forward(x.clone(), c)));
         if let Some(m) = width {
             hdn = hdn * m.ffn.clone();
         }

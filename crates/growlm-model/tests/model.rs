@@ -138,7 +138,10 @@ fn embed1(wide: &Param<Tensor<B, 1>>, small: &Param<Tensor<B, 1>>) -> Param<Tens
 fn embed_dense(w: &Dense<B>, s: &Dense<B>) -> Dense<B> {
     Dense {
         weight: embed2(&w.weight, &s.weight),
-        bias: embed1(&w.bias, &s.bias),
+        bias: match (&w.bias, &s.bias) {
+            (Some(wb), Some(sb)) => Some(embed1(wb, sb)),
+            _ => None,
+        },
     }
 }
 fn embed_ln(w: &LayerNorm<B>, s: &LayerNorm<B>) -> LayerNorm<B> {
@@ -209,7 +212,7 @@ fn zero_outputs(d: &Dense<B>, from: usize) -> Dense<B> {
     let cols = Tensor::<B, 1>::from_data(TensorData::new(keep(c), vec![c]), &Default::default());
     Dense {
         weight: Param::from_tensor(d.weight.val() * cols.clone().unsqueeze_dim::<2>(0).repeat_dim(0, r)),
-        bias: Param::from_tensor(d.bias.val() * cols),
+        bias: d.bias.as_ref().map(|b| Param::from_tensor(b.val() * cols)),
     }
 }
 
@@ -260,7 +263,13 @@ fn restore_masked_resets_exactly_the_masked_entries() {
     use burn::module::AutodiffModule;
     let cfg = GptConfig::new(12, 6, 8, 1, 2);
     let frozen = cfg.init::<AB>(1, &Default::default()).unwrap();
-    let trained = cfg.init::<AB>(2, &Default::default()).unwrap();
+    let mut trained = cfg.init::<AB>(2, &Default::default()).unwrap();
+    // Biases start at zero; give the trained one distinct values so the check can fail.
+    let distinct: Vec<f32> = (1..=8).map(|i| i as f32).collect();
+    trained.blocks[0].attn.out.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(distinct, vec![8]),
+        &Default::default(),
+    )));
     let active = ActiveWidth {
         hidden: 5,
         attn: 3,
@@ -275,7 +284,7 @@ fn restore_masked_resets_exactly_the_masked_entries() {
         let want = if i % 8 < 5 { t[i] } else { f[i] };
         assert_eq!(*v, want, "wte entry {i}");
     }
-    // query [8, 8]: rows are hidden dims, columns attention dims; its bias follows columns.
+    // query [8, 8]: rows are hidden dims, columns attention dims (no bias, as in GPT-Neo).
     let (b, bf) = (&out.blocks[0].attn.query, &frozen.blocks[0].attn.query);
     let (o, t, f) = (
         host(&b.weight),
@@ -286,8 +295,13 @@ fn restore_masked_resets_exactly_the_masked_entries() {
         let want = if i / 8 < 5 && i % 8 < 3 { t[i] } else { f[i] };
         assert_eq!(*v, want, "query entry {i}");
     }
-    let (o, f) = (host1(&b.bias), host1(&bf.bias));
-    assert_eq!(o[3..], f[3..]);
+    assert!(b.bias.is_none());
+    // The output projection's bias follows its columns, the hidden dims: 0..5 trained.
+    let bias = |m: &growlm_model::Gpt<AB>| host1(m.blocks[0].attn.out.bias.as_ref().unwrap());
+    let (o, t, f) = (bias(&out), bias(&trained), bias(&frozen));
+    assert_eq!(o[..5], t[..5]);
+    assert_eq!(o[5..], f[5..]);
+    assert_ne!(t[5..], f[5..]);
     // down [32, 8]: rows FFN units, columns hidden.
     let (o, t, f) = (
         host(&out.blocks[0].mlp.down.weight),

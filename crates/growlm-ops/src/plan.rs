@@ -205,14 +205,15 @@ pub fn plan(
         copy("ln_f.gamma", vec![Hidden], vec![true]),
         copy("ln_f.beta", vec![Hidden], vec![true]),
     ];
-    // (suffix, weight axes; the bias takes the output axis)
-    const LINEAR: [(&str, Axis, Axis); 6] = [
-        ("attn.query", Hidden, Attn),
-        ("attn.key", Hidden, Attn),
-        ("attn.value", Hidden, Attn),
-        ("attn.out", Attn, Hidden),
-        ("mlp.up", Hidden, Ffn),
-        ("mlp.down", Ffn, Hidden),
+    // (suffix, weight axes, has a bias; the bias takes the output axis). GPT-Neo's query,
+    // key and value projections have no bias.
+    const LINEAR: [(&str, Axis, Axis, bool); 6] = [
+        ("attn.query", Hidden, Attn, false),
+        ("attn.key", Hidden, Attn, false),
+        ("attn.value", Hidden, Attn, false),
+        ("attn.out", Attn, Hidden, true),
+        ("mlp.up", Hidden, Ffn, true),
+        ("mlp.down", Ffn, Hidden, true),
     ];
     let (width, depth) = op.operators()?;
     let layers = depth.layers(source, target)?;
@@ -239,7 +240,7 @@ pub fn plan(
                 plans.push(side(&format!("{ln}.{p}"), Hidden));
             }
         }
-        for (w, rows, cols) in LINEAR {
+        for (w, rows, cols, bias) in LINEAR {
             let weight = format!("{w}.weight");
             plans.push(one(
                 &path(&weight),
@@ -248,7 +249,9 @@ pub fn plan(
                 vec![true, false],
                 Fill::Fresh,
             ));
-            plans.push(side(&format!("{w}.bias"), cols));
+            if bias {
+                plans.push(side(&format!("{w}.bias"), cols));
+            }
         }
         if let Some(i) = weights_from.filter(|_| width.reads_layer_above()) {
             // New units of layer i read layer i + 1 (the top layer reads itself).
