@@ -1,0 +1,116 @@
+//! A Hugging Face model directory: `config.json`, `model.safetensors` and the tokenizer's
+//! files, written atomically file by file and read back with every problem named.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use growlm_model::{Gpt, GptConfig};
+use growlm_ops::{assign_params, named_params, HostTensor};
+
+use crate::weights::{read_safetensors, to_hf_tensors, write_safetensors};
+use crate::{HfConfig, HfError};
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename, so that a reader
+/// never sees half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HfError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = File::create(&tmp).map_err(HfError::io(&tmp))?;
+    f.write_all(bytes).map_err(HfError::io(&tmp))?;
+    f.sync_all().map_err(HfError::io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(HfError::io(path))
+}
+
+/// Writes a GPT-Neo directory into `dir`: `config.json` for `config` (`eos`: the
+/// tokenizer's end-of-text id, if any), `model.safetensors` from `params` (growlm paths),
+/// and each `(file name, contents)` of `extra` (the tokenizer's files).
+pub fn write_dir(
+    dir: &Path,
+    config: &GptConfig,
+    params: &HashMap<String, HostTensor>,
+    eos: Option<usize>,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<(), HfError> {
+    let hf = HfConfig::from_gpt(config, eos)?;
+    let tensors = to_hf_tensors(params)?;
+    std::fs::create_dir_all(dir).map_err(HfError::io(dir))?;
+    write_safetensors(&tensors, &dir.join("model.safetensors"))?;
+    for (name, bytes) in extra {
+        write_atomic(&dir.join(name), bytes)?;
+    }
+    // config.json last: a directory with a config.json is complete.
+    let json = serde_json::to_vec_pretty(&hf).expect("the config serialises");
+    write_atomic(&dir.join("config.json"), &json)
+}
+
+/// Writes `model` (config `config`) as a GPT-Neo directory (see [`write_dir`]).
+pub fn export_model<B: Backend>(
+    model: &Gpt<B>,
+    config: &GptConfig,
+    dir: &Path,
+    eos: Option<usize>,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<(), HfError> {
+    let params = named_params::<B, _>(model)
+        .into_iter()
+        .map(|(k, (_, t))| (k, t))
+        .collect();
+    write_dir(dir, config, &params, eos, extra)
+}
+
+/// A model read from a Hugging Face directory.
+pub struct HfModel<B: Backend> {
+    /// The model config `config.json` describes.
+    pub config: GptConfig,
+    /// `config.json` as read.
+    pub hf: HfConfig,
+    /// The model with the directory's weights.
+    pub model: Gpt<B>,
+}
+
+/// Reads the GPT-Neo directory `dir`'s `config.json` and the model config it describes.
+pub fn read_dir(dir: &Path) -> Result<(HfConfig, GptConfig), HfError> {
+    let path = dir.join("config.json");
+    if !path.is_file() {
+        return Err(HfError::Config {
+            path,
+            reason: "missing; a Hugging Face model directory has config.json and model.safetensors".into(),
+        });
+    }
+    let hf = HfConfig::read(&path)?;
+    let cfg = hf.to_gpt(&path)?;
+    Ok((hf, cfg))
+}
+
+/// Loads the GPT-Neo model in `dir` onto `device`. With `expected`, `config.json` must
+/// describe that model, or the error names the first field that differs.
+pub fn import_model<B: Backend>(dir: &Path, expected: Option<&GptConfig>, device: &B::Device) -> Result<HfModel<B>, HfError> {
+    let (hf, mut config) = read_dir(dir)?;
+    if let Some(want) = expected {
+        hf.check_matches(want, &dir.join("config.json"))?;
+        config = want.clone();
+    }
+    let weights = dir.join("model.safetensors");
+    if !weights.is_file() {
+        let hint = if dir.join("pytorch_model.bin").is_file() {
+            "; the directory has pytorch_model.bin only: save it again with safe_serialization=True"
+        } else {
+            ""
+        };
+        return Err(HfError::MissingTensor {
+            path: weights,
+            tensor: format!("(the whole file is missing{hint})"),
+        });
+    }
+    let model = config.init::<B>(0, device)?;
+    let shapes = named_params::<B, _>(&model)
+        .into_iter()
+        .map(|(k, (_, t))| (k, t.shape))
+        .collect();
+    let values = read_safetensors(&weights, &shapes)?;
+    let model = assign_params::<B, _>(model, &values);
+    Ok(HfModel { config, hf, model })
+}

@@ -1,0 +1,254 @@
+//! Tensor names and layouts: growlm's module paths ↔ `GPTNeoForCausalLM`'s state dict, and
+//! `model.safetensors` read and written.
+//!
+//! growlm stores linear weights `[d_in, d_out]`; `torch.nn.Linear` stores `[d_out, d_in]`,
+//! so every linear weight is transposed on the way across. The LM head is tied to the token
+//! embedding and is not written (as `transformers` does for tied weights); on import an
+//! `lm_head.weight` equal to the embedding is accepted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use growlm_ops::HostTensor;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::HfError;
+
+/// The Hugging Face name of the growlm parameter `path`, and whether its layout is
+/// transposed there (linear weights). `None` for a path GPT-Neo has no tensor for.
+pub fn hf_name(path: &str) -> Option<(String, bool)> {
+    let whole = |n: &str| Some((n.to_string(), false));
+    match path {
+        "wte" => return whole("transformer.wte.weight"),
+        "wpe" => return whole("transformer.wpe.weight"),
+        "ln_f.gamma" => return whole("transformer.ln_f.weight"),
+        "ln_f.beta" => return whole("transformer.ln_f.bias"),
+        _ => {}
+    }
+    let rest = path.strip_prefix("blocks.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, param) = rest.rsplit_once('.')?;
+    let module = match module {
+        "ln_attn" => "ln_1",
+        "ln_mlp" => "ln_2",
+        "attn.query" => "attn.attention.q_proj",
+        "attn.key" => "attn.attention.k_proj",
+        "attn.value" => "attn.attention.v_proj",
+        "attn.out" => "attn.attention.out_proj",
+        "mlp.up" => "mlp.c_fc",
+        "mlp.down" => "mlp.c_proj",
+        _ => return None,
+    };
+    let (param, transposed) = match param {
+        "gamma" => ("weight", false),
+        "beta" | "bias" => ("bias", false),
+        "weight" => ("weight", true),
+        _ => return None,
+    };
+    Some((format!("transformer.h.{layer}.{module}.{param}"), transposed))
+}
+
+fn transpose(t: &HostTensor) -> HostTensor {
+    let [r, c] = [t.shape[0], t.shape[1]];
+    let mut values = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            values[j * r + i] = t.values[i * c + j];
+        }
+    }
+    HostTensor {
+        shape: vec![c, r],
+        values,
+    }
+}
+
+/// growlm's parameters (by module path) as GPT-Neo's state dict (by Hugging Face name),
+/// linear weights transposed. Refuses a path with no GPT-Neo name.
+pub fn to_hf_tensors(params: &HashMap<String, HostTensor>) -> Result<BTreeMap<String, HostTensor>, HfError> {
+    params
+        .iter()
+        .map(|(path, t)| {
+            let (name, transposed) =
+                hf_name(path).ok_or_else(|| HfError::NotGptNeo(format!("parameter `{path}` has no GPT-Neo tensor")))?;
+            Ok((name, if transposed { transpose(t) } else { t.clone() }))
+        })
+        .collect()
+}
+
+/// Buffers `transformers` may have saved that carry no weights (older GPT-Neo checkpoints
+/// kept the attention masks in the state dict).
+fn is_buffer(name: &str) -> bool {
+    name.ends_with(".attn.attention.bias") || name.ends_with(".attn.attention.masked_bias")
+}
+
+/// Reads the tensors `expected` (growlm paths → shapes) names out of a GPT-Neo state dict:
+/// each must be present with the shape GPT-Neo gives it (linear weights transposed back);
+/// F32, F16 and BF16 are read as f32. `lm_head.weight` must equal the embedding; any other
+/// extra tensor is refused. `path` names the file in errors.
+pub fn from_hf_tensors(
+    st: &SafeTensors<'_>,
+    expected: &HashMap<String, Vec<usize>>,
+    path: &Path,
+) -> Result<HashMap<String, HostTensor>, HfError> {
+    let bad = |tensor: &str, reason: String| HfError::BadTensor {
+        path: path.to_path_buf(),
+        tensor: tensor.to_string(),
+        reason,
+    };
+    let mut known: HashMap<String, (String, bool)> = HashMap::new();
+    for p in expected.keys() {
+        let (name, t) = hf_name(p).ok_or_else(|| HfError::NotGptNeo(format!("parameter `{p}` has no GPT-Neo tensor")))?;
+        known.insert(name, (p.clone(), t));
+    }
+    for name in st.names() {
+        if !known.contains_key(name) && name != "lm_head.weight" && !is_buffer(name) {
+            return Err(bad(
+                name,
+                "not a tensor of this GPT-Neo model (is the config right?)".into(),
+            ));
+        }
+    }
+    let mut out = HashMap::new();
+    let mut sorted: Vec<_> = known.into_iter().collect();
+    sorted.sort();
+    for (name, (growlm_path, transposed)) in sorted {
+        let view = st.tensor(&name).map_err(|_| HfError::MissingTensor {
+            path: path.to_path_buf(),
+            tensor: name.clone(),
+        })?;
+        let want = &expected[&growlm_path];
+        let hf_shape: Vec<usize> = if transposed {
+            want.iter().rev().copied().collect()
+        } else {
+            want.clone()
+        };
+        if view.shape() != hf_shape.as_slice() {
+            return Err(bad(
+                &name,
+                format!("shape {:?}, expected {:?}", view.shape(), hf_shape),
+            ));
+        }
+        let values = to_f32(view.dtype(), view.data()).map_err(|r| bad(&name, r))?;
+        if let Some(v) = values.iter().position(|v| !v.is_finite()) {
+            return Err(bad(&name, format!("entry {v} is {}", values[v])));
+        }
+        let t = HostTensor {
+            shape: hf_shape,
+            values,
+        };
+        out.insert(growlm_path, if transposed { transpose(&t) } else { t });
+    }
+    if let Ok(head) = st.tensor("lm_head.weight") {
+        let wte = out.get("wte").expect("the embedding is always expected");
+        let head = to_f32(head.dtype(), head.data()).map_err(|r| bad("lm_head.weight", r))?;
+        if head != wte.values {
+            return Err(bad(
+                "lm_head.weight",
+                "differs from transformer.wte.weight; growlm's LM head is tied to the embedding".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn to_f32(dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, String> {
+    let pairs = || data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    Ok(match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => pairs().map(|b| half::f16::from_bits(b).to_f32()).collect(),
+        Dtype::BF16 => pairs().map(|b| half::bf16::from_bits(b).to_f32()).collect(),
+        other => return Err(format!("dtype {other:?}; growlm reads F32, F16 and BF16")),
+    })
+}
+
+/// Writes GPT-Neo tensors as `model.safetensors` (F32, metadata `format = pt`, which
+/// `transformers` requires) at `path`, atomically.
+pub fn write_safetensors(tensors: &BTreeMap<String, HostTensor>, path: &Path) -> Result<(), HfError> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            let b = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (n.clone(), t.shape.clone(), b)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)
+                .expect("the byte length follows the shape");
+            (n.as_str(), v)
+        })
+        .collect::<Vec<_>>();
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let out = safetensors::serialize(views, Some(meta)).map_err(|e| HfError::Safetensors {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    crate::dir::write_atomic(path, &out)
+}
+
+/// Reads `model.safetensors` at `path` into the growlm parameters `expected` names (see
+/// [`from_hf_tensors`]).
+pub fn read_safetensors(path: &Path, expected: &HashMap<String, Vec<usize>>) -> Result<HashMap<String, HostTensor>, HfError> {
+    let bytes = std::fs::read(path).map_err(HfError::io(path))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| HfError::Safetensors {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    from_hf_tensors(&st, expected, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_gpt_neo() {
+        assert_eq!(
+            hf_name("blocks.11.attn.query.weight"),
+            Some(("transformer.h.11.attn.attention.q_proj.weight".into(), true))
+        );
+        assert_eq!(
+            hf_name("blocks.0.ln_mlp.gamma"),
+            Some(("transformer.h.0.ln_2.weight".into(), false))
+        );
+        assert_eq!(
+            hf_name("blocks.2.mlp.down.bias"),
+            Some(("transformer.h.2.mlp.c_proj.bias".into(), false))
+        );
+        assert_eq!(hf_name("wte"), Some(("transformer.wte.weight".into(), false)));
+        assert_eq!(hf_name("blocks.x.mlp.up.weight"), None);
+        assert_eq!(hf_name("blocks.0.mlp.gate.weight"), None);
+    }
+
+    #[test]
+    fn transpose_moves_entries() {
+        let t = HostTensor {
+            shape: vec![2, 3],
+            values: vec![1., 2., 3., 4., 5., 6.],
+        };
+        let tt = transpose(&t);
+        assert_eq!(tt.shape, vec![3, 2]);
+        assert_eq!(tt.values, vec![1., 4., 2., 5., 3., 6.]);
+        assert_eq!(transpose(&tt), t);
+    }
+
+    #[test]
+    fn half_precision_is_widened() {
+        let h: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes())
+            .collect();
+        assert_eq!(to_f32(Dtype::F16, &h).unwrap(), vec![1.5, -2.0]);
+        let b: Vec<u8> = [0.25f32, 3.0]
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_bits().to_le_bytes())
+            .collect();
+        assert_eq!(to_f32(Dtype::BF16, &b).unwrap(), vec![0.25, 3.0]);
+        assert!(to_f32(Dtype::I64, &[0; 8]).unwrap_err().contains("I64"));
+    }
+}
