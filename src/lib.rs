@@ -11,6 +11,7 @@
 //! - [`solver`]: loss-curve fitting and the optimal growth point.
 
 pub use growlm_data as data;
+pub use growlm_hf as hf;
 pub use growlm_model as model;
 pub use growlm_ops as ops;
 pub use growlm_policy as policy;

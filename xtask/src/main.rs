@@ -1,9 +1,12 @@
 //! `cargo xtask`: the growlm command line — train, policies, operators, solve, compare,
-//! experiment, bench.
+//! experiment, bench, replay, export, grow, eval.
 
 mod bench;
 mod compare;
+mod eval;
 mod experiment;
+mod export;
+mod grow;
 mod operators;
 mod plot;
 mod replay;
@@ -40,6 +43,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Where a policy would grow on an existing run's validation curve.
     Replay(replay::ReplayArgs),
+    /// Write a run's model as a Hugging Face GPT-Neo directory.
+    Export(export::ExportArgs),
+    /// Grow a Hugging Face GPT-Neo model offline into a stage's model, with a mask-free operator.
+    Grow(grow::GrowArgs),
+    /// Mean next-token loss and perplexity of a model on a text.
+    Eval(eval::EvalArgs),
 }
 
 /// The backend that trains the model.
@@ -101,6 +110,10 @@ struct TrainArgs {
     /// raised (and the device changed); anything else that differs is refused.
     #[arg(long)]
     resume: bool,
+    /// Start stage 0 from a Hugging Face GPT-Neo directory (`config.json` must describe
+    /// stage 0's model); the optimizer starts fresh.
+    #[arg(long, conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -154,8 +167,24 @@ fn train(args: TrainArgs) -> Result<()> {
     // the `solver` policy's curve fit.
     let registry = growlm::registry();
     let device = DeviceKind::from(args.device);
+    let init = match &args.init_from {
+        Some(dir) => {
+            let m = growlm::hf::import_model::<burn_flex::Flex>(dir, Some(&cfg.stages[0].model), &Default::default())
+                .with_context(|| format!("--init-from {}", dir.display()))?;
+            let values = growlm::ops::named_params::<burn_flex::Flex, _>(&m.model)
+                .into_iter()
+                .map(|(k, (_, t))| (k, t))
+                .collect();
+            Some(growlm::train::InitWeights {
+                source: std::path::absolute(dir).unwrap_or(dir.clone()).display().to_string(),
+                values,
+            })
+        }
+        None => None,
+    };
     let opts = RunOptions {
         resume: args.resume,
+        init,
         device_name: device.name().to_string(),
         ..RunOptions::new(out.clone())
     };
@@ -196,6 +225,9 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Experiment(a) => experiment::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Grow(a) => grow::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Operators => operators::run(),
         Command::Policies => {
             for e in growlm::registry().entries() {

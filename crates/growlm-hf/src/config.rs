@@ -152,7 +152,9 @@ impl HfConfig {
             )));
         }
         if !self.tie_word_embeddings {
-            return Err(bad("tie_word_embeddings is false; growlm's LM head is the token embedding".into()));
+            return Err(bad(
+                "tie_word_embeddings is false; growlm's LM head is the token embedding".into(),
+            ));
         }
         if self.num_heads == 0 || !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(bad(format!(
@@ -171,7 +173,9 @@ impl HfConfig {
         let global = |k: &String| k == "global";
         let attention = if kinds.iter().all(global) {
             AttentionLayers::Global
-        } else if kinds.iter().enumerate().all(|(i, k)| global(k) == (i % 2 == 0)) && kinds.iter().all(|k| global(k) || k == "local") {
+        } else if kinds.iter().enumerate().all(|(i, k)| global(k) == (i % 2 == 0))
+            && kinds.iter().all(|k| global(k) || k == "local")
+        {
             AttentionLayers::Alternating {
                 window: self.window_size,
             }
@@ -213,7 +217,11 @@ impl HfConfig {
     pub fn check_matches(&self, expected: &GptConfig, path: &Path) -> Result<(), HfError> {
         let got = self.to_gpt(path)?;
         let fields: [(&'static str, String, String); 8] = [
-            ("vocab_size", got.vocab_size.to_string(), expected.vocab_size.to_string()),
+            (
+                "vocab_size",
+                got.vocab_size.to_string(),
+                expected.vocab_size.to_string(),
+            ),
             (
                 "max_position_embeddings",
                 got.context_len.to_string(),
@@ -301,7 +309,10 @@ mod tests {
     fn a_differing_field_is_named() {
         let m = GptConfig::new(256, 64, 32, 2, 4);
         let hf = HfConfig::from_gpt(&GptConfig::new(256, 64, 32, 3, 4), None).unwrap();
-        let e = hf.check_matches(&m, Path::new("x/config.json")).unwrap_err().to_string();
+        let e = hf
+            .check_matches(&m, Path::new("x/config.json"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`num_layers` is 3") && e.contains("has 2"), "{e}");
         let mut other = hf.clone();
         other.activation_function = "gelu".into();

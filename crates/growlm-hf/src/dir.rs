@@ -87,7 +87,11 @@ pub fn read_dir(dir: &Path) -> Result<(HfConfig, GptConfig), HfError> {
 
 /// Loads the GPT-Neo model in `dir` onto `device`. With `expected`, `config.json` must
 /// describe that model, or the error names the first field that differs.
-pub fn import_model<B: Backend>(dir: &Path, expected: Option<&GptConfig>, device: &B::Device) -> Result<HfModel<B>, HfError> {
+pub fn import_model<B: Backend>(
+    dir: &Path,
+    expected: Option<&GptConfig>,
+    device: &B::Device,
+) -> Result<HfModel<B>, HfError> {
     let (hf, mut config) = read_dir(dir)?;
     if let Some(want) = expected {
         hf.check_matches(want, &dir.join("config.json"))?;

@@ -44,8 +44,14 @@ pub fn byte_tokenizer_json(context_len: usize) -> [(&'static str, Vec<u8>); 2] {
         "clean_up_tokenization_spaces": false
     });
     [
-        ("tokenizer.json", serde_json::to_vec_pretty(&tokenizer).expect("serialises")),
-        ("tokenizer_config.json", serde_json::to_vec_pretty(&config).expect("serialises")),
+        (
+            "tokenizer.json",
+            serde_json::to_vec_pretty(&tokenizer).expect("serialises"),
+        ),
+        (
+            "tokenizer_config.json",
+            serde_json::to_vec_pretty(&config).expect("serialises"),
+        ),
     ]
 }
 
@@ -60,7 +66,7 @@ mod tests {
         assert_eq!(byte_char(b'A'), 'A');
         assert_eq!(byte_char(b' '), 'Ġ'); // 0x20 is the 33rd unprintable byte: 256 + 32
         assert_eq!(byte_char(b'\n'), 'Ċ'); // 256 + 10
-        // 0xAD comes after 0..=0x20 (33) and 0x7F..=0xA0 (34) among the unprintable bytes.
+                                           // 0xAD comes after 0..=0x20 (33) and 0x7F..=0xA0 (34) among the unprintable bytes.
         assert_eq!(byte_char(0xAD), char::from_u32(256 + 67).unwrap());
         assert!(chars.iter().all(|c| !c.is_control() && !c.is_whitespace()));
     }

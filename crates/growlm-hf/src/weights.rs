@@ -98,7 +98,8 @@ pub fn from_hf_tensors(
     };
     let mut known: HashMap<String, (String, bool)> = HashMap::new();
     for p in expected.keys() {
-        let (name, t) = hf_name(p).ok_or_else(|| HfError::NotGptNeo(format!("parameter `{p}` has no GPT-Neo tensor")))?;
+        let (name, t) =
+            hf_name(p).ok_or_else(|| HfError::NotGptNeo(format!("parameter `{p}` has no GPT-Neo tensor")))?;
         known.insert(name, (p.clone(), t));
     }
     for name in st.names() {
@@ -124,10 +125,7 @@ pub fn from_hf_tensors(
             want.clone()
         };
         if view.shape() != hf_shape.as_slice() {
-            return Err(bad(
-                &name,
-                format!("shape {:?}, expected {:?}", view.shape(), hf_shape),
-            ));
+            return Err(bad(&name, format!("shape {:?}, expected {:?}", view.shape(), hf_shape)));
         }
         let values = to_f32(view.dtype(), view.data()).map_err(|r| bad(&name, r))?;
         if let Some(v) = values.iter().position(|v| !v.is_finite()) {
@@ -193,7 +191,10 @@ pub fn write_safetensors(tensors: &BTreeMap<String, HostTensor>, path: &Path) ->
 
 /// Reads `model.safetensors` at `path` into the growlm parameters `expected` names (see
 /// [`from_hf_tensors`]).
-pub fn read_safetensors(path: &Path, expected: &HashMap<String, Vec<usize>>) -> Result<HashMap<String, HostTensor>, HfError> {
+pub fn read_safetensors(
+    path: &Path,
+    expected: &HashMap<String, Vec<usize>>,
+) -> Result<HashMap<String, HostTensor>, HfError> {
     let bytes = std::fs::read(path).map_err(HfError::io(path))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| HfError::Safetensors {
         path: path.to_path_buf(),

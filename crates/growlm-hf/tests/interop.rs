@@ -89,7 +89,12 @@ fn export_round_trips_bit_for_bit() {
     let out = dir.path().join("export");
     let tok = growlm_hf::byte_tokenizer_json(m.config.context_len);
     export_model(&m.model, &m.config, &out, None, &tok).unwrap();
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
     }
     let (_, cfg) = read_dir(&out).unwrap();
@@ -164,13 +169,22 @@ fn bad_checkpoints_are_refused_naming_the_tensor() {
         w.shape = vec![8, 32];
     });
     let e = import_err(reshaped.path());
-    assert!(e.contains("q_proj.weight") && e.contains("[8, 32]") && e.contains("[16, 16]"), "{e}");
+    assert!(
+        e.contains("q_proj.weight") && e.contains("[8, 32]") && e.contains("[16, 16]"),
+        "{e}"
+    );
 
     let extra = edited(|t| {
-        t.insert("transformer.h.0.attn.attention.q_proj.bias".into(), HostTensor::zeros(vec![16]));
+        t.insert(
+            "transformer.h.0.attn.attention.q_proj.bias".into(),
+            HostTensor::zeros(vec![16]),
+        );
     });
     let e = import_err(extra.path());
-    assert!(e.contains("q_proj.bias") && e.contains("not a tensor of this GPT-Neo model"), "{e}");
+    assert!(
+        e.contains("q_proj.bias") && e.contains("not a tensor of this GPT-Neo model"),
+        "{e}"
+    );
 
     let untied = edited(|t| {
         let mut head = t["transformer.wte.weight"].clone();
@@ -190,9 +204,17 @@ fn bad_checkpoints_are_refused_naming_the_tensor() {
     let cut = edited(|_| {});
     let f = cut.path().join("model.safetensors");
     let len = std::fs::metadata(&f).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     let e = import_err(cut.path());
-    assert!(e.contains("model.safetensors") && e.contains("not a readable safetensors file"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("not a readable safetensors file"),
+        "{e}"
+    );
     std::fs::write(&f, b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage").unwrap();
     assert!(import_err(cut.path()).contains("not a readable safetensors file"));
     std::fs::remove_file(&f).unwrap();

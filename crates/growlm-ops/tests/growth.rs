@@ -504,7 +504,11 @@ fn replicated_readers_scale_their_moments() {
     }
     // A writer's entries (the MLP's input bias, per FFN unit) are copied unscaled.
     let (sb, _, _) = moments(&model, optim.to_record().into_iter().collect(), "blocks.1.mlp.up.bias");
-    let (db, _, _) = moments(&g.model, g.optim.to_record().into_iter().collect(), "blocks.1.mlp.up.bias");
+    let (db, _, _) = moments(
+        &g.model,
+        g.optim.to_record().into_iter().collect(),
+        "blocks.1.mlp.up.bias",
+    );
     assert!(sb.iter().any(|v| *v != 0.0));
     assert_eq!(db[..64], sb[..]);
     assert_eq!(db[64..], sb[..]);

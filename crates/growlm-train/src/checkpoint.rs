@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
-use burn::tensor::backend::AutodiffBackend;
-use growlm_model::Gpt;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use growlm_model::{Gpt, GptConfig};
 use growlm_ops::Ramp;
 use growlm_policy::ValPoint;
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{adamw, Optim};
 use crate::output::write_atomic;
-use crate::{check_branch, check_resume, RunConfig, TrainError};
+use crate::{check_branch, check_resume, InitWeights, RunConfig, TrainError};
 
 type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
 
@@ -70,9 +70,26 @@ pub fn stage_seed(seed: u64, stage: usize) -> u64 {
 }
 
 impl<B: AutodiffBackend> Run<B> {
-    /// A new run at step 0: stage 0 freshly initialised.
-    pub fn start(cfg: &RunConfig, device: &B::Device) -> Result<Self, TrainError> {
-        let model = cfg.stages[0].model.init::<B>(stage_seed(cfg.seed, 0), device)?;
+    /// A new run at step 0: stage 0 freshly initialised, or set to `init`'s weights.
+    pub fn start(cfg: &RunConfig, init: Option<&InitWeights>, device: &B::Device) -> Result<Self, TrainError> {
+        let mut model = cfg.stages[0].model.init::<B>(stage_seed(cfg.seed, 0), device)?;
+        if let Some(init) = init {
+            for (path, (_, t)) in growlm_ops::named_params::<B, _>(&model) {
+                let given = init.values.get(&path).map(|v| &v.shape);
+                if given != Some(&t.shape) {
+                    return Err(TrainError::Config {
+                        key: "init".into(),
+                        reason: format!(
+                            "{}: parameter `{path}` is {}, stage 0's model needs shape {:?}",
+                            init.source,
+                            given.map_or("missing".to_string(), |s| format!("shape {s:?}")),
+                            t.shape
+                        ),
+                    });
+                }
+            }
+            model = growlm_ops::assign_params::<B, _>(model, &init.values);
+        }
         Ok(Self {
             model,
             optim: adamw(cfg).init(),
@@ -230,6 +247,55 @@ fn read<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device) ->
         optim,
         s,
         frozen,
+    })
+}
+
+/// A trained model read off a checkpoint, for evaluation and export.
+pub struct Trained<B: Backend> {
+    /// The model of the checkpoint's stage.
+    pub model: Gpt<B>,
+    /// Its model config.
+    pub config: GptConfig,
+    /// The run's resolved config.
+    pub run: RunConfig,
+    /// The checkpoint's scalars (step, stage, ramp).
+    pub state: RunState,
+    /// The checkpoint directory read.
+    pub path: PathBuf,
+}
+
+/// Reads the model of a checkpoint: `path` is a checkpoint directory (`checkpoints/step-N`,
+/// `snapshots/step-N`) or a run directory, whose latest checkpoint is read.
+pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Trained<B>, TrainError> {
+    let ckpt = if path.join("state.json").is_file() {
+        path.to_path_buf()
+    } else {
+        latest_checkpoint(path).ok_or_else(|| TrainError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "neither a run directory with a checkpoint nor a checkpoint directory (no state.json)".into(),
+        })?
+    };
+    let run = saved_config(&ckpt)?;
+    let state = read_state(&ckpt)?;
+    let config = run
+        .stages
+        .get(state.stage)
+        .ok_or_else(|| TrainError::Corrupt {
+            path: ckpt.join("state.json"),
+            reason: format!("stage {} is not in the config", state.stage),
+        })?
+        .model
+        .clone();
+    let model = config
+        .init::<B>(0, device)?
+        .load_file(ckpt.join("model"), &Rec::new(), device)
+        .map_err(recorder_err(&ckpt))?;
+    Ok(Trained {
+        model,
+        config,
+        run,
+        state,
+        path: ckpt,
     })
 }
 

@@ -34,6 +34,19 @@ pub struct RunOptions {
     /// Keep a snapshot of the run after each of these steps, in `out_dir/snapshots/step-N`
     /// (later checkpoints do not replace it): the branch points of an experiment.
     pub keep_at: Vec<u64>,
+    /// Start stage 0 from these weights instead of a fresh initialisation (for example a
+    /// Hugging Face checkpoint read by `growlm-hf`); the optimizer starts fresh. Every
+    /// parameter of stage 0's model must be given with its shape.
+    pub init: Option<InitWeights>,
+}
+
+/// Weights to start a run from, by module path (`blocks.0.attn.query.weight`).
+#[derive(Debug, Clone)]
+pub struct InitWeights {
+    /// Where they come from, written to the run directory's `init-from.txt`.
+    pub source: String,
+    /// The values.
+    pub values: std::collections::HashMap<String, growlm_ops::HostTensor>,
 }
 
 impl RunOptions {
@@ -46,6 +59,7 @@ impl RunOptions {
             device_name: "flex".into(),
             branch_from: None,
             keep_at: Vec::new(),
+            init: None,
         }
     }
 }
@@ -72,7 +86,7 @@ pub fn train<B: AutodiffBackend>(
     let mut run = match (&latest, &opts.branch_from) {
         (Some(ckpt), _) => checkpoint::load::<B>(cfg, ckpt, device)?,
         (None, Some(src)) => checkpoint::branch::<B>(cfg, src, dir, device)?,
-        (None, None) => Run::start(cfg, device)?,
+        (None, None) => Run::start(cfg, opts.init.as_ref(), device)?,
     };
     if latest.is_some() {
         policy.load_state(run.s.policy.clone())?;
@@ -83,6 +97,9 @@ pub fn train<B: AutodiffBackend>(
     let continued = latest.is_some() || opts.branch_from.is_some();
     std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
     write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    if let Some(init) = opts.init.as_ref().filter(|_| !continued) {
+        write_atomic(&dir.join("init-from.txt"), format!("{}\n", init.source).as_bytes())?;
+    }
     let corpus = Corpus::load(&cfg.data.source, &opts.cache_dir)?;
     let ctx = Ctx::<B>::new(cfg, &corpus, device)?;
     let mut obs = Observers {

@@ -27,9 +27,9 @@ pub mod output;
 mod overrides;
 
 pub use backend::{run_on, DeviceKind};
-pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed, RunState};
+pub use checkpoint::{latest_checkpoint, load_trained, saved_config, snapshot_path, stage_seed, RunState, Trained};
 pub use config::{DataConfig, OnNonFinite, RunConfig, Schedule, StageConfig, TrainConfig};
-pub use engine::{train, RunOptions};
+pub use engine::{train, InitWeights, RunOptions};
 pub use error::TrainError;
 pub use lock::RunLock;
 pub use observe::{HaltAfter, Observer, Progress, RunFiles, RunStart};

@@ -1,0 +1,156 @@
+//! Hugging Face interop end to end: a trained run exported and read back, a run started
+//! from an exported model, and offline growth of a GPT-Neo checkpoint that keeps its
+//! function.
+
+mod common;
+
+use std::path::Path;
+
+use burn::optim::AdamWConfig;
+use burn::tensor::{Distribution, Int, Tensor};
+use burn_flex::Flex;
+use common::{metrics, opts, run, tiny_config, write_corpus, TB};
+use growlm::hf::{export_model, import_model};
+use growlm::model::{AttentionMasks, Gpt, GptConfig};
+use growlm::ops::{assign_params, grow, named_params, GrowthConfig};
+use growlm::train::{load_trained, train, InitWeights};
+
+fn logits<B: burn::tensor::backend::Backend>(m: &Gpt<B>, cfg: &GptConfig, seed: u64) -> Vec<f32> {
+    let dev = Default::default();
+    B::seed(&dev, seed);
+    let x = Tensor::<B, 2, Int>::random(
+        [3, cfg.context_len],
+        Distribution::Uniform(0.0, cfg.vocab_size as f64),
+        &dev,
+    );
+    let masks = AttentionMasks::new(cfg, cfg.context_len, &dev);
+    m.forward(x, &masks, None).into_data().to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn a_trained_run_exports_and_reads_back_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let out = dir.path().join("run");
+    // Grows at 8 with a 6-step ramp: by step 16 the mask is off.
+    run(
+        &tiny_config(&corpus, 16, true, "name = \"fixed\"\nsteps = [8]"),
+        &out,
+        false,
+        None,
+    )
+    .unwrap();
+    let t = load_trained::<Flex>(&out, &Default::default()).unwrap();
+    assert_eq!(t.state.stage, 1);
+    let hf = dir.path().join("hf");
+    export_model(&t.model, &t.config, &hf, None, &growlm::hf::byte_tokenizer_json(16)).unwrap();
+    let back = import_model::<Flex>(&hf, Some(&t.config), &Default::default()).unwrap();
+    assert_eq!(logits(&t.model, &t.config, 1), logits(&back.model, &back.config, 1));
+}
+
+#[test]
+fn a_run_starts_from_an_exported_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let src = dir.path().join("src");
+    let cfg = tiny_config(&corpus, 12, false, "name = \"never\"");
+    run(&cfg, &src, false, None).unwrap();
+    let t = load_trained::<Flex>(&src, &Default::default()).unwrap();
+    let hf = dir.path().join("hf");
+    export_model(&t.model, &t.config, &hf, None, &[]).unwrap();
+    let m = import_model::<Flex>(&hf, Some(&cfg.stages[0].model), &Default::default()).unwrap();
+    let init = InitWeights {
+        source: hf.display().to_string(),
+        values: named_params::<Flex, _>(&m.model)
+            .into_iter()
+            .map(|(k, (_, v))| (k, v))
+            .collect(),
+    };
+    let fresh = dir.path().join("fresh");
+    run(&cfg, &fresh, false, None).unwrap();
+    let warm = dir.path().join("warm");
+    let o = growlm::train::RunOptions {
+        init: Some(init.clone()),
+        ..opts(&warm, false)
+    };
+    train::<TB>(&cfg, &o, &growlm::registry(), &Default::default(), &mut []).unwrap();
+    // The first step of the warm start sees the trained weights: its loss is the source
+    // run's loss level, far below a fresh model's.
+    let (f, w, s) = (metrics(&fresh), metrics(&warm), metrics(&src));
+    assert!(
+        w[0].train_loss < f[0].train_loss - 0.3,
+        "{} vs {}",
+        w[0].train_loss,
+        f[0].train_loss
+    );
+    assert!((w[0].train_loss - s.last().unwrap().train_loss).abs() < 0.5);
+    assert_eq!(
+        std::fs::read_to_string(warm.join("init-from.txt")).unwrap().trim(),
+        init.source
+    );
+    // Weights of another shape are refused, naming the parameter.
+    let mut wrong = init;
+    wrong.values.get_mut("wpe").unwrap().shape = vec![8, 32];
+    let o = growlm::train::RunOptions {
+        init: Some(wrong),
+        ..opts(&dir.path().join("wrong"), false)
+    };
+    let e = train::<TB>(&cfg, &o, &growlm::registry(), &Default::default(), &mut [])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`wpe`") && e.contains("[8, 32]"), "{e}");
+}
+
+#[test]
+fn offline_growth_of_the_gpt_neo_fixture_keeps_its_function() {
+    // The transformers-made fixture (3 layers: global, local, global) grown 2x in width
+    // with HyperCloning and 2x in depth with redundant layers, then written and read back.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/growlm-hf/tests/fixtures/tiny-gpt-neo");
+    let mut src = import_model::<TB>(&fixture, None, &Default::default()).unwrap();
+    // The fixture's weight matrices have std 0.5 (25x GPT-Neo's init), which with GPT-Neo's
+    // unscaled attention scores saturates the softmax and turns f32 rounding of the wider
+    // sums into |Δlogit| ~1e-4. Scaled by 0.3 the model is well conditioned (|Δlogit| ~7e-7).
+    let scaled = named_params::<TB, _>(&src.model)
+        .into_iter()
+        .map(|(k, (_, mut t))| {
+            if t.shape.len() == 2 {
+                t.values.iter_mut().for_each(|v| *v *= 0.3);
+            }
+            (k, t)
+        })
+        .collect();
+    src.model = assign_params::<TB, _>(src.model, &scaled);
+    let mut target = src.config.clone();
+    (target.d_model, target.n_heads, target.n_layers, target.ffn_dim) = (32, 4, 6, Some(80));
+    for (width, depth) in [("hypercloning", "redundant"), ("fpi", "identity")] {
+        let op = GrowthConfig {
+            width: width.into(),
+            depth: depth.into(),
+            ramp_steps: 0,
+        };
+        let g = grow(
+            &src.config,
+            &src.model,
+            &AdamWConfig::new().init(),
+            AdamWConfig::new().init(),
+            &target,
+            &op,
+            0,
+            0,
+            None,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        export_model(&g.model, &target, dir.path(), None, &[]).unwrap();
+        let back = import_model::<Flex>(dir.path(), Some(&target), &Default::default()).unwrap();
+        let (a, b) = (logits(&src.model, &src.config, 2), logits(&back.model, &back.config, 2));
+        let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        // The fixture's random weights give logits of tens: f32 rounding scales with them.
+        let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 1.0);
+        assert!(
+            d <= 1e-5 * scale,
+            "{width}+{depth}: max |Δlogit| {d}, max |logit| {scale}"
+        );
+    }
+}
