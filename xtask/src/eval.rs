@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_flex::Flex;
-use growlm::data::{check_text, ByteTokenizer};
+use growlm::data::{check_text, TokenizerKind};
 use growlm::hf::import_model;
 use growlm::model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm::train::load_trained;
@@ -21,6 +21,17 @@ type B = Flex;
 pub enum TokenizerName {
     /// One id per byte (growlm's default; vocabulary 256).
     Byte,
+    /// GPT-2's BPE (vocabulary 50257).
+    Gpt2,
+}
+
+impl From<TokenizerName> for TokenizerKind {
+    fn from(t: TokenizerName) -> Self {
+        match t {
+            TokenizerName::Byte => TokenizerKind::Byte,
+            TokenizerName::Gpt2 => TokenizerKind::Gpt2,
+        }
+    }
 }
 
 /// Arguments of `cargo xtask eval`.
@@ -33,9 +44,10 @@ pub struct EvalArgs {
     /// Text file to score.
     #[arg(long)]
     data: PathBuf,
-    /// Tokenizer of the text.
-    #[arg(long, value_enum, default_value_t = TokenizerName::Byte)]
-    tokenizer: TokenizerName,
+    /// Tokenizer of the text [default: the run's; for a Hugging Face directory, the one
+    /// its vocabulary size names: 256 bytes, 50257 GPT-2].
+    #[arg(long, value_enum)]
+    tokenizer: Option<TokenizerName>,
     /// Sequences scored at once.
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -97,9 +109,12 @@ fn is_hf_dir(p: &Path) -> bool {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let dev = Default::default();
-    let (model, config, mask) = if is_hf_dir(&args.model) {
+    let (model, config, mask, run_tok) = if is_hf_dir(&args.model) {
         let m = import_model::<B>(&args.model, None, &dev)?;
-        (m.model, m.config, None)
+        let tok = [TokenizerKind::Byte, TokenizerKind::Gpt2]
+            .into_iter()
+            .find(|t| t.vocab_size() == m.config.vocab_size);
+        (m.model, m.config, None, tok)
     } else {
         let t = load_trained::<B>(&args.model, &dev).with_context(|| {
             format!(
@@ -111,19 +126,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Some(r) => r.width_mask::<B>(&t.config, t.state.step, &dev)?,
             None => None,
         };
-        (t.model, t.config, mask)
+        (t.model, t.config, mask, Some(t.run.data.tokenizer))
     };
-    let bytes = std::fs::read(&args.data).with_context(|| format!("reading --data {}", args.data.display()))?;
-    check_text(&args.data, &bytes)?;
-    let ids = match args.tokenizer {
-        TokenizerName::Byte => ByteTokenizer.encode(&bytes),
-    };
-    if config.vocab_size < 256 {
-        bail!(
-            "the model's vocabulary has {} ids but the byte tokenizer needs 256",
+    let tok = match (args.tokenizer, run_tok) {
+        (Some(t), _) => TokenizerKind::from(t),
+        (None, Some(t)) => t,
+        (None, None) => bail!(
+            "the model's vocabulary has {} ids, which names no tokenizer growlm has; pass --tokenizer",
             config.vocab_size
+        ),
+    };
+    if tok.vocab_size() > config.vocab_size {
+        bail!(
+            "the model's vocabulary has {} ids but the {} tokenizer gives up to {}; pass the model's --tokenizer",
+            config.vocab_size,
+            tok.name(),
+            tok.vocab_size()
         );
     }
+    let bytes = std::fs::read(&args.data).with_context(|| format!("reading --data {}", args.data.display()))?;
+    check_text(&args.data, &bytes)?;
+    let ids = tok.encode(&bytes);
     let r = score(&model, &config, mask.as_ref(), &ids, args.batch)?;
     println!(
         "{}: loss {:.4} nats/token, perplexity {:.3}, {} scored tokens ({} chunks of {})",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use burn_flex::Flex;
-use growlm::hf::{byte_tokenizer_json, export_model};
+use growlm::hf::export_model;
 use growlm::train::{load_trained, Trained};
 
 /// Arguments of `cargo xtask export`.
@@ -41,12 +41,13 @@ pub(crate) fn check_not_mid_ramp<B: burn::tensor::backend::Backend>(t: &Trained<
 pub fn run(args: ExportArgs) -> Result<()> {
     let t = load_trained::<Flex>(&args.run, &Default::default())?;
     check_not_mid_ramp(&t)?;
-    let tokenizer = byte_tokenizer_json(t.config.context_len);
-    export_model(&t.model, &t.config, &args.out, None, &tokenizer)?;
+    let tok = t.run.data.tokenizer;
+    export_model(&t.model, &t.config, &args.out, tok.eos(), &tok.hf_files(t.config.context_len))?;
     println!(
-        "wrote {} (GPT-Neo, {} parameters; step {} of {}, stage {})",
+        "wrote {} (GPT-Neo, {} parameters, {} tokenizer; step {} of {}, stage {})",
         args.out.display(),
         t.config.num_params(),
+        tok.name(),
         t.state.step,
         t.path.display(),
         t.state.stage

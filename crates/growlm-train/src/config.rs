@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use growlm_data::CorpusSource;
+use growlm_data::{CorpusSource, TokenizerKind};
 use growlm_model::GptConfig;
 use growlm_ops::GrowthConfig;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,10 @@ pub struct DataConfig {
     /// Batches in the fixed validation set.
     #[serde(default = "default_valid_batches")]
     pub valid_batches: usize,
+    /// `"byte"` (the default) or `"gpt2"`; each stage's `model.vocab_size` follows it when
+    /// absent and must agree with it when given.
+    #[serde(default)]
+    pub tokenizer: TokenizerKind,
 }
 
 fn default_valid_batches() -> usize {
@@ -55,6 +59,28 @@ impl Default for DataConfig {
         Self {
             source: CorpusSource::Sotu,
             valid_batches: default_valid_batches(),
+            tokenizer: TokenizerKind::Byte,
+        }
+    }
+}
+
+/// Sets `stages.N.model.vocab_size` to the vocabulary of `data.tokenizer` in every stage
+/// that does not give it, so the model follows the tokenizer. An unknown tokenizer name is
+/// left for the typed parse to refuse.
+fn fill_vocab_size(table: &mut toml::Table) {
+    let tokenizer = table
+        .get("data")
+        .and_then(|d| d.get("tokenizer"))
+        .and_then(|t| TokenizerKind::deserialize(t.clone()).ok())
+        .unwrap_or_default();
+    let Some(toml::Value::Array(stages)) = table.get_mut("stages") else {
+        return;
+    };
+    for stage in stages {
+        if let Some(toml::Value::Table(model)) = stage.get_mut("model") {
+            model
+                .entry("vocab_size")
+                .or_insert(toml::Value::Integer(tokenizer.vocab_size() as i64));
         }
     }
 }
@@ -187,7 +213,8 @@ impl RunConfig {
 
     /// Builds and validates a config from a parsed TOML table; an unknown key or a value
     /// of the wrong type is an error naming the key (`train.nope`, `stages.1.model.d_model`).
-    pub fn from_table(table: toml::Table) -> Result<Self, TrainError> {
+    pub fn from_table(mut table: toml::Table) -> Result<Self, TrainError> {
+        fill_vocab_size(&mut table);
         let cfg: RunConfig = growlm_policy::from_table(table).map_err(|(key, reason)| invalid(&key, reason))?;
         cfg.validate()?;
         Ok(cfg)
@@ -260,6 +287,21 @@ impl RunConfig {
 
     /// Checks every value; errors name the key and say what is allowed.
     pub fn validate(&self) -> Result<(), TrainError> {
+        let tok = self.data.tokenizer;
+        for (i, s) in self.stages.iter().enumerate() {
+            if s.model.vocab_size != tok.vocab_size() {
+                return Err(invalid(
+                    &format!("stages.{i}.model.vocab_size"),
+                    format!(
+                        "is {} but data.tokenizer = \"{}\" has {} ids; remove the key (it follows the tokenizer) or set it to {}",
+                        s.model.vocab_size,
+                        tok.name(),
+                        tok.vocab_size(),
+                        tok.vocab_size()
+                    ),
+                ));
+            }
+        }
         let t = &self.train;
         if t.batch_size == 0 {
             return Err(invalid("train.batch_size", "must be at least 1"));

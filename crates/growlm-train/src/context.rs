@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use growlm_data::{Batch, Batcher, ByteTokenizer, Corpus};
+use growlm_data::{Batch, Batcher, Corpus};
 use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm_ops::Ramp;
 use growlm_policy::{Observation, ValPoint};
@@ -65,11 +65,23 @@ pub(crate) struct Ctx<'a, B: AutodiffBackend> {
 }
 
 impl<'a, B: AutodiffBackend> Ctx<'a, B> {
-    pub(crate) fn new(cfg: &'a RunConfig, corpus: &Corpus, device: &'a B::Device) -> Result<Self, TrainError> {
-        let (t, tok) = (&cfg.train, ByteTokenizer);
+    /// Tokenizes `corpus` with the configured tokenizer (token streams cached under
+    /// `cache_dir`) and builds the batches, validation set and masks.
+    pub(crate) fn new(
+        cfg: &'a RunConfig,
+        corpus: &Corpus,
+        cache_dir: &std::path::Path,
+        device: &'a B::Device,
+    ) -> Result<Self, TrainError> {
+        let (t, tok) = (&cfg.train, cfg.data.tokenizer);
+        let (train, valid) = (
+            tok.encode_cached(&corpus.train, cache_dir)?,
+            tok.encode_cached(&corpus.valid, cache_dir)?,
+        );
+        let valid_tokens = valid.len();
         let batcher = Batcher::new(
-            tok.encode(&corpus.train),
-            tok.encode(&corpus.valid),
+            train,
+            valid,
             t.batch_size,
             t.seq_len,
             cfg.seed,
@@ -84,7 +96,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         // Non-overlapping validation windows, or the validation set is smaller than it says.
         let (need, have) = (
             cfg.data.valid_batches * t.batch_size * (t.seq_len + 1),
-            corpus.valid.len(),
+            valid_tokens,
         );
         if have < need {
             return Err(growlm_data::DataError::TooSmall {

@@ -101,7 +101,7 @@ pub fn train<B: AutodiffBackend>(
         write_atomic(&dir.join("init-from.txt"), format!("{}\n", init.source).as_bytes())?;
     }
     let corpus = Corpus::load(&cfg.data.source, &opts.cache_dir)?;
-    let ctx = Ctx::<B>::new(cfg, &corpus, device)?;
+    let ctx = Ctx::<B>::new(cfg, &corpus, &opts.cache_dir, device)?;
     let mut obs = Observers {
         files: RunFiles::default(),
         user: observers,
