@@ -43,7 +43,14 @@ fn a_trained_run_exports_and_reads_back_bit_for_bit() {
     let t = load_trained::<Flex>(&out, &Default::default()).unwrap();
     assert_eq!(t.state.stage, 1);
     let hf = dir.path().join("hf");
-    export_model(&t.model, &t.config, &hf, None, &growlm::data::TokenizerKind::Byte.hf_files(16)).unwrap();
+    export_model(
+        &t.model,
+        &t.config,
+        &hf,
+        None,
+        &growlm::data::TokenizerKind::Byte.hf_files(16),
+    )
+    .unwrap();
     let back = import_model::<Flex>(&hf, Some(&t.config), &Default::default()).unwrap();
     assert_eq!(logits(&t.model, &t.config, 1), logits(&back.model, &back.config, 1));
 }

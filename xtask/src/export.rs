@@ -42,7 +42,13 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let t = load_trained::<Flex>(&args.run, &Default::default())?;
     check_not_mid_ramp(&t)?;
     let tok = t.run.data.tokenizer;
-    export_model(&t.model, &t.config, &args.out, tok.eos(), &tok.hf_files(t.config.context_len))?;
+    export_model(
+        &t.model,
+        &t.config,
+        &args.out,
+        tok.eos(),
+        &tok.hf_files(t.config.context_len),
+    )?;
     println!(
         "wrote {} (GPT-Neo, {} parameters, {} tokenizer; step {} of {}, stage {})",
         args.out.display(),

@@ -1,5 +1,5 @@
 //! `cargo xtask`: the growlm command line — train, policies, operators, solve, compare,
-//! experiment, bench, replay, export, grow, eval.
+//! experiment, bench, replay, export, grow, eval, info.
 
 mod bench;
 mod compare;
@@ -7,6 +7,7 @@ mod eval;
 mod experiment;
 mod export;
 mod grow;
+mod info;
 mod operators;
 mod plot;
 mod replay;
@@ -49,6 +50,8 @@ enum Command {
     Grow(grow::GrowArgs),
     /// Mean next-token loss and perplexity of a model on a text.
     Eval(eval::EvalArgs),
+    /// Parameter counts, FLOPs per step and memory of each stage of a config.
+    Info(info::InfoArgs),
 }
 
 /// The backend that trains the model.
@@ -228,6 +231,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Export(a) => export::run(a),
         Command::Grow(a) => grow::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Info(a) => info::run(a),
         Command::Operators => operators::run(),
         Command::Policies => {
             for e in growlm::registry().entries() {

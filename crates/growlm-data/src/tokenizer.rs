@@ -75,7 +75,10 @@ impl TokenizerKind {
         let path = dir.join(format!("{}-{}.u16", self.name(), &sha256_hex(text)[..32]));
         if let Ok(bytes) = std::fs::read(&path) {
             if bytes.len() % 2 == 0 {
-                return Ok(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect());
+                return Ok(bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                    .collect());
             }
         }
         let ids = self.encode(text);
@@ -248,12 +251,19 @@ mod tests {
     #[test]
     fn the_cache_returns_what_was_tokenized_and_is_keyed_by_text() {
         let dir = tempfile::tempdir().unwrap();
-        let a = TokenizerKind::Gpt2.encode_cached(b"The state of the union is strong.", dir.path()).unwrap();
+        let a = TokenizerKind::Gpt2
+            .encode_cached(b"The state of the union is strong.", dir.path())
+            .unwrap();
         assert_eq!(a, TokenizerKind::Gpt2.encode(b"The state of the union is strong."));
         let files: Vec<_> = std::fs::read_dir(token_cache_dir(dir.path())).unwrap().collect();
         assert_eq!(files.len(), 1);
         // Read back from the cache, bit for bit; another text gets its own entry.
-        assert_eq!(TokenizerKind::Gpt2.encode_cached(b"The state of the union is strong.", dir.path()).unwrap(), a);
+        assert_eq!(
+            TokenizerKind::Gpt2
+                .encode_cached(b"The state of the union is strong.", dir.path())
+                .unwrap(),
+            a
+        );
         TokenizerKind::Gpt2.encode_cached(b"Another text.", dir.path()).unwrap();
         assert_eq!(std::fs::read_dir(token_cache_dir(dir.path())).unwrap().count(), 2);
     }

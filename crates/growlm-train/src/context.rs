@@ -79,14 +79,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             tok.encode_cached(&corpus.valid, cache_dir)?,
         );
         let valid_tokens = valid.len();
-        let batcher = Batcher::new(
-            train,
-            valid,
-            t.batch_size,
-            t.seq_len,
-            cfg.seed,
-        )
-        .map_err(|e| match e {
+        let batcher = Batcher::new(train, valid, t.batch_size, t.seq_len, cfg.seed).map_err(|e| match e {
             e @ growlm_data::DataError::TooShort { .. } => growlm_data::DataError::TooSmall {
                 source_name: corpus.source.clone(),
                 reason: e.to_string(),
@@ -94,10 +87,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             e => e,
         })?;
         // Non-overlapping validation windows, or the validation set is smaller than it says.
-        let (need, have) = (
-            cfg.data.valid_batches * t.batch_size * (t.seq_len + 1),
-            valid_tokens,
-        );
+        let (need, have) = (cfg.data.valid_batches * t.batch_size * (t.seq_len + 1), valid_tokens);
         if have < need {
             return Err(growlm_data::DataError::TooSmall {
                 source_name: corpus.source.clone(),
