@@ -48,7 +48,7 @@ fn a_trained_run_exports_and_reads_back_bit_for_bit() {
         &t.config,
         &hf,
         None,
-        &growlm::data::TokenizerKind::Byte.hf_files(16),
+        &growlm::data::Tokenizer::byte().hf_files(16),
     )
     .unwrap();
     let back = import_model::<Flex>(&hf, Some(&t.config), &Default::default()).unwrap();
@@ -160,4 +160,50 @@ fn offline_growth_of_the_gpt_neo_fixture_keeps_its_function() {
             "{width}+{depth}: max |Δlogit| {d}, max |logit| {scale}"
         );
     }
+}
+
+#[test]
+fn a_bpe_run_keeps_its_trained_tokenizer_and_exports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let mut cfg = tiny_config(&corpus, 6, false, "name = \"never\"");
+    cfg.data.tokenizer = growlm::data::TokenizerKind::Bpe { vocab_size: 300 };
+    cfg.stages[0].model.vocab_size = 300;
+    let out = dir.path().join("run");
+    run(&cfg, &out, false, None).unwrap();
+    let json = std::fs::read_to_string(out.join("tokenizer.json")).unwrap();
+    let tok = growlm::data::Tokenizer::from_json(cfg.data.tokenizer, &json).unwrap();
+    // The corpus' words are merged: fewer ids than bytes.
+    let text = std::fs::read(&corpus).unwrap();
+    assert!(tok.encode(&text).unwrap().len() * 2 < text.len());
+    let t = load_trained::<Flex>(&out, &Default::default()).unwrap();
+    let hf = dir.path().join("hf");
+    export_model(&t.model, &t.config, &hf, tok.eos(), &tok.hf_files(16)).unwrap();
+    assert_eq!(std::fs::read_to_string(hf.join("tokenizer.json")).unwrap(), json);
+    assert_eq!(
+        import_model::<Flex>(&hf, Some(&t.config), &Default::default())
+            .unwrap()
+            .config
+            .vocab_size,
+        300
+    );
+}
+
+#[test]
+fn the_model_vocabulary_follows_the_tokenizer() {
+    let base = |extra: &str| {
+        format!(
+            "[data]\nsource = \"x.txt\"\ntokenizer = \"gpt2\"\n[train]\nbatch_size = 2\nseq_len = 8\nmax_steps = 4\nlr = 1e-3\nwarmup_steps = 0\neval_every = 2\ncheckpoint_every = 2\n\
+             [[stages]]\nname = \"a\"\nmodel = {{ context_len = 8, d_model = 8, n_layers = 1, n_heads = 2{extra} }}\n[policy]\nname = \"never\"\n"
+        )
+    };
+    let cfg = growlm::train::RunConfig::from_toml(&base("")).unwrap();
+    assert_eq!(cfg.stages[0].model.vocab_size, 50257);
+    let e = growlm::train::RunConfig::from_toml(&base(", vocab_size = 256"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stages.0.model.vocab_size") && e.contains("50257"), "{e}");
+    let bad = base("").replace("\"gpt2\"", "{ bpe = { vocab_size = 100 } }");
+    let e = growlm::train::RunConfig::from_toml(&bad).unwrap_err().to_string();
+    assert!(e.contains("data.tokenizer") && e.contains("258 to 65536"), "{e}");
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_flex::Flex;
-use growlm::data::{check_text, TokenizerKind};
+use growlm::data::{check_text, Tokenizer, TokenizerKind};
 use growlm::hf::import_model;
 use growlm::model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm::train::load_trained;
@@ -103,18 +103,37 @@ pub fn score(
     })
 }
 
+/// The tokenizer of a Hugging Face directory: bytes or GPT-2 by its vocabulary size, else
+/// the trained BPE in its `tokenizer.json`.
+fn hf_tokenizer(dir: &Path, vocab: usize) -> Result<Option<Tokenizer>> {
+    for kind in [TokenizerKind::Byte, TokenizerKind::Gpt2] {
+        if kind.vocab_size() == vocab {
+            return Ok(Some(Tokenizer::build(kind, b"", Path::new(""))?));
+        }
+    }
+    match std::fs::read_to_string(dir.join("tokenizer.json")) {
+        Ok(json) => Ok(Some(Tokenizer::from_json(
+            TokenizerKind::Bpe { vocab_size: vocab },
+            &json,
+        )?)),
+        Err(_) => Ok(None),
+    }
+}
+
 fn is_hf_dir(p: &Path) -> bool {
     p.join("config.json").is_file() && !p.join("state.json").is_file() && !p.join("checkpoints").is_dir()
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let dev = Default::default();
-    let (model, config, mask, run_tok) = if is_hf_dir(&args.model) {
+    let named = args
+        .tokenizer
+        .map(|t| Tokenizer::build(t.into(), b"", Path::new("")))
+        .transpose()?;
+    let (model, config, mask, own) = if is_hf_dir(&args.model) {
         let m = import_model::<B>(&args.model, None, &dev)?;
-        let tok = [TokenizerKind::Byte, TokenizerKind::Gpt2]
-            .into_iter()
-            .find(|t| t.vocab_size() == m.config.vocab_size);
-        (m.model, m.config, None, tok)
+        let own = hf_tokenizer(&args.model, m.config.vocab_size)?;
+        (m.model, m.config, None, own)
     } else {
         let t = load_trained::<B>(&args.model, &dev).with_context(|| {
             format!(
@@ -126,27 +145,28 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Some(r) => r.width_mask::<B>(&t.config, t.state.step, &dev)?,
             None => None,
         };
-        (t.model, t.config, mask, Some(t.run.data.tokenizer))
+        let own = crate::export::tokenizer_of(&t)?;
+        (t.model, t.config, mask, Some(own))
     };
-    let tok = match (args.tokenizer, run_tok) {
-        (Some(t), _) => TokenizerKind::from(t),
-        (None, Some(t)) => t,
+    let tok = match (named, own) {
+        (Some(t), _) | (None, Some(t)) => t,
         (None, None) => bail!(
-            "the model's vocabulary has {} ids, which names no tokenizer growlm has; pass --tokenizer",
+            "the model's vocabulary has {} ids, which names no tokenizer growlm has, and its directory has no \
+             tokenizer.json; pass --tokenizer",
             config.vocab_size
         ),
     };
-    if tok.vocab_size() > config.vocab_size {
+    if tok.kind().vocab_size() > config.vocab_size {
         bail!(
             "the model's vocabulary has {} ids but the {} tokenizer gives up to {}; pass the model's --tokenizer",
             config.vocab_size,
-            tok.name(),
-            tok.vocab_size()
+            tok.kind().name(),
+            tok.kind().vocab_size()
         );
     }
     let bytes = std::fs::read(&args.data).with_context(|| format!("reading --data {}", args.data.display()))?;
     check_text(&args.data, &bytes)?;
-    let ids = tok.encode(&bytes);
+    let ids = tok.encode(&bytes)?;
     let r = score(&model, &config, mask.as_ref(), &ids, args.batch)?;
     println!(
         "{}: loss {:.4} nats/token, perplexity {:.3}, {} scored tokens ({} chunks of {})",

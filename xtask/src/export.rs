@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn_flex::Flex;
+use growlm::data::{Tokenizer, TokenizerKind};
 use growlm::hf::export_model;
 use growlm::train::{load_trained, Trained};
 
@@ -38,10 +39,23 @@ pub(crate) fn check_not_mid_ramp<B: burn::tensor::backend::Backend>(t: &Trained<
     Ok(())
 }
 
+/// The tokenizer a trained model was trained with: a trained BPE is read from the run
+/// directory's `tokenizer.json`.
+pub(crate) fn tokenizer_of<B: burn::tensor::backend::Backend>(t: &Trained<B>) -> Result<Tokenizer> {
+    let kind = t.run.data.tokenizer;
+    if let TokenizerKind::Bpe { .. } = kind {
+        let path = t.path.join("../../tokenizer.json");
+        let json = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: the run's trained tokenizer is missing", path.display()))?;
+        return Ok(Tokenizer::from_json(kind, &json)?);
+    }
+    Ok(Tokenizer::build(kind, b"", std::path::Path::new(""))?)
+}
+
 pub fn run(args: ExportArgs) -> Result<()> {
     let t = load_trained::<Flex>(&args.run, &Default::default())?;
     check_not_mid_ramp(&t)?;
-    let tok = t.run.data.tokenizer;
+    let tok = tokenizer_of(&t)?;
     export_model(
         &t.model,
         &t.config,
@@ -53,7 +67,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         "wrote {} (GPT-Neo, {} parameters, {} tokenizer; step {} of {}, stage {})",
         args.out.display(),
         t.config.num_params(),
-        tok.name(),
+        tok.kind().name(),
         t.state.step,
         t.path.display(),
         t.state.stage

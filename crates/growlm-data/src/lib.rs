@@ -14,7 +14,7 @@ pub use corpus::{
     verify_manifest, CacheState, Corpus, CorpusSource, Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256,
     SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
 };
-pub use tokenizer::{byte_char, gpt2_merges, token_cache_dir, TokenizerKind};
+pub use tokenizer::{byte_char, gpt2_merges, token_cache_dir, Tokenizer, TokenizerKind};
 
 /// Writes `bytes` to `path` atomically: a temporary sibling, then a rename.
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), DataError> {
@@ -88,6 +88,12 @@ pub enum DataError {
         /// The data source (file, directory or corpus).
         source_name: String,
         /// What is too small and what to do.
+        reason: String,
+    },
+    /// The tokenizer could not be built, trained or run.
+    #[error("tokenizer (`data.tokenizer`): {reason}")]
+    Tokenizer {
+        /// What went wrong and what to do.
         reason: String,
     },
     /// A data setting is invalid.

@@ -1,24 +1,33 @@
-//! Tokenizers (DESIGN.md §Data): bytes (the default: id = byte value) and GPT-2's BPE, the
+//! Tokenizers (DESIGN.md §Data): bytes (the default: id = byte value), GPT-2's BPE, the
 //! tokenizer GPT-Neo uses, with its ranks taken from the `tiktoken-rs` crate (nothing is
-//! downloaded). Token streams are cached next to the corpus, keyed by the tokenizer and the
-//! text's checksum, so runs do not re-tokenize.
+//! downloaded), and a byte-level BPE trained on the training split with the `tokenizers`
+//! crate. Trained tokenizers and token streams are cached next to the corpus, keyed by the
+//! tokenizer and the text's checksum, so runs do not re-train or re-tokenize.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{sha256_hex, write_atomic, ByteTokenizer, DataError};
 
-/// Which tokenizer turns text into ids (`[data] tokenizer`).
+/// Which tokenizer turns text into ids (`[data] tokenizer`: `"byte"`, `"gpt2"` or
+/// `{ bpe = { vocab_size = 4096 } }`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TokenizerKind {
     /// One id per byte; vocabulary 256.
     #[default]
     Byte,
     /// GPT-2's byte-level BPE (`r50k_base`); vocabulary 50257, `<|endoftext|>` = 50256.
     Gpt2,
+    /// A byte-level BPE trained on the training split: 256 byte tokens, `<|endoftext|>`
+    /// and merges up to `vocab_size` tokens (fewer if the text has fewer distinct pairs).
+    Bpe {
+        /// Vocabulary size, 258 to 65536.
+        vocab_size: usize,
+    },
 }
 
 /// GPT-2's end-of-text id.
@@ -30,49 +39,159 @@ impl TokenizerKind {
         match self {
             Self::Byte => ByteTokenizer::VOCAB_SIZE,
             Self::Gpt2 => GPT2_EOT as usize + 1,
+            Self::Bpe { vocab_size } => vocab_size,
         }
+    }
+
+    /// The name in messages and cache files.
+    pub fn name(self) -> String {
+        match self {
+            Self::Byte => "byte".into(),
+            Self::Gpt2 => "gpt2".into(),
+            Self::Bpe { vocab_size } => format!("bpe{vocab_size}"),
+        }
+    }
+
+    /// Checks the settings; the error says what is allowed.
+    pub fn validate(self) -> Result<(), String> {
+        match self {
+            Self::Bpe { vocab_size } if !(258..=65536).contains(&vocab_size) => Err(format!(
+                "bpe vocab_size = {vocab_size}: must be 258 to 65536 (256 bytes, <|endoftext|>, at least one merge; ids are 16-bit)"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A ready tokenizer: the kind, and for a trained BPE its trained model.
+#[derive(Clone)]
+pub struct Tokenizer {
+    kind: TokenizerKind,
+    trained: Option<(tokenizers::Tokenizer, String)>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer").field("kind", &self.kind).finish()
+    }
+}
+
+/// The end-of-text token of trained tokenizers (GPT-2's spelling).
+const EOT: &str = "<|endoftext|>";
+
+fn bpe_err(what: impl std::fmt::Display) -> DataError {
+    DataError::Tokenizer {
+        reason: what.to_string(),
+    }
+}
+
+impl Tokenizer {
+    /// The byte tokenizer.
+    pub fn byte() -> Self {
+        Self {
+            kind: TokenizerKind::Byte,
+            trained: None,
+        }
+    }
+
+    /// The tokenizer `kind` names; a BPE is trained on `train_text` (or read from the
+    /// cache under `cache_dir` if it was trained on the same text before).
+    pub fn build(kind: TokenizerKind, train_text: &[u8], cache_dir: &Path) -> Result<Self, DataError> {
+        kind.validate().map_err(bpe_err)?;
+        let TokenizerKind::Bpe { vocab_size } = kind else {
+            return Ok(Self { kind, trained: None });
+        };
+        let dir = cache_dir.join("tokens");
+        let path = dir.join(format!("{}-{}.json", kind.name(), &sha256_hex(train_text)[..32]));
+        if let Ok(json) = std::fs::read_to_string(&path) {
+            if let Ok(t) = Self::from_json(kind, &json) {
+                return Ok(t);
+            }
+        }
+        let json = train_bpe(vocab_size, train_text)?;
+        std::fs::create_dir_all(&dir).map_err(|source| DataError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        write_atomic(&path, json.as_bytes())?;
+        Self::from_json(kind, &json)
+    }
+
+    /// A trained BPE read back from its `tokenizer.json`.
+    pub fn from_json(kind: TokenizerKind, json: &str) -> Result<Self, DataError> {
+        let t = tokenizers::Tokenizer::from_str(json).map_err(bpe_err)?;
+        let n = t.get_vocab_size(true);
+        if n > kind.vocab_size() {
+            return Err(bpe_err(format!(
+                "the trained tokenizer has {n} tokens, more than {} vocab_size = {}",
+                kind.name(),
+                kind.vocab_size()
+            )));
+        }
+        Ok(Self {
+            kind,
+            trained: Some((t, json.to_string())),
+        })
+    }
+
+    /// Which tokenizer this is.
+    pub fn kind(&self) -> TokenizerKind {
+        self.kind
+    }
+
+    /// A trained tokenizer's `tokenizer.json`, to keep in the run directory.
+    pub fn json(&self) -> Option<&str> {
+        self.trained.as_ref().map(|(_, j)| j.as_str())
     }
 
     /// The end-of-text id, if the tokenizer has one.
-    pub fn eos(self) -> Option<usize> {
-        match self {
-            Self::Byte => None,
-            Self::Gpt2 => Some(GPT2_EOT as usize),
+    pub fn eos(&self) -> Option<usize> {
+        match (&self.kind, &self.trained) {
+            (TokenizerKind::Gpt2, _) => Some(GPT2_EOT as usize),
+            (_, Some((t, _))) => t.token_to_id(EOT).map(|i| i as usize),
+            _ => None,
         }
     }
 
-    /// The name in configs and cache files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Byte => "byte",
-            Self::Gpt2 => "gpt2",
-        }
-    }
-
-    /// Token ids of `text` (GPT-2 reads it as UTF-8, invalid bytes replaced).
-    pub fn encode(self, text: &[u8]) -> Vec<u16> {
-        match self {
-            Self::Byte => ByteTokenizer.encode(text),
-            Self::Gpt2 => {
-                let bpe = tiktoken_rs::r50k_base_singleton();
+    /// Token ids of `text` (the BPEs read it as UTF-8, invalid bytes replaced).
+    pub fn encode(&self, text: &[u8]) -> Result<Vec<u16>, DataError> {
+        let narrow = |ids: Vec<u32>| -> Vec<u16> {
+            ids.into_iter()
+                .map(|r| u16::try_from(r).expect("vocabularies are validated to fit 16 bits"))
+                .collect()
+        };
+        Ok(match (&self.kind, &self.trained) {
+            (TokenizerKind::Gpt2, _) => {
                 let text = String::from_utf8_lossy(text);
-                bpe.encode_ordinary(&text)
-                    .into_iter()
-                    .map(|r| u16::try_from(r).expect("GPT-2 ids are below 50257"))
-                    .collect()
+                narrow(tiktoken_rs::r50k_base_singleton().encode_ordinary(&text))
             }
-        }
+            (_, Some((t, _))) => {
+                // One encoding call per line keeps memory flat on large texts; the
+                // byte-level pre-tokenizer splits at whitespace anyway.
+                let text = String::from_utf8_lossy(text);
+                let mut ids = Vec::with_capacity(text.len() / 3);
+                for line in text.split_inclusive('\n') {
+                    let e = t.encode_fast(line, false).map_err(bpe_err)?;
+                    ids.extend(e.get_ids().iter().map(|i| *i as u16));
+                }
+                ids
+            }
+            _ => ByteTokenizer.encode(text),
+        })
     }
 
     /// `text` tokenized, read from the cache under `cache_dir` when it was tokenized before
-    /// (keyed by tokenizer and the text's SHA-256), else tokenized and cached. The byte
+    /// (keyed by the tokenizer and the text's SHA-256), else tokenized and cached. The byte
     /// tokenizer is not cached: it costs nothing.
-    pub fn encode_cached(self, text: &[u8], cache_dir: &Path) -> Result<Vec<u16>, DataError> {
-        if self == Self::Byte {
-            return Ok(self.encode(text));
+    pub fn encode_cached(&self, text: &[u8], cache_dir: &Path) -> Result<Vec<u16>, DataError> {
+        if self.kind == TokenizerKind::Byte {
+            return self.encode(text);
         }
+        let model = self
+            .json()
+            .map_or(String::new(), |j| format!("-{}", &sha256_hex(j.as_bytes())[..12]));
         let dir = cache_dir.join("tokens");
-        let path = dir.join(format!("{}-{}.u16", self.name(), &sha256_hex(text)[..32]));
+        let path = dir.join(format!("{}{model}-{}.u16", self.kind.name(), &sha256_hex(text)[..32]));
         if let Ok(bytes) = std::fs::read(&path) {
             if bytes.len() % 2 == 0 {
                 return Ok(bytes
@@ -81,7 +200,7 @@ impl TokenizerKind {
                     .collect());
             }
         }
-        let ids = self.encode(text);
+        let ids = self.encode(text)?;
         std::fs::create_dir_all(&dir).map_err(|source| DataError::Io {
             path: dir.clone(),
             source,
@@ -94,12 +213,49 @@ impl TokenizerKind {
     /// The tokenizer's files for a Hugging Face model directory that reproduce its ids:
     /// for bytes a `tokenizers` byte-level BPE without merges, for GPT-2 its `vocab.json`
     /// and `merges.txt` rebuilt from the ranks.
-    pub fn hf_files(self, context_len: usize) -> Vec<(&'static str, Vec<u8>)> {
-        match self {
-            Self::Byte => byte_files(context_len),
-            Self::Gpt2 => gpt2_files(context_len),
+    pub fn hf_files(&self, context_len: usize) -> Vec<(&'static str, Vec<u8>)> {
+        match (&self.kind, self.json()) {
+            (TokenizerKind::Gpt2, _) => gpt2_files(context_len),
+            (_, Some(json)) => {
+                let config = serde_json::json!({
+                    "tokenizer_class": "PreTrainedTokenizerFast",
+                    "model_max_length": context_len,
+                    "eos_token": EOT, "bos_token": EOT,
+                    "clean_up_tokenization_spaces": false
+                });
+                vec![
+                    ("tokenizer.json", json.as_bytes().to_vec()),
+                    ("tokenizer_config.json", json_bytes(&config)),
+                ]
+            }
+            _ => byte_files(context_len),
         }
     }
+}
+
+/// Trains a byte-level BPE of `vocab_size` tokens on `text` (one sequence per line) and
+/// returns its `tokenizer.json`.
+fn train_bpe(vocab_size: usize, text: &[u8]) -> Result<String, DataError> {
+    use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::{AddedToken, TokenizerBuilder};
+    let mut trainer = BpeTrainerBuilder::new()
+        .show_progress(false)
+        .vocab_size(vocab_size)
+        .min_frequency(2)
+        .special_tokens(vec![AddedToken::from(EOT.to_string(), true)])
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build();
+    let byte_level = ByteLevel::new(false, false, true);
+    let mut t = TokenizerBuilder::<BPE, tokenizers::NormalizerWrapper, ByteLevel, ByteLevel, ByteLevel>::new()
+        .with_model(BPE::default())
+        .with_pre_tokenizer(Some(byte_level))
+        .with_decoder(Some(byte_level))
+        .build()
+        .map_err(bpe_err)?;
+    let text = String::from_utf8_lossy(text);
+    t.train(&mut trainer, text.split_inclusive('\n')).map_err(bpe_err)?;
+    t.to_string(false).map_err(bpe_err)
 }
 
 /// The printable character byte-level BPE uses for each byte (the scheme GPT-2 introduced:
@@ -225,10 +381,12 @@ mod tests {
     #[test]
     fn gpt2_ids_are_gpt2s() {
         // Published GPT-2 ids: "Hello world" → [15496, 995]; " the" is 262.
-        assert_eq!(TokenizerKind::Gpt2.encode(b"Hello world"), vec![15496, 995]);
-        assert_eq!(TokenizerKind::Gpt2.encode(b" the"), vec![262]);
+        let gpt2 = Tokenizer::build(TokenizerKind::Gpt2, b"", Path::new("/nonexistent")).unwrap();
+        assert_eq!(gpt2.encode(b"Hello world").unwrap(), vec![15496, 995]);
+        assert_eq!(gpt2.encode(b" the").unwrap(), vec![262]);
         assert_eq!(TokenizerKind::Gpt2.vocab_size(), 50257);
-        assert_eq!(TokenizerKind::Byte.encode(b"Hi"), vec![72, 105]);
+        assert_eq!(gpt2.eos(), Some(50256));
+        assert_eq!(Tokenizer::byte().encode(b"Hi").unwrap(), vec![72, 105]);
     }
 
     #[test]
@@ -251,21 +409,55 @@ mod tests {
     #[test]
     fn the_cache_returns_what_was_tokenized_and_is_keyed_by_text() {
         let dir = tempfile::tempdir().unwrap();
-        let a = TokenizerKind::Gpt2
-            .encode_cached(b"The state of the union is strong.", dir.path())
-            .unwrap();
-        assert_eq!(a, TokenizerKind::Gpt2.encode(b"The state of the union is strong."));
+        let gpt2 = Tokenizer::build(TokenizerKind::Gpt2, b"", dir.path()).unwrap();
+        let text = b"The state of the union is strong.";
+        let a = gpt2.encode_cached(text, dir.path()).unwrap();
+        assert_eq!(a, gpt2.encode(text).unwrap());
         let files: Vec<_> = std::fs::read_dir(token_cache_dir(dir.path())).unwrap().collect();
         assert_eq!(files.len(), 1);
         // Read back from the cache, bit for bit; another text gets its own entry.
-        assert_eq!(
-            TokenizerKind::Gpt2
-                .encode_cached(b"The state of the union is strong.", dir.path())
-                .unwrap(),
-            a
-        );
-        TokenizerKind::Gpt2.encode_cached(b"Another text.", dir.path()).unwrap();
+        assert_eq!(gpt2.encode_cached(text, dir.path()).unwrap(), a);
+        gpt2.encode_cached(b"Another text.", dir.path()).unwrap();
         assert_eq!(std::fs::read_dir(token_cache_dir(dir.path())).unwrap().count(), 2);
+    }
+
+    fn sample_text() -> Vec<u8> {
+        let words = [
+            "the", "union", "state", "of", "our", "is", "strong", "people", "nation", "we",
+        ];
+        let mut s = String::new();
+        for i in 0..20_000usize {
+            s += words[(i * 7 + i / 3) % words.len()];
+            s += if i % 13 == 12 { ".\n" } else { " " };
+        }
+        s.into_bytes()
+    }
+
+    #[test]
+    fn a_trained_bpe_round_trips_compresses_and_is_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = sample_text();
+        let kind = TokenizerKind::Bpe { vocab_size: 300 };
+        let t = Tokenizer::build(kind, &text, dir.path()).unwrap();
+        let ids = t.encode(&text).unwrap();
+        assert!(ids.iter().all(|i| (*i as usize) < 300));
+        // Merges learned: far fewer ids than bytes.
+        assert!(ids.len() * 3 < text.len(), "{} ids for {} bytes", ids.len(), text.len());
+        // Decoding gives the text back.
+        let (tok, _) = t.trained.as_ref().unwrap();
+        let back = tok
+            .decode(&ids.iter().map(|i| *i as u32).collect::<Vec<_>>(), false)
+            .unwrap();
+        assert_eq!(back.as_bytes(), text.as_slice());
+        assert!(t.eos().is_some());
+        // Trained once: a second build reads the cache and gives the same tokenizer.
+        let again = Tokenizer::build(kind, &text, dir.path()).unwrap();
+        assert_eq!(again.json(), t.json());
+        let files = t.hf_files(64);
+        assert_eq!(files[0].0, "tokenizer.json");
+        // Out-of-range vocabularies are refused.
+        let e = Tokenizer::build(TokenizerKind::Bpe { vocab_size: 100 }, &text, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("258 to 65536"), "{e}");
     }
 
     #[test]

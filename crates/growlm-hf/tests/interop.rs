@@ -87,7 +87,7 @@ fn export_round_trips_bit_for_bit() {
     let m = import_model::<B>(&fixture(), None, &Default::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("export");
-    let tok = growlm_data::TokenizerKind::Byte.hf_files(m.config.context_len);
+    let tok = growlm_data::Tokenizer::byte().hf_files(m.config.context_len);
     export_model(&m.model, &m.config, &out, None, &tok).unwrap();
     for f in [
         "config.json",

@@ -44,8 +44,9 @@ pub struct DataConfig {
     /// Batches in the fixed validation set.
     #[serde(default = "default_valid_batches")]
     pub valid_batches: usize,
-    /// `"byte"` (the default) or `"gpt2"`; each stage's `model.vocab_size` follows it when
-    /// absent and must agree with it when given.
+    /// `"byte"` (the default), `"gpt2"` or `{ bpe = { vocab_size = N } }` (trained on the
+    /// training split); each stage's `model.vocab_size` follows it when absent and must
+    /// agree with it when given.
     #[serde(default)]
     pub tokenizer: TokenizerKind,
 }
@@ -288,6 +289,7 @@ impl RunConfig {
     /// Checks every value; errors name the key and say what is allowed.
     pub fn validate(&self) -> Result<(), TrainError> {
         let tok = self.data.tokenizer;
+        tok.validate().map_err(|r| invalid("data.tokenizer", r))?;
         for (i, s) in self.stages.iter().enumerate() {
             if s.model.vocab_size != tok.vocab_size() {
                 return Err(invalid(

@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use growlm_data::{Batch, Batcher, Corpus};
+use growlm_data::{Batch, Batcher, Corpus, Tokenizer};
 use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm_ops::Ramp;
 use growlm_policy::{Observation, ValPoint};
@@ -65,15 +65,16 @@ pub(crate) struct Ctx<'a, B: AutodiffBackend> {
 }
 
 impl<'a, B: AutodiffBackend> Ctx<'a, B> {
-    /// Tokenizes `corpus` with the configured tokenizer (token streams cached under
-    /// `cache_dir`) and builds the batches, validation set and masks.
+    /// Tokenizes `corpus` with `tok` (token streams cached under `cache_dir`) and builds
+    /// the batches, validation set and masks.
     pub(crate) fn new(
         cfg: &'a RunConfig,
         corpus: &Corpus,
+        tok: &Tokenizer,
         cache_dir: &std::path::Path,
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
-        let (t, tok) = (&cfg.train, cfg.data.tokenizer);
+        let t = &cfg.train;
         let (train, valid) = (
             tok.encode_cached(&corpus.train, cache_dir)?,
             tok.encode_cached(&corpus.valid, cache_dir)?,
