@@ -207,3 +207,31 @@ fn the_model_vocabulary_follows_the_tokenizer() {
     let e = growlm::train::RunConfig::from_toml(&bad).unwrap_err().to_string();
     assert!(e.contains("data.tokenizer") && e.contains("258 to 65536"), "{e}");
 }
+
+#[test]
+fn a_checkpoint_from_before_exact_gpt_neo_is_refused() {
+    use burn::module::{Module, Param};
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let mut cfg = tiny_config(&corpus, 8, false, "name = \"never\"");
+    let out = dir.path().join("run");
+    run(&cfg, &out, false, None).unwrap();
+    // Write the checkpoint's model back with a query bias, as growlm wrote them before.
+    let ckpt = growlm::train::latest_checkpoint(&out).unwrap();
+    let mut m = load_trained::<Flex>(&out, &Default::default()).unwrap().model;
+    m.blocks[0].attn.query.bias = Some(Param::from_tensor(Tensor::zeros([16], &Default::default())));
+    m.save_file(
+        ckpt.join("model"),
+        &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
+    )
+    .unwrap();
+    let e = load_trained::<Flex>(&out, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("exact GPT-Neo") && e.contains("step-"), "{e}");
+    cfg.train.max_steps = 12;
+    let e = run(&cfg, &out, true, None).unwrap_err().to_string();
+    assert!(e.contains("exact GPT-Neo"), "{e}");
+}

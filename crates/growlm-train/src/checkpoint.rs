@@ -235,10 +235,7 @@ fn read<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device) ->
         })?
         .model;
     let rec = Rec::new();
-    let model = stage_cfg
-        .init::<B>(0, device)?
-        .load_file(ckpt.join("model"), &rec, device)
-        .map_err(recorder_err(ckpt))?;
+    let model = load_model::<B>(stage_cfg, ckpt, device)?;
     let record = Recorder::<B>::load(&rec, ckpt.join("optim"), device).map_err(recorder_err(ckpt))?;
     let optim = adamw(cfg).init().load_record(record);
     let frozen = s.ramp.and_then(|r| r.mask_at(s.step)).map(|_| model.valid());
@@ -286,10 +283,7 @@ pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Train
         })?
         .model
         .clone();
-    let model = config
-        .init::<B>(0, device)?
-        .load_file(ckpt.join("model"), &Rec::new(), device)
-        .map_err(recorder_err(&ckpt))?;
+    let model = load_model::<B>(&config, &ckpt, device)?;
     Ok(Trained {
         model,
         config,
@@ -297,6 +291,28 @@ pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Train
         state,
         path: ckpt,
     })
+}
+
+/// Reads the model of checkpoint `ckpt` into a model of `config`. A checkpoint written
+/// before the model became exact GPT-Neo is refused: its query, key and value projections
+/// have biases, which loading would silently drop, and it was trained with scaled attention
+/// scores and the exact GELU, so it would not compute what it did.
+fn load_model<B: Backend>(config: &GptConfig, ckpt: &Path, device: &B::Device) -> Result<Gpt<B>, TrainError> {
+    let record: <Gpt<B> as Module<B>>::Record =
+        Recorder::<B>::load(&Rec::new(), ckpt.join("model"), device).map_err(recorder_err(ckpt))?;
+    let old = record
+        .blocks
+        .iter()
+        .any(|b| b.attn.query.bias.is_some() || b.attn.key.bias.is_some() || b.attn.value.bias.is_some());
+    if old {
+        return Err(TrainError::Corrupt {
+            path: ckpt.to_path_buf(),
+            reason: "written by a growlm from before the model became exact GPT-Neo (its query/key/value \
+                     projections have biases); this version cannot continue or export it, retrain the run"
+                .into(),
+        });
+    }
+    Ok(config.init::<B>(0, device)?.load_record(record))
 }
 
 /// The scalar state of a checkpoint.
