@@ -235,3 +235,25 @@ fn a_checkpoint_from_before_exact_gpt_neo_is_refused() {
     let e = run(&cfg, &out, true, None).unwrap_err().to_string();
     assert!(e.contains("exact GPT-Neo"), "{e}");
 }
+
+#[test]
+fn a_bpe_run_resumes_exactly_with_its_own_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let mut cfg = tiny_config(&corpus, 8, false, "name = \"never\"");
+    cfg.data.tokenizer = growlm::data::TokenizerKind::Bpe { vocab_size: 280 };
+    cfg.stages[0].model.vocab_size = 280;
+    // Constant LR: raising max_steps then leaves the schedule of the first steps unchanged.
+    cfg.train.schedule = growlm::train::Schedule::Constant;
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    run(&cfg, &a, false, None).unwrap();
+    let json = std::fs::read_to_string(a.join("tokenizer.json")).unwrap();
+    // The resumed run reads the run directory's tokenizer, not the cache (removed here).
+    std::fs::remove_dir_all(a.join("cache")).unwrap();
+    let mut longer = cfg.clone();
+    longer.train.max_steps = 12;
+    run(&longer, &a, true, None).unwrap();
+    assert_eq!(std::fs::read_to_string(a.join("tokenizer.json")).unwrap(), json);
+    run(&longer, &b, false, None).unwrap();
+    assert_eq!(metrics(&a), metrics(&b));
+}

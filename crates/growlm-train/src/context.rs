@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use growlm_data::{Batch, Batcher, Corpus, Tokenizer};
+use growlm_data::{Batch, Batcher, Corpus, Tokenizer, TokenizerKind};
 use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm_ops::Ramp;
 use growlm_policy::{Observation, ValPoint};
@@ -52,6 +52,28 @@ fn to_tensors<B: Backend>(b: &Batch, device: &B::Device) -> Pair<B> {
     let shape = vec![b.batch_size, b.seq_len];
     let t = |v: &Vec<i64>| Tensor::from_data(TensorData::new(v.clone(), shape.clone()), device);
     (t(&b.inputs), t(&b.targets))
+}
+
+/// The run's tokenizer. A trained one is kept in the run directory as `tokenizer.json`;
+/// a continued run reads it from there, so it tokenizes exactly as before.
+pub(crate) fn tokenizer(
+    cfg: &RunConfig,
+    corpus: &Corpus,
+    dir: &std::path::Path,
+    continued: bool,
+    cache_dir: &std::path::Path,
+) -> Result<Tokenizer, TrainError> {
+    let kept = dir.join("tokenizer.json");
+    let tokenizer = match std::fs::read_to_string(&kept) {
+        Ok(json) if continued && matches!(cfg.data.tokenizer, TokenizerKind::Bpe { .. }) => {
+            Tokenizer::from_json(cfg.data.tokenizer, &json)?
+        }
+        _ => Tokenizer::build(cfg.data.tokenizer, &corpus.train, cache_dir)?,
+    };
+    if let Some(json) = tokenizer.json() {
+        crate::output::write_atomic(&kept, json.as_bytes())?;
+    }
+    Ok(tokenizer)
 }
 
 /// Everything fixed for the run: config, batches, the validation set, attention masks.

@@ -101,10 +101,7 @@ pub fn train<B: AutodiffBackend>(
         write_atomic(&dir.join("init-from.txt"), format!("{}\n", init.source).as_bytes())?;
     }
     let corpus = Corpus::load(&cfg.data.source, &opts.cache_dir)?;
-    let tokenizer = growlm_data::Tokenizer::build(cfg.data.tokenizer, &corpus.train, &opts.cache_dir)?;
-    if let Some(json) = tokenizer.json() {
-        write_atomic(&dir.join("tokenizer.json"), json.as_bytes())?;
-    }
+    let tokenizer = crate::context::tokenizer(cfg, &corpus, dir, continued, &opts.cache_dir)?;
     let ctx = Ctx::<B>::new(cfg, &corpus, &tokenizer, &opts.cache_dir, device)?;
     let mut obs = Observers {
         files: RunFiles::default(),
