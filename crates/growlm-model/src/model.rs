@@ -60,15 +60,19 @@ impl<B: Backend> Dense<B> {
         }
     }
 
+    /// One 2-D matmul over all `batch · seq` rows (not a broadcast batched matmul).
+    ///
     /// # Shapes
     /// `x: [batch, seq, d_in]` → `[batch, seq, d_out]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let w = self.weight.val().unsqueeze::<3>();
-        let y = x.matmul(w);
-        match &self.bias {
-            Some(b) => y + b.val().unsqueeze::<3>(),
+        let [b, t, d_in] = x.dims();
+        let y = x.reshape([b * t, d_in]).matmul(self.weight.val());
+        let y = match &self.bias {
+            Some(bias) => y + bias.val().unsqueeze::<2>(),
             None => y,
-        }
+        };
+        let [_, d_out] = y.dims();
+        y.reshape([b, t, d_out])
     }
 }
 
