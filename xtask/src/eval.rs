@@ -108,7 +108,7 @@ pub fn score(
 fn hf_tokenizer(dir: &Path, vocab: usize) -> Result<Option<Tokenizer>> {
     for kind in [TokenizerKind::Byte, TokenizerKind::Gpt2] {
         if kind.vocab_size() == vocab {
-            return Ok(Some(Tokenizer::build(kind, b"", Path::new(""))?));
+            return Ok(Some(Tokenizer::named(kind)?));
         }
     }
     match std::fs::read_to_string(dir.join("tokenizer.json")) {
@@ -126,10 +126,7 @@ fn is_hf_dir(p: &Path) -> bool {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let dev = Default::default();
-    let named = args
-        .tokenizer
-        .map(|t| Tokenizer::build(t.into(), b"", Path::new("")))
-        .transpose()?;
+    let named = args.tokenizer.map(|t| Tokenizer::named(t.into())).transpose()?;
     let (model, config, mask, own) = if is_hf_dir(&args.model) {
         let m = import_model::<B>(&args.model, None, &dev)?;
         let own = hf_tokenizer(&args.model, m.config.vocab_size)?;

@@ -49,7 +49,7 @@ pub(crate) fn tokenizer_of<B: burn::tensor::backend::Backend>(t: &Trained<B>) ->
             .with_context(|| format!("{}: the run's trained tokenizer is missing", path.display()))?;
         return Ok(Tokenizer::from_json(kind, &json)?);
     }
-    Ok(Tokenizer::build(kind, b"", std::path::Path::new(""))?)
+    Ok(Tokenizer::named(kind)?)
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {

@@ -94,14 +94,26 @@ impl Tokenizer {
         }
     }
 
+    /// A tokenizer that needs no training (bytes, GPT-2); a BPE is refused: it needs its
+    /// trained `tokenizer.json` ([`Tokenizer::from_json`]) or a text ([`Tokenizer::build`]).
+    pub fn named(kind: TokenizerKind) -> Result<Self, DataError> {
+        match kind {
+            TokenizerKind::Bpe { .. } => Err(bpe_err(format!(
+                "{} is trained on a text; read its tokenizer.json instead",
+                kind.name()
+            ))),
+            _ => Ok(Self { kind, trained: None }),
+        }
+    }
+
     /// The tokenizer `kind` names; a BPE is trained on `train_text` (or read from the
     /// cache under `cache_dir` if it was trained on the same text before).
     pub fn build(kind: TokenizerKind, train_text: &[u8], cache_dir: &Path) -> Result<Self, DataError> {
         kind.validate().map_err(bpe_err)?;
         let TokenizerKind::Bpe { vocab_size } = kind else {
-            return Ok(Self { kind, trained: None });
+            return Self::named(kind);
         };
-        let dir = cache_dir.join("tokens");
+        let dir = token_cache_dir(cache_dir);
         let path = dir.join(format!("{}-{}.json", kind.name(), &sha256_hex(train_text)[..32]));
         if let Ok(json) = std::fs::read_to_string(&path) {
             if let Ok(t) = Self::from_json(kind, &json) {
@@ -190,7 +202,7 @@ impl Tokenizer {
         let model = self
             .json()
             .map_or(String::new(), |j| format!("-{}", &sha256_hex(j.as_bytes())[..12]));
-        let dir = cache_dir.join("tokens");
+        let dir = token_cache_dir(cache_dir);
         let path = dir.join(format!("{}{model}-{}.u16", self.kind.name(), &sha256_hex(text)[..32]));
         if let Ok(bytes) = std::fs::read(&path) {
             if bytes.len() % 2 == 0 {
@@ -369,7 +381,7 @@ fn gpt2_files(context_len: usize) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Where [`TokenizerKind::encode_cached`] keeps token streams under `cache_dir`.
+/// Where trained tokenizers and token streams are cached under `cache_dir`.
 pub fn token_cache_dir(cache_dir: &Path) -> PathBuf {
     cache_dir.join("tokens")
 }
@@ -381,7 +393,7 @@ mod tests {
     #[test]
     fn gpt2_ids_are_gpt2s() {
         // Published GPT-2 ids: "Hello world" → [15496, 995]; " the" is 262.
-        let gpt2 = Tokenizer::build(TokenizerKind::Gpt2, b"", Path::new("/nonexistent")).unwrap();
+        let gpt2 = Tokenizer::named(TokenizerKind::Gpt2).unwrap();
         assert_eq!(gpt2.encode(b"Hello world").unwrap(), vec![15496, 995]);
         assert_eq!(gpt2.encode(b" the").unwrap(), vec![262]);
         assert_eq!(TokenizerKind::Gpt2.vocab_size(), 50257);
@@ -409,7 +421,7 @@ mod tests {
     #[test]
     fn the_cache_returns_what_was_tokenized_and_is_keyed_by_text() {
         let dir = tempfile::tempdir().unwrap();
-        let gpt2 = Tokenizer::build(TokenizerKind::Gpt2, b"", dir.path()).unwrap();
+        let gpt2 = Tokenizer::named(TokenizerKind::Gpt2).unwrap();
         let text = b"The state of the union is strong.";
         let a = gpt2.encode_cached(text, dir.path()).unwrap();
         assert_eq!(a, gpt2.encode(text).unwrap());
