@@ -12,7 +12,7 @@ use burn_flex::Flex;
 use common::{metrics, opts, run, tiny_config, write_corpus, TB};
 use growlm::hf::{export_model, import_model};
 use growlm::model::{AttentionMasks, Gpt, GptConfig};
-use growlm::ops::{assign_params, grow, named_params, GrowthConfig};
+use growlm::ops::{assign_params, grow, param_values, GrowthConfig};
 use growlm::train::{load_trained, train, InitWeights};
 
 fn logits<B: burn::tensor::backend::Backend>(m: &Gpt<B>, cfg: &GptConfig, seed: u64) -> Vec<f32> {
@@ -68,10 +68,7 @@ fn a_run_starts_from_an_exported_model() {
     let m = import_model::<Flex>(&hf, Some(&cfg.stages[0].model), &Default::default()).unwrap();
     let init = InitWeights {
         source: hf.display().to_string(),
-        values: named_params::<Flex, _>(&m.model)
-            .into_iter()
-            .map(|(k, (_, v))| (k, v))
-            .collect(),
+        values: param_values::<Flex, _>(&m.model),
     };
     let fresh = dir.path().join("fresh");
     run(&cfg, &fresh, false, None).unwrap();
@@ -117,9 +114,9 @@ fn offline_growth_of_the_gpt_neo_fixture_keeps_its_function() {
     // The fixture's weight matrices have std 0.5 (25x GPT-Neo's init), which with GPT-Neo's
     // unscaled attention scores saturates the softmax and turns f32 rounding of the wider
     // sums into |Δlogit| ~1e-4. Scaled by 0.3 the model is well conditioned (|Δlogit| ~7e-7).
-    let scaled = named_params::<TB, _>(&src.model)
+    let scaled = param_values::<TB, _>(&src.model)
         .into_iter()
-        .map(|(k, (_, mut t))| {
+        .map(|(k, mut t)| {
             if t.shape.len() == 2 {
                 t.values.iter_mut().for_each(|v| *v *= 0.3);
             }
@@ -162,13 +159,19 @@ fn offline_growth_of_the_gpt_neo_fixture_keeps_its_function() {
     }
 }
 
+/// A one-stage tiny config with a BPE of `vocab` tokens trained on `corpus`.
+fn bpe_config(corpus: &Path, steps: u64, vocab: usize) -> growlm::train::RunConfig {
+    let mut cfg = tiny_config(corpus, steps, false, "name = \"never\"");
+    cfg.data.tokenizer = growlm::data::TokenizerKind::Bpe { vocab_size: vocab };
+    cfg.stages[0].model.vocab_size = vocab;
+    cfg
+}
+
 #[test]
 fn a_bpe_run_keeps_its_trained_tokenizer_and_exports_it() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = write_corpus(dir.path());
-    let mut cfg = tiny_config(&corpus, 6, false, "name = \"never\"");
-    cfg.data.tokenizer = growlm::data::TokenizerKind::Bpe { vocab_size: 300 };
-    cfg.stages[0].model.vocab_size = 300;
+    let cfg = bpe_config(&corpus, 6, 300);
     let out = dir.path().join("run");
     run(&cfg, &out, false, None).unwrap();
     let json = std::fs::read_to_string(out.join("tokenizer.json")).unwrap();
@@ -240,9 +243,7 @@ fn a_checkpoint_from_before_exact_gpt_neo_is_refused() {
 fn a_bpe_run_resumes_exactly_with_its_own_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = write_corpus(dir.path());
-    let mut cfg = tiny_config(&corpus, 8, false, "name = \"never\"");
-    cfg.data.tokenizer = growlm::data::TokenizerKind::Bpe { vocab_size: 280 };
-    cfg.stages[0].model.vocab_size = 280;
+    let mut cfg = bpe_config(&corpus, 8, 280);
     // Constant LR: raising max_steps then leaves the schedule of the first steps unchanged.
     cfg.train.schedule = growlm::train::Schedule::Constant;
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));

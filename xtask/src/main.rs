@@ -174,10 +174,7 @@ fn train(args: TrainArgs) -> Result<()> {
         Some(dir) => {
             let m = growlm::hf::import_model::<burn_flex::Flex>(dir, Some(&cfg.stages[0].model), &Default::default())
                 .with_context(|| format!("--init-from {}", dir.display()))?;
-            let values = growlm::ops::named_params::<burn_flex::Flex, _>(&m.model)
-                .into_iter()
-                .map(|(k, (_, t))| (k, t))
-                .collect();
+            let values = growlm::ops::param_values::<burn_flex::Flex, _>(&m.model);
             Some(growlm::train::InitWeights {
                 source: std::path::absolute(dir).unwrap_or(dir.clone()).display().to_string(),
                 values,

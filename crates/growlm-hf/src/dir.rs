@@ -8,7 +8,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use growlm_model::{Gpt, GptConfig};
-use growlm_ops::{assign_params, named_params, HostTensor};
+use growlm_ops::{assign_params, param_values, HostTensor};
 
 use crate::weights::{read_safetensors, to_hf_tensors, write_safetensors};
 use crate::{HfConfig, HfError};
@@ -54,11 +54,7 @@ pub fn export_model<B: Backend>(
     eos: Option<usize>,
     extra: &[(&str, Vec<u8>)],
 ) -> Result<(), HfError> {
-    let params = named_params::<B, _>(model)
-        .into_iter()
-        .map(|(k, (_, t))| (k, t))
-        .collect();
-    write_dir(dir, config, &params, eos, extra)
+    write_dir(dir, config, &param_values::<B, _>(model), eos, extra)
 }
 
 /// A model read from a Hugging Face directory.
@@ -110,9 +106,9 @@ pub fn import_model<B: Backend>(
         });
     }
     let model = config.init::<B>(0, device)?;
-    let shapes = named_params::<B, _>(&model)
+    let shapes = param_values::<B, _>(&model)
         .into_iter()
-        .map(|(k, (_, t))| (k, t.shape))
+        .map(|(k, t)| (k, t.shape))
         .collect();
     let values = read_safetensors(&weights, &shapes)?;
     let model = assign_params::<B, _>(model, &values);

@@ -39,6 +39,14 @@ pub fn named_params<B: Backend, M: Module<B>>(module: &M) -> NamedParams {
     c.out
 }
 
+/// The float parameters of `module` by path, values only (no ids).
+pub fn param_values<B: Backend, M: Module<B>>(module: &M) -> HashMap<String, HostTensor> {
+    named_params::<B, M>(module)
+        .into_iter()
+        .map(|(path, (_, t))| (path, t))
+        .collect()
+}
+
 struct Assign<'a> {
     path: Vec<String>,
     values: &'a HashMap<String, HostTensor>,
