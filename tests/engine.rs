@@ -147,3 +147,59 @@ fn a_failing_checkpoint_write_stops_the_run_keeps_the_last_checkpoint_and_resume
     run(&cfg, &faulty, true, None).unwrap();
     assert_eq!(metrics(&full), metrics(&faulty));
 }
+
+/// Data parallelism (`--devices 2`: two peers sharing the CPU, gradients averaged by
+/// burn's collective all-reduce) through a growth and its masked ramp: the curve is one
+/// device's up to summation order, the same bit for bit on every run, and a killed run
+/// resumes exactly.
+#[test]
+fn two_peers_give_the_one_device_curve_deterministically_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let cfg = tiny_config(&corpus, 20, true, "name = \"fixed\"\nsteps = [6]");
+    let path = |name: &str| dir.path().join(name);
+    run_on_devices(&cfg, &path("one"), false, None, 1).unwrap();
+    let s = run_on_devices(&cfg, &path("two"), false, None, 2).unwrap();
+    assert_eq!(s.growth_steps, vec![6]);
+    run_on_devices(&cfg, &path("two-again"), false, None, 2).unwrap();
+    assert_eq!(metrics(&path("two")), metrics(&path("two-again")));
+
+    let (one, two) = (metrics(&path("one")), metrics(&path("two")));
+    assert_eq!(one.len(), 20);
+    let mut differs = false;
+    for (a, b) in one.iter().zip(&two) {
+        assert_eq!((a.step, a.stage, a.tokens, a.flops), (b.step, b.stage, b.tokens, b.flops));
+        assert_eq!(a.width_active, b.width_active);
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-4 * x.abs().max(1.0);
+        assert!(close(a.train_loss, b.train_loss), "step {}: {} vs {}", a.step, a.train_loss, b.train_loss);
+        assert!(close(a.grad_norm, b.grad_norm), "step {}: {} vs {}", a.step, a.grad_norm, b.grad_norm);
+        if let (Some(x), Some(y)) = (a.val_loss, b.val_loss) {
+            assert!(close(x, y), "step {}: val {x} vs {y}", a.step);
+        }
+        differs |= a.train_loss != b.train_loss;
+    }
+    // The peers really computed on halves: the sums are not the one device's bit for bit.
+    assert!(differs, "two peers gave exactly one device's curve");
+
+    assert!(matches!(
+        run_on_devices(&cfg, &path("killed"), false, Some(13), 2),
+        Err(TrainError::Halted { step: 13 })
+    ));
+    run_on_devices(&cfg, &path("killed"), true, None, 2).unwrap();
+    assert_eq!(metrics(&path("two")), metrics(&path("killed")));
+}
+
+#[test]
+fn a_batch_that_does_not_split_over_the_devices_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let cfg = tiny_config(&corpus, 4, false, "name = \"never\"");
+    let e = run_on_devices(&cfg, &dir.path().join("r"), false, None, 3).unwrap_err();
+    match e {
+        TrainError::Config { key, reason } => {
+            assert_eq!(key, "train.batch_size");
+            assert!(reason.contains("4 does not split into 3"), "{reason}");
+        }
+        e => panic!("unexpected error: {e}"),
+    }
+}

@@ -93,6 +93,17 @@ pub fn opts(out: &Path, resume: bool) -> RunOptions {
 /// Trains on the test backend, quietly; `halt_after` stops the run after that step as a
 /// kill would.
 pub fn run(cfg: &RunConfig, out: &Path, resume: bool, halt_after: Option<u64>) -> Result<Summary, TrainError> {
+    run_on_devices(cfg, out, resume, halt_after, 1)
+}
+
+/// [`run`] with the batch split over `devices` data-parallel peers.
+pub fn run_on_devices(
+    cfg: &RunConfig,
+    out: &Path,
+    resume: bool,
+    halt_after: Option<u64>,
+    devices: usize,
+) -> Result<Summary, TrainError> {
     let mut halt = halt_after.map(HaltAfter);
     let mut observers: Vec<&mut dyn Observer> = Vec::new();
     if let Some(h) = halt.as_mut() {
@@ -100,7 +111,10 @@ pub fn run(cfg: &RunConfig, out: &Path, resume: bool, halt_after: Option<u64>) -
     }
     train::<TB>(
         cfg,
-        &opts(out, resume),
+        &RunOptions {
+            devices,
+            ..opts(out, resume)
+        },
         &growlm::registry(),
         &Default::default(),
         &mut observers,

@@ -117,6 +117,11 @@ struct TrainArgs {
     /// stage 0's model); the optimizer starts fresh.
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,
+    /// Data parallelism: split each batch over N devices of the backend (N CUDA GPUs, or
+    /// N threads sharing the CPU) and average their gradients with burn's collective
+    /// all-reduce. `train.batch_size` must be divisible by N.
+    #[arg(long, default_value_t = 1)]
+    devices: usize,
 }
 
 impl TrainArgs {
@@ -185,7 +190,11 @@ fn train(args: TrainArgs) -> Result<()> {
     let opts = RunOptions {
         resume: args.resume,
         init,
-        device_name: device.name().to_string(),
+        device_name: match args.devices {
+            1 => device.name().to_string(),
+            n => format!("{}×{n}", device.name()),
+        },
+        devices: args.devices,
         ..RunOptions::new(out.clone())
     };
     eprintln!("run directory: {}", out.display());

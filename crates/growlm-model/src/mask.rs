@@ -72,6 +72,16 @@ pub(crate) fn leading_ones(n: usize, active: usize) -> Vec<f32> {
 }
 
 impl<B: Backend> WidthMask<B> {
+    /// The same mask on `device` (for a data-parallel peer on another device).
+    pub fn to_device(self, device: &B::Device) -> Self {
+        Self {
+            hidden: self.hidden.to_device(device),
+            attn: self.attn.to_device(device),
+            ffn: self.ffn.to_device(device),
+            ..self
+        }
+    }
+
     /// Builds the mask for `config` with the leading `active` dims and units on.
     pub fn new(config: &GptConfig, active: ActiveWidth, device: &B::Device) -> Result<Self, ModelError> {
         let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());

@@ -8,7 +8,7 @@
 //! matrices are stored `[d_in, d_out]` (the transpose of `torch.nn.Linear`'s layout).
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::activation::{log_softmax, sigmoid, softmax};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -78,11 +78,18 @@ impl<B: Backend> Dense<B> {
 
 /// GELU with the tanh approximation, GPT-Neo's `gelu_new`:
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+///
+/// Computed as `x·σ(2u)` with `u = √(2/π)·x·(1 + 0.044715·x²)`, which equals the above since
+/// `(1 + tanh u)/2 = σ(2u)`: six element-wise passes instead of nine, and the logistic
+/// function is one fused op with a cheap backward on every backend, where `tanh` cost a
+/// quarter of a CPU training step (libm `tanhf`/`expm1f`, forward and backward).
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-    let cube = x.clone() * x.clone() * x.clone();
-    let inner = (x.clone() + cube.mul_scalar(0.044715)).mul_scalar(SQRT_2_OVER_PI);
-    x.mul(inner.tanh().add_scalar(1.0)).mul_scalar(0.5)
+    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
+    let two_u = (x.clone() * x.clone())
+        .mul_scalar(0.044715 * TWO_SQRT_2_OVER_PI)
+        .add_scalar(TWO_SQRT_2_OVER_PI)
+        * x.clone();
+    x * sigmoid(two_u)
 }
 
 /// LayerNorm with learned scale (`gamma`) and shift (`beta`).
@@ -160,7 +167,7 @@ impl<B: Backend> Attention<B> {
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3));
-        let scores = scores.mask_fill(causal.clone(), -1.0e9);
+        let scores = scores.mask_fill(causal.clone(), f32::NEG_INFINITY);
         let y = softmax(scores, 3).matmul(v);
         self.out.forward(y.swap_dims(1, 2).reshape([b, t, h * hd]))
     }
@@ -284,6 +291,14 @@ impl<B: Backend> AttentionMasks<B> {
         Self {
             causal: build(None),
             local,
+        }
+    }
+
+    /// The same masks on `device` (for a data-parallel peer on another device).
+    pub fn to_device(self, device: &B::Device) -> Self {
+        Self {
+            causal: self.causal.to_device(device),
+            local: self.local.into_iter().map(|(w, m)| (w, m.to_device(device))).collect(),
         }
     }
 

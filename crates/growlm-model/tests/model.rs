@@ -323,3 +323,30 @@ fn restore_masked_resets_exactly_the_masked_entries() {
     assert_eq!(out.wte.id, trained.wte.id);
     assert!(out.wte.val().is_require_grad());
 }
+
+/// `gelu_new` against its tanh definition evaluated in f64, and its autodiff gradient
+/// against the analytic derivative of that definition.
+#[test]
+fn gelu_new_matches_the_tanh_formula_and_its_derivative() {
+    type A = burn_autodiff::Autodiff<Flex>;
+    let c = (2.0f64 / std::f64::consts::PI).sqrt();
+    let f = |x: f64| 0.5 * x * (1.0 + (c * (x + 0.044715 * x.powi(3))).tanh());
+    let df = |x: f64| {
+        let u = c * (x + 0.044715 * x.powi(3));
+        let t = u.tanh();
+        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x)
+    };
+    let xs = [-12.0f32, -3.5, -1.0, -0.25, 0.0, 0.3, 1.0, 2.0, 5.0, 20.0];
+    let x = Tensor::<A, 1>::from_data(TensorData::new(xs.to_vec(), vec![xs.len()]), &Default::default())
+        .require_grad();
+    let y = gelu_new(x.clone());
+    let grad = y.clone().sum().backward();
+    let (y, g) = (y.into_data().to_vec::<f32>().unwrap(), x.grad(&grad).unwrap().into_data().to_vec::<f32>().unwrap());
+    for (i, &xi) in xs.iter().enumerate() {
+        let (want, dwant) = (f(xi as f64), df(xi as f64));
+        assert!((y[i] as f64 - want).abs() <= 2e-6 * (1.0 + want.abs()), "gelu_new({xi}) = {}, want {want}", y[i]);
+        assert!((g[i] as f64 - dwant).abs() <= 2e-6 * (1.0 + dwant.abs()), "gelu_new'({xi}) = {}, want {dwant}", g[i]);
+    }
+    // Hand-worked: gelu_new(1) = 0.5·(1 + tanh(0.7978846·1.044715)) = 0.8411920.
+    assert!((y[6] - 0.841_192).abs() < 1e-6);
+}

@@ -14,6 +14,7 @@ use growlm_policy::{Observation, ValPoint};
 use crate::checkpoint::{stage_seed, Run, RunState};
 use crate::optim::{adamw, clip_global_norm};
 use crate::output::{GrowEvent, MetricsRow};
+use crate::parallel::DataParallel;
 use crate::{RunConfig, TrainError};
 
 /// What one training step produced.
@@ -84,6 +85,8 @@ pub(crate) struct Ctx<'a, B: AutodiffBackend> {
     /// Attention masks of each stage, for training and for evaluation.
     masks: Vec<(AttentionMasks<B>, AttentionMasks<B::InnerBackend>)>,
     device: &'a B::Device,
+    /// Data-parallel peers, when the run has more than one device.
+    peers: Option<DataParallel<B>>,
 }
 
 impl<'a, B: AutodiffBackend> Ctx<'a, B> {
@@ -95,8 +98,19 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         tok: &Tokenizer,
         cache_dir: &std::path::Path,
         device: &'a B::Device,
+        devices: usize,
     ) -> Result<Self, TrainError> {
         let t = &cfg.train;
+        let peers = match devices {
+            0 => {
+                return Err(TrainError::Config {
+                    key: "--devices".into(),
+                    reason: "must be at least 1".into(),
+                })
+            }
+            1 => None,
+            n => Some(DataParallel::start(n, t.batch_size, device)?),
+        };
         let (train, valid) = (
             tok.encode_cached(&corpus.train, cache_dir)?,
             tok.encode_cached(&corpus.valid, cache_dir)?,
@@ -137,6 +151,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             batcher,
             masks: cfg.stages.iter().map(mask).collect(),
             device,
+            peers,
         })
     }
 
@@ -147,9 +162,15 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let (t, step, stage) = (&self.cfg.train, run.s.step, &self.cfg.stages[run.s.stage].model);
         let width = width_mask(run.s.ramp, stage, step, self.device)?;
         let (x, y) = to_tensors::<B>(&self.batcher.train_batch(step), self.device);
-        let loss = run.model.loss(x, y, &self.masks[run.s.stage].0, width.as_ref());
-        let train_loss = loss.clone().into_scalar().elem::<f64>();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &run.model);
+        let masks = &self.masks[run.s.stage].0;
+        let (train_loss, mut grads) = match &self.peers {
+            Some(peers) => peers.gradients(&run.model, (x, y), masks, width.as_ref())?,
+            None => {
+                let loss = run.model.loss(x, y, masks, width.as_ref());
+                let train_loss = loss.clone().into_scalar().elem::<f64>();
+                (train_loss, GradientsParams::from_grads(loss.backward(), &run.model))
+            }
+        };
         let grad_norm = clip_global_norm(&run.model, &mut grads, t.grad_clip);
         let width_active = width.as_ref().map_or(1.0, |w| w.hidden_fraction());
         let out = StepOut {

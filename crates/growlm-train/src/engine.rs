@@ -38,6 +38,10 @@ pub struct RunOptions {
     /// Hugging Face checkpoint read by `growlm-hf`); the optimizer starts fresh. Every
     /// parameter of stage 0's model must be given with its shape.
     pub init: Option<InitWeights>,
+    /// Data-parallel peers: each step's batch is split evenly over this many devices of
+    /// the run's device type (threads sharing the one device on a CPU), whose gradients
+    /// burn's collective all-reduce averages. 1: no split.
+    pub devices: usize,
 }
 
 /// Weights to start a run from, by module path (`blocks.0.attn.query.weight`).
@@ -60,6 +64,7 @@ impl RunOptions {
             branch_from: None,
             keep_at: Vec::new(),
             init: None,
+            devices: 1,
         }
     }
 }
@@ -102,7 +107,7 @@ pub fn train<B: AutodiffBackend>(
     }
     let corpus = Corpus::load(&cfg.data.source, &opts.cache_dir)?;
     let tokenizer = crate::context::tokenizer(cfg, &corpus, dir, continued, &opts.cache_dir)?;
-    let ctx = Ctx::<B>::new(cfg, &corpus, &tokenizer, &opts.cache_dir, device)?;
+    let ctx = Ctx::<B>::new(cfg, &corpus, &tokenizer, &opts.cache_dir, device, opts.devices)?;
     let mut obs = Observers {
         files: RunFiles::default(),
         user: observers,

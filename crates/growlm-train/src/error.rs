@@ -41,6 +41,10 @@ pub enum TrainError {
         #[source]
         source: Box<TrainError>,
     },
+    /// The data-parallel peers could not register or all-reduce their gradients
+    /// (burn-collective).
+    #[error("data parallelism over several devices failed: {0}")]
+    Collective(String),
     /// A file could not be read or written.
     #[error("{path}")]
     Io {

@@ -25,6 +25,7 @@ mod observe;
 mod optim;
 pub mod output;
 mod overrides;
+mod parallel;
 
 pub use backend::{run_on, DeviceKind};
 pub use checkpoint::{latest_checkpoint, load_trained, saved_config, snapshot_path, stage_seed, RunState, Trained};

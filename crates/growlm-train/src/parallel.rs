@@ -1,0 +1,155 @@
+//! Data parallelism (issue: scale) through burn's own collective all-reduce
+//! (`burn::collective`, burn-collective 0.21).
+//!
+//! With `N` peers each step's batch is cut into `N` equal slices along the batch axis. Peer
+//! `i` runs on its own thread with its own replica of the model (`Module::fork`: the same
+//! parameter ids and values, a fresh autodiff leaf per parameter, so the peers' graphs share
+//! nothing and their backward passes run side by side), computes the mean loss of its slice
+//! and its gradients, and the peers average the gradients with
+//! [`GradientsParams::all_reduce`] (`ReduceOperation::Mean`). The mean over equal slices of
+//! the slices' mean losses is the mean loss of the batch, so the averaged gradient is the
+//! full batch's gradient up to floating-point summation order; the loop then applies the
+//! one optimizer step it always applies, on the one model it keeps.
+//!
+//! Peer `i` runs on the device with index `base + i` of the run's device type (`cuda:0`,
+//! `cuda:1`, …); a CPU backend has one device, so its peers are threads sharing it — on a
+//! CPU this is how a training step keeps every core busy, since most element-wise kernels
+//! run on one thread.
+//!
+//! Reproducibility: with one or two peers every run of the same seed, config and backend
+//! gives the same curve bit for bit (a sum of two tensors does not depend on order). With
+//! more than two, burn-collective 0.21 sums the peers in the order of a `std::HashMap`
+//! (`local/all_reduce/tree.rs`), which differs between processes, so curves agree only up to
+//! summation order.
+
+use std::sync::{Mutex, MutexGuard};
+
+use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Device as _, DeviceId, DeviceOps};
+use burn::tensor::{ElementConversion, Int, Tensor};
+use growlm_model::{AttentionMasks, Gpt, WidthMask};
+
+use crate::TrainError;
+
+/// burn-collective keeps one session per backend and process: runs with peers in one
+/// process (tests) take turns.
+static SESSION: Mutex<()> = Mutex::new(());
+
+/// A collective session of `n` peers for the run; ended (reset) when dropped.
+pub(crate) struct DataParallel<B: AutodiffBackend> {
+    devices: Vec<B::Device>,
+    _session: MutexGuard<'static, ()>,
+}
+
+impl<B: AutodiffBackend> DataParallel<B> {
+    /// Registers `n ≥ 2` peers on the devices after `device`. `batch_size` must split
+    /// evenly.
+    pub(crate) fn start(n: usize, batch_size: usize, device: &B::Device) -> Result<Self, TrainError> {
+        if batch_size % n != 0 {
+            return Err(TrainError::Config {
+                key: "train.batch_size".into(),
+                reason: format!(
+                    "{batch_size} does not split into {n} equal slices for {n} devices; \
+                     use a batch size divisible by {n} or another device count"
+                ),
+            });
+        }
+        let session = SESSION.lock().unwrap_or_else(|e| e.into_inner());
+        let base = device.id();
+        let devices: Vec<B::Device> = (0..n)
+            .map(|i| {
+                let index = base.index_id as usize + i;
+                let index = u16::try_from(index).map_err(|_| TrainError::Config {
+                    key: "--devices".into(),
+                    reason: format!("device index {index} is out of range"),
+                })?;
+                Ok(B::Device::from_id(DeviceId::new(base.type_id, index)))
+            })
+            .collect::<Result<_, TrainError>>()?;
+        collective::reset_collective::<B::InnerBackend>();
+        let config = CollectiveConfig::default().with_num_devices(n);
+        // `register` returns once all `n` peers have registered: one thread each.
+        let registered: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let (d, config) = (d.clone(), config.clone());
+                    s.spawn(move || collective::register::<B::InnerBackend>(PeerId::from(i), d, config))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        for r in registered {
+            r.map_err(|_| collective_error("a peer panicked while registering"))?
+                .map_err(|e| collective_error(format!("register: {e:?}")))?;
+        }
+        Ok(Self {
+            devices,
+            _session: session,
+        })
+    }
+
+    /// Number of peers.
+    pub(crate) fn peers(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// The mean loss of the batch `(x, y)` and its gradients averaged over the peers (on
+    /// the first peer's device, where the loop's model lives).
+    pub(crate) fn gradients(
+        &self,
+        model: &Gpt<B>,
+        (x, y): (Tensor<B, 2, Int>, Tensor<B, 2, Int>),
+        masks: &AttentionMasks<B>,
+        width: Option<&WidthMask<B>>,
+    ) -> Result<(f64, GradientsParams), TrainError> {
+        let n = self.peers();
+        let per = x.dims()[0] / n;
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let rows = i * per..(i + 1) * per;
+                    let (x, y) = (x.clone().slice(rows.clone()).to_device(d), y.clone().slice(rows).to_device(d));
+                    let replica = model.clone().fork(d);
+                    let masks = masks.clone().to_device(d);
+                    let width = width.map(|w| w.clone().to_device(d));
+                    s.spawn(move || {
+                        let loss = replica.loss(x, y, &masks, width.as_ref());
+                        let value = loss.clone().into_scalar().elem::<f64>();
+                        let grads = GradientsParams::from_grads(loss.backward(), &replica)
+                            .all_reduce::<B::InnerBackend>(PeerId::from(i), ReduceOperation::Mean);
+                        (value, grads)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        let mut loss = 0.0;
+        let mut first = None;
+        for r in results {
+            let (value, grads) = r.map_err(|_| collective_error("a peer panicked during its step"))?;
+            let grads = grads.map_err(|e| collective_error(format!("all-reduce: {e:?}")))?;
+            loss += value;
+            first.get_or_insert(grads);
+        }
+        let grads = first.expect("at least two peers");
+        Ok((loss / n as f64, grads.to_device(&self.devices[0], model)))
+    }
+}
+
+impl<B: AutodiffBackend> Drop for DataParallel<B> {
+    fn drop(&mut self) {
+        collective::reset_collective::<B::InnerBackend>();
+    }
+}
+
+fn collective_error(what: impl Into<String>) -> TrainError {
+    TrainError::Collective(what.into())
+}
+
