@@ -203,3 +203,58 @@ fn a_batch_that_does_not_split_over_the_devices_is_refused() {
         e => panic!("unexpected error: {e}"),
     }
 }
+
+/// A writer that fails as a full disk would: the metrics line of step 13, or the growth
+/// event of step 10. The run stops with the error naming the file, the checkpoint of
+/// step 8 stays loadable, and resuming once the fault is gone gives the uninterrupted run.
+#[test]
+fn a_failing_metrics_or_events_write_stops_the_run_and_resume_is_exact() {
+    use growlm::train::{GrowEvent, MetricsRow, Observer};
+    struct DiskFull {
+        path: std::path::PathBuf,
+        on_step: Option<u64>,
+        on_growth: bool,
+    }
+    impl DiskFull {
+        fn fail(&self) -> Result<(), TrainError> {
+            Err(TrainError::io(&self.path)(std::io::Error::from_raw_os_error(28)))
+        }
+    }
+    impl Observer for DiskFull {
+        fn on_step(&mut self, row: &MetricsRow) -> Result<(), TrainError> {
+            if self.on_step == Some(row.step) {
+                return self.fail();
+            }
+            Ok(())
+        }
+        fn on_growth(&mut self, _: &GrowEvent) -> Result<(), TrainError> {
+            if self.on_growth {
+                return self.fail();
+            }
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let cfg = tiny_config(&corpus, 24, true, "name = \"fixed\"\nsteps = [10]");
+    let full = dir.path().join("full");
+    run(&cfg, &full, false, None).unwrap();
+    for (name, on_step, on_growth) in [("metrics", Some(13), false), ("events", None, true)] {
+        let out = dir.path().join(name);
+        let mut fault = DiskFull {
+            path: out.join(format!("{name}.jsonl")),
+            on_step,
+            on_growth,
+        };
+        let e = growlm::train::train::<TB>(&cfg, &opts(&out, false), &growlm::registry(), &Default::default(), &mut [&mut fault])
+            .unwrap_err();
+        let text = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(text.contains(&format!("{name}.jsonl")) && text.contains("No space left"), "{text}");
+        let last = growlm::train::latest_checkpoint(&out).unwrap();
+        assert!(last.ends_with("step-000000008"), "{}", last.display());
+        run(&cfg, &out, true, None).unwrap();
+        assert_eq!(metrics(&full), metrics(&out), "{name}");
+        let events = |d: &std::path::Path| std::fs::read_to_string(d.join("events.jsonl")).unwrap();
+        assert_eq!(events(&full), events(&out), "{name}");
+    }
+}

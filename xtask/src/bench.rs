@@ -5,7 +5,7 @@
 //! with the PDG ramp mask at mid-ramp, and one growth from stage N−1 (model and optimizer
 //! state). Model FLOPs per step are the config's (`GptConfig::flops_per_step`, 6·params
 //! per token plus attention); MFU divides model FLOPs/s by this machine's single-precision
-//! matmul peak, measured by the command itself as the best of several 1024³ matmuls on the
+//! matmul peak, measured by the command itself as the best of ten 1024³ matmuls on the
 //! same backend (no autodiff).
 
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use growlm::model::{ActiveWidth, AttentionMasks, GptConfig, WidthMask};
 use growlm::ops::{grow, GrowthConfig};
-use growlm::train::RunConfig;
+use growlm::train::{DataParallel, RunConfig};
 use serde::Serialize;
 
 /// Arguments of `cargo xtask bench`.
@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Backend.
     #[arg(long, value_enum, default_value_t = crate::Device::Flex)]
     device: crate::Device,
+    /// Data-parallel peers, as `train --devices N` (threads sharing the CPU).
+    #[arg(long, default_value_t = 1)]
+    devices: usize,
     /// Write the figures as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -49,6 +52,8 @@ pub struct BenchResult {
     pub stage: usize,
     /// Backend.
     pub device: String,
+    /// Data-parallel peers the batch was split over.
+    pub devices: usize,
     /// Milliseconds per training step (median of the timed steps).
     pub ms_per_step: f64,
     /// Training tokens per second.
@@ -77,13 +82,14 @@ fn tokens<B: Backend>(b: usize, t: usize, vocab: usize, salt: usize, device: &B:
     Tensor::from_data(TensorData::new(v, vec![b, t]), device)
 }
 
-/// Median ms per training step of `cfg` at `batch`×`seq`, with `width` masked if given.
+/// Median ms per training step of `cfg` at `batch`×`seq`, with `width` masked if given,
+/// the batch split over `peers` data-parallel peers if more than one.
 fn time_steps<B: AutodiffBackend>(
     cfg: &GptConfig,
-    batch: usize,
-    seq: usize,
+    (batch, seq): (usize, usize),
     steps: usize,
     width: Option<ActiveWidth>,
+    peers: Option<&DataParallel<B>>,
     device: &B::Device,
 ) -> Result<f64> {
     let masks = AttentionMasks::<B>::new(cfg, seq, device);
@@ -97,8 +103,13 @@ fn time_steps<B: AutodiffBackend>(
             tokens(batch, seq, cfg.vocab_size, i + 1, device),
         );
         let clock = Instant::now();
-        let loss = model.loss(x, y, &masks, width.as_ref());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = match peers {
+            Some(p) => p.gradients(&model, (x, y), &masks, width.as_ref())?.1,
+            None => {
+                let loss = model.loss(x, y, &masks, width.as_ref());
+                GradientsParams::from_grads(loss.backward(), &model)
+            }
+        };
         model = optim.step(1e-3, model, grads);
         // Wait for the step: read one value back.
         let _ = model.wte.val().slice([0..1, 0..1]).into_data();
@@ -109,13 +120,16 @@ fn time_steps<B: AutodiffBackend>(
     Ok(median(times))
 }
 
-/// Best FLOP/s of a 1024³ single-precision matmul on `B` (5 tries after a warm-up).
+/// Best FLOP/s of a 1024³ single-precision matmul on `B` (10 tries after two warm-ups:
+/// on a shared 2-core machine single tries vary by a third).
 fn matmul_peak<B: Backend>(device: &B::Device) -> f64 {
     let n = 1024;
     let a = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
     let b = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
-    let _ = a.clone().matmul(b.clone()).into_data();
-    (0..5)
+    for _ in 0..2 {
+        let _ = a.clone().matmul(b.clone()).into_data();
+    }
+    (0..10)
         .map(|_| {
             let clock = Instant::now();
             let _ = a.clone().matmul(b.clone()).into_data();
@@ -139,7 +153,12 @@ fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &
     }
     let cfg = &stage.model;
     let (batch, seq) = (run.train.batch_size, run.train.seq_len);
-    let ms = time_steps::<B>(cfg, batch, seq, a.steps, None, device)?;
+    let peers = match a.devices {
+        0 => bail!("--devices must be at least 1"),
+        1 => None,
+        n => Some(DataParallel::<B>::start(n, batch, device)?),
+    };
+    let ms = time_steps::<B>(cfg, (batch, seq), a.steps, None, peers.as_ref(), device)?;
     let (ms_masked, ms_growth) = match n.checked_sub(1).map(|p| &run.stages[p].model) {
         Some(small) => {
             // Mid-ramp: half of each new part active.
@@ -150,7 +169,7 @@ fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &
                 attn: half(s.attn, t.attn).max(1),
                 ffn: half(s.ffn, t.ffn).max(1),
             };
-            let masked = time_steps::<B>(cfg, batch, seq, a.steps, Some(mid), device)?;
+            let masked = time_steps::<B>(cfg, (batch, seq), a.steps, Some(mid), peers.as_ref(), device)?;
             let op = stage.growth.clone().unwrap_or_else(GrowthConfig::default);
             let model = small.init::<B>(0, device)?;
             let optim = AdamWConfig::new().init();
@@ -171,6 +190,7 @@ fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &
         config: a.config.display().to_string(),
         stage: n,
         device: device_name.to_string(),
+        devices: a.devices,
         ms_per_step: ms,
         tokens_per_s: (batch * seq) as f64 / (ms / 1e3),
         model_flops_per_s: flops,
@@ -192,8 +212,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "{} stage {} on {} ({threads} CPU threads available)",
-        r.config, r.stage, r.device
+        "{} stage {} on {}{} ({threads} CPU threads available)",
+        r.config,
+        r.stage,
+        r.device,
+        match r.devices {
+            1 => String::new(),
+            n => format!(", batch split over {n} data-parallel peers"),
+        }
     );
     println!(
         "  {:.1} ms/step, {:.0} tokens/s, {:.3e} model FLOP/s; matmul peak {:.3e} FLOP/s; MFU {:.1}%",
@@ -248,10 +274,12 @@ mod tests {
             stage: None,
             steps: 2,
             device: crate::Device::Flex,
+            devices: 2,
             json: Some(json.clone()),
         })
         .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(v["devices"], 2);
         for k in [
             "ms_per_step",
             "tokens_per_s",
@@ -272,6 +300,7 @@ mod tests {
             stage: Some(5),
             steps: 2,
             device: crate::Device::Flex,
+            devices: 1,
             json: None,
         })
         .unwrap_err();

@@ -313,3 +313,128 @@ fn operators_lists_every_operator_with_measured_preservation() {
         assert!(line(name).contains(want), "{name}: {}", line(name));
     }
 }
+
+/// Kill tests (issue: reliability): a real `xtask train` child is SIGKILLed at 24 points
+/// spread over a staged run (growth at step 40, a PDG ramp over steps 40–80, a checkpoint
+/// every 5 steps) and resumed after each kill; the final metrics (wall times aside),
+/// events and checkpoint equal those of an uninterrupted run.
+#[test]
+fn a_train_killed_at_two_dozen_points_resumes_to_the_uninterrupted_run() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..6000)
+        .map(|i| ["the ", "state ", "of ", "our ", "union ", "is ", "strong. "][(i * 7 + i / 3) % 7])
+        .collect();
+    std::fs::write(dir.path().join("text.txt"), text).unwrap();
+    let cfg = r#"
+seed = 5
+[data]
+valid_batches = 1
+[train]
+batch_size = 4
+seq_len = 16
+max_steps = 120
+lr = 3e-3
+warmup_steps = 0
+eval_every = 10
+checkpoint_every = 5
+[[stages]]
+[stages.model]
+context_len = 16
+d_model = 16
+n_layers = 2
+n_heads = 2
+[[stages]]
+[stages.model]
+context_len = 16
+d_model = 24
+n_layers = 3
+n_heads = 3
+[stages.growth]
+width = "pdg"
+depth = "redundant"
+ramp_steps = 40
+[policy]
+name = "fixed"
+steps = [40]
+"#;
+    std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
+    let train = |out: &str, resume: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        c.args(["train", "--config", "c.toml", "--data", "text.txt", "--out", out])
+            .current_dir(dir.path())
+            .env("GROWLM_CACHE", dir.path().join("cache"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let clock = Instant::now();
+    assert!(train("full", false).status().unwrap().success());
+    let whole = clock.elapsed().as_secs_f64();
+
+    // Kill after a random delay of up to a twelfth of a whole run; resume from the last
+    // checkpoint (or start again when none was written yet). After 24 kills, finish.
+    let killed = dir.path().join("killed");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let (mut kills, mut at_steps) = (0, Vec::new());
+    loop {
+        let resume = killed.join("checkpoints/latest").is_file();
+        let mut child = train("killed", resume).spawn().unwrap();
+        if kills >= 24 {
+            assert!(child.wait().unwrap().success(), "the final resume failed");
+            break;
+        }
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = whole * ((x >> 11) as f64 / (1u64 << 53) as f64) / 12.0;
+        std::thread::sleep(Duration::from_secs_f64(delay));
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before the kill
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        let logged = std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap_or_default();
+        at_steps.push(logged.lines().count());
+    }
+    eprintln!("killed {kills} times, after these numbers of logged steps: {at_steps:?}");
+    assert!(kills >= 20, "only {kills} kills landed before the run finished: {at_steps:?}");
+    assert!(killed.join("summary.json").is_file());
+
+    let strip = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("wall_s");
+                }
+                v
+            })
+            .collect()
+    };
+    for f in ["metrics.jsonl", "events.jsonl"] {
+        assert_eq!(strip(&dir.path().join("full").join(f)), strip(&killed.join(f)), "{f}");
+    }
+    // The final checkpoints hold the same weights (the files' bytes differ: burn's random
+    // parameter ids), and the same optimizer state: ten more steps give the same curve.
+    let weights = |run: &str| {
+        let t = growlm::train::load_trained::<burn_flex::Flex>(&dir.path().join(run), &Default::default()).unwrap();
+        let mut v: Vec<_> = growlm::ops::param_values::<burn_flex::Flex, _>(&t.model).into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert!(weights("full") == weights("killed"), "the final weights differ");
+    for run in ["full", "killed"] {
+        let mut c = train(run, true);
+        assert!(c.args(["--max-steps", "130"]).status().unwrap().success());
+    }
+    assert_eq!(
+        strip(&dir.path().join("full/metrics.jsonl")),
+        strip(&killed.join("metrics.jsonl")),
+        "continued"
+    );
+}

@@ -66,6 +66,13 @@ fn default_init_std() -> f64 {
     0.02
 }
 
+/// Largest width, vocabulary, context or head count a config may give (2²⁰).
+pub const MAX_DIM: usize = 1 << 20;
+/// Largest depth a config may give.
+pub const MAX_LAYERS: usize = 4096;
+/// Largest parameter count a config may give (10¹²).
+pub const MAX_PARAMS: f64 = 1e12;
+
 impl GptConfig {
     /// A config with the given shape and defaults for everything else.
     pub fn new(vocab_size: usize, context_len: usize, d_model: usize, n_layers: usize, n_heads: usize) -> Self {
@@ -138,6 +145,21 @@ impl GptConfig {
                 return bad(key, "must be at least 1".into());
             }
         }
+        // Sizes beyond any trainable model would overflow the parameter count and the
+        // allocations built from them; refuse them by name instead.
+        for (key, v, max) in [
+            ("vocab_size", self.vocab_size, MAX_DIM),
+            ("context_len", self.context_len, MAX_DIM),
+            ("d_model", self.d_model, MAX_DIM),
+            ("n_layers", self.n_layers, MAX_LAYERS),
+            ("n_heads", self.n_heads, MAX_DIM),
+            ("head_dim", self.head_dim.unwrap_or(0), MAX_DIM),
+            ("ffn_dim", self.ffn_dim.unwrap_or(0), MAX_DIM),
+        ] {
+            if v > max {
+                return bad(key, format!("{v} is larger than growlm supports ({max})"));
+            }
+        }
         match self.head_dim {
             Some(0) => return bad("head_dim", "must be at least 1".into()),
             None if !self.d_model.is_multiple_of(self.n_heads) => {
@@ -167,6 +189,16 @@ impl GptConfig {
         }
         if !(self.init_std > 0.0 && self.init_std.is_finite()) {
             return bad("init_std", format!("must be positive, got {}", self.init_std));
+        }
+        // The parameter count, in floating point so that it cannot overflow.
+        let (d, a, f) = (self.d_model as f64, self.attn_dim() as f64, self.ffn_dim() as f64);
+        let per_layer = 4.0 * d * a + 2.0 * d * f;
+        let params = (self.vocab_size + self.context_len) as f64 * d + self.n_layers as f64 * per_layer;
+        if params > MAX_PARAMS {
+            return bad(
+                "d_model",
+                format!("the model would have about {params:.3e} parameters, more than growlm supports ({MAX_PARAMS:.0e}); shrink its width or depth"),
+            );
         }
         Ok(())
     }

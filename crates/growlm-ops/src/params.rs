@@ -39,6 +39,34 @@ pub fn named_params<B: Backend, M: Module<B>>(module: &M) -> NamedParams {
     c.out
 }
 
+struct Shapes {
+    path: Vec<String>,
+    out: Vec<(String, Vec<usize>)>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Shapes {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.out.push((self.path.join("."), param.val().dims().to_vec()));
+    }
+}
+
+/// The shape of every float parameter of `module` with its path, in visiting order
+/// (nothing is copied).
+pub fn param_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+    let mut c = Shapes {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    module.visit(&mut c);
+    c.out
+}
+
 /// The float parameters of `module` by path, values only (no ids).
 pub fn param_values<B: Backend, M: Module<B>>(module: &M) -> HashMap<String, HostTensor> {
     named_params::<B, M>(module)

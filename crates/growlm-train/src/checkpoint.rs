@@ -123,8 +123,64 @@ fn write<B: AutodiffBackend>(final_dir: &Path, run: &Run<B>, cfg: &RunConfig) ->
     let json = serde_json::to_vec_pretty(&run.s).expect("run state serialises");
     write_atomic(&tmp.join("state.json"), &json)?;
     write_atomic(&tmp.join("config.toml"), cfg.to_toml().as_bytes())?;
+    write_checksums(&tmp)?;
     let _ = std::fs::remove_dir_all(final_dir);
     std::fs::rename(&tmp, final_dir).map_err(TrainError::io(final_dir))
+}
+
+/// The file of a checkpoint directory listing the SHA-256 of every other file in it.
+const CHECKSUMS: &str = "SHA256SUMS";
+
+/// Writes [`CHECKSUMS`] for the files of checkpoint directory `dir` (`sha256sum` format).
+fn write_checksums(dir: &Path) -> Result<(), TrainError> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(TrainError::io(dir))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != CHECKSUMS)
+        .collect();
+    names.sort();
+    let mut sums = String::new();
+    for n in names {
+        let path = dir.join(&n);
+        let bytes = std::fs::read(&path).map_err(TrainError::io(&path))?;
+        sums.push_str(&format!("{}  {n}\n", growlm_data::sha256_hex(&bytes)));
+    }
+    write_atomic(&dir.join(CHECKSUMS), sums.as_bytes())
+}
+
+/// Checks the files of checkpoint `dir` against its [`CHECKSUMS`], so that a truncated,
+/// damaged or swapped file is refused naming it before any of it is decoded. A checkpoint
+/// written before checksums existed has none and is read unchecked.
+pub(crate) fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
+    let list = dir.join(CHECKSUMS);
+    let text = match std::fs::read_to_string(&list) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TrainError::io(&list)(e)),
+    };
+    let corrupt = |path: PathBuf, reason: String| TrainError::Corrupt { path, reason };
+    for line in text.lines() {
+        let Some((sum, name)) = line.split_once("  ").filter(|(_, n)| !n.is_empty() && !n.contains('/')) else {
+            return Err(corrupt(list, format!("malformed line {line:?}; expected `<sha256>  <file>`")));
+        };
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            corrupt(
+                path.clone(),
+                format!("cannot read it ({e}); the checkpoint is incomplete: resume from another checkpoint or start again"),
+            )
+        })?;
+        if growlm_data::sha256_hex(&bytes) != sum {
+            return Err(corrupt(
+                path,
+                "its SHA-256 differs from the one written with the checkpoint: the file was changed or damaged \
+                 after it was saved; restore it, or resume from another checkpoint"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes a checkpoint of `run` (with `cfg`, the resolved config) into
@@ -181,8 +237,10 @@ pub fn saved_config(ckpt: &Path) -> Result<RunConfig, TrainError> {
 }
 
 /// Loads the checkpoint `ckpt` to continue training with `cfg`, which must not change
-/// what was trained (see [`check_resume`]).
+/// what was trained (see [`check_resume`]). Its files are checked against their checksums
+/// first.
 pub fn load<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
+    verify_checksums(ckpt)?;
     check_resume(&saved_config(ckpt)?, cfg)?;
     read(cfg, ckpt, device)
 }
@@ -207,6 +265,7 @@ pub fn branch<B: AutodiffBackend>(
                 .into(),
         });
     }
+    verify_checksums(ckpt)?;
     let s = read_state(ckpt)?;
     check_branch(&saved_config(ckpt)?, cfg, s.step, s.stage, ckpt)?;
     let run = read::<B>(cfg, ckpt, device)?;
@@ -272,6 +331,7 @@ pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Train
             reason: "neither a run directory with a checkpoint nor a checkpoint directory (no state.json)".into(),
         })?
     };
+    verify_checksums(&ckpt)?;
     let run = saved_config(&ckpt)?;
     let state = read_state(&ckpt)?;
     let config = run
@@ -312,7 +372,22 @@ fn load_model<B: Backend>(config: &GptConfig, ckpt: &Path, device: &B::Device) -
                 .into(),
         });
     }
-    Ok(config.init::<B>(0, device)?.load_record(record))
+    let fresh = config.init::<B>(0, device)?;
+    let want = growlm_ops::param_shapes(&fresh);
+    let model = fresh.load_record(record);
+    // burn loads a record of other shapes without a word; the first op would then panic.
+    for ((path, need), (_, got)) in want.iter().zip(growlm_ops::param_shapes(&model)) {
+        if *need != got {
+            return Err(TrainError::Corrupt {
+                path: ckpt.join("model.mpk"),
+                reason: format!(
+                    "parameter `{path}` has shape {got:?}, but the config's model needs {need:?}: \
+                     the checkpoint belongs to another model"
+                ),
+            });
+        }
+    }
+    Ok(model)
 }
 
 /// The scalar state of a checkpoint.

@@ -18,7 +18,8 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
     let value = parse_value(value.trim());
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(TrainError::config(key, "empty key segment; write keys like `train.lr`"));
+        let named = if key.is_empty() { set } else { key };
+        return Err(TrainError::config(named, "empty key segment; write keys like `train.lr`"));
     }
     let mut root = toml::Value::Table(std::mem::take(table));
     let result = set_in(&mut root, &parts, 0, value);

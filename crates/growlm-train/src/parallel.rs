@@ -38,7 +38,7 @@ use crate::TrainError;
 static SESSION: Mutex<()> = Mutex::new(());
 
 /// A collective session of `n` peers for the run; ended (reset) when dropped.
-pub(crate) struct DataParallel<B: AutodiffBackend> {
+pub struct DataParallel<B: AutodiffBackend> {
     devices: Vec<B::Device>,
     _session: MutexGuard<'static, ()>,
 }
@@ -46,7 +46,10 @@ pub(crate) struct DataParallel<B: AutodiffBackend> {
 impl<B: AutodiffBackend> DataParallel<B> {
     /// Registers `n ≥ 2` peers on the devices after `device`. `batch_size` must split
     /// evenly.
-    pub(crate) fn start(n: usize, batch_size: usize, device: &B::Device) -> Result<Self, TrainError> {
+    ///
+    /// Runs with peers in one process take turns: this waits until any earlier session
+    /// has been dropped.
+    pub fn start(n: usize, batch_size: usize, device: &B::Device) -> Result<Self, TrainError> {
         if batch_size % n != 0 {
             return Err(TrainError::Config {
                 key: "train.batch_size".into(),
@@ -93,13 +96,13 @@ impl<B: AutodiffBackend> DataParallel<B> {
     }
 
     /// Number of peers.
-    pub(crate) fn peers(&self) -> usize {
+    pub fn peers(&self) -> usize {
         self.devices.len()
     }
 
     /// The mean loss of the batch `(x, y)` and its gradients averaged over the peers (on
     /// the first peer's device, where the loop's model lives).
-    pub(crate) fn gradients(
+    pub fn gradients(
         &self,
         model: &Gpt<B>,
         (x, y): (Tensor<B, 2, Int>, Tensor<B, 2, Int>),
