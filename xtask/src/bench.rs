@@ -153,6 +153,9 @@ fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &
     }
     let cfg = &stage.model;
     let (batch, seq) = (run.train.batch_size, run.train.seq_len);
+    // The peak first, before any data-parallel session exists: measured after one it came
+    // out a third lower on this machine.
+    let peak = matmul_peak::<B::InnerBackend>(device);
     let peers = match a.devices {
         0 => bail!("--devices must be at least 1"),
         1 => None,
@@ -184,7 +187,6 @@ fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &
         }
         None => (None, None),
     };
-    let peak = matmul_peak::<B::InnerBackend>(device);
     let flops = cfg.flops_per_step(batch, seq) / (ms / 1e3);
     Ok(BenchResult {
         config: a.config.display().to_string(),

@@ -13,7 +13,10 @@ use crate::{RunConfig, TrainError};
 pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
     let (key, value) = set
         .split_once('=')
-        .ok_or_else(|| TrainError::config(set, "expected KEY=VALUE, e.g. `--set train.lr=1e-3`"))?;
+        .ok_or_else(|| {
+            let named = if set.trim().is_empty() { "--set" } else { set };
+            TrainError::config(named, "expected KEY=VALUE, e.g. `--set train.lr=1e-3`")
+        })?;
     let key = key.trim();
     let value = parse_value(value.trim());
     let parts: Vec<&str> = key.split('.').collect();
