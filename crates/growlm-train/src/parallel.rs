@@ -50,7 +50,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
     /// Runs with peers in one process take turns: this waits until any earlier session
     /// has been dropped.
     pub fn start(n: usize, batch_size: usize, device: &B::Device) -> Result<Self, TrainError> {
-        if batch_size % n != 0 {
+        if !batch_size.is_multiple_of(n) {
             return Err(TrainError::Config {
                 key: "train.batch_size".into(),
                 reason: format!(
