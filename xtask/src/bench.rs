@@ -25,22 +25,26 @@ use serde::Serialize;
 pub struct BenchArgs {
     /// Run config (TOML).
     #[arg(long, default_value = "configs/paper-tiny.toml")]
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     /// Stage whose model is timed (0-based) [default: the last].
     #[arg(long)]
-    stage: Option<usize>,
+    pub(crate) stage: Option<usize>,
     /// Timed steps (after 2 warm-up steps).
     #[arg(long, default_value_t = 10)]
-    steps: usize,
+    pub(crate) steps: usize,
     /// Backend.
     #[arg(long, value_enum, default_value_t = crate::Device::Flex)]
-    device: crate::Device,
+    pub(crate) device: crate::Device,
+    /// Sequences per step instead of the config's `train.batch_size` (e.g. to fit a
+    /// paper-size model on one GPU).
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
     /// Data-parallel peers, as `train --devices N` (threads sharing the CPU).
     #[arg(long, default_value_t = 1)]
-    devices: usize,
+    pub(crate) devices: usize,
     /// Write the figures as JSON.
     #[arg(long)]
-    json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
 }
 
 /// What the command measures.
@@ -138,7 +142,7 @@ fn matmul_peak<B: Backend>(device: &B::Device) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &str) -> Result<BenchResult> {
+pub(crate) fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &str) -> Result<BenchResult> {
     let run = RunConfig::from_file(&a.config)?;
     let n = a.stage.unwrap_or(run.stages.len() - 1);
     let Some(stage) = run.stages.get(n) else {
@@ -152,7 +156,10 @@ fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &
         bail!("--steps must be at least 1");
     }
     let cfg = &stage.model;
-    let (batch, seq) = (run.train.batch_size, run.train.seq_len);
+    let (batch, seq) = (a.batch_size.unwrap_or(run.train.batch_size), run.train.seq_len);
+    if batch == 0 {
+        bail!("--batch-size must be at least 1");
+    }
     // The peak first, before any data-parallel session exists: measured after one it came
     // out a third lower on this machine.
     let peak = matmul_peak::<B::InnerBackend>(device);
@@ -276,6 +283,7 @@ mod tests {
             stage: None,
             steps: 2,
             device: crate::Device::Flex,
+            batch_size: None,
             devices: 2,
             json: Some(json.clone()),
         })
@@ -302,6 +310,7 @@ mod tests {
             stage: Some(5),
             steps: 2,
             device: crate::Device::Flex,
+            batch_size: None,
             devices: 1,
             json: None,
         })

@@ -6,6 +6,7 @@ mod compare;
 mod eval;
 mod experiment;
 mod export;
+mod gpu_check;
 mod grow;
 mod info;
 mod operators;
@@ -52,6 +53,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Parameter counts, FLOPs per step and memory of each stage of a config.
     Info(info::InfoArgs),
+    /// The checks that need a GPU (forward, growth, resume, throughput) on CUDA, as one report.
+    GpuCheck(gpu_check::GpuCheckArgs),
 }
 
 /// The backend that trains the model.
@@ -233,6 +236,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Experiment(a) => experiment::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::GpuCheck(a) => gpu_check::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Export(a) => export::run(a),
         Command::Grow(a) => grow::run(a),
