@@ -258,3 +258,30 @@ fn a_failing_metrics_or_events_write_stops_the_run_and_resume_is_exact() {
         assert_eq!(events(&full), events(&out), "{name}");
     }
 }
+
+/// Mixed precision (`train.precision = "bf16"`) through a PDG growth and its masked ramp:
+/// the run completes, is deterministic, learns as the f32 run does, and growth preserves
+/// the function exactly on the f32 master weights.
+#[test]
+fn a_bf16_run_grows_through_its_ramp_and_learns_like_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let mut cfg = tiny_config(&corpus, 24, true, "name = \"fixed\"\nsteps = [6]");
+    let f32_run = run(&cfg, &dir.path().join("f32"), false, None).unwrap();
+    cfg.train.precision = growlm::train::Precision::Bf16;
+    let a = run(&cfg, &dir.path().join("a"), false, None).unwrap();
+    run(&cfg, &dir.path().join("b"), false, None).unwrap();
+    assert_eq!(metrics(&dir.path().join("a")), metrics(&dir.path().join("b")));
+    assert_eq!(a.growth_steps, vec![6]);
+    let rows = metrics(&dir.path().join("a"));
+    assert!(rows.iter().all(|r| r.train_loss.is_finite()));
+    assert!(
+        (a.final_val_loss - f32_run.final_val_loss).abs() < 0.05 * f32_run.final_val_loss,
+        "bf16 {} vs f32 {}",
+        a.final_val_loss,
+        f32_run.final_val_loss
+    );
+    let events = std::fs::read_to_string(dir.path().join("a/events.jsonl")).unwrap();
+    let e: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(e["loss_before"], e["loss_after"], "{e}");
+}

@@ -122,3 +122,34 @@ fn every_operator_runs_in_a_staged_run_selected_by_config() {
         }
     }
 }
+
+/// Mixed precision: growth works on the f32 master weights, and a model cast to bf16
+/// computes the same logits before and after a function-preserving growth up to bf16
+/// rounding — within 2e-2 here, where the logits are of order 1 (bf16 keeps 8 bits).
+#[test]
+fn function_preserving_growth_holds_in_bf16_within_its_rounding() {
+    use burn::tensor::FloatDType;
+    use growlm::model::GptConfig;
+    let base = GptConfig::new(64, 8, 16, 2, 2);
+    for (op, target) in [
+        (("pdg", "redundant"), GptConfig::new(64, 8, 32, 4, 4)),
+        (("hypercloning", "redundant"), GptConfig::new(64, 8, 32, 2, 4)),
+        (("msg", "msg"), GptConfig::new(64, 8, 32, 4, 4)),
+    ] {
+        let g = growlm::ops::GrowthConfig {
+            width: op.0.into(),
+            depth: op.1.into(),
+            ..Default::default()
+        };
+        let d = growlm::ops::logit_change_in::<burn_autodiff::Autodiff<burn_flex::Flex>>(
+            &base,
+            &target,
+            &g,
+            &Default::default(),
+            Some(FloatDType::BF16),
+        )
+        .unwrap();
+        eprintln!("{op:?}: max |Δlogit| in bf16 {d:.2e}");
+        assert!(d <= 2e-2, "{op:?}: {d}");
+    }
+}

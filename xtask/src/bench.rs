@@ -108,7 +108,7 @@ fn time_steps<B: AutodiffBackend>(
         );
         let clock = Instant::now();
         let grads = match peers {
-            Some(p) => p.gradients(&model, (x, y), &masks, width.as_ref())?.1,
+            Some(p) => p.gradients(&model, (x, y), &masks, width.as_ref(), None)?.1,
             None => {
                 let loss = model.loss(x, y, &masks, width.as_ref());
                 GradientsParams::from_grads(loss.backward(), &model)

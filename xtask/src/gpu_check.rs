@@ -6,7 +6,8 @@
 //! - **forward**: the paper-tiny target's logits on the device against burn-flex's for the
 //!   same weights;
 //! - **growth**: every function-preserving operator (the probes of `cargo xtask
-//!   operators`) keeps the logits on the device;
+//!   operators`) keeps the logits on the device, and in bf16 (mixed precision) up to bf16
+//!   rounding;
 //! - **resume**: a staged run halted after a step inside its PDG ramp and resumed gives
 //!   the straight run's metrics bit for bit;
 //! - **bench**: tokens/s and MFU of the paper-tiny target and of GPT-Neo-125M (stage 0 of
@@ -21,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use growlm::model::{AttentionMasks, GptConfig};
-use growlm::ops::{depth, logit_change, width, GrowthConfig};
+use growlm::ops::{depth, logit_change, logit_change_in, width, GrowthConfig};
 use growlm::train::{run_on, DeviceKind, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, TrainError};
 use serde::Serialize;
 
@@ -30,6 +31,8 @@ use serde::Serialize;
 const FORWARD_TOLERANCE: f32 = 1e-3;
 /// A function-preserving growth keeps the logits within this on the device.
 const GROWTH_TOLERANCE: f32 = 1e-4;
+/// The same in bf16 (8 bits of mantissa; logits of order 1).
+const BF16_TOLERANCE: f32 = 2e-2;
 
 /// Arguments of `cargo xtask gpu-check`.
 #[derive(clap::Args)]
@@ -128,6 +131,27 @@ fn growth<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
         .map(|(name, op, t)| {
             match logit_change::<B>(&base, t, &op, device) {
                 Ok(d) => check(name, d <= GROWTH_TOLERANCE, format!("max |Δlogit| {d:.2e}")),
+                Err(e) => check(name, false, format!("error: {e}")),
+            }
+        })
+        .collect()
+}
+
+/// Function preservation of mixed precision (`train.precision = "bf16"`): both models
+/// cast to bf16 give the same logits up to bf16 rounding.
+fn growth_bf16<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
+    let base = GptConfig::new(64, 8, 16, 2, 2);
+    [("pdg", "redundant", GptConfig::new(64, 8, 32, 4, 4)), ("msg", "msg", GptConfig::new(64, 8, 32, 4, 4))]
+        .into_iter()
+        .map(|(w, d, target)| {
+            let op = GrowthConfig {
+                width: w.into(),
+                depth: d.into(),
+                ..GrowthConfig::default()
+            };
+            let name = format!("growth in bf16: {w} + {d} (2×16 → 4×32)");
+            match logit_change_in::<B>(&base, &target, &op, device, Some(burn::tensor::FloatDType::BF16)) {
+                Ok(d) => check(name, d <= BF16_TOLERANCE, format!("max |Δlogit| {d:.2e} (tolerance {BF16_TOLERANCE:.0e})")),
                 Err(e) => check(name, false, format!("error: {e}")),
             }
         })
@@ -259,6 +283,7 @@ pub(crate) fn checks<B: AutodiffBackend>(kind: DeviceKind, device: &B::Device, a
     let dir = tempfile::tempdir()?;
     let mut out = vec![forward::<B>(device).unwrap_or_else(|e| check("forward", false, format!("error: {e:#}")))];
     out.extend(growth::<B>(device));
+    out.extend(growth_bf16::<B>(device));
     out.push(resume(kind, dir.path()).unwrap_or_else(|e| check("resume", false, format!("error: {e:#}"))));
     if !a.no_bench {
         out.push(bench::<B>("configs/paper-tiny.toml", 1, None, device, kind.name()));

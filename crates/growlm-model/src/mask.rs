@@ -72,6 +72,16 @@ pub(crate) fn leading_ones(n: usize, active: usize) -> Vec<f32> {
 }
 
 impl<B: Backend> WidthMask<B> {
+    /// The same mask in float type `dtype` (for a model cast to a low precision).
+    pub fn cast(self, dtype: burn::tensor::FloatDType) -> Self {
+        Self {
+            hidden: self.hidden.cast(dtype),
+            attn: self.attn.cast(dtype),
+            ffn: self.ffn.cast(dtype),
+            ..self
+        }
+    }
+
     /// The same mask on `device` (for a data-parallel peer on another device).
     pub fn to_device(self, device: &B::Device) -> Self {
         Self {

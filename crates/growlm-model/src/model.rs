@@ -7,9 +7,9 @@
 //! LayerNorms do. Attention scores are not scaled by 1/√head_dim (GPT-Neo's choice). Weight
 //! matrices are stored `[d_in, d_out]` (the transpose of `torch.nn.Linear`'s layout).
 
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::activation::{log_softmax, sigmoid, softmax};
-use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -360,6 +360,19 @@ impl<B: Backend> Gpt<B> {
     ) -> Tensor<B, 3> {
         let [b, t] = tokens.dims();
         let [vocab, d] = self.wte.dims();
+        // A model cast to a low precision (`cast`) multiplies by its mask in that precision.
+        let cast_width;
+        let width = match (width, self.wte.val().dtype()) {
+            (Some(m), DType::BF16) => {
+                cast_width = m.clone().cast(FloatDType::BF16);
+                Some(&cast_width)
+            }
+            (Some(m), DType::F16) => {
+                cast_width = m.clone().cast(FloatDType::F16);
+                Some(&cast_width)
+            }
+            (w, _) => w,
+        };
         let tok = self.wte.val().select(0, tokens.reshape([b * t])).reshape([b, t, d]);
         let pos = self.wpe.val().narrow(0, 0, t).unsqueeze::<3>();
         let mut x = tok + pos;
@@ -386,7 +399,27 @@ impl<B: Backend> Gpt<B> {
         width: Option<&WidthMask<B>>,
     ) -> Tensor<B, 1> {
         let logits = self.forward(inputs, masks, width);
+        // A model cast to a low precision (`cast`) still takes its loss in f32.
+        let logits = match logits.dtype() {
+            DType::F32 => logits,
+            _ => logits.cast(FloatDType::F32),
+        };
         cross_entropy(logits, targets)
+    }
+
+    /// The model with every parameter cast to `dtype`, for mixed-precision training: the
+    /// cast is part of the autodiff graph, so a forward and backward pass of the cast model
+    /// computes in `dtype` and its gradients arrive, cast back, on this model's (f32)
+    /// parameters — the master weights the optimizer updates.
+    pub fn cast(self, dtype: FloatDType) -> Self {
+        struct Cast(FloatDType);
+        impl<B: Backend> ModuleMapper<B> for Cast {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+                let dtype = self.0;
+                param.map(|t| t.cast(dtype))
+            }
+        }
+        self.map(&mut Cast(dtype))
     }
 
     /// Checks that the tensors of this model have the shapes `config` gives.

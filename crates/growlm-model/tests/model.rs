@@ -350,3 +350,31 @@ fn gelu_new_matches_the_tanh_formula_and_its_derivative() {
     // Hand-worked: gelu_new(1) = 0.5·(1 + tanh(0.7978846·1.044715)) = 0.8411920.
     assert!((y[6] - 0.841_192).abs() < 1e-6);
 }
+
+/// Mixed precision: the model cast to bf16 computes a loss close to the f32 model's, and
+/// its backward pass lands f32 gradients on the f32 parameters, close to the f32 model's.
+#[test]
+fn a_bf16_cast_model_trains_the_f32_master_weights() {
+    use burn::tensor::{DType, FloatDType};
+    type A = burn_autodiff::Autodiff<Flex>;
+    let cfg = GptConfig::new(64, 16, 32, 2, 4);
+    let dev = Default::default();
+    let model = cfg.init::<A>(0, &dev).unwrap();
+    let masks = AttentionMasks::new(&cfg, 16, &dev);
+    let x = || Tensor::<A, 2, Int>::from_data(TensorData::new((0..32).map(|i| (i * 7 % 64) as i64).collect::<Vec<_>>(), vec![2, 16]), &dev);
+    let y = || Tensor::<A, 2, Int>::from_data(TensorData::new((0..32).map(|i| (i * 5 % 64) as i64).collect::<Vec<_>>(), vec![2, 16]), &dev);
+    let full = model.loss(x(), y(), &masks, None);
+    let g_full = full.clone().backward();
+    let low = model.clone().cast(FloatDType::BF16);
+    assert_eq!(low.wte.val().dtype(), DType::BF16);
+    let half = low.loss(x(), y(), &masks, None);
+    assert_eq!(half.dtype(), DType::F32);
+    let g_half = half.clone().backward();
+    let (lf, lh): (f32, f32) = (full.into_scalar(), half.into_scalar());
+    assert!((lf - lh).abs() < 2e-2 * lf, "loss f32 {lf}, bf16 {lh}");
+    let grad = |g: &_| model.blocks[0].mlp.up.weight.val().grad(g).unwrap();
+    let (gf, gh) = (grad(&g_full), grad(&g_half));
+    assert_eq!(gh.dtype(), DType::F32);
+    let rel = ((gf.clone() - gh).abs().max().into_scalar()) / gf.abs().max().into_scalar();
+    assert!(rel < 5e-2, "bf16 gradient off by {rel} of the largest f32 one");
+}

@@ -30,7 +30,7 @@ pub use moments::{host_moments, map_optimizer};
 pub use operator::{check_growth, AxisMap, DepthOp, GrowthConfig, LayerOrigin, WidthOp};
 pub use params::{assign_params, named_params, param_values, to_host, NamedParams, param_shapes};
 pub use plan::{apply, plan, Axis, Fill, HostTensor, TensorPlan, WidthMaps};
-pub use probe::{logit_change, perturb_norms_and_biases};
+pub use probe::{logit_change, logit_change_in, perturb_norms_and_biases};
 pub use ramp::{MsgRamp, Ramp};
 
 /// Errors of growth operators.

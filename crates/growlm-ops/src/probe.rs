@@ -45,6 +45,18 @@ pub fn logit_change<B: AutodiffBackend>(
     op: &GrowthConfig,
     device: &B::Device,
 ) -> Result<f32, OpsError> {
+    logit_change_in::<B>(source, target, op, device, None)
+}
+
+/// [`logit_change`] with both models cast to the float type `low` for the forward passes
+/// (mixed precision: growth itself works on the f32 weights).
+pub fn logit_change_in<B: AutodiffBackend>(
+    source: &GptConfig,
+    target: &GptConfig,
+    op: &GrowthConfig,
+    device: &B::Device,
+    low: Option<burn::tensor::FloatDType>,
+) -> Result<f32, OpsError> {
     let model = perturb_norms_and_biases(source.init::<B>(11, device).map_err(OpsError::Model)?);
     let optim = AdamWConfig::new().init();
     let grown = grow(
@@ -61,10 +73,13 @@ pub fn logit_change<B: AutodiffBackend>(
     let t = source.context_len.min(8);
     let ids: Vec<i64> = (0..2 * t).map(|i| ((i * 13 + 5) % source.vocab_size) as i64).collect();
     let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, vec![2, t]), device);
+    let (model, grown_model) = match low {
+        Some(dtype) => (model.cast(dtype), grown.model.cast(dtype)),
+        None => (model, grown.model),
+    };
     let before = model.forward(x.clone(), &AttentionMasks::new(source, t, device), None);
     let width = grown.ramp.width_mask(target, 0, device).map_err(OpsError::Model)?;
-    let after = grown
-        .model
-        .forward(x, &AttentionMasks::new(target, t, device), width.as_ref());
-    Ok((before - after).abs().max().into_scalar().elem::<f32>())
+    let after = grown_model.forward(x, &AttentionMasks::new(target, t, device), width.as_ref());
+    let change = (before - after).abs().max();
+    Ok(change.cast(burn::tensor::FloatDType::F32).into_scalar().elem::<f32>())
 }

@@ -109,6 +109,41 @@ pub enum OnNonFinite {
     Skip,
 }
 
+/// The float type a training step computes in (`train.precision`).
+///
+/// `bf16` and `f16` are mixed precision as burn 0.21 allows it generically: the master
+/// weights and the AdamW state stay f32; each step casts the model to the low precision
+/// inside the autodiff graph (`Gpt::cast`), so the forward and backward passes compute in
+/// it, the loss is taken in f32, and the gradients arrive in f32 on the master weights.
+/// Evaluation and growth use the f32 master weights. Loss scaling is not applied (bf16
+/// needs none; f16 may underflow small gradients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Forward and backward in bfloat16.
+    Bf16,
+    /// Forward and backward in float16.
+    F16,
+}
+
+impl Precision {
+    /// The float type steps compute in, `None` for f32.
+    pub fn low(self) -> Option<burn::tensor::FloatDType> {
+        match self {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(burn::tensor::FloatDType::BF16),
+            Precision::F16 => Some(burn::tensor::FloatDType::F16),
+        }
+    }
+
+    fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+}
+
 /// Optimisation settings (AdamW).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +187,10 @@ pub struct TrainConfig {
     /// With `skip`: stop after this many skipped steps in a row.
     #[serde(default = "default_max_skips")]
     pub max_skips_in_row: u64,
+    /// The float type of forward and backward passes: `f32` (default), `bf16` or `f16`
+    /// (mixed precision with f32 master weights, see [`Precision`]).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 fn default_max_skips() -> u64 {

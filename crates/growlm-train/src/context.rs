@@ -163,10 +163,15 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let width = width_mask(run.s.ramp, stage, step, self.device)?;
         let (x, y) = to_tensors::<B>(&self.batcher.train_batch(step), self.device);
         let masks = &self.masks[run.s.stage].0;
+        let low = t.precision.low();
         let (train_loss, mut grads) = match &self.peers {
-            Some(peers) => peers.gradients(&run.model, (x, y), masks, width.as_ref())?,
+            Some(peers) => peers.gradients(&run.model, (x, y), masks, width.as_ref(), low)?,
             None => {
-                let loss = run.model.loss(x, y, masks, width.as_ref());
+                let model = match low {
+                    Some(dtype) => run.model.clone().cast(dtype),
+                    None => run.model.clone(),
+                };
+                let loss = model.loss(x, y, masks, width.as_ref());
                 let train_loss = loss.clone().into_scalar().elem::<f64>();
                 (train_loss, GradientsParams::from_grads(loss.backward(), &run.model))
             }

@@ -29,7 +29,7 @@ mod parallel;
 
 pub use backend::{run_on, DeviceKind};
 pub use checkpoint::{latest_checkpoint, load_trained, saved_config, snapshot_path, stage_seed, RunState, Trained};
-pub use config::{DataConfig, OnNonFinite, RunConfig, Schedule, StageConfig, TrainConfig};
+pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, Schedule, StageConfig, TrainConfig};
 pub use engine::{train, InitWeights, RunOptions};
 pub use error::TrainError;
 pub use lock::RunLock;

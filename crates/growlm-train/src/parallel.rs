@@ -28,7 +28,7 @@ use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Device as _, DeviceId, DeviceOps};
-use burn::tensor::{ElementConversion, Int, Tensor};
+use burn::tensor::{ElementConversion, FloatDType, Int, Tensor};
 use growlm_model::{AttentionMasks, Gpt, WidthMask};
 
 use crate::TrainError;
@@ -101,13 +101,15 @@ impl<B: AutodiffBackend> DataParallel<B> {
     }
 
     /// The mean loss of the batch `(x, y)` and its gradients averaged over the peers (on
-    /// the first peer's device, where the loop's model lives).
+    /// the first peer's device, where the loop's model lives); with `low`, each peer
+    /// computes in that float type (mixed precision, see `Precision`).
     pub fn gradients(
         &self,
         model: &Gpt<B>,
         (x, y): (Tensor<B, 2, Int>, Tensor<B, 2, Int>),
         masks: &AttentionMasks<B>,
         width: Option<&WidthMask<B>>,
+        low: Option<FloatDType>,
     ) -> Result<(f64, GradientsParams), TrainError> {
         let n = self.peers();
         let per = x.dims()[0] / n;
@@ -123,7 +125,12 @@ impl<B: AutodiffBackend> DataParallel<B> {
                     let masks = masks.clone().to_device(d);
                     let width = width.map(|w| w.clone().to_device(d));
                     s.spawn(move || {
-                        let loss = replica.loss(x, y, &masks, width.as_ref());
+                        // Mixed precision: compute in `low`, gradients land on the f32 replica.
+                        let compute = match low {
+                            Some(dtype) => replica.clone().cast(dtype),
+                            None => replica.clone(),
+                        };
+                        let loss = compute.loss(x, y, &masks, width.as_ref());
                         let value = loss.clone().into_scalar().elem::<f64>();
                         let grads = GradientsParams::from_grads(loss.backward(), &replica)
                             .all_reduce::<B::InnerBackend>(PeerId::from(i), ReduceOperation::Mean);
