@@ -204,9 +204,11 @@ fn a_batch_that_does_not_split_over_the_devices_is_refused() {
     }
 }
 
-/// A writer that fails as a full disk would: the metrics line of step 13, or the growth
-/// event of step 10. The run stops with the error naming the file, the checkpoint of
-/// step 8 stays loadable, and resuming once the fault is gone gives the uninterrupted run.
+/// A writer that fails as a full disk would (an observer returning ENOSPC for the metrics
+/// line of step 13, or for the growth event of step 10; the engine's own writers fail into
+/// the same path): the run stops with that error, writes no checkpoint after it, the
+/// checkpoint of step 8 stays loadable, and resuming once the fault is gone gives the
+/// uninterrupted run.
 #[test]
 fn a_failing_metrics_or_events_write_stops_the_run_and_resume_is_exact() {
     use growlm::train::{GrowEvent, MetricsRow, Observer};

@@ -354,8 +354,16 @@ proptest! {
         };
         match result {
             Err(e) => {
+                // The damaged checkpoint is named — or, with its state.json gone, the run
+                // has no checkpoint left to resume, and says so naming the run.
                 let text = chain(&e);
-                prop_assert!(text.contains(&*bad.to_string_lossy()), "refusal names no file of the run: {}", text);
+                let ckpt = bad.join("checkpoints");
+                prop_assert!(
+                    text.contains(&*ckpt.to_string_lossy())
+                        || matches!(e, TrainError::NothingToResume { .. }) && text.contains(&*bad.to_string_lossy()),
+                    "refusal names neither the checkpoint nor the run: {}",
+                    text
+                );
             }
             Ok(_) => {
                 // Only damage that leaves the checkpoint's content intact may resume (the

@@ -239,6 +239,8 @@ steps = [6]
         a.iter()
             .zip(b)
             .map(|(x, y)| ((x.train_loss - y.train_loss) / x.train_loss).abs())
+            // A NaN gap counts as infinite (f64::max would drop it).
+            .map(|g| if g.is_nan() { f64::INFINITY } else { g })
             .fold(if a.len() == b.len() { 0.0 } else { f64::INFINITY }, f64::max)
     };
     let (resumed, rerun) = (gap(&reference, &rows(&halted)?), gap(&reference, &rows(&again)?));

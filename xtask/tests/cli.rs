@@ -371,34 +371,45 @@ steps = [40]
         }
         c
     };
-    let clock = Instant::now();
     assert!(train("full", false).status().unwrap().success());
-    let whole = clock.elapsed().as_secs_f64();
 
-    // Kill after a random delay of up to a twelfth of a whole run; resume from the last
-    // checkpoint (or start again when none was written yet). After 24 kills, finish.
+    // 24 kill points chosen by progress, not by time (so that a loaded machine moves
+    // nothing): seeded-random steps over the run, some right after a checkpoint step (the
+    // checkpoint is being written then). The child is SIGKILLed as soon as its metrics show
+    // that step, then resumed from its last checkpoint (or started again when none exists).
     let killed = dir.path().join("killed");
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut targets: Vec<usize> = (0..24)
+        .map(|k| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let step = 1 + (x >> 33) as usize % 118;
+            if k % 4 == 0 { step / 5 * 5 + 5 } else { step }
+        })
+        .collect();
+    targets.sort_unstable();
+    let logged = || {
+        std::fs::read_to_string(killed.join("metrics.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
     let (mut kills, mut at_steps) = (0, Vec::new());
-    loop {
+    for &target in &targets {
         let resume = killed.join("checkpoints/latest").is_file();
         let mut child = train("killed", resume).spawn().unwrap();
-        if kills >= 24 {
-            assert!(child.wait().unwrap().success(), "the final resume failed");
-            break;
+        let clock = Instant::now();
+        while logged() < target && child.try_wait().unwrap().is_none() && clock.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_micros(200));
         }
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay = whole * ((x >> 11) as f64 / (1u64 << 53) as f64) / 12.0;
-        std::thread::sleep(Duration::from_secs_f64(delay));
         if child.try_wait().unwrap().is_some() {
-            break; // finished before the kill
+            continue; // finished (or failed) before the kill point; the final run checks it
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
-        let logged = std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap_or_default();
-        at_steps.push(logged.lines().count());
+        at_steps.push(logged());
     }
+    let resume = killed.join("checkpoints/latest").is_file();
+    assert!(train("killed", resume).status().unwrap().success(), "the final resume failed");
     eprintln!("killed {kills} times, after these numbers of logged steps: {at_steps:?}");
     assert!(kills >= 20, "only {kills} kills landed before the run finished: {at_steps:?}");
     assert!(killed.join("summary.json").is_file());

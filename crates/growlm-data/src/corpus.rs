@@ -273,6 +273,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// SHA-256 of the file at `path`, hex-encoded, read in a stream (checkpoints of large
+/// models are gigabytes).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// An npm package holding a text corpus, as the cache knows it.
 #[derive(Debug, Clone)]
 pub struct Package {
@@ -329,7 +337,7 @@ pub enum CacheState {
 /// half-written cache.
 pub fn ensure_package(pkg: &Package, cache_dir: &Path, npm: &str) -> Result<(PathBuf, CacheState), DataError> {
     let final_dir = cache_dir.join(pkg.dir);
-    if final_dir.is_dir() && verify_manifest(&final_dir)?.is_empty() {
+    if final_dir.is_dir() && matches!(verify_manifest(&final_dir), Ok(p) if p.is_empty()) {
         return Ok((final_dir, CacheState::Intact));
     }
     // One fetch or repair at a time, across threads (an experiment's parallel runs) and
@@ -341,8 +349,9 @@ pub fn ensure_package(pkg: &Package, cache_dir: &Path, npm: &str) -> Result<(Pat
         move |source: std::io::Error| DataError::Io { path, source }
     };
     fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+    // Where directories cannot be locked (some network file systems), go on unlocked.
     let lock = fs::File::open(cache_dir).map_err(io(cache_dir))?;
-    lock.lock().map_err(io(cache_dir))?;
+    let _ = lock.lock();
     let problems = if final_dir.is_dir() {
         let problems = verify_manifest(&final_dir)?;
         if problems.is_empty() {

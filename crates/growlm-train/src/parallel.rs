@@ -112,41 +112,88 @@ impl<B: AutodiffBackend> DataParallel<B> {
         low: Option<FloatDType>,
     ) -> Result<(f64, GradientsParams), TrainError> {
         let n = self.peers();
-        let per = x.dims()[0] / n;
-        let results: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .devices
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let rows = i * per..(i + 1) * per;
-                    let (x, y) = (x.clone().slice(rows.clone()).to_device(d), y.clone().slice(rows).to_device(d));
-                    let replica = model.clone().fork(d);
-                    let masks = masks.clone().to_device(d);
-                    let width = width.map(|w| w.clone().to_device(d));
+        let rows = x.dims()[0];
+        if !rows.is_multiple_of(n) {
+            return Err(TrainError::Config {
+                key: "train.batch_size".into(),
+                reason: format!("{rows} rows do not split into {n} equal slices"),
+            });
+        }
+        let per = rows / n;
+        // Everything a peer needs is prepared before any peer starts: a peer blocks in the
+        // all-reduce until all have joined, so none may be left waiting on a failure here.
+        let inputs: Vec<_> = self
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let r = i * per..(i + 1) * per;
+                (
+                    i,
+                    x.clone().slice(r.clone()).to_device(d),
+                    y.clone().slice(r).to_device(d),
+                    model.clone().fork(d),
+                    masks.clone().to_device(d),
+                    width.map(|w| w.clone().to_device(d)),
+                )
+            })
+            .collect();
+        let results: Vec<Result<(f64, GradientsParams), String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = inputs
+                .into_iter()
+                .map(|(i, x, y, replica, masks, width)| {
                     s.spawn(move || {
-                        // Mixed precision: compute in `low`, gradients land on the f32 replica.
-                        let compute = match low {
-                            Some(dtype) => replica.clone().cast(dtype),
-                            None => replica.clone(),
+                        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            // Mixed precision: compute in `low`, gradients land on the f32 replica.
+                            let compute = match low {
+                                Some(dtype) => replica.clone().cast(dtype),
+                                None => replica.clone(),
+                            };
+                            let loss = compute.loss(x, y, &masks, width.as_ref());
+                            let value = loss.clone().into_scalar().elem::<f64>();
+                            let grads = GradientsParams::from_grads(loss.backward(), &replica)
+                                .all_reduce::<B::InnerBackend>(PeerId::from(i), ReduceOperation::Mean);
+                            (value, grads)
+                        }));
+                        let failed = |what: String| {
+                            // Wake the peers blocked in the all-reduce: a reset fails them.
+                            collective::reset_collective::<B::InnerBackend>();
+                            Err(format!("peer {i}: {what}"))
                         };
-                        let loss = compute.loss(x, y, &masks, width.as_ref());
-                        let value = loss.clone().into_scalar().elem::<f64>();
-                        let grads = GradientsParams::from_grads(loss.backward(), &replica)
-                            .all_reduce::<B::InnerBackend>(PeerId::from(i), ReduceOperation::Mean);
-                        (value, grads)
+                        match step {
+                            Ok((value, Ok(grads))) => Ok((value, grads)),
+                            Ok((_, Err(e))) => failed(format!("all-reduce: {e:?}")),
+                            Err(panic) => {
+                                let msg = panic
+                                    .downcast_ref::<&str>()
+                                    .map(|s| s.to_string())
+                                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                                    .unwrap_or_else(|| "panicked".into());
+                                failed(format!("panicked: {msg}"))
+                            }
+                        }
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join()).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a peer thread died".into())))
+                .collect()
         });
         let mut loss = 0.0;
         let mut first = None;
+        let mut errors = Vec::new();
         for r in results {
-            let (value, grads) = r.map_err(|_| collective_error("a peer panicked during its step"))?;
-            let grads = grads.map_err(|e| collective_error(format!("all-reduce: {e:?}")))?;
-            loss += value;
-            first.get_or_insert(grads);
+            match r {
+                Ok((value, grads)) => {
+                    loss += value;
+                    first.get_or_insert(grads);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(collective_error(errors.join("; ")));
         }
         let grads = first.expect("at least two peers");
         Ok((loss / n as f64, grads.to_device(&self.devices[0], model)))
