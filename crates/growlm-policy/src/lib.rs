@@ -155,7 +155,20 @@ pub fn parse_params<T: DeserializeOwned>(policy: &str, table: &toml::Table) -> R
 /// and serde's reason. Run configs and policy parameters share it.
 pub fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let path = e.path().to_string();
+        // `stages.1.model`, not serde_path_to_error's `stages[1].model`: keys are named as
+        // `--set` writes them.
+        use serde_path_to_error::Segment;
+        let segments: Vec<String> = e
+            .path()
+            .iter()
+            .map(|s| match s {
+                Segment::Seq { index } => index.to_string(),
+                Segment::Map { key } => key.clone(),
+                Segment::Enum { variant } => variant.clone(),
+                Segment::Unknown => "?".into(),
+            })
+            .collect();
+        let path = if segments.is_empty() { ".".to_string() } else { segments.join(".") };
         let reason = e.into_inner().message().to_string();
         let missing = reason.strip_prefix("missing field `").and_then(|r| r.split('`').next());
         let key = match (path.as_str(), missing) {
