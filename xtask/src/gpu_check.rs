@@ -259,9 +259,9 @@ steps = [6]
 }
 
 /// Tokens/s and MFU of a stage, via `cargo xtask bench`'s measurement.
-fn bench<B: AutodiffBackend>(config: &str, stage: usize, batch: Option<usize>, device: &B::Device, name: &str) -> Check {
+fn bench<B: AutodiffBackend>(config: &Path, stage: usize, batch: Option<usize>, device: &B::Device, name: &str) -> Check {
     let args = crate::bench::BenchArgs {
-        config: config.into(),
+        config: config.to_path_buf(),
         stage: Some(stage),
         steps: 5,
         device: crate::Device::Flex,
@@ -269,7 +269,8 @@ fn bench<B: AutodiffBackend>(config: &str, stage: usize, batch: Option<usize>, d
         devices: 1,
         json: None,
     };
-    let what = format!("bench: {config} stage {stage}{}", batch.map_or(String::new(), |b| format!(", batch {b}")));
+    let file = config.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    let what = format!("bench: {file} stage {stage}{}", batch.map_or(String::new(), |b| format!(", batch {b}")));
     match crate::bench::measure::<B>(&args, device, name) {
         Ok(r) => check(
             what,
@@ -288,8 +289,10 @@ pub(crate) fn checks<B: AutodiffBackend>(kind: DeviceKind, device: &B::Device, a
     out.extend(growth_bf16::<B>(device));
     out.push(resume(kind, dir.path()).unwrap_or_else(|e| check("resume", false, format!("error: {e:#}"))));
     if !a.no_bench {
-        out.push(bench::<B>("configs/paper-tiny.toml", 1, None, device, kind.name()));
-        out.push(bench::<B>("configs/gpt-neo-125m-355m.toml", 0, Some(a.batch_size), device, kind.name()));
+        // The shipped configs, wherever the command runs from.
+        let config = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(name);
+        out.push(bench::<B>(&config("paper-tiny.toml"), 1, None, device, kind.name()));
+        out.push(bench::<B>(&config("gpt-neo-125m-355m.toml"), 0, Some(a.batch_size), device, kind.name()));
     }
     Ok(out)
 }
