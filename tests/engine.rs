@@ -168,11 +168,26 @@ fn two_peers_give_the_one_device_curve_deterministically_and_resume_exactly() {
     assert_eq!(one.len(), 20);
     let mut differs = false;
     for (a, b) in one.iter().zip(&two) {
-        assert_eq!((a.step, a.stage, a.tokens, a.flops), (b.step, b.stage, b.tokens, b.flops));
+        assert_eq!(
+            (a.step, a.stage, a.tokens, a.flops),
+            (b.step, b.stage, b.tokens, b.flops)
+        );
         assert_eq!(a.width_active, b.width_active);
         let close = |x: f64, y: f64| (x - y).abs() <= 1e-4 * x.abs().max(1.0);
-        assert!(close(a.train_loss, b.train_loss), "step {}: {} vs {}", a.step, a.train_loss, b.train_loss);
-        assert!(close(a.grad_norm, b.grad_norm), "step {}: {} vs {}", a.step, a.grad_norm, b.grad_norm);
+        assert!(
+            close(a.train_loss, b.train_loss),
+            "step {}: {} vs {}",
+            a.step,
+            a.train_loss,
+            b.train_loss
+        );
+        assert!(
+            close(a.grad_norm, b.grad_norm),
+            "step {}: {} vs {}",
+            a.step,
+            a.grad_norm,
+            b.grad_norm
+        );
         if let (Some(x), Some(y)) = (a.val_loss, b.val_loss) {
             assert!(close(x, y), "step {}: val {x} vs {y}", a.step);
         }
@@ -248,10 +263,19 @@ fn a_failing_metrics_or_events_write_stops_the_run_and_resume_is_exact() {
             on_step,
             on_growth,
         };
-        let e = growlm::train::train::<TB>(&cfg, &opts(&out, false), &growlm::registry(), &Default::default(), &mut [&mut fault])
-            .unwrap_err();
+        let e = growlm::train::train::<TB>(
+            &cfg,
+            &opts(&out, false),
+            &growlm::registry(),
+            &Default::default(),
+            &mut [&mut fault],
+        )
+        .unwrap_err();
         let text = format!("{e}: {}", std::error::Error::source(&e).unwrap());
-        assert!(text.contains(&format!("{name}.jsonl")) && text.contains("No space left"), "{text}");
+        assert!(
+            text.contains(&format!("{name}.jsonl")) && text.contains("No space left"),
+            "{text}"
+        );
         let last = growlm::train::latest_checkpoint(&out).unwrap();
         assert!(last.ends_with("step-000000008"), "{}", last.display());
         run(&cfg, &out, true, None).unwrap();

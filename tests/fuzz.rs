@@ -60,7 +60,13 @@ name = "convergence"
 
 /// Every key path of a TOML value (`train.lr`, `stages.1.model.d_model`).
 fn paths(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
-    let join = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {
@@ -81,13 +87,27 @@ fn paths(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
 fn values() -> impl Strategy<Value = toml::Value> {
     use toml::Value as V;
     prop_oneof![
-        prop::sample::select(vec![0i64, 1, -1, 2, 3, 7, 16, 255, 256, 100_000, i64::MAX, i64::MIN]).prop_map(V::Integer),
+        prop::sample::select(vec![0i64, 1, -1, 2, 3, 7, 16, 255, 256, 100_000, i64::MAX, i64::MIN])
+            .prop_map(V::Integer),
         any::<i64>().prop_map(V::Integer),
-        prop::sample::select(vec![0.0f64, -0.0, 1e-300, -1.0, 0.5, 1.0, 1e300, f64::NAN, f64::INFINITY, -f64::INFINITY])
-            .prop_map(V::Float),
+        prop::sample::select(vec![
+            0.0f64,
+            -0.0,
+            1e-300,
+            -1.0,
+            0.5,
+            1.0,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            -f64::INFINITY
+        ])
+        .prop_map(V::Float),
         any::<f64>().prop_map(V::Float),
-        prop::sample::select(vec!["", "x", "byte", "gpt2", "pdg", "msg", "fixed", "never", "cosine", "../nope", "sotu"])
-            .prop_map(|s| V::String(s.into())),
+        prop::sample::select(vec![
+            "", "x", "byte", "gpt2", "pdg", "msg", "fixed", "never", "cosine", "../nope", "sotu"
+        ])
+        .prop_map(|s| V::String(s.into())),
         "\\PC{0,12}".prop_map(V::String),
         any::<bool>().prop_map(V::Boolean),
         Just(V::Array(vec![])),
@@ -185,7 +205,16 @@ fn named_key(e: &TrainError) -> Option<String> {
 /// segment is a top-level key.
 fn schema_key(key: &str) -> bool {
     let first = key.split('.').next().unwrap_or_default();
-    ["seed", "data", "train", "stages", "policy", "--set", "<toml syntax: the parser names the line>"].contains(&first)
+    [
+        "seed",
+        "data",
+        "train",
+        "stages",
+        "policy",
+        "--set",
+        "<toml syntax: the parser names the line>",
+    ]
+    .contains(&first)
         || key.contains('=')
 }
 
@@ -283,7 +312,10 @@ fn trained_run(dir: &Path) -> (RunConfig, PathBuf) {
     let corpus = write_corpus(dir);
     let cfg = tiny_config(&corpus, 12, true, "name = \"fixed\"\nsteps = [5]");
     let out = dir.join("run");
-    assert!(matches!(run(&cfg, &out, false, Some(9)), Err(TrainError::Halted { step: 9 })));
+    assert!(matches!(
+        run(&cfg, &out, false, Some(9)),
+        Err(TrainError::Halted { step: 9 })
+    ));
     (cfg, out)
 }
 
@@ -399,7 +431,10 @@ fn a_checkpoint_of_another_model_is_refused_naming_the_checkpoint() {
         RunConfig::from_table(t).unwrap()
     };
     let other = dir.path().join("other");
-    assert!(matches!(run(&other_cfg, &other, false, Some(9)), Err(TrainError::Halted { step: 9 })));
+    assert!(matches!(
+        run(&other_cfg, &other, false, Some(9)),
+        Err(TrainError::Halted { step: 9 })
+    ));
     let (mine, theirs) = (
         growlm::train::latest_checkpoint(&good).unwrap(),
         growlm::train::latest_checkpoint(&other).unwrap(),
@@ -409,7 +444,12 @@ fn a_checkpoint_of_another_model_is_refused_naming_the_checkpoint() {
     }
     let sums: String = ["config.toml", "model.mpk", "optim.mpk", "state.json"]
         .iter()
-        .map(|f| format!("{}  {f}\n", growlm::data::sha256_hex(&std::fs::read(mine.join(f)).unwrap())))
+        .map(|f| {
+            format!(
+                "{}  {f}\n",
+                growlm::data::sha256_hex(&std::fs::read(mine.join(f)).unwrap())
+            )
+        })
         .collect();
     std::fs::write(mine.join("SHA256SUMS"), sums).unwrap();
     let e = run(&cfg, &good, true, None).unwrap_err();

@@ -78,7 +78,11 @@ fn forward<B: AutodiffBackend>(device: &B::Device) -> Result<Check> {
         let model = cfg.init::<B::InnerBackend>(0, device)?;
         let x = Tensor::<B::InnerBackend, 2, Int>::from_data(TensorData::new(tokens.clone(), vec![2, 64]), device);
         let masks = AttentionMasks::new(&cfg, 64, device);
-        model.forward(x, &masks, None).into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?
+        model
+            .forward(x, &masks, None)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
     };
     let on_cpu = {
         type C = burn_flex::Flex;
@@ -86,7 +90,11 @@ fn forward<B: AutodiffBackend>(device: &B::Device) -> Result<Check> {
         let model = cfg.init::<C>(0, &dev)?;
         let x = Tensor::<C, 2, Int>::from_data(TensorData::new(tokens.clone(), vec![2, 64]), &dev);
         let masks = AttentionMasks::new(&cfg, 64, &dev);
-        model.forward(x, &masks, None).into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?
+        model
+            .forward(x, &masks, None)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
     };
     let d = on_b
         .iter()
@@ -128,11 +136,9 @@ fn growth<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
             logit_change::<burn_autodiff::Autodiff<burn_flex::Flex>>(&base, t, op, &Default::default())
                 .is_ok_and(|d| d <= 1e-5)
         })
-        .map(|(name, op, t)| {
-            match logit_change::<B>(&base, t, &op, device) {
-                Ok(d) => check(name, d <= GROWTH_TOLERANCE, format!("max |Δlogit| {d:.2e}")),
-                Err(e) => check(name, false, format!("error: {e}")),
-            }
+        .map(|(name, op, t)| match logit_change::<B>(&base, t, &op, device) {
+            Ok(d) => check(name, d <= GROWTH_TOLERANCE, format!("max |Δlogit| {d:.2e}")),
+            Err(e) => check(name, false, format!("error: {e}")),
         })
         .collect()
 }
@@ -141,26 +147,35 @@ fn growth<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
 /// cast to bf16 give the same logits up to bf16 rounding.
 fn growth_bf16<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
     let base = GptConfig::new(64, 8, 16, 2, 2);
-    [("pdg", "redundant", GptConfig::new(64, 8, 32, 4, 4)), ("msg", "msg", GptConfig::new(64, 8, 32, 4, 4))]
-        .into_iter()
-        .map(|(w, d, target)| {
-            let op = GrowthConfig {
-                width: w.into(),
-                depth: d.into(),
-                ..GrowthConfig::default()
-            };
-            let name = format!("growth in bf16: {w} + {d} (2×16 → 4×32)");
-            match logit_change_in::<B>(&base, &target, &op, device, Some(burn::tensor::FloatDType::BF16)) {
-                Ok(d) => check(name, d <= BF16_TOLERANCE, format!("max |Δlogit| {d:.2e} (tolerance {BF16_TOLERANCE:.0e})")),
-                Err(e) => check(name, false, format!("error: {e}")),
-            }
-        })
-        .collect()
+    [
+        ("pdg", "redundant", GptConfig::new(64, 8, 32, 4, 4)),
+        ("msg", "msg", GptConfig::new(64, 8, 32, 4, 4)),
+    ]
+    .into_iter()
+    .map(|(w, d, target)| {
+        let op = GrowthConfig {
+            width: w.into(),
+            depth: d.into(),
+            ..GrowthConfig::default()
+        };
+        let name = format!("growth in bf16: {w} + {d} (2×16 → 4×32)");
+        match logit_change_in::<B>(&base, &target, &op, device, Some(burn::tensor::FloatDType::BF16)) {
+            Ok(d) => check(
+                name,
+                d <= BF16_TOLERANCE,
+                format!("max |Δlogit| {d:.2e} (tolerance {BF16_TOLERANCE:.0e})"),
+            ),
+            Err(e) => check(name, false, format!("error: {e}")),
+        }
+    })
+    .collect()
 }
 
 /// A staged run halted inside its PDG ramp and resumed equals the straight run.
 fn resume(kind: DeviceKind, dir: &Path) -> Result<Check> {
-    let text: String = (0..4000).map(|i| ["the ", "state ", "of ", "the ", "union. "][i % 5]).collect();
+    let text: String = (0..4000)
+        .map(|i| ["the ", "state ", "of ", "the ", "union. "][i % 5])
+        .collect();
     let corpus = dir.join("corpus.txt");
     std::fs::write(&corpus, text)?;
     let cfg = RunConfig::from_toml(&format!(
@@ -219,13 +234,15 @@ steps = [6]
     }
     go(&halted, true, None)?;
     let rows = |d: &Path| -> Result<Vec<MetricsRow>> {
-        Ok(growlm::train::output::read_jsonl::<MetricsRow>(&d.join("metrics.jsonl"))?
-            .into_iter()
-            .map(|mut r| {
-                r.wall_s = 0.0;
-                r
-            })
-            .collect())
+        Ok(
+            growlm::train::output::read_jsonl::<MetricsRow>(&d.join("metrics.jsonl"))?
+                .into_iter()
+                .map(|mut r| {
+                    r.wall_s = 0.0;
+                    r
+                })
+                .collect(),
+        )
     };
     let name = "resume: halted at step 11 (inside the ramp), resumed";
     let reference = rows(&straight)?;
@@ -245,7 +262,11 @@ steps = [6]
     };
     let (resumed, rerun) = (gap(&reference, &rows(&halted)?), gap(&reference, &rows(&again)?));
     Ok(if rerun == 0.0 {
-        check(name, false, format!("the resumed run's loss differs by up to {resumed:.1e} (relative), a rerun's not at all"))
+        check(
+            name,
+            false,
+            format!("the resumed run's loss differs by up to {resumed:.1e} (relative), a rerun's not at all"),
+        )
     } else {
         check(
             name,
@@ -259,7 +280,13 @@ steps = [6]
 }
 
 /// Tokens/s and MFU of a stage, via `cargo xtask bench`'s measurement.
-fn bench<B: AutodiffBackend>(config: &Path, stage: usize, batch: Option<usize>, device: &B::Device, name: &str) -> Check {
+fn bench<B: AutodiffBackend>(
+    config: &Path,
+    stage: usize,
+    batch: Option<usize>,
+    device: &B::Device,
+    name: &str,
+) -> Check {
     let args = crate::bench::BenchArgs {
         config: config.to_path_buf(),
         stage: Some(stage),
@@ -269,13 +296,23 @@ fn bench<B: AutodiffBackend>(config: &Path, stage: usize, batch: Option<usize>, 
         devices: 1,
         json: None,
     };
-    let file = config.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned());
-    let what = format!("bench: {file} stage {stage}{}", batch.map_or(String::new(), |b| format!(", batch {b}")));
+    let file = config
+        .file_name()
+        .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    let what = format!(
+        "bench: {file} stage {stage}{}",
+        batch.map_or(String::new(), |b| format!(", batch {b}"))
+    );
     match crate::bench::measure::<B>(&args, device, name) {
         Ok(r) => check(
             what,
             true,
-            format!("{:.0} tokens/s, {:.1} ms/step, MFU {:.1}%", r.tokens_per_s, r.ms_per_step, 100.0 * r.mfu),
+            format!(
+                "{:.0} tokens/s, {:.1} ms/step, MFU {:.1}%",
+                r.tokens_per_s,
+                r.ms_per_step,
+                100.0 * r.mfu
+            ),
         ),
         Err(e) => check(what, false, format!("error: {e:#}")),
     }
@@ -292,7 +329,13 @@ pub(crate) fn checks<B: AutodiffBackend>(kind: DeviceKind, device: &B::Device, a
         // The shipped configs, wherever the command runs from.
         let config = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(name);
         out.push(bench::<B>(&config("paper-tiny.toml"), 1, None, device, kind.name()));
-        out.push(bench::<B>(&config("gpt-neo-125m-355m.toml"), 0, Some(a.batch_size), device, kind.name()));
+        out.push(bench::<B>(
+            &config("gpt-neo-125m-355m.toml"),
+            0,
+            Some(a.batch_size),
+            device,
+            kind.name(),
+        ));
     }
     Ok(out)
 }
@@ -300,7 +343,9 @@ pub(crate) fn checks<B: AutodiffBackend>(kind: DeviceKind, device: &B::Device, a
 /// Runs the command.
 pub fn run(a: GpuCheckArgs) -> Result<()> {
     let results = match a.device {
-        crate::Device::Flex => checks::<burn_autodiff::Autodiff<burn_flex::Flex>>(DeviceKind::Flex, &Default::default(), &a)?,
+        crate::Device::Flex => {
+            checks::<burn_autodiff::Autodiff<burn_flex::Flex>>(DeviceKind::Flex, &Default::default(), &a)?
+        }
         crate::Device::Ndarray => {
             checks::<burn_autodiff::Autodiff<burn_ndarray::NdArray>>(DeviceKind::NdArray, &Default::default(), &a)?
         }
@@ -315,7 +360,8 @@ fn report(results: &[Check], a: &GpuCheckArgs) -> Result<()> {
         println!("  [{}] {}: {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail);
     }
     if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(results)?).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(results)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     let failed = results.iter().filter(|c| !c.ok).count();
     if failed > 0 {
@@ -365,9 +411,13 @@ mod tests {
             no_bench: true,
             json: None,
         };
-        let results = checks::<burn_autodiff::Autodiff<burn_flex::Flex>>(DeviceKind::Flex, &Default::default(), &a).unwrap();
+        let results =
+            checks::<burn_autodiff::Autodiff<burn_flex::Flex>>(DeviceKind::Flex, &Default::default(), &a).unwrap();
         assert!(results.len() >= 4, "{results:?}");
-        assert!(results.iter().any(|c| c.name.starts_with("growth: width pdg")), "{results:?}");
+        assert!(
+            results.iter().any(|c| c.name.starts_with("growth: width pdg")),
+            "{results:?}"
+        );
         for c in &results {
             assert!(c.ok, "{}: {}", c.name, c.detail);
         }

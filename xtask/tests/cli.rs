@@ -383,7 +383,11 @@ steps = [40]
         .map(|k| {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let step = 1 + (x >> 33) as usize % 118;
-            if k % 4 == 0 { step / 5 * 5 + 5 } else { step }
+            if k % 4 == 0 {
+                step / 5 * 5 + 5
+            } else {
+                step
+            }
         })
         .collect();
     targets.sort_unstable();
@@ -409,9 +413,15 @@ steps = [40]
         at_steps.push(logged());
     }
     let resume = killed.join("checkpoints/latest").is_file();
-    assert!(train("killed", resume).status().unwrap().success(), "the final resume failed");
+    assert!(
+        train("killed", resume).status().unwrap().success(),
+        "the final resume failed"
+    );
     eprintln!("killed {kills} times, after these numbers of logged steps: {at_steps:?}");
-    assert!(kills >= 20, "only {kills} kills landed before the run finished: {at_steps:?}");
+    assert!(
+        kills >= 20,
+        "only {kills} kills landed before the run finished: {at_steps:?}"
+    );
     assert!(killed.join("summary.json").is_file());
 
     let strip = |p: &Path| -> Vec<serde_json::Value> {
@@ -434,7 +444,9 @@ steps = [40]
     // parameter ids), and the same optimizer state: ten more steps give the same curve.
     let weights = |run: &str| {
         let t = growlm::train::load_trained::<burn_flex::Flex>(&dir.path().join(run), &Default::default()).unwrap();
-        let mut v: Vec<_> = growlm::ops::param_values::<burn_flex::Flex, _>(&t.model).into_iter().collect();
+        let mut v: Vec<_> = growlm::ops::param_values::<burn_flex::Flex, _>(&t.model)
+            .into_iter()
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };

@@ -262,6 +262,14 @@ fn concurrent_first_uses_fetch_the_corpus_once() {
     });
     let calls = fs::read_to_string(bin.path().join("calls")).unwrap().lines().count();
     assert_eq!(calls, 1, "{states:?}");
-    assert_eq!(states.iter().filter(|s| **s == CacheState::Fetched).count(), 1, "{states:?}");
-    assert_eq!(states.iter().filter(|s| **s == CacheState::Intact).count(), 3, "{states:?}");
+    assert_eq!(
+        states.iter().filter(|s| **s == CacheState::Fetched).count(),
+        1,
+        "{states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| **s == CacheState::Intact).count(),
+        3,
+        "{states:?}"
+    );
 }

@@ -337,15 +337,25 @@ fn gelu_new_matches_the_tanh_formula_and_its_derivative() {
         0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x)
     };
     let xs = [-12.0f32, -3.5, -1.0, -0.25, 0.0, 0.3, 1.0, 2.0, 5.0, 20.0];
-    let x = Tensor::<A, 1>::from_data(TensorData::new(xs.to_vec(), vec![xs.len()]), &Default::default())
-        .require_grad();
+    let x = Tensor::<A, 1>::from_data(TensorData::new(xs.to_vec(), vec![xs.len()]), &Default::default()).require_grad();
     let y = gelu_new(x.clone());
     let grad = y.clone().sum().backward();
-    let (y, g) = (y.into_data().to_vec::<f32>().unwrap(), x.grad(&grad).unwrap().into_data().to_vec::<f32>().unwrap());
+    let (y, g) = (
+        y.into_data().to_vec::<f32>().unwrap(),
+        x.grad(&grad).unwrap().into_data().to_vec::<f32>().unwrap(),
+    );
     for (i, &xi) in xs.iter().enumerate() {
         let (want, dwant) = (f(xi as f64), df(xi as f64));
-        assert!((y[i] as f64 - want).abs() <= 2e-6 * (1.0 + want.abs()), "gelu_new({xi}) = {}, want {want}", y[i]);
-        assert!((g[i] as f64 - dwant).abs() <= 2e-6 * (1.0 + dwant.abs()), "gelu_new'({xi}) = {}, want {dwant}", g[i]);
+        assert!(
+            (y[i] as f64 - want).abs() <= 2e-6 * (1.0 + want.abs()),
+            "gelu_new({xi}) = {}, want {want}",
+            y[i]
+        );
+        assert!(
+            (g[i] as f64 - dwant).abs() <= 2e-6 * (1.0 + dwant.abs()),
+            "gelu_new'({xi}) = {}, want {dwant}",
+            g[i]
+        );
     }
     // Hand-worked: gelu_new(1) = 0.5·(1 + tanh(0.7978846·1.044715)) = 0.8411920.
     assert!((y[6] - 0.841_192).abs() < 1e-6);
@@ -361,8 +371,18 @@ fn a_bf16_cast_model_trains_the_f32_master_weights() {
     let dev = Default::default();
     let model = cfg.init::<A>(0, &dev).unwrap();
     let masks = AttentionMasks::new(&cfg, 16, &dev);
-    let x = || Tensor::<A, 2, Int>::from_data(TensorData::new((0..32).map(|i| (i * 7 % 64) as i64).collect::<Vec<_>>(), vec![2, 16]), &dev);
-    let y = || Tensor::<A, 2, Int>::from_data(TensorData::new((0..32).map(|i| (i * 5 % 64) as i64).collect::<Vec<_>>(), vec![2, 16]), &dev);
+    let x = || {
+        Tensor::<A, 2, Int>::from_data(
+            TensorData::new((0..32).map(|i| (i * 7 % 64) as i64).collect::<Vec<_>>(), vec![2, 16]),
+            &dev,
+        )
+    };
+    let y = || {
+        Tensor::<A, 2, Int>::from_data(
+            TensorData::new((0..32).map(|i| (i * 5 % 64) as i64).collect::<Vec<_>>(), vec![2, 16]),
+            &dev,
+        )
+    };
     let full = model.loss(x(), y(), &masks, None);
     let g_full = full.clone().backward();
     let low = model.clone().cast(FloatDType::BF16);

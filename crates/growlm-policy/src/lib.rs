@@ -168,7 +168,11 @@ pub fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, (String,
                 Segment::Unknown => "?".into(),
             })
             .collect();
-        let path = if segments.is_empty() { ".".to_string() } else { segments.join(".") };
+        let path = if segments.is_empty() {
+            ".".to_string()
+        } else {
+            segments.join(".")
+        };
         let reason = e.into_inner().message().to_string();
         let missing = reason.strip_prefix("missing field `").and_then(|r| r.split('`').next());
         let key = match (path.as_str(), missing) {

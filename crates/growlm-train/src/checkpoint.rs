@@ -174,14 +174,19 @@ pub(crate) fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
             matches!((c.next(), c.next()), (Some(std::path::Component::Normal(_)), None))
         };
         let Some((sum, name)) = line.split_once("  ").filter(|(_, n)| one_name(n)) else {
-            return Err(corrupt(list, format!("malformed line {line:?}; expected `<sha256>  <file>`")));
+            return Err(corrupt(
+                list,
+                format!("malformed line {line:?}; expected `<sha256>  <file>`"),
+            ));
         };
         listed.push(name);
         let path = dir.join(name);
         let got = growlm_data::sha256_file(&path).map_err(|e| {
             corrupt(
                 path.clone(),
-                format!("cannot read it ({e}); the checkpoint is incomplete: resume from another checkpoint or start again"),
+                format!(
+                    "cannot read it ({e}); the checkpoint is incomplete: resume from another checkpoint or start again"
+                ),
             )
         })?;
         if got != sum {
@@ -196,7 +201,9 @@ pub(crate) fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
     if let Some(missing) = CHECKSUMMED.iter().find(|f| !listed.contains(f)) {
         return Err(corrupt(
             list,
-            format!("does not list {missing}: the checksum list is damaged; restore it, or resume from another checkpoint"),
+            format!(
+                "does not list {missing}: the checksum list is damaged; restore it, or resume from another checkpoint"
+            ),
         ));
     }
     Ok(())

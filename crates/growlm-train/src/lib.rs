@@ -35,6 +35,6 @@ pub use error::TrainError;
 pub use lock::RunLock;
 pub use observe::{HaltAfter, Observer, Progress, RunFiles, RunStart};
 pub use optim::{adamw, clip_global_norm, Optim};
-pub use parallel::DataParallel;
 pub use output::{GrowEvent, MetricsRow, Summary};
 pub use overrides::{apply_set, check_branch, check_resume};
+pub use parallel::DataParallel;

@@ -11,18 +11,19 @@ use crate::{RunConfig, TrainError};
 /// is taken as a string, so `--set data.source=corpus.txt` works unquoted. The result is
 /// not validated here: [`RunConfig::load`] validates it like a config file.
 pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
-    let (key, value) = set
-        .split_once('=')
-        .ok_or_else(|| {
-            let named = if set.trim().is_empty() { "--set" } else { set };
-            TrainError::config(named, "expected KEY=VALUE, e.g. `--set train.lr=1e-3`")
-        })?;
+    let (key, value) = set.split_once('=').ok_or_else(|| {
+        let named = if set.trim().is_empty() { "--set" } else { set };
+        TrainError::config(named, "expected KEY=VALUE, e.g. `--set train.lr=1e-3`")
+    })?;
     let key = key.trim();
     let value = parse_value(value.trim());
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         let named = if key.is_empty() { set } else { key };
-        return Err(TrainError::config(named, "empty key segment; write keys like `train.lr`"));
+        return Err(TrainError::config(
+            named,
+            "empty key segment; write keys like `train.lr`",
+        ));
     }
     let mut root = toml::Value::Table(std::mem::take(table));
     let result = set_in(&mut root, &parts, 0, value);

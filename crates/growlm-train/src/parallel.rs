@@ -209,4 +209,3 @@ impl<B: AutodiffBackend> Drop for DataParallel<B> {
 fn collective_error(what: impl Into<String>) -> TrainError {
     TrainError::Collective(what.into())
 }
-
