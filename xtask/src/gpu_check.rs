@@ -70,32 +70,23 @@ fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check 
     }
 }
 
+/// Logits of `cfg`'s model (seed 0) on two fixed sequences of 64 tokens, on backend `C`.
+fn logits<C: burn::tensor::backend::Backend>(cfg: &GptConfig, device: &C::Device) -> Result<Vec<f32>> {
+    let tokens: Vec<i64> = (0..2 * 64).map(|i| (i * 37 % 256) as i64).collect();
+    let x = Tensor::<C, 2, Int>::from_data(TensorData::new(tokens, vec![2, 64]), device);
+    let masks = AttentionMasks::new(cfg, 64, device);
+    cfg.init::<C>(0, device)?
+        .forward(x, &masks, None)
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
 /// The paper-tiny target's logits on `B` against burn-flex's, same weights and tokens.
 fn forward<B: AutodiffBackend>(device: &B::Device) -> Result<Check> {
     let cfg = GptConfig::new(256, 64, 128, 4, 4);
-    let tokens: Vec<i64> = (0..2 * 64).map(|i| (i * 37 % 256) as i64).collect();
-    let on_b = {
-        let model = cfg.init::<B::InnerBackend>(0, device)?;
-        let x = Tensor::<B::InnerBackend, 2, Int>::from_data(TensorData::new(tokens.clone(), vec![2, 64]), device);
-        let masks = AttentionMasks::new(&cfg, 64, device);
-        model
-            .forward(x, &masks, None)
-            .into_data()
-            .to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
-    };
-    let on_cpu = {
-        type C = burn_flex::Flex;
-        let dev = Default::default();
-        let model = cfg.init::<C>(0, &dev)?;
-        let x = Tensor::<C, 2, Int>::from_data(TensorData::new(tokens.clone(), vec![2, 64]), &dev);
-        let masks = AttentionMasks::new(&cfg, 64, &dev);
-        model
-            .forward(x, &masks, None)
-            .into_data()
-            .to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
-    };
+    let on_b = logits::<B::InnerBackend>(&cfg, device)?;
+    let on_cpu = logits::<burn_flex::Flex>(&cfg, &Default::default())?;
     let d = on_b
         .iter()
         .zip(&on_cpu)

@@ -363,12 +363,8 @@ impl<B: Backend> Gpt<B> {
         // A model cast to a low precision (`cast`) multiplies by its mask in that precision.
         let cast_width;
         let width = match (width, self.wte.val().dtype()) {
-            (Some(m), DType::BF16) => {
-                cast_width = m.clone().cast(FloatDType::BF16);
-                Some(&cast_width)
-            }
-            (Some(m), DType::F16) => {
-                cast_width = m.clone().cast(FloatDType::F16);
+            (Some(m), dtype) if dtype != DType::F32 => {
+                cast_width = m.clone().cast(FloatDType::from(dtype));
                 Some(&cast_width)
             }
             (w, _) => w,

@@ -159,7 +159,7 @@ const CHECKSUMMED: [&str; 4] = ["config.toml", "model.mpk", "optim.mpk", "state.
 /// Checks the files of checkpoint `dir` against its [`CHECKSUMS`], so that a truncated,
 /// damaged or swapped file is refused naming it before any of it is decoded. A checkpoint
 /// written before checksums existed has none and is read unchecked.
-pub(crate) fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
+fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
     let list = dir.join(CHECKSUMS);
     let text = match std::fs::read_to_string(&list) {
         Ok(t) => t,
