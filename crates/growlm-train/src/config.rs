@@ -95,6 +95,10 @@ pub enum Schedule {
     Cosine,
     /// Linear warmup, then constant.
     Constant,
+    /// Warmup-stable-decay: linear warmup, constant, then a linear decay to `min_lr` over
+    /// the last `train.decay_frac` of `max_steps` — after the growth, for a policy that
+    /// grows before the decay begins (see README "When to grow").
+    Wsd,
 }
 
 /// What a step with a non-finite loss or gradient norm does.
@@ -156,7 +160,7 @@ pub struct TrainConfig {
     pub max_steps: u64,
     /// Peak learning rate.
     pub lr: f64,
-    /// Final learning rate of the cosine schedule.
+    /// Final learning rate of the cosine and wsd schedules.
     #[serde(default)]
     pub min_lr: f64,
     /// Linear warmup steps.
@@ -165,6 +169,14 @@ pub struct TrainConfig {
     /// Schedule shape.
     #[serde(default)]
     pub schedule: Schedule,
+    /// `wsd` schedule: the fraction of `max_steps` over which the learning rate decays, at
+    /// the end of the run [default 0.2].
+    #[serde(default = "default_decay_frac")]
+    pub decay_frac: f64,
+    /// After each growth the learning rate warms up again, linearly from 0 to the
+    /// schedule's value over this many steps [default 0: no re-warm-up].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rewarm_steps: u64,
     /// AdamW decoupled weight decay.
     #[serde(default = "default_wd")]
     pub weight_decay: f64,
@@ -191,6 +203,14 @@ pub struct TrainConfig {
     /// (mixed precision with f32 master weights, see [`Precision`]).
     #[serde(default, skip_serializing_if = "Precision::is_f32")]
     pub precision: Precision,
+}
+
+fn default_decay_frac() -> f64 {
+    0.2
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn default_max_skips() -> u64 {
@@ -237,6 +257,33 @@ impl TrainConfig {
                 let p = ((step - self.warmup_steps) as f64 / span).min(1.0);
                 self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
             }
+            Schedule::Wsd => {
+                let len = self.decay_len();
+                let start = self.max_steps - len;
+                if step < start {
+                    return self.lr;
+                }
+                let p = ((step - start + 1) as f64 / len.max(1) as f64).min(1.0);
+                self.lr + (self.min_lr - self.lr) * p
+            }
+        }
+    }
+
+    /// Steps of the `wsd` schedule's final decay: `decay_frac` of `max_steps`, rounded.
+    pub fn decay_len(&self) -> u64 {
+        ((self.decay_frac * self.max_steps as f64).round() as u64).min(self.max_steps)
+    }
+
+    /// Learning rate for the update of step `step` in a run whose last growth (if any)
+    /// happened after step `grown_at`: the schedule's [`lr_at`](Self::lr_at), scaled by the
+    /// re-warm-up (`rewarm_steps`) after a growth.
+    pub fn lr_for(&self, step: u64, grown_at: Option<u64>) -> f64 {
+        let lr = self.lr_at(step);
+        match grown_at {
+            Some(g) if self.rewarm_steps > 0 && step >= g && step - g < self.rewarm_steps => {
+                lr * (step - g + 1) as f64 / self.rewarm_steps as f64
+            }
+            _ => lr,
         }
     }
 }
@@ -360,6 +407,23 @@ impl RunConfig {
             return Err(invalid(
                 "train.min_lr",
                 format!("must be between 0 and train.lr = {}, got {}", t.lr, t.min_lr),
+            ));
+        }
+        if !(t.decay_frac > 0.0 && t.decay_frac <= 1.0) {
+            return Err(invalid(
+                "train.decay_frac",
+                format!("must be in (0, 1], got {}", t.decay_frac),
+            ));
+        }
+        if t.schedule == Schedule::Wsd && t.warmup_steps + t.decay_len() > t.max_steps {
+            return Err(invalid(
+                "train.decay_frac",
+                format!(
+                    "the decay ({} steps) and the warm-up ({} steps) overlap within train.max_steps = {}; lower one of them",
+                    t.decay_len(),
+                    t.warmup_steps,
+                    t.max_steps
+                ),
             ));
         }
         if t.warmup_steps > t.max_steps {

@@ -124,7 +124,7 @@ pub fn train<B: AutodiffBackend>(
     let (t, clock, wall0) = (&cfg.train, Instant::now(), run.s.wall_s);
 
     while run.s.step < t.max_steps {
-        let lr = t.lr_at(run.s.step);
+        let lr = t.lr_for(run.s.step, run.s.growth_steps.last().copied());
         let (out, grads) = ctx.gradients(&run)?;
         if out.finite() {
             run.model = run.optim.step(lr, run.model, grads);

@@ -120,12 +120,23 @@ fn first_difference(
     found
 }
 
+/// The keys that shape the learning-rate schedule and nothing else.
+const SCHEDULE_KEYS: [&str; 6] = [
+    "train.schedule",
+    "train.lr",
+    "train.min_lr",
+    "train.warmup_steps",
+    "train.decay_frac",
+    "train.rewarm_steps",
+];
+
 /// Refuses to branch a run with config `requested` from a checkpoint of a run with config
 /// `saved` taken after `step` steps in stage `stage`, when the two differ in anything that
 /// the checkpoint's steps depend on: the seed, the data, the training settings and the
 /// stages up to `stage` must agree, and so must the learning rate of every step before
 /// `step` (a cosine schedule over a different `max_steps` does not). Later stages, the
-/// policy, `train.max_steps` and `train.checkpoint_every` may differ. `path` is the
+/// policy, `train.max_steps` and `train.checkpoint_every` may differ, and so may the
+/// schedule's keys of a branch from stage 0 (no growth yet) when the learning rates agree. `path` is the
 /// checkpoint, for the error.
 pub fn check_branch(
     saved: &RunConfig,
@@ -138,6 +149,9 @@ pub fn check_branch(
         key.starts_with("policy.")
             || key == "train.max_steps"
             || key == "train.checkpoint_every"
+            // The schedule's keys may differ where the learning rate of every step before
+            // the branch agrees (checked below): a wsd decay after the branch point, say.
+            || (SCHEDULE_KEYS.contains(&key) && stage == 0)
             || key
                 .strip_prefix("stages.")
                 .and_then(|k| k.split('.').next()?.parse::<usize>().ok())

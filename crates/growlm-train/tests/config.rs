@@ -200,3 +200,50 @@ fn resume_allows_only_raising_max_steps() {
         assert!(e.to_string().contains(key), "{e}");
     }
 }
+
+#[test]
+fn the_wsd_schedule_warms_up_holds_and_decays_linearly_at_the_end() {
+    // max_steps 8, decay_frac 0.25: the last 2 updates (steps 6 and 7) decay from 0.01 to
+    // min_lr 0.001 in equal parts; warm-up over steps 0–2 as in every schedule.
+    let cfg = RunConfig::from_toml(&TINY.replace(
+        "min_lr = 0.001",
+        "min_lr = 0.001\nschedule = \"wsd\"\ndecay_frac = 0.25",
+    ))
+    .unwrap();
+    let t = &cfg.train;
+    let lrs: Vec<f64> = (0..8).map(|s| t.lr_at(s)).collect();
+    let want = [0.01 / 3.0, 0.02 / 3.0, 0.01, 0.01, 0.01, 0.01, 0.0055, 0.001];
+    for (s, (got, want)) in lrs.iter().zip(want).enumerate() {
+        assert!((got - want).abs() < 1e-15, "step {s}: {got} != {want}");
+    }
+    // The decay and the warm-up may not overlap; decay_frac must be a fraction.
+    let e = config_error(|t| {
+        t.replace(
+            "min_lr = 0.001",
+            "min_lr = 0.001\nschedule = \"wsd\"\ndecay_frac = 0.75",
+        )
+    });
+    assert!(e.contains("train.decay_frac") && e.contains("overlap"), "{e}");
+    let e = config_error(|t| t.replace("min_lr = 0.001", "min_lr = 0.001\ndecay_frac = 0"));
+    assert!(e.contains("train.decay_frac"), "{e}");
+}
+
+#[test]
+fn rewarm_restarts_a_linear_warm_up_after_each_growth() {
+    let cfg = RunConfig::from_toml(&TINY.replace(
+        "min_lr = 0.001",
+        "min_lr = 0.001\nschedule = \"constant\"\nrewarm_steps = 4",
+    ))
+    .unwrap();
+    let t = &cfg.train;
+    // Before any growth: the schedule itself.
+    assert_eq!(t.lr_for(5, None), 0.01);
+    // Grown after step 4: updates 4, 5, 6, 7 get 1/4, 2/4, 3/4, 4/4 of the schedule's rate.
+    let lrs: Vec<f64> = (4..8).map(|s| t.lr_for(s, Some(4))).collect();
+    assert_eq!(lrs, [0.0025, 0.005, 0.0075, 0.01]);
+    // Off by default.
+    let cfg = RunConfig::from_toml(TINY).unwrap();
+    assert_eq!(cfg.train.lr_for(4, Some(4)), cfg.train.lr_at(4));
+    // A config without it writes no key (older runs' configs compare equal on resume).
+    assert!(!cfg.to_toml().contains("rewarm_steps"));
+}

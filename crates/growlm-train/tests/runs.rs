@@ -338,6 +338,35 @@ fn a_branch_from_the_small_reference_equals_a_straight_staged_run() {
     assert_eq!(events(&straight), events(&branched));
     assert!(read(&branched, "config.toml").contains("fixed"));
 
+    // A wsd schedule whose decay starts after the branch point, with a re-warm-up after the
+    // growth, branches from the constant-LR small reference (its trained steps' LRs agree)
+    // and equals its own straight run; the LR written per step is the schedule's.
+    let mut wsd = staged.clone();
+    wsd.train.schedule = growlm_train::Schedule::Wsd;
+    wsd.train.decay_frac = 0.34; // steps 6, 7, 8 decay
+    wsd.train.rewarm_steps = 2;
+    let wsd_straight = dir.path().join("wsd-straight");
+    run(&wsd, &wsd_straight, false, &mut []).unwrap();
+    let wsd_branched = dir.path().join("wsd-branch");
+    let opts = RunOptions {
+        branch_from: Some(snapshot.clone()),
+        cache_dir: dir.path().join("cache"),
+        ..RunOptions::new(&wsd_branched)
+    };
+    train::<TB>(&wsd, &opts, &registry(), &Default::default(), &mut []).unwrap();
+    assert_eq!(rows(&wsd_straight), rows(&wsd_branched));
+    let lrs: Vec<f64> = growlm_train::output::read_jsonl::<MetricsRow>(&wsd_branched.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|r| r.lr)
+        .collect();
+    let t = &wsd.train;
+    let want: Vec<f64> = (0..9).map(|s| t.lr_for(s, (s >= 5).then_some(5))).collect();
+    assert_eq!(lrs, want);
+    // Step 5 (the first after growing at 5) is re-warmed; 6–8 decay to min_lr.
+    assert_eq!(lrs[5], t.lr_at(5) / 2.0);
+    assert_eq!(lrs[8], t.min_lr);
+
     // What the snapshot's steps depend on may not change: the seed, the small model, or
     // (for a cosine schedule) the LR of a trained step.
     let refused = |cfg: RunConfig, snapshot: &Path, want: &str| {

@@ -25,6 +25,18 @@
 //! a noisy fit from firing early, and a curve still falling fast relative to its budget has
 //! a large `g`. Steps count from the stage's start.
 //!
+//! # The deadline: `reserve`
+//! A grown model needs steps to recover (§3.2: `Nt` must be large enough for the grown
+//! model to return to the target's training dynamic; the paper trains 6k steps after
+//! growing at 72k). Whatever the rule says, the policy grows at the latest when only
+//! `reserve` (default 0.2) of `train.max_steps` is left per stage still to come — step
+//! 2400 of 3000 for a two-stage run, the best step of the paper-tiny sweep on two corpora
+//! (README "When to grow"). The rule can only make growth earlier. On a pair whose small
+//! model is still far from converged within the budget (E above Fs/Ft: continuing the
+//! small model pays more than growing, eq. 3), the rule does not fire and the deadline
+//! decides; the budget rule fires first when the small model flattens well within the
+//! budget.
+//!
 //! # The `elasticity` rule
 //! After each evaluation the slope of the validation loss per step is fitted by least
 //! squares over the last `window` evaluations of the current stage, with a Student-t
@@ -84,6 +96,10 @@ pub struct ConvergenceConfig {
     pub confidence: f64,
     /// Never grow before this step.
     pub min_steps: u64,
+    /// The fraction of the run's budget (`train.max_steps`) kept for each later stage: the
+    /// policy grows at the latest when only that much is left per stage still to come,
+    /// whether or not the rule has fired (0 turns the deadline off).
+    pub reserve: f64,
 }
 
 impl Default for ConvergenceConfig {
@@ -98,6 +114,7 @@ impl Default for ConvergenceConfig {
             abs_threshold: None,
             confidence: 0.9,
             min_steps: 0,
+            reserve: 0.2,
         }
     }
 }
@@ -138,6 +155,16 @@ impl ConvergenceConfig {
                 NAME,
                 "min_evals",
                 format!("must be at least 4, got {}", self.min_evals),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.reserve) {
+            return Err(invalid(
+                NAME,
+                "reserve",
+                format!(
+                    "must be in [0, 1) (a fraction of train.max_steps), got {}",
+                    self.reserve
+                ),
             ));
         }
         if self.patience < 1 {
@@ -253,6 +280,16 @@ pub fn remaining_gain(history: &[(f64, f64)], budget: f64, min_evals: usize) -> 
     Some(Gain { value, upper })
 }
 
+/// The step by which a stage must grow so that each of the `later` stages still to come
+/// keeps `reserve` of the run's `max_steps` ([`ConvergenceConfig::reserve`]); `None` when
+/// `reserve` is 0.
+pub fn deadline(max_steps: u64, reserve: f64, later: usize) -> Option<u64> {
+    (reserve > 0.0).then(|| {
+        let kept = (reserve * max_steps as f64 * later as f64).round() as u64;
+        max_steps.saturating_sub(kept)
+    })
+}
+
 impl Policy for Convergence {
     fn name(&self) -> &str {
         NAME
@@ -264,7 +301,15 @@ impl Policy for Convergence {
             st.stage = obs.stage;
             st.flat = 0;
         }
-        if !obs.evaluated || !obs.can_grow() {
+        if !obs.can_grow() {
+            return Decision::Continue;
+        }
+        let later = obs.n_stages - 1 - obs.stage;
+        if deadline(obs.max_steps, self.config.reserve, later).is_some_and(|d| obs.step >= d) {
+            st.flat = 0;
+            return Decision::Grow;
+        }
+        if !obs.evaluated {
             return Decision::Continue;
         }
         let history: Vec<(f64, f64)> = obs.stage_history().map(|p| (p.step as f64, p.loss)).collect();
@@ -301,8 +346,10 @@ impl Policy for Convergence {
         let c = &self.config;
         if c.rule == Rule::Budget {
             return format!(
-                "convergence (budget rule: remaining gain within the budget < {} × the last half's, patience {})",
-                c.rho, c.patience
+                "convergence (budget rule: remaining gain within the budget < {} × the last half's, patience {}; {}% of the budget kept per later stage)",
+                c.rho,
+                c.patience,
+                c.reserve * 100.0
             );
         }
         let thr = match c.abs_threshold {
@@ -310,10 +357,11 @@ impl Policy for Convergence {
             None => format!("elasticity < {}", c.threshold.unwrap_or(PAPER_ELASTICITY)),
         };
         format!(
-            "convergence ({thr} over {} evals at {:.0}% confidence, patience {})",
+            "convergence ({thr} over {} evals at {:.0}% confidence, patience {}; {}% of the budget kept per later stage)",
             c.window,
             c.confidence * 100.0,
-            c.patience
+            c.patience,
+            c.reserve * 100.0
         )
     }
 }

@@ -32,7 +32,7 @@ fn convergence_elasticity_threshold_matches_the_analytic_point() {
 fn convergence_does_not_fire_on_a_noisy_dip() {
     // A loss still falling at 2e-4/step with noise of ±0.05: single windows can look flat,
     // but the slope's confidence interval is too wide to call it converged.
-    let mut p = build("rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2").unwrap();
+    let mut p = build("rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nreserve = 0").unwrap();
     let curve = |n: u64| 5.0 - 2e-4 * n as f64 + 0.05 * noise(n);
     assert_eq!(first_growth(p.as_mut(), 20, 6000, curve), None);
     // The same policy fires on a flat noisy curve once it has enough evidence.
@@ -60,11 +60,13 @@ fn bad_parameters_are_refused_with_the_key_named() {
     assert!(err("rho = 0").contains("policy.rho"));
     assert!(err("min_evals = 2").contains("policy.min_evals"));
     assert!(err("patience = 0").contains("policy.patience"));
+    assert!(err("reserve = 1").contains("policy.reserve"));
+    assert!(err("reserve = -0.1").contains("policy.reserve"));
 }
 
 #[test]
 fn policy_state_round_trips() {
-    let params = "rule = \"elasticity\"\nabs_threshold = 1.0\nwindow = 3\npatience = 5";
+    let params = "rule = \"elasticity\"\nabs_threshold = 1.0\nwindow = 3\npatience = 5\nreserve = 0";
     let mut p = build(params).unwrap();
     first_growth(p.as_mut(), 1, 4, |_| 1.0);
     let saved = p.state();
@@ -97,19 +99,22 @@ fn the_remaining_gain_matches_its_closed_form() {
     assert_eq!(remaining_gain(&flat, 1e6, 8).unwrap().upper, 0.0);
 }
 
+/// The rule alone, without the deadline.
+const NO_DEADLINE: &str = "reserve = 0";
+
 #[test]
 fn the_budget_rule_fires_at_the_analytic_point_at_any_scale() {
     // Evaluations every 50 steps: the first one past 0.80362·3000 = 2410.9 is 2450; with
     // patience 2 the policy grows at 2500.
-    let mut p = build("").unwrap();
+    let mut p = build(NO_DEADLINE).unwrap();
     let fired = first_growth(p.as_mut(), 50, 3000, power).unwrap();
     assert!((2450..=2500).contains(&fired), "fired at {fired}");
     // The same curve stretched 10× in steps, with a 10× budget: the same fraction.
-    let mut p = build("").unwrap();
+    let mut p = build(NO_DEADLINE).unwrap();
     let fired = first_growth(p.as_mut(), 500, 30_000, |n| power(n / 10)).unwrap();
     assert!((24_500..=25_000).contains(&fired), "fired at {fired}");
     // With noise of ±0.01 (a tenth of the last half's improvement) it stays close.
-    let mut p = build("").unwrap();
+    let mut p = build(NO_DEADLINE).unwrap();
     let noisy = |n: u64| power(n) + 0.01 * noise(n);
     let fired = first_growth(p.as_mut(), 50, 3000, noisy).unwrap();
     assert!((2200..=2700).contains(&fired), "noisy: fired at {fired}");
@@ -122,4 +127,33 @@ fn the_budget_rule_does_not_fire_on_a_noisy_still_falling_curve() {
     let mut p = build("").unwrap();
     let noisy = |n: u64| power(n) + 0.01 * noise(n);
     assert_eq!(first_growth_within(p.as_mut(), 50, 3000, 30_000, noisy), None);
+}
+
+#[test]
+fn the_deadline_keeps_the_reserve_for_the_grown_model() {
+    // A curve the rule would grow on only at 2500 (see above): the default reserve, 0.2 of
+    // a 3000-step two-stage run, makes it grow at step 2400, not at an evaluation.
+    let mut p = build("").unwrap();
+    assert_eq!(first_growth(p.as_mut(), 50, 3000, power), Some(2400));
+    let mut p = build("reserve = 0.1").unwrap();
+    assert_eq!(first_growth(p.as_mut(), 70, 3000, power), Some(2520));
+    // A still-falling noisy curve never fires the rule; the deadline still grows it.
+    let mut p = build("").unwrap();
+    let falling = |n: u64| 5.0 - 2e-4 * n as f64 + 0.05 * noise(n);
+    assert_eq!(first_growth(p.as_mut(), 50, 3000, falling), Some(2400));
+    // Each later stage keeps its share: stage 0 of three stages grows by 0.6 of the budget.
+    use growlm_policy_convergence::deadline;
+    assert_eq!(deadline(3000, 0.2, 2), Some(1800));
+    assert_eq!(deadline(3000, 0.2, 1), Some(2400));
+    assert_eq!(deadline(3000, 0.0, 1), None);
+    assert_eq!(deadline(3000, 0.9, 2), Some(0));
+}
+
+#[test]
+fn the_budget_rule_fires_before_the_deadline_on_a_curve_that_flattens_early() {
+    // L = 2 + 0.5·exp(−N/300): flat within noise long before 0.8 of the budget.
+    let mut p = build("").unwrap();
+    let early = |n: u64| 2.0 + 0.5 * (-(n as f64) / 300.0).exp() + 1e-4 * noise(n);
+    let fired = first_growth(p.as_mut(), 50, 3000, early).unwrap();
+    assert!(fired < 2000, "fired at {fired}");
 }
