@@ -159,10 +159,7 @@ fn train(args: TrainArgs) -> Result<()> {
         None if args.resume && saved.is_file() => (saved, true),
         None => (default_config, false),
     };
-    let mut cfg = RunConfig::load(&path, &args.overrides())?;
-    if let Some(p) = &args.policy {
-        cfg.set_policy(p);
-    }
+    let mut cfg = RunConfig::load_with_policy(&path, args.policy.as_deref(), &args.overrides())?;
     // A run directory's config.toml is already resolved: `--only-stage` was applied to it.
     if let Some(n) = args.only_stage.filter(|_| !resolved) {
         let stage = cfg

@@ -32,10 +32,7 @@ pub fn run(a: ReplayArgs) -> Result<()> {
 /// Feeds the policy every step of the run's first stage as the engine would; returns the
 /// step where it asks to grow.
 fn replay(a: &ReplayArgs) -> Result<Option<u64>> {
-    let mut cfg = RunConfig::load(&a.run.join("config.toml"), &a.sets)?;
-    if let Some(p) = &a.policy {
-        cfg.set_policy(p);
-    }
+    let cfg = RunConfig::load_with_policy(&a.run.join("config.toml"), a.policy.as_deref(), &a.sets)?;
     let registry = growlm::registry();
     let mut policy = registry.build(cfg.policy_name()?, &cfg.policy)?;
     let rows: Vec<MetricsRow> = read_jsonl(&a.run.join("metrics.jsonl"))
@@ -89,7 +86,8 @@ mod tests {
                    n_heads = 4\n[policy]\nname = \"convergence\"\n";
         std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
         // L = 1.5 + 2/√N: the budget rule's analytic point is 0.80362·3000 = 2411, so with
-        // evaluations every 50 steps and patience 2 it grows at 2450–2500.
+        // evaluations every 50 steps and patience 2 it grows at 2450–2500; the default
+        // reserve (0.2 of the budget) grows it at 2400.
         let rows: String = (1..=3000u64)
             .map(|n| {
                 let val = (n % 50 == 0).then(|| 1.5 + 2.0 / (n as f64).sqrt());
@@ -116,19 +114,31 @@ mod tests {
             policy: None,
             sets,
         };
-        let grew = replay(&args(vec![])).unwrap().unwrap();
+        assert_eq!(replay(&args(vec![])).unwrap(), Some(2400));
+        let grew = replay(&args(vec!["policy.reserve=0".into()])).unwrap().unwrap();
         assert!((2450..=2500).contains(&grew), "{grew}");
         // A larger rho fires earlier; `never` never grows.
-        let early = replay(&args(vec!["policy.rho=0.5".into()])).unwrap().unwrap();
+        let early = replay(&args(vec!["policy.reserve=0".into(), "policy.rho=0.5".into()]))
+            .unwrap()
+            .unwrap();
         assert!(early < grew, "{early} vs {grew}");
         let never = ReplayArgs {
             policy: Some("never".into()),
             ..args(vec![])
         };
         assert_eq!(replay(&never).unwrap(), None);
+        // Another policy takes its parameters from --set.
+        let fixed = ReplayArgs {
+            policy: Some("fixed".into()),
+            ..args(vec!["policy.steps=[1000]".into()])
+        };
+        assert_eq!(replay(&fixed).unwrap(), Some(1000));
         // The same decision as the policy's own harness.
         let mut p = growlm::registry()
-            .build("convergence", &toml::from_str("name = \"convergence\"").unwrap())
+            .build(
+                "convergence",
+                &toml::from_str("name = \"convergence\"\nreserve = 0").unwrap(),
+            )
             .unwrap();
         let fired = growlm::policy::first_growth(p.as_mut(), 50, 3000, |n| 1.5 + 2.0 / (n as f64).sqrt()).unwrap();
         assert_eq!(fired, grew);

@@ -337,6 +337,23 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// As [`load`](Self::load), with the policy replaced by `policy` (when given and not
+    /// the file's own) before `sets` apply, so that `--policy solver --set
+    /// policy.reference=…` sets the new policy's parameters.
+    pub fn load_with_policy(path: &Path, policy: Option<&str>, sets: &[String]) -> Result<Self, TrainError> {
+        let Some(name) = policy else {
+            return Self::load(path, sets);
+        };
+        if Self::load(path, &[])?.policy_name().ok() == Some(name) {
+            return Self::load(path, sets);
+        }
+        let mut table = toml::Table::new();
+        table.insert("name".into(), toml::Value::String(name.into()));
+        let replace = format!("policy={}", toml::Value::Table(table));
+        let all: Vec<String> = std::iter::once(replace).chain(sets.iter().cloned()).collect();
+        Self::load(path, &all)
+    }
+
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
         Self::load(path, &[])
