@@ -377,7 +377,7 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
 pub fn register(registry: &mut Registry) {
     registry.register(
         NAME,
-        "grow once the validation loss stops falling (paper §3.2, App. A)",
+        "grow once the loss would gain little more within the budget, keeping a reserve for the grown model (paper §3.2, App. A)",
         build,
     );
 }
