@@ -136,8 +136,8 @@ const SCHEDULE_KEYS: [&str; 6] = [
 /// stages up to `stage` must agree, and so must the learning rate of every step before
 /// `step` (a cosine schedule over a different `max_steps` does not). Later stages, the
 /// policy, `train.max_steps` and `train.checkpoint_every` may differ, and so may the
-/// schedule's keys of a branch from stage 0 (no growth yet) when the learning rates agree. `path` is the
-/// checkpoint, for the error.
+/// schedule's keys of a branch from stage 0 (no growth yet) when those learning rates
+/// agree. `path` is the checkpoint, for the error.
 pub fn check_branch(
     saved: &RunConfig,
     requested: &RunConfig,
