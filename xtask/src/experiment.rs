@@ -816,14 +816,18 @@ fn markdown(
             f("predicted_speedup"),
             f("flops_ratio")
         );
+        // Means over different seed sets are not comparable: the best among the arms run
+        // on the most seeds.
         let fixed: Vec<&ArmResult> = arms.iter().filter(|a| a.growth_steps.len() == 1).collect();
+        let most = fixed.iter().map(|a| a.seeds.len()).max().unwrap_or(0);
         if let Some(best) = fixed
             .iter()
+            .filter(|a| a.seeds.len() == most)
             .max_by(|a, b| a.speedup_flops[0].total_cmp(&b.speedup_flops[0]))
         {
             s += &format!(
-                "Best swept growth step {:?}: measured speed-up ×{:.3}.\n\n",
-                best.growth_steps, best.speedup_flops[0]
+                "Best swept growth step {:?} (among the arms run on seeds {:?}): measured speed-up ×{:.3}.\n\n",
+                best.growth_steps, best.seeds, best.speedup_flops[0]
             );
         }
         if let Some(emp) = v["empirical_effect_conversion_rate"].as_array() {
