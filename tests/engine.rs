@@ -174,20 +174,12 @@ fn two_peers_give_the_one_device_curve_deterministically_and_resume_exactly() {
         );
         assert_eq!(a.width_active, b.width_active);
         let close = |x: f64, y: f64| (x - y).abs() <= 1e-4 * x.abs().max(1.0);
-        assert!(
-            close(a.train_loss, b.train_loss),
-            "step {}: {} vs {}",
-            a.step,
-            a.train_loss,
-            b.train_loss
-        );
-        assert!(
-            close(a.grad_norm, b.grad_norm),
-            "step {}: {} vs {}",
-            a.step,
-            a.grad_norm,
-            b.grad_norm
-        );
+        for (name, x, y) in [
+            ("train loss", a.train_loss, b.train_loss),
+            ("grad norm", a.grad_norm, b.grad_norm),
+        ] {
+            assert!(close(x, y), "step {}: {name} {x} vs {y}", a.step);
+        }
         if let (Some(x), Some(y)) = (a.val_loss, b.val_loss) {
             assert!(close(x, y), "step {}: val {x} vs {y}", a.step);
         }

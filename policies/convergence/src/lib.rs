@@ -345,12 +345,11 @@ impl Policy for Convergence {
 
     fn describe(&self) -> String {
         let c = &self.config;
+        let reserve = format!("{}% of the budget kept per later stage", c.reserve * 100.0);
         if c.rule == Rule::Budget {
             return format!(
-                "convergence (budget rule: remaining gain within the budget < {} × the last half's, patience {}; {}% of the budget kept per later stage)",
-                c.rho,
-                c.patience,
-                c.reserve * 100.0
+                "convergence (budget rule: remaining gain within the budget < {} × the last half's, patience {}; {reserve})",
+                c.rho, c.patience
             );
         }
         let thr = match c.abs_threshold {
@@ -358,11 +357,10 @@ impl Policy for Convergence {
             None => format!("elasticity < {}", c.threshold.unwrap_or(PAPER_ELASTICITY)),
         };
         format!(
-            "convergence ({thr} over {} evals at {:.0}% confidence, patience {}; {}% of the budget kept per later stage)",
+            "convergence ({thr} over {} evals at {:.0}% confidence, patience {}; {reserve})",
             c.window,
             c.confidence * 100.0,
-            c.patience,
-            c.reserve * 100.0
+            c.patience
         )
     }
 }
