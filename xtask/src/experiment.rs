@@ -21,7 +21,7 @@ use std::sync::{Condvar, Mutex};
 use anyhow::{bail, Context, Result};
 use growlm::train::{
     check_branch, check_resume, latest_checkpoint, output::read_jsonl, run_on, saved_config, snapshot_path, DeviceKind,
-    GrowEvent, MetricsRow, Observer, RunConfig, RunOptions, RunStart, StageConfig, Summary, TrainError,
+    GrowEvent, MetricsRow, Observer, RunConfig, RunOptions, RunStart, Schedule, StageConfig, Summary, TrainError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -135,10 +135,14 @@ impl Experiment {
         for arm in &e.arms {
             let valid = !arm.name.is_empty()
                 && arm.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                && !["small", "target"].contains(&arm.name.as_str());
+                && !["small", "target"].contains(&arm.name.as_str())
+                && arm
+                    .name
+                    .strip_prefix("stage")
+                    .is_none_or(|n| n.parse::<usize>().is_err());
             if !valid {
                 bail!(
-                    "{}: arm name `{}` must be letters, digits, `-`, `_` or `.` and not `small` or `target`",
+                    "{}: arm name `{}` must be letters, digits, `-`, `_` or `.` and not `small`, `target` or `stageN` (the references)",
                     path.display(),
                     arm.name
                 );
@@ -254,6 +258,23 @@ impl Experiment {
                 after: vec![],
                 keep_at: vec![],
             });
+            // A base with more than two stages: the middle stages' from-scratch curves too,
+            // which the multi-stage planner needs.
+            for (j, stage) in base_cfg
+                .stages
+                .iter()
+                .enumerate()
+                .take(base_cfg.stages.len() - 1)
+                .skip(1)
+            {
+                jobs.push(Job {
+                    name: format!("{}-s{seed}", middle(j)),
+                    cfg: only(stage, longest),
+                    branch: None,
+                    after: vec![],
+                    keep_at: vec![],
+                });
+            }
             for (name, _, cfg, first) in arms.iter().filter(|a| a.1 == seed) {
                 let (mut cfg, first) = (cfg.clone(), *first);
                 cfg.seed = seed;
@@ -281,6 +302,11 @@ impl Experiment {
         }
         Ok(jobs)
     }
+}
+
+/// The from-scratch reference of middle stage `j` (of a base with more than two stages).
+fn middle(j: usize) -> String {
+    format!("stage{j}")
 }
 
 /// What to do with a run directory.
@@ -627,7 +653,7 @@ fn report(
     )?;
 
     let solver = if exp.solve {
-        Some(solve(out, dir, seed0, &runs)?)
+        Some(solve(out, dir, seed0, jobs, &runs)?)
     } else {
         None
     };
@@ -662,20 +688,33 @@ fn report(
 }
 
 /// Fits the solver on the first seed's references with the fixed-step arms as grown runs.
-fn solve(out: &Path, dir: &Path, seed: u64, runs: &[RunResult]) -> Result<serde_json::Value> {
+/// With more than two stages, the middle references are passed as `--via` (the multi-stage
+/// plan); with a `wsd` schedule, the curves are fitted on their stable phase only.
+fn solve(out: &Path, dir: &Path, seed: u64, jobs: &[Job], runs: &[RunResult]) -> Result<serde_json::Value> {
     let grown: Vec<PathBuf> = runs
         .iter()
         .filter(|r| r.seed == seed && r.growth_steps.len() == 1)
         .map(|r| dir.join(&r.dir))
         .collect();
     let json = out.join("solve.json");
-    crate::solve::run(crate::solve::SolveArgs::for_runs(
+    let mut args = crate::solve::SolveArgs::for_runs(
         dir.join(format!("small-s{seed}")),
         dir.join(format!("target-s{seed}")),
         grown,
         json.clone(),
         out.join("solve.svg"),
-    ))?;
+    );
+    let stages = jobs.iter().map(|j| j.cfg.stages.len()).max().unwrap_or(2);
+    args.via = (1..stages - 1)
+        .map(|j| dir.join(format!("{}-s{seed}", middle(j))))
+        .collect();
+    // The references' stable phase: up to the first decay among them.
+    args.fit_until = jobs
+        .iter()
+        .filter(|j| j.cfg.stages.len() == 1 && j.cfg.train.schedule == Schedule::Wsd)
+        .map(|j| (j.cfg.train.max_steps - j.cfg.train.decay_len()) as f64)
+        .reduce(f64::min);
+    crate::solve::run(args)?;
     Ok(serde_json::from_slice(&std::fs::read(&json)?)?)
 }
 
@@ -811,11 +850,37 @@ fn markdown(
             format!("{}–{}", n(&c[0]), n(&c[1]))
         });
         s += &format!(
-            "Predicted optimal growth step {} (95% CI {ci}); predicted speed-up ×{}; Fs/Ft {}.\n\n",
+            "Predicted optimal growth step {} (95% CI {ci}); predicted speed-up ×{}; Fs/Ft {}{}.\n\n",
             step("optimal_growth_step"),
             f("predicted_speedup"),
-            f("flops_ratio")
+            f("flops_ratio"),
+            v["fit_until"].as_f64().map_or(String::new(), |u| format!(
+                "; curves fitted up to step {u:.0} (the wsd schedule's stable phase)"
+            ))
         );
+        if let Some(plan) = v["plan"].as_object() {
+            let list = |k: &str, digits: usize| {
+                let items: Vec<String> = plan[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| format!("{:.digits$}", x.as_f64().unwrap_or(f64::NAN)))
+                    .collect();
+                items.join(", ")
+            };
+            s += &format!(
+                "Multi-stage plan (beyond the paper): grow at steps [{}] (losses [{}]), steps per stage [{}]; \
+                 predicted speed-up ×{:.3} at loss {:.4}.\n\n",
+                list("growth_steps", 0),
+                list("growth_losses", 4),
+                list("steps", 0),
+                plan["speedup"].as_f64().unwrap_or(f64::NAN),
+                v["target_loss"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        if let Some(e) = v["plan_error"].as_str() {
+            s += &format!("Multi-stage plan: {e}.\n\n");
+        }
         // Means over different seed sets are not comparable: the best among the arms run
         // on the most seeds.
         let fixed: Vec<&ArmResult> = arms.iter().filter(|a| a.growth_steps.len() == 1).collect();
@@ -884,6 +949,31 @@ mod tests {
         assert!(n >= 1);
     }
 
+    /// A three-stage base also trains its middle stage from scratch (the planner's curve),
+    /// and `multistage.toml` shares the small and target references of `schedule-wsd.toml`,
+    /// whose two-stage `ours` it is compared with.
+    #[test]
+    fn a_three_stage_experiment_trains_the_middle_reference_and_shares_the_pool() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments");
+        let jobs_of = |file: &str| {
+            let exp = Experiment::load(&root.join(file)).unwrap();
+            assert_eq!(exp.pool.as_deref(), Some("paper-tiny-wsd"), "{file}");
+            exp.jobs(Path::new("/nonexistent"), &root.join(&exp.base)).unwrap()
+        };
+        let (multi, two) = (jobs_of("multistage.toml"), jobs_of("schedule-wsd.toml"));
+        let find = |jobs: &[Job], name: &str| jobs.iter().find(|j| j.name == name).unwrap().cfg.to_toml();
+        for name in ["small-s0", "target-s0"] {
+            assert_eq!(find(&multi, name), find(&two, name), "{name}");
+        }
+        let arm = multi.iter().find(|j| j.cfg.stages.len() == 3).unwrap();
+        let middle = multi.iter().find(|j| j.name == "stage1-s0").unwrap();
+        assert_eq!(middle.cfg.stages.len(), 1);
+        assert_eq!(middle.cfg.stages[0].model, arm.cfg.stages[1].model);
+        assert!(middle.cfg.stages[0].growth.is_none());
+        assert_eq!(middle.cfg.train.max_steps, 3000);
+        assert!(!two.iter().any(|j| j.name.starts_with("stage")));
+    }
+
     #[test]
     fn bad_experiments_are_refused_with_the_arm_named() {
         let dir = tempfile::tempdir().unwrap();
@@ -896,6 +986,11 @@ mod tests {
         assert!(e.contains("arm `a` needs exactly one of `grow_at`"), "{e}");
         let e = write("base = \"x.toml\"\n[[arm]]\nname = \"small\"\ngrow_at = 3\n");
         assert!(e.contains("`small`"), "{e}");
+        let e = write("base = \"x.toml\"\n[[arm]]\nname = \"stage1\"\ngrow_at = 3\n");
+        assert!(
+            e.contains("arm name `stage1`") && e.contains("`stageN` (the references)"),
+            "{e}"
+        );
         let e = write("base = \"x.toml\"\n[[arm]]\nname = \"a\"\ngrow_at = 3\n[[arm]]\nname = \"a\"\ngrow_at = 4\n");
         assert!(e.contains("two arms are named `a`"), "{e}");
         let e = write("base = \"x.toml\"\nfoo = 1\n[[arm]]\nname = \"a\"\ngrow_at = 3\n");

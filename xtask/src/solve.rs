@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use growlm::solver::{empirical_effect, fit, fit_best, read_curve, Curve, Fit, GrowthProblem, ModelKind, Optimum};
+use growlm::solver::{
+    empirical_effect, fit, fit_best, plan_stages, read_curve, Curve, Fit, GrowthProblem, LoadedCurve, ModelKind,
+    Optimum, Plan, PlanStage,
+};
 use growlm::train::{GrowEvent, MetricsRow, RunConfig};
 use plotters::prelude::*;
 use serde_json::json;
@@ -17,6 +20,11 @@ pub struct SolveArgs {
     /// Target model's from-scratch curve (run directory or CSV).
     #[arg(long)]
     target: PathBuf,
+    /// From-scratch curves of the stages between small and target, in order (run
+    /// directories: their metrics carry FLOPs per step). With them, `solve` also plans a
+    /// multi-stage growth small → via… → target to the target loss (beyond the paper).
+    #[arg(long, num_args = 1..)]
+    pub via: Vec<PathBuf>,
     /// Fs/Ft, FLOPs per step of the small model over the target's.
     #[arg(long)]
     flops_ratio: Option<f64>,
@@ -32,6 +40,11 @@ pub struct SolveArgs {
     /// Last growth step considered (default: twice the small curve's last step).
     #[arg(long)]
     horizon: Option<f64>,
+    /// Fit only the validation points at or before this step: the stable phase of a
+    /// `wsd` schedule (`max_steps·(1 − decay_frac)`), whose final decay the curve models
+    /// of eq. 1 do not describe.
+    #[arg(long)]
+    pub fit_until: Option<f64>,
     /// Curve model: power_law, exponential, or best (by AIC, default).
     #[arg(long, default_value = "best")]
     model: String,
@@ -58,6 +71,8 @@ impl SolveArgs {
         Self {
             small,
             target,
+            via: Vec::new(),
+            fit_until: None,
             flops_ratio: None,
             small_config: None,
             target_config: None,
@@ -71,6 +86,18 @@ impl SolveArgs {
             plot: Some(plot),
         }
     }
+}
+
+/// A curve file or run directory, cut at `--fit-until` when given.
+fn read_run(path: &Path, until: Option<f64>) -> Result<LoadedCurve> {
+    let mut run = read_curve(path)?;
+    if let Some(step) = until {
+        run.curve = run
+            .curve
+            .until(step)
+            .with_context(|| format!("{} up to --fit-until {step}", path.display()))?;
+    }
+    Ok(run)
 }
 
 fn config_flops(path: &Path, last: bool) -> Result<f64> {
@@ -124,7 +151,7 @@ fn grown_run(dir: &Path) -> Result<(f64, f64, f64)> {
 }
 
 pub fn run(a: SolveArgs) -> Result<()> {
-    let (small, target) = (read_curve(&a.small)?, read_curve(&a.target)?);
+    let (small, target) = (read_run(&a.small, a.fit_until)?, read_run(&a.target, a.fit_until)?);
     let ratio = match (a.flops_ratio, &a.small_config, &a.target_config) {
         (Some(r), _, _) if r > 0.0 && r.is_finite() => r,
         (Some(r), _, _) => bail!("--flops-ratio must be positive, got {r}"),
@@ -154,6 +181,8 @@ pub fn run(a: SolveArgs) -> Result<()> {
     let e_curve = problem.effect_curve(lo, horizon, 100);
     let grown: Vec<(f64, f64, f64)> = a.grown.iter().map(|d| grown_run(d)).collect::<Result<_>>()?;
     let empirical = empirical_effect(&ft, &grown);
+    // A plan that cannot be made is reported beside the two-stage result, not instead of it.
+    let plan = (!a.via.is_empty()).then(|| plan(&a, &fs, &ft, target_loss).map_err(|e| format!("{e:#}")));
     let gb_ci = fs.delta_ci(|p| {
         let mut q = problem.clone();
         q.small.params.iter_mut().zip(p).for_each(|(a, b)| a.1 = *b);
@@ -173,7 +202,11 @@ pub fn run(a: SolveArgs) -> Result<()> {
             f.n_points
         );
     }
-    println!("  Fs/Ft = {ratio:.4}; horizon {lo:.0}..{horizon:.0} steps; target loss {target_loss:.4}");
+    println!(
+        "  Fs/Ft = {ratio:.4}; horizon {lo:.0}..{horizon:.0} steps; target loss {target_loss:.4}{}",
+        a.fit_until
+            .map_or(String::new(), |u| format!("; curves fitted up to step {u:.0}"))
+    );
     match &optimum {
         Ok(o) => {
             println!(
@@ -204,7 +237,15 @@ pub fn run(a: SolveArgs) -> Result<()> {
         );
     }
 
+    match &plan {
+        Some(Ok((names, p))) => print_plan(names, p, target_loss),
+        Some(Err(e)) => println!("  multi-stage plan: {e}"),
+        None => {}
+    }
+
     let out = json!({
+        "plan": plan.as_ref().and_then(|p| p.as_ref().ok()).map(|p| &p.1),
+        "plan_error": plan.as_ref().and_then(|p| p.as_ref().err()),
         "optimal_growth_step": optimum.as_ref().ok().map(|o| o.by_root),
         "optimal_growth_step_ci": gb_ci,
         "optimal_growth_step_by_flops": optimum.as_ref().ok().map(|o| o.by_flops),
@@ -213,6 +254,7 @@ pub fn run(a: SolveArgs) -> Result<()> {
         "convergence_threshold": a.convergence_threshold,
         "predicted_speedup": optimum.as_ref().ok().map(|o| o.speedup),
         "target_loss": target_loss,
+        "fit_until": a.fit_until,
         "error": optimum.as_ref().err().map(|e| e.to_string()),
         "note": optimum.as_ref().ok().and_then(|o| o.note.clone()),
         "fits": { "small": fit_json(&fs), "target": fit_json(&ft) },
@@ -239,6 +281,54 @@ pub fn run(a: SolveArgs) -> Result<()> {
         println!("  wrote {}", p.display());
     }
     Ok(())
+}
+
+/// The multi-stage plan small → `--via`… → target to `target_loss` (stage names and
+/// the plan), with the small and target fits already made.
+fn plan(a: &SolveArgs, fs: &Fit, ft: &Fit, target_loss: f64) -> Result<(Vec<String>, Plan)> {
+    let flops = |path: &Path, per_step: Option<f64>| -> Result<f64> {
+        per_step.with_context(|| {
+            format!(
+                "--via needs run directories, whose metrics carry FLOPs per step: {} has none",
+                path.display()
+            )
+        })
+    };
+    let mut names = vec![a.small.display().to_string()];
+    let mut stages = vec![PlanStage {
+        curve: fs.clone(),
+        flops_per_step: flops(&a.small, read_curve(&a.small)?.flops_per_step)?,
+    }];
+    for v in &a.via {
+        let run = read_run(v, a.fit_until)?;
+        let flops_per_step = flops(v, run.flops_per_step)?;
+        let curve = fit_curve(&run.curve, &a.model).with_context(|| format!("--via {}", v.display()))?;
+        names.push(v.display().to_string());
+        stages.push(PlanStage { curve, flops_per_step });
+    }
+    names.push(a.target.display().to_string());
+    stages.push(PlanStage {
+        curve: ft.clone(),
+        flops_per_step: flops(&a.target, read_curve(&a.target)?.flops_per_step)?,
+    });
+    Ok((names, plan_stages(&stages, target_loss)?))
+}
+
+fn print_plan(names: &[String], p: &Plan, target_loss: f64) {
+    println!(
+        "  multi-stage plan to loss {target_loss:.4} (beyond the paper; each stage continued at its equal-loss step):"
+    );
+    for (j, name) in names.iter().enumerate() {
+        let leave = match (p.growth_losses.get(j), p.growth_steps.get(j)) {
+            (Some(l), Some(g)) => format!("grow at loss {l:.4}, step {g:.0}"),
+            _ => "to the target loss".into(),
+        };
+        println!("    {name}: {:.0} steps, {leave}", p.steps[j]);
+    }
+    println!(
+        "    FLOPs {:.3e} against {:.3e} from scratch: ×{:.3}",
+        p.total_flops, p.scratch_flops, p.speedup
+    );
 }
 
 #[allow(clippy::too_many_arguments)]

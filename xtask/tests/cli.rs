@@ -87,27 +87,30 @@ fn solve_on_csv_files_writes_the_json_keys_and_a_plot() {
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
 }
 
+/// A run directory whose validation loss follows `a + b·exp(−step/f)` (every 50 steps up
+/// to 6000) at `fps` FLOPs per step.
+fn write_exponential_run(run: &Path, [a, b, f]: [f64; 3], fps: f64) {
+    std::fs::create_dir_all(run).unwrap();
+    let mut s = String::new();
+    for step in 1..=6000u64 {
+        let val = if step % 50 == 0 {
+            format!("{}", a + b * (-(step as f64) / f).exp())
+        } else {
+            "null".into()
+        };
+        s.push_str(&format!(
+            "{{\"step\":{step},\"tokens\":0,\"flops\":{},\"wall_s\":0,\"train_loss\":3.0,\"val_loss\":{val},\"lr\":0.001,\"stage\":0,\"width_active\":1.0,\"grad_norm\":1.0}}\n",
+            fps * step as f64
+        ));
+    }
+    std::fs::write(run.join("metrics.jsonl"), s).unwrap();
+}
+
 #[test]
 fn solve_reads_run_directories_and_says_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, f, fps) in [("small", 1000.0, 1.0e9), ("target", 3000.0, 3.0e9)] {
-        let run = dir.path().join(name);
-        std::fs::create_dir_all(&run).unwrap();
-        let (a, b) = if name == "small" { (2.0, 3.0) } else { (1.5, 3.5) };
-        let mut s = String::new();
-        for step in 1..=6000u64 {
-            let val = if step % 50 == 0 {
-                format!("{}", a + b * (-(step as f64) / f).exp())
-            } else {
-                "null".into()
-            };
-            s.push_str(&format!(
-                "{{\"step\":{step},\"tokens\":0,\"flops\":{},\"wall_s\":0,\"train_loss\":3.0,\"val_loss\":{val},\"lr\":0.001,\"stage\":0,\"width_active\":1.0,\"grad_norm\":1.0}}\n",
-                fps * step as f64
-            ));
-        }
-        std::fs::write(run.join("metrics.jsonl"), s).unwrap();
-    }
+    write_exponential_run(&dir.path().join("small"), [2.0, 3.0, 1000.0], 1.0e9);
+    write_exponential_run(&dir.path().join("target"), [1.5, 3.5, 3000.0], 3.0e9);
     let (ok, out, err) = xtask(
         &["solve", "--small", "small", "--target", "target", "--json", "o.json"],
         dir.path(),
@@ -120,6 +123,60 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
     );
     let (ok, _, err) = xtask(&["solve", "--small", "nope", "--target", "target"], dir.path());
     assert!(!ok && err.contains("nope"), "{err}");
+}
+
+/// `solve --via`: the multi-stage plan on exponential curves `Lj = aj + bj·exp(−n/fj)` at
+/// `Fj` FLOPs per step, against the hand-worked optimum. Minimising
+/// `Fj·Lj⁻¹(ℓ) − Fj+1·Lj+1⁻¹(ℓ)` over ℓ gives
+/// `ℓ = (Fj·fj·aj+1 − Fj+1·fj+1·aj) / (Fj·fj − Fj+1·fj+1)`: 2.1 for small → medium and 1.86
+/// for medium → target. The small model leaves at step 1000·ln(3/0.1) = 3401.2; the medium
+/// model continues at its equal-loss step 2000·ln(3.3/0.4) and leaves at 2000·ln(3.3/0.16),
+/// 2000·ln 2.5 = 1832.6 steps later.
+#[test]
+fn solve_via_a_middle_run_plans_three_stages_as_worked_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    write_exponential_run(&dir.path().join("small"), [2.0, 3.0, 1000.0], 1.0e9);
+    write_exponential_run(&dir.path().join("medium"), [1.7, 3.3, 2000.0], 2.0e9);
+    write_exponential_run(&dir.path().join("target"), [1.5, 3.5, 3000.0], 3.0e9);
+    let args = [
+        "solve",
+        "--small",
+        "small",
+        "--via",
+        "medium",
+        "--target",
+        "target",
+        "--target-loss",
+        "1.8",
+        "--json",
+        "o.json",
+    ];
+    let (ok, out, err) = xtask(&args, dir.path());
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("multi-stage plan to loss 1.8000"), "{out}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("o.json")).unwrap()).unwrap();
+    let plan = &j["plan"];
+    let close = |v: &serde_json::Value, want: f64, tol: f64| {
+        let got = v.as_f64().unwrap();
+        assert!((got - want).abs() <= tol * want, "{got} vs {want}\n{plan}");
+    };
+    close(&plan["growth_losses"][0], 2.1, 1e-3);
+    close(&plan["growth_losses"][1], 1.86, 1e-3);
+    let first = 1000.0 * 30f64.ln();
+    close(&plan["growth_steps"][0], first, 2e-3);
+    close(&plan["growth_steps"][1], first + 2000.0 * 2.5f64.ln(), 2e-3);
+    // The target runs from its equal-loss step at 1.86 to the target loss 1.8.
+    close(&plan["steps"][2], 3000.0 * (0.36f64 / 0.3).ln(), 2e-3);
+    // A CSV curve carries no FLOPs: the middle stage needs a run directory.
+    write_csv(&dir.path().join("m.csv"), |n| 1.7 + 3.3 * (-n / 2000.0).exp());
+    let mut bad = args;
+    bad[4] = "m.csv";
+    let (ok, out, err) = xtask(&bad, dir.path());
+    assert!(
+        ok && out.contains("multi-stage plan: --via needs run directories"),
+        "{out}\n{err}"
+    );
+    assert!(out.contains("m.csv has none"), "{out}");
 }
 
 #[test]

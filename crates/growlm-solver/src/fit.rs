@@ -63,6 +63,14 @@ impl Curve {
         }
         Ok(Self { steps, losses })
     }
+
+    /// The points at or before `step`, checked as [`Curve::new`] checks: for example the
+    /// stable phase of a warmup-stable-decay schedule, whose final decay eq. 1's curve
+    /// models do not describe.
+    pub fn until(&self, step: f64) -> Result<Self, SolverError> {
+        let n = self.steps.partition_point(|s| *s <= step);
+        Self::new(self.steps[..n].to_vec(), self.losses[..n].to_vec())
+    }
 }
 
 /// The least-squares objective `Σ (L(Nᵢ; z) − yᵢ)²` over raw parameters `z`.

@@ -335,3 +335,34 @@ fn a_target_loss_the_small_model_reaches_alone_is_flagged() {
     );
     assert!(p.optimum(10.0, 15_000.0, 1.6).unwrap().note.is_none());
 }
+
+/// A wsd run's curve: an exponential through the stable phase, then a decay that pulls the
+/// loss down faster. Fitted whole, the curve model misreads the asymptote; fitted `until`
+/// the decay starts, it recovers the stable phase's parameters.
+#[test]
+fn fitting_until_the_decay_recovers_the_stable_phase() {
+    let truth = [2.0, 3.0, 1500.0];
+    let whole = sample(&Exponential, &truth, &grid(120, 6000.0), 0.0);
+    let losses = whole
+        .steps
+        .iter()
+        .zip(&whole.losses)
+        .map(|(n, l)| l - 0.3 * ((n - 4800.0) / 1200.0).max(0.0))
+        .collect();
+    let decayed = Curve::new(whole.steps.clone(), losses).unwrap();
+    let stable = decayed.until(4800.0).unwrap();
+    assert_eq!(stable.steps.len(), 96);
+    assert_eq!(*stable.steps.last().unwrap(), 4800.0);
+    let f = fit(&stable, ModelKind::Exponential, 0.95).unwrap();
+    for (got, want) in f.values().iter().zip(truth) {
+        assert!(rel(*got, want) < 1e-3, "{:?}", f.values());
+    }
+    let f = fit(&decayed, ModelKind::Exponential, 0.95).unwrap();
+    assert!(
+        rel(f.values()[0], 2.0) > 0.05,
+        "the decay moves the whole fit: {:?}",
+        f.values()
+    );
+    let e = decayed.until(200.0).unwrap_err().to_string();
+    assert!(e.contains("too few points"), "{e}");
+}
