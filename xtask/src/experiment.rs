@@ -634,9 +634,18 @@ fn report(
     let mut reference_rows = Vec::new();
     for j in references.iter().copied().filter(done) {
         let s: Summary = serde_json::from_slice(&std::fs::read(dir.join(&j.name).join("summary.json"))?)?;
+        // A smaller model trained alone, measured as an arm is: what growth must beat.
+        let target = format!("target-s{}", j.cfg.seed);
+        let alone = if j.name != target && dir.join(&target).join("summary.json").is_file() {
+            Some(compare::compare(&j.name, &read(&j.name)?, &read(&target)?, None)?)
+        } else {
+            None
+        };
         reference_rows.push(serde_json::json!({
             "run": j.name, "steps": s.steps, "final_val_loss": s.final_val_loss,
             "flops": s.flops, "wall_s": s.wall_s,
+            "speedup_flops": alone.as_ref().map(|r| r.speedup_flops),
+            "reached": alone.as_ref().map(|r| r.reached),
         }));
     }
 
@@ -792,14 +801,20 @@ fn markdown(
         results["jobs"],
         results["seconds"].as_f64().unwrap_or(0.0)
     );
-    s += "## References (trained from scratch)\n\n| run | steps | final val loss | FLOPs | wall s |\n|---|---|---|---|---|\n";
+    s += "## References (trained from scratch)\n\n×FLOPs: the smaller models alone, measured against the \
+          target as the arms are (what growth has to beat).\n\n\
+          | run | steps | final val loss | FLOPs | ×FLOPs | wall s |\n|---|---|---|---|---|---|\n";
     for r in references {
+        let bound = if r["reached"] == false { "≥ " } else { "" };
         s += &format!(
-            "| {} | {} | {:.4} | {:.3e} | {:.0} |\n",
+            "| {} | {} | {:.4} | {:.3e} | {} | {:.0} |\n",
             text(&r["run"]),
             r["steps"],
             r["final_val_loss"].as_f64().unwrap_or(f64::NAN),
             r["flops"].as_f64().unwrap_or(f64::NAN),
+            r["speedup_flops"]
+                .as_f64()
+                .map_or("-".into(), |x| format!("{bound}{x:.2}")),
             r["wall_s"].as_f64().unwrap_or(f64::NAN)
         );
     }
@@ -895,7 +910,10 @@ fn markdown(
                 best.growth_steps, best.seeds, best.speedup_flops[0]
             );
         }
-        if let Some(emp) = v["empirical_effect_conversion_rate"].as_array() {
+        if let Some(emp) = v["empirical_effect_conversion_rate"]
+            .as_array()
+            .filter(|e| !e.is_empty())
+        {
             s += "| growth step | empirical E | predicted E |\n|---|---|---|\n";
             let pred = v["effect_conversion_rate"].as_array().cloned().unwrap_or_default();
             for e in emp {
@@ -1088,6 +1106,18 @@ name = "never"
         let report = std::fs::read_to_string(out.join("report.md")).unwrap();
         assert!(report.contains("| ours | [3] | [6] |"), "{report}");
         assert!(report.contains("| late | [3, 4] | [9] |"), "{report}");
+        // The small model alone is measured against the target as the arms are.
+        let refs = results["references"].as_array().unwrap();
+        let small = refs.iter().find(|r| r["run"] == "small-s3").unwrap();
+        let read = |name: &str| compare::read_run(&out.join(name)).unwrap();
+        let want = compare::compare("small-s3", &read("small-s3"), &read("target-s3"), None).unwrap();
+        assert_eq!(small["speedup_flops"].as_f64(), Some(want.speedup_flops), "{small}");
+        let target = refs.iter().find(|r| r["run"] == "target-s3").unwrap();
+        assert!(target["speedup_flops"].is_null(), "{target}");
+        assert!(
+            report.contains(&format!("| small-s3 | 12 | {:.4} |", want.final_val_loss)),
+            "{report}"
+        );
 
         // Run again: everything is reused, nothing retrained.
         let summary = out.join("ours-s3").join("summary.json");
