@@ -662,7 +662,8 @@ fn report(
     )?;
 
     let solver = if exp.solve {
-        Some(solve(out, dir, seed0, jobs, &runs)?)
+        // A fit that fails (or a reference not trained yet) is reported, not fatal.
+        Some(solve(out, dir, seed0, jobs, &runs).unwrap_or_else(|e| serde_json::json!({ "error": format!("{e:#}") })))
     } else {
         None
     };
@@ -858,6 +859,9 @@ fn markdown(
     s += "\n</details>\n\n## Figures\n\n![validation loss against FLOPs](loss-flops.svg)\n\n";
     if let Some(v) = solver {
         s += "## Solver against the runs (paper Appendix A, Figures 7–8)\n\n![solver fits and E](solve.svg)\n\n";
+        if let Some(e) = v["error"].as_str() {
+            s += &format!("The solver: {e}.\n\n");
+        }
         let f = |k: &str| v[k].as_f64().map_or("-".into(), |x| format!("{x:.3}"));
         let step = |k: &str| v[k].as_f64().map_or("-".into(), |x| format!("{x:.0}"));
         let ci = v["optimal_growth_step_ci"].as_array().map_or("-".into(), |c| {
@@ -1139,6 +1143,20 @@ name = "never"
             "{report}"
         );
         assert!(report.contains("`late-s4`"), "{report}");
+        // A solver that cannot fit (four evaluations) is reported, and the report written.
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("solve = true\n{text}")).unwrap();
+        run(ExperimentArgs {
+            report_only: true,
+            ..args(&file, &out)
+        })
+        .unwrap();
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(
+            report.contains("The solver: ") && report.contains("too few points"),
+            "{report}"
+        );
+        std::fs::write(&file, text).unwrap();
 
         // An edited arm is refused, naming its directory, not overwritten.
         let file = tiny(dir.path(), "sets = ['stages.1.growth.ramp_steps=3']");
