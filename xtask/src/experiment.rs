@@ -21,7 +21,7 @@ use std::sync::{Condvar, Mutex};
 use anyhow::{bail, Context, Result};
 use growlm::train::{
     check_branch, check_resume, latest_checkpoint, output::read_jsonl, run_on, saved_config, snapshot_path, DeviceKind,
-    GrowEvent, MetricsRow, Observer, RunConfig, RunOptions, RunStart, Schedule, StageConfig, Summary, TrainError,
+    GrowEvent, MetricsRow, Observer, RunConfig, RunOptions, RunStart, StageConfig, Summary, TrainError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -699,7 +699,7 @@ fn report(
 
 /// Fits the solver on the first seed's references with the fixed-step arms as grown runs.
 /// With more than two stages, the middle references are passed as `--via` (the multi-stage
-/// plan); with a `wsd` schedule, the curves are fitted on their stable phase only.
+/// plan); `solve` fits wsd references on their stable phase.
 fn solve(out: &Path, dir: &Path, seed: u64, jobs: &[Job], runs: &[RunResult]) -> Result<serde_json::Value> {
     let grown: Vec<PathBuf> = runs
         .iter()
@@ -718,12 +718,6 @@ fn solve(out: &Path, dir: &Path, seed: u64, jobs: &[Job], runs: &[RunResult]) ->
     args.via = (1..stages - 1)
         .map(|j| dir.join(format!("{}-s{seed}", middle(j))))
         .collect();
-    // The references' stable phase: up to the first decay among them.
-    args.fit_until = jobs
-        .iter()
-        .filter(|j| j.cfg.stages.len() == 1 && j.cfg.train.schedule == Schedule::Wsd)
-        .map(|j| (j.cfg.train.max_steps - j.cfg.train.decay_len()) as f64)
-        .reduce(f64::min);
     crate::solve::run(args)?;
     Ok(serde_json::from_slice(&std::fs::read(&json)?)?)
 }

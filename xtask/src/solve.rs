@@ -8,7 +8,7 @@ use growlm::solver::{
     empirical_effect, fit, fit_best, plan_stages, read_curve, Curve, Fit, GrowthProblem, LoadedCurve, ModelKind,
     Optimum, Plan, PlanStage,
 };
-use growlm::train::{GrowEvent, MetricsRow, RunConfig};
+use growlm::train::{GrowEvent, MetricsRow, RunConfig, Schedule};
 use plotters::prelude::*;
 use serde_json::json;
 
@@ -40,9 +40,10 @@ pub struct SolveArgs {
     /// Last growth step considered (default: twice the small curve's last step).
     #[arg(long)]
     horizon: Option<f64>,
-    /// Fit only the validation points at or before this step: the stable phase of a
-    /// `wsd` schedule (`max_steps·(1 − decay_frac)`), whose final decay the curve models
-    /// of eq. 1 do not describe.
+    /// Fit only the validation points at or before this step. Default: for run directories
+    /// trained with a `wsd` schedule (their `config.toml` says so), its stable phase, up to
+    /// `max_steps·(1 − decay_frac)` (the earliest among them), since the curve models of
+    /// eq. 1 do not describe the final decay; else every point.
     #[arg(long)]
     pub fit_until: Option<f64>,
     /// Curve model: power_law, exponential, or best (by AIC, default).
@@ -150,7 +151,27 @@ fn grown_run(dir: &Path) -> Result<(f64, f64, f64)> {
     Ok((gb, last.step as f64 - gb, last.val_loss.unwrap_or(f64::NAN)))
 }
 
-pub fn run(a: SolveArgs) -> Result<()> {
+/// The last step of the stable phase of a run directory trained with a `wsd` schedule.
+fn wsd_stable_end(path: &Path) -> Result<Option<f64>> {
+    let saved = path.join("config.toml");
+    if !saved.is_file() {
+        return Ok(None);
+    }
+    let train = RunConfig::from_file(&saved)?.train;
+    Ok((train.schedule == Schedule::Wsd).then(|| (train.max_steps - train.decay_len()) as f64))
+}
+
+pub fn run(mut a: SolveArgs) -> Result<()> {
+    let mut stable_phase = false;
+    if a.fit_until.is_none() {
+        let ends: Vec<Option<f64>> = [&a.small, &a.target]
+            .into_iter()
+            .chain(&a.via)
+            .map(|p| wsd_stable_end(p))
+            .collect::<Result<_>>()?;
+        a.fit_until = ends.into_iter().flatten().reduce(f64::min);
+        stable_phase = a.fit_until.is_some();
+    }
     let (small, target) = (read_run(&a.small, a.fit_until)?, read_run(&a.target, a.fit_until)?);
     let ratio = match (a.flops_ratio, &a.small_config, &a.target_config) {
         (Some(r), _, _) if r > 0.0 && r.is_finite() => r,
@@ -204,8 +225,14 @@ pub fn run(a: SolveArgs) -> Result<()> {
     }
     println!(
         "  Fs/Ft = {ratio:.4}; horizon {lo:.0}..{horizon:.0} steps; target loss {target_loss:.4}{}",
-        a.fit_until
-            .map_or(String::new(), |u| format!("; curves fitted up to step {u:.0}"))
+        a.fit_until.map_or(String::new(), |u| format!(
+            "; curves fitted up to step {u:.0}{}",
+            if stable_phase {
+                " (the runs' wsd stable phase; --fit-until to change)"
+            } else {
+                ""
+            }
+        ))
     );
     match &optimum {
         Ok(o) => {

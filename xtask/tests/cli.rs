@@ -121,6 +121,28 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
         (j["flops_ratio"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9,
         "Fs/Ft from the runs' FLOPs"
     );
+    assert!(j["fit_until"].is_null(), "no config.toml, every point: {j}");
+    // A run trained with wsd (configs/default.toml: 3000 steps, decay over the last 20%)
+    // is fitted on its stable phase, up to step 2400, unless --fit-until says otherwise.
+    let wsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/default.toml");
+    std::fs::copy(wsd, dir.path().join("target/config.toml")).unwrap();
+    let solve = |extra: &[&str]| {
+        let mut args = vec!["solve", "--small", "small", "--target", "target", "--json", "o.json"];
+        args.extend(extra);
+        let (ok, out, err) = xtask(&args, dir.path());
+        assert!(ok, "{out}\n{err}");
+        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("o.json")).unwrap()).unwrap();
+        (out, j)
+    };
+    let (out, j) = solve(&[]);
+    assert_eq!(j["fit_until"].as_f64(), Some(2400.0), "{j}");
+    assert_eq!(j["fits"]["small"]["n_points"], 48, "{j}");
+    assert!(
+        out.contains("curves fitted up to step 2400 (the runs' wsd stable phase"),
+        "{out}"
+    );
+    let (_, j) = solve(&["--fit-until", "5000"]);
+    assert_eq!(j["fits"]["small"]["n_points"], 100, "{j}");
     let (ok, _, err) = xtask(&["solve", "--small", "nope", "--target", "target"], dir.path());
     assert!(!ok && err.contains("nope"), "{err}");
 }
