@@ -203,7 +203,10 @@ pub fn run(mut a: SolveArgs) -> Result<()> {
     let grown: Vec<(f64, f64, f64)> = a.grown.iter().map(|d| grown_run(d)).collect::<Result<_>>()?;
     let empirical = empirical_effect(&ft, &grown);
     // A plan that cannot be made is reported beside the two-stage result, not instead of it.
-    let plan = (!a.via.is_empty()).then(|| plan(&a, &fs, &ft, target_loss).map_err(|e| format!("{e:#}")));
+    let plan = (!a.via.is_empty()).then(|| {
+        let ends = [(&fs, small.flops_per_step), (&ft, target.flops_per_step)];
+        plan(&a, ends, target_loss).map_err(|e| format!("{e:#}"))
+    });
     let gb_ci = fs.delta_ci(|p| {
         let mut q = problem.clone();
         q.small.params.iter_mut().zip(p).for_each(|(a, b)| a.1 = *b);
@@ -311,8 +314,8 @@ pub fn run(mut a: SolveArgs) -> Result<()> {
 }
 
 /// The multi-stage plan small → `--via`… → target to `target_loss` (stage names and
-/// the plan), with the small and target fits already made.
-fn plan(a: &SolveArgs, fs: &Fit, ft: &Fit, target_loss: f64) -> Result<(Vec<String>, Plan)> {
+/// the plan), with the small and target fits already made (and their FLOPs per step).
+fn plan(a: &SolveArgs, ends: [(&Fit, Option<f64>); 2], target_loss: f64) -> Result<(Vec<String>, Plan)> {
     let flops = |path: &Path, per_step: Option<f64>| -> Result<f64> {
         per_step.with_context(|| {
             format!(
@@ -323,8 +326,8 @@ fn plan(a: &SolveArgs, fs: &Fit, ft: &Fit, target_loss: f64) -> Result<(Vec<Stri
     };
     let mut names = vec![a.small.display().to_string()];
     let mut stages = vec![PlanStage {
-        curve: fs.clone(),
-        flops_per_step: flops(&a.small, read_curve(&a.small)?.flops_per_step)?,
+        curve: ends[0].0.clone(),
+        flops_per_step: flops(&a.small, ends[0].1)?,
     }];
     for v in &a.via {
         let run = read_run(v, a.fit_until)?;
@@ -335,8 +338,8 @@ fn plan(a: &SolveArgs, fs: &Fit, ft: &Fit, target_loss: f64) -> Result<(Vec<Stri
     }
     names.push(a.target.display().to_string());
     stages.push(PlanStage {
-        curve: ft.clone(),
-        flops_per_step: flops(&a.target, read_curve(&a.target)?.flops_per_step)?,
+        curve: ends[1].0.clone(),
+        flops_per_step: flops(&a.target, ends[1].1)?,
     });
     Ok((names, plan_stages(&stages, target_loss)?))
 }
