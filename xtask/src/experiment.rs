@@ -653,6 +653,15 @@ fn report(
     let seed0 = jobs[0].cfg.seed;
     let reference = read(&format!("target-s{seed0}"))?;
     let mut shown: Vec<(String, RunCurve)> = vec![(format!("small-s{seed0}"), read(&format!("small-s{seed0}"))?)];
+    // The middle models alone, too (a base with more than two stages).
+    for j in references
+        .iter()
+        .filter(|j| j.name.starts_with("stage") && j.cfg.seed == seed0)
+    {
+        if done(j) {
+            shown.push((j.name.clone(), read(&j.name)?));
+        }
+    }
     shown.extend(curves.into_iter().filter(|(n, _)| n.ends_with(&format!("-s{seed0}"))));
     compare::plot(
         &out.join("loss-flops.svg"),
