@@ -138,7 +138,7 @@ impl Experiment {
                 && !["small", "target"].contains(&arm.name.as_str())
                 && arm
                     .name
-                    .strip_prefix("stage")
+                    .strip_prefix(MIDDLE)
                     .is_none_or(|n| n.parse::<usize>().is_err());
             if !valid {
                 bail!(
@@ -304,9 +304,12 @@ impl Experiment {
     }
 }
 
+/// Name prefix of the middle stages' from-scratch references (`stage1-s0`, …).
+const MIDDLE: &str = "stage";
+
 /// The from-scratch reference of middle stage `j` (of a base with more than two stages).
 fn middle(j: usize) -> String {
-    format!("stage{j}")
+    format!("{MIDDLE}{j}")
 }
 
 /// What to do with a run directory.
@@ -656,7 +659,7 @@ fn report(
     // The middle models alone, too (a base with more than two stages).
     for j in references
         .iter()
-        .filter(|j| j.name.starts_with("stage") && j.cfg.seed == seed0)
+        .filter(|j| j.name.starts_with(MIDDLE) && j.cfg.seed == seed0)
     {
         if done(j) {
             shown.push((j.name.clone(), read(&j.name)?));
