@@ -8,10 +8,15 @@
 //! - [`data`]: corpora and deterministic batching;
 //! - [`train`]: the training engine;
 //! - [`policy`]: the policy API; [`registry`] lists the built-in policies;
-//! - [`solver`]: loss-curve fitting and the optimal growth point.
+//! - [`solver`]: loss-curve fitting and the optimal growth point;
+//! - [`lab`]: the studies: equal-loss comparison, the solver's report, experiments,
+//!   replay and figures;
+//! - [`fs`]: the one atomic file write.
 
 pub use growlm_data as data;
+pub use growlm_fs as fs;
 pub use growlm_hf as hf;
+pub use growlm_lab as lab;
 pub use growlm_model as model;
 pub use growlm_ops as ops;
 pub use growlm_policy as policy;

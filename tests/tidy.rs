@@ -115,8 +115,8 @@ fn ci_runs_the_readme_test_command() {
 }
 
 #[test]
-fn the_readme_operator_arms_apply_to_paper_tiny() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+fn the_guide_operator_arms_apply_to_paper_tiny() {
+    let readme = std::fs::read_to_string(root().join("docs/operators.md")).unwrap();
     let mut arms = 0;
     for line in readme.lines().filter(|l| l.starts_with('|') && l.contains("--set S.")) {
         let sets: Vec<String> = line
@@ -126,7 +126,7 @@ fn the_readme_operator_arms_apply_to_paper_tiny() {
             .map(|s| s.trim().replace("S.", "stages.1.growth."))
             .collect();
         let cfg = RunConfig::load(&root().join("configs/paper-tiny.toml"), &sets)
-            .unwrap_or_else(|e| panic!("README arm `{line}`: {e}"));
+            .unwrap_or_else(|e| panic!("docs/operators.md arm `{line}`: {e}"));
         assert!(cfg.stages[1].growth.is_some());
         arms += 1;
     }

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
@@ -246,8 +246,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
     }
     if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(&r)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
+        crate::write_file(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
     }
     Ok(())
 }

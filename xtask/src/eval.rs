@@ -175,7 +175,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         config.context_len
     );
     if let Some(j) = &args.json {
-        std::fs::write(j, serde_json::to_vec_pretty(&r)?).with_context(|| format!("writing {}", j.display()))?;
+        crate::write_file(j, &serde_json::to_vec_pretty(&r)?)?;
     }
     Ok(())
 }

@@ -226,7 +226,7 @@ steps = [6]
     go(&halted, true, None)?;
     let rows = |d: &Path| -> Result<Vec<MetricsRow>> {
         Ok(
-            growlm::train::output::read_jsonl::<MetricsRow>(&d.join("metrics.jsonl"))?
+            growlm::train::RunDir::new(d).metrics()?
                 .into_iter()
                 .map(|mut r| {
                     r.wall_s = 0.0;
@@ -351,8 +351,7 @@ fn report(results: &[Check], a: &GpuCheckArgs) -> Result<()> {
         println!("  [{}] {}: {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail);
     }
     if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(results)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
+        crate::write_file(p, serde_json::to_string_pretty(results)?.as_bytes())?;
     }
     let failed = results.iter().filter(|c| !c.ok).count();
     if failed > 0 {

@@ -10,7 +10,6 @@ mod gpu_check;
 mod grow;
 mod info;
 mod operators;
-mod plot;
 mod replay;
 mod solve;
 
@@ -18,7 +17,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use growlm::train::{run_on, DeviceKind, Progress, RunConfig, RunOptions};
+use growlm::train::{run_on, DeviceKind, Edit, Progress, RunConfig, RunDir, RunOptions};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "growlm: progressive pre-training by model growth")]
@@ -128,20 +127,21 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The `--set` overrides, then the dedicated flags as overrides.
-    fn overrides(&self) -> Vec<String> {
-        let mut sets = self.sets.clone();
-        if let Some(d) = &self.data {
-            sets.push(format!("data.source={}", toml::Value::String(d.clone())));
-        }
-        if let Some(n) = self.max_steps {
-            sets.push(format!("train.max_steps={n}"));
-        }
-        if let Some(s) = self.seed {
-            sets.push(format!("seed={s}"));
-        }
-        sets
+    /// The config edits: `--policy` first (so that `--set policy.KEY=…` sets the new
+    /// policy's parameters), then the `--set` overrides, then the dedicated flags.
+    fn edits(&self) -> Vec<Edit> {
+        let mut edits: Vec<Edit> = self.policy.iter().cloned().map(Edit::PolicyName).collect();
+        edits.extend(self.sets.iter().cloned().map(Edit::Set));
+        edits.extend(self.data.clone().map(Edit::DataSource));
+        edits.extend(self.max_steps.map(Edit::MaxSteps));
+        edits.extend(self.seed.map(Edit::Seed));
+        edits
     }
+}
+
+/// Writes a result file atomically, naming it in the error.
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    growlm::fs::write_atomic(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn train(args: TrainArgs) -> Result<()> {
@@ -159,16 +159,10 @@ fn train(args: TrainArgs) -> Result<()> {
         None if args.resume && saved.is_file() => (saved, true),
         None => (default_config, false),
     };
-    let mut cfg = RunConfig::load_with_policy(&path, args.policy.as_deref(), &args.overrides())?;
+    let mut cfg = RunConfig::load_edited(&path, &args.edits())?;
     // A run directory's config.toml is already resolved: `--only-stage` was applied to it.
     if let Some(n) = args.only_stage.filter(|_| !resolved) {
-        let stage = cfg
-            .stages
-            .get(n)
-            .cloned()
-            .with_context(|| format!("--only-stage {n}: the config has {} stages (0-based)", cfg.stages.len()))?;
-        cfg.stages = vec![growlm::train::StageConfig { growth: None, ..stage }];
-        cfg.set_policy("never");
+        cfg = cfg.only_stage(n).with_context(|| format!("--only-stage {n}"))?;
     }
     // `train` validates the config and builds the policy before it loads any data, so a
     // bad key or policy parameter is refused at once; building it here too would repeat
@@ -212,7 +206,7 @@ fn train(args: TrainArgs) -> Result<()> {
         s.growth_steps,
         s.final_stage
     );
-    println!("loss curves: {}", plot::loss_svg(&out)?.display());
+    println!("loss curves: {}", growlm::lab::plot::loss_svg(&RunDir::new(&out))?.display());
     Ok(())
 }
 
@@ -253,11 +247,20 @@ fn dispatch(command: Command) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// Every `cargo xtask …` command the README shows (in its `sh` blocks, leaving out
-    /// usage synopses with `[optional]` parts) parses.
+    /// Every `cargo xtask …` command the README and the guide in `docs/` show (in their
+    /// `sh` blocks, leaving out usage synopses with `[optional]` parts) parses.
     #[test]
     fn every_command_the_readme_shows_parses() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = vec![root.join("README.md")];
+        for entry in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+            files.push(entry.path());
+        }
+        let readme: String = files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "md"))
+            .map(|p| std::fs::read_to_string(p).unwrap() + "\n")
+            .collect();
         let mut in_sh = false;
         let mut checked = 0;
         for line in readme.lines() {
@@ -279,7 +282,7 @@ mod tests {
             }
             checked += 1;
         }
-        assert!(checked >= 4, "found only {checked} README commands");
+        assert!(checked >= 20, "found only {checked} README commands");
     }
 
     #[test]
@@ -300,8 +303,9 @@ mod tests {
         let Command::Train(args) = cli.command else {
             panic!("not train")
         };
+        let edits: Vec<String> = args.edits().iter().map(Edit::to_string).collect();
         assert_eq!(
-            args.overrides(),
+            edits,
             [
                 "train.lr=1e-3",
                 "data.source=\"a b.txt\"",

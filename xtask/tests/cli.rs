@@ -195,7 +195,7 @@ fn solve_via_a_middle_run_plans_three_stages_as_worked_by_hand() {
     bad[4] = "m.csv";
     let (ok, out, err) = xtask(&bad, dir.path());
     assert!(
-        ok && out.contains("multi-stage plan: --via needs run directories"),
+        ok && out.contains("multi-stage plan: every stage needs a run directory"),
         "{out}\n{err}"
     );
     assert!(out.contains("m.csv has none"), "{out}");

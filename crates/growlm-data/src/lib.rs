@@ -16,19 +16,13 @@ pub use corpus::{
 };
 pub use tokenizer::{byte_char, gpt2_merges, token_cache_dir, Tokenizer, TokenizerKind};
 
-/// Writes `bytes` to `path` atomically: a temporary sibling, then a rename.
+/// Writes `bytes` to `path` atomically ([`growlm_fs::write_atomic`]: a unique temporary
+/// name, since an experiment's parallel runs may write the same cache file at once).
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), DataError> {
-    // Unique per process and call: an experiment's parallel runs are threads of one
-    // process and may write the same cache file at once.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
-    let io = |source| DataError::Io {
+    growlm_fs::write_atomic(path, bytes).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// Errors of the data crate.

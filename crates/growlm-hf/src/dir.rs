@@ -2,8 +2,6 @@
 //! files, written atomically file by file and read back with every problem named.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
@@ -13,15 +11,10 @@ use growlm_ops::{assign_params, param_values, HostTensor};
 use crate::weights::{read_safetensors, to_hf_tensors, write_safetensors};
 use crate::{HfConfig, HfError};
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename, so that a reader
+/// Writes `bytes` to `path` atomically ([`growlm_fs::write_atomic`]), so that a reader
 /// never sees half a file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HfError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = File::create(&tmp).map_err(HfError::io(&tmp))?;
-    f.write_all(bytes).map_err(HfError::io(&tmp))?;
-    f.sync_all().map_err(HfError::io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(HfError::io(path))
+    growlm_fs::write_atomic(path, bytes).map_err(HfError::io(path))
 }
 
 /// Writes a GPT-Neo directory into `dir`: `config.json` for `config` (`eos`: the

@@ -2,18 +2,17 @@
 //!
 //! Plain `f64` math with no burn dependency: loss-curve models fitted by nonlinear least
 //! squares (argmin), fit statistics (statrs), the value function `V`, the effect
-//! conversion rate `E`, and the growth point where `E = Fs/Ft`.
+//! conversion rate `E`, and the growth point where `E = Fs/Ft`. It reads no files: it takes a
+//! [`Curve`] (run directories and CSV curves are read by `growlm-train`'s `RunDir`).
 
 pub mod curve;
 pub mod fit;
 pub mod growth;
-pub mod io;
 pub mod stats;
 
 pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
 pub use fit::{fit, fit_best, Curve, Fit, Objective};
 pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthProblem, Optimum, Plan, PlanStage};
-pub use io::{read_curve, LoadedCurve};
 pub use stats::{fit_line, LineFit};
 
 /// Errors of the solver.

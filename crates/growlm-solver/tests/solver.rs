@@ -290,40 +290,6 @@ fn line_fit_interval_matches_hand_computed_values() {
 }
 
 #[test]
-fn curves_are_read_from_csv_and_run_directories() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("c.csv");
-    let rows: String = (1..=6)
-        .map(|i| format!("{},{}\n", i * 10, 3.0 - i as f64 * 0.1))
-        .collect();
-    std::fs::write(&csv, format!("step,val_loss\n{rows}")).unwrap();
-    let c = read_curve(&csv).unwrap();
-    assert_eq!(c.curve.steps, vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
-    assert_eq!(c.flops_per_step, None);
-    std::fs::write(&csv, "step,loss\n1,2\n").unwrap();
-    assert!(read_curve(&csv).unwrap_err().to_string().contains("`val_loss`"));
-    let run = dir.path().join("run");
-    std::fs::create_dir(&run).unwrap();
-    let lines: String = (1..=10)
-        .map(|s| {
-            format!(
-                "{{\"step\":{s},\"flops\":{},\"val_loss\":{}}}\n",
-                s * 50,
-                if s % 2 == 0 {
-                    format!("{}", 5.0 - s as f64 * 0.1)
-                } else {
-                    "null".into()
-                }
-            )
-        })
-        .collect();
-    std::fs::write(run.join("metrics.jsonl"), lines).unwrap();
-    let c = read_curve(&run).unwrap();
-    assert_eq!(c.curve.steps, vec![2.0, 4.0, 6.0, 8.0, 10.0]);
-    assert_eq!(c.flops_per_step, Some(50.0));
-}
-
-#[test]
 fn a_target_loss_the_small_model_reaches_alone_is_flagged() {
     let (p, _) = exact_problem();
     // L_s → 2.0: the small model reaches 2.2 by itself, so growing never pays at 2.2.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::optim::{adamw, Optim};
 use crate::output::write_atomic;
-use crate::{check_branch, check_resume, InitWeights, RunConfig, TrainError};
+use crate::{check_branch, check_resume, InitWeights, RunConfig, RunDir, TrainError};
 
 type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
 
@@ -297,7 +297,7 @@ pub fn branch<B: AutodiffBackend>(
     let run = read::<B>(cfg, ckpt, device)?;
     std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
     let source = ckpt.join("../..");
-    for name in ["metrics.jsonl", "events.jsonl"] {
+    for name in [RunDir::METRICS, RunDir::EVENTS] {
         let from = source.join(name);
         if from.is_file() {
             let to = dir.join(name);

@@ -7,7 +7,7 @@ use growlm_model::GptConfig;
 use growlm_ops::GrowthConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::TrainError;
+use crate::{Edit, TrainError};
 
 /// A whole run: seed, data, optimisation, stages and the growth policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +97,7 @@ pub enum Schedule {
     Constant,
     /// Warmup-stable-decay: linear warmup, constant, then a linear decay to `min_lr` over
     /// the last `train.decay_frac` of `max_steps` — after the growth, for a policy that
-    /// grows before the decay begins (see README "When to grow").
+    /// grows before the decay begins (see docs/when-to-grow.md).
     Wsd,
 }
 
@@ -307,51 +307,25 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// Reads and validates a config file, then applies `sets` (`KEY=VALUE`, see
-    /// [`crate::apply_set`]) and validates the result, so their order does not matter
-    /// (`--set train.max_steps=2 --set train.warmup_steps=0` works). An error names the
-    /// file, or the first override after which the config is invalid, and the key.
+    /// Reads a config file, applies `sets` (`KEY=VALUE`, see [`crate::apply_set`]) and
+    /// validates the result once, so their order does not matter (`--set
+    /// train.max_steps=2 --set train.warmup_steps=0` works). An error names the file, or
+    /// the first override after which the config is invalid, and the key.
     pub fn load(path: &Path, sets: &[String]) -> Result<Self, TrainError> {
-        let in_file = |e| TrainError::InFile {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        };
-        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
-        let mut table = parse_table(&text).map_err(in_file)?;
-        let mut cfg = Self::from_table(table.clone()).map_err(in_file)?;
-        let mut all = table.clone();
-        if sets.iter().all(|set| crate::apply_set(&mut all, set).is_ok()) {
-            if let Ok(cfg) = Self::from_table(all) {
-                return Ok(cfg);
-            }
-        }
-        // Invalid: find the override to blame, one at a time.
-        for set in sets {
-            let over = |e| TrainError::Override {
-                set: set.clone(),
-                source: Box::new(e),
-            };
-            crate::apply_set(&mut table, set).map_err(over)?;
-            cfg = Self::from_table(table.clone()).map_err(over)?;
-        }
-        Ok(cfg)
+        let edits: Vec<Edit> = sets.iter().cloned().map(Edit::Set).collect();
+        Self::load_edited(path, &edits)
     }
 
     /// As [`load`](Self::load), with the policy replaced by `policy` (when given and not
     /// the file's own) before `sets` apply, so that `--policy solver --set
     /// policy.reference=…` sets the new policy's parameters.
     pub fn load_with_policy(path: &Path, policy: Option<&str>, sets: &[String]) -> Result<Self, TrainError> {
-        let Some(name) = policy else {
-            return Self::load(path, sets);
-        };
-        if Self::load(path, &[])?.policy_name().ok() == Some(name) {
-            return Self::load(path, sets);
-        }
-        let mut table = toml::Table::new();
-        table.insert("name".into(), toml::Value::String(name.into()));
-        let replace = format!("policy={}", toml::Value::Table(table));
-        let all: Vec<String> = std::iter::once(replace).chain(sets.iter().cloned()).collect();
-        Self::load(path, &all)
+        let edits: Vec<Edit> = policy
+            .map(|n| Edit::PolicyName(n.into()))
+            .into_iter()
+            .chain(sets.iter().cloned().map(Edit::Set))
+            .collect();
+        Self::load_edited(path, &edits)
     }
 
     /// Reads and validates a config file.
@@ -498,6 +472,6 @@ impl RunConfig {
     }
 }
 
-fn parse_table(text: &str) -> Result<toml::Table, TrainError> {
+pub(crate) fn parse_table(text: &str) -> Result<toml::Table, TrainError> {
     toml::from_str(text).map_err(|source| TrainError::Parse { source })
 }

@@ -9,7 +9,7 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use growlm_data::{Batch, Batcher, Corpus, Tokenizer, TokenizerKind};
 use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm_ops::Ramp;
-use growlm_policy::{Observation, ValPoint};
+use growlm_policy::ValPoint;
 
 use crate::checkpoint::{stage_seed, Run, RunState};
 use crate::optim::{adamw, clip_global_norm};
@@ -260,31 +260,6 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         };
         run.s.val_history.push(point);
         Ok(point)
-    }
-
-    /// What the policy sees after a step.
-    pub(crate) fn observation<'r>(&self, run: &'r Run<B>, train_loss: f64, evaluated: bool) -> Observation<'r> {
-        let t = &self.cfg.train;
-        let fps = |i: usize| {
-            self.cfg
-                .stages
-                .get(i)
-                .map(|s| s.model.flops_per_step(t.batch_size, t.seq_len))
-        };
-        Observation {
-            step: run.s.step,
-            tokens: run.s.tokens,
-            flops: run.s.flops,
-            train_loss,
-            val_history: &run.s.val_history,
-            evaluated,
-            stage: run.s.stage,
-            n_stages: self.cfg.stages.len(),
-            flops_per_step: fps(run.s.stage).unwrap_or(0.0),
-            next_flops_per_step: fps(run.s.stage + 1),
-            stage_start: run.s.growth_steps.last().copied().unwrap_or(0),
-            max_steps: self.cfg.train.max_steps,
-        }
     }
 
     /// Grows the current stage into the next (paper §3.3–3.5): the operator maps model and

@@ -13,9 +13,9 @@ use growlm_policy::{Decision, Registry};
 
 use crate::checkpoint::{self, latest_checkpoint, Run, RunState};
 use crate::context::Ctx;
-use crate::observe::{Observer, Observers, RunFiles, RunStart};
+use crate::observe::{observation, Observer, Observers, RunFiles, RunStart};
 use crate::output::{write_atomic, Summary};
-use crate::{RunConfig, TrainError};
+use crate::{RunConfig, RunDir, TrainError};
 
 /// Where a run goes and where its data is cached.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ pub fn train<B: AutodiffBackend>(
     }
     let continued = latest.is_some() || opts.branch_from.is_some();
     std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
-    write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    write_atomic(&dir.join(RunDir::CONFIG), cfg.to_toml().as_bytes())?;
     if let Some(init) = opts.init.as_ref().filter(|_| !continued) {
         write_atomic(&dir.join("init-from.txt"), format!("{}\n", init.source).as_bytes())?;
     }
@@ -143,8 +143,10 @@ pub fn train<B: AutodiffBackend>(
         } else {
             None
         };
-        obs.each(|o| o.on_step(&out.row(lr, &run.s, val_loss)))?;
-        match policy.decide(&ctx.observation(&run, out.train_loss, evaluated)) {
+        let row = out.row(lr, &run.s, val_loss);
+        obs.each(|o| o.on_step(&row))?;
+        let stage_start = run.s.growth_steps.last().copied().unwrap_or(0);
+        match policy.decide(&observation(cfg, &row, &run.s.val_history, stage_start)) {
             Decision::Grow if run.s.stage + 1 < cfg.stages.len() => {
                 let event = ctx.grow_stage(&mut run)?;
                 obs.each(|o| o.on_growth(&event))?;
@@ -174,7 +176,7 @@ pub fn train<B: AutodiffBackend>(
     obs.each(|o| o.on_checkpoint(run.s.step, &path))?;
     let summary = summarize(&run.s, policy.name(), &opts.device_name);
     let json = serde_json::to_vec_pretty(&summary).expect("summary serialises");
-    write_atomic(&dir.join("summary.json"), &json)?;
+    write_atomic(&dir.join(RunDir::SUMMARY), &json)?;
     obs.each(|o| o.on_end(&summary))?;
     Ok(summary)
 }

@@ -10,14 +10,15 @@
 //! Files: `engine.rs` (the loop), `context.rs` (the run's fixed data and step helpers),
 //! `checkpoint.rs` (run state, atomic save, load),
 //! `optim.rs` (AdamW, gradient clipping), `observe.rs` (run observers: files, progress),
-//! `config.rs` (the run config), `overrides.rs` (`--set` and the resume check),
-//! `output.rs` (what a run writes), `lock.rs` (one writer per run directory), `backend.rs`
+//! `config.rs` (the run config), `edit.rs` (typed config edits), `overrides.rs` (`--set` and the resume check),
+//! `output.rs` (what a run writes), `run_dir.rs` (a run directory's files, read back), `lock.rs` (one writer per run directory), `backend.rs`
 //! (backend choice), `error.rs`.
 
 mod backend;
 mod checkpoint;
 mod config;
 mod context;
+mod edit;
 mod engine;
 mod error;
 mod lock;
@@ -26,15 +27,18 @@ mod optim;
 pub mod output;
 mod overrides;
 mod parallel;
+mod run_dir;
 
 pub use backend::{run_on, DeviceKind};
 pub use checkpoint::{latest_checkpoint, load_trained, saved_config, snapshot_path, stage_seed, RunState, Trained};
 pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, Schedule, StageConfig, TrainConfig};
+pub use edit::Edit;
 pub use engine::{train, InitWeights, RunOptions};
 pub use error::TrainError;
 pub use lock::RunLock;
-pub use observe::{HaltAfter, Observer, Progress, RunFiles, RunStart};
+pub use observe::{observation, HaltAfter, Observer, Progress, RunFiles, RunStart};
 pub use optim::{adamw, clip_global_norm, Optim};
 pub use output::{GrowEvent, MetricsRow, Summary};
 pub use overrides::{apply_set, check_branch, check_resume};
 pub use parallel::DataParallel;
+pub use run_dir::{read_val_curve, EvalPoint, RunCurve, RunDir, ValCurve};

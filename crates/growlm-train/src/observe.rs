@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use growlm_train::{train, Observer, RunConfig, RunOptions, TrainError};
-//! use growlm_policy::ValPoint;
+//! use growlm_policy::{Observation, ValPoint};
 //!
 //! /// Remembers the best validation loss.
 //! #[derive(Default)]
@@ -38,11 +38,11 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use growlm_policy::ValPoint;
+use growlm_policy::{Observation, ValPoint};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::output::{GrowEvent, JsonLines, MetricsRow, Summary};
-use crate::{RunConfig, TrainError};
+use crate::{RunConfig, RunDir, TrainError};
 
 /// What an observer learns when a run starts.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +107,7 @@ pub struct RunFiles {
 impl Observer for RunFiles {
     fn on_start(&mut self, start: &RunStart<'_>) -> Result<(), TrainError> {
         let open = |name: &str| JsonLines::open(start.out_dir.join(name), start.resumed_at);
-        self.files = Some((open("metrics.jsonl")?, open("events.jsonl")?));
+        self.files = Some((open(RunDir::METRICS)?, open(RunDir::EVENTS)?));
         Ok(())
     }
     fn on_step(&mut self, row: &MetricsRow) -> Result<(), TrainError> {
@@ -246,5 +246,31 @@ impl Observers<'_, '_> {
             f(&mut **o)?;
         }
         Ok(())
+    }
+}
+
+/// What a policy sees after the step of `row` (paper §3.2): the one builder the engine
+/// and replay share. `history` is the validation curve so far; `stage_start` the step the
+/// current stage began at (its last growth, or 0).
+pub fn observation<'h>(cfg: &RunConfig, row: &MetricsRow, history: &'h [ValPoint], stage_start: u64) -> Observation<'h> {
+    let t = &cfg.train;
+    let fps = |i: usize| {
+        cfg.stages
+            .get(i)
+            .map(|s| s.model.flops_per_step(t.batch_size, t.seq_len))
+    };
+    Observation {
+        step: row.step,
+        tokens: row.tokens,
+        flops: row.flops,
+        train_loss: row.train_loss,
+        val_history: history,
+        evaluated: row.val_loss.is_some(),
+        stage: row.stage,
+        n_stages: cfg.stages.len(),
+        flops_per_step: fps(row.stage).unwrap_or(0.0),
+        next_flops_per_step: fps(row.stage + 1),
+        stage_start,
+        max_steps: t.max_steps,
     }
 }

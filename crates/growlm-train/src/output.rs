@@ -97,15 +97,9 @@ pub struct Summary {
     pub skipped_steps: u64,
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a
-/// rename.
+/// Writes `bytes` to `path` atomically ([`growlm_fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = File::create(&tmp).map_err(TrainError::io(&tmp))?;
-    f.write_all(bytes).map_err(TrainError::io(&tmp))?;
-    f.sync_all().map_err(TrainError::io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(TrainError::io(path))
+    growlm_fs::write_atomic(path, bytes).map_err(TrainError::io(path))
 }
 
 /// An append-only JSON-lines file.

@@ -31,8 +31,8 @@
 //! growing at 72k). Whatever the rule says, the policy grows at the latest when only
 //! `reserve` (default 0.2) of `train.max_steps` is left per stage still to come — step
 //! 2400 of 3000 for a two-stage run: the best step of the paper-tiny sweep on SOTU, and
-//! within the seeds' spread of the best (3000) on the King James Bible (README "When to
-//! grow"). The rule can only make growth earlier. On a pair whose small
+//! within the seeds' spread of the best (3000) on the King James Bible
+//! (`docs/when-to-grow.md`). The rule can only make growth earlier. On a pair whose small
 //! model is still far from converged within the budget (E above Fs/Ft: continuing the
 //! small model pays more than growing, eq. 3), the rule does not fire and the deadline
 //! decides; the budget rule fires first when the small model flattens well within the

@@ -18,7 +18,7 @@ use std::path::Path;
 use growlm_policy::{
     invalid, parse_params, state_from_json, state_to_json, Decision, Observation, Policy, PolicyError, Registry,
 };
-use growlm_solver::{fit_best, read_curve, Curve, Fit, GrowthProblem};
+use growlm_solver::{fit_best, Curve, Fit, GrowthProblem};
 use serde::{Deserialize, Serialize};
 
 /// The name this policy is registered under.
@@ -184,9 +184,8 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
     let c: SolverConfig = parse_params(NAME, table)?;
     c.validate()?;
     let bad_reference = |e: &dyn std::fmt::Display| invalid(NAME, "reference", e.to_string());
-    let curve = read_curve(Path::new(&c.reference))
-        .map_err(|e| bad_reference(&e))?
-        .curve;
+    let read = growlm_train::read_val_curve(Path::new(&c.reference)).map_err(|e| bad_reference(&e))?;
+    let curve = Curve::new(read.steps, read.losses).map_err(|e| bad_reference(&e))?;
     let target = fit_best(&curve, 0.95).map_err(|e| bad_reference(&e))?.remove(0);
     Ok(Box::new(SolverPolicy::new(
         target,

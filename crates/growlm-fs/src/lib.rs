@@ -1,0 +1,83 @@
+//! The one way growlm writes a file that others read: atomically (DESIGN.md §Runs).
+//!
+//! Run files, checkpoints' state, caches, exported model directories and experiment
+//! reports all go through [`write_atomic`], so a reader (or a resumed run) never sees half
+//! a file, even when the process is killed or the machine loses power mid-write, and two
+//! threads of one process writing the same path never collide on a temporary name.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically.
+///
+/// The bytes go to a temporary sibling with a unique name (so parallel writers of one
+/// process or of several never share it), which is fsynced, renamed over `path`, and then
+/// the directory is fsynced so that the rename itself survives a crash. On error the
+/// temporary file is removed and `path` is left as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let stem = path.file_name().map_or("file".into(), |n| n.to_string_lossy().to_string());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{stem}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Fsyncs a directory, so that a rename inside it is durable (a no-op where directories
+/// cannot be opened as files).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replaces_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, ["a.json"]);
+    }
+
+    #[test]
+    fn parallel_writers_of_one_path_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cache.bin");
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let p = &p;
+                s.spawn(move || write_atomic(p, &[i; 4096]).unwrap());
+            }
+        });
+        let got = std::fs::read(&p).unwrap();
+        assert_eq!(got.len(), 4096);
+        assert!(got.iter().all(|&b| b == got[0]), "a torn write");
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = write_atomic(&dir.path().join("no/such/x"), b"x").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    }
+}

@@ -1,0 +1,161 @@
+//! Experiments: the paper's evaluation protocol (§4.3, §5, Appendix A; DESIGN.md
+//! §Evaluation protocol) as one call.
+//!
+//! An experiment file names a base config, overrides for every run, seeds and arms. For
+//! each seed it trains the references from scratch — the first stage alone (`small-sN`),
+//! the last stage alone (`target-sN`) and, for a base of more than two stages, each middle
+//! stage alone (`stageJ-sN`) — and every arm (`ARM-sN`). An arm that grows at fixed steps
+//! branches from the small reference's snapshot taken one step before its first growth
+//! (batches depend only on seed and step, so the branch equals a straight staged run bit
+//! for bit; when the LR schedules disagree, as a cosine schedule over another `max_steps`
+//! does, the arm trains straight instead). An arm with a policy trains straight, since its
+//! policy watches the small model's curve.
+//!
+//! Runs that are done are reused and killed ones resume, so a killed experiment continues
+//! where it stopped; a run directory trained with another config is refused rather than
+//! overwritten. Up to `jobs` runs train at once. At the end the experiment directory holds
+//! `results.json`, `report.md` and SVG figures, and each run its `loss.svg`.
+//!
+//! Files: `mod.rs` (the experiment file), `plan.rs` (the runs it asks for),
+//! `schedule.rs` (training them, `jobs` at a time), `results.rs` (measuring them),
+//! `report.rs` (the markdown report).
+
+mod plan;
+mod report;
+mod results;
+mod schedule;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use plan::Job;
+pub use results::{run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
+pub use schedule::{run_all, state_of, JobStart, ObserverFactory, State};
+
+use crate::LabError;
+
+/// An experiment file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// What the experiment shows (the report's first paragraph).
+    #[serde(default)]
+    pub description: String,
+    /// The base run config, relative to the experiment file.
+    pub base: PathBuf,
+    /// Seeds of the references and of every arm without its own [default: the base's].
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// `KEY=VALUE` overrides for every run, references included.
+    #[serde(default)]
+    pub sets: Vec<String>,
+    /// Keep the run directories in `<experiment directory>/../runs-POOL` instead of the
+    /// experiment directory, so experiments naming the same pool share runs (the
+    /// references, and arms of the same name and config) instead of training them again.
+    pub pool: Option<String>,
+    /// Steps of both references [default: the longest arm's]. Experiments sharing a pool
+    /// set the same value, so that they share the references.
+    pub reference_steps: Option<u64>,
+    /// More growth steps for the small references to keep snapshots for (one step before
+    /// each), besides the arms' own: experiments sharing a pool list the union, so that the
+    /// reference one of them trains serves the others' arms too.
+    #[serde(default)]
+    pub branch_points: Vec<u64>,
+    /// Fit the solver (paper eq. 1–3) on the first seed's references and set its
+    /// predictions beside the arms that grow at fixed steps (Appendix A, Figures 7–8).
+    #[serde(default)]
+    pub solve: bool,
+    /// The arms.
+    #[serde(rename = "arm")]
+    pub arms: Vec<Arm>,
+}
+
+/// Growth steps of an arm: one step or a list (one per growth).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Steps {
+    /// A single growth.
+    One(u64),
+    /// One step per growth, ascending.
+    Many(Vec<u64>),
+}
+
+impl Steps {
+    /// The steps as a list.
+    pub fn to_vec(&self) -> Vec<u64> {
+        match self {
+            Steps::One(g) => vec![*g],
+            Steps::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// One arm of an experiment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    /// Its name: the run directories are `NAME-sSEED`.
+    pub name: String,
+    /// Grow at these steps (policy `fixed`).
+    pub grow_at: Option<Steps>,
+    /// Train this many steps after the last fixed growth (`train.max_steps`).
+    pub steps_after: Option<u64>,
+    /// Let this policy decide when to grow (its parameters as `policy.KEY=…` sets).
+    pub policy: Option<String>,
+    /// `KEY=VALUE` overrides of this arm, after the experiment's; `{runs}` stands for the
+    /// directory of the run directories (e.g. `policy.reference="{runs}/target-s0"`).
+    #[serde(default)]
+    pub sets: Vec<String>,
+    /// This arm's seeds [default: the experiment's].
+    pub seeds: Option<Vec<u64>>,
+}
+
+/// Name prefix of the middle stages' from-scratch references (`stage1-s0`, …).
+pub const MIDDLE: &str = "stage";
+
+/// The from-scratch reference of middle stage `j` (of a base with more than two stages).
+pub fn middle(j: usize) -> String {
+    format!("{MIDDLE}{j}")
+}
+
+impl Experiment {
+    /// Reads and checks an experiment file.
+    pub fn load(path: &Path) -> Result<Self, LabError> {
+        let text = std::fs::read_to_string(path).map_err(LabError::io(path))?;
+        let bad = |reason: String| LabError::Invalid(format!("{}: {reason}", path.display()));
+        let e: Self = toml::from_str(&text).map_err(|e| bad(format!("not a valid experiment: {e}")))?;
+        let mut names = std::collections::BTreeSet::new();
+        for arm in &e.arms {
+            let valid = !arm.name.is_empty()
+                && arm.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !["small", "target"].contains(&arm.name.as_str())
+                && arm
+                    .name
+                    .strip_prefix(MIDDLE)
+                    .is_none_or(|n| n.parse::<usize>().is_err());
+            if !valid {
+                return Err(bad(format!(
+                    "arm name `{}` must be letters, digits, `-`, `_` or `.` and not `small`, `target` or `stageN` (the references)",
+                    arm.name
+                )));
+            }
+            if !names.insert(&arm.name) {
+                return Err(bad(format!("two arms are named `{}`", arm.name)));
+            }
+            if arm.grow_at.is_some() == arm.policy.is_some() {
+                return Err(bad(format!(
+                    "arm `{}` needs exactly one of `grow_at` (fixed steps) and `policy`",
+                    arm.name
+                )));
+            }
+            if arm.steps_after.is_some() && arm.grow_at.is_none() {
+                return Err(bad(format!("arm `{}`: `steps_after` needs `grow_at`", arm.name)));
+            }
+        }
+        if e.arms.is_empty() {
+            return Err(bad("an experiment needs at least one [[arm]]".into()));
+        }
+        Ok(e)
+    }
+}

@@ -1,0 +1,163 @@
+//! The runs an experiment asks for: per seed the references, then the arms, each arm
+//! branched from its small reference's snapshot where the schedules allow it.
+
+use std::path::{Path, PathBuf};
+
+use growlm_train::{check_branch, snapshot_path, Edit, RunConfig};
+
+use super::{middle, Experiment};
+use crate::error::Context;
+use crate::LabError;
+
+/// A run to train.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Directory name inside the experiment's run directory.
+    pub name: String,
+    /// Its config.
+    pub cfg: RunConfig,
+    /// The small reference's snapshot to branch from, and that job's index.
+    pub branch: Option<(PathBuf, usize)>,
+    /// Jobs that must be done first: the branch's source, or for a policy arm both
+    /// references (a policy such as `solver` reads the target's curve).
+    pub after: Vec<usize>,
+    /// Snapshot steps (the small reference's branch points).
+    pub keep_at: Vec<u64>,
+}
+
+impl Job {
+    /// Whether the job trains one stage from scratch (a reference).
+    pub fn is_reference(&self) -> bool {
+        self.cfg.stages.len() == 1
+    }
+}
+
+/// The `[policy]` table of `name` with `steps`, when given.
+fn policy(name: &str, steps: &[u64]) -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("name".into(), toml::Value::String(name.into()));
+    if !steps.is_empty() {
+        let list = steps.iter().map(|&s| toml::Value::Integer(s as i64)).collect();
+        t.insert("steps".into(), toml::Value::Array(list));
+    }
+    t
+}
+
+impl Experiment {
+    /// Every run of the experiment, with the run directories in `dir` and the base config
+    /// at `base`: per seed the references, then that seed's arms.
+    pub fn jobs(&self, dir: &Path, base: &Path) -> Result<Vec<Job>, LabError> {
+        let load = |edits: Vec<Edit>| -> Result<RunConfig, LabError> {
+            let all: Vec<Edit> = self.sets.iter().cloned().map(Edit::Set).chain(edits).collect();
+            Ok(RunConfig::load_edited(base, &all)?)
+        };
+        let base_cfg = load(vec![])?;
+        if base_cfg.stages.len() < 2 {
+            return Err(LabError::Invalid(format!(
+                "{}: the base config has one stage; an experiment grows",
+                base.display()
+            )));
+        }
+        let seeds = if self.seeds.is_empty() {
+            vec![base_cfg.seed]
+        } else {
+            self.seeds.clone()
+        };
+        let runs = dir.display().to_string();
+        let mut arms = Vec::new();
+        for arm in &self.arms {
+            // The arm's policy first, so that its own `policy.KEY=…` sets apply to it.
+            let steps = arm.grow_at.as_ref().map_or(vec![], |s| s.to_vec());
+            let mut edits = Vec::new();
+            if !steps.is_empty() {
+                edits.push(Edit::Policy(policy("fixed", &steps)));
+            }
+            if let Some(p) = &arm.policy {
+                edits.push(Edit::Policy(policy(p, &[])));
+            }
+            edits.extend(arm.sets.iter().map(|s| Edit::Set(s.replace("{runs}", &runs))));
+            if let (Some(after), Some(last)) = (arm.steps_after, steps.last()) {
+                edits.push(Edit::MaxSteps(last + after));
+            }
+            let cfg = load(edits).context_with(|| format!("arm `{}`", arm.name))?;
+            if steps.first() == Some(&0) {
+                return Err(LabError::Invalid(format!(
+                    "arm `{}`: a growth step must be at least 1",
+                    arm.name
+                )));
+            }
+            for s in arm.seeds.clone().unwrap_or_else(|| seeds.clone()) {
+                arms.push((arm.name.clone(), s, cfg.clone(), steps.first().copied()));
+            }
+        }
+        let longest = self
+            .reference_steps
+            .unwrap_or_else(|| arms.iter().map(|a| a.2.train.max_steps).max().unwrap_or(0));
+        let mut jobs = Vec::new();
+        let mut ref_seeds: Vec<u64> = arms.iter().map(|a| a.1).collect();
+        ref_seeds.sort_unstable();
+        ref_seeds.dedup();
+        let n = base_cfg.stages.len();
+        // Per seed: the references, then that seed's arms (so the first seed's results come
+        // first).
+        for &seed in &ref_seeds {
+            let only = |stage: usize, steps: u64| -> Result<RunConfig, LabError> {
+                let mut cfg = base_cfg.only_stage(stage)?;
+                cfg.seed = seed;
+                cfg.train.max_steps = steps.max(base_cfg.train.max_steps);
+                Ok(cfg)
+            };
+            let small_cfg = only(0, self.reference_steps.unwrap_or(0))?;
+            let mut keep_at: Vec<u64> = arms
+                .iter()
+                .filter(|a| a.1 == seed)
+                .filter_map(|a| a.3)
+                .chain(self.branch_points.iter().copied())
+                .map(|g| g.saturating_sub(1))
+                .filter(|&s| s > 0 && s <= small_cfg.train.max_steps)
+                .collect();
+            keep_at.sort_unstable();
+            keep_at.dedup();
+            let small = jobs.len();
+            let reference = |name: String, cfg: RunConfig, keep_at: Vec<u64>| Job {
+                name,
+                cfg,
+                branch: None,
+                after: vec![],
+                keep_at,
+            };
+            jobs.push(reference(format!("small-s{seed}"), small_cfg, keep_at));
+            jobs.push(reference(format!("target-s{seed}"), only(n - 1, longest)?, vec![]));
+            // A base with more than two stages: the middle stages' from-scratch curves too,
+            // which the multi-stage planner needs.
+            for j in 1..n - 1 {
+                jobs.push(reference(format!("{}-s{seed}", middle(j)), only(j, longest)?, vec![]));
+            }
+            for (name, _, cfg, first) in arms.iter().filter(|a| a.1 == seed) {
+                let (mut cfg, first) = (cfg.clone(), *first);
+                cfg.seed = seed;
+                let branch = first.filter(|&g| g > 1).and_then(|g| {
+                    let at = snapshot_path(&dir.join(&jobs[small].name), g - 1);
+                    // The snapshot's stage 0 is the small reference's; check now that the arm may
+                    // branch from it (the LR of every trained step agrees), else train straight.
+                    check_branch(&jobs[small].cfg, &cfg, g - 1, 0, &at)
+                        .ok()
+                        .map(|_| (at, small))
+                });
+                let after = match &branch {
+                    Some(b) => vec![b.1],
+                    None if first.is_none() => vec![small, small + 1],
+                    None => vec![],
+                };
+                jobs.push(Job {
+                    name: format!("{name}-s{seed}"),
+                    cfg,
+                    branch,
+                    after,
+                    keep_at: vec![],
+                });
+            }
+        }
+        Ok(jobs)
+    }
+}

@@ -1,0 +1,172 @@
+//! The experiment's markdown report: references, arms against the target (paper Table 2),
+//! every run, the figure, and the solver against the runs (Appendix A).
+
+use std::fmt::Write;
+
+use super::results::{ArmResult, Results, SolverOutcome};
+use super::Experiment;
+
+/// `mean ± sd` with `digits` decimals (the mean alone for one seed).
+pub(crate) fn pm(v: [f64; 2], digits: usize) -> String {
+    if v[1] > 0.0 {
+        format!("{:.digits$} ± {:.digits$}", v[0], v[1])
+    } else {
+        format!("{:.digits$}", v[0])
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
+/// The report of `results`; `runs_dir` prefixes links to run directories.
+pub(crate) fn markdown(exp: &Experiment, results: &Results, runs_dir: &str) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "# Experiment `{}`\n\n{}\n\n",
+        results.experiment,
+        exp.description.trim()
+    );
+    let _ = write!(
+        s,
+        "Rerun: `{}`  \nMachine: {}; {}; {} runs at a time; {:.0} s for the runs trained by this invocation.\n\n",
+        results.command, results.machine, results.version, results.jobs, results.seconds
+    );
+    s += "## References (trained from scratch)\n\n×FLOPs: the smaller models alone, measured against the \
+          target as the arms are (what growth has to beat).\n\n\
+          | run | steps | final val loss | FLOPs | ×FLOPs | wall s |\n|---|---|---|---|---|---|\n";
+    for r in &results.references {
+        let bound = if r.reached == Some(false) { "≥ " } else { "" };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.4} | {:.3e} | {} | {:.0} |",
+            r.run,
+            r.steps,
+            r.final_val_loss,
+            r.flops,
+            r.speedup_flops.map_or("-".into(), |x| format!("{bound}{x:.2}")),
+            r.wall_s
+        );
+    }
+    s += "\n## Arms against the from-scratch target (equal-loss speed-up, paper Table 2)\n\n";
+    s += "Mean ± sample standard deviation over the seeds. The speed-up is the target's FLOPs \
+          (wall seconds) to reach the arm's final validation loss, on its running-minimum curve, \
+          over the arm's total, the small model's training included; `≥` marks a lower bound \
+          (the target never reaches that loss).\n\n";
+    s += "| arm | seeds | grew at | \\|Δloss\\| at growth | final val loss | ppl | FLOPs | ×FLOPs | ×wall |\n|---|---|---|---|---|---|---|---|---|\n";
+    for a in &results.arms {
+        let bound = if a.all_reached { "" } else { "≥ " };
+        let _ = writeln!(
+            s,
+            "| {} | {:?} | {:?} | {} | {} | {:.3} | {:.3e} | {bound}{} | {bound}{} |",
+            a.arm,
+            a.seeds,
+            a.growth_steps,
+            a.delta_loss_at_growth.map_or("-".into(), |d| format!("{d:.2e}")),
+            pm(a.final_val_loss, 4),
+            a.perplexity,
+            a.flops,
+            pm(a.speedup_flops, 2),
+            pm(a.speedup_wall, 2)
+        );
+    }
+    s += "\n<details><summary>Every run</summary>\n\n| run | grew at | branched | final val loss | FLOPs | ×FLOPs | ×tokens | ×wall | reached |\n|---|---|---|---|---|---|---|---|---|\n";
+    for r in &results.runs {
+        let _ = writeln!(
+            s,
+            "| [{}]({runs_dir}{}/loss.svg) | {:?} | {} | {:.4} | {:.3e} | {:.3} | {:.3} | {:.3} | {} |",
+            r.dir,
+            r.dir,
+            r.growth_steps,
+            r.branched,
+            r.row.final_val_loss,
+            r.row.flops,
+            r.row.speedup_flops,
+            r.row.speedup_tokens,
+            r.row.speedup_wall,
+            r.row.reached
+        );
+    }
+    s += "\n</details>\n\n## Figures\n\n![validation loss against FLOPs](loss-flops.svg)\n\n";
+    if let Some(solver) = &results.solver {
+        s += "## Solver against the runs (paper Appendix A, Figures 7–8)\n\n![solver fits and E](solve.svg)\n\n";
+        match solver {
+            SolverOutcome::Failed { error } => {
+                let _ = write!(s, "The solver: {error}.\n\n");
+            }
+            SolverOutcome::Report(v) => {
+                if let Some(e) = &v.error {
+                    let _ = write!(s, "The solver: {e}.\n\n");
+                }
+                let ci = v
+                    .optimal_growth_step_ci
+                    .map_or("-".into(), |c| format!("{:.0}–{:.0}", c[0], c[1]));
+                let _ = write!(
+                    s,
+                    "Predicted optimal growth step {} (95% CI {ci}); predicted speed-up ×{}; Fs/Ft {:.3}{}.\n\n",
+                    opt(v.optimal_growth_step, 0),
+                    opt(v.predicted_speedup, 3),
+                    v.flops_ratio,
+                    v.fit_until.map_or(String::new(), |u| format!(
+                        "; curves fitted up to step {u:.0} (the wsd schedule's stable phase)"
+                    ))
+                );
+                if let Some(plan) = &v.plan {
+                    let list = |xs: &[f64], digits: usize| {
+                        xs.iter().map(|x| format!("{x:.digits$}")).collect::<Vec<_>>().join(", ")
+                    };
+                    let _ = write!(
+                        s,
+                        "Multi-stage plan (beyond the paper): grow at steps [{}] (losses [{}]), steps per stage [{}]; \
+                         predicted speed-up ×{:.3} at loss {:.4}.\n\n",
+                        list(&plan.growth_steps, 0),
+                        list(&plan.growth_losses, 4),
+                        list(&plan.steps, 0),
+                        plan.speedup,
+                        v.target_loss
+                    );
+                }
+                if let Some(e) = &v.plan_error {
+                    let _ = write!(s, "Multi-stage plan: {e}.\n\n");
+                }
+                best_swept(&mut s, &results.arms);
+                if !v.empirical_effect_conversion_rate.is_empty() {
+                    s += "| growth step | empirical E | predicted E |\n|---|---|---|\n";
+                    for &[g, e] in &v.empirical_effect_conversion_rate {
+                        let near = v
+                            .effect_conversion_rate
+                            .iter()
+                            .min_by(|a, b| (a[0] - g).abs().total_cmp(&(b[0] - g).abs()));
+                        let _ = writeln!(s, "| {g:.0} | {e:.4} | {} |", opt(near.map(|p| p[1]), 4));
+                    }
+                    s += "\n";
+                }
+            }
+        }
+    }
+    if !results.missing.is_empty() {
+        let names: Vec<String> = results.missing.iter().map(|m| format!("`{m}`")).collect();
+        let _ = write!(s, "Not run yet (report only, or failed): {}.\n\n", names.join(", "));
+    }
+    s += "Each run's own curves: `<run>/loss.svg`. Machine-readable: `results.json`.\n";
+    s
+}
+
+/// The best single-growth arm among those run on the most seeds (means over different
+/// seed sets are not comparable).
+fn best_swept(s: &mut String, arms: &[ArmResult]) {
+    let fixed: Vec<&ArmResult> = arms.iter().filter(|a| a.growth_steps.len() == 1).collect();
+    let most = fixed.iter().map(|a| a.seeds.len()).max().unwrap_or(0);
+    if let Some(best) = fixed
+        .iter()
+        .filter(|a| a.seeds.len() == most)
+        .max_by(|a, b| a.speedup_flops[0].total_cmp(&b.speedup_flops[0]))
+    {
+        let _ = write!(
+            s,
+            "Best swept growth step {:?} (among the arms run on seeds {:?}): measured speed-up ×{:.3}.\n\n",
+            best.growth_steps, best.seeds, best.speedup_flops[0]
+        );
+    }
+}
