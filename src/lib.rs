@@ -11,7 +11,10 @@
 //! - [`solver`]: loss-curve fitting and the optimal growth point;
 //! - [`lab`]: the studies: equal-loss comparison, the solver's report, experiments,
 //!   replay and figures;
-//! - [`fs`]: the one atomic file write.
+//! - [`fs`]: the one atomic file write;
+//! - [`gpu_check`]: the checks that need a GPU, generic over the backend.
+
+pub mod gpu_check;
 
 pub use growlm_data as data;
 pub use growlm_fs as fs;

@@ -1,24 +1,11 @@
-//! `cargo xtask bench`: training throughput of one stage of a config (issue: throughput).
-//!
-//! Times `--steps` training steps (forward, backward, AdamW) of stage N's model at the
-//! config's batch and sequence length after a warm-up, without and (for a grown stage)
-//! with the PDG ramp mask at mid-ramp, and one growth from stage N−1 (model and optimizer
-//! state). Model FLOPs per step are the config's (`GptConfig::flops_per_step`, 6·params
-//! per token plus attention); MFU divides model FLOPs/s by this machine's single-precision
-//! matmul peak, measured by the command itself as the best of ten 1024³ matmuls on the
-//! same backend (no autodiff).
+//! `cargo xtask bench`: training throughput of one stage of a config, measured by
+//! `growlm::train::measure` (ms/step, tokens/s, FLOP/s, MFU against the matmul peak
+//! measured in the same run).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::{bail, Result};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use growlm::model::{ActiveWidth, AttentionMasks, GptConfig, WidthMask};
-use growlm::ops::{grow, GrowthConfig};
-use growlm::train::{DataParallel, RunConfig};
-use serde::Serialize;
+use anyhow::Result;
+use growlm::train::{BenchResult, BenchSpec, DeviceKind, RunConfig, TrainError};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -47,178 +34,29 @@ pub struct BenchArgs {
     pub(crate) json: Option<PathBuf>,
 }
 
-/// What the command measures.
-#[derive(Debug, Serialize)]
-pub struct BenchResult {
-    /// Config and stage.
-    pub config: String,
-    /// Stage index.
-    pub stage: usize,
-    /// Backend.
-    pub device: String,
-    /// Data-parallel peers the batch was split over.
-    pub devices: usize,
-    /// Milliseconds per training step (median of the timed steps).
-    pub ms_per_step: f64,
-    /// Training tokens per second.
-    pub tokens_per_s: f64,
-    /// Model FLOPs per second.
-    pub model_flops_per_s: f64,
-    /// Measured single-precision matmul peak of this machine and backend.
-    pub peak_flops_per_s: f64,
-    /// Model FLOPs utilisation: `model_flops_per_s / peak_flops_per_s`.
-    pub mfu: f64,
-    /// Milliseconds per step with the PDG ramp mask at mid-ramp (grown stages only).
-    pub ms_per_step_masked: Option<f64>,
-    /// Milliseconds of one growth from the previous stage (grown stages only).
-    pub ms_per_growth: Option<f64>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn tokens<B: Backend>(b: usize, t: usize, vocab: usize, salt: usize, device: &B::Device) -> Tensor<B, 2, Int> {
-    let v: Vec<i64> = (0..b * t)
-        .map(|i| ((i * 31 + salt * 7 + i / 5) % vocab) as i64)
-        .collect();
-    Tensor::from_data(TensorData::new(v, vec![b, t]), device)
-}
-
-/// Median ms per training step of `cfg` at `batch`×`seq`, with `width` masked if given,
-/// the batch split over `peers` data-parallel peers if more than one.
-fn time_steps<B: AutodiffBackend>(
-    cfg: &GptConfig,
-    (batch, seq): (usize, usize),
-    steps: usize,
-    width: Option<ActiveWidth>,
-    peers: Option<&DataParallel<B>>,
-    device: &B::Device,
-) -> Result<f64> {
-    let masks = AttentionMasks::<B>::new(cfg, seq, device);
-    let width = width.map(|a| WidthMask::new(cfg, a, device)).transpose()?;
-    let mut model = cfg.init::<B>(0, device)?;
-    let mut optim = AdamWConfig::new().init();
-    let mut times = Vec::new();
-    for i in 0..steps + 2 {
-        let (x, y) = (
-            tokens(batch, seq, cfg.vocab_size, i, device),
-            tokens(batch, seq, cfg.vocab_size, i + 1, device),
-        );
-        let clock = Instant::now();
-        let grads = match peers {
-            Some(p) => p.gradients(&model, (x, y), &masks, width.as_ref(), None)?.1,
-            None => {
-                let loss = model.loss(x, y, &masks, width.as_ref());
-                GradientsParams::from_grads(loss.backward(), &model)
-            }
-        };
-        model = optim.step(1e-3, model, grads);
-        // Wait for the step: read one value back.
-        let _ = model.wte.val().slice([0..1, 0..1]).into_data();
-        if i >= 2 {
-            times.push(clock.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    Ok(median(times))
-}
-
-/// Best FLOP/s of a 1024³ single-precision matmul on `B` (10 tries after two warm-ups:
-/// on a shared 2-core machine single tries vary by a third).
-fn matmul_peak<B: Backend>(device: &B::Device) -> f64 {
-    let n = 1024;
-    let a = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
-    let b = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
-    for _ in 0..2 {
-        let _ = a.clone().matmul(b.clone()).into_data();
-    }
-    (0..10)
-        .map(|_| {
-            let clock = Instant::now();
-            let _ = a.clone().matmul(b.clone()).into_data();
-            2.0 * (n as f64).powi(3) / clock.elapsed().as_secs_f64()
-        })
-        .fold(0.0, f64::max)
-}
-
-pub(crate) fn measure<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device, device_name: &str) -> Result<BenchResult> {
-    let run = RunConfig::from_file(&a.config)?;
-    let n = a.stage.unwrap_or(run.stages.len() - 1);
-    let Some(stage) = run.stages.get(n) else {
-        bail!(
-            "--stage {n}: {} has {} stages (0-based)",
-            a.config.display(),
-            run.stages.len()
-        );
-    };
-    if a.steps == 0 {
-        bail!("--steps must be at least 1");
-    }
-    let cfg = &stage.model;
-    let (batch, seq) = (a.batch_size.unwrap_or(run.train.batch_size), run.train.seq_len);
-    if batch == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    // The peak first, before any data-parallel session exists: measured after one it came
-    // out a third lower on this machine.
-    let peak = matmul_peak::<B::InnerBackend>(device);
-    let peers = match a.devices {
-        0 => bail!("--devices must be at least 1"),
-        1 => None,
-        n => Some(DataParallel::<B>::start(n, batch, device)?),
-    };
-    let ms = time_steps::<B>(cfg, (batch, seq), a.steps, None, peers.as_ref(), device)?;
-    let (ms_masked, ms_growth) = match n.checked_sub(1).map(|p| &run.stages[p].model) {
-        Some(small) => {
-            // Mid-ramp: half of each new part active.
-            let half = |s: usize, t: usize| s + (t - s) / 2;
-            let (s, t) = (ActiveWidth::full(small), ActiveWidth::full(cfg));
-            let mid = ActiveWidth {
-                hidden: half(s.hidden, t.hidden).max(1),
-                attn: half(s.attn, t.attn).max(1),
-                ffn: half(s.ffn, t.ffn).max(1),
-            };
-            let masked = time_steps::<B>(cfg, (batch, seq), a.steps, Some(mid), peers.as_ref(), device)?;
-            let op = stage.growth.clone().unwrap_or_else(GrowthConfig::default);
-            let model = small.init::<B>(0, device)?;
-            let optim = AdamWConfig::new().init();
-            let mut times = Vec::new();
-            for _ in 0..3 {
-                let clock = Instant::now();
-                let g = grow(small, &model, &optim, AdamWConfig::new().init(), cfg, &op, 1, 0, None)?;
-                let _ = g.model.wte.val().slice([0..1, 0..1]).into_data();
-                times.push(clock.elapsed().as_secs_f64() * 1e3);
-            }
-            (Some(masked), Some(median(times)))
-        }
-        None => (None, None),
-    };
-    let flops = cfg.flops_per_step(batch, seq) / (ms / 1e3);
-    Ok(BenchResult {
-        config: a.config.display().to_string(),
-        stage: n,
-        device: device_name.to_string(),
+/// Times the stage `a` names on `device`; errors name the flags.
+pub(crate) fn measure(a: &BenchArgs, device: DeviceKind) -> Result<BenchResult> {
+    let spec = BenchSpec {
+        config: RunConfig::from_file(&a.config)?,
+        name: a.config.display().to_string(),
+        stage: a.stage,
+        steps: a.steps,
+        batch_size: a.batch_size,
         devices: a.devices,
-        ms_per_step: ms,
-        tokens_per_s: (batch * seq) as f64 / (ms / 1e3),
-        model_flops_per_s: flops,
-        peak_flops_per_s: peak,
-        mfu: flops / peak,
-        ms_per_step_masked: ms_masked,
-        ms_per_growth: ms_growth,
+        device_name: device.name().to_string(),
+    };
+    // The library names its own keys; here they are flags.
+    device.dispatch(&spec)?.map_err(|e| match e {
+        TrainError::Config { key, reason } if ["stage", "steps", "batch_size", "devices"].contains(&key.as_str()) => {
+            anyhow::anyhow!("--{}: {reason}", key.replace('_', "-"))
+        }
+        e => e.into(),
     })
 }
 
 /// Runs the command.
 pub fn run(a: BenchArgs) -> Result<()> {
-    let r = match a.device {
-        crate::Device::Flex => measure::<burn_autodiff::Autodiff<burn_flex::Flex>>(&a, &Default::default(), "flex")?,
-        crate::Device::Ndarray => {
-            measure::<burn_autodiff::Autodiff<burn_ndarray::NdArray>>(&a, &Default::default(), "ndarray")?
-        }
-        crate::Device::Cuda => bench_cuda(&a)?,
-    };
+    let r = measure(&a, a.device.into())?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "{} stage {} on {}{} ({threads} CPU threads available)",
@@ -249,16 +87,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
         crate::write_file(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
     }
     Ok(())
-}
-
-#[cfg(feature = "cuda")]
-fn bench_cuda(a: &BenchArgs) -> Result<BenchResult> {
-    measure::<burn_autodiff::Autodiff<burn_cuda::Cuda>>(a, &Default::default(), "cuda")
-}
-
-#[cfg(not(feature = "cuda"))]
-fn bench_cuda(_: &BenchArgs) -> Result<BenchResult> {
-    bail!("this build has no CUDA backend; rebuild with `--features cuda`")
 }
 
 #[cfg(test)]
@@ -314,6 +142,6 @@ mod tests {
             json: None,
         })
         .unwrap_err();
-        assert!(e.to_string().contains("--stage 5"), "{e}");
+        assert!(e.to_string().contains("--stage: there is no stage 5"), "{e}");
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use growlm::model::GptConfig;
+use growlm::model::STATE_BYTES_PER_PARAM;
 use growlm::train::RunConfig;
 
 /// Arguments of `cargo xtask info`.
@@ -16,19 +16,6 @@ pub struct InfoArgs {
     /// Override a config key, as for `train`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-}
-
-/// Bytes of training state per parameter in f32: weight, gradient, AdamW's two moments.
-const STATE_BYTES_PER_PARAM: usize = 16;
-
-/// Activation memory of one training step in f32 (bytes): Korthikanti et al. (2022)'s count
-/// for a transformer layer without recomputation, `s·b·h·(34 + 5·a·s/h)` bytes in 16-bit
-/// precision, doubled for f32, times the layers; plus the logits and their gradient.
-pub fn activation_bytes(m: &GptConfig, batch: usize, seq: usize) -> f64 {
-    let (s, b, h, a) = (seq as f64, batch as f64, m.d_model as f64, m.n_heads as f64);
-    let layer = s * b * h * (34.0 + 5.0 * a * s / h) * 2.0;
-    let logits = 2.0 * s * b * m.vocab_size as f64 * 4.0;
-    layer * m.n_layers as f64 + logits
 }
 
 fn gib(bytes: f64) -> String {
@@ -53,8 +40,8 @@ pub fn run(args: InfoArgs) -> Result<()> {
     for (i, s) in cfg.stages.iter().enumerate() {
         let m = &s.model;
         let name = s.name.clone().unwrap_or_else(|| i.to_string());
-        let state = (m.num_params() * STATE_BYTES_PER_PARAM) as f64;
-        let act = activation_bytes(m, t.batch_size, t.seq_len);
+        let state = m.train_state_bytes();
+        let act = m.activation_bytes(t.batch_size, t.seq_len);
         println!(
             "{:<10} {:>14} {:>16} {:>12.3e} {:>12} {:>12} {:>12}",
             name,
@@ -100,13 +87,5 @@ mod tests {
         assert_eq!(by_hand(12, 768), 125_198_592);
         let t774 = RunConfig::load(&root.join("configs/gpt-neo-125m-774m.toml"), &[]).unwrap();
         assert_eq!(t774.stages[1].model.num_params(), by_hand(36, 1280));
-    }
-
-    #[test]
-    fn activation_count_follows_the_formula() {
-        // One layer, s = 4, b = 2, h = 8, a = 2, vocab 10:
-        // 4·2·8·(34 + 5·2·4/8)·2 = 64·39·2 = 4992; logits 2·4·2·10·4 = 640.
-        let m = GptConfig::new(10, 4, 8, 1, 2);
-        assert_eq!(activation_bytes(&m, 2, 4), 4992.0 + 640.0);
     }
 }

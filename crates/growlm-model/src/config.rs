@@ -244,4 +244,24 @@ impl GptConfig {
     pub fn flops_per_step(&self, batch_size: usize, seq_len: usize) -> f64 {
         self.flops_per_token(seq_len) * (batch_size * seq_len) as f64
     }
+
+    /// Bytes of f32 training state: weights, gradients and AdamW's two moments
+    /// ([`STATE_BYTES_PER_PARAM`] per parameter).
+    pub fn train_state_bytes(&self) -> f64 {
+        (self.num_params() * STATE_BYTES_PER_PARAM) as f64
+    }
+
+    /// Activation memory of one training step in f32 (bytes): Korthikanti et al. (2022)'s
+    /// count for a transformer layer without recomputation, `s·b·h·(34 + 5·a·s/h)` bytes
+    /// in 16-bit precision, doubled for f32, times the layers; plus the logits and their
+    /// gradient.
+    pub fn activation_bytes(&self, batch: usize, seq: usize) -> f64 {
+        let (s, b, h, a) = (seq as f64, batch as f64, self.d_model as f64, self.n_heads as f64);
+        let layer = s * b * h * (34.0 + 5.0 * a * s / h) * 2.0;
+        let logits = 2.0 * s * b * self.vocab_size as f64 * 4.0;
+        layer * self.n_layers as f64 + logits
+    }
 }
+
+/// Bytes of training state per parameter in f32: weight, gradient, AdamW's two moments.
+pub const STATE_BYTES_PER_PARAM: usize = 16;

@@ -7,10 +7,12 @@
 //! training FLOPs `Fs`, `Ft` of eq. 3.
 
 mod config;
+mod eval;
 mod mask;
 mod model;
 
-pub use config::{AttentionLayers, GptConfig};
+pub use config::{AttentionLayers, GptConfig, STATE_BYTES_PER_PARAM};
+pub use eval::{score, EvalResult};
 pub use mask::{ActiveWidth, WidthMask};
 pub use model::{cross_entropy, gelu_new, Attention, AttentionMasks, Block, Dense, Gpt, Initializer, LayerNorm, Mlp};
 
@@ -45,5 +47,13 @@ pub enum ModelError {
         expected: Vec<usize>,
         /// Shape found.
         got: Vec<usize>,
+    },
+    /// A text too short to score.
+    #[error("the text has {tokens} tokens, fewer than one chunk of context_len = {context_len}; give a longer text")]
+    TooShort {
+        /// Tokens in the text.
+        tokens: usize,
+        /// The model's context length.
+        context_len: usize,
     },
 }

@@ -398,3 +398,12 @@ fn a_bf16_cast_model_trains_the_f32_master_weights() {
     let rel = ((gf.clone() - gh).abs().max().into_scalar()) / gf.abs().max().into_scalar();
     assert!(rel < 5e-2, "bf16 gradient off by {rel} of the largest f32 one");
 }
+
+#[test]
+fn activation_count_follows_the_formula() {
+    // One layer, s = 4, b = 2, h = 8, a = 2, vocab 10:
+    // 4·2·8·(34 + 5·2·4/8)·2 = 64·39·2 = 4992; logits 2·4·2·10·4 = 640.
+    let m = GptConfig::new(10, 4, 8, 1, 2);
+    assert_eq!(m.activation_bytes(2, 4), 4992.0 + 640.0);
+    assert_eq!(m.train_state_bytes(), (m.num_params() * 16) as f64);
+}

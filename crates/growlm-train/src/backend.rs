@@ -1,5 +1,6 @@
 //! Backend choice at run time (DESIGN.md §Backends): the run is monomorphised for each.
 
+use burn::tensor::backend::AutodiffBackend;
 use burn_autodiff::Autodiff;
 use growlm_policy::Registry;
 
@@ -27,6 +28,31 @@ impl DeviceKind {
     }
 }
 
+/// Work generic over the backend, run on the one a [`DeviceKind`] names: the one place
+/// that maps a device kind to a burn backend (training, benches and checks all go
+/// through [`DeviceKind::dispatch`]).
+pub trait WithBackend {
+    /// What the work returns.
+    type Output;
+    /// Runs the work on backend `B` (autodiff over the device's backend).
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output;
+}
+
+impl DeviceKind {
+    /// Runs `work` on this kind's backend and its default device; an error for `Cuda` in
+    /// a build without the `cuda` feature.
+    pub fn dispatch<W: WithBackend>(self, work: W) -> Result<W::Output, TrainError> {
+        match self {
+            Self::Flex => Ok(work.run::<Autodiff<burn_flex::Flex>>(&Default::default())),
+            Self::NdArray => Ok(work.run::<Autodiff<burn_ndarray::NdArray>>(&Default::default())),
+            #[cfg(feature = "cuda")]
+            Self::Cuda => Ok(work.run::<Autodiff<burn_cuda::Cuda>>(&Default::default())),
+            #[cfg(not(feature = "cuda"))]
+            Self::Cuda => Err(TrainError::CudaNotBuilt),
+        }
+    }
+}
+
 /// Runs [`train`] on the chosen backend.
 pub fn run_on(
     kind: DeviceKind,
@@ -35,14 +61,22 @@ pub fn run_on(
     registry: &Registry,
     observers: &mut [&mut dyn Observer],
 ) -> Result<Summary, TrainError> {
-    match kind {
-        DeviceKind::Flex => train::<Autodiff<burn_flex::Flex>>(cfg, opts, registry, &Default::default(), observers),
-        DeviceKind::NdArray => {
-            train::<Autodiff<burn_ndarray::NdArray>>(cfg, opts, registry, &Default::default(), observers)
-        }
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => train::<Autodiff<burn_cuda::Cuda>>(cfg, opts, registry, &Default::default(), observers),
-        #[cfg(not(feature = "cuda"))]
-        DeviceKind::Cuda => Err(TrainError::CudaNotBuilt),
+    struct Train<'a, 'o> {
+        cfg: &'a RunConfig,
+        opts: &'a RunOptions,
+        registry: &'a Registry,
+        observers: &'a mut [&'o mut dyn Observer],
     }
+    impl WithBackend for Train<'_, '_> {
+        type Output = Result<Summary, TrainError>;
+        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output {
+            train::<B>(self.cfg, self.opts, self.registry, device, self.observers)
+        }
+    }
+    kind.dispatch(Train {
+        cfg,
+        opts,
+        registry,
+        observers,
+    })?
 }

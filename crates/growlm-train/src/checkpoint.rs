@@ -6,17 +6,18 @@ use std::path::{Path, PathBuf};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use growlm_model::{Gpt, GptConfig};
+use burn::tensor::backend::AutodiffBackend;
+use growlm_model::Gpt;
 use growlm_ops::Ramp;
 use growlm_policy::ValPoint;
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{adamw, Optim};
+use crate::trained::load_model;
 use crate::output::write_atomic;
 use crate::{check_branch, check_resume, InitWeights, RunConfig, RunDir, TrainError};
 
-type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
+pub(crate) type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
 
 /// Scalar state of a run, saved with each checkpoint (the tensors go next to it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -99,7 +100,7 @@ impl<B: AutodiffBackend> Run<B> {
     }
 }
 
-fn recorder_err(path: &Path) -> impl FnOnce(burn::record::RecorderError) -> TrainError + '_ {
+pub(crate) fn recorder_err(path: &Path) -> impl FnOnce(burn::record::RecorderError) -> TrainError + '_ {
     move |source| TrainError::Checkpoint {
         path: path.to_path_buf(),
         source,
@@ -159,7 +160,7 @@ const CHECKSUMMED: [&str; 4] = ["config.toml", "model.mpk", "optim.mpk", "state.
 /// Checks the files of checkpoint `dir` against its [`CHECKSUMS`], so that a truncated,
 /// damaged or swapped file is refused naming it before any of it is decoded. A checkpoint
 /// written before checksums existed has none and is read unchecked.
-fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
+pub(crate) fn verify_checksums(dir: &Path) -> Result<(), TrainError> {
     let list = dir.join(CHECKSUMS);
     let text = match std::fs::read_to_string(&list) {
         Ok(t) => t,
@@ -332,92 +333,8 @@ fn read<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device) ->
     })
 }
 
-/// A trained model read off a checkpoint, for evaluation and export.
-pub struct Trained<B: Backend> {
-    /// The model of the checkpoint's stage.
-    pub model: Gpt<B>,
-    /// Its model config.
-    pub config: GptConfig,
-    /// The run's resolved config.
-    pub run: RunConfig,
-    /// The checkpoint's scalars (step, stage, ramp).
-    pub state: RunState,
-    /// The checkpoint directory read.
-    pub path: PathBuf,
-}
-
-/// Reads the model of a checkpoint: `path` is a checkpoint directory (`checkpoints/step-N`,
-/// `snapshots/step-N`) or a run directory, whose latest checkpoint is read.
-pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Trained<B>, TrainError> {
-    let ckpt = if path.join("state.json").is_file() {
-        path.to_path_buf()
-    } else {
-        latest_checkpoint(path).ok_or_else(|| TrainError::Corrupt {
-            path: path.to_path_buf(),
-            reason: "neither a run directory with a checkpoint nor a checkpoint directory (no state.json)".into(),
-        })?
-    };
-    verify_checksums(&ckpt)?;
-    let run = saved_config(&ckpt)?;
-    let state = read_state(&ckpt)?;
-    let config = run
-        .stages
-        .get(state.stage)
-        .ok_or_else(|| TrainError::Corrupt {
-            path: ckpt.join("state.json"),
-            reason: format!("stage {} is not in the config", state.stage),
-        })?
-        .model
-        .clone();
-    let model = load_model::<B>(&config, &ckpt, device)?;
-    Ok(Trained {
-        model,
-        config,
-        run,
-        state,
-        path: ckpt,
-    })
-}
-
-/// Reads the model of checkpoint `ckpt` into a model of `config`. A checkpoint written
-/// before the model became exact GPT-Neo is refused: its query, key and value projections
-/// have biases, which loading would silently drop, and it was trained with scaled attention
-/// scores and the exact GELU, so it would not compute what it did.
-fn load_model<B: Backend>(config: &GptConfig, ckpt: &Path, device: &B::Device) -> Result<Gpt<B>, TrainError> {
-    let record: <Gpt<B> as Module<B>>::Record =
-        Recorder::<B>::load(&Rec::new(), ckpt.join("model"), device).map_err(recorder_err(ckpt))?;
-    let old = record
-        .blocks
-        .iter()
-        .any(|b| b.attn.query.bias.is_some() || b.attn.key.bias.is_some() || b.attn.value.bias.is_some());
-    if old {
-        return Err(TrainError::Corrupt {
-            path: ckpt.to_path_buf(),
-            reason: "written by a growlm from before the model became exact GPT-Neo (its query/key/value \
-                     projections have biases); this version cannot continue or export it, retrain the run"
-                .into(),
-        });
-    }
-    let fresh = config.init::<B>(0, device)?;
-    let want = growlm_ops::param_shapes(&fresh);
-    let model = fresh.load_record(record);
-    // burn loads a record of other shapes without a word; the first op would then panic.
-    for ((path, need), (_, got)) in want.iter().zip(growlm_ops::param_shapes(&model)) {
-        if *need != got {
-            return Err(TrainError::Corrupt {
-                path: ckpt.join("model.mpk"),
-                reason: format!(
-                    "parameter `{path}` has shape {got:?}, but the config's model needs {need:?}: \
-                     the checkpoint belongs to another model"
-                ),
-            });
-        }
-    }
-    Ok(model)
-}
-
 /// The scalar state of a checkpoint.
-fn read_state(ckpt: &Path) -> Result<RunState, TrainError> {
+pub(crate) fn read_state(ckpt: &Path) -> Result<RunState, TrainError> {
     let path = ckpt.join("state.json");
     let text = std::fs::read(&path).map_err(TrainError::io(&path))?;
     serde_json::from_slice(&text).map_err(|e| TrainError::Corrupt {

@@ -148,6 +148,19 @@ pub enum TrainError {
         /// The step.
         step: u64,
     },
+    /// A model read mid-ramp cannot leave growlm: without its width mask it computes
+    /// another function.
+    #[error("{path}: at step {step} the model is mid-ramp (its new width is masked until step {end}); export a checkpoint from step {end} on (resume the run with train.max_steps = {max_steps})")]
+    MidRamp {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Its step.
+        step: u64,
+        /// The ramp's last step.
+        end: u64,
+        /// A `train.max_steps` that trains past the ramp.
+        max_steps: u64,
+    },
     /// `--device cuda` in a build without the `cuda` feature.
     #[error("this build has no CUDA backend; build with the `cuda` feature: `cargo xtask-cuda train --device cuda …` (alias of `cargo run --release -p xtask --features cuda --`)")]
     CudaNotBuilt,

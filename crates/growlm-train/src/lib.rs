@@ -8,13 +8,15 @@
 //! it, and refuses a config that would change what was trained.
 //!
 //! Files: `engine.rs` (the loop), `context.rs` (the run's fixed data and step helpers),
-//! `checkpoint.rs` (run state, atomic save, load),
+//! `checkpoint.rs` (run state, atomic save, load), `trained.rs` (a checkpoint's model for
+//! evaluation and export),
 //! `optim.rs` (AdamW, gradient clipping), `observe.rs` (run observers: files, progress),
 //! `config.rs` (the run config), `edit.rs` (typed config edits), `overrides.rs` (`--set` and the resume check),
 //! `output.rs` (what a run writes), `run_dir.rs` (a run directory's files, read back), `lock.rs` (one writer per run directory), `backend.rs`
-//! (backend choice), `error.rs`.
+//! (backend choice, the one dispatch), `bench.rs` (training throughput), `error.rs`.
 
 mod backend;
+mod bench;
 mod checkpoint;
 mod config;
 mod context;
@@ -28,9 +30,12 @@ pub mod output;
 mod overrides;
 mod parallel;
 mod run_dir;
+mod trained;
 
-pub use backend::{run_on, DeviceKind};
-pub use checkpoint::{latest_checkpoint, load_trained, saved_config, snapshot_path, stage_seed, RunState, Trained};
+pub use backend::{run_on, DeviceKind, WithBackend};
+pub use bench::{matmul_peak, measure, BenchResult, BenchSpec};
+pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed, RunState};
+pub use trained::{load_trained, Trained};
 pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, Schedule, StageConfig, TrainConfig};
 pub use edit::Edit;
 pub use engine::{train, InitWeights, RunOptions};

@@ -8,7 +8,7 @@ use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_policy::{Registry, ValPoint};
 use growlm_train::{
-    train, GrowEvent, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, RunStart, Summary, TrainError,
+    load_trained, train, GrowEvent, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, RunStart, Summary, TrainError,
 };
 
 type TB = Autodiff<Flex>;
@@ -530,4 +530,64 @@ fn floats_in_run_files_round_trip_bit_for_bit() {
         .filter(|(v, b)| b["loss"].as_f64().map(f64::to_bits) != Some(v.to_bits()))
         .count();
     assert_eq!(bad, 0, "{bad} of {} values changed", values.len());
+}
+
+/// A model read mid-ramp cannot be exported (GPT-Neo has no mask); after the ramp it can,
+/// with the tokenizer it was trained with.
+#[test]
+fn a_model_mid_ramp_is_refused_and_exported_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..3000)
+        .map(|i| ["the ", "union ", "is ", "strong. "][i % 4])
+        .collect();
+    std::fs::write(dir.path().join("c.txt"), text).unwrap();
+    let toml = format!(
+        r#"
+[data]
+source = "{}"
+valid_batches = 1
+[train]
+batch_size = 2
+seq_len = 8
+max_steps = 10
+lr = 1e-2
+warmup_steps = 1
+eval_every = 5
+checkpoint_every = 5
+[[stages]]
+name = "small"
+model = {{ context_len = 8, d_model = 8, n_layers = 1, n_heads = 2 }}
+[[stages]]
+name = "target"
+model = {{ context_len = 8, d_model = 16, n_layers = 2, n_heads = 4 }}
+growth = {{ ramp_steps = 8 }}
+[policy]
+name = "fixed"
+steps = [6]
+"#,
+        dir.path().join("c.txt").display()
+    );
+    let mut cfg = RunConfig::from_toml(&toml).unwrap();
+    let run_dir = dir.path().join("run");
+    let go = |cfg: &RunConfig, resume: bool| {
+        let o = RunOptions {
+            resume,
+            cache_dir: dir.path().join("cache"),
+            ..RunOptions::new(&run_dir)
+        };
+        train::<Autodiff<Flex>>(cfg, &o, &registry(), &Default::default(), &mut []).unwrap();
+    };
+    go(&cfg, false);
+    let t = load_trained::<Flex>(&run_dir, &Default::default()).unwrap();
+    let e = t.check_not_mid_ramp().unwrap_err().to_string();
+    assert!(
+        e.contains("at step 10 the model is mid-ramp") && e.contains("until step 14"),
+        "{e}"
+    );
+    cfg.train.max_steps = 14;
+    go(&cfg, true);
+    let t = load_trained::<Flex>(&run_dir, &Default::default()).unwrap();
+    t.check_not_mid_ramp().unwrap();
+    assert_eq!(t.config, cfg.stages[1].model);
+    assert_eq!(t.tokenizer().unwrap().kind(), growlm_data::TokenizerKind::Byte);
 }

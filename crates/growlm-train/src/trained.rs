@@ -1,0 +1,130 @@
+//! A trained model read off a checkpoint, for evaluation and export (DESIGN.md §Runs):
+//! the checkpoint's stage model, its run config and state, the tokenizer it was trained
+//! with, and whether it can leave growlm (not mid-ramp: GPT-Neo has no width mask).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::record::Recorder;
+use burn::tensor::backend::Backend;
+use growlm_data::{Tokenizer, TokenizerKind};
+use growlm_model::{Gpt, GptConfig};
+
+use crate::checkpoint::{latest_checkpoint, read_state, recorder_err, saved_config, verify_checksums, Rec};
+use crate::{RunConfig, RunState, TrainError};
+
+/// A trained model read off a checkpoint, for evaluation and export.
+pub struct Trained<B: Backend> {
+    /// The model of the checkpoint's stage.
+    pub model: Gpt<B>,
+    /// Its model config.
+    pub config: GptConfig,
+    /// The run's resolved config.
+    pub run: RunConfig,
+    /// The checkpoint's scalars (step, stage, ramp).
+    pub state: RunState,
+    /// The checkpoint directory read.
+    pub path: PathBuf,
+}
+
+/// Reads the model of a checkpoint: `path` is a checkpoint directory (`checkpoints/step-N`,
+/// `snapshots/step-N`) or a run directory, whose latest checkpoint is read.
+pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Trained<B>, TrainError> {
+    let ckpt = if path.join("state.json").is_file() {
+        path.to_path_buf()
+    } else {
+        latest_checkpoint(path).ok_or_else(|| TrainError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "neither a run directory with a checkpoint nor a checkpoint directory (no state.json)".into(),
+        })?
+    };
+    verify_checksums(&ckpt)?;
+    let run = saved_config(&ckpt)?;
+    let state = read_state(&ckpt)?;
+    let config = run
+        .stages
+        .get(state.stage)
+        .ok_or_else(|| TrainError::Corrupt {
+            path: ckpt.join("state.json"),
+            reason: format!("stage {} is not in the config", state.stage),
+        })?
+        .model
+        .clone();
+    let model = load_model::<B>(&config, &ckpt, device)?;
+    Ok(Trained {
+        model,
+        config,
+        run,
+        state,
+        path: ckpt,
+    })
+}
+
+/// Reads the model of checkpoint `ckpt` into a model of `config`. A checkpoint written
+/// before the model became exact GPT-Neo is refused: its query, key and value projections
+/// have biases, which loading would silently drop, and it was trained with scaled attention
+/// scores and the exact GELU, so it would not compute what it did.
+pub(crate) fn load_model<B: Backend>(config: &GptConfig, ckpt: &Path, device: &B::Device) -> Result<Gpt<B>, TrainError> {
+    let record: <Gpt<B> as Module<B>>::Record =
+        Recorder::<B>::load(&Rec::new(), ckpt.join("model"), device).map_err(recorder_err(ckpt))?;
+    let old = record
+        .blocks
+        .iter()
+        .any(|b| b.attn.query.bias.is_some() || b.attn.key.bias.is_some() || b.attn.value.bias.is_some());
+    if old {
+        return Err(TrainError::Corrupt {
+            path: ckpt.to_path_buf(),
+            reason: "written by a growlm from before the model became exact GPT-Neo (its query/key/value \
+                     projections have biases); this version cannot continue or export it, retrain the run"
+                .into(),
+        });
+    }
+    let fresh = config.init::<B>(0, device)?;
+    let want = growlm_ops::param_shapes(&fresh);
+    let model = fresh.load_record(record);
+    // burn loads a record of other shapes without a word; the first op would then panic.
+    for ((path, need), (_, got)) in want.iter().zip(growlm_ops::param_shapes(&model)) {
+        if *need != got {
+            return Err(TrainError::Corrupt {
+                path: ckpt.join("model.mpk"),
+                reason: format!(
+                    "parameter `{path}` has shape {got:?}, but the config's model needs {need:?}: \
+                     the checkpoint belongs to another model"
+                ),
+            });
+        }
+    }
+    Ok(model)
+}
+
+impl<B: Backend> Trained<B> {
+    /// Refuses a model whose new width is still masked or scaled by a growth ramp: without
+    /// the mask it computes another function, and GPT-Neo has no mask.
+    pub fn check_not_mid_ramp(&self) -> Result<(), TrainError> {
+        let step = self.state.step;
+        match &self.state.ramp {
+            Some(r) if r.mask_at(step).is_some() || r.msg_scales_at(step).is_some() => Err(TrainError::MidRamp {
+                path: self.path.clone(),
+                step,
+                end: r.end_step(),
+                max_steps: r.end_step().max(self.run.train.max_steps),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The tokenizer the model was trained with: a trained BPE is read from the run
+    /// directory's `tokenizer.json`.
+    pub fn tokenizer(&self) -> Result<Tokenizer, TrainError> {
+        let kind = self.run.data.tokenizer;
+        if let TokenizerKind::Bpe { .. } = kind {
+            let path = self.path.join("../../tokenizer.json");
+            let json = std::fs::read_to_string(&path).map_err(|e| TrainError::Corrupt {
+                path: path.clone(),
+                reason: format!("the run's trained tokenizer is missing: {e}"),
+            })?;
+            return Ok(Tokenizer::from_json(kind, &json)?);
+        }
+        Ok(Tokenizer::named(kind)?)
+    }
+}
