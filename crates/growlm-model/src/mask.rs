@@ -16,7 +16,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Dense, LayerNorm};
+use crate::layers::{Dense, LayerNorm};
 use crate::{Gpt, GptConfig, ModelError};
 
 /// How many hidden dims, attention dims and FFN units are active; the leading ones are.

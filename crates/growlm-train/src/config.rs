@@ -7,7 +7,7 @@ use growlm_model::GptConfig;
 use growlm_ops::GrowthConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::{Edit, TrainError};
+use crate::{Edit, Schedule, TrainError};
 
 /// A whole run: seed, data, optimisation, stages and the growth policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,21 +84,6 @@ fn fill_vocab_size(table: &mut toml::Table) {
                 .or_insert(toml::Value::Integer(tokenizer.vocab_size() as i64));
         }
     }
-}
-
-/// Learning-rate schedule shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Schedule {
-    /// Linear warmup, then cosine decay to `min_lr` at `max_steps`.
-    #[default]
-    Cosine,
-    /// Linear warmup, then constant.
-    Constant,
-    /// Warmup-stable-decay: linear warmup, constant, then a linear decay to `min_lr` over
-    /// the last `train.decay_frac` of `max_steps` — after the growth, for a policy that
-    /// grows before the decay begins (see docs/when-to-grow.md).
-    Wsd,
 }
 
 /// What a step with a non-finite loss or gradient norm does.
@@ -244,50 +229,6 @@ pub struct StageConfig {
     pub growth: Option<GrowthConfig>,
 }
 
-impl TrainConfig {
-    /// Learning rate for the update of step `step` (0-based): a pure function of the step.
-    pub fn lr_at(&self, step: u64) -> f64 {
-        if step < self.warmup_steps {
-            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
-        }
-        match self.schedule {
-            Schedule::Constant => self.lr,
-            Schedule::Cosine => {
-                let span = self.max_steps.saturating_sub(self.warmup_steps).max(1) as f64;
-                let p = ((step - self.warmup_steps) as f64 / span).min(1.0);
-                self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
-            }
-            Schedule::Wsd => {
-                let len = self.decay_len();
-                let start = self.max_steps - len;
-                if step < start {
-                    return self.lr;
-                }
-                let p = ((step - start + 1) as f64 / len.max(1) as f64).min(1.0);
-                self.lr + (self.min_lr - self.lr) * p
-            }
-        }
-    }
-
-    /// Steps of the `wsd` schedule's final decay: `decay_frac` of `max_steps`, rounded.
-    pub fn decay_len(&self) -> u64 {
-        ((self.decay_frac * self.max_steps as f64).round() as u64).min(self.max_steps)
-    }
-
-    /// Learning rate for the update of step `step` in a run whose last growth (if any)
-    /// happened after step `grown_at`: the schedule's [`lr_at`](Self::lr_at), scaled by the
-    /// re-warm-up (`rewarm_steps`) after a growth.
-    pub fn lr_for(&self, step: u64, grown_at: Option<u64>) -> f64 {
-        let lr = self.lr_at(step);
-        match grown_at {
-            Some(g) if self.rewarm_steps > 0 && step >= g && step - g < self.rewarm_steps => {
-                lr * (step - g + 1) as f64 / self.rewarm_steps as f64
-            }
-            _ => lr,
-        }
-    }
-}
-
 fn invalid(key: &str, reason: impl Into<String>) -> TrainError {
     TrainError::config(key, reason)
 }
@@ -361,114 +302,6 @@ impl RunConfig {
             self.policy = toml::Table::new();
             self.policy.insert("name".into(), toml::Value::String(name.into()));
         }
-    }
-
-    /// Checks every value; errors name the key and say what is allowed.
-    pub fn validate(&self) -> Result<(), TrainError> {
-        let tok = self.data.tokenizer;
-        tok.validate().map_err(|r| invalid("data.tokenizer", r))?;
-        for (i, s) in self.stages.iter().enumerate() {
-            if s.model.vocab_size != tok.vocab_size() {
-                return Err(invalid(
-                    &format!("stages.{i}.model.vocab_size"),
-                    format!(
-                        "is {} but data.tokenizer = \"{}\" has {} ids; remove the key (it follows the tokenizer) or set it to {}",
-                        s.model.vocab_size,
-                        tok.name(),
-                        tok.vocab_size(),
-                        tok.vocab_size()
-                    ),
-                ));
-            }
-        }
-        let t = &self.train;
-        if t.batch_size == 0 {
-            return Err(invalid("train.batch_size", "must be at least 1"));
-        }
-        if t.seq_len == 0 {
-            return Err(invalid("train.seq_len", "must be at least 1"));
-        }
-        if t.max_steps == 0 {
-            return Err(invalid("train.max_steps", "must be at least 1"));
-        }
-        if !(t.lr > 0.0 && t.lr.is_finite()) {
-            return Err(invalid("train.lr", format!("must be positive, got {}", t.lr)));
-        }
-        if !(t.min_lr >= 0.0 && t.min_lr <= t.lr) {
-            return Err(invalid(
-                "train.min_lr",
-                format!("must be between 0 and train.lr = {}, got {}", t.lr, t.min_lr),
-            ));
-        }
-        if !(t.decay_frac > 0.0 && t.decay_frac <= 1.0) {
-            return Err(invalid(
-                "train.decay_frac",
-                format!("must be in (0, 1], got {}", t.decay_frac),
-            ));
-        }
-        if t.schedule == Schedule::Wsd && t.warmup_steps + t.decay_len() > t.max_steps {
-            return Err(invalid(
-                "train.decay_frac",
-                format!(
-                    "the decay ({} steps) and the warm-up ({} steps) overlap within train.max_steps = {}; lower one of them",
-                    t.decay_len(),
-                    t.warmup_steps,
-                    t.max_steps
-                ),
-            ));
-        }
-        if t.warmup_steps > t.max_steps {
-            return Err(invalid(
-                "train.warmup_steps",
-                format!("{} exceeds train.max_steps = {}", t.warmup_steps, t.max_steps),
-            ));
-        }
-        if !(t.weight_decay >= 0.0 && t.weight_decay < 1.0) {
-            return Err(invalid(
-                "train.weight_decay",
-                format!("must be in [0, 1), got {}", t.weight_decay),
-            ));
-        }
-        for (key, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
-            if !(0.0..1.0).contains(&b) {
-                return Err(invalid(key, format!("must be in [0, 1), got {b}")));
-            }
-        }
-        if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
-            return Err(invalid(
-                "train.grad_clip",
-                format!("must be ≥ 0 (0 disables clipping), got {}", t.grad_clip),
-            ));
-        }
-        if t.eval_every == 0 {
-            return Err(invalid("train.eval_every", "must be at least 1"));
-        }
-        if t.checkpoint_every == 0 {
-            return Err(invalid("train.checkpoint_every", "must be at least 1"));
-        }
-        if self.data.valid_batches == 0 {
-            return Err(invalid("data.valid_batches", "must be at least 1"));
-        }
-        if self.stages.is_empty() {
-            return Err(invalid("stages", "list at least one stage with a [stages.model] table"));
-        }
-        for (i, s) in self.stages.iter().enumerate() {
-            let prefix = format!("stages.{i}.model");
-            s.model.validate(&prefix).map_err(TrainError::Model)?;
-            if s.model.context_len < t.seq_len {
-                return Err(invalid(
-                    &format!("{prefix}.context_len"),
-                    format!("{} is shorter than train.seq_len = {}", s.model.context_len, t.seq_len),
-                ));
-            }
-            if i > 0 {
-                let op = s.growth.clone().unwrap_or_default();
-                growlm_ops::check_growth(&self.stages[i - 1].model, &s.model, &op)
-                    .map_err(|e| invalid(&format!("stages.{i}"), e.to_string()))?;
-            }
-        }
-        self.policy_name()?;
-        Ok(())
     }
 }
 

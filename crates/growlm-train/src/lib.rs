@@ -11,7 +11,7 @@
 //! `checkpoint.rs` (run state, atomic save, load), `trained.rs` (a checkpoint's model for
 //! evaluation and export),
 //! `optim.rs` (AdamW, gradient clipping), `observe.rs` (run observers: files, progress),
-//! `config.rs` (the run config), `edit.rs` (typed config edits), `overrides.rs` (`--set` and the resume check),
+//! `config.rs` (the run config), `schedule.rs` (the LR schedule), `validate.rs` (its checks), `edit.rs` (typed config edits), `overrides.rs` (`--set` and the resume check),
 //! `output.rs` (what a run writes), `run_dir.rs` (a run directory's files, read back), `lock.rs` (one writer per run directory), `backend.rs`
 //! (backend choice, the one dispatch), `bench.rs` (training throughput), `error.rs`.
 
@@ -30,13 +30,16 @@ pub mod output;
 mod overrides;
 mod parallel;
 mod run_dir;
+mod schedule;
 mod trained;
+mod validate;
 
 pub use backend::{run_on, DeviceKind, WithBackend};
 pub use bench::{matmul_peak, measure, BenchResult, BenchSpec};
 pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed, RunState};
 pub use trained::{load_trained, Trained};
-pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, Schedule, StageConfig, TrainConfig};
+pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, StageConfig, TrainConfig};
+pub use schedule::Schedule;
 pub use edit::Edit;
 pub use engine::{train, InitWeights, RunOptions};
 pub use error::TrainError;
