@@ -13,6 +13,49 @@
 //!   replay and figures;
 //! - [`fs`]: the one atomic file write;
 //! - [`gpu_check`]: the checks that need a GPU, generic over the backend.
+//!
+//! # A tiny experiment from Rust
+//!
+//! The `experiment` command is a library call: a small model (`configs/tiny.toml`'s first
+//! stage) and the target trained alone, one arm grown at step 6, each run watched by an
+//! observer of your own, the arm measured against the target (paper Table 2).
+//!
+//! ```
+//! use growlm::lab::experiment::{run_experiment, ExperimentOptions, JobStart};
+//! use growlm::train::{DeviceKind, MetricsRow, Observer, TrainError};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let corpus = dir.path().join("corpus.txt");
+//! std::fs::write(&corpus, "the state of the union is strong. ".repeat(300))?;
+//! let tiny = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/tiny.toml"))?;
+//! let base = tiny.replace("source = \"sotu\"", &format!("source = {:?}", corpus.display().to_string()));
+//! std::fs::write(dir.path().join("base.toml"), base)?;
+//! std::fs::write(dir.path().join("e.toml"), "base = \"base.toml\"\n[[arm]]\nname = \"ours\"\ngrow_at = 6\n")?;
+//!
+//! /// Counts the steps of one run.
+//! struct Steps(u64);
+//! impl Observer for Steps {
+//!     fn on_step(&mut self, _: &MetricsRow) -> Result<(), TrainError> {
+//!         self.0 += 1;
+//!         Ok(())
+//!     }
+//! }
+//! let opts = ExperimentOptions {
+//!     file: dir.path().join("e.toml"),
+//!     out: dir.path().join("out"),
+//!     jobs: 1,
+//!     device: DeviceKind::Flex,
+//!     report_only: false,
+//!     command: "the crate docs' example".into(),
+//! };
+//! let watch = |_: &JobStart<'_>| -> Box<dyn Observer> { Box::new(Steps(0)) };
+//! let (results, report) = run_experiment(&opts, &growlm::registry(), &watch)?;
+//! let ours = &results.arms[0];
+//! assert_eq!((ours.arm.as_str(), ours.growth_steps.as_slice()), ("ours", &[6][..]));
+//! assert!(ours.speedup_flops[0] > 0.0 && report.contains("| ours |"));
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod gpu_check;
 

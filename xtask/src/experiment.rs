@@ -16,7 +16,7 @@ pub struct ExperimentArgs {
     /// Runs trained at once [default: the number of CPU cores].
     #[arg(long)]
     jobs: Option<usize>,
-    /// Experiment directory [default: runs/experiments/<file stem>].
+    /// Experiment directory [default: `runs/experiments/FILE_STEM`].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Backend.

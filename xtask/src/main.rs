@@ -95,7 +95,7 @@ struct TrainArgs {
     /// `--set data.source=PATH`).
     #[arg(long)]
     data: Option<String>,
-    /// Run directory (default: runs/<config name>).
+    /// Run directory (default: `runs/CONFIG_NAME`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Same as `--set train.max_steps=N`.
@@ -104,7 +104,7 @@ struct TrainArgs {
     /// Same as `--set seed=N`.
     #[arg(long)]
     seed: Option<u64>,
-    /// Growth-schedule policy (replaces the config's [policy] unless it names the same).
+    /// Growth-schedule policy (replaces the config's `[policy]` unless it names the same).
     #[arg(long)]
     policy: Option<String>,
     /// Train only stage N of the config from scratch (policy `never`): the reference

@@ -2,13 +2,13 @@
 //! researcher measures about growth, callable from Rust; `cargo xtask` only parses
 //! arguments, calls these functions and prints.
 //!
-//! - [`compare`]: the equal-loss speed-up against a from-scratch reference (paper §4.3,
+//! - [`mod@compare`]: the equal-loss speed-up against a from-scratch reference (paper §4.3,
 //!   Table 2);
-//! - [`solve`]: the solver's typed report, [`SolveInputs`] → [`SolveReport`] (paper §3.2,
+//! - [`mod@solve`]: the solver's typed report, [`SolveInputs`] → [`SolveReport`] (paper §3.2,
 //!   eq. 1–3, Appendix A), with the multi-stage plan;
 //! - [`experiment`]: the experiment file, the runs it asks for, training them `jobs` at a
 //!   time with an observer per run, the results and the markdown report;
-//! - [`replay`]: where a policy would grow on a run's curve;
+//! - [`mod@replay`]: where a policy would grow on a run's curve;
 //! - [`plot`]: the SVG figures;
 //! - [`stats`] and [`provenance`]: spreads over seeds, and where a figure was measured.
 //!

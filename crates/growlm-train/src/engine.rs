@@ -29,7 +29,7 @@ pub struct RunOptions {
     /// Backend name, recorded in the summary.
     pub device_name: String,
     /// Start a new run from this checkpoint of another run instead of from scratch (see
-    /// [`checkpoint::branch`]); ignored when `out_dir` already has a checkpoint to resume.
+    /// `checkpoint::branch`); ignored when `out_dir` already has a checkpoint to resume.
     pub branch_from: Option<PathBuf>,
     /// Keep a snapshot of the run after each of these steps, in `out_dir/snapshots/step-N`
     /// (later checkpoints do not replace it): the branch points of an experiment.
