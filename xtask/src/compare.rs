@@ -1,9 +1,13 @@
 //! `cargo xtask compare`: the equal-loss speed-up of runs against a from-scratch reference
-//! (paper §4.3 and Table 2), measured by `growlm::lab::compare`.
+//! (paper §4.3 and Table 2), measured by `growlm::lab::compare`; or, with `--frontier`,
+//! runs against the compute-optimal frontier of from-scratch runs of any sizes
+//! (`growlm::lab::frontier`).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
+use growlm::lab::frontier::{measure, Envelope, FrontierRow, FrontierRun};
+use growlm::lab::stats::Interval;
 use growlm::lab::{compare, plot};
 use growlm::train::{RunCurve, RunDir};
 
@@ -11,10 +15,14 @@ use growlm::train::{RunCurve, RunDir};
 #[derive(clap::Args)]
 pub struct CompareArgs {
     /// The from-scratch reference run directory (e.g. `--only-stage 1` of the same config).
-    #[arg(long)]
-    reference: PathBuf,
-    /// Run directories to compare.
-    #[arg(required = true)]
+    #[arg(long, required_unless_present = "frontier", conflicts_with = "frontier")]
+    reference: Option<PathBuf>,
+    /// From-scratch run directories of any sizes and budgets: measure the runs against
+    /// their lower envelope of final loss against FLOPs (the compute-optimal frontier).
+    #[arg(long, num_args = 1..)]
+    frontier: Vec<PathBuf>,
+    /// Run directories to compare (with `--frontier`, default: the frontier's own runs).
+    #[arg(required_unless_present = "frontier")]
     runs: Vec<PathBuf>,
     /// Compare at this validation loss instead of each run's final one.
     #[arg(long)]
@@ -29,8 +37,11 @@ pub struct CompareArgs {
 
 /// Runs the command.
 pub fn run(a: CompareArgs) -> Result<()> {
+    let Some(reference_dir) = a.reference.clone() else {
+        return frontier(a);
+    };
     let name = |p: &PathBuf| p.display().to_string();
-    let reference = RunDir::new(&a.reference).curve()?;
+    let reference = RunDir::new(&reference_dir).curve()?;
     let mut rows = Vec::new();
     let mut curves: Vec<(String, RunCurve)> = Vec::new();
     for dir in &a.runs {
@@ -38,7 +49,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
         rows.push(compare(&name(dir), &curve, &reference, a.at).map_err(|e| at_flag(e, a.at))?);
         curves.push((name(dir), curve));
     }
-    println!("equal-loss speed-up against {} (paper Table 2)", a.reference.display());
+    println!("equal-loss speed-up against {} (paper Table 2)", reference_dir.display());
     println!(
         "{:<28} {:>9} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9}",
         "run", "val loss", "ppl", "FLOPs", "ref FLOPs", "×FLOPs", "×tokens", "×wall"
@@ -62,11 +73,19 @@ pub fn run(a: CompareArgs) -> Result<()> {
             }
         );
     }
+    if rows.len() > 1 {
+        let x: Vec<f64> = rows.iter().map(|r| r.speedup_flops).collect();
+        println!(
+            "×FLOPs over the {} runs (one per seed): {}",
+            rows.len(),
+            Interval::of(&x).show_difference(1.0, 2)
+        );
+    }
     if let Some(path) = &a.json {
         crate::write_file(path, serde_json::to_string_pretty(&rows)?.as_bytes())?;
     }
     if let Some(path) = &a.plot {
-        let all: Vec<(&str, &RunCurve)> = std::iter::once((a.reference.to_str().unwrap_or("reference"), &reference))
+        let all: Vec<(&str, &RunCurve)> = std::iter::once((reference_dir.to_str().unwrap_or("reference"), &reference))
             .chain(curves.iter().map(|(n, c)| (n.as_str(), c)))
             .collect();
         plot::loss_flops_svg(path, "validation loss against training FLOPs", &all, false)?;
@@ -80,4 +99,59 @@ fn at_flag(e: growlm::lab::LabError, at: Option<f64>) -> anyhow::Error {
         Some(l) => anyhow::Error::new(e).context(format!("--at {l}")),
         None => e.into(),
     }
+}
+
+/// `compare --frontier`: the envelope of the from-scratch runs, and every run against it.
+fn frontier(a: CompareArgs) -> Result<()> {
+    let read = |p: &PathBuf| FrontierRun::read(&p.display().to_string(), &RunDir::new(p));
+    let scratch: Vec<FrontierRun> = a.frontier.iter().map(read).collect::<Result<_, _>>()?;
+    let env = Envelope::new(&scratch)?;
+    let runs: Vec<FrontierRun> = if a.runs.is_empty() {
+        scratch.clone()
+    } else {
+        a.runs.iter().map(read).collect::<Result<_, _>>()?
+    };
+    println!("the compute-optimal frontier of {} from-scratch runs (final loss against FLOPs):", scratch.len());
+    for p in &env.points {
+        println!("  {:<40} {:>11.3e} FLOPs  loss {:.4}", p.run, p.flops, p.loss);
+    }
+    println!(
+        "{:<32} {:>11} {:>9} {:>9} {:>8} {:>10} {:>10}",
+        "run", "FLOPs", "val loss", "tok/param", "growth", "iso gap", "×frontier"
+    );
+    let rows: Vec<FrontierRow> = runs.iter().map(|r| measure(&env, r)).collect();
+    for r in &rows {
+        println!(
+            "{:<32} {:>11.3e} {:>9.4} {:>9.1} {:>8} {:>10} {:>10}",
+            r.run,
+            r.flops,
+            r.final_val_loss,
+            r.tokens_per_param,
+            r.growth_factor.map_or("-".into(), |g| format!("×{g:.2}")),
+            r.iso_flop_gap.map_or("outside".into(), |g| format!("{g:+.4}")),
+            r.x_frontier.map_or("outside".into(), |x| format!("{x:.3}")),
+        );
+        if let Some(o) = &r.outside {
+            println!("    outside: {o}");
+        }
+    }
+    let x: Vec<f64> = rows.iter().filter_map(|r| r.x_frontier).collect();
+    if x.len() > 1 {
+        println!("×frontier over the {} runs inside the envelope: {}", x.len(), Interval::of(&x).show_difference(1.0, 3));
+    }
+    if let Some(path) = &a.json {
+        let out = serde_json::json!({ "envelope": env, "runs": rows });
+        crate::write_file(path, serde_json::to_string_pretty(&out)?.as_bytes())?;
+    }
+    if let Some(path) = &a.plot {
+        let curves: Vec<(String, RunCurve)> = a
+            .frontier
+            .iter()
+            .chain(&a.runs)
+            .map(|p| Ok((p.display().to_string(), RunDir::new(p).curve()?)))
+            .collect::<Result<_>>()?;
+        let named: Vec<(&str, &RunCurve)> = curves.iter().map(|(n, c)| (n.as_str(), c)).collect();
+        plot::frontier_svg(path, &env, &named)?;
+    }
+    Ok(())
 }

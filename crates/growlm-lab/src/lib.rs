@@ -4,6 +4,8 @@
 //!
 //! - [`mod@compare`]: the equal-loss speed-up against a from-scratch reference (paper §4.3,
 //!   Table 2);
+//! - [`frontier`]: the compute-optimal frontier over from-scratch sizes, the iso-FLOP gap
+//!   and ×frontier of any run;
 //! - [`mod@solve`]: the solver's typed report, [`SolveInputs`] → [`SolveReport`] (paper §3.2,
 //!   eq. 1–3, Appendix A), with the multi-stage plan;
 //! - [`experiment`]: the experiment file, the runs it asks for, training them `jobs` at a
@@ -17,6 +19,7 @@
 pub mod compare;
 mod error;
 pub mod experiment;
+pub mod frontier;
 pub mod plot;
 pub mod provenance;
 pub mod replay;
@@ -24,6 +27,7 @@ pub mod solve;
 pub mod stats;
 
 pub use compare::{compare, cost_to_reach, Row};
+pub use frontier::{Envelope, FrontierRow, FrontierRun};
 pub use error::{Context, LabError};
 pub use experiment::{run_experiment, Experiment, ExperimentOptions, Results};
 pub use replay::{replay, replay_config};

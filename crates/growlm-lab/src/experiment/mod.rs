@@ -18,8 +18,10 @@
 //!
 //! Files: `mod.rs` (the experiment file), `plan.rs` (the runs it asks for),
 //! `schedule.rs` (training them, `jobs` at a time), `results.rs` (measuring them),
+//! `frontier.rs` (a frontier experiment's measures: envelope, gap, ×frontier),
 //! `report.rs` (the markdown report).
 
+mod frontier;
 mod plan;
 mod report;
 mod results;
@@ -29,8 +31,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use frontier::{FrontierArm, FrontierResults, SeedEnvelope, SizeRow};
 pub use plan::Job;
-pub use results::{run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
+pub use results::{
+    run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome,
+};
 pub use schedule::{run_all, state_of, JobStart, ObserverFactory, State};
 
 use crate::LabError;
@@ -69,6 +74,33 @@ pub struct Experiment {
     /// The arms.
     #[serde(rename = "arm")]
     pub arms: Vec<Arm>,
+    /// From-scratch model sizes, each at several budgets: the compute-optimal frontier
+    /// ([`crate::frontier`]). With sizes, the experiment trains no `small`/`target`
+    /// references: the size that is the base's last stage (`stage = N`) is the target the
+    /// Table 2 measure compares with.
+    #[serde(default, rename = "size")]
+    pub sizes: Vec<Size>,
+}
+
+/// A model size trained from scratch at several budgets. Under a `wsd` schedule the
+/// budgets share one run: the longest trains straight, keeping a snapshot where each
+/// shorter budget's decay begins, and each shorter budget branches from it and decays
+/// (a wsd run is a longer run's stable phase plus its own decay, bit for bit).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Size {
+    /// Its name: the run directories are `NAME-STEPS-sSEED`.
+    pub name: String,
+    /// The base config's stage whose model this is (e.g. 0 for the small model).
+    pub stage: Option<usize>,
+    /// Or a model of its own (a `[stages.model]` table).
+    pub model: Option<toml::Table>,
+    /// Budgets in steps.
+    #[serde(default)]
+    pub budgets: Vec<u64>,
+    /// Budgets in training FLOPs (converted to this size's steps, rounded).
+    #[serde(default)]
+    pub flops: Vec<f64>,
 }
 
 /// Growth steps of an arm: one step or a list (one per growth).
@@ -109,6 +141,21 @@ pub struct Arm {
     pub sets: Vec<String>,
     /// This arm's seeds [default: the experiment's].
     pub seeds: Option<Vec<u64>>,
+    /// Budgets (`train.max_steps`): one run of this arm per budget, named
+    /// `NAME-STEPS-sSEED` (needs `policy`, which scales its growth point with the budget).
+    #[serde(default)]
+    pub budgets: Vec<u64>,
+}
+
+impl Arm {
+    /// The arm's labels: its name, or `NAME-STEPS` for each budget.
+    pub fn labels(&self) -> Vec<(String, Option<u64>)> {
+        if self.budgets.is_empty() {
+            vec![(self.name.clone(), None)]
+        } else {
+            self.budgets.iter().map(|b| (format!("{}-{b}", self.name), Some(*b))).collect()
+        }
+    }
 }
 
 /// Name prefix of the middle stages' from-scratch references (`stage1-s0`, …).
@@ -126,9 +173,35 @@ impl Experiment {
         let bad = |reason: String| LabError::Invalid(format!("{}: {reason}", path.display()));
         let e: Self = toml::from_str(&text).map_err(|e| bad(format!("not a valid experiment: {e}")))?;
         let mut names = std::collections::BTreeSet::new();
+        let name_ok = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        for size in &e.sizes {
+            if !name_ok(&size.name) || ["small", "target"].contains(&size.name.as_str()) {
+                return Err(bad(format!(
+                    "size name `{}` must be letters, digits, `-`, `_` or `.` and not `small` or `target`",
+                    size.name
+                )));
+            }
+            if !names.insert(&size.name) {
+                return Err(bad(format!("two sizes or arms are named `{}`", size.name)));
+            }
+            if size.stage.is_some() == size.model.is_some() {
+                return Err(bad(format!(
+                    "size `{}` needs exactly one of `stage` (a stage of the base) and `model`",
+                    size.name
+                )));
+            }
+            if size.budgets.is_empty() == size.flops.is_empty() {
+                return Err(bad(format!(
+                    "size `{}` needs exactly one of `budgets` (steps) and `flops`, not empty",
+                    size.name
+                )));
+            }
+            if size.budgets.contains(&0) || size.flops.iter().any(|f| !(*f > 0.0 && f.is_finite())) {
+                return Err(bad(format!("size `{}`: every budget must be positive", size.name)));
+            }
+        }
         for arm in &e.arms {
-            let valid = !arm.name.is_empty()
-                && arm.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            let valid = name_ok(&arm.name)
                 && !["small", "target"].contains(&arm.name.as_str())
                 && arm
                     .name
@@ -142,6 +215,15 @@ impl Experiment {
             }
             if !names.insert(&arm.name) {
                 return Err(bad(format!("two arms are named `{}`", arm.name)));
+            }
+            if !arm.budgets.is_empty() && arm.policy.is_none() {
+                return Err(bad(format!(
+                    "arm `{}`: `budgets` needs `policy` (a policy scales its growth point with the budget)",
+                    arm.name
+                )));
+            }
+            if arm.budgets.contains(&0) {
+                return Err(bad(format!("arm `{}`: every budget must be positive", arm.name)));
             }
             if arm.grow_at.is_some() == arm.policy.is_some() {
                 return Err(bad(format!(

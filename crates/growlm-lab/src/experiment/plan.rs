@@ -64,7 +64,7 @@ impl Experiment {
             self.seeds.clone()
         };
         let runs = dir.display().to_string();
-        let mut arms = Vec::new();
+        let mut arms: Vec<Arm4> = Vec::new();
         for arm in &self.arms {
             // The arm's policy first, so that its own `policy.KEY=…` sets apply to it.
             let steps = arm.grow_at.as_ref().map_or(vec![], |s| s.to_vec());
@@ -79,16 +79,23 @@ impl Experiment {
             if let (Some(after), Some(last)) = (arm.steps_after, steps.last()) {
                 edits.push(Edit::MaxSteps(last + after));
             }
-            let cfg = load(edits).context_with(|| format!("arm `{}`", arm.name))?;
             if steps.first() == Some(&0) {
                 return Err(LabError::Invalid(format!(
                     "arm `{}`: a growth step must be at least 1",
                     arm.name
                 )));
             }
-            for s in arm.seeds.clone().unwrap_or_else(|| seeds.clone()) {
-                arms.push((arm.name.clone(), s, cfg.clone(), steps.first().copied()));
+            for (label, budget) in arm.labels() {
+                let mut edits = edits.clone();
+                edits.extend(budget.map(Edit::MaxSteps));
+                let cfg = load(edits).context_with(|| format!("arm `{label}`"))?;
+                for s in arm.seeds.clone().unwrap_or_else(|| seeds.clone()) {
+                    arms.push((label.clone(), s, cfg.clone(), steps.first().copied()));
+                }
             }
+        }
+        if !self.sizes.is_empty() {
+            return self.frontier_jobs(dir, &base_cfg, &arms);
         }
         let longest = self
             .reference_steps
@@ -160,4 +167,103 @@ impl Experiment {
         }
         Ok(jobs)
     }
+
+    /// The jobs of a frontier experiment: per seed every size at every budget (the
+    /// shorter wsd budgets branched from the longest's snapshots), then the arms, each
+    /// trained straight.
+    fn frontier_jobs(&self, dir: &Path, base: &RunConfig, arms: &[Arm4]) -> Result<Vec<Job>, LabError> {
+        let mut ref_seeds: Vec<u64> = arms.iter().map(|a| a.1).collect();
+        ref_seeds.sort_unstable();
+        ref_seeds.dedup();
+        let mut jobs = Vec::new();
+        for &seed in &ref_seeds {
+            for size in &self.sizes {
+                let mut cfg = match (size.stage, &size.model) {
+                    (Some(n), _) => base.only_stage(n)?,
+                    (None, Some(model)) => {
+                        let mut table = base.only_stage(0)?.to_table();
+                        let stage = toml::Table::from_iter([("model".to_string(), toml::Value::Table(model.clone()))]);
+                        table.insert("stages".into(), toml::Value::Array(vec![toml::Value::Table(stage)]));
+                        RunConfig::from_table(table).context_with(|| format!("size `{}`", size.name))?
+                    }
+                    (None, None) => unreachable!("checked when the experiment was loaded"),
+                };
+                cfg.seed = seed;
+                let per_step = cfg.stages[0].model.flops_per_step(cfg.train.batch_size, cfg.train.seq_len);
+                let mut budgets: Vec<u64> = size
+                    .budgets
+                    .iter()
+                    .copied()
+                    .chain(size.flops.iter().map(|f| ((f / per_step).round() as u64).max(1)))
+                    .collect();
+                budgets.sort_unstable();
+                budgets.dedup();
+                let at = |b: u64| -> Result<RunConfig, LabError> {
+                    cfg.with_max_steps(b)
+                        .context_with(|| format!("size `{}` at {b} steps", size.name))
+                };
+                let longest = *budgets.last().expect("a size has budgets");
+                let long_cfg = at(longest)?;
+                let name = |b: u64| format!("{}-{b}-s{seed}", size.name);
+                // Where each shorter budget's decay begins: its branch point.
+                let mut shorter = Vec::new();
+                for &b in &budgets[..budgets.len() - 1] {
+                    let c = at(b)?;
+                    let start = b - c.train.decay_len();
+                    let snapshot = snapshot_path(&dir.join(name(longest)), start);
+                    let ok = c.train.schedule == growlm_train::Schedule::Wsd
+                        && start > 0
+                        && check_branch(&long_cfg, &c, start, 0, &snapshot).is_ok();
+                    shorter.push((b, c, ok.then_some((snapshot, start))));
+                }
+                let long = jobs.len();
+                jobs.push(Job {
+                    name: name(longest),
+                    keep_at: shorter.iter().filter_map(|s| s.2.as_ref().map(|b| b.1)).collect(),
+                    cfg: long_cfg,
+                    branch: None,
+                    after: vec![],
+                });
+                for (b, c, branch) in shorter {
+                    jobs.push(Job {
+                        name: name(b),
+                        cfg: c,
+                        after: if branch.is_some() { vec![long] } else { vec![] },
+                        branch: branch.map(|(at, _)| (at, long)),
+                        keep_at: vec![],
+                    });
+                }
+            }
+            for (label, _, cfg, _) in arms.iter().filter(|a| a.1 == seed) {
+                let mut cfg = cfg.clone();
+                cfg.seed = seed;
+                jobs.push(Job {
+                    name: format!("{label}-s{seed}"),
+                    cfg,
+                    branch: None,
+                    after: vec![],
+                    keep_at: vec![],
+                });
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The run directory of the target reference of `seed`: `target-sSEED`, or in a
+    /// frontier experiment the longest budget of the size that is the base's last stage.
+    pub fn target_reference(&self, jobs: &[Job], seed: u64, last_stage: usize) -> Option<String> {
+        if self.sizes.is_empty() {
+            return Some(format!("target-s{seed}"));
+        }
+        let size = self.sizes.iter().find(|s| s.stage == Some(last_stage))?;
+        let prefix = format!("{}-", size.name);
+        jobs.iter()
+            .filter(|j| j.cfg.seed == seed && j.is_reference() && j.name.starts_with(&prefix))
+            .filter(|j| j.name[prefix.len()..].split_once("-s").is_some_and(|(b, _)| b.parse::<u64>().is_ok()))
+            .max_by_key(|j| j.cfg.train.max_steps)
+            .map(|j| j.name.clone())
+    }
 }
+
+/// An arm run to plan: its label, seed, config and first fixed growth step.
+type Arm4 = (String, u64, RunConfig, Option<u64>);

@@ -3,17 +3,11 @@
 
 use std::fmt::Write;
 
+use super::frontier::FrontierResults;
 use super::results::{ArmResult, Results, SolverOutcome};
+use crate::stats::Interval;
 use super::Experiment;
 
-/// `mean ± sd` with `digits` decimals (the mean alone for one seed).
-pub(crate) fn pm(v: [f64; 2], digits: usize) -> String {
-    if v[1] > 0.0 {
-        format!("{:.digits$} ± {:.digits$}", v[0], v[1])
-    } else {
-        format!("{:.digits$}", v[0])
-    }
-}
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |x| format!("{x:.digits$}"))
@@ -50,7 +44,9 @@ pub(crate) fn markdown(exp: &Experiment, results: &Results, runs_dir: &str) -> S
         );
     }
     s += "\n## Arms against the from-scratch target (equal-loss speed-up, paper Table 2)\n\n";
-    s += "Mean ± sample standard deviation over the seeds. The speed-up is the target's FLOPs \
+    s += "Mean ± sample standard deviation over the seeds, with the 95% confidence interval of the mean \
+          (Student's t, n − 1 degrees of freedom); a speed-up whose interval covers 1 is no difference at this n. \
+          The speed-up is the target's FLOPs \
           (wall seconds) to reach the arm's final validation loss, on its running-minimum curve, \
           over the arm's total, the small model's training included; `≥` marks a lower bound \
           (the target never reaches that loss).\n\n";
@@ -64,11 +60,11 @@ pub(crate) fn markdown(exp: &Experiment, results: &Results, runs_dir: &str) -> S
             a.seeds,
             a.growth_steps,
             a.delta_loss_at_growth.map_or("-".into(), |d| format!("{d:.2e}")),
-            pm(a.final_val_loss, 4),
+            a.final_val_loss.show(4),
             a.perplexity,
             a.flops,
-            pm(a.speedup_flops, 2),
-            pm(a.speedup_wall, 2)
+            a.speedup_flops.show_difference(1.0, 2),
+            a.speedup_wall.show(2)
         );
     }
     s += "\n<details><summary>Every run</summary>\n\n| run | grew at | branched | final val loss | FLOPs | ×FLOPs | ×tokens | ×wall | reached |\n|---|---|---|---|---|---|---|---|---|\n";
@@ -89,6 +85,9 @@ pub(crate) fn markdown(exp: &Experiment, results: &Results, runs_dir: &str) -> S
         );
     }
     s += "\n</details>\n\n## Figures\n\n![validation loss against FLOPs](loss-flops.svg)\n\n";
+    if let Some(f) = &results.frontier {
+        frontier(&mut s, f);
+    }
     if let Some(solver) = &results.solver {
         s += "## Solver against the runs (paper Appendix A, Figures 7–8)\n\n![solver fits and E](solve.svg)\n\n";
         match solver {
@@ -161,12 +160,72 @@ fn best_swept(s: &mut String, arms: &[ArmResult]) {
     if let Some(best) = fixed
         .iter()
         .filter(|a| a.seeds.len() == most)
-        .max_by(|a, b| a.speedup_flops[0].total_cmp(&b.speedup_flops[0]))
+        .max_by(|a, b| a.speedup_flops.mean.total_cmp(&b.speedup_flops.mean))
     {
         let _ = write!(
             s,
             "Best swept growth step {:?} (among the arms run on seeds {:?}): measured speed-up ×{:.3}.\n\n",
-            best.growth_steps, best.seeds, best.speedup_flops[0]
+            best.growth_steps, best.seeds, best.speedup_flops.mean
         );
     }
+}
+
+/// The frontier section: the sizes, the envelope, the arms against it beside ×target.
+fn frontier(s: &mut String, f: &FrontierResults) {
+    let opt = |v: &Option<Interval>, digits: usize, zero: f64| {
+        v.as_ref().map_or("outside".into(), |i| i.show_difference(zero, digits))
+    };
+    *s += "## The compute-optimal frontier\n\n\
+           Each size trained from scratch at each budget (the shorter wsd budgets branched from the \
+           longest run at the start of their decay); the frontier is, per seed, the lower envelope of \
+           final validation loss against FLOPs, linear in log-FLOPs. Over the seeds: mean ± sd \
+           (95% CI, Student's t).\n\n\
+           | size | parameters | steps | FLOPs | tokens/param | final val loss | on the envelope (seeds) |\n\
+           |---|---|---|---|---|---|---|\n";
+    for r in &f.sizes {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3e} | {:.1} | {} | {} of {} |",
+            r.size,
+            r.params,
+            r.steps,
+            r.flops,
+            r.tokens_per_param,
+            r.final_val_loss.show(4),
+            r.on_envelope,
+            r.final_val_loss.n
+        );
+    }
+    *s += "\n### The arms against the frontier and against the target\n\n\
+           Iso-FLOP gap: the arm's final loss minus the frontier at its FLOPs (negative: better than \
+           every size from scratch for that compute). ×frontier: the frontier's FLOPs to the arm's final \
+           loss over the arm's (above 1: growth saved compute against the best size). ×target: the \
+           paper's Table 2 measure against the target size alone. \"outside\": beyond the frontier's \
+           range on every seed, never extrapolated.\n\n\
+           | arm | seeds | FLOPs | tokens/param | growth ×params | final val loss | iso-FLOP gap | ×frontier | ×target |\n\
+           |---|---|---|---|---|---|---|---|---|\n";
+    for a in &f.arms {
+        let _ = writeln!(
+            s,
+            "| {} | {:?} | {:.3e} | {:.1} | {} | {} | {} | {} | {} |",
+            a.arm,
+            a.seeds,
+            a.flops,
+            a.tokens_per_param,
+            a.growth_factor.map_or("-".into(), |g| format!("{g:.2}")),
+            a.final_val_loss.show(4),
+            opt(&a.iso_flop_gap, 4, 0.0),
+            opt(&a.x_frontier, 2, 1.0),
+            opt(&a.x_target, 2, 1.0),
+        );
+    }
+    let outside: Vec<String> = f
+        .rows
+        .iter()
+        .filter_map(|r| r.outside.as_ref().map(|o| format!("`{}`: {o}", r.run)))
+        .collect();
+    if !outside.is_empty() {
+        let _ = write!(s, "\nOutside the frontier's range: {}.\n", outside.join("; "));
+    }
+    *s += "\n![the compute-optimal frontier](frontier.svg)\n\n";
 }

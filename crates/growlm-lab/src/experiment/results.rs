@@ -9,11 +9,12 @@ use growlm_train::{DeviceKind, RunCurve, RunDir};
 use serde::Serialize;
 
 use super::schedule::{run_all, state_of, ObserverFactory};
-use super::{middle, Experiment, Job, MIDDLE};
+use super::frontier::{frontier_results, FrontierResults};
+use super::{middle, Experiment, Job};
 use crate::compare::{compare, Row};
 use crate::error::write_atomic;
 use crate::solve::{solve, SolveInputs, SolveReport};
-use crate::stats::spread;
+use crate::stats::Interval;
 use crate::LabError;
 
 /// How to run an experiment.
@@ -55,7 +56,7 @@ pub struct RunResult {
     pub wall_s: f64,
 }
 
-/// An arm's results over its seeds: `[mean, sample standard deviation]`.
+/// An arm's results over its seeds, each with its 95% interval.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArmResult {
     /// The arm.
@@ -67,15 +68,15 @@ pub struct ArmResult {
     /// |Δloss| at the first growth of its first seed.
     pub delta_loss_at_growth: Option<f64>,
     /// Final validation loss.
-    pub final_val_loss: [f64; 2],
+    pub final_val_loss: Interval,
     /// Perplexity of the mean loss.
     pub perplexity: f64,
     /// Mean FLOPs.
     pub flops: f64,
-    /// Equal-loss speed-up in FLOPs against the target.
-    pub speedup_flops: [f64; 2],
+    /// Equal-loss speed-up in FLOPs against the target (×target).
+    pub speedup_flops: Interval,
     /// The same in wall seconds.
-    pub speedup_wall: [f64; 2],
+    pub speedup_wall: Interval,
     /// Whether the target reached every seed's loss (else the speed-ups are lower bounds).
     pub all_reached: bool,
 }
@@ -140,6 +141,8 @@ pub struct Results {
     pub solver: Option<SolverOutcome>,
     /// Runs not trained (report only, or failed).
     pub missing: Vec<String>,
+    /// A frontier experiment's measures (with `[[size]]`s).
+    pub frontier: Option<FrontierResults>,
 }
 
 /// Trains what is missing (unless `report_only`), then measures the runs and writes
@@ -194,19 +197,21 @@ pub fn run_experiment(
 fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job], took: f64) -> Result<Results, LabError> {
     let run = |name: &str| RunDir::new(dir.join(name));
     let read = |name: &str| run(name).curve();
-    let target = |seed: u64| format!("target-s{seed}");
-    let done = |j: &&Job| run(&j.name).file(RunDir::SUMMARY).is_file();
+    let last_stage = jobs.iter().map(|j| j.cfg.stages.len()).max().unwrap_or(2) - 1;
+    let target = |seed: u64| exp.target_reference(jobs, seed, last_stage);
+    let is_done = |name: &str| run(name).file(RunDir::SUMMARY).is_file();
+    let done = |j: &&Job| is_done(&j.name);
     let missing = jobs.iter().filter(|j| !done(j)).map(|j| j.name.clone()).collect();
     let mut runs = Vec::new();
     let mut curves: Vec<(String, RunCurve)> = Vec::new();
     for j in jobs.iter().filter(|j| !j.is_reference()).filter(done) {
         let seed = j.cfg.seed;
-        if !run(&target(seed)).file(RunDir::SUMMARY).is_file() {
+        let Some(reference) = target(seed).filter(|t| is_done(t)) else {
             continue;
-        }
+        };
         let arm = j.name.rsplit_once("-s").map_or(j.name.clone(), |p| p.0.to_string());
         let curve = read(&j.name)?;
-        let row = compare(&j.name, &curve, &read(&target(seed))?, None)?;
+        let row = compare(&j.name, &curve, &read(&reference)?, None)?;
         let events = run(&j.name).events()?;
         let summary = run(&j.name).summary()?;
         runs.push(RunResult {
@@ -222,19 +227,19 @@ fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job],
         curves.push((j.name.clone(), curve));
     }
     let mut arms: Vec<ArmResult> = Vec::new();
-    for arm in &exp.arms {
-        let mine: Vec<&RunResult> = runs.iter().filter(|r| r.arm == arm.name).collect();
+    for (label, _) in exp.arms.iter().flat_map(|a| a.labels()) {
+        let mine: Vec<&RunResult> = runs.iter().filter(|r| r.arm == label).collect();
         let Some(first) = mine.first() else { continue };
-        let col = |f: fn(&RunResult) -> f64| spread(&mine.iter().map(|r| f(r)).collect::<Vec<_>>());
+        let col = |f: fn(&RunResult) -> f64| Interval::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>());
         let loss = col(|r| r.row.final_val_loss);
         arms.push(ArmResult {
-            arm: arm.name.clone(),
+            arm: label.clone(),
             seeds: mine.iter().map(|r| r.seed).collect(),
             growth_steps: first.growth_steps.clone(),
             delta_loss_at_growth: first.delta_loss_at_growth,
             final_val_loss: loss,
-            perplexity: loss[0].exp(),
-            flops: col(|r| r.row.flops)[0],
+            perplexity: loss.mean.exp(),
+            flops: col(|r| r.row.flops).mean,
             speedup_flops: col(|r| r.row.speedup_flops),
             speedup_wall: col(|r| r.row.speedup_wall),
             all_reached: mine.iter().all(|r| r.row.reached),
@@ -245,11 +250,9 @@ fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job],
     for j in references.iter().copied().filter(done) {
         let s = run(&j.name).summary()?;
         // A smaller model trained alone, measured as an arm is: what growth has to beat.
-        let t = target(j.cfg.seed);
-        let alone = if j.name != t && run(&t).file(RunDir::SUMMARY).is_file() {
-            Some(compare(&j.name, &read(&j.name)?, &read(&t)?, None)?)
-        } else {
-            None
+        let alone = match target(j.cfg.seed).filter(|t| t != &j.name && is_done(t)) {
+            Some(t) => Some(compare(&j.name, &read(&j.name)?, &read(&t)?, None)?),
+            None => None,
         };
         reference_rows.push(ReferenceRow {
             run: j.name.clone(),
@@ -262,28 +265,34 @@ fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job],
         });
     }
 
-    // The figure: validation loss against FLOPs, the first seed's arms with its references.
+    // The figure: validation loss against FLOPs, the first seed's arms with its references
+    // (the target, the small and middle models alone; in a frontier experiment every size's
+    // longest budget), each that is done.
     let seed0 = jobs[0].cfg.seed;
-    let mut shown: Vec<(String, RunCurve)> = vec![
-        (target(seed0), read(&target(seed0))?),
-        (format!("small-s{seed0}"), read(&format!("small-s{seed0}"))?),
-    ];
-    // The middle models alone, too (a base with more than two stages).
-    for j in references
+    // References that branched are a size's shorter budgets: their curve is the longest's.
+    let shown_refs: Vec<&Job> = references
         .iter()
-        .filter(|j| j.name.starts_with(MIDDLE) && j.cfg.seed == seed0)
-        .filter(|j| done(j))
-    {
+        .copied()
+        .filter(|j| j.cfg.seed == seed0 && j.branch.is_none() && done(j))
+        .collect();
+    let mut shown: Vec<(String, RunCurve)> = Vec::new();
+    for j in shown_refs {
         shown.push((j.name.clone(), read(&j.name)?));
     }
     shown.extend(curves.into_iter().filter(|(n, _)| n.ends_with(&format!("-s{seed0}"))));
     let named: Vec<(&str, &RunCurve)> = shown.iter().map(|(n, c)| (n.as_str(), c)).collect();
-    crate::plot::loss_flops_svg(
-        &opts.out.join("loss-flops.svg"),
-        "validation loss against training FLOPs",
-        &named,
-        false,
-    )?;
+    if !named.is_empty() {
+        crate::plot::loss_flops_svg(
+            &opts.out.join("loss-flops.svg"),
+            "validation loss against training FLOPs",
+            &named,
+            !exp.sizes.is_empty(),
+        )?;
+    }
+    let frontier = frontier_results(exp, dir, jobs, &runs)?;
+    if let Some(e) = frontier.as_ref().and_then(|f| f.envelopes.first()) {
+        crate::plot::frontier_svg(&opts.out.join("frontier.svg"), &e.envelope, &named)?;
+    }
 
     let solver = exp.solve.then(|| {
         // A fit that fails (or a reference not trained yet) is reported, not fatal.
@@ -305,6 +314,7 @@ fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job],
         runs,
         solver,
         missing,
+        frontier,
     })
 }
 
@@ -319,12 +329,23 @@ fn solve_first_seed(out: &Path, dir: &Path, seed: u64, jobs: &[Job], runs: &[Run
         .map(|r| dir.join(&r.dir))
         .collect();
     let stages = jobs.iter().map(|j| j.cfg.stages.len()).max().unwrap_or(2);
+    if !exp_has_references(jobs, seed) {
+        return Err(LabError::Invalid(
+            "the solver needs the small and target references (`small-sN`, `target-sN`)".into(),
+        ));
+    }
     inputs.via = (1..stages - 1)
         .map(|j| dir.join(format!("{}-s{seed}", middle(j))))
         .collect();
     let solved = solve(&inputs)?;
     crate::solve::write(&solved, Some(&out.join("solve.json")), Some(&out.join("solve.svg")))?;
     Ok(solved.report)
+}
+
+fn exp_has_references(jobs: &[Job], seed: u64) -> bool {
+    ["small", "target"]
+        .iter()
+        .all(|r| jobs.iter().any(|j| j.name == format!("{r}-s{seed}")))
 }
 
 /// The run directory `dir` as a link prefix from inside `out`: empty when they are the

@@ -1,0 +1,180 @@
+//! A frontier experiment's measures (DESIGN.md §Evaluation protocol): per seed the
+//! envelope of its sizes' runs, every arm run's iso-FLOP gap and ×frontier against it,
+//! beside the Table 2 measure (×target), and each measure over the seeds with its 95%
+//! interval.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use growlm_train::RunDir;
+use serde::Serialize;
+
+use super::{Experiment, Job, RunResult};
+use crate::frontier::{measure, Envelope, FrontierRow, FrontierRun};
+use crate::stats::Interval;
+use crate::LabError;
+
+/// One seed's envelope.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedEnvelope {
+    /// The seed.
+    pub seed: u64,
+    /// Its envelope.
+    pub envelope: Envelope,
+}
+
+/// A size at one budget, over the seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SizeRow {
+    /// The size.
+    pub size: String,
+    /// Steps.
+    pub steps: u64,
+    /// Parameters.
+    pub params: usize,
+    /// Mean FLOPs.
+    pub flops: f64,
+    /// Training tokens per parameter.
+    pub tokens_per_param: f64,
+    /// Final validation loss over the seeds.
+    pub final_val_loss: Interval,
+    /// On how many seeds' envelopes it lies.
+    pub on_envelope: usize,
+}
+
+/// An arm (at one budget) against the frontier, over the seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontierArm {
+    /// The arm's label (`NAME` or `NAME-STEPS`).
+    pub arm: String,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Mean FLOPs.
+    pub flops: f64,
+    /// Tokens per parameter of the final model.
+    pub tokens_per_param: f64,
+    /// Parameters after its growths over before.
+    pub growth_factor: Option<f64>,
+    /// Final validation loss.
+    pub final_val_loss: Interval,
+    /// Iso-FLOP gap over the seeds where it is inside the envelope.
+    pub iso_flop_gap: Option<Interval>,
+    /// ×frontier over the seeds where it is inside the envelope.
+    pub x_frontier: Option<Interval>,
+    /// ×target (the paper's Table 2 measure) over the seeds.
+    pub x_target: Option<Interval>,
+    /// Seeds where a measure fell outside the envelope (not extrapolated).
+    pub outside: usize,
+}
+
+/// What a frontier experiment adds to `results.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontierResults {
+    /// Per seed, the envelope.
+    pub envelopes: Vec<SeedEnvelope>,
+    /// The sizes at their budgets.
+    pub sizes: Vec<SizeRow>,
+    /// Every arm run against its seed's envelope.
+    pub rows: Vec<FrontierRow>,
+    /// The arms over the seeds.
+    pub arms: Vec<FrontierArm>,
+}
+
+fn interval(v: &[f64]) -> Option<Interval> {
+    (!v.is_empty()).then(|| Interval::of(v))
+}
+
+/// Measures the arm runs of `jobs` (done ones, in `dir`) against their seed's envelope.
+pub(crate) fn frontier_results(
+    exp: &Experiment,
+    dir: &Path,
+    jobs: &[Job],
+    runs: &[RunResult],
+) -> Result<Option<FrontierResults>, LabError> {
+    if exp.sizes.is_empty() {
+        return Ok(None);
+    }
+    let done: Vec<&Job> = jobs.iter().filter(|j| RunDir::new(dir.join(&j.name)).is_done()).collect();
+    let read = |j: &Job| FrontierRun::read(&j.name, &RunDir::new(dir.join(&j.name)));
+    let mut seeds: Vec<u64> = done.iter().map(|j| j.cfg.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let (mut envelopes, mut rows) = (Vec::new(), Vec::new());
+    let mut sizes: BTreeMap<(String, u64), Vec<FrontierRun>> = BTreeMap::new();
+    let mut arms: BTreeMap<String, Vec<(u64, FrontierRow)>> = BTreeMap::new();
+    for &seed in &seeds {
+        let mine: Vec<&&Job> = done.iter().filter(|j| j.cfg.seed == seed).collect();
+        let points: Vec<FrontierRun> = mine
+            .iter()
+            .filter(|j| j.is_reference())
+            .map(|j| read(j))
+            .collect::<Result<_, _>>()?;
+        for (j, p) in mine.iter().filter(|j| j.is_reference()).zip(&points) {
+            let size = j.name.rsplit_once("-s").map_or(j.name.as_str(), |n| n.0);
+            let size = size.rsplit_once('-').map_or(size, |n| n.0).to_string();
+            sizes.entry((size, j.cfg.train.max_steps)).or_default().push(p.clone());
+        }
+        let Ok(envelope) = Envelope::new(&points) else { continue };
+        for j in mine.iter().filter(|j| !j.is_reference()) {
+            let row = measure(&envelope, &read(j)?);
+            let label = j.name.rsplit_once("-s").map_or(j.name.clone(), |n| n.0.to_string());
+            arms.entry(label).or_default().push((seed, row.clone()));
+            rows.push(row);
+        }
+        envelopes.push(SeedEnvelope { seed, envelope });
+    }
+    let on_envelope = |run: &str| {
+        envelopes
+            .iter()
+            .filter(|e| e.envelope.points.iter().any(|p| p.run == run))
+            .count()
+    };
+    let mut size_rows: Vec<SizeRow> = sizes
+        .into_iter()
+        .map(|((size, steps), runs)| {
+            let n = runs.len() as f64;
+            SizeRow {
+                size,
+                steps,
+                params: runs[0].params,
+                flops: runs.iter().map(|r| r.flops).sum::<f64>() / n,
+                tokens_per_param: runs[0].tokens / runs[0].params.max(1) as f64,
+                final_val_loss: Interval::of(&runs.iter().map(|r| r.loss).collect::<Vec<_>>()),
+                on_envelope: runs.iter().map(|r| on_envelope(&r.run)).sum(),
+            }
+        })
+        .collect();
+    size_rows.sort_by(|a, b| a.params.cmp(&b.params).then(a.steps.cmp(&b.steps)));
+    let order: Vec<String> = exp.arms.iter().flat_map(|a| a.labels()).map(|l| l.0).collect();
+    let arm_rows = order
+        .iter()
+        .filter_map(|label| {
+            let mine = arms.get(label)?;
+            let col = |f: &dyn Fn(&FrontierRow) -> Option<f64>| -> Vec<f64> { mine.iter().filter_map(|(_, r)| f(r)).collect() };
+            let first = &mine[0].1;
+            let x_target: Vec<f64> = runs
+                .iter()
+                .filter(|r| &r.arm == label)
+                .map(|r| r.row.speedup_flops)
+                .collect();
+            Some(FrontierArm {
+                arm: label.clone(),
+                seeds: mine.iter().map(|(s, _)| *s).collect(),
+                flops: col(&|r| Some(r.flops)).iter().sum::<f64>() / mine.len() as f64,
+                tokens_per_param: first.tokens_per_param,
+                growth_factor: first.growth_factor,
+                final_val_loss: Interval::of(&col(&|r| Some(r.final_val_loss))),
+                iso_flop_gap: interval(&col(&|r| r.iso_flop_gap)),
+                x_frontier: interval(&col(&|r| r.x_frontier)),
+                x_target: interval(&x_target),
+                outside: mine.iter().filter(|(_, r)| r.outside.is_some()).count(),
+            })
+        })
+        .collect();
+    Ok(Some(FrontierResults {
+        envelopes,
+        sizes: size_rows,
+        rows,
+        arms: arm_rows,
+    }))
+}

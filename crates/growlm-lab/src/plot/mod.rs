@@ -1,0 +1,303 @@
+//! The figures (SVG, plotters), drawn to go in a paper: a run's `loss.svg`, validation loss
+//! against FLOPs for several runs with growth points marked (paper Figure 4), the
+//! compute-optimal frontier, and the solver's fits with the effect conversion rate
+//! (Appendix A, Figures 7–8). FLOPs are on a log scale in scientific notation, steps are
+//! integers, the loss axis is clipped to the informative part of the curves (warm-up's
+//! first losses left out), the train loss is drawn smoothed over the raw one, and growth
+//! points are marked and labelled with their step.
+
+use std::path::{Path, PathBuf};
+
+use growlm_train::{GrowEvent, MetricsRow, RunCurve, RunDir};
+
+use crate::frontier::Envelope;
+
+mod solve;
+
+pub use solve::{solve_svg, SolveFigure};
+use plotters::prelude::*;
+
+use crate::LabError;
+
+pub(crate) type Drawn = Result<(), Box<dyn std::error::Error>>;
+
+/// Runs `draw` and names `path` in its error.
+pub(crate) fn svg(path: &Path, draw: impl FnOnce() -> Drawn) -> Result<(), LabError> {
+    draw().map_err(|e| LabError::Plot {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes `loss.svg` into a run directory from its metrics and events; returns its path.
+/// Train loss (raw and smoothed) and validation loss against step and against FLOPs,
+/// growth steps marked and labelled.
+pub fn loss_svg(run: &RunDir) -> Result<PathBuf, LabError> {
+    let rows = run.metrics()?;
+    let events = run.events()?;
+    let path = run.file(RunDir::LOSS_SVG);
+    svg(&path, || draw_loss(&path, &rows, &events))?;
+    Ok(path)
+}
+
+/// A centred moving average of `v` over `window` points (fewer at the ends), skipping
+/// non-finite values: a trend without the lag of an exponential average.
+pub fn smooth(v: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let pts: Vec<(f64, f64)> = v.iter().copied().filter(|p| p.1.is_finite()).collect();
+    let half = window / 2;
+    // Prefix sums: each window's mean in O(1).
+    let mut sum = vec![0.0; pts.len() + 1];
+    for (i, p) in pts.iter().enumerate() {
+        sum[i + 1] = sum[i] + p.1;
+    }
+    (0..pts.len())
+        .map(|i| {
+            let (lo, hi) = (i.saturating_sub(half), (i + half + 1).min(pts.len()));
+            (pts[i].0, (sum[hi] - sum[lo]) / (hi - lo) as f64)
+        })
+        .collect()
+}
+
+/// The smoothing window for `n` points: about 2% of them, at least 5.
+fn window(n: usize) -> usize {
+    (n / 50).max(5)
+}
+
+/// The loss range worth drawing over several series: from just below the lowest loss to
+/// the highest loss of each series after its first `skip` fraction of points (the
+/// warm-up's first losses would squeeze the rest into a sliver).
+pub fn loss_range(series: &[&[f64]], skip: f64) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for s in series {
+        let finite: Vec<f64> = s.iter().copied().filter(|v| v.is_finite()).collect();
+        if finite.is_empty() {
+            continue;
+        }
+        let from = ((finite.len() as f64 * skip) as usize).min(finite.len() - 1);
+        lo = finite.iter().copied().fold(lo, f64::min);
+        hi = finite[from..].iter().copied().fold(hi, f64::max);
+    }
+    if !(lo < hi) {
+        return if lo.is_finite() { (lo - 0.5, lo + 0.5) } else { (0.0, 1.0) };
+    }
+    let pad = (hi - lo) * 0.05;
+    (lo - pad, hi + pad)
+}
+
+/// `1.5e13`-style labels for a FLOPs axis.
+pub(crate) fn sci(x: &f64) -> String {
+    format!("{x:.1e}")
+}
+
+fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
+    let train: Vec<f64> = rows.iter().map(|r| r.train_loss).collect();
+    let val: Vec<f64> = rows.iter().filter_map(|r| r.val_loss).collect();
+    let (ymin, ymax) = loss_range(&[&smooth_values(&train), &val], 0.1);
+    let clip = |y: f64| y.clamp(ymin, ymax);
+    let root = SVGBackend::new(path, (1200, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(600);
+    let growth_rows: Vec<&MetricsRow> = events
+        .iter()
+        .filter_map(|e| rows.iter().find(|r| r.step == e.step))
+        .collect();
+    // x of a row on each panel: the step, then the cumulative FLOPs (log scale).
+    type X = fn(&MetricsRow) -> f64;
+    let (by_step, by_flops): (X, X) = (|r| r.step as f64, |r| r.flops);
+    let xmax_steps = rows.iter().map(by_step).fold(1.0, f64::max);
+    let flops: Vec<f64> = rows.iter().map(by_flops).filter(|f| *f > 0.0).collect();
+    let (fmin, fmax) = (
+        flops.iter().copied().fold(f64::INFINITY, f64::min).min(1.0e300),
+        flops.iter().copied().fold(1.0, f64::max),
+    );
+    macro_rules! panel {
+        ($area:expr, $label:expr, $x:expr, $chart:expr, $fmt:expr) => {{
+            let mut c = $chart;
+            c.configure_mesh()
+                .x_desc($label)
+                .y_desc("loss")
+                .x_labels(6)
+                .x_label_formatter($fmt)
+                .y_label_formatter(&|y: &f64| format!("{y:.2}"))
+                .draw()?;
+            let raw: Vec<(f64, f64)> = rows.iter().map(|r| ($x(r), r.train_loss)).collect();
+            let faint = RGBColor(190, 200, 235);
+            c.draw_series(LineSeries::new(raw.iter().filter(|p| p.1.is_finite()).map(|&(x, y)| (x, clip(y))), faint))?
+                .label("train (raw)")
+                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], faint));
+            let blue = RGBColor(40, 80, 200);
+            c.draw_series(LineSeries::new(smooth(&raw, window(raw.len())).into_iter().map(|(x, y)| (x, clip(y))), blue.stroke_width(2)))?
+                .label("train (smoothed)")
+                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], blue));
+            c.draw_series(LineSeries::new(
+                rows.iter().filter_map(|r| Some(($x(r), clip(r.val_loss.filter(|v| v.is_finite())?)))),
+                RED.stroke_width(2),
+            ))?
+            .label("validation")
+            .legend(|(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], RED));
+            for g in &growth_rows {
+                let x = $x(g);
+                c.draw_series(DashedLineSeries::new([(x, ymin), (x, ymax)], 6, 4, BLACK.stroke_width(1)))?;
+                c.draw_series(std::iter::once(Text::new(
+                    format!("grew at {}", g.step),
+                    (x, ymin + (ymax - ymin) * 0.06),
+                    ("sans-serif", 13).into_font(),
+                )))?;
+            }
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }};
+    }
+    let build = |area, caption: &str| {
+        let mut b = ChartBuilder::on(area);
+        b.caption(caption, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55);
+        b
+    };
+    panel!(
+        &left,
+        "step",
+        by_step,
+        build(&left, "loss against step").build_cartesian_2d(0.0..xmax_steps, ymin..ymax)?,
+        &|x: &f64| format!("{x:.0}")
+    );
+    if fmin < fmax {
+        panel!(
+            &right,
+            "training FLOPs",
+            by_flops,
+            build(&right, "loss against training FLOPs").build_cartesian_2d((fmin..fmax).log_scale(), ymin..ymax)?,
+            &sci
+        );
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The train losses smoothed (for the range: raw spikes do not stretch the axis).
+fn smooth_values(v: &[f64]) -> Vec<f64> {
+    let pts: Vec<(f64, f64)> = v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+    smooth(&pts, window(pts.len())).into_iter().map(|p| p.1).collect()
+}
+
+/// Validation loss against training FLOPs of `runs` (name, curve), growth points marked
+/// with a cross and labelled with their step; with `log_x`, FLOPs on a log scale.
+pub fn loss_flops_svg(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool) -> Result<(), LabError> {
+    svg(path, || draw_flops(path, title, runs, log_x, None))
+}
+
+/// The compute-optimal frontier of `envelope` (a thick black line through its points) with
+/// the curves of `runs`, FLOPs on a log scale.
+pub fn frontier_svg(path: &Path, envelope: &Envelope, runs: &[(&str, &RunCurve)]) -> Result<(), LabError> {
+    svg(path, || {
+        draw_flops(
+            path,
+            "compute-optimal frontier: final loss of each size from scratch, and the runs",
+            runs,
+            true,
+            Some(envelope),
+        )
+    })
+}
+
+fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool, env: Option<&Envelope>) -> Drawn {
+    let xs = || {
+        runs.iter()
+            .flat_map(|(_, c)| c.points.iter().map(|p| p.cost[0]))
+            .chain(env.into_iter().flat_map(|e| e.points.iter().map(|p| p.flops)))
+            .filter(|x| *x > 0.0)
+    };
+    let xmax = xs().fold(1.0, f64::max);
+    let xmin = xs().fold(xmax, f64::min);
+    let losses: Vec<Vec<f64>> = runs
+        .iter()
+        .map(|(_, c)| c.points.iter().map(|p| p.loss).collect())
+        .chain(env.map(|e| e.points.iter().map(|p| p.loss).collect()))
+        .collect();
+    let series: Vec<&[f64]> = losses.iter().map(Vec::as_slice).collect();
+    let (ymin, ymax) = loss_range(&series, 0.15);
+    let clip = |y: f64| y.clamp(ymin, ymax);
+    let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut b = ChartBuilder::on(&root);
+    b.caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55);
+    // One body for both axes: plotters' log and linear ranges are different types.
+    macro_rules! body {
+        ($c:expr) => {{
+            let mut c = $c;
+            c.configure_mesh()
+                .x_desc("training FLOPs")
+                .y_desc("validation loss")
+                .x_labels(8)
+                .x_label_formatter(&sci)
+                .y_label_formatter(&|y: &f64| format!("{y:.2}"))
+                .draw()?;
+            for (i, (name, curve)) in runs.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                c.draw_series(LineSeries::new(
+                    curve.points.iter().filter(|p| p.cost[0] > 0.0).map(|p| (p.cost[0], clip(p.loss))),
+                    color.stroke_width(2),
+                ))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                for &(step, x, y) in &curve.growths {
+                    c.draw_series(std::iter::once(Cross::new((x, clip(y)), 7, color.stroke_width(2))))?;
+                    c.draw_series(std::iter::once(Text::new(
+                        format!("grew at {step}"),
+                        (x, clip(y) + (ymax - ymin) * 0.03),
+                        ("sans-serif", 12).into_font(),
+                    )))?;
+                }
+            }
+            if let Some(e) = env {
+                let pts: Vec<(f64, f64)> = e.points.iter().map(|p| (p.flops, clip(p.loss))).collect();
+                let last = pts[pts.len() - 1];
+                let flat = (e.max_flops > last.0).then_some((e.max_flops, last.1));
+                c.draw_series(LineSeries::new(pts.iter().copied().chain(flat), BLACK.stroke_width(3)))?
+                    .label("frontier (best size from scratch)")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
+                c.draw_series(pts.into_iter().map(|p| Circle::new(p, 5, BLACK.filled())))?;
+            }
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()?;
+        }};
+    }
+    if log_x {
+        body!(b.build_cartesian_2d((xmin * 0.9..xmax * 1.1).log_scale(), ymin..ymax)?);
+    } else {
+        body!(b.build_cartesian_2d(0.0..xmax * 1.02, ymin..ymax)?);
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothing_is_a_centred_mean_and_the_range_leaves_out_the_warm_up() {
+        let v: Vec<(f64, f64)> = [1.0, 2.0, 3.0, 10.0, 5.0].iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+        let s = smooth(&v, 3);
+        // Windows: [1,2], [1,2,3], [2,3,10], [3,10,5], [10,5].
+        let want = [1.5, 2.0, 5.0, 6.0, 7.5];
+        for (p, w) in s.iter().zip(want) {
+            assert!((p.1 - w).abs() < 1e-12, "{s:?}");
+        }
+        // 10 points from 9 down to 0: skipping the first 20% leaves 7 as the top; 5% padding.
+        let falling: Vec<f64> = (0..10).rev().map(f64::from).collect();
+        let (lo, hi) = loss_range(&[&falling], 0.2);
+        assert!((lo + 0.35).abs() < 1e-12 && (hi - 7.35).abs() < 1e-12, "{lo} {hi}");
+    }
+}

@@ -1,0 +1,143 @@
+//! A frontier experiment end to end on a tiny corpus (the CI smoke version of
+//! `experiments/frontier.toml`): sizes at two budgets, the shorter budget branched from the
+//! longest run at the start of its wsd decay — bit for bit the straight run — and a grown
+//! arm at the same budgets measured against the envelope.
+
+use std::path::Path;
+
+use growlm_lab::experiment::{run_experiment, ExperimentOptions, JobStart};
+use growlm_policy::Registry;
+use growlm_train::{train, DeviceKind, MetricsRow, Observer, RunDir, RunOptions};
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    growlm_policy_never::register(&mut r);
+    growlm_policy_fixed::register(&mut r);
+    growlm_policy_convergence::register(&mut r);
+    r
+}
+
+fn quiet(_: &JobStart<'_>) -> Box<dyn Observer> {
+    struct Quiet;
+    impl Observer for Quiet {}
+    Box::new(Quiet)
+}
+
+/// The rows of a run with the wall clock masked.
+fn rows(dir: &Path) -> Vec<MetricsRow> {
+    RunDir::new(dir)
+        .metrics()
+        .unwrap()
+        .into_iter()
+        .map(|r| MetricsRow { wall_s: 0.0, ..r })
+        .collect()
+}
+
+#[test]
+fn a_frontier_experiment_branches_cool_downs_bit_for_bit_and_measures_the_arms() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"];
+    let text: String = (0..3000).map(|i| format!("{} ", words[(i * 7 + i / 5) % 9])).collect();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, text).unwrap();
+    let tiny = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml")).unwrap();
+    let base = tiny.replace("source = \"sotu\"", &format!("source = {:?}", corpus.display().to_string()));
+    std::fs::write(dir.path().join("base.toml"), base).unwrap();
+    let exp = r#"
+base = "base.toml"
+seeds = [3, 4]
+sets = ['train.schedule="wsd"', 'train.warmup_steps=2', 'train.decay_frac=0.2', 'train.eval_every=2', 'train.checkpoint_every=5']
+[[size]]
+name = "d8"
+stage = 0
+budgets = [10, 20]
+[[size]]
+name = "d12"
+stage = 1
+budgets = [10, 20]
+[[size]]
+name = "d16"
+model = { context_len = 8, d_model = 16, n_layers = 2, n_heads = 4 }
+budgets = [10, 20]
+[[arm]]
+name = "grown"
+policy = "convergence"
+budgets = [10, 20]
+"#;
+    let file = dir.path().join("frontier.toml");
+    std::fs::write(&file, exp).unwrap();
+    let out = dir.path().join("out");
+    let opts = ExperimentOptions {
+        file,
+        out: out.clone(),
+        jobs: 2,
+        device: DeviceKind::Flex,
+        report_only: false,
+        command: "test".into(),
+    };
+    let (results, report) = run_experiment(&opts, &registry(), &quiet).unwrap();
+    // No small/target references: the sizes are the references.
+    assert!(!out.join("small-s3").exists() && !out.join("target-s3").exists());
+    // The 20-step run kept a snapshot where the 10-step budget's decay begins (10 − 2 = 8),
+    // and the 10-step run branched from it.
+    assert!(RunDir::new(out.join("d12-20-s3")).path().join("snapshots/step-000000008").is_dir());
+    let short = RunDir::new(out.join("d12-10-s3"));
+    assert!(short.is_branched());
+
+    // Bit for bit: the branched cool-down equals a straight run with that budget.
+    let cfg = short.config().unwrap();
+    let straight = dir.path().join("straight");
+    let o = RunOptions {
+        cache_dir: dir.path().join("cache"),
+        ..RunOptions::new(&straight)
+    };
+    train::<burn_autodiff::Autodiff<burn_flex::Flex>>(&cfg, &o, &registry(), &Default::default(), &mut []).unwrap();
+    assert_eq!(rows(short.path()), rows(&straight));
+    assert_eq!(
+        short.summary().unwrap().final_val_loss.to_bits(),
+        RunDir::new(&straight).summary().unwrap().final_val_loss.to_bits()
+    );
+
+    // The frontier: an envelope per seed, every size at every budget, the arm measured.
+    let f = results.frontier.expect("a frontier experiment has frontier results");
+    assert_eq!(f.envelopes.iter().map(|e| e.seed).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(f.sizes.len(), 6);
+    assert!(f.sizes.iter().all(|s| s.final_val_loss.n == 2 && s.final_val_loss.ci.is_some()));
+    let labels: Vec<&str> = f.arms.iter().map(|a| a.arm.as_str()).collect();
+    assert_eq!(labels, ["grown-10", "grown-20"]);
+    for a in &f.arms {
+        assert_eq!(a.seeds, [3, 4]);
+        assert!(a.growth_factor.is_some_and(|g| g > 1.0), "{a:?}");
+        assert!(a.x_target.is_some(), "the Table 2 measure against d12's longest run: {a:?}");
+        let measured = a.x_frontier.is_some() as usize + a.iso_flop_gap.is_some() as usize;
+        assert!(measured > 0 || a.outside > 0, "{a:?}");
+    }
+    // Each row's gap is its loss minus the envelope there, by the envelope's own numbers.
+    for (row, seed) in f.rows.iter().zip([3, 3, 4, 4]) {
+        let env = &f.envelopes.iter().find(|e| e.seed == seed).unwrap().envelope;
+        if let Some(g) = row.iso_flop_gap {
+            assert!((g - (row.final_val_loss - env.loss_at(row.flops).unwrap())).abs() < 1e-12);
+        }
+    }
+    assert!(report.contains("## The compute-optimal frontier") && report.contains("| grown-20 |"), "{report}");
+    assert!(out.join("frontier.svg").is_file() && out.join("loss-flops.svg").is_file());
+}
+
+#[test]
+fn bad_sizes_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |text: &str| {
+        let p = dir.path().join("e.toml");
+        std::fs::write(&p, text).unwrap();
+        growlm_lab::Experiment::load(&p).unwrap_err().to_string()
+    };
+    let arm = "[[arm]]\nname = \"a\"\npolicy = \"convergence\"\n";
+    let e = write(&format!("base = \"x\"\n[[size]]\nname = \"s\"\nbudgets = [10]\n{arm}"));
+    assert!(e.contains("size `s` needs exactly one of `stage`"), "{e}");
+    let e = write(&format!("base = \"x\"\n[[size]]\nname = \"s\"\nstage = 0\n{arm}"));
+    assert!(e.contains("size `s` needs exactly one of `budgets`"), "{e}");
+    let e = write(&format!("base = \"x\"\n[[size]]\nname = \"a\"\nstage = 0\nflops = [1e12]\n{arm}"));
+    assert!(e.contains("named `a`"), "{e}");
+    let e = write("base = \"x\"\n[[arm]]\nname = \"a\"\ngrow_at = 5\nbudgets = [10]\n");
+    assert!(e.contains("`budgets` needs `policy`"), "{e}");
+}
