@@ -540,3 +540,69 @@ steps = [40]
         "continued"
     );
 }
+
+/// A finished run directory made by hand: `configs/tiny.toml` as its config, a two-point
+/// curve ending at `loss` after `flops` FLOPs, in stage `stage` (1: it grew at step 5).
+fn hand_made_run(dir: &Path, flops: f64, loss: f64, stage: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/tiny.toml");
+    std::fs::copy(tiny, dir.join("config.toml")).unwrap();
+    let row = |step: u64, f: f64, l: f64| {
+        format!(
+            "{{\"step\":{step},\"tokens\":{},\"flops\":{f},\"wall_s\":0,\"train_loss\":3.0,\"val_loss\":{l},\"lr\":0.01,\"stage\":{stage},\"width_active\":1.0,\"grad_norm\":1.0}}\n",
+            step * 16
+        )
+    };
+    std::fs::write(dir.join("metrics.jsonl"), row(5, flops / 2.0, loss + 1.0) + &row(10, flops, loss)).unwrap();
+    let grew = if stage == 1 { "[5]" } else { "[]" };
+    std::fs::write(
+        dir.join("summary.json"),
+        format!(
+            "{{\"final_val_loss\":{loss},\"best_val_loss\":{loss},\"steps\":10,\"tokens\":160,\"flops\":{flops},\"wall_s\":1.0,\
+             \"final_stage\":{stage},\"growth_steps\":{grew},\"policy\":\"fixed\",\"device\":\"flex\"}}"
+        ),
+    )
+    .unwrap();
+    if stage == 1 {
+        std::fs::write(
+            dir.join("events.jsonl"),
+            "{\"event\":\"grow\",\"step\":5,\"from_stage\":0,\"to_stage\":1,\"operator\":\"pdg+redundant\",\
+             \"params_before\":100,\"params_after\":400,\"loss_before\":3.5,\"loss_after\":3.5}\n",
+        )
+        .unwrap();
+    }
+}
+
+/// `compare --frontier` on hand-made curves: A (1e12, 3.0), B (1e13, 2.0), C (1e14, 1.6)
+/// are the envelope, D (2e13, 2.5) is beaten. A grown run of 10^12.5 FLOPs ending at 2.4:
+/// the envelope there is 2.5 (gap −0.1) and reaches 2.4 at 10^12.6 FLOPs (×frontier
+/// 10^0.1 = 1.258925).
+#[test]
+fn compare_frontier_matches_a_hand_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, flops, loss) in [("A", 1e12, 3.0), ("B", 1e13, 2.0), ("C", 1e14, 1.6), ("D", 2e13, 2.5)] {
+        hand_made_run(&dir.path().join(name), flops, loss, 0);
+    }
+    hand_made_run(&dir.path().join("G"), 10f64.powf(12.5), 2.4, 1);
+    let args = ["compare", "G", "--frontier", "A", "B", "C", "D", "--json", "f.json", "--plot", "f.svg"];
+    let (ok, out, err) = xtask(&args, dir.path());
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("the compute-optimal frontier of 4 from-scratch runs"), "{out}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("f.json")).unwrap()).unwrap();
+    let names: Vec<&str> = j["envelope"]["points"].as_array().unwrap().iter().map(|p| p["run"].as_str().unwrap()).collect();
+    assert_eq!(names, ["A", "B", "C"]);
+    let g = &j["runs"][0];
+    assert!((g["iso_flop_gap"].as_f64().unwrap() + 0.1).abs() < 1e-6, "{g}");
+    assert!((g["x_frontier"].as_f64().unwrap() - 1.258_925_4).abs() < 1e-6, "{g}");
+    // The growth factor: the final model's parameters (tiny.toml's stage 1) over the
+    // 100 its growth event says it had before.
+    let params = g["params"].as_f64().unwrap();
+    assert!(params > 100.0 && g["growth_factor"].as_f64() == Some(params / 100.0), "{g}");
+    assert!(std::fs::read_to_string(dir.path().join("f.svg")).unwrap().starts_with("<svg"));
+    // Without runs, the frontier's own runs are measured: D lies above it.
+    let (ok, out, _) = xtask(&["compare", "--frontier", "A", "B", "C", "D"], dir.path());
+    assert!(ok && out.lines().any(|l| l.starts_with('D') && l.contains("+0.")), "{out}");
+    // --reference and --frontier exclude each other; one of them is needed.
+    assert!(!xtask(&["compare", "G", "--reference", "A", "--frontier", "B"], dir.path()).0);
+    assert!(!xtask(&["compare", "G"], dir.path()).0);
+}

@@ -119,6 +119,11 @@ budgets = [10, 20]
             assert!((g - (row.final_val_loss - env.loss_at(row.flops).unwrap())).abs() < 1e-12);
         }
     }
+    // The cost: every seed done; the branches counted from their branch point.
+    assert_eq!(f.cost.seeds, 2);
+    assert!(f.cost.ratio > 1.0 && f.cost.sizes_s > f.cost.largest_s, "{:?}", f.cost);
+    let own = short.own_wall_s().unwrap();
+    assert!(own >= 0.0 && own < short.summary().unwrap().wall_s, "{own}");
     assert!(report.contains("## The compute-optimal frontier") && report.contains("| grown-20 |"), "{report}");
     assert!(out.join("frontier.svg").is_file() && out.join("loss-flops.svg").is_file());
 }

@@ -57,6 +57,33 @@ impl RunDir {
         self.file(Self::BRANCHED_FROM).is_file()
     }
 
+    /// Wall seconds this run spent itself: its summary's, less what the run it branched
+    /// from had spent up to the branch point (the rows it copied).
+    pub fn own_wall_s(&self) -> Result<f64, TrainError> {
+        let total = self.summary()?.wall_s;
+        if !self.is_branched() {
+            return Ok(total);
+        }
+        let path = self.file(Self::BRANCHED_FROM);
+        let from = std::fs::read_to_string(&path).map_err(TrainError::io(&path))?;
+        let step: u64 = from
+            .trim()
+            .rsplit("step-")
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| TrainError::Corrupt {
+                path: path.clone(),
+                reason: format!("`{from}` names no snapshot step"),
+            })?;
+        let copied = self
+            .metrics()?
+            .iter()
+            .filter(|r| r.step <= step)
+            .map(|r| r.wall_s)
+            .fold(0.0, f64::max);
+        Ok(total - copied)
+    }
+
     /// Every row of `metrics.jsonl`.
     pub fn metrics(&self) -> Result<Vec<MetricsRow>, TrainError> {
         let path = self.file(Self::METRICS);

@@ -78,6 +78,23 @@ pub struct FrontierResults {
     pub rows: Vec<FrontierRow>,
     /// The arms over the seeds.
     pub arms: Vec<FrontierArm>,
+    /// What the sizes cost, per seed on average.
+    pub cost: FrontierCost,
+}
+
+/// What the frontier cost (the point of branching the cool-downs): the sizes' own wall
+/// seconds against training the largest size's longest budget once, per seed.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FrontierCost {
+    /// Seeds whose every size run is done.
+    pub seeds: usize,
+    /// Mean wall seconds of all the sizes' runs of a seed (each branch counted from its
+    /// branch point).
+    pub sizes_s: f64,
+    /// Mean wall seconds of the largest size's longest budget.
+    pub largest_s: f64,
+    /// `sizes_s / largest_s`.
+    pub ratio: f64,
 }
 
 fn interval(v: &[f64]) -> Option<Interval> {
@@ -171,10 +188,37 @@ pub(crate) fn frontier_results(
             })
         })
         .collect();
+    // The cost, over the seeds whose every size run is done.
+    let (mut sizes_s, mut largest_s, mut n) = (0.0, 0.0, 0);
+    for &seed in &seeds {
+        let refs: Vec<&Job> = jobs.iter().filter(|j| j.cfg.seed == seed && j.is_reference()).collect();
+        if refs.iter().any(|j| !RunDir::new(dir.join(&j.name)).is_done()) {
+            continue;
+        }
+        let own = |j: &Job| RunDir::new(dir.join(&j.name)).own_wall_s();
+        let total: f64 = refs.iter().map(|j| own(j)).sum::<Result<f64, _>>()?;
+        let largest = refs
+            .iter()
+            .max_by(|a, b| {
+                let key = |j: &Job| (j.cfg.stages[0].model.num_params(), j.cfg.train.max_steps);
+                key(a).cmp(&key(b))
+            })
+            .map_or(Ok(0.0), |j| own(j))?;
+        sizes_s += total;
+        largest_s += largest;
+        n += 1;
+    }
+    let per = |x: f64| if n > 0 { x / n as f64 } else { f64::NAN };
     Ok(Some(FrontierResults {
         envelopes,
         sizes: size_rows,
         rows,
         arms: arm_rows,
+        cost: FrontierCost {
+            seeds: n,
+            sizes_s: per(sizes_s),
+            largest_s: per(largest_s),
+            ratio: sizes_s / largest_s,
+        },
     }))
 }

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use frontier::{FrontierArm, FrontierResults, SeedEnvelope, SizeRow};
+pub use frontier::{FrontierArm, FrontierCost, FrontierResults, SeedEnvelope, SizeRow};
 pub use plan::Job;
 pub use results::{
     run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome,

@@ -168,15 +168,28 @@ impl Experiment {
         Ok(jobs)
     }
 
-    /// The jobs of a frontier experiment: per seed every size at every budget (the
-    /// shorter wsd budgets branched from the longest's snapshots), then the arms, each
-    /// trained straight.
+    /// The jobs of a frontier experiment: per seed the arms, each trained straight, then
+    /// every size at every budget (the shorter wsd budgets branched from the longest's
+    /// snapshots).
     fn frontier_jobs(&self, dir: &Path, base: &RunConfig, arms: &[Arm4]) -> Result<Vec<Job>, LabError> {
         let mut ref_seeds: Vec<u64> = arms.iter().map(|a| a.1).collect();
         ref_seeds.sort_unstable();
         ref_seeds.dedup();
         let mut jobs = Vec::new();
         for &seed in &ref_seeds {
+            // The arms first: they need no size, and a partial experiment then measures them
+            // against what of the frontier is done.
+            for (label, _, cfg, _) in arms.iter().filter(|a| a.1 == seed) {
+                let mut cfg = cfg.clone();
+                cfg.seed = seed;
+                jobs.push(Job {
+                    name: format!("{label}-s{seed}"),
+                    cfg,
+                    branch: None,
+                    after: vec![],
+                    keep_at: vec![],
+                });
+            }
             for size in &self.sizes {
                 let mut cfg = match (size.stage, &size.model) {
                     (Some(n), _) => base.only_stage(n)?,
@@ -186,7 +199,9 @@ impl Experiment {
                         table.insert("stages".into(), toml::Value::Array(vec![toml::Value::Table(stage)]));
                         RunConfig::from_table(table).context_with(|| format!("size `{}`", size.name))?
                     }
-                    (None, None) => unreachable!("checked when the experiment was loaded"),
+                    (None, None) => {
+                        return Err(LabError::Invalid(format!("size `{}` needs `stage` or `model`", size.name)))
+                    }
                 };
                 cfg.seed = seed;
                 let per_step = cfg.stages[0].model.flops_per_step(cfg.train.batch_size, cfg.train.seq_len);
@@ -233,17 +248,6 @@ impl Experiment {
                         keep_at: vec![],
                     });
                 }
-            }
-            for (label, _, cfg, _) in arms.iter().filter(|a| a.1 == seed) {
-                let mut cfg = cfg.clone();
-                cfg.seed = seed;
-                jobs.push(Job {
-                    name: format!("{label}-s{seed}"),
-                    cfg,
-                    branch: None,
-                    after: vec![],
-                    keep_at: vec![],
-                });
             }
         }
         Ok(jobs)

@@ -196,6 +196,15 @@ fn frontier(s: &mut String, f: &FrontierResults) {
             r.final_val_loss.n
         );
     }
+    let c = &f.cost;
+    if c.seeds > 0 {
+        let _ = write!(
+            s,
+            "\nThe sizes cost {:.0} s of runs per seed (each branch from its branch point), {:.2}× the \
+             {:.0} s of the largest size's longest budget alone (mean of {} seeds).\n",
+            c.sizes_s, c.ratio, c.largest_s, c.seeds
+        );
+    }
     *s += "\n### The arms against the frontier and against the target\n\n\
            Iso-FLOP gap: the arm's final loss minus the frontier at its FLOPs (negative: better than \
            every size from scratch for that compute). ×frontier: the frontier's FLOPs to the arm's final \
