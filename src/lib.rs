@@ -52,7 +52,7 @@
 //! let (results, report) = run_experiment(&opts, &growlm::registry(), &watch)?;
 //! let ours = &results.arms[0];
 //! assert_eq!((ours.arm.as_str(), ours.growth_steps.as_slice()), ("ours", &[6][..]));
-//! assert!(ours.speedup_flops[0] > 0.0 && report.contains("| ours |"));
+//! assert!(ours.speedup_flops.mean > 0.0 && report.contains("| ours |"));
 //! # Ok(())
 //! # }
 //! ```

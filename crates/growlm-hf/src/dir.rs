@@ -28,7 +28,7 @@ pub fn write_dir(
     extra: &[(&str, Vec<u8>)],
 ) -> Result<(), HfError> {
     let hf = HfConfig::from_gpt(config, eos)?;
-    let tensors = to_hf_tensors(params)?;
+    let tensors = to_hf_tensors(config, params)?;
     std::fs::create_dir_all(dir).map_err(HfError::io(dir))?;
     write_safetensors(&tensors, &dir.join("model.safetensors"))?;
     for (name, bytes) in extra {
@@ -99,11 +99,7 @@ pub fn import_model<B: Backend>(
         });
     }
     let model = config.init::<B>(0, device)?;
-    let shapes = param_values::<B, _>(&model)
-        .into_iter()
-        .map(|(k, t)| (k, t.shape))
-        .collect();
-    let values = read_safetensors(&weights, &shapes)?;
+    let values = read_safetensors(&weights, &config)?;
     let model = assign_params::<B, _>(model, &values);
     Ok(HfModel { config, hf, model })
 }

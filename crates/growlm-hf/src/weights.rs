@@ -9,27 +9,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use growlm_ops::HostTensor;
+use growlm_model::{GptConfig, HostTensor, ParamSpec, Role};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::HfError;
 
-/// The Hugging Face name of the growlm parameter `path`, and whether its layout is
-/// transposed there (linear weights). `None` for a path GPT-Neo has no tensor for.
-pub fn hf_name(path: &str) -> Option<(String, bool)> {
-    let whole = |n: &str| Some((n.to_string(), false));
-    match path {
-        "wte" => return whole("transformer.wte.weight"),
-        "wpe" => return whole("transformer.wpe.weight"),
-        "ln_f.gamma" => return whole("transformer.ln_f.weight"),
-        "ln_f.beta" => return whole("transformer.ln_f.bias"),
-        _ => {}
-    }
-    let rest = path.strip_prefix("blocks.")?;
-    let (layer, rest) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let (module, param) = rest.rsplit_once('.')?;
-    let module = match module {
+/// The Hugging Face name of the parameter `spec` describes, and whether its layout is
+/// transposed there (linear weights). `None` for a parameter GPT-Neo has no tensor for.
+pub fn hf_name(spec: &ParamSpec) -> Option<(String, bool)> {
+    let Some(layer) = spec.layer else {
+        let name = match (spec.module, spec.leaf) {
+            ("wte", _) => "transformer.wte.weight",
+            ("wpe", _) => "transformer.wpe.weight",
+            ("ln_f", "gamma") => "transformer.ln_f.weight",
+            ("ln_f", "beta") => "transformer.ln_f.bias",
+            _ => return None,
+        };
+        return Some((name.to_string(), false));
+    };
+    let module = match spec.module {
         "ln_attn" => "ln_1",
         "ln_mlp" => "ln_2",
         "attn.query" => "attn.attention.q_proj",
@@ -40,13 +38,27 @@ pub fn hf_name(path: &str) -> Option<(String, bool)> {
         "mlp.down" => "mlp.c_proj",
         _ => return None,
     };
-    let (param, transposed) = match param {
-        "gamma" => ("weight", false),
-        "beta" | "bias" => ("bias", false),
-        "weight" => ("weight", true),
-        _ => return None,
+    let (leaf, transposed) = match spec.role {
+        Role::Norm if spec.leaf == "gamma" => ("weight", false),
+        Role::Norm | Role::Bias => ("bias", false),
+        Role::Weight => ("weight", true),
+        Role::Embedding => return None,
     };
-    Some((format!("transformer.h.{layer}.{module}.{param}"), transposed))
+    Some((format!("transformer.h.{layer}.{module}.{leaf}"), transposed))
+}
+
+/// Every parameter of a model of `config` with its Hugging Face name and whether it is
+/// transposed there; an error for one GPT-Neo has no tensor for.
+fn named(config: &GptConfig) -> Result<Vec<(ParamSpec, String, bool)>, HfError> {
+    config
+        .param_specs()
+        .into_iter()
+        .map(|spec| {
+            let (name, t) = hf_name(&spec)
+                .ok_or_else(|| HfError::NotGptNeo(format!("parameter `{}` has no GPT-Neo tensor", spec.path)))?;
+            Ok((spec, name, t))
+        })
+        .collect()
 }
 
 fn transpose(t: &HostTensor) -> HostTensor {
@@ -63,14 +75,23 @@ fn transpose(t: &HostTensor) -> HostTensor {
     }
 }
 
-/// growlm's parameters (by module path) as GPT-Neo's state dict (by Hugging Face name),
-/// linear weights transposed. Refuses a path with no GPT-Neo name.
-pub fn to_hf_tensors(params: &HashMap<String, HostTensor>) -> Result<BTreeMap<String, HostTensor>, HfError> {
-    params
-        .iter()
-        .map(|(path, t)| {
-            let (name, transposed) =
-                hf_name(path).ok_or_else(|| HfError::NotGptNeo(format!("parameter `{path}` has no GPT-Neo tensor")))?;
+/// The parameters of a model of `config` (by module path) as GPT-Neo's state dict (by
+/// Hugging Face name), linear weights transposed. Refuses a missing parameter, and one the
+/// config's parameter table does not name.
+pub fn to_hf_tensors(
+    config: &GptConfig,
+    params: &HashMap<String, HostTensor>,
+) -> Result<BTreeMap<String, HostTensor>, HfError> {
+    let specs = named(config)?;
+    if let Some(extra) = params.keys().find(|p| !specs.iter().any(|(s, _, _)| &s.path == *p)) {
+        return Err(HfError::NotGptNeo(format!("parameter `{extra}` has no GPT-Neo tensor")));
+    }
+    specs
+        .into_iter()
+        .map(|(spec, name, transposed)| {
+            let t = params
+                .get(&spec.path)
+                .ok_or_else(|| HfError::NotGptNeo(format!("parameter `{}` is missing", spec.path)))?;
             Ok((name, if transposed { transpose(t) } else { t.clone() }))
         })
         .collect()
@@ -82,13 +103,13 @@ fn is_buffer(name: &str) -> bool {
     name.ends_with(".attn.attention.bias") || name.ends_with(".attn.attention.masked_bias")
 }
 
-/// Reads the tensors `expected` (growlm paths → shapes) names out of a GPT-Neo state dict:
-/// each must be present with the shape GPT-Neo gives it (linear weights transposed back);
+/// Reads the parameters of a model of `config` out of a GPT-Neo state dict: each must be
+/// present with the shape GPT-Neo gives it (linear weights transposed back);
 /// F32, F16 and BF16 are read as f32. `lm_head.weight` must equal the embedding; any other
 /// extra tensor is refused. `path` names the file in errors.
 pub fn from_hf_tensors(
     st: &SafeTensors<'_>,
-    expected: &HashMap<String, Vec<usize>>,
+    config: &GptConfig,
     path: &Path,
 ) -> Result<HashMap<String, HostTensor>, HfError> {
     let bad = |tensor: &str, reason: String| HfError::BadTensor {
@@ -96,11 +117,10 @@ pub fn from_hf_tensors(
         tensor: tensor.to_string(),
         reason,
     };
-    let mut known: HashMap<String, (String, bool)> = HashMap::new();
-    for p in expected.keys() {
-        let (name, t) =
-            hf_name(p).ok_or_else(|| HfError::NotGptNeo(format!("parameter `{p}` has no GPT-Neo tensor")))?;
-        known.insert(name, (p.clone(), t));
+    let mut known: HashMap<String, (String, bool, Vec<usize>)> = HashMap::new();
+    for (spec, name, t) in named(config)? {
+        let shape = spec.shape(config);
+        known.insert(name, (spec.path, t, shape));
     }
     for name in st.names() {
         if !known.contains_key(name) && name != "lm_head.weight" && !is_buffer(name) {
@@ -113,12 +133,11 @@ pub fn from_hf_tensors(
     let mut out = HashMap::new();
     let mut sorted: Vec<_> = known.into_iter().collect();
     sorted.sort();
-    for (name, (growlm_path, transposed)) in sorted {
+    for (name, (growlm_path, transposed, want)) in sorted {
         let view = st.tensor(&name).map_err(|_| HfError::MissingTensor {
             path: path.to_path_buf(),
             tensor: name.clone(),
         })?;
-        let want = &expected[&growlm_path];
         let hf_shape: Vec<usize> = if transposed {
             want.iter().rev().copied().collect()
         } else {
@@ -189,18 +208,15 @@ pub fn write_safetensors(tensors: &BTreeMap<String, HostTensor>, path: &Path) ->
     crate::dir::write_atomic(path, &out)
 }
 
-/// Reads `model.safetensors` at `path` into the growlm parameters `expected` names (see
+/// Reads `model.safetensors` at `path` into the parameters of a model of `config` (see
 /// [`from_hf_tensors`]).
-pub fn read_safetensors(
-    path: &Path,
-    expected: &HashMap<String, Vec<usize>>,
-) -> Result<HashMap<String, HostTensor>, HfError> {
+pub fn read_safetensors(path: &Path, config: &GptConfig) -> Result<HashMap<String, HostTensor>, HfError> {
     let bytes = std::fs::read(path).map_err(HfError::io(path))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| HfError::Safetensors {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    from_hf_tensors(&st, expected, path)
+    from_hf_tensors(&st, config, path)
 }
 
 #[cfg(test)]
@@ -209,21 +225,25 @@ mod tests {
 
     #[test]
     fn names_follow_gpt_neo() {
+        let cfg = GptConfig::new(64, 16, 16, 12, 2);
+        let specs = cfg.param_specs();
+        let name = |path: &str| hf_name(specs.iter().find(|s| s.path == path).unwrap());
         assert_eq!(
-            hf_name("blocks.11.attn.query.weight"),
+            name("blocks.11.attn.query.weight"),
             Some(("transformer.h.11.attn.attention.q_proj.weight".into(), true))
         );
-        assert_eq!(
-            hf_name("blocks.0.ln_mlp.gamma"),
-            Some(("transformer.h.0.ln_2.weight".into(), false))
-        );
-        assert_eq!(
-            hf_name("blocks.2.mlp.down.bias"),
-            Some(("transformer.h.2.mlp.c_proj.bias".into(), false))
-        );
-        assert_eq!(hf_name("wte"), Some(("transformer.wte.weight".into(), false)));
-        assert_eq!(hf_name("blocks.x.mlp.up.weight"), None);
-        assert_eq!(hf_name("blocks.0.mlp.gate.weight"), None);
+        assert_eq!(name("blocks.0.ln_mlp.gamma"), Some(("transformer.h.0.ln_2.weight".into(), false)));
+        assert_eq!(name("blocks.2.mlp.down.bias"), Some(("transformer.h.2.mlp.c_proj.bias".into(), false)));
+        assert_eq!(name("wte"), Some(("transformer.wte.weight".into(), false)));
+        assert_eq!(name("ln_f.beta"), Some(("transformer.ln_f.bias".into(), false)));
+        // Every parameter has a name, and no two share one.
+        let names: std::collections::BTreeSet<String> = specs.iter().map(|s| hf_name(s).unwrap().0).collect();
+        assert_eq!(names.len(), specs.len());
+        let gate = ParamSpec {
+            module: "mlp.gate",
+            ..specs[specs.len() - 1].clone()
+        };
+        assert_eq!(hf_name(&gate), None);
     }
 
     #[test]

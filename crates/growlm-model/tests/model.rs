@@ -407,3 +407,33 @@ fn activation_count_follows_the_formula() {
     assert_eq!(m.activation_bytes(2, 4), 4992.0 + 640.0);
     assert_eq!(m.train_state_bytes(), (m.num_params() * 16) as f64);
 }
+
+/// The parameter table describes exactly the model's parameters: the same paths and
+/// shapes as burn's module tree, and as many values as `num_params`.
+#[test]
+fn the_parameter_table_matches_the_module_tree() {
+    use burn::module::ModuleVisitor;
+    struct Shapes(Vec<String>, Vec<(String, Vec<usize>)>);
+    impl<B: burn::tensor::backend::Backend> ModuleVisitor<B> for Shapes {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            self.1.push((self.0.join("."), p.val().dims().to_vec()));
+        }
+    }
+    let cfg = GptConfig::new(64, 16, 24, 3, 3);
+    let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
+    let mut v = Shapes(vec![], vec![]);
+    model.visit(&mut v);
+    let mut tree = v.1;
+    let mut table: Vec<(String, Vec<usize>)> = cfg.param_specs().iter().map(|s| (s.path.clone(), s.shape(&cfg))).collect();
+    tree.sort();
+    table.sort();
+    assert_eq!(table, tree);
+    let total: usize = table.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+    assert_eq!(total, cfg.num_params());
+}

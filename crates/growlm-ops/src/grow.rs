@@ -11,8 +11,7 @@ use serde::Serialize;
 
 use crate::moments::map_optimizer;
 use crate::operator::{GrowthConfig, LayerOrigin};
-use crate::params::{assign_params, named_params, NamedParams};
-use crate::plan::HostTensor;
+use growlm_model::{assign_params, named_params, HostTensor, NamedParams};
 use crate::plan::{apply, plan, WidthMaps};
 use crate::{MsgRamp, OpsError, Ramp};
 

@@ -19,7 +19,6 @@ pub mod depth;
 mod grow;
 mod moments;
 mod operator;
-mod params;
 mod plan;
 mod probe;
 mod ramp;
@@ -28,8 +27,10 @@ pub mod width;
 pub use grow::{grow, Grown, GrowthReport};
 pub use moments::{host_moments, map_optimizer};
 pub use operator::{check_growth, AxisMap, DepthOp, GrowthConfig, LayerOrigin, WidthOp};
-pub use params::{assign_params, named_params, param_shapes, param_values, to_host, NamedParams};
-pub use plan::{apply, plan, Axis, Fill, HostTensor, TensorPlan, WidthMaps};
+pub use growlm_model::{
+    assign_params, named_params, param_shapes, param_values, to_host, Axis, HostTensor, NamedParams,
+};
+pub use plan::{apply, plan, Fill, TensorPlan, WidthMaps};
 pub use probe::{logit_change, logit_change_in, perturb_norms_and_biases};
 pub use ramp::{MsgRamp, Ramp};
 

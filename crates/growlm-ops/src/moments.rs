@@ -9,8 +9,8 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use growlm_model::Gpt;
 
-use crate::params::{to_host, NamedParams};
-use crate::plan::{apply, HostTensor, TensorPlan, WidthMaps};
+use growlm_model::{to_host, HostTensor, NamedParams};
+use crate::plan::{apply, TensorPlan, WidthMaps};
 use crate::OpsError;
 
 /// Maps `optim`'s state for the source parameters `src` onto the target parameters

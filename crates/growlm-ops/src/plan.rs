@@ -9,7 +9,7 @@
 //! state follows the parameters), where "fresh" means zero and the scale follows the
 //! gradient's: the first moment is multiplied by `s`, the second by `s²`.
 
-use growlm_model::GptConfig;
+use growlm_model::{Axis, GptConfig, HostTensor, Role};
 use serde::Serialize;
 
 use crate::operator::{check_growth, AxisMap, GrowthConfig, LayerOrigin};
@@ -22,21 +22,6 @@ pub enum Fill {
     Fresh,
     /// Zero.
     Zero,
-}
-
-/// The kind of a tensor axis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Axis {
-    /// Token ids (embedding rows); never grown.
-    Vocab,
-    /// Positions; the leading ones copied.
-    Context,
-    /// Hidden (residual-stream) dims.
-    Hidden,
-    /// Query/key/value dims (head-major).
-    Attn,
-    /// MLP hidden units.
-    Ffn,
 }
 
 /// Where one target tensor's values come from.
@@ -54,26 +39,6 @@ pub struct TensorPlan {
     pub reads: Vec<bool>,
     /// What fills the entries no source value covers.
     pub rest: Fill,
-}
-
-/// A dense row-major tensor on the host.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostTensor {
-    /// Dimensions.
-    pub shape: Vec<usize>,
-    /// Values, row-major.
-    pub values: Vec<f32>,
-}
-
-impl HostTensor {
-    /// A tensor of zeros.
-    pub fn zeros(shape: Vec<usize>) -> Self {
-        let n = shape.iter().product();
-        Self {
-            shape,
-            values: vec![0.0; n],
-        }
-    }
 }
 
 /// The width operator's maps of every axis kind, with the replication counts.
@@ -181,85 +146,53 @@ pub fn apply(
 }
 
 /// The per-tensor plans for growing `source` into `target` with `op`, with the layer
-/// origins. Target paths follow the model's field names (`wte`, `blocks.3.attn.query.weight`).
+/// origins: one plan per entry of the target's parameter table
+/// ([`GptConfig::param_specs`]), the source read through the same path in the layer the
+/// depth operator says the target layer comes from.
 pub fn plan(
     source: &GptConfig,
     target: &GptConfig,
     op: &GrowthConfig,
 ) -> Result<(Vec<TensorPlan>, Vec<LayerOrigin>), OpsError> {
-    use Axis::*;
     check_growth(source, target, op)?;
-    let one = |target: &str, source: Option<String>, axes: Vec<Axis>, reads: Vec<bool>, rest: Fill| TensorPlan {
-        target: target.to_string(),
-        source,
-        upper: None,
-        axes,
-        reads,
-        rest,
-    };
-    let copy = |p: &str, axes: Vec<Axis>, reads: Vec<bool>| one(p, Some(p.to_string()), axes, reads, Fill::Fresh);
-    let mut plans = vec![
-        copy("wte", vec![Vocab, Hidden], vec![false, false]),
-        copy("wpe", vec![Context, Hidden], vec![false, false]),
-        // The tied LM head reads `ln_f`'s output.
-        copy("ln_f.gamma", vec![Hidden], vec![true]),
-        copy("ln_f.beta", vec![Hidden], vec![true]),
-    ];
-    // (suffix, weight axes, has a bias; the bias takes the output axis). GPT-Neo's query,
-    // key and value projections have no bias.
-    const LINEAR: [(&str, Axis, Axis, bool); 6] = [
-        ("attn.query", Hidden, Attn, false),
-        ("attn.key", Hidden, Attn, false),
-        ("attn.value", Hidden, Attn, false),
-        ("attn.out", Attn, Hidden, true),
-        ("mlp.up", Hidden, Ffn, true),
-        ("mlp.down", Ffn, Hidden, true),
-    ];
     let (width, depth) = op.operators()?;
     let layers = depth.layers(source, target)?;
     let top = source.n_layers - 1;
-    for (j, origin) in layers.iter().enumerate() {
-        let block_first = plans.len();
-        let path = |suffix: &str| format!("blocks.{j}.{suffix}");
+    let mut plans: Vec<TensorPlan> = Vec::new();
+    for spec in target.param_specs() {
+        let plan = |source: Option<String>, rest: Fill| TensorPlan {
+            target: spec.path.clone(),
+            source,
+            upper: None,
+            axes: spec.axes.clone(),
+            reads: spec.reads.clone(),
+            rest,
+        };
+        let Some(j) = spec.layer else {
+            // Embeddings and the final LayerNorm: copied.
+            plans.push(plan(Some(spec.path.clone()), Fill::Fresh));
+            continue;
+        };
         // Which source layer the weights come from, and the fill of LayerNorm and biases
         // when they are not copied.
-        let (weights_from, zeroed) = match *origin {
+        let (weights_from, zeroed) = match layers[j] {
             LayerOrigin::Copy(i) => (Some(i), None),
             LayerOrigin::Redundant(i) => (Some(i), Some(Fill::Zero)),
             LayerOrigin::Identity => (None, Some(Fill::Zero)),
             LayerOrigin::Random => (None, None),
         };
-        let src = |suffix: &str| weights_from.map(|i| format!("blocks.{i}.{suffix}"));
-        // LayerNorm and biases: copied from a copied layer, else zero or fresh.
-        let side = |suffix: &str, axis: Axis| match zeroed {
-            Some(fill) => one(&path(suffix), None, vec![axis], vec![false], fill),
-            None => one(&path(suffix), src(suffix), vec![axis], vec![false], Fill::Fresh),
+        let src = weights_from.map(|i| format!("blocks.{i}.{}.{}", spec.module, spec.leaf));
+        let mut p = match (spec.role, zeroed) {
+            // LayerNorm and biases: copied from a copied layer, else zero or fresh.
+            (Role::Norm | Role::Bias, Some(fill)) => plan(None, fill),
+            _ => plan(src, Fill::Fresh),
         };
-        for ln in ["ln_attn", "ln_mlp"] {
-            for p in ["gamma", "beta"] {
-                plans.push(side(&format!("{ln}.{p}"), Hidden));
-            }
-        }
-        for (w, rows, cols, bias) in LINEAR {
-            let weight = format!("{w}.weight");
-            plans.push(one(
-                &path(&weight),
-                src(&weight),
-                vec![rows, cols],
-                vec![true, false],
-                Fill::Fresh,
-            ));
-            if bias {
-                plans.push(side(&format!("{w}.bias"), cols));
-            }
-        }
         if let Some(i) = weights_from.filter(|_| width.reads_layer_above()) {
             // New units of layer i read layer i + 1 (the top layer reads itself).
             let (own, above) = (format!("blocks.{i}."), format!("blocks.{}.", (i + 1).min(top)));
-            for p in &mut plans[block_first..] {
-                p.upper = p.source.as_ref().map(|s| s.replacen(&own, &above, 1));
-            }
+            p.upper = p.source.as_ref().map(|s| s.replacen(&own, &above, 1));
         }
+        plans.push(p);
     }
     Ok((plans, layers))
 }

@@ -1,5 +1,7 @@
-//! Reading and writing a model's parameters by module path (`blocks.3.attn.query.weight`),
-//! the names growth plans use.
+//! A model's parameters on the host, by module path (`blocks.3.attn.query.weight`, the
+//! paths [`GptConfig::param_specs`](crate::GptConfig::param_specs) names): read off any
+//! burn module, and written back keeping their ids (DESIGN.md §Model). Growth plans,
+//! checkpoints' imports and Hugging Face directories all move values through these.
 
 use std::collections::HashMap;
 
@@ -7,7 +9,26 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::plan::HostTensor;
+/// A dense row-major tensor on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: Vec<f32>,
+}
+
+impl HostTensor {
+    /// A tensor of zeros.
+    pub fn zeros(shape: Vec<usize>) -> Self {
+        let n = shape.iter().product();
+        Self {
+            shape,
+            values: vec![0.0; n],
+        }
+    }
+}
+
 
 /// A parameter read off a model: its id and host value, by path.
 pub type NamedParams = HashMap<String, (ParamId, HostTensor)>;

@@ -1,0 +1,133 @@
+//! One description of the model's parameters (DESIGN.md §Model): every parameter's path,
+//! its axes and what each axis reads. The growth plan (paper §3.3–3.5: which units each
+//! axis copies, which axes divide by the replication count) and the Hugging Face names both
+//! iterate over [`GptConfig::param_specs`], so a parameter is described once.
+
+use serde::Serialize;
+
+use crate::GptConfig;
+
+/// The kind of a tensor axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Axis {
+    /// Token ids (embedding rows); never grown.
+    Vocab,
+    /// Positions; the leading ones copied.
+    Context,
+    /// Hidden (residual-stream) dims.
+    Hidden,
+    /// Query/key/value dims (head-major).
+    Attn,
+    /// MLP hidden units.
+    Ffn,
+}
+
+impl Axis {
+    /// This axis' length in a model of `config`.
+    pub fn len(self, config: &GptConfig) -> usize {
+        match self {
+            Axis::Vocab => config.vocab_size,
+            Axis::Context => config.context_len,
+            Axis::Hidden => config.d_model,
+            Axis::Attn => config.attn_dim(),
+            Axis::Ffn => config.ffn_dim(),
+        }
+    }
+}
+
+/// What a parameter is to the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Role {
+    /// A token or position embedding table.
+    Embedding,
+    /// A LayerNorm's weight (`gamma`) or bias (`beta`).
+    Norm,
+    /// A linear layer's weight, stored `[d_in, d_out]`.
+    Weight,
+    /// A linear layer's bias.
+    Bias,
+}
+
+/// One parameter of the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParamSpec {
+    /// Its module path (`blocks.3.attn.query.weight`), as burn names it.
+    pub path: String,
+    /// Its block, for a per-layer parameter.
+    pub layer: Option<usize>,
+    /// Its module within the block or the model (`attn.query`, `ln_mlp`, `wte`, `ln_f`).
+    pub module: &'static str,
+    /// Its leaf (`weight`, `bias`, `gamma`, `beta`; the module itself for an embedding).
+    pub leaf: &'static str,
+    /// What it is.
+    pub role: Role,
+    /// The kind of each axis (`[rows, cols]`, or `[n]`).
+    pub axes: Vec<Axis>,
+    /// Which axes the tensor reads rather than writes: the input rows of a weight, and
+    /// `ln_f`, which the tied LM head reads. A growth that replicates a unit divides what
+    /// such an axis reads from it by the number of copies.
+    pub reads: Vec<bool>,
+}
+
+impl ParamSpec {
+    /// Its shape in a model of `config`.
+    pub fn shape(&self, config: &GptConfig) -> Vec<usize> {
+        self.axes.iter().map(|a| a.len(config)).collect()
+    }
+}
+
+/// A block's linear layers: (module, input axis, output axis, has a bias). GPT-Neo's query,
+/// key and value projections have no bias.
+const LINEAR: [(&str, Axis, Axis, bool); 6] = [
+    ("attn.query", Axis::Hidden, Axis::Attn, false),
+    ("attn.key", Axis::Hidden, Axis::Attn, false),
+    ("attn.value", Axis::Hidden, Axis::Attn, false),
+    ("attn.out", Axis::Attn, Axis::Hidden, true),
+    ("mlp.up", Axis::Hidden, Axis::Ffn, true),
+    ("mlp.down", Axis::Ffn, Axis::Hidden, true),
+];
+
+impl GptConfig {
+    /// Every parameter of the model: the embeddings and the final LayerNorm, then each
+    /// block's LayerNorms and linear layers.
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        use Axis::*;
+        let spec = |layer: Option<usize>, module: &'static str, leaf: &'static str, role, axes: Vec<Axis>, reads| {
+            let path = match (layer, role) {
+                (None, Role::Embedding) => module.to_string(),
+                (None, _) => format!("{module}.{leaf}"),
+                (Some(j), _) => format!("blocks.{j}.{module}.{leaf}"),
+            };
+            ParamSpec {
+                path,
+                layer,
+                module,
+                leaf,
+                role,
+                axes,
+                reads,
+            }
+        };
+        let mut out = vec![
+            spec(None, "wte", "wte", Role::Embedding, vec![Vocab, Hidden], vec![false, false]),
+            spec(None, "wpe", "wpe", Role::Embedding, vec![Context, Hidden], vec![false, false]),
+            // The tied LM head reads `ln_f`'s output.
+            spec(None, "ln_f", "gamma", Role::Norm, vec![Hidden], vec![true]),
+            spec(None, "ln_f", "beta", Role::Norm, vec![Hidden], vec![true]),
+        ];
+        for j in 0..self.n_layers {
+            for ln in ["ln_attn", "ln_mlp"] {
+                for leaf in ["gamma", "beta"] {
+                    out.push(spec(Some(j), ln, leaf, Role::Norm, vec![Hidden], vec![false]));
+                }
+            }
+            for (module, rows, cols, bias) in LINEAR {
+                out.push(spec(Some(j), module, "weight", Role::Weight, vec![rows, cols], vec![true, false]));
+                if bias {
+                    out.push(spec(Some(j), module, "bias", Role::Bias, vec![cols], vec![false]));
+                }
+            }
+        }
+        out
+    }
+}
