@@ -18,7 +18,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::model::{AttentionMasks, GptConfig};
-use crate::ops::{depth, logit_change, logit_change_in, width, GrowthConfig};
+use crate::ops::{depth, logit_change, logit_change_in, width, Depth, GrowthConfig, Width};
 use crate::train::{
     measure, run_on, BenchSpec, DeviceKind, HaltAfter, MetricsRow, Observer, RunConfig, RunDir, RunOptions, TrainError,
     WithBackend,
@@ -89,17 +89,20 @@ fn growth<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
     let base = GptConfig::new(64, 8, 16, 2, 2);
     let (wide, deep) = (GptConfig::new(64, 8, 32, 2, 4), GptConfig::new(64, 8, 16, 4, 2));
     let mut ops: Vec<(String, GrowthConfig, &GptConfig)> = Vec::new();
-    for w in width::ALL {
+    for &w in width::ALL {
         let op = GrowthConfig {
-            width: w.name().into(),
+            width: Width(w),
             ..GrowthConfig::default()
         };
         ops.push((format!("growth: width {} (d 16 → 32)", w.name()), op, &wide));
     }
-    for d in depth::ALL {
+    for &d in depth::ALL {
+        let Ok(width) = Width::named(if d.gates_new_layers() { "msg" } else { "pdg" }) else {
+            continue;
+        };
         let op = GrowthConfig {
-            depth: d.name().into(),
-            width: if d.gates_new_layers() { "msg" } else { "pdg" }.into(),
+            depth: Depth(d),
+            width,
             ..GrowthConfig::default()
         };
         ops.push((format!("growth: depth {} (2 → 4 layers)", d.name()), op, &deep));
@@ -128,12 +131,11 @@ fn growth_bf16<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
     ]
     .into_iter()
     .map(|(w, d, target)| {
-        let op = GrowthConfig {
-            width: w.into(),
-            depth: d.into(),
-            ..GrowthConfig::default()
-        };
         let name = format!("growth in bf16: {w} + {d} (2×16 → 4×32)");
+        let op = match GrowthConfig::named(w, d, GrowthConfig::default().ramp_steps) {
+            Ok(op) => op,
+            Err(e) => return check(name, false, format!("error: {e}")),
+        };
         match logit_change_in::<B>(&base, &target, &op, device, Some(burn::tensor::FloatDType::BF16)) {
             Ok(d) => check(
                 name,

@@ -136,11 +136,7 @@ fn function_preserving_growth_holds_in_bf16_within_its_rounding() {
         (("hypercloning", "redundant"), GptConfig::new(64, 8, 32, 2, 4)),
         (("msg", "msg"), GptConfig::new(64, 8, 32, 4, 4)),
     ] {
-        let g = growlm::ops::GrowthConfig {
-            width: op.0.into(),
-            depth: op.1.into(),
-            ..Default::default()
-        };
+        let g = growlm::ops::GrowthConfig::named(op.0, op.1, growlm::ops::GrowthConfig::default().ramp_steps).unwrap();
         let d = growlm::ops::logit_change_in::<burn_autodiff::Autodiff<burn_flex::Flex>>(
             &base,
             &target,

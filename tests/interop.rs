@@ -127,11 +127,7 @@ fn offline_growth_of_the_gpt_neo_fixture_keeps_its_function() {
     let mut target = src.config.clone();
     (target.d_model, target.n_heads, target.n_layers, target.ffn_dim) = (32, 4, 6, Some(80));
     for (width, depth) in [("hypercloning", "redundant"), ("fpi", "identity")] {
-        let op = GrowthConfig {
-            width: width.into(),
-            depth: depth.into(),
-            ramp_steps: 0,
-        };
+        let op = GrowthConfig::named(width, depth, 0).unwrap();
         let g = grow(
             &src.config,
             &src.model,

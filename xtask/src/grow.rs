@@ -78,12 +78,8 @@ pub fn run(args: GrowArgs) -> Result<()> {
             )
         })?
         .model;
-    let op = GrowthConfig {
-        width: args.width.clone(),
-        depth: args.depth.clone(),
-        ramp_steps: 0,
-    };
-    let (w, d) = op.operators()?;
+    let op = GrowthConfig::named(&args.width, &args.depth, 0)?;
+    let (w, d) = op.operators();
     if w.ramps() || w.scales_softly() || d.gates_new_layers() {
         bail!(
             "operator {}+{} needs a mask that ramps during training; grow inside a `cargo xtask train` run \

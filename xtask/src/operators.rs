@@ -5,7 +5,7 @@ use anyhow::Result;
 use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm::model::GptConfig;
-use growlm::ops::{depth, logit_change, width, GrowthConfig};
+use growlm::ops::{depth, logit_change, width, Depth, GrowthConfig, Width};
 
 /// Logits that move by less than this count as preserved (f32 rounding).
 const TOLERANCE: f32 = 1e-5;
@@ -34,9 +34,9 @@ pub fn run() -> Result<()> {
     ];
     println!("growth operators; function preservation measured now on probe models (max |Δlogit| ≤ {TOLERANCE:.0e})");
     println!("{:<6} {:<13} {:<34} reference", "grows", "name", "function-preserving");
-    for w in width::ALL {
+    for &w in width::ALL {
         let op = GrowthConfig {
-            width: w.name().into(),
+            width: Width(w),
             ..GrowthConfig::default()
         };
         let fp: Vec<String> = width_probes.iter().map(|p| measure(&op, p)).collect();
@@ -51,10 +51,10 @@ pub fn run() -> Result<()> {
     for d in depth::ALL {
         // Depth operators probe with the default width operator, except those that need
         // MSG's masks.
-        let width = if d.gates_new_layers() { "msg" } else { "pdg" };
+        let width = Width::named(if d.gates_new_layers() { "msg" } else { "pdg" })?;
         let op = GrowthConfig {
-            depth: d.name().into(),
-            width: width.into(),
+            depth: Depth(*d),
+            width,
             ..GrowthConfig::default()
         };
         let fp: Vec<String> = depth_probes.iter().map(|p| measure(&op, p)).collect();

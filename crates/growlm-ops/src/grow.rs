@@ -84,9 +84,9 @@ pub fn grow<B: AutodiffBackend>(
         active.unwrap_or_else(|| ActiveWidth::full(source)),
         target,
         step,
-        op.effective_ramp()?,
+        op.effective_ramp(),
     );
-    let (w, d) = op.operators()?;
+    let (w, d) = op.operators();
     if w.scales_softly() {
         let new_layers = layers
             .iter()

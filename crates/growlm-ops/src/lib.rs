@@ -26,7 +26,7 @@ pub mod width;
 
 pub use grow::{grow, Grown, GrowthReport};
 pub use moments::{host_moments, map_optimizer};
-pub use operator::{check_growth, AxisMap, DepthOp, GrowthConfig, LayerOrigin, WidthOp};
+pub use operator::{check_growth, AxisMap, Depth, DepthOp, GrowthConfig, LayerOrigin, Width, WidthOp};
 pub use growlm_model::{
     assign_params, named_params, param_shapes, param_values, to_host, Axis, HostTensor, NamedParams,
 };

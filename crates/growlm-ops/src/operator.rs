@@ -112,27 +112,98 @@ pub trait DepthOp: Sync {
     }
 }
 
+/// Defines a handle type for one kind of operator: resolved from its name once, when the
+/// config is read (an unknown name is refused there, naming the key), and written back by
+/// name.
+macro_rules! handle {
+    ($(#[$doc:meta])* $name:ident, $op:ident, $module:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub struct $name(pub &'static dyn $op);
+
+        impl $name {
+            /// The operator registered as `name`.
+            pub fn named(name: &str) -> Result<Self, OpsError> {
+                $module::find(name).map($name)
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = dyn $op;
+            fn deref(&self) -> &Self::Target {
+                self.0
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.0.name() == other.0.name()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0.name())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0.name())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.0.name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(d)?;
+                Self::named(&name).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+handle!(
+    /// A width operator (`width = "pdg"`).
+    Width,
+    WidthOp,
+    width
+);
+handle!(
+    /// A depth operator (`depth = "redundant"`).
+    Depth,
+    DepthOp,
+    depth
+);
+
 /// Settings of the growth into a stage (the `[stages.growth]` table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrowthConfig {
     /// The width operator (`cargo xtask operators` lists them).
     #[serde(default = "default_width")]
-    pub width: String,
+    pub width: Width,
     /// The depth operator.
     #[serde(default = "default_depth")]
-    pub depth: String,
+    pub depth: Depth,
     /// `Ge − Gb`: steps over which new width is switched on (eq. 5) by a ramping width
     /// operator; 0 switches it on at once (the paper's "w/o PDG" ablation).
     #[serde(default = "default_ramp")]
     pub ramp_steps: u64,
 }
 
-fn default_width() -> String {
-    "pdg".into()
+fn default_width() -> Width {
+    Width(width::ALL[0])
 }
-fn default_depth() -> String {
-    "redundant".into()
+fn default_depth() -> Depth {
+    Depth(depth::ALL[0])
 }
 fn default_ramp() -> u64 {
     100
@@ -149,25 +220,35 @@ impl Default for GrowthConfig {
 }
 
 impl GrowthConfig {
-    /// The named operators.
-    pub fn operators(&self) -> Result<(&'static dyn WidthOp, &'static dyn DepthOp), OpsError> {
-        Ok((width::find(&self.width)?, depth::find(&self.depth)?))
+    /// The operators named `width` and `depth`, with `ramp_steps`.
+    pub fn named(width: &str, depth: &str, ramp_steps: u64) -> Result<Self, OpsError> {
+        Ok(Self {
+            width: Width::named(width)?,
+            depth: Depth::named(depth)?,
+            ramp_steps,
+        })
+    }
+
+    /// The two operators.
+    pub fn operators(&self) -> (&'static dyn WidthOp, &'static dyn DepthOp) {
+        (self.width.0, self.depth.0)
     }
 
     /// Steps of the width ramp: `ramp_steps` for a ramping width operator, else 0.
-    pub fn effective_ramp(&self) -> Result<u64, OpsError> {
-        Ok(if self.operators()?.0.ramps() {
+    pub fn effective_ramp(&self) -> u64 {
+        if self.width.ramps() {
             self.ramp_steps
         } else {
             0
-        })
+        }
     }
 
     /// A short name for logs and `events.jsonl`, e.g. `pdg(ramp=100)+redundant`.
     pub fn describe(&self) -> String {
-        match self.operators() {
-            Ok((w, _)) if w.ramps() => format!("{}(ramp={})+{}", self.width, self.ramp_steps, self.depth),
-            _ => format!("{}+{}", self.width, self.depth),
+        if self.width.ramps() {
+            format!("{}(ramp={})+{}", self.width, self.ramp_steps, self.depth)
+        } else {
+            format!("{}+{}", self.width, self.depth)
         }
     }
 }
@@ -206,7 +287,7 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -
     if (source.layer_norm_eps - target.layer_norm_eps).abs() > 0.0 {
         return Err(OpsError::Incompatible("layer_norm_eps differs between stages".into()));
     }
-    let (w, d) = op.operators()?;
+    let (w, d) = op.operators();
     if d.gates_new_layers() && !(w.ramps() && w.scales_softly()) {
         return Err(OpsError::Incompatible(format!(
             "depth `{}` gates new layers with MSG's ramp; use it with width `msg`",

@@ -50,7 +50,7 @@ pub struct WidthMaps {
 impl WidthMaps {
     /// The maps `op` gives from `source` to `target`.
     pub fn new(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -> Result<Self, OpsError> {
-        let (w, _) = op.operators()?;
+        let (w, _) = op.operators();
         let with_counts = |m: AxisMap, n: usize| {
             let c = m.counts(n);
             (m, c)
@@ -155,7 +155,7 @@ pub fn plan(
     op: &GrowthConfig,
 ) -> Result<(Vec<TensorPlan>, Vec<LayerOrigin>), OpsError> {
     check_growth(source, target, op)?;
-    let (width, depth) = op.operators()?;
+    let (width, depth) = op.operators();
     let layers = depth.layers(source, target)?;
     let top = source.n_layers - 1;
     let mut plans: Vec<TensorPlan> = Vec::new();

@@ -52,7 +52,7 @@ fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> 
             msg: None,
             ..grown.ramp
         },
-        Ramp::new(small, target, 3, op.effective_ramp().unwrap())
+        Ramp::new(small, target, 3, op.effective_ramp())
     );
     let width = grown.ramp.width_mask::<TB>(target, 3, &dev).unwrap();
     let inner = grown.ramp.width_mask::<Flex>(target, 3, &dev).unwrap();
@@ -109,11 +109,7 @@ fn ablations_are_not_function_preserving() {
     let (d, _) = grow_and_compare(
         &s,
         &t,
-        GrowthConfig {
-            depth: "random".into(),
-            ramp_steps: 10,
-            ..Default::default()
-        },
+        GrowthConfig::named("pdg", "random", 10).unwrap(),
     );
     assert!(d > 1e-3, "random layers change the function");
     let (d, _) = grow_and_compare(
@@ -302,11 +298,7 @@ fn impossible_growths_are_refused() {
 }
 
 fn op(width: &str, depth: &str, ramp_steps: u64) -> GrowthConfig {
-    GrowthConfig {
-        width: width.into(),
-        depth: depth.into(),
-        ramp_steps,
-    }
+    GrowthConfig::named(width, depth, ramp_steps).unwrap()
 }
 
 fn alternating(c: GptConfig) -> GptConfig {
@@ -402,12 +394,13 @@ fn operators_are_chosen_by_name_and_refuse_what_they_cannot_do() {
         e.to_string().contains("integer multiples") && e.to_string().contains("16 → 24"),
         "{e}"
     );
-    let e = growlm_ops::check_growth(&s, &t, &op("net3net", "redundant", 0)).unwrap_err();
+    // An unknown name is refused when the operator is named (when a config is read).
+    let e = GrowthConfig::named("net3net", "redundant", 0).unwrap_err();
     assert!(
         e.to_string().contains("unknown width operator `net3net`") && e.to_string().contains("fpi"),
         "{e}"
     );
-    let e = growlm_ops::check_growth(&s, &t, &op("pdg", "deeper", 0)).unwrap_err();
+    let e = GrowthConfig::named("pdg", "deeper", 0).unwrap_err();
     assert!(
         e.to_string().contains("unknown depth operator") && e.to_string().contains("stack"),
         "{e}"
@@ -421,8 +414,8 @@ fn operators_are_chosen_by_name_and_refuse_what_they_cannot_do() {
     .unwrap_err();
     assert!(e.to_string().contains("attention pattern"), "{e}");
     // Only ramping width operators use ramp_steps.
-    assert_eq!(op("pdg", "redundant", 7).effective_ramp().unwrap(), 7);
-    assert_eq!(op("fpi", "redundant", 7).effective_ramp().unwrap(), 0);
+    assert_eq!(op("pdg", "redundant", 7).effective_ramp(), 7);
+    assert_eq!(op("fpi", "redundant", 7).effective_ramp(), 0);
     assert_eq!(op("pdg", "redundant", 7).describe(), "pdg(ramp=7)+redundant");
     assert_eq!(op("fpi", "stack", 7).describe(), "fpi+stack");
 }

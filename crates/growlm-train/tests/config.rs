@@ -77,6 +77,15 @@ fn bad_configs_are_refused_with_the_key_named() {
     assert!(e.contains("context_len"), "{e}");
     let e = config_error(|t| t.replace("[train]", "[train"));
     assert!(e.contains("parse"), "{e}");
+    // Operator names resolve when the config is read: an unknown one is refused there,
+    // with its key and the known names.
+    let e = config_error(|t| t.replace("ramp_steps = 6", "ramp_steps = 6\nwidth = \"net2net\""));
+    assert!(
+        e.contains("stages.1.growth.width") && e.contains("unknown width operator `net2net`") && e.contains("hypercloning"),
+        "{e}"
+    );
+    let e = config_error(|t| t.replace("ramp_steps = 6", "ramp_steps = 6\ndepth = 3"));
+    assert!(e.contains("stages.1.growth.depth"), "{e}");
 }
 
 #[test]
