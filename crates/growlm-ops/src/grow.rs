@@ -13,7 +13,7 @@ use crate::moments::map_optimizer;
 use crate::operator::{GrowthConfig, LayerOrigin};
 use growlm_model::{assign_params, named_params, HostTensor, NamedParams};
 use crate::plan::{apply, plan, WidthMaps};
-use crate::{MsgRamp, OpsError, Ramp};
+use crate::{OpsError, Ramp};
 
 /// What a growth did, for logs and events.
 #[derive(Debug, Clone, Serialize)]
@@ -87,14 +87,8 @@ pub fn grow<B: AutodiffBackend>(
         op.effective_ramp(),
     );
     let (w, d) = op.operators();
-    if w.scales_softly() {
-        let new_layers = layers
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| d.gates_new_layers() && !matches!(o, LayerOrigin::Copy(_)))
-            .fold(0u64, |bits, (i, _)| bits | 1 << i);
-        ramp.msg = Some(MsgRamp { new_layers });
-    }
+    ramp.op = Some(op.width);
+    let ramp = w.start_ramp(ramp, &layers, d);
     Ok(Grown {
         model: grown,
         optim,

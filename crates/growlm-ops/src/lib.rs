@@ -32,7 +32,7 @@ pub use growlm_model::{
 };
 pub use plan::{apply, plan, Fill, TensorPlan, WidthMaps};
 pub use probe::{logit_change, logit_change_in, perturb_norms_and_biases};
-pub use ramp::{MsgRamp, Ramp};
+pub use ramp::{MsgRamp, Ramp, RampState};
 
 /// Errors of growth operators.
 #[derive(Debug, thiserror::Error, PartialEq)]

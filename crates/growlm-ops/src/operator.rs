@@ -11,7 +11,7 @@
 use growlm_model::GptConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::{depth, width, OpsError};
+use crate::{depth, width, OpsError, Ramp, RampState};
 
 /// Which source unit each target unit of one width axis copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +75,36 @@ pub trait WidthOp: Sync {
     fn reads_layer_above(&self) -> bool {
         false
     }
-    /// Whether the ramp is MSG's fractional masks ([`MsgRamp`](crate::MsgRamp)) rather
-    /// than PDG's 0/1 one (only with [`ramps`](Self::ramps)).
+    /// Whether its ramp scales new units and blocks instead of masking them off (MSG's);
+    /// a depth operator that gates new layers needs such a width operator.
     fn scales_softly(&self) -> bool {
         false
+    }
+    /// What a ramp this operator started does for the training of `step`. The default is
+    /// PDG's (paper eq. 5–7): the leading [`Ramp::active_at`] units on, the rest masked off
+    /// and held.
+    fn ramp_at(&self, ramp: &Ramp, step: u64) -> RampState {
+        let active = ramp.active_at(step);
+        if active == ramp.end {
+            RampState::Done
+        } else {
+            RampState::Masked { active, hold: true }
+        }
+    }
+    /// `Ge`, the last step at which its ramp can still mask: `Gb + ramp_steps` by default.
+    fn ramp_end(&self, ramp: &Ramp) -> u64 {
+        ramp.begin + ramp.steps
+    }
+    /// Sets up the ramp of a growth whose target layers come from `layers` (by `depth`).
+    /// The default leaves it as it is.
+    fn start_ramp(&self, ramp: Ramp, layers: &[LayerOrigin], depth: &dyn DepthOp) -> Ramp {
+        let _ = (layers, depth);
+        ramp
+    }
+    /// Whether another growth may start while its ramp runs (PDG's ramps compose: a
+    /// growth starts from the width active then).
+    fn composes(&self) -> bool {
+        true
     }
 }
 

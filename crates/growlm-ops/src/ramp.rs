@@ -1,9 +1,38 @@
-//! The progressive-dimensionality-growth ramp (paper §3.3, eq. 5–7), and MSG's fractional
-//! masks (Yao et al., 2023; the paper's MSG baseline, §4.1).
+//! The width ramp after a growth (paper §3.3, eq. 5–7). A [`Ramp`] holds the numbers —
+//! where the width starts and ends, when, over how many steps — and the width operator
+//! that started it; the operator says what the ramp does at each step ([`RampState`],
+//! `WidthOp::ramp_at`): PDG's 0/1 mask whose hidden entries do not train (the default),
+//! MSG's fractional masks (`width/msg.rs`), or an operator's own. The engine asks the ramp
+//! and never names an operator.
 
 use burn::tensor::backend::Backend;
 use growlm_model::{ActiveWidth, GptConfig, ModelError, WidthMask};
 use serde::{Deserialize, Serialize};
+
+use crate::{width, OpsError, Width, WidthOp};
+
+/// What a ramp does at one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RampState {
+    /// Nothing masked: the grown model as it is.
+    Done,
+    /// The leading `active` units on, the rest masked off; with `hold`, the masked entries
+    /// do not train (they are held at their values at growth, paper §3.3).
+    Masked {
+        /// The active width.
+        active: ActiveWidth,
+        /// Whether the masked entries are held.
+        hold: bool,
+    },
+    /// Everything on, the new part of each width axis scaled by `scale` (`[hidden, attn,
+    /// ffn]`) and each new block's residual branches by `gate` (MSG).
+    Scaled {
+        /// The new units' factors.
+        scale: [f32; 3],
+        /// The new blocks' gate.
+        gate: f32,
+    },
+}
 
 /// MSG's schedule (Masked Structural Growth, Yao et al., 2023): instead of PDG's dim-by-dim
 /// 0/1 mask, all new width is on from the growth but scaled by a factor that rises linearly
@@ -41,9 +70,13 @@ pub struct Ramp {
     /// `Ge − Gb` (for MSG: the steps of one phase); 0 switches everything on at once (the
     /// paper's "w/o PDG").
     pub steps: u64,
-    /// MSG's fractional masks instead of PDG's (`None`: PDG).
+    /// MSG's new blocks (`None`: no block is gated; PDG).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg: Option<MsgRamp>,
+    /// The width operator whose schedule this is. Absent in checkpoints written before
+    /// it was recorded: MSG's when `msg` is set, else PDG's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<Width>,
 }
 
 impl Ramp {
@@ -60,24 +93,49 @@ impl Ramp {
             begin,
             steps,
             msg: None,
+            op: None,
         }
     }
 
-    /// MSG's phases: three when the width grows (FFN, hidden, attention), else one.
-    fn phases(&self) -> u64 {
-        if self.start == self.end {
-            1
-        } else {
-            3
+    /// The operator whose schedule this is.
+    pub fn schedule(&self) -> &'static dyn WidthOp {
+        let by_name = |n: &str| width::ALL.iter().copied().find(|o| o.name() == n);
+        match self.op {
+            Some(w) => w.0,
+            None => by_name(if self.msg.is_some() { "msg" } else { "pdg" }).unwrap_or(width::ALL[0]),
         }
+    }
+
+    /// What the ramp does for the training of `step`.
+    pub fn state_at(&self, step: u64) -> RampState {
+        self.schedule().ramp_at(self, step)
+    }
+
+    /// Whether the ramp still masks or scales anything at `step` (a model read then would
+    /// compute another function without its mask).
+    pub fn in_progress(&self, step: u64) -> bool {
+        self.state_at(step) != RampState::Done
+    }
+
+    /// Refuses a growth at `step` that the running ramp's operator cannot compose with.
+    pub fn check_growth_at(&self, step: u64) -> Result<(), OpsError> {
+        let w = self.schedule();
+        if self.in_progress(step) && !w.composes() {
+            return Err(OpsError::Incompatible(format!(
+                "a growth at step {step} would start while the {} ramp of the previous growth runs until \
+                 step {}: its masks do not compose with another growth's; grow at step {} or later, or \
+                 use width `pdg` (whose ramps do)",
+                w.name(),
+                self.end_step(),
+                self.end_step()
+            )));
+        }
+        Ok(())
     }
 
     /// `Ge`, the latest step at which a mask can still be needed.
     pub fn end_step(&self) -> u64 {
-        match self.msg {
-            Some(_) => self.begin + self.steps * self.phases(),
-            None => self.begin + self.steps,
-        }
+        self.schedule().ramp_end(self)
     }
 
     /// Active width for the training of step `step` (eq. 6).
@@ -108,26 +166,13 @@ impl Ramp {
         }
     }
 
-    /// PDG's mask at `step`: `None` once everything is active, and always for MSG (whose
-    /// masked entries train, so nothing is held).
+    /// The entries held at `step`: the active width when the masked entries do not train
+    /// (PDG's), else `None` (nothing masked, or MSG's scaled entries, which train).
     pub fn mask_at(&self, step: u64) -> Option<ActiveWidth> {
-        let a = self.active_at(step);
-        (a != self.end && self.msg.is_none()).then_some(a)
-    }
-
-    /// MSG's factors at `step`: `[hidden, attn, ffn]` and the new blocks' gate; `None`
-    /// for PDG and once every factor is 1.
-    pub fn msg_scales_at(&self, step: u64) -> Option<([f32; 3], f32)> {
-        self.msg?;
-        let elapsed = step.saturating_sub(self.begin);
-        if self.steps == 0 || elapsed >= self.steps * self.phases() {
-            return None;
+        match self.state_at(step) {
+            RampState::Masked { active, hold: true } => Some(active),
+            _ => None,
         }
-        let phase = |p: u64| ((elapsed as f64 - (p * self.steps) as f64) / self.steps as f64).clamp(0.0, 1.0) as f32;
-        if self.phases() == 1 {
-            return Some(([1.0; 3], phase(0)));
-        }
-        Some(([phase(1), phase(2), phase(0)], phase(0)))
     }
 
     /// The mask of the training of `step` on a model of `config` (the target), or `None`
@@ -138,19 +183,20 @@ impl Ramp {
         step: u64,
         device: &B::Device,
     ) -> Result<Option<WidthMask<B>>, ModelError> {
-        if let Some(a) = self.mask_at(step) {
-            return WidthMask::new(config, a, device).map(Some);
+        match self.state_at(step) {
+            RampState::Done => Ok(None),
+            RampState::Masked { active, .. } => WidthMask::new(config, active, device).map(Some),
+            RampState::Scaled { scale, gate } => {
+                let new_layers = self.msg.map_or(0, |m| m.new_layers);
+                let gates = if new_layers == 0 {
+                    Vec::new()
+                } else {
+                    (0..config.n_layers)
+                        .map(|i| if new_layers >> i & 1 == 1 { gate } else { 1.0 })
+                        .collect()
+                };
+                WidthMask::scaled(config, self.start, scale, gates, device).map(Some)
+            }
         }
-        let (Some(msg), Some((scale, gate))) = (self.msg, self.msg_scales_at(step)) else {
-            return Ok(None);
-        };
-        let gates = if msg.new_layers == 0 {
-            Vec::new()
-        } else {
-            (0..config.n_layers)
-                .map(|i| if msg.new_layers >> i & 1 == 1 { gate } else { 1.0 })
-                .collect()
-        };
-        WidthMask::scaled(config, self.start, scale, gates, device).map(Some)
     }
 }

@@ -7,6 +7,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_model::{ActiveWidth, AttentionMasks, GptConfig, WidthMask};
+use growlm_ops::RampState;
 use growlm_ops::{grow, host_moments, named_params, GrowthConfig, LayerOrigin, OpsError, Ramp};
 
 /// The autodiff CPU backend the tests train on.
@@ -47,12 +48,16 @@ fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> 
         None,
     )
     .unwrap();
+    // The ramp records the width operator whose schedule it is.
     assert_eq!(
         Ramp {
             msg: None,
             ..grown.ramp
         },
-        Ramp::new(small, target, 3, op.effective_ramp())
+        Ramp {
+            op: Some(op.width),
+            ..Ramp::new(small, target, 3, op.effective_ramp())
+        }
     );
     let width = grown.ramp.width_mask::<TB>(target, 3, &dev).unwrap();
     let inner = grown.ramp.width_mask::<Flex>(target, 3, &dev).unwrap();
@@ -582,11 +587,11 @@ fn msg_scales_new_width_by_phase_and_gates_new_layers() {
     assert_eq!(ramp.end_step(), 130);
     // [hidden, attn, ffn] and the gate: FFN and gates over steps 100..110, hidden over
     // 110..120, attention over 120..130.
-    assert_eq!(ramp.msg_scales_at(100), Some(([0.0, 0.0, 0.0], 0.0)));
-    assert_eq!(ramp.msg_scales_at(104), Some(([0.0, 0.0, 0.4], 0.4)));
-    assert_eq!(ramp.msg_scales_at(115), Some(([0.5, 0.0, 1.0], 1.0)));
-    assert_eq!(ramp.msg_scales_at(127), Some(([1.0, 0.7, 1.0], 1.0)));
-    assert_eq!(ramp.msg_scales_at(130), None);
+    assert_eq!(ramp.state_at(100), RampState::Scaled { scale: [0.0, 0.0, 0.0], gate: 0.0 });
+    assert_eq!(ramp.state_at(104), RampState::Scaled { scale: [0.0, 0.0, 0.4], gate: 0.4 });
+    assert_eq!(ramp.state_at(115), RampState::Scaled { scale: [0.5, 0.0, 1.0], gate: 1.0 });
+    assert_eq!(ramp.state_at(127), RampState::Scaled { scale: [1.0, 0.7, 1.0], gate: 1.0 });
+    assert_eq!(ramp.state_at(130), RampState::Done);
     // Nothing is held: MSG trains its new entries.
     assert_eq!(ramp.mask_at(104), None);
     let dev = Default::default();
@@ -597,7 +602,7 @@ fn msg_scales_new_width_by_phase_and_gates_new_layers() {
     let deeper = GptConfig::new(50, 8, 16, 4, 2);
     let ramp = grown("msg", "msg", &s, &deeper);
     assert_eq!(ramp.end_step(), 110);
-    assert_eq!(ramp.msg_scales_at(103), Some(([1.0; 3], 0.3)));
+    assert_eq!(ramp.state_at(103), RampState::Scaled { scale: [1.0; 3], gate: 0.3 });
     // With width `msg` and depth `redundant`, no layer is gated.
     assert_eq!(
         grown("msg", "redundant", &s, &t).msg,
@@ -632,4 +637,37 @@ fn a_fully_scaled_msg_mask_is_the_unmasked_model_and_a_zero_one_the_small_model(
     let a = model.forward(x.clone().inner(), &masks, Some(&zero));
     let b = model.forward(x.inner(), &masks, Some(&binary));
     assert_eq!(a.into_data(), b.into_data());
+}
+
+/// The ramp's behaviour is its operator's: a growth during MSG's ramp is refused by the
+/// ramp (MSG's masks do not compose), during PDG's it is not; a ramp read from a
+/// checkpoint written before ramps recorded their operator takes MSG's schedule when it
+/// gates blocks, else PDG's.
+#[test]
+fn the_ramp_asks_its_operator() {
+    let (s, t) = (GptConfig::new(50, 8, 16, 2, 2), GptConfig::new(50, 8, 24, 4, 3));
+    let grown = |w: &str, d: &str| {
+        let model = s.init::<TB>(0, &Default::default()).unwrap();
+        let optim = AdamWConfig::new().init::<TB, growlm_model::Gpt<TB>>();
+        grow(&s, &model, &optim, AdamWConfig::new().init(), &t, &op(w, d, 10), 5, 100, None)
+            .unwrap()
+            .ramp
+    };
+    let msg = grown("msg", "msg");
+    assert_eq!(msg.schedule().name(), "msg");
+    let e = msg.check_growth_at(115).unwrap_err().to_string();
+    assert!(e.contains("msg ramp") && e.contains("until step 130"), "{e}");
+    msg.check_growth_at(130).unwrap();
+    let pdg = grown("pdg", "redundant");
+    assert!(pdg.in_progress(105) && pdg.mask_at(105).is_some());
+    pdg.check_growth_at(105).unwrap();
+    // Written before `op` was recorded.
+    let mut old = serde_json::to_value(msg).unwrap();
+    old.as_object_mut().unwrap().remove("op");
+    let old: Ramp = serde_json::from_value(old).unwrap();
+    assert_eq!((old.schedule().name(), old.end_step()), ("msg", 130));
+    let mut old = serde_json::to_value(pdg).unwrap();
+    old.as_object_mut().unwrap().remove("op");
+    let old: Ramp = serde_json::from_value(old).unwrap();
+    assert_eq!((old.schedule().name(), old.end_step()), ("pdg", 110));
 }

@@ -270,15 +270,8 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let (from, to, step) = (run.s.stage, run.s.stage + 1, run.s.step);
         let (src, dst) = (&cfg.stages[from].model, &cfg.stages[to].model);
         let op = cfg.stages[to].growth.clone().unwrap_or_default();
-        if let Some(r) = run.s.ramp.filter(|r| r.msg_scales_at(step).is_some()) {
-            return Err(growlm_ops::OpsError::Incompatible(format!(
-                "stage {to} would grow at step {step} while the msg ramp of the previous growth runs \
-                 until step {}: MSG's fractional masks do not compose; grow at step {} or later, or \
-                 use width `pdg` (whose ramps do)",
-                r.end_step(),
-                r.end_step()
-            ))
-            .into());
+        if let Some(r) = run.s.ramp {
+            r.check_growth_at(step)?;
         }
         let loss_before = self.val_loss(&run.model, from, run.s.ramp, step.saturating_sub(1))?;
         let seed = stage_seed(cfg.seed, to);

@@ -103,7 +103,7 @@ impl<B: Backend> Trained<B> {
     pub fn check_not_mid_ramp(&self) -> Result<(), TrainError> {
         let step = self.state.step;
         match &self.state.ramp {
-            Some(r) if r.mask_at(step).is_some() || r.msg_scales_at(step).is_some() => Err(TrainError::MidRamp {
+            Some(r) if r.in_progress(step) => Err(TrainError::MidRamp {
                 path: self.path.clone(),
                 step,
                 end: r.end_step(),

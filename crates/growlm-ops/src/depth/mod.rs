@@ -1,22 +1,27 @@
-//! Depth operators (paper §3.4, §4.1, Table 1). One file each; register it in [`ALL`].
+//! Depth operators (paper §3.4, §4.1, Table 1). One file each, one line in
+//! `operators!` below.
 
 use crate::operator::DepthOp;
 use crate::OpsError;
 
-mod identity;
-mod msg;
-mod random;
-mod redundant;
-mod stack;
+/// Declares each operator's module and lists it in [`ALL`]: adding an operator is one
+/// file in this folder and one line here.
+macro_rules! operators {
+    ($($module:ident::$op:ident),* $(,)?) => {
+        $(mod $module;)*
 
-/// Every depth operator, the default first.
-pub static ALL: &[&dyn DepthOp] = &[
-    &redundant::Redundant,
-    &random::Random,
-    &identity::Identity,
-    &stack::Stack,
-    &msg::Msg,
-];
+        /// Every depth operator, the default first.
+        pub static ALL: &[&dyn DepthOp] = &[$(&$module::$op),*];
+    };
+}
+
+operators! {
+    redundant::Redundant,
+    random::Random,
+    identity::Identity,
+    stack::Stack,
+    msg::Msg,
+}
 
 /// The depth operator named `name`.
 pub fn find(name: &str) -> Result<&'static dyn DepthOp, OpsError> {
