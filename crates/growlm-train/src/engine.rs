@@ -8,12 +8,11 @@ use std::time::Instant;
 
 use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
-use growlm_data::Corpus;
 use growlm_policy::{Decision, Registry};
 
-use crate::checkpoint::{self, latest_checkpoint, Run, RunState};
-use crate::context::Ctx;
+use crate::checkpoint::{self, RunState};
 use crate::observe::{observation, Observer, Observers, RunFiles, RunStart};
+use crate::session::Session;
 use crate::output::{write_atomic, Summary};
 use crate::{RunConfig, RunDir, TrainError};
 
@@ -78,36 +77,15 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     observers: &mut [&mut dyn Observer],
 ) -> Result<Summary, TrainError> {
-    cfg.validate()?;
+    let Session {
+        lock: _lock,
+        mut policy,
+        mut run,
+        ctx,
+        data,
+        resumed_at,
+    } = Session::<B>::open(cfg, opts, registry, device)?;
     let dir = &opts.out_dir;
-    let _lock = crate::RunLock::acquire(dir)?;
-    let latest = latest_checkpoint(dir);
-    match (opts.resume, &latest) {
-        (false, Some(_)) => return Err(TrainError::RunExists { path: dir.clone() }),
-        (true, None) => return Err(TrainError::NothingToResume { path: dir.clone() }),
-        _ => {}
-    }
-    let mut policy = registry.build(cfg.policy_name()?, &cfg.policy)?;
-    let mut run = match (&latest, &opts.branch_from) {
-        (Some(ckpt), _) => checkpoint::load::<B>(cfg, ckpt, device)?,
-        (None, Some(src)) => checkpoint::branch::<B>(cfg, src, dir, device)?,
-        (None, None) => Run::start(cfg, opts.init.as_ref(), device)?,
-    };
-    if latest.is_some() {
-        policy.load_state(run.s.policy.clone())?;
-    } else {
-        // A branch starts its own policy: the source run's belongs to another schedule.
-        run.s.policy = policy.state();
-    }
-    let continued = latest.is_some() || opts.branch_from.is_some();
-    std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
-    write_atomic(&dir.join(RunDir::CONFIG), cfg.to_toml().as_bytes())?;
-    if let Some(init) = opts.init.as_ref().filter(|_| !continued) {
-        write_atomic(&dir.join("init-from.txt"), format!("{}\n", init.source).as_bytes())?;
-    }
-    let corpus = Corpus::load(&cfg.data.source, &opts.cache_dir)?;
-    let tokenizer = crate::context::tokenizer(cfg, &corpus, dir, continued, &opts.cache_dir)?;
-    let ctx = Ctx::<B>::new(cfg, &corpus, &tokenizer, &opts.cache_dir, device, opts.devices)?;
     let mut obs = Observers {
         files: RunFiles::default(),
         user: observers,
@@ -115,8 +93,8 @@ pub fn train<B: AutodiffBackend>(
     let start = RunStart {
         config: cfg,
         out_dir: dir,
-        resumed_at: continued.then_some(run.s.step),
-        data: &corpus.source,
+        resumed_at,
+        data: &data,
         policy: &policy.describe(),
         device: &opts.device_name,
     };

@@ -7,7 +7,7 @@
 //! directory; a resumed run continues a killed one exactly where its last checkpoint left
 //! it, and refuses a config that would change what was trained.
 //!
-//! Files: `engine.rs` (the loop), `context.rs` (the run's fixed data and step helpers),
+//! Files: `engine.rs` (the loop), `session.rs` (opening a run), `context.rs` (the run's fixed data and step helpers),
 //! `checkpoint.rs` (run state, atomic save, load), `trained.rs` (a checkpoint's model for
 //! evaluation and export),
 //! `optim.rs` (AdamW, gradient clipping), `observe.rs` (run observers: files, progress),
@@ -31,6 +31,7 @@ mod overrides;
 mod parallel;
 mod run_dir;
 mod schedule;
+mod session;
 mod trained;
 mod validate;
 
