@@ -20,8 +20,8 @@ use serde::Serialize;
 use crate::model::{AttentionMasks, GptConfig};
 use crate::ops::{depth, logit_change, logit_change_in, width, Depth, GrowthConfig, Width};
 use crate::train::{
-    measure, run_on, BenchSpec, DeviceKind, HaltAfter, MetricsRow, Observer, RunConfig, RunDir, RunOptions, TrainError,
-    WithBackend,
+    measure, run_on, testing, BenchSpec, DeviceKind, Edit, HaltAfter, MetricsRow, Observer, RunConfig, RunDir, RunOptions,
+    TrainError, WithBackend,
 };
 
 /// A check's own failure (turned into a failed [`Check`]).
@@ -150,45 +150,18 @@ fn growth_bf16<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
 
 /// A staged run halted inside its PDG ramp and resumed equals the straight run.
 fn resume(kind: DeviceKind, dir: &Path) -> R<Check> {
-    let text: String = (0..4000)
-        .map(|i| ["the ", "state ", "of ", "the ", "union. "][i % 5])
-        .collect();
-    let corpus = dir.join("corpus.txt");
-    std::fs::write(&corpus, text)?;
-    let cfg = RunConfig::from_toml(&format!(
-        r#"
-seed = 1
-[data]
-source = "{}"
-valid_batches = 1
-[train]
-batch_size = 4
-seq_len = 16
-max_steps = 24
-lr = 1e-2
-warmup_steps = 2
-eval_every = 4
-checkpoint_every = 8
-[[stages]]
-[stages.model]
-context_len = 16
-d_model = 16
-n_layers = 2
-n_heads = 2
-[[stages]]
-[stages.model]
-context_len = 16
-d_model = 24
-n_layers = 3
-n_heads = 3
-[stages.growth]
-ramp_steps = 8
-[policy]
-name = "fixed"
-steps = [6]
-"#,
-        corpus.display()
-    ))?;
+    // The tiny fixture, grown at step 6 with an 8-step ramp: step 11 is inside it.
+    let corpus = testing::write_corpus(dir)?;
+    let cfg = testing::tiny(
+        &corpus,
+        &[
+            Edit::Seed(1),
+            Edit::MaxSteps(24),
+            Edit::Set("train.warmup_steps=2".into()),
+            Edit::Set("stages.1.growth.ramp_steps=8".into()),
+            testing::policy("fixed", "steps = [6]")?,
+        ],
+    )?;
     let registry = crate::registry();
     let go = |out: &Path, resume: bool, halt: Option<u64>| -> Result<(), TrainError> {
         let opts = RunOptions {

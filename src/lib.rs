@@ -12,7 +12,8 @@
 //! - [`lab`]: the studies: equal-loss comparison, the solver's report, experiments,
 //!   replay and figures;
 //! - [`fs`]: the one atomic file write;
-//! - [`gpu_check`]: the checks that need a GPU, generic over the backend.
+//! - [`gpu_check`]: the checks that need a GPU, generic over the backend;
+//! - [`interop`]: a run started from a Hugging Face checkpoint, a directory's tokenizer.
 //!
 //! # A tiny experiment from Rust
 //!
@@ -58,6 +59,7 @@
 //! ```
 
 pub mod gpu_check;
+pub mod interop;
 
 pub use growlm_data as data;
 pub use growlm_fs as fs;

@@ -6,79 +6,26 @@ use std::path::{Path, PathBuf};
 
 use burn_autodiff::Autodiff;
 use burn_flex::Flex;
-use growlm::train::{train, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, Summary, TrainError};
+use growlm::train::{train, Edit, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, Summary, TrainError};
 
 /// The autodiff CPU backend the tests train on.
 pub type TB = Autodiff<Flex>;
 
 /// Writes a few kilobytes of English-like text with learnable structure into `dir`.
 pub fn write_corpus(dir: &Path) -> PathBuf {
-    let words = [
-        "the", "state", "of", "the", "union", "is", "strong", "and", "our", "people", "work", "for", "peace", "in",
-        "every", "land", "we", "shall", "build", "a", "better", "future", "together", "with", "courage", "hope",
-    ];
-    let mut text = String::new();
-    let mut x: u64 = 12345;
-    for i in 0..4000 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let w = words[((x >> 33) as usize + i) % words.len()];
-        text.push_str(w);
-        text.push(if i % 12 == 11 { '.' } else { ' ' });
-        if i % 12 == 11 {
-            text.push(' ');
-        }
-    }
-    let path = dir.join("corpus.txt");
-    std::fs::write(&path, text).unwrap();
-    path
+    growlm::train::testing::write_corpus(dir).unwrap()
 }
 
-/// A tiny one- or two-stage config over `corpus`.
+/// The tiny fixture (`configs/tiny.toml`) over `corpus` with `max_steps`, one stage or
+/// both, and the policy `policy` (its `[policy]` table's lines).
 pub fn tiny_config(corpus: &Path, max_steps: u64, staged: bool, policy: &str) -> RunConfig {
-    let second = if staged {
-        r#"
-[[stages]]
-name = "target"
-[stages.model]
-context_len = 16
-d_model = 24
-n_layers = 3
-n_heads = 3
-[stages.growth]
-ramp_steps = 6
-"#
-    } else {
-        ""
-    };
-    let text = format!(
-        r#"
-seed = 3
-[data]
-source = "{}"
-valid_batches = 2
-[train]
-batch_size = 4
-seq_len = 16
-max_steps = {max_steps}
-lr = 1e-2
-min_lr = 1e-3
-warmup_steps = 3
-eval_every = 4
-checkpoint_every = 8
-[[stages]]
-name = "small"
-[stages.model]
-context_len = 16
-d_model = 16
-n_layers = 2
-n_heads = 2
-{second}
-[policy]
-{policy}
-"#,
-        corpus.display()
-    );
-    RunConfig::from_toml(&text).unwrap()
+    let table: toml::Table = toml::from_str(policy).unwrap();
+    let mut cfg = growlm::train::testing::tiny(corpus, &[Edit::MaxSteps(max_steps), Edit::Policy(table)]).unwrap();
+    if !staged {
+        cfg.stages.truncate(1);
+    }
+    cfg.validate().unwrap();
+    cfg
 }
 
 /// Options writing into `out`, with the corpus cache inside it.

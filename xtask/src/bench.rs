@@ -97,13 +97,7 @@ mod tests {
     fn bench_times_a_tiny_config_and_writes_its_json() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("c.toml");
-        std::fs::write(
-            &cfg,
-            "[data]\nsource = \"sotu\"\n[train]\nbatch_size = 2\nseq_len = 8\nmax_steps = 1\nlr = 0.01\neval_every = 1\ncheckpoint_every = 1\n\
-             [[stages]]\n[stages.model]\ncontext_len = 8\nd_model = 8\nn_layers = 1\nn_heads = 2\n\
-             [[stages]]\n[stages.model]\ncontext_len = 8\nd_model = 16\nn_layers = 2\nn_heads = 4\n",
-        )
-        .unwrap();
+        std::fs::write(&cfg, growlm::train::testing::TINY).unwrap();
         let json = dir.path().join("b.json");
         run(BenchArgs {
             config: cfg.clone(),
@@ -126,9 +120,9 @@ mod tests {
         ] {
             assert!(v[k].as_f64().is_some_and(|x| x > 0.0 && x.is_finite()), "{k}: {v}");
         }
-        // tokens/s is batch·seq over the step time; MFU is FLOP/s over the peak.
+        // tokens/s is batch·seq (4·16) over the step time; MFU is FLOP/s over the peak.
         let ms = v["ms_per_step"].as_f64().unwrap();
-        assert!((v["tokens_per_s"].as_f64().unwrap() - 16.0 / (ms / 1e3)).abs() < 1e-6);
+        assert!((v["tokens_per_s"].as_f64().unwrap() - 64.0 / (ms / 1e3)).abs() < 1e-6);
         let mfu = v["model_flops_per_s"].as_f64().unwrap() / v["peak_flops_per_s"].as_f64().unwrap();
         assert!((v["mfu"].as_f64().unwrap() - mfu).abs() < 1e-12);
         assert!(v["ms_per_growth"].as_f64().is_some() && v["ms_per_step_masked"].as_f64().is_some());

@@ -1,7 +1,7 @@
 //! `cargo xtask eval --model RUN|DIR --data PATH`: mean next-token loss and perplexity of a
 //! model on a text, scored by `growlm::model::score`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn_flex::Flex;
@@ -52,33 +52,12 @@ pub struct EvalArgs {
     json: Option<PathBuf>,
 }
 
-/// The tokenizer of a Hugging Face directory: bytes or GPT-2 by its vocabulary size, else
-/// the trained BPE in its `tokenizer.json`.
-fn hf_tokenizer(dir: &Path, vocab: usize) -> Result<Option<Tokenizer>> {
-    for kind in [TokenizerKind::Byte, TokenizerKind::Gpt2] {
-        if kind.vocab_size() == vocab {
-            return Ok(Some(Tokenizer::named(kind)?));
-        }
-    }
-    match std::fs::read_to_string(dir.join("tokenizer.json")) {
-        Ok(json) => Ok(Some(Tokenizer::from_json(
-            TokenizerKind::Bpe { vocab_size: vocab },
-            &json,
-        )?)),
-        Err(_) => Ok(None),
-    }
-}
-
-fn is_hf_dir(p: &Path) -> bool {
-    p.join("config.json").is_file() && !p.join("state.json").is_file() && !p.join("checkpoints").is_dir()
-}
-
 pub fn run(args: EvalArgs) -> Result<()> {
     let dev = Default::default();
     let named = args.tokenizer.map(|t| Tokenizer::named(t.into())).transpose()?;
-    let (model, config, mask, own) = if is_hf_dir(&args.model) {
+    let (model, config, mask, own) = if growlm::interop::is_hf_dir(&args.model) {
         let m = import_model::<B>(&args.model, None, &dev)?;
-        let own = hf_tokenizer(&args.model, m.config.vocab_size)?;
+        let own = growlm::interop::hf_tokenizer(&args.model, m.config.vocab_size)?;
         (m.model, m.config, None, own)
     } else {
         let t = load_trained::<B>(&args.model, &dev).with_context(|| {

@@ -169,18 +169,10 @@ fn train(args: TrainArgs) -> Result<()> {
     // the `solver` policy's curve fit.
     let registry = growlm::registry();
     let device = DeviceKind::from(args.device);
-    let init = match &args.init_from {
-        Some(dir) => {
-            let m = growlm::hf::import_model::<burn_flex::Flex>(dir, Some(&cfg.stages[0].model), &Default::default())
-                .with_context(|| format!("--init-from {}", dir.display()))?;
-            let values = growlm::ops::param_values::<burn_flex::Flex, _>(&m.model);
-            Some(growlm::train::InitWeights {
-                source: std::path::absolute(dir).unwrap_or(dir.clone()).display().to_string(),
-                values,
-            })
-        }
-        None => None,
-    };
+    let init = args.init_from.as_ref().map(|dir| {
+        growlm::interop::init_from_hf(dir, &cfg.stages[0].model).with_context(|| format!("--init-from {}", dir.display()))
+    });
+    let init = init.transpose()?;
     let opts = RunOptions {
         resume: args.resume,
         init,

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use growlm::train::{testing, Edit};
+
 fn xtask(args: &[&str], dir: &Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
@@ -15,6 +17,11 @@ fn xtask(args: &[&str], dir: &Path) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into(),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// The tiny fixture (`configs/tiny.toml`) over `text.txt` with `edits`.
+fn tiny(edits: &[Edit]) -> growlm::train::RunConfig {
+    testing::tiny(Path::new("text.txt"), edits).unwrap()
 }
 
 fn write_csv(path: &Path, f: impl Fn(f64) -> f64) {
@@ -208,23 +215,8 @@ fn train_runs_on_local_text_and_cuda_needs_the_feature() {
         .map(|i| ["the ", "union ", "is ", "strong. "][i % 4])
         .collect();
     std::fs::write(dir.path().join("text.txt"), text).unwrap();
-    let cfg = r#"
-[data]
-valid_batches = 1
-[train]
-batch_size = 2
-seq_len = 8
-max_steps = 6
-lr = 1e-3
-eval_every = 3
-checkpoint_every = 3
-[[stages]]
-[stages.model]
-context_len = 8
-d_model = 8
-n_layers = 1
-n_heads = 2
-"#;
+    // The tiny fixture's first stage alone.
+    let cfg = tiny(&[Edit::MaxSteps(6)]).only_stage(0).unwrap().to_toml();
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
     let (ok, out, err) = xtask(
         &["train", "--config", "c.toml", "--data", "text.txt", "--out", "r"],
@@ -257,24 +249,14 @@ fn set_overrides_and_resume_refusals_name_the_key() {
         .collect();
     std::fs::write(dir.path().join("text.txt"), &text).unwrap();
     std::fs::write(dir.path().join("other.txt"), text.replace("union", "nation")).unwrap();
-    let cfg = r#"
-[data]
-source = "text.txt"
-valid_batches = 1
-[train]
-batch_size = 2
-seq_len = 8
-max_steps = 100
-lr = 1e-3
-eval_every = 2
-checkpoint_every = 2
-[[stages]]
-[stages.model]
-context_len = 8
-d_model = 8
-n_layers = 1
-n_heads = 2
-"#;
+    let cfg = tiny(&[
+        Edit::MaxSteps(100),
+        Edit::Set("train.eval_every=2".into()),
+        Edit::Set("train.checkpoint_every=2".into()),
+    ])
+    .only_stage(0)
+    .unwrap()
+    .to_toml();
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
     let train = |extra: &[&str]| {
         let mut args = vec!["train", "--config", "c.toml", "--out", "r"];
@@ -405,38 +387,18 @@ fn a_train_killed_at_two_dozen_points_resumes_to_the_uninterrupted_run() {
         .map(|i| ["the ", "state ", "of ", "our ", "union ", "is ", "strong. "][(i * 7 + i / 3) % 7])
         .collect();
     std::fs::write(dir.path().join("text.txt"), text).unwrap();
-    let cfg = r#"
-seed = 5
-[data]
-valid_batches = 1
-[train]
-batch_size = 4
-seq_len = 16
-max_steps = 120
-lr = 3e-3
-warmup_steps = 0
-eval_every = 10
-checkpoint_every = 5
-[[stages]]
-[stages.model]
-context_len = 16
-d_model = 16
-n_layers = 2
-n_heads = 2
-[[stages]]
-[stages.model]
-context_len = 16
-d_model = 24
-n_layers = 3
-n_heads = 3
-[stages.growth]
-width = "pdg"
-depth = "redundant"
-ramp_steps = 40
-[policy]
-name = "fixed"
-steps = [40]
-"#;
+    let cfg = tiny(&[
+        Edit::Seed(5),
+        Edit::MaxSteps(120),
+        Edit::Set("data.valid_batches=1".into()),
+        Edit::Set("train.lr=3e-3".into()),
+        Edit::Set("train.warmup_steps=0".into()),
+        Edit::Set("train.eval_every=10".into()),
+        Edit::Set("train.checkpoint_every=5".into()),
+        Edit::Set("stages.1.growth.ramp_steps=40".into()),
+        testing::policy("fixed", "steps = [40]").unwrap(),
+    ])
+    .to_toml();
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
     let train = |out: &str, resume: bool| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));

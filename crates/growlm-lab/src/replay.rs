@@ -36,6 +36,8 @@ pub fn replay_config(run: &RunDir, edits: &[Edit]) -> Result<RunConfig, LabError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
     use growlm_train::MetricsRow;
 
     fn registry() -> Registry {
@@ -50,10 +52,17 @@ mod tests {
     fn replay_feeds_the_curve_as_the_engine_does() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::new(dir.path());
-        let cfg = "[data]\nsource = \"sotu\"\n[train]\nbatch_size = 2\nseq_len = 8\nmax_steps = 3000\nlr = 0.01\n\
-                   eval_every = 50\ncheckpoint_every = 500\n[[stages]]\n[stages.model]\ncontext_len = 8\nd_model = 8\n\
-                   n_layers = 1\nn_heads = 2\n[[stages]]\n[stages.model]\ncontext_len = 8\nd_model = 16\nn_layers = 2\n\
-                   n_heads = 4\n[policy]\nname = \"convergence\"\n";
+        let cfg = growlm_train::testing::tiny(
+            Path::new("corpus.txt"),
+            &[
+                Edit::MaxSteps(3000),
+                Edit::Set("train.eval_every=50".into()),
+                Edit::Set("train.checkpoint_every=500".into()),
+                Edit::PolicyName("convergence".into()),
+            ],
+        )
+        .unwrap()
+        .to_toml();
         std::fs::write(run.file(RunDir::CONFIG), cfg).unwrap();
         // L = 1.5 + 2/√N: the budget rule's analytic point is 0.80362·3000 = 2411, so with
         // evaluations every 50 steps and patience 2 it grows at 2450–2500; the default

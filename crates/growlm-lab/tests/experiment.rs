@@ -106,7 +106,7 @@ fn tiny(dir: &Path, arm_sets: &str) -> PathBuf {
         .replace("source = \"sotu\"", &format!("source = {:?}", dir.join("corpus.txt").display().to_string()));
     std::fs::write(dir.join("base.toml"), base).unwrap();
     let exp = format!(
-        "base = \"base.toml\"\nsets = ['seed=3', 'train.max_steps=12']\n[[arm]]\nname = \"ours\"\ngrow_at = 6\nsteps_after = 9\n{arm_sets}\n\
+        "base = \"base.toml\"\nsets = ['train.max_steps=12', 'train.schedule=\"constant\"', 'train.eval_every=3', 'train.checkpoint_every=4']\n[[arm]]\nname = \"ours\"\ngrow_at = 6\nsteps_after = 9\n{arm_sets}\n\
          [[arm]]\nname = \"late\"\ngrow_at = [9]\nseeds = [3, 4]\n"
     );
     std::fs::write(dir.join("e.toml"), exp).unwrap();

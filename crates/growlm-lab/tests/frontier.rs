@@ -56,8 +56,8 @@ name = "d12"
 stage = 1
 budgets = [10, 20]
 [[size]]
-name = "d16"
-model = { context_len = 8, d_model = 16, n_layers = 2, n_heads = 4 }
+name = "d32"
+model = { context_len = 16, d_model = 32, n_layers = 2, n_heads = 4 }
 budgets = [10, 20]
 [[arm]]
 name = "grown"

@@ -32,6 +32,7 @@ mod parallel;
 mod run_dir;
 mod schedule;
 mod session;
+pub mod testing;
 mod trained;
 mod validate;
 

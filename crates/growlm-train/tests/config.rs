@@ -3,39 +3,7 @@
 
 use growlm_train::{apply_set, check_resume, RunConfig, TrainError};
 
-const TINY: &str = r#"
-seed = 3
-[data]
-source = "corpus.txt"
-valid_batches = 2
-[train]
-batch_size = 4
-seq_len = 16
-max_steps = 8
-lr = 0.01
-min_lr = 0.001
-warmup_steps = 3
-eval_every = 4
-checkpoint_every = 8
-[[stages]]
-name = "small"
-[stages.model]
-context_len = 16
-d_model = 16
-n_layers = 2
-n_heads = 2
-[[stages]]
-name = "target"
-[stages.model]
-context_len = 16
-d_model = 24
-n_layers = 3
-n_heads = 3
-[stages.growth]
-ramp_steps = 6
-[policy]
-name = "never"
-"#;
+use growlm_train::testing::TINY;
 
 /// The error and its sources, as `a: b: c`.
 fn chain(e: &TrainError) -> String {
@@ -62,9 +30,9 @@ fn bad_configs_are_refused_with_the_key_named() {
     assert!(e.contains("stages.0.model.d_model") && e.contains("divisible"), "{e}");
     let e = config_error(|t| t.replace("batch_size = 4", "batch_size = 4\nbatchsize = 4"));
     assert!(e.contains("train.batchsize"), "{e}");
-    let e = config_error(|t| t.replace("source = \"corpus.txt\"", "source = \"\""));
+    let e = config_error(|t| t.replace("source = \"sotu\"", "source = \"\""));
     assert!(e.contains("data.source") && e.contains("sotu"), "{e}");
-    let e = config_error(|t| t.replace("source = \"corpus.txt\"", "path = \"corpus.txt\""));
+    let e = config_error(|t| t.replace("source = \"sotu\"", "path = \"corpus.txt\""));
     assert!(e.contains("data.path") && e.contains("source"), "{e}");
     let e = config_error(|t| t.replace("eval_every = 4", "eval_every = 0"));
     assert!(e.contains("train.eval_every"), "{e}");
@@ -90,9 +58,10 @@ fn bad_configs_are_refused_with_the_key_named() {
 
 #[test]
 fn the_data_source_is_the_default_corpus_or_a_path() {
-    let cfg = RunConfig::from_toml(&TINY.replace("source = \"corpus.txt\"\n", "")).unwrap();
+    let cfg = RunConfig::from_toml(&TINY.replace("source = \"sotu\"\n", "")).unwrap();
     assert_eq!(cfg.data.source, growlm_data::CorpusSource::Sotu);
-    let cfg = RunConfig::from_toml(TINY).unwrap();
+    assert_eq!(RunConfig::from_toml(TINY).unwrap().data.source, growlm_data::CorpusSource::Sotu);
+    let cfg = RunConfig::from_toml(&TINY.replace("source = \"sotu\"", "source = \"corpus.txt\"")).unwrap();
     assert_eq!(cfg.data.source, growlm_data::CorpusSource::Path("corpus.txt".into()));
     assert_eq!(RunConfig::from_toml(&cfg.to_toml()).unwrap(), cfg);
 }

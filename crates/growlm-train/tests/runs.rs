@@ -8,7 +8,7 @@ use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_policy::{Registry, ValPoint};
 use growlm_train::{
-    load_trained, train, GrowEvent, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, RunStart, Summary, TrainError,
+    load_trained, train, Edit, GrowEvent, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, RunStart, Summary, TrainError,
 };
 
 type TB = Autodiff<Flex>;
@@ -541,33 +541,18 @@ fn a_model_mid_ramp_is_refused_and_exported_after_it() {
         .map(|i| ["the ", "union ", "is ", "strong. "][i % 4])
         .collect();
     std::fs::write(dir.path().join("c.txt"), text).unwrap();
-    let toml = format!(
-        r#"
-[data]
-source = "{}"
-valid_batches = 1
-[train]
-batch_size = 2
-seq_len = 8
-max_steps = 10
-lr = 1e-2
-warmup_steps = 1
-eval_every = 5
-checkpoint_every = 5
-[[stages]]
-name = "small"
-model = {{ context_len = 8, d_model = 8, n_layers = 1, n_heads = 2 }}
-[[stages]]
-name = "target"
-model = {{ context_len = 8, d_model = 16, n_layers = 2, n_heads = 4 }}
-growth = {{ ramp_steps = 8 }}
-[policy]
-name = "fixed"
-steps = [6]
-"#,
-        dir.path().join("c.txt").display()
-    );
-    let mut cfg = RunConfig::from_toml(&toml).unwrap();
+    let mut cfg = growlm_train::testing::tiny(
+        &dir.path().join("c.txt"),
+        &[
+            Edit::MaxSteps(10),
+            Edit::Set("train.eval_every=5".into()),
+            Edit::Set("train.checkpoint_every=5".into()),
+            Edit::Set("stages.1.growth.ramp_steps=8".into()),
+            growlm_train::testing::policy("fixed", "steps = [6]").unwrap(),
+        ],
+    )
+    .unwrap();
+
     let run_dir = dir.path().join("run");
     let go = |cfg: &RunConfig, resume: bool| {
         let o = RunOptions {
