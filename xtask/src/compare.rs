@@ -25,7 +25,7 @@ pub struct CompareArgs {
     #[arg(required_unless_present = "frontier")]
     runs: Vec<PathBuf>,
     /// Compare at this validation loss instead of each run's final one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "frontier")]
     at: Option<f64>,
     /// Write the results as JSON.
     #[arg(long)]
@@ -76,7 +76,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     if rows.len() > 1 {
         let x: Vec<f64> = rows.iter().map(|r| r.speedup_flops).collect();
         println!(
-            "×FLOPs over the {} runs (one per seed): {}",
+            "×FLOPs over the {} runs given (as seeds of one configuration): {}",
             rows.len(),
             Interval::of(&x).show_difference(1.0, 2)
         );
@@ -137,7 +137,11 @@ fn frontier(a: CompareArgs) -> Result<()> {
     }
     let x: Vec<f64> = rows.iter().filter_map(|r| r.x_frontier).collect();
     if x.len() > 1 {
-        println!("×frontier over the {} runs inside the envelope: {}", x.len(), Interval::of(&x).show_difference(1.0, 3));
+        println!(
+            "×frontier over the {} runs inside the envelope (as seeds of one configuration): {}",
+            x.len(),
+            Interval::of(&x).show_difference(1.0, 3)
+        );
     }
     if let Some(path) = &a.json {
         let out = serde_json::json!({ "envelope": env, "runs": rows });

@@ -193,7 +193,7 @@ pub struct FrontierRow {
 
 /// Measures `run` against `env`.
 pub fn measure(env: &Envelope, run: &FrontierRun) -> FrontierRow {
-    let gap = env.loss_at(run.flops).map(|l| run.loss - l);
+    let gap = env.loss_at(run.flops).map(|l| run.loss - l).filter(|g| g.is_finite());
     let [lo, hi] = env.range();
     let mut outside = Vec::new();
     if gap.is_none() {
@@ -202,7 +202,11 @@ pub fn measure(env: &Envelope, run: &FrontierRun) -> FrontierRow {
             run.flops
         ));
     }
+    if !run.loss.is_finite() {
+        outside.push(format!("its final loss is {}", run.loss));
+    }
     let x = match env.flops_to(run.loss) {
+        _ if !run.loss.is_finite() => None,
         Reach::At(f) => Some(f / run.flops),
         Reach::Below => {
             outside.push(format!(

@@ -145,4 +145,17 @@ fn bad_sizes_are_refused_by_name() {
     assert!(e.contains("named `a`"), "{e}");
     let e = write("base = \"x\"\n[[arm]]\nname = \"a\"\ngrow_at = 5\nbudgets = [10]\n");
     assert!(e.contains("`budgets` needs `policy`"), "{e}");
+    // Planned against the tiny fixture: two runs of one directory, and the keys that need
+    // the small and target references, are refused.
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
+    let plan = |text: &str| {
+        let p = dir.path().join("p.toml");
+        std::fs::write(&p, format!("base = {:?}\n{text}", tiny.display().to_string())).unwrap();
+        let exp = growlm_lab::Experiment::load(&p).unwrap();
+        growlm_lab::chain(&exp.jobs(dir.path(), &tiny).unwrap_err())
+    };
+    let e = plan("[[size]]\nname = \"a\"\nstage = 0\nbudgets = [100]\n[[arm]]\nname = \"a-100\"\npolicy = \"never\"\n");
+    assert!(e.contains("share the directory `a-100-s3`"), "{e}");
+    let e = plan("solve = true\n[[size]]\nname = \"a\"\nstage = 0\nbudgets = [100]\n[[arm]]\nname = \"g\"\npolicy = \"never\"\n");
+    assert!(e.contains("`solve`"), "{e}");
 }

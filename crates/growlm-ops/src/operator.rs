@@ -96,9 +96,18 @@ pub trait WidthOp: Sync {
         ramp.begin + ramp.steps
     }
     /// Sets up the ramp of a growth whose target layers come from `layers` (by `depth`).
-    /// The default leaves it as it is.
-    fn start_ramp(&self, ramp: Ramp, layers: &[LayerOrigin], depth: &dyn DepthOp) -> Ramp {
-        let _ = (layers, depth);
+    /// The default: an operator that [scales softly](Self::scales_softly) gates the target
+    /// blocks that are not copies when the depth operator gates new layers (MSG's rule);
+    /// any other ramp is left as it is.
+    fn start_ramp(&self, mut ramp: Ramp, layers: &[LayerOrigin], depth: &dyn DepthOp) -> Ramp {
+        if self.scales_softly() {
+            let new_layers = layers
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| depth.gates_new_layers() && !matches!(o, LayerOrigin::Copy(_)))
+                .fold(0u64, |bits, (i, _)| bits | 1 << i);
+            ramp.msg = Some(crate::MsgRamp { new_layers });
+        }
         ramp
     }
     /// Whether another growth may start while its ramp runs (PDG's ramps compose: a

@@ -144,7 +144,7 @@ pub fn matmul_peak<B: Backend>(device: &B::Device) -> f64 {
 /// Times `spec` on backend `B`.
 pub fn measure<B: AutodiffBackend>(spec: &BenchSpec, device: &B::Device) -> Result<BenchResult, TrainError> {
     let run = &spec.config;
-    let n = spec.stage.unwrap_or(run.stages.len() - 1);
+    let n = spec.stage.unwrap_or(run.stages.len().saturating_sub(1));
     let Some(stage) = run.stages.get(n) else {
         return Err(TrainError::config(
             "stage",

@@ -73,11 +73,11 @@ impl Edit {
                 table.insert("policy".into(), toml::Value::Table(p.clone()));
             }
             Edit::Seed(n) => {
-                table.insert("seed".into(), int(*n)?);
+                table.insert("seed".into(), int("seed", *n)?);
             }
             Edit::MaxSteps(n) => {
                 let mut t = section(table, "train")?;
-                t.insert("max_steps".into(), int(*n)?);
+                t.insert("max_steps".into(), int("train.max_steps", *n)?);
                 table.insert("train".into(), toml::Value::Table(t));
             }
             Edit::DataSource(s) => {
@@ -90,10 +90,10 @@ impl Edit {
     }
 }
 
-fn int(n: u64) -> Result<toml::Value, TrainError> {
+fn int(key: &str, n: u64) -> Result<toml::Value, TrainError> {
     i64::try_from(n)
         .map(toml::Value::Integer)
-        .map_err(|_| TrainError::config("train.max_steps", format!("{n} is too large")))
+        .map_err(|_| TrainError::config(key, format!("{n} is too large")))
 }
 
 impl RunConfig {

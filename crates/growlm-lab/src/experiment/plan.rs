@@ -95,7 +95,14 @@ impl Experiment {
             }
         }
         if !self.sizes.is_empty() {
-            return self.frontier_jobs(dir, &base_cfg, &arms);
+            if self.solve || self.reference_steps.is_some() || !self.branch_points.is_empty() {
+                return Err(LabError::Invalid(
+                    "`solve`, `reference_steps` and `branch_points` need the small and target references, \
+                     which an experiment with sizes does not train; drop them"
+                        .into(),
+                ));
+            }
+            return unique(self.frontier_jobs(dir, &base_cfg, &arms)?);
         }
         let longest = self
             .reference_steps
@@ -165,7 +172,7 @@ impl Experiment {
                 });
             }
         }
-        Ok(jobs)
+        unique(jobs)
     }
 
     /// The jobs of a frontier experiment: per seed the arms, each trained straight, then
@@ -217,7 +224,9 @@ impl Experiment {
                     cfg.with_max_steps(b)
                         .context_with(|| format!("size `{}` at {b} steps", size.name))
                 };
-                let longest = *budgets.last().expect("a size has budgets");
+                let Some(&longest) = budgets.last() else {
+                    return Err(LabError::Invalid(format!("size `{}` has no budgets", size.name)));
+                };
                 let long_cfg = at(longest)?;
                 let name = |b: u64| format!("{}-{b}-s{seed}", size.name);
                 // Where each shorter budget's decay begins: its branch point.
@@ -228,6 +237,7 @@ impl Experiment {
                     let snapshot = snapshot_path(&dir.join(name(longest)), start);
                     let ok = c.train.schedule == growlm_train::Schedule::Wsd
                         && start > 0
+                        && start < b
                         && check_branch(&long_cfg, &c, start, 0, &snapshot).is_ok();
                     shorter.push((b, c, ok.then_some((snapshot, start))));
                 }
@@ -266,6 +276,18 @@ impl Experiment {
             .filter(|j| j.name[prefix.len()..].split_once("-s").is_some_and(|(b, _)| b.parse::<u64>().is_ok()))
             .max_by_key(|j| j.cfg.train.max_steps)
             .map(|j| j.name.clone())
+    }
+}
+
+/// Refuses two jobs of one directory name (an arm `a-100` and a size `a` at 100 steps).
+fn unique(jobs: Vec<Job>) -> Result<Vec<Job>, LabError> {
+    let mut seen = std::collections::BTreeSet::new();
+    match jobs.iter().find(|j| !seen.insert(j.name.as_str())) {
+        Some(j) => Err(LabError::Invalid(format!(
+            "two runs would share the directory `{}`; rename an arm or a size",
+            j.name
+        ))),
+        None => Ok(jobs),
     }
 }
 

@@ -163,6 +163,12 @@ pub fn run_experiment(
         std::fs::create_dir_all(d).map_err(LabError::io(d))?;
     }
     let jobs = exp.jobs(&dir, &base)?;
+    if jobs.is_empty() {
+        return Err(LabError::Invalid(format!(
+            "{}: the experiment plans no runs (every arm has an empty `seeds`?)",
+            opts.file.display()
+        )));
+    }
     // Refuse a changed run directory before training anything.
     for j in &jobs {
         state_of(&dir.join(&j.name), &j.cfg)?;
@@ -290,7 +296,10 @@ fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job],
         )?;
     }
     let frontier = frontier_results(exp, dir, jobs, &runs)?;
-    if let Some(e) = frontier.as_ref().and_then(|f| f.envelopes.first()) {
+    if let Some(e) = frontier
+        .as_ref()
+        .and_then(|f| f.envelopes.iter().find(|e| e.seed == seed0))
+    {
         crate::plot::frontier_svg(&opts.out.join("frontier.svg"), &e.envelope, &named)?;
     }
 

@@ -1,8 +1,8 @@
 //! `msg`: Masked Structural Growth (Yao et al., 2023), the paper's MSG baseline (§4.1,
 //! Table 2).
 
-use crate::operator::{AxisMap, DepthOp, LayerOrigin, WidthOp};
-use crate::{MsgRamp, OpsError, Ramp, RampState};
+use crate::operator::{AxisMap, WidthOp};
+use crate::{OpsError, Ramp, RampState};
 
 /// The source fills the leading block, new units are freshly initialised, on and trained
 /// from the growth, and scaled by MSG's masks rising from 0 to 1 ([`MsgRamp`]: FFN units,
@@ -50,16 +50,6 @@ impl WidthOp for Msg {
     }
     fn ramp_end(&self, ramp: &Ramp) -> u64 {
         ramp.begin + ramp.steps * phases(ramp)
-    }
-    /// Gates the target blocks that are not copies, when the depth operator gates them.
-    fn start_ramp(&self, mut ramp: Ramp, layers: &[LayerOrigin], depth: &dyn DepthOp) -> Ramp {
-        let new_layers = layers
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| depth.gates_new_layers() && !matches!(o, LayerOrigin::Copy(_)))
-            .fold(0u64, |bits, (i, _)| bits | 1 << i);
-        ramp.msg = Some(MsgRamp { new_layers });
-        ramp
     }
     /// MSG's fractional masks do not compose with another growth's.
     fn composes(&self) -> bool {
