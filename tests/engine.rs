@@ -81,7 +81,7 @@ fn an_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
     run(&cfg, &out, false, None).unwrap();
     let err = run(&cfg, &out, false, None).unwrap_err();
     assert!(matches!(err, TrainError::RunExists { .. }));
-    assert!(err.to_string().contains("--resume"));
+    assert!(err.to_string().contains("resume it"));
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn a_missing_corpus_path_is_named() {
     let mut cfg = tiny_config(&write_corpus(dir.path()), 4, false, "name = \"never\"");
     cfg.data.source = growlm::data::CorpusSource::Path("/no/such/text".into());
     let err = run(&cfg, &dir.path().join("r"), false, None).unwrap_err().to_string();
-    assert!(err.contains("/no/such/text") && err.contains("--data"), "{err}");
+    assert!(err.contains("/no/such/text") && err.contains("data.source"), "{err}");
 }
 
 #[test]

@@ -211,7 +211,7 @@ fn schema_key(key: &str) -> bool {
         "train",
         "stages",
         "policy",
-        "--set",
+        "(empty override)",
         "<toml syntax: the parser names the line>",
     ]
     .contains(&first)

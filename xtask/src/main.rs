@@ -207,9 +207,33 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(h) = hint(&e) {
+                eprintln!("hint: {h}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The flags that fix an error: the libraries name config keys and run directories, the
+/// command line names its flags.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    use growlm::data::DataError;
+    use growlm::train::TrainError;
+    e.chain().find_map(|cause| match cause.downcast_ref::<TrainError>()? {
+        TrainError::RunExists { .. } => Some("pass --resume to continue it, or --out DIR for a new run"),
+        TrainError::NothingToResume { .. } => Some("run without --resume to start it"),
+        TrainError::RunLocked { .. } => Some("or pass --out DIR for another run"),
+        TrainError::ResumeChanged { .. } => Some("drop the --set or flag that changes it, or pass --out DIR for a new run"),
+        TrainError::CudaNotBuilt => {
+            Some("`cargo xtask-cuda train --device cuda …` (alias of `cargo run --release -p xtask --features cuda --`)")
+        }
+        TrainError::Data(DataError::NoSuchSource { .. } | DataError::Checksum { .. } | DataError::Fetch { .. }) => {
+            Some("pass --data PATH with a text file or directory of your own")
+        }
+        TrainError::Config { key, .. } if key == "devices" => Some("--devices N needs N ≥ 1"),
+        _ => None,
+    })
 }
 
 fn dispatch(command: Command) -> Result<()> {

@@ -265,6 +265,11 @@ fn set_overrides_and_resume_refusals_name_the_key() {
     };
     let (ok, out, err) = train(&["--set", "train.max_steps=4"]);
     assert!(ok && out.contains("done: 4 steps"), "{out}\n{err}");
+    // The library names the run directory; the command line adds the flags that fix it.
+    let (ok, _, err) = train(&["--set", "train.max_steps=4"]);
+    assert!(!ok && err.contains("already holds a run") && err.contains("hint: pass --resume"), "{err}");
+    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "y", "--data", "no/such.txt"], dir.path());
+    assert!(!ok && err.contains("data.source") && err.contains("hint: pass --data PATH"), "{err}");
     let (ok, _, err) = xtask(
         &["train", "--config", "c.toml", "--out", "x", "--set", "train.nope=1"],
         dir.path(),

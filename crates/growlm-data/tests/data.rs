@@ -47,7 +47,7 @@ fn directory_split_is_by_file_in_name_order() {
 fn missing_path_names_the_path_and_the_fix() {
     let err = Corpus::from_path(Path::new("/no/such/corpus")).unwrap_err().to_string();
     assert!(err.contains("/no/such/corpus"), "{err}");
-    assert!(err.contains("--data"), "{err}");
+    assert!(err.contains("data.source"), "{err}");
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn missing_npm_gives_a_clear_error_and_no_cache() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("install Node.js and npm"), "{err}");
-    assert!(err.contains("--data PATH"), "{err}");
+    assert!(err.contains("data.source"), "{err}");
     assert_eq!(
         fs::read_dir(cache.path()).unwrap().count(),
         0,

@@ -143,7 +143,7 @@ impl GrowthProblem {
                 fmt_opt(a),
                 fmt_opt(b),
                 if b.is_some_and(|b| b > r) {
-                    "the small model is still worth training at the horizon: extend --horizon or train the small model longer"
+                    "the small model is still worth training at the horizon: extend the horizon or train the small model longer"
                 } else {
                     "growing at once is best: the target's curve is below the small model's from the start"
                 }
@@ -166,7 +166,7 @@ impl GrowthProblem {
     pub fn optimum(&self, lo: f64, hi: f64, target_loss: f64) -> Result<Optimum, SolverError> {
         if target_loss <= self.target.asymptote() {
             return Err(SolverError::NoSolution(format!(
-                "target loss {target_loss:.4} is at or below the target model's fitted asymptote {:.4}; choose a higher --target-loss",
+                "target loss {target_loss:.4} is at or below the target model's fitted asymptote {:.4}; choose a higher target loss",
                 self.target.asymptote()
             )));
         }

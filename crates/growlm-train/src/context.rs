@@ -104,7 +104,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let peers = match devices {
             0 => {
                 return Err(TrainError::Config {
-                    key: "--devices".into(),
+                    key: "devices".into(),
                     reason: "must be at least 1".into(),
                 })
             }

@@ -33,7 +33,7 @@ pub enum TrainError {
         source: Box<TrainError>,
     },
     /// A `--set KEY=VALUE` override is malformed or makes the config invalid.
-    #[error("--set {set}")]
+    #[error("override `{set}`")]
     Override {
         /// The override as given.
         set: String,
@@ -72,7 +72,7 @@ pub enum TrainError {
         reason: String,
     },
     /// `--resume` with a config that changes what was already trained.
-    #[error("cannot resume: `{key}` was {saved} when the run was trained, but is {requested} now; a resumed run continues on the same data, seed, model and schedule. Drop the override, or start a new run with another --out")]
+    #[error("cannot resume: `{key}` was {saved} when the run was trained, but is {requested} now; a resumed run continues on the same data, seed, model and schedule. Drop the override, or start a new run in another directory")]
     ResumeChanged {
         /// The key that differs.
         key: String,
@@ -82,7 +82,7 @@ pub enum TrainError {
         requested: String,
     },
     /// The run directory already holds a run.
-    #[error("{path} already holds a run; pass --resume to continue it, or choose another --out")]
+    #[error("{path} already holds a run; resume it to continue it, or choose another run directory")]
     RunExists {
         /// The run directory.
         path: PathBuf,
@@ -107,7 +107,7 @@ pub enum TrainError {
     /// Another process is training into the run directory.
     #[error(
         "{path} is held by process {pid}, which is still running; wait for it, stop it, or \
-         choose another --out (delete the lock file only if that process is not a growlm run)"
+         choose another run directory (delete the lock file only if that process is not a growlm run)"
     )]
     RunLocked {
         /// The lock file.
@@ -116,7 +116,7 @@ pub enum TrainError {
         pid: u32,
     },
     /// `--resume` found no checkpoint.
-    #[error("{path} has no checkpoint to resume from; run without --resume to start it")]
+    #[error("{path} has no checkpoint to resume from; start it as a new run")]
     NothingToResume {
         /// The run directory.
         path: PathBuf,
@@ -162,7 +162,7 @@ pub enum TrainError {
         max_steps: u64,
     },
     /// `--device cuda` in a build without the `cuda` feature.
-    #[error("this build has no CUDA backend; build with the `cuda` feature: `cargo xtask-cuda train --device cuda …` (alias of `cargo run --release -p xtask --features cuda --`)")]
+    #[error("this build has no CUDA backend; build growlm with the `cuda` feature")]
     CudaNotBuilt,
     /// Data error.
     #[error(transparent)]

@@ -12,8 +12,8 @@ use crate::{RunConfig, TrainError};
 /// not validated here: [`RunConfig::load`] validates it like a config file.
 pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
     let (key, value) = set.split_once('=').ok_or_else(|| {
-        let named = if set.trim().is_empty() { "--set" } else { set };
-        TrainError::config(named, "expected KEY=VALUE, e.g. `--set train.lr=1e-3`")
+        let named = if set.trim().is_empty() { "(empty override)" } else { set };
+        TrainError::config(named, "expected KEY=VALUE, e.g. `train.lr=1e-3`")
     })?;
     let key = key.trim();
     let value = parse_value(value.trim());

@@ -65,7 +65,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
             .map(|i| {
                 let index = base.index_id as usize + i;
                 let index = u16::try_from(index).map_err(|_| TrainError::Config {
-                    key: "--devices".into(),
+                    key: "devices".into(),
                     reason: format!("device index {index} is out of range"),
                 })?;
                 Ok(B::Device::from_id(DeviceId::new(base.type_id, index)))

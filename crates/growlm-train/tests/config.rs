@@ -106,7 +106,7 @@ fn set_overrides_any_key_with_a_toml_value() {
     assert_eq!((cfg.train.max_steps, cfg.train.warmup_steps), (2, 0));
     let e = chain(&load(&["train.warmup_steps=5", "train.max_steps=2"]).unwrap_err());
     assert!(
-        e.contains("--set train.max_steps=2") && e.contains("train.warmup_steps"),
+        e.contains("override `train.max_steps=2`") && e.contains("train.warmup_steps"),
         "{e}"
     );
 }
@@ -115,10 +115,10 @@ fn set_overrides_any_key_with_a_toml_value() {
 fn bad_overrides_are_refused_naming_the_override_and_key() {
     let err = |sets: &[&str]| chain(&load(sets).unwrap_err());
     let e = err(&["train.nope=1"]);
-    assert!(e.contains("--set train.nope=1") && e.contains("train.nope"), "{e}");
+    assert!(e.contains("override `train.nope=1`") && e.contains("train.nope"), "{e}");
     let e = err(&["train.lr=-1"]);
     assert!(
-        e.contains("--set train.lr=-1") && e.contains("`train.lr`") && e.contains("positive"),
+        e.contains("override `train.lr=-1`") && e.contains("`train.lr`") && e.contains("positive"),
         "{e}"
     );
     let e = err(&["train.lr=fast"]);
