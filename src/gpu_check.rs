@@ -20,8 +20,8 @@ use serde::Serialize;
 use crate::model::{AttentionMasks, GptConfig};
 use crate::ops::{depth, logit_change, logit_change_in, width, Depth, GrowthConfig, Width};
 use crate::train::{
-    measure, run_on, testing, BenchSpec, DeviceKind, Edit, HaltAfter, MetricsRow, Observer, RunConfig, RunDir, RunOptions,
-    TrainError, WithBackend,
+    measure, run_on, testing, BenchSpec, DeviceKind, Edit, HaltAfter, MetricsRow, Observer, RunConfig, RunDir,
+    RunOptions, TrainError, WithBackend,
 };
 
 /// A check's own failure (turned into a failed [`Check`]).
@@ -184,15 +184,14 @@ fn resume(kind: DeviceKind, dir: &Path) -> R<Check> {
     }
     go(&halted, true, None)?;
     let rows = |d: &Path| -> R<Vec<MetricsRow>> {
-        Ok(
-            RunDir::new(d).metrics()?
-                .into_iter()
-                .map(|mut r| {
-                    r.wall_s = 0.0;
-                    r
-                })
-                .collect(),
-        )
+        Ok(RunDir::new(d)
+            .metrics()?
+            .into_iter()
+            .map(|mut r| {
+                r.wall_s = 0.0;
+                r
+            })
+            .collect())
     };
     let name = "resume: halted at step 11 (inside the ramp), resumed";
     let reference = rows(&straight)?;
@@ -230,7 +229,13 @@ fn resume(kind: DeviceKind, dir: &Path) -> R<Check> {
 }
 
 /// Tokens/s and MFU of a stage, as the `bench` command measures them.
-fn bench<B: AutodiffBackend>(config: &Path, stage: usize, batch: Option<usize>, device: &B::Device, name: &str) -> Check {
+fn bench<B: AutodiffBackend>(
+    config: &Path,
+    stage: usize,
+    batch: Option<usize>,
+    device: &B::Device,
+    name: &str,
+) -> Check {
     let file = config
         .file_name()
         .map_or(String::new(), |f| f.to_string_lossy().into_owned());
@@ -278,7 +283,11 @@ pub struct CheckOptions {
 
 /// All checks on backend `B` (`kind` for the training engine); a failure is a failed
 /// check, not an error (the error is only for the scratch directory).
-pub fn checks<B: AutodiffBackend>(kind: DeviceKind, device: &B::Device, o: &CheckOptions) -> std::io::Result<Vec<Check>> {
+pub fn checks<B: AutodiffBackend>(
+    kind: DeviceKind,
+    device: &B::Device,
+    o: &CheckOptions,
+) -> std::io::Result<Vec<Check>> {
     let dir = tempfile::tempdir()?;
     let failed = |name: &str, e: Box<dyn std::error::Error>| check(name, false, format!("error: {e}"));
     let mut out = vec![forward::<B>(device).unwrap_or_else(|e| failed("forward", e))];
@@ -288,7 +297,13 @@ pub fn checks<B: AutodiffBackend>(kind: DeviceKind, device: &B::Device, o: &Chec
     if !o.no_bench {
         let name = kind.name();
         out.push(bench::<B>(&o.configs.join("paper-tiny.toml"), 1, None, device, name));
-        out.push(bench::<B>(&o.configs.join("gpt-neo-125m-355m.toml"), 0, Some(o.batch_size), device, name));
+        out.push(bench::<B>(
+            &o.configs.join("gpt-neo-125m-355m.toml"),
+            0,
+            Some(o.batch_size),
+            device,
+            name,
+        ));
     }
     Ok(out)
 }

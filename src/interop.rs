@@ -19,7 +19,10 @@ pub fn is_hf_dir(p: &Path) -> bool {
 pub fn init_from_hf(dir: &Path, model: &GptConfig) -> Result<InitWeights, HfError> {
     let m = crate::hf::import_model::<burn_flex::Flex>(dir, Some(model), &Default::default())?;
     Ok(InitWeights {
-        source: std::path::absolute(dir).unwrap_or(dir.to_path_buf()).display().to_string(),
+        source: std::path::absolute(dir)
+            .unwrap_or(dir.to_path_buf())
+            .display()
+            .to_string(),
         values: crate::model::param_values::<burn_flex::Flex, _>(&m.model),
     })
 }

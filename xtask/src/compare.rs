@@ -49,7 +49,10 @@ pub fn run(a: CompareArgs) -> Result<()> {
         rows.push(compare(&name(dir), &curve, &reference, a.at).map_err(|e| at_flag(e, a.at))?);
         curves.push((name(dir), curve));
     }
-    println!("equal-loss speed-up against {} (paper Table 2)", reference_dir.display());
+    println!(
+        "equal-loss speed-up against {} (paper Table 2)",
+        reference_dir.display()
+    );
     println!(
         "{:<28} {:>9} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9}",
         "run", "val loss", "ppl", "FLOPs", "ref FLOPs", "×FLOPs", "×tokens", "×wall"
@@ -111,7 +114,10 @@ fn frontier(a: CompareArgs) -> Result<()> {
     } else {
         a.runs.iter().map(read).collect::<Result<_, _>>()?
     };
-    println!("the compute-optimal frontier of {} from-scratch runs (final loss against FLOPs):", scratch.len());
+    println!(
+        "the compute-optimal frontier of {} from-scratch runs (final loss against FLOPs):",
+        scratch.len()
+    );
     for p in &env.points {
         println!("  {:<40} {:>11.3e} FLOPs  loss {:.4}", p.run, p.flops, p.loss);
     }

@@ -101,9 +101,16 @@ pub fn run(a: ExperimentArgs) -> Result<()> {
         device: a.device.into(),
         report_only: a.report_only,
     };
-    eprintln!("experiment {} → {} ({jobs} at a time)", opts.file.display(), opts.out.display());
+    eprintln!(
+        "experiment {} → {} ({jobs} at a time)",
+        opts.file.display(),
+        opts.out.display()
+    );
     let (_, md) = run_experiment(&opts, &growlm::registry(), &log)?;
     println!("{md}");
-    eprintln!("wrote {} and the figures", Path::new(&opts.out).join("report.md").display());
+    eprintln!(
+        "wrote {} and the figures",
+        Path::new(&opts.out).join("report.md").display()
+    );
     Ok(())
 }

@@ -76,4 +76,3 @@ fn rebuild_with_cuda(a: &GpuCheckArgs) -> Result<()> {
     }
     Ok(())
 }
-

@@ -170,7 +170,8 @@ fn train(args: TrainArgs) -> Result<()> {
     let registry = growlm::registry();
     let device = DeviceKind::from(args.device);
     let init = args.init_from.as_ref().map(|dir| {
-        growlm::interop::init_from_hf(dir, &cfg.stages[0].model).with_context(|| format!("--init-from {}", dir.display()))
+        growlm::interop::init_from_hf(dir, &cfg.stages[0].model)
+            .with_context(|| format!("--init-from {}", dir.display()))
     });
     let init = init.transpose()?;
     let opts = RunOptions {
@@ -198,7 +199,10 @@ fn train(args: TrainArgs) -> Result<()> {
         s.growth_steps,
         s.final_stage
     );
-    println!("loss curves: {}", growlm::lab::plot::loss_svg(&RunDir::new(&out))?.display());
+    println!(
+        "loss curves: {}",
+        growlm::lab::plot::loss_svg(&RunDir::new(&out))?.display()
+    );
     Ok(())
 }
 
@@ -224,10 +228,12 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         TrainError::RunExists { .. } => Some("pass --resume to continue it, or --out DIR for a new run"),
         TrainError::NothingToResume { .. } => Some("run without --resume to start it"),
         TrainError::RunLocked { .. } => Some("or pass --out DIR for another run"),
-        TrainError::ResumeChanged { .. } => Some("drop the --set or flag that changes it, or pass --out DIR for a new run"),
-        TrainError::CudaNotBuilt => {
-            Some("`cargo xtask-cuda train --device cuda …` (alias of `cargo run --release -p xtask --features cuda --`)")
+        TrainError::ResumeChanged { .. } => {
+            Some("drop the --set or flag that changes it, or pass --out DIR for a new run")
         }
+        TrainError::CudaNotBuilt => Some(
+            "`cargo xtask-cuda train --device cuda …` (alias of `cargo run --release -p xtask --features cuda --`)",
+        ),
         TrainError::Data(DataError::NoSuchSource { .. } | DataError::Checksum { .. } | DataError::Fetch { .. }) => {
             Some("pass --data PATH with a text file or directory of your own")
         }

@@ -68,7 +68,8 @@ impl SolveArgs {
         let model = match self.model.as_str() {
             "best" => CurveChoice::Best,
             m => CurveChoice::Model(
-                ModelKind::parse(m).with_context(|| format!("unknown --model `{m}`; use power_law, exponential or best"))?,
+                ModelKind::parse(m)
+                    .with_context(|| format!("unknown --model `{m}`; use power_law, exponential or best"))?,
             ),
         };
         let flops_ratio = match (self.flops_ratio, self.small_config, self.target_config) {

@@ -267,9 +267,18 @@ fn set_overrides_and_resume_refusals_name_the_key() {
     assert!(ok && out.contains("done: 4 steps"), "{out}\n{err}");
     // The library names the run directory; the command line adds the flags that fix it.
     let (ok, _, err) = train(&["--set", "train.max_steps=4"]);
-    assert!(!ok && err.contains("already holds a run") && err.contains("hint: pass --resume"), "{err}");
-    let (ok, _, err) = xtask(&["train", "--config", "c.toml", "--out", "y", "--data", "no/such.txt"], dir.path());
-    assert!(!ok && err.contains("data.source") && err.contains("hint: pass --data PATH"), "{err}");
+    assert!(
+        !ok && err.contains("already holds a run") && err.contains("hint: pass --resume"),
+        "{err}"
+    );
+    let (ok, _, err) = xtask(
+        &["train", "--config", "c.toml", "--out", "y", "--data", "no/such.txt"],
+        dir.path(),
+    );
+    assert!(
+        !ok && err.contains("data.source") && err.contains("hint: pass --data PATH"),
+        "{err}"
+    );
     let (ok, _, err) = xtask(
         &["train", "--config", "c.toml", "--out", "x", "--set", "train.nope=1"],
         dir.path(),
@@ -520,7 +529,11 @@ fn hand_made_run(dir: &Path, flops: f64, loss: f64, stage: usize) {
             step * 16
         )
     };
-    std::fs::write(dir.join("metrics.jsonl"), row(5, flops / 2.0, loss + 1.0) + &row(10, flops, loss)).unwrap();
+    std::fs::write(
+        dir.join("metrics.jsonl"),
+        row(5, flops / 2.0, loss + 1.0) + &row(10, flops, loss),
+    )
+    .unwrap();
     let grew = if stage == 1 { "[5]" } else { "[]" };
     std::fs::write(
         dir.join("summary.json"),
@@ -551,12 +564,32 @@ fn compare_frontier_matches_a_hand_computation() {
         hand_made_run(&dir.path().join(name), flops, loss, 0);
     }
     hand_made_run(&dir.path().join("G"), 10f64.powf(12.5), 2.4, 1);
-    let args = ["compare", "G", "--frontier", "A", "B", "C", "D", "--json", "f.json", "--plot", "f.svg"];
+    let args = [
+        "compare",
+        "G",
+        "--frontier",
+        "A",
+        "B",
+        "C",
+        "D",
+        "--json",
+        "f.json",
+        "--plot",
+        "f.svg",
+    ];
     let (ok, out, err) = xtask(&args, dir.path());
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("the compute-optimal frontier of 4 from-scratch runs"), "{out}");
+    assert!(
+        out.contains("the compute-optimal frontier of 4 from-scratch runs"),
+        "{out}"
+    );
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("f.json")).unwrap()).unwrap();
-    let names: Vec<&str> = j["envelope"]["points"].as_array().unwrap().iter().map(|p| p["run"].as_str().unwrap()).collect();
+    let names: Vec<&str> = j["envelope"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["run"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["A", "B", "C"]);
     let g = &j["runs"][0];
     assert!((g["iso_flop_gap"].as_f64().unwrap() + 0.1).abs() < 1e-6, "{g}");
@@ -564,11 +597,19 @@ fn compare_frontier_matches_a_hand_computation() {
     // The growth factor: the final model's parameters (tiny.toml's stage 1) over the
     // 100 its growth event says it had before.
     let params = g["params"].as_f64().unwrap();
-    assert!(params > 100.0 && g["growth_factor"].as_f64() == Some(params / 100.0), "{g}");
-    assert!(std::fs::read_to_string(dir.path().join("f.svg")).unwrap().starts_with("<svg"));
+    assert!(
+        params > 100.0 && g["growth_factor"].as_f64() == Some(params / 100.0),
+        "{g}"
+    );
+    assert!(std::fs::read_to_string(dir.path().join("f.svg"))
+        .unwrap()
+        .starts_with("<svg"));
     // Without runs, the frontier's own runs are measured: D lies above it.
     let (ok, out, _) = xtask(&["compare", "--frontier", "A", "B", "C", "D"], dir.path());
-    assert!(ok && out.lines().any(|l| l.starts_with('D') && l.contains("+0.")), "{out}");
+    assert!(
+        ok && out.lines().any(|l| l.starts_with('D') && l.contains("+0.")),
+        "{out}"
+    );
     // --reference and --frontier exclude each other; one of them is needed.
     assert!(!xtask(&["compare", "G", "--reference", "A", "--frontier", "B"], dir.path()).0);
     assert!(!xtask(&["compare", "G"], dir.path()).0);

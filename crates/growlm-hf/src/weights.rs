@@ -232,8 +232,14 @@ mod tests {
             name("blocks.11.attn.query.weight"),
             Some(("transformer.h.11.attn.attention.q_proj.weight".into(), true))
         );
-        assert_eq!(name("blocks.0.ln_mlp.gamma"), Some(("transformer.h.0.ln_2.weight".into(), false)));
-        assert_eq!(name("blocks.2.mlp.down.bias"), Some(("transformer.h.2.mlp.c_proj.bias".into(), false)));
+        assert_eq!(
+            name("blocks.0.ln_mlp.gamma"),
+            Some(("transformer.h.0.ln_2.weight".into(), false))
+        );
+        assert_eq!(
+            name("blocks.2.mlp.down.bias"),
+            Some(("transformer.h.2.mlp.c_proj.bias".into(), false))
+        );
         assert_eq!(name("wte"), Some(("transformer.wte.weight".into(), false)));
         assert_eq!(name("ln_f.beta"), Some(("transformer.ln_f.bias".into(), false)));
         // Every parameter has a name, and no two share one.

@@ -46,9 +46,10 @@ impl FrontierRun {
         let s = dir.summary()?;
         let cfg = dir.config()?;
         let events = dir.events()?;
-        let model = cfg.stages.get(s.final_stage).or(cfg.stages.last()).ok_or_else(|| {
-            LabError::Invalid(format!("{}: the run's config has no stages", dir.path().display()))
-        })?;
+        let model =
+            cfg.stages.get(s.final_stage).or(cfg.stages.last()).ok_or_else(|| {
+                LabError::Invalid(format!("{}: the run's config has no stages", dir.path().display()))
+            })?;
         Ok(Self {
             run: name.to_string(),
             flops: s.flops,
@@ -293,7 +294,10 @@ mod tests {
         let r = measure(&env, &run("small", 5e11, 1.5));
         assert_eq!((r.iso_flop_gap, r.x_frontier), (None, None));
         let why = r.outside.unwrap();
-        assert!(why.contains("outside the envelope") && why.contains("below every"), "{why}");
+        assert!(
+            why.contains("outside the envelope") && why.contains("below every"),
+            "{why}"
+        );
         assert!(why.contains("×frontier ≥ 20.00"), "{why}");
         let r = measure(&env, &run("weak", 5e12, 3.5));
         assert!(r.iso_flop_gap.unwrap() > 0.0 && r.x_frontier.is_none());

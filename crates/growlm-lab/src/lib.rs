@@ -27,9 +27,9 @@ pub mod solve;
 pub mod stats;
 
 pub use compare::{compare, cost_to_reach, Row};
-pub use frontier::{Envelope, FrontierRow, FrontierRun};
 pub use error::{Context, LabError};
 pub use experiment::{run_experiment, Experiment, ExperimentOptions, Results};
+pub use frontier::{Envelope, FrontierRow, FrontierRun};
 pub use replay::{replay, replay_config};
 pub use solve::{solve, CurveChoice, FlopsRatio, SolveInputs, SolveReport, Solved};
 

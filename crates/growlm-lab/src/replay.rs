@@ -99,7 +99,10 @@ mod tests {
         assert!(early < grew, "{early} vs {grew}");
         assert_eq!(at(&[Edit::PolicyName("never".into())]), None);
         // Another policy takes its parameters from the edits after it.
-        assert_eq!(at(&[Edit::PolicyName("fixed".into()), set("policy.steps=[1000]")]), Some(1000));
+        assert_eq!(
+            at(&[Edit::PolicyName("fixed".into()), set("policy.steps=[1000]")]),
+            Some(1000)
+        );
         // The same decision as the policy's own harness.
         let mut p = reg
             .build(

@@ -92,12 +92,21 @@ mod tests {
         // 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.302653, half-width 4.302653/√3 = 2.484138.
         let i = Interval::of(&[1.0, 2.0, 3.0]);
         let [lo, hi] = i.ci.unwrap();
-        assert!((lo - (2.0 - 2.484_138)).abs() < 1e-6 && (hi - (2.0 + 2.484_138)).abs() < 1e-6, "{i:?}");
+        assert!(
+            (lo - (2.0 - 2.484_138)).abs() < 1e-6 && (hi - (2.0 + 2.484_138)).abs() < 1e-6,
+            "{i:?}"
+        );
         assert!(i.covers(0.0) && !i.covers(5.0));
-        assert_eq!(i.show_difference(0.0, 2), "2.00 ± 1.00 (95% CI -0.48–4.48, 3 seeds): no difference at this n");
+        assert_eq!(
+            i.show_difference(0.0, 2),
+            "2.00 ± 1.00 (95% CI -0.48–4.48, 3 seeds): no difference at this n"
+        );
         // 1.9, 2.0, 2.1: half-width 4.302653·0.1/√3 = 0.248414; 1 is outside.
         let tight = Interval::of(&[1.9, 2.0, 2.1]);
-        assert_eq!(tight.show_difference(1.0, 3), "2.000 ± 0.100 (95% CI 1.752–2.248, 3 seeds)");
+        assert_eq!(
+            tight.show_difference(1.0, 3),
+            "2.000 ± 0.100 (95% CI 1.752–2.248, 3 seeds)"
+        );
         let one = Interval::of(&[1.5]);
         assert_eq!((one.ci, one.show(2)), (None, "1.50 (1 seed)".to_string()));
         assert_eq!(one.show_difference(1.0, 2), "1.50 (1 seed)");

@@ -103,7 +103,10 @@ fn tiny(dir: &Path, arm_sets: &str) -> PathBuf {
     std::fs::write(dir.join("corpus.txt"), text).unwrap();
     let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml"))
         .unwrap()
-        .replace("source = \"sotu\"", &format!("source = {:?}", dir.join("corpus.txt").display().to_string()));
+        .replace(
+            "source = \"sotu\"",
+            &format!("source = {:?}", dir.join("corpus.txt").display().to_string()),
+        );
     std::fs::write(dir.join("base.toml"), base).unwrap();
     let exp = format!(
         "base = \"base.toml\"\nsets = ['train.max_steps=12', 'train.schedule=\"constant\"', 'train.eval_every=3', 'train.checkpoint_every=4']\n[[arm]]\nname = \"ours\"\ngrow_at = 6\nsteps_after = 9\n{arm_sets}\n\
@@ -132,8 +135,7 @@ fn an_experiment_runs_branches_reports_and_reuses_its_runs() {
     let reg = registry();
     let run = |o: &ExperimentOptions| run_experiment(o, &reg, &quiet).map(|r| r.0);
     run(&opts(&file, &out)).unwrap();
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let runs = results["runs"].as_array().unwrap();
     let names: Vec<&str> = runs.iter().map(|r| r["dir"].as_str().unwrap()).collect();
     assert_eq!(names, ["ours-s3", "late-s3", "late-s4"]);

@@ -41,7 +41,10 @@ fn a_frontier_experiment_branches_cool_downs_bit_for_bit_and_measures_the_arms()
     let corpus = dir.path().join("corpus.txt");
     std::fs::write(&corpus, text).unwrap();
     let tiny = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml")).unwrap();
-    let base = tiny.replace("source = \"sotu\"", &format!("source = {:?}", corpus.display().to_string()));
+    let base = tiny.replace(
+        "source = \"sotu\"",
+        &format!("source = {:?}", corpus.display().to_string()),
+    );
     std::fs::write(dir.path().join("base.toml"), base).unwrap();
     let exp = r#"
 base = "base.toml"
@@ -80,7 +83,10 @@ budgets = [10, 20]
     assert!(!out.join("small-s3").exists() && !out.join("target-s3").exists());
     // The 20-step run kept a snapshot where the 10-step budget's decay begins (10 − 2 = 8),
     // and the 10-step run branched from it.
-    assert!(RunDir::new(out.join("d12-20-s3")).path().join("snapshots/step-000000008").is_dir());
+    assert!(RunDir::new(out.join("d12-20-s3"))
+        .path()
+        .join("snapshots/step-000000008")
+        .is_dir());
     let short = RunDir::new(out.join("d12-10-s3"));
     assert!(short.is_branched());
 
@@ -102,13 +108,19 @@ budgets = [10, 20]
     let f = results.frontier.expect("a frontier experiment has frontier results");
     assert_eq!(f.envelopes.iter().map(|e| e.seed).collect::<Vec<_>>(), [3, 4]);
     assert_eq!(f.sizes.len(), 6);
-    assert!(f.sizes.iter().all(|s| s.final_val_loss.n == 2 && s.final_val_loss.ci.is_some()));
+    assert!(f
+        .sizes
+        .iter()
+        .all(|s| s.final_val_loss.n == 2 && s.final_val_loss.ci.is_some()));
     let labels: Vec<&str> = f.arms.iter().map(|a| a.arm.as_str()).collect();
     assert_eq!(labels, ["grown-10", "grown-20"]);
     for a in &f.arms {
         assert_eq!(a.seeds, [3, 4]);
         assert!(a.growth_factor.is_some_and(|g| g > 1.0), "{a:?}");
-        assert!(a.x_target.is_some(), "the Table 2 measure against d12's longest run: {a:?}");
+        assert!(
+            a.x_target.is_some(),
+            "the Table 2 measure against d12's longest run: {a:?}"
+        );
         let measured = a.x_frontier.is_some() as usize + a.iso_flop_gap.is_some() as usize;
         assert!(measured > 0 || a.outside > 0, "{a:?}");
     }
@@ -124,7 +136,10 @@ budgets = [10, 20]
     assert!(f.cost.ratio > 1.0 && f.cost.sizes_s > f.cost.largest_s, "{:?}", f.cost);
     let own = short.own_wall_s().unwrap();
     assert!(own >= 0.0 && own < short.summary().unwrap().wall_s, "{own}");
-    assert!(report.contains("## The compute-optimal frontier") && report.contains("| grown-20 |"), "{report}");
+    assert!(
+        report.contains("## The compute-optimal frontier") && report.contains("| grown-20 |"),
+        "{report}"
+    );
     assert!(out.join("frontier.svg").is_file() && out.join("loss-flops.svg").is_file());
 }
 
@@ -141,7 +156,9 @@ fn bad_sizes_are_refused_by_name() {
     assert!(e.contains("size `s` needs exactly one of `stage`"), "{e}");
     let e = write(&format!("base = \"x\"\n[[size]]\nname = \"s\"\nstage = 0\n{arm}"));
     assert!(e.contains("size `s` needs exactly one of `budgets`"), "{e}");
-    let e = write(&format!("base = \"x\"\n[[size]]\nname = \"a\"\nstage = 0\nflops = [1e12]\n{arm}"));
+    let e = write(&format!(
+        "base = \"x\"\n[[size]]\nname = \"a\"\nstage = 0\nflops = [1e12]\n{arm}"
+    ));
     assert!(e.contains("named `a`"), "{e}");
     let e = write("base = \"x\"\n[[arm]]\nname = \"a\"\ngrow_at = 5\nbudgets = [10]\n");
     assert!(e.contains("`budgets` needs `policy`"), "{e}");
@@ -156,6 +173,8 @@ fn bad_sizes_are_refused_by_name() {
     };
     let e = plan("[[size]]\nname = \"a\"\nstage = 0\nbudgets = [100]\n[[arm]]\nname = \"a-100\"\npolicy = \"never\"\n");
     assert!(e.contains("share the directory `a-100-s3`"), "{e}");
-    let e = plan("solve = true\n[[size]]\nname = \"a\"\nstage = 0\nbudgets = [100]\n[[arm]]\nname = \"g\"\npolicy = \"never\"\n");
+    let e = plan(
+        "solve = true\n[[size]]\nname = \"a\"\nstage = 0\nbudgets = [100]\n[[arm]]\nname = \"g\"\npolicy = \"never\"\n",
+    );
     assert!(e.contains("`solve`"), "{e}");
 }

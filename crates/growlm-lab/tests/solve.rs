@@ -90,7 +90,11 @@ fn the_multi_stage_plan_matches_the_hand_worked_optimum() {
     assert_eq!(s.plan_names.len(), 3);
     // A CSV middle curve carries no FLOPs: the plan says so, the two-stage answer stands.
     let csv = dir.path().join("m.csv");
-    std::fs::write(&csv, "step,val_loss\n50,4\n100,3.9\n150,3.8\n200,3.7\n250,3.65\n300,3.6\n").unwrap();
+    std::fs::write(
+        &csv,
+        "step,val_loss\n50,4\n100,3.9\n150,3.8\n200,3.7\n250,3.65\n300,3.6\n",
+    )
+    .unwrap();
     let s = solve(&SolveInputs {
         via: vec![csv],
         ..inputs

@@ -29,7 +29,6 @@ impl HostTensor {
     }
 }
 
-
 /// A parameter read off a model: its id and host value, by path.
 pub type NamedParams = HashMap<String, (ParamId, HostTensor)>;
 

@@ -46,7 +46,14 @@ pub struct Dense<B: Backend> {
 }
 
 impl<B: Backend> Dense<B> {
-    pub(crate) fn init(d_in: usize, d_out: usize, std: f64, bias: bool, init: &mut Initializer, device: &B::Device) -> Self {
+    pub(crate) fn init(
+        d_in: usize,
+        d_out: usize,
+        std: f64,
+        bias: bool,
+        init: &mut Initializer,
+        device: &B::Device,
+    ) -> Self {
         Self {
             weight: Param::from_tensor(init.normal(d_in, d_out, std, device)),
             bias: bias.then(|| Param::from_tensor(Tensor::zeros([d_out], device))),
@@ -126,4 +133,3 @@ impl<B: Backend> LayerNorm<B> {
         }
     }
 }
-

@@ -17,10 +17,10 @@ mod spec;
 pub use config::{AttentionLayers, GptConfig, STATE_BYTES_PER_PARAM};
 pub use eval::{score, EvalResult};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};
-pub use mask::{ActiveWidth, WidthMask};
 pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
-pub use spec::{Axis, ParamSpec, Role};
+pub use mask::{ActiveWidth, WidthMask};
 pub use model::{cross_entropy, Attention, AttentionMasks, Block, Gpt, Mlp};
+pub use spec::{Axis, ParamSpec, Role};
 
 /// Errors of the model crate.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -109,8 +109,22 @@ impl GptConfig {
             }
         };
         let mut out = vec![
-            spec(None, "wte", "wte", Role::Embedding, vec![Vocab, Hidden], vec![false, false]),
-            spec(None, "wpe", "wpe", Role::Embedding, vec![Context, Hidden], vec![false, false]),
+            spec(
+                None,
+                "wte",
+                "wte",
+                Role::Embedding,
+                vec![Vocab, Hidden],
+                vec![false, false],
+            ),
+            spec(
+                None,
+                "wpe",
+                "wpe",
+                Role::Embedding,
+                vec![Context, Hidden],
+                vec![false, false],
+            ),
             // The tied LM head reads `ln_f`'s output.
             spec(None, "ln_f", "gamma", Role::Norm, vec![Hidden], vec![true]),
             spec(None, "ln_f", "beta", Role::Norm, vec![Hidden], vec![true]),
@@ -122,7 +136,14 @@ impl GptConfig {
                 }
             }
             for (module, rows, cols, bias) in LINEAR {
-                out.push(spec(Some(j), module, "weight", Role::Weight, vec![rows, cols], vec![true, false]));
+                out.push(spec(
+                    Some(j),
+                    module,
+                    "weight",
+                    Role::Weight,
+                    vec![rows, cols],
+                    vec![true, false],
+                ));
                 if bias {
                     out.push(spec(Some(j), module, "bias", Role::Bias, vec![cols], vec![false]));
                 }

@@ -430,7 +430,11 @@ fn the_parameter_table_matches_the_module_tree() {
     let mut v = Shapes(vec![], vec![]);
     model.visit(&mut v);
     let mut tree = v.1;
-    let mut table: Vec<(String, Vec<usize>)> = cfg.param_specs().iter().map(|s| (s.path.clone(), s.shape(&cfg))).collect();
+    let mut table: Vec<(String, Vec<usize>)> = cfg
+        .param_specs()
+        .iter()
+        .map(|s| (s.path.clone(), s.shape(&cfg)))
+        .collect();
     tree.sort();
     table.sort();
     assert_eq!(table, tree);

@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::moments::map_optimizer;
 use crate::operator::{GrowthConfig, LayerOrigin};
-use growlm_model::{assign_params, named_params, HostTensor, NamedParams};
 use crate::plan::{apply, plan, WidthMaps};
 use crate::{OpsError, Ramp};
+use growlm_model::{assign_params, named_params, HostTensor, NamedParams};
 
 /// What a growth did, for logs and events.
 #[derive(Debug, Clone, Serialize)]

@@ -25,11 +25,11 @@ mod ramp;
 pub mod width;
 
 pub use grow::{grow, Grown, GrowthReport};
-pub use moments::{host_moments, map_optimizer};
-pub use operator::{check_growth, AxisMap, Depth, DepthOp, GrowthConfig, LayerOrigin, Width, WidthOp};
 pub use growlm_model::{
     assign_params, named_params, param_shapes, param_values, to_host, Axis, HostTensor, NamedParams,
 };
+pub use moments::{host_moments, map_optimizer};
+pub use operator::{check_growth, AxisMap, Depth, DepthOp, GrowthConfig, LayerOrigin, Width, WidthOp};
 pub use plan::{apply, plan, Fill, TensorPlan, WidthMaps};
 pub use probe::{logit_change, logit_change_in, perturb_norms_and_biases};
 pub use ramp::{MsgRamp, Ramp, RampState};

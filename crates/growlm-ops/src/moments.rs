@@ -9,9 +9,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use growlm_model::Gpt;
 
-use growlm_model::{to_host, HostTensor, NamedParams};
 use crate::plan::{apply, TensorPlan, WidthMaps};
 use crate::OpsError;
+use growlm_model::{to_host, HostTensor, NamedParams};
 
 /// Maps `optim`'s state for the source parameters `src` onto the target parameters
 /// `fresh` (the grown model's ids), following `plans`: copied entries carry their moments

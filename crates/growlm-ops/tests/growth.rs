@@ -111,11 +111,7 @@ fn growth_preserves_the_function_in_width_depth_and_both() {
 #[test]
 fn ablations_are_not_function_preserving() {
     let (s, t) = (GptConfig::new(64, 12, 16, 2, 2), GptConfig::new(64, 12, 24, 4, 3));
-    let (d, _) = grow_and_compare(
-        &s,
-        &t,
-        GrowthConfig::named("pdg", "random", 10).unwrap(),
-    );
+    let (d, _) = grow_and_compare(&s, &t, GrowthConfig::named("pdg", "random", 10).unwrap());
     assert!(d > 1e-3, "random layers change the function");
     let (d, _) = grow_and_compare(
         &s,
@@ -587,10 +583,34 @@ fn msg_scales_new_width_by_phase_and_gates_new_layers() {
     assert_eq!(ramp.end_step(), 130);
     // [hidden, attn, ffn] and the gate: FFN and gates over steps 100..110, hidden over
     // 110..120, attention over 120..130.
-    assert_eq!(ramp.state_at(100), RampState::Scaled { scale: [0.0, 0.0, 0.0], gate: 0.0 });
-    assert_eq!(ramp.state_at(104), RampState::Scaled { scale: [0.0, 0.0, 0.4], gate: 0.4 });
-    assert_eq!(ramp.state_at(115), RampState::Scaled { scale: [0.5, 0.0, 1.0], gate: 1.0 });
-    assert_eq!(ramp.state_at(127), RampState::Scaled { scale: [1.0, 0.7, 1.0], gate: 1.0 });
+    assert_eq!(
+        ramp.state_at(100),
+        RampState::Scaled {
+            scale: [0.0, 0.0, 0.0],
+            gate: 0.0
+        }
+    );
+    assert_eq!(
+        ramp.state_at(104),
+        RampState::Scaled {
+            scale: [0.0, 0.0, 0.4],
+            gate: 0.4
+        }
+    );
+    assert_eq!(
+        ramp.state_at(115),
+        RampState::Scaled {
+            scale: [0.5, 0.0, 1.0],
+            gate: 1.0
+        }
+    );
+    assert_eq!(
+        ramp.state_at(127),
+        RampState::Scaled {
+            scale: [1.0, 0.7, 1.0],
+            gate: 1.0
+        }
+    );
     assert_eq!(ramp.state_at(130), RampState::Done);
     // Nothing is held: MSG trains its new entries.
     assert_eq!(ramp.mask_at(104), None);
@@ -602,7 +622,13 @@ fn msg_scales_new_width_by_phase_and_gates_new_layers() {
     let deeper = GptConfig::new(50, 8, 16, 4, 2);
     let ramp = grown("msg", "msg", &s, &deeper);
     assert_eq!(ramp.end_step(), 110);
-    assert_eq!(ramp.state_at(103), RampState::Scaled { scale: [1.0; 3], gate: 0.3 });
+    assert_eq!(
+        ramp.state_at(103),
+        RampState::Scaled {
+            scale: [1.0; 3],
+            gate: 0.3
+        }
+    );
     // With width `msg` and depth `redundant`, no layer is gated.
     assert_eq!(
         grown("msg", "redundant", &s, &t).msg,
@@ -649,9 +675,19 @@ fn the_ramp_asks_its_operator() {
     let grown = |w: &str, d: &str| {
         let model = s.init::<TB>(0, &Default::default()).unwrap();
         let optim = AdamWConfig::new().init::<TB, growlm_model::Gpt<TB>>();
-        grow(&s, &model, &optim, AdamWConfig::new().init(), &t, &op(w, d, 10), 5, 100, None)
-            .unwrap()
-            .ramp
+        grow(
+            &s,
+            &model,
+            &optim,
+            AdamWConfig::new().init(),
+            &t,
+            &op(w, d, 10),
+            5,
+            100,
+            None,
+        )
+        .unwrap()
+        .ramp
     };
     let msg = grown("msg", "msg");
     assert_eq!(msg.schedule().name(), "msg");

@@ -148,7 +148,11 @@ pub fn measure<B: AutodiffBackend>(spec: &BenchSpec, device: &B::Device) -> Resu
     let Some(stage) = run.stages.get(n) else {
         return Err(TrainError::config(
             "stage",
-            format!("there is no stage {n}: {} has {} stages (0-based)", spec.name, run.stages.len()),
+            format!(
+                "there is no stage {n}: {} has {} stages (0-based)",
+                spec.name,
+                run.stages.len()
+            ),
         ));
     };
     if spec.steps == 0 {

@@ -13,8 +13,8 @@ use growlm_policy::ValPoint;
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{adamw, Optim};
-use crate::trained::load_model;
 use crate::output::write_atomic;
+use crate::trained::load_model;
 use crate::{check_branch, check_resume, InitWeights, RunConfig, RunDir, TrainError};
 
 pub(crate) type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;

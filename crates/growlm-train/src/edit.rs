@@ -58,11 +58,7 @@ impl Edit {
         match self {
             Edit::Set(s) => return apply_set(table, s),
             Edit::PolicyName(name) => {
-                let same = table
-                    .get("policy")
-                    .and_then(|p| p.get("name"))
-                    .and_then(|n| n.as_str())
-                    == Some(name);
+                let same = table.get("policy").and_then(|p| p.get("name")).and_then(|n| n.as_str()) == Some(name);
                 if !same {
                     let mut p = toml::Table::new();
                     p.insert("name".into(), toml::Value::String(name.clone()));
@@ -145,7 +141,10 @@ impl RunConfig {
         let stage = self.stages.get(n).cloned().ok_or_else(|| {
             TrainError::config(
                 "stages",
-                format!("there is no stage {n}: the config has {} stages (0-based)", self.stages.len()),
+                format!(
+                    "there is no stage {n}: the config has {} stages (0-based)",
+                    self.stages.len()
+                ),
             )
         })?;
         let mut cfg = self.clone();
@@ -181,7 +180,10 @@ mod tests {
             apply_set(&mut text, &e.to_string()).unwrap();
         }
         assert_eq!(typed, text);
-        assert_eq!(typed["policy"]["steps"], toml::Value::Array(vec![toml::Value::Integer(3)]));
+        assert_eq!(
+            typed["policy"]["steps"],
+            toml::Value::Array(vec![toml::Value::Integer(3)])
+        );
         // The same policy keeps its parameters.
         Edit::PolicyName("fixed".into()).apply(&mut typed).unwrap();
         assert_eq!(typed["policy"]["steps"].as_array().map(Vec::len), Some(1));

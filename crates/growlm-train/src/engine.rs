@@ -12,8 +12,8 @@ use growlm_policy::{Decision, Registry};
 
 use crate::checkpoint::{self, RunState};
 use crate::observe::{observation, Observer, Observers, RunFiles, RunStart};
-use crate::session::Session;
 use crate::output::{write_atomic, Summary};
+use crate::session::Session;
 use crate::{RunConfig, RunDir, TrainError};
 
 /// Where a run goes and where its data is cached.

@@ -252,7 +252,12 @@ impl Observers<'_, '_> {
 /// What a policy sees after the step of `row` (paper §3.2): the one builder the engine
 /// and replay share. `history` is the validation curve so far; `stage_start` the step the
 /// current stage began at (its last growth, or 0).
-pub fn observation<'h>(cfg: &RunConfig, row: &MetricsRow, history: &'h [ValPoint], stage_start: u64) -> Observation<'h> {
+pub fn observation<'h>(
+    cfg: &RunConfig,
+    row: &MetricsRow,
+    history: &'h [ValPoint],
+    stage_start: u64,
+) -> Observation<'h> {
     let t = &cfg.train;
     let fps = |i: usize| {
         cfg.stages

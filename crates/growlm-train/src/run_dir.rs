@@ -219,10 +219,7 @@ pub struct ValCurve {
 pub fn read_val_curve(path: &Path) -> Result<ValCurve, TrainError> {
     if path.is_dir() {
         let rows = RunDir::new(path).metrics()?;
-        let flops_per_step = rows
-            .last()
-            .filter(|r| r.step > 0)
-            .map(|r| r.flops / r.step as f64);
+        let flops_per_step = rows.last().filter(|r| r.step > 0).map(|r| r.flops / r.step as f64);
         let (steps, losses) = rows
             .iter()
             .filter_map(|r| r.val_loss.map(|l| (r.step as f64, l)))
@@ -288,7 +285,13 @@ mod tests {
 
     #[test]
     fn a_curve_keeps_the_evaluations_the_end_and_the_growths() {
-        let rows = [row(1, None), row(2, Some(4.0)), row(3, None), row(4, Some(3.0)), row(5, None)];
+        let rows = [
+            row(1, None),
+            row(2, Some(4.0)),
+            row(3, None),
+            row(4, Some(3.0)),
+            row(5, None),
+        ];
         let event = GrowEvent {
             event: "grow".into(),
             step: 3,
@@ -306,7 +309,9 @@ mod tests {
         assert_eq!((c.steps, c.total), (5, [500.0, 50.0, 0.5]));
         assert_eq!(c.growths, [(3, 300.0, 3.25)]);
         assert_eq!((c.final_loss(), c.flops_per_step()), (3.0, 100.0));
-        assert!(RunCurve::from_rows(&rows[..1], &[]).unwrap_err().contains("no validation"));
+        assert!(RunCurve::from_rows(&rows[..1], &[])
+            .unwrap_err()
+            .contains("no validation"));
         assert!(RunCurve::from_rows(&[], &[]).unwrap_err().contains("empty"));
     }
 
@@ -321,7 +326,10 @@ mod tests {
             .collect();
         std::fs::write(run.file(RunDir::METRICS), text).unwrap();
         let a = read_val_curve(run.path()).unwrap();
-        assert_eq!((a.steps.clone(), a.losses.clone(), a.flops_per_step), (vec![2.0, 4.0], vec![4.0, 3.0], Some(100.0)));
+        assert_eq!(
+            (a.steps.clone(), a.losses.clone(), a.flops_per_step),
+            (vec![2.0, 4.0], vec![4.0, 3.0], Some(100.0))
+        );
         let csv = dir.path().join("c.csv");
         std::fs::write(&csv, "val_loss, step\n4.0,2\n\n3.0, 4\n").unwrap();
         let b = read_val_curve(&csv).unwrap();

@@ -64,7 +64,11 @@ pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Train
 /// before the model became exact GPT-Neo is refused: its query, key and value projections
 /// have biases, which loading would silently drop, and it was trained with scaled attention
 /// scores and the exact GELU, so it would not compute what it did.
-pub(crate) fn load_model<B: Backend>(config: &GptConfig, ckpt: &Path, device: &B::Device) -> Result<Gpt<B>, TrainError> {
+pub(crate) fn load_model<B: Backend>(
+    config: &GptConfig,
+    ckpt: &Path,
+    device: &B::Device,
+) -> Result<Gpt<B>, TrainError> {
     let record: <Gpt<B> as Module<B>>::Record =
         Recorder::<B>::load(&Rec::new(), ckpt.join("model"), device).map_err(recorder_err(ckpt))?;
     let old = record

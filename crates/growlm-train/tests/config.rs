@@ -49,7 +49,9 @@ fn bad_configs_are_refused_with_the_key_named() {
     // with its key and the known names.
     let e = config_error(|t| t.replace("ramp_steps = 6", "ramp_steps = 6\nwidth = \"net2net\""));
     assert!(
-        e.contains("stages.1.growth.width") && e.contains("unknown width operator `net2net`") && e.contains("hypercloning"),
+        e.contains("stages.1.growth.width")
+            && e.contains("unknown width operator `net2net`")
+            && e.contains("hypercloning"),
         "{e}"
     );
     let e = config_error(|t| t.replace("ramp_steps = 6", "ramp_steps = 6\ndepth = 3"));
@@ -60,7 +62,10 @@ fn bad_configs_are_refused_with_the_key_named() {
 fn the_data_source_is_the_default_corpus_or_a_path() {
     let cfg = RunConfig::from_toml(&TINY.replace("source = \"sotu\"\n", "")).unwrap();
     assert_eq!(cfg.data.source, growlm_data::CorpusSource::Sotu);
-    assert_eq!(RunConfig::from_toml(TINY).unwrap().data.source, growlm_data::CorpusSource::Sotu);
+    assert_eq!(
+        RunConfig::from_toml(TINY).unwrap().data.source,
+        growlm_data::CorpusSource::Sotu
+    );
     let cfg = RunConfig::from_toml(&TINY.replace("source = \"sotu\"", "source = \"corpus.txt\"")).unwrap();
     assert_eq!(cfg.data.source, growlm_data::CorpusSource::Path("corpus.txt".into()));
     assert_eq!(RunConfig::from_toml(&cfg.to_toml()).unwrap(), cfg);

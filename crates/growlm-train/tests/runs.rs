@@ -8,7 +8,8 @@ use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_policy::{Registry, ValPoint};
 use growlm_train::{
-    load_trained, train, Edit, GrowEvent, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, RunStart, Summary, TrainError,
+    load_trained, train, Edit, GrowEvent, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, RunStart, Summary,
+    TrainError,
 };
 
 type TB = Autodiff<Flex>;

@@ -111,7 +111,10 @@ pub(crate) fn frontier_results(
     if exp.sizes.is_empty() {
         return Ok(None);
     }
-    let done: Vec<&Job> = jobs.iter().filter(|j| RunDir::new(dir.join(&j.name)).is_done()).collect();
+    let done: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| RunDir::new(dir.join(&j.name)).is_done())
+        .collect();
     let read = |j: &Job| FrontierRun::read(&j.name, &RunDir::new(dir.join(&j.name)));
     let mut seeds: Vec<u64> = done.iter().map(|j| j.cfg.seed).collect();
     seeds.sort_unstable();
@@ -167,7 +170,9 @@ pub(crate) fn frontier_results(
         .iter()
         .filter_map(|label| {
             let mine = arms.get(label)?;
-            let col = |f: &dyn Fn(&FrontierRow) -> Option<f64>| -> Vec<f64> { mine.iter().filter_map(|(_, r)| f(r)).collect() };
+            let col = |f: &dyn Fn(&FrontierRow) -> Option<f64>| -> Vec<f64> {
+                mine.iter().filter_map(|(_, r)| f(r)).collect()
+            };
             let first = &mine[0].1;
             let x_target: Vec<f64> = runs
                 .iter()

@@ -33,9 +33,7 @@ use serde::Deserialize;
 
 pub use frontier::{FrontierArm, FrontierCost, FrontierResults, SeedEnvelope, SizeRow};
 pub use plan::Job;
-pub use results::{
-    run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome,
-};
+pub use results::{run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
 pub use schedule::{run_all, state_of, JobStart, ObserverFactory, State};
 
 use crate::LabError;
@@ -153,7 +151,10 @@ impl Arm {
         if self.budgets.is_empty() {
             vec![(self.name.clone(), None)]
         } else {
-            self.budgets.iter().map(|b| (format!("{}-{b}", self.name), Some(*b))).collect()
+            self.budgets
+                .iter()
+                .map(|b| (format!("{}-{b}", self.name), Some(*b)))
+                .collect()
         }
     }
 }

@@ -207,11 +207,16 @@ impl Experiment {
                         RunConfig::from_table(table).context_with(|| format!("size `{}`", size.name))?
                     }
                     (None, None) => {
-                        return Err(LabError::Invalid(format!("size `{}` needs `stage` or `model`", size.name)))
+                        return Err(LabError::Invalid(format!(
+                            "size `{}` needs `stage` or `model`",
+                            size.name
+                        )))
                     }
                 };
                 cfg.seed = seed;
-                let per_step = cfg.stages[0].model.flops_per_step(cfg.train.batch_size, cfg.train.seq_len);
+                let per_step = cfg.stages[0]
+                    .model
+                    .flops_per_step(cfg.train.batch_size, cfg.train.seq_len);
                 let mut budgets: Vec<u64> = size
                     .budgets
                     .iter()
@@ -273,7 +278,11 @@ impl Experiment {
         let prefix = format!("{}-", size.name);
         jobs.iter()
             .filter(|j| j.cfg.seed == seed && j.is_reference() && j.name.starts_with(&prefix))
-            .filter(|j| j.name[prefix.len()..].split_once("-s").is_some_and(|(b, _)| b.parse::<u64>().is_ok()))
+            .filter(|j| {
+                j.name[prefix.len()..]
+                    .split_once("-s")
+                    .is_some_and(|(b, _)| b.parse::<u64>().is_ok())
+            })
             .max_by_key(|j| j.cfg.train.max_steps)
             .map(|j| j.name.clone())
     }

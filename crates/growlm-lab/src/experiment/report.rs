@@ -5,9 +5,8 @@ use std::fmt::Write;
 
 use super::frontier::FrontierResults;
 use super::results::{ArmResult, Results, SolverOutcome};
-use crate::stats::Interval;
 use super::Experiment;
-
+use crate::stats::Interval;
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |x| format!("{x:.digits$}"))
@@ -113,7 +112,10 @@ pub(crate) fn markdown(exp: &Experiment, results: &Results, runs_dir: &str) -> S
                 );
                 if let Some(plan) = &v.plan {
                     let list = |xs: &[f64], digits: usize| {
-                        xs.iter().map(|x| format!("{x:.digits$}")).collect::<Vec<_>>().join(", ")
+                        xs.iter()
+                            .map(|x| format!("{x:.digits$}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     };
                     let _ = write!(
                         s,

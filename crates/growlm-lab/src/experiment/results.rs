@@ -8,8 +8,8 @@ use growlm_policy::Registry;
 use growlm_train::{DeviceKind, RunCurve, RunDir};
 use serde::Serialize;
 
-use super::schedule::{run_all, state_of, ObserverFactory};
 use super::frontier::{frontier_results, FrontierResults};
+use super::schedule::{run_all, state_of, ObserverFactory};
 use super::{middle, Experiment, Job};
 use crate::compare::{compare, Row};
 use crate::error::write_atomic;
@@ -192,7 +192,9 @@ pub fn run_experiment(
     let results = measure(&exp, opts, &dir, &jobs, took)?;
     write_atomic(
         &opts.out.join("results.json"),
-        serde_json::to_string_pretty(&results).expect("results serialise").as_bytes(),
+        serde_json::to_string_pretty(&results)
+            .expect("results serialise")
+            .as_bytes(),
     )?;
     let md = super::report::markdown(&exp, &results, &links(&dir, &opts.out));
     write_atomic(&opts.out.join("report.md"), md.as_bytes())?;
@@ -200,7 +202,13 @@ pub fn run_experiment(
 }
 
 /// Measures the runs of `jobs` (run directories in `dir`) and draws the figure.
-fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job], took: f64) -> Result<Results, LabError> {
+fn measure(
+    exp: &Experiment,
+    opts: &ExperimentOptions,
+    dir: &Path,
+    jobs: &[Job],
+    took: f64,
+) -> Result<Results, LabError> {
     let run = |name: &str| RunDir::new(dir.join(name));
     let read = |name: &str| run(name).curve();
     let last_stage = jobs.iter().map(|j| j.cfg.stages.len()).max().unwrap_or(2) - 1;
@@ -307,7 +315,9 @@ fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job],
         // A fit that fails (or a reference not trained yet) is reported, not fatal.
         match solve_first_seed(&opts.out, dir, seed0, jobs, &runs) {
             Ok(r) => SolverOutcome::Report(Box::new(r)),
-            Err(e) => SolverOutcome::Failed { error: crate::chain(&e) },
+            Err(e) => SolverOutcome::Failed {
+                error: crate::chain(&e),
+            },
         }
     });
     Ok(Results {
@@ -330,7 +340,13 @@ fn measure(exp: &Experiment, opts: &ExperimentOptions, dir: &Path, jobs: &[Job],
 /// Fits the solver on the first seed's references with the single-growth arms as grown
 /// runs, writes `solve.json` and `solve.svg`. With more than two stages, the middle
 /// references give the multi-stage plan; wsd references are fitted on their stable phase.
-fn solve_first_seed(out: &Path, dir: &Path, seed: u64, jobs: &[Job], runs: &[RunResult]) -> Result<SolveReport, LabError> {
+fn solve_first_seed(
+    out: &Path,
+    dir: &Path,
+    seed: u64,
+    jobs: &[Job],
+    runs: &[RunResult],
+) -> Result<SolveReport, LabError> {
     let mut inputs = SolveInputs::new(dir.join(format!("small-s{seed}")), dir.join(format!("target-s{seed}")));
     inputs.grown = runs
         .iter()

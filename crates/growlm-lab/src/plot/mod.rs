@@ -14,8 +14,8 @@ use crate::frontier::Envelope;
 
 mod solve;
 
-pub use solve::{solve_svg, SolveFigure};
 use plotters::prelude::*;
+pub use solve::{solve_svg, SolveFigure};
 
 use crate::LabError;
 
@@ -78,7 +78,11 @@ pub fn loss_range(series: &[&[f64]], skip: f64) -> (f64, f64) {
         hi = finite[from..].iter().copied().fold(hi, f64::max);
     }
     if !(lo < hi) {
-        return if lo.is_finite() { (lo - 0.5, lo + 0.5) } else { (0.0, 1.0) };
+        return if lo.is_finite() {
+            (lo - 0.5, lo + 0.5)
+        } else {
+            (0.0, 1.0)
+        };
     }
     let pad = (hi - lo) * 0.05;
     (lo - pad, hi + pad)
@@ -122,22 +126,34 @@ fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
                 .draw()?;
             let raw: Vec<(f64, f64)> = rows.iter().map(|r| ($x(r), r.train_loss)).collect();
             let faint = RGBColor(190, 200, 235);
-            c.draw_series(LineSeries::new(raw.iter().filter(|p| p.1.is_finite()).map(|&(x, y)| (x, clip(y))), faint))?
-                .label("train (raw)")
-                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], faint));
-            let blue = RGBColor(40, 80, 200);
-            c.draw_series(LineSeries::new(smooth(&raw, window(raw.len())).into_iter().map(|(x, y)| (x, clip(y))), blue.stroke_width(2)))?
-                .label("train (smoothed)")
-                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], blue));
             c.draw_series(LineSeries::new(
-                rows.iter().filter_map(|r| Some(($x(r), clip(r.val_loss.filter(|v| v.is_finite())?)))),
+                raw.iter().filter(|p| p.1.is_finite()).map(|&(x, y)| (x, clip(y))),
+                faint,
+            ))?
+            .label("train (raw)")
+            .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], faint));
+            let blue = RGBColor(40, 80, 200);
+            c.draw_series(LineSeries::new(
+                smooth(&raw, window(raw.len())).into_iter().map(|(x, y)| (x, clip(y))),
+                blue.stroke_width(2),
+            ))?
+            .label("train (smoothed)")
+            .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], blue));
+            c.draw_series(LineSeries::new(
+                rows.iter()
+                    .filter_map(|r| Some(($x(r), clip(r.val_loss.filter(|v| v.is_finite())?)))),
                 RED.stroke_width(2),
             ))?
             .label("validation")
             .legend(|(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], RED));
             for g in &growth_rows {
                 let x = $x(g);
-                c.draw_series(DashedLineSeries::new([(x, ymin), (x, ymax)], 6, 4, BLACK.stroke_width(1)))?;
+                c.draw_series(DashedLineSeries::new(
+                    [(x, ymin), (x, ymax)],
+                    6,
+                    4,
+                    BLACK.stroke_width(1),
+                ))?;
                 c.draw_series(std::iter::once(Text::new(
                     format!("grew at {}", g.step),
                     (x, ymin + (ymax - ymin) * 0.06),
@@ -243,7 +259,11 @@ fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool,
             for (i, (name, curve)) in runs.iter().enumerate() {
                 let color = Palette99::pick(i).to_rgba();
                 c.draw_series(LineSeries::new(
-                    curve.points.iter().filter(|p| p.cost[0] > 0.0).map(|p| (p.cost[0], clip(p.loss))),
+                    curve
+                        .points
+                        .iter()
+                        .filter(|p| p.cost[0] > 0.0)
+                        .map(|p| (p.cost[0], clip(p.loss))),
                     color.stroke_width(2),
                 ))?
                 .label(*name)
@@ -288,7 +308,11 @@ mod tests {
 
     #[test]
     fn smoothing_is_a_centred_mean_and_the_range_leaves_out_the_warm_up() {
-        let v: Vec<(f64, f64)> = [1.0, 2.0, 3.0, 10.0, 5.0].iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+        let v: Vec<(f64, f64)> = [1.0, 2.0, 3.0, 10.0, 5.0]
+            .iter()
+            .enumerate()
+            .map(|(i, y)| (i as f64, *y))
+            .collect();
         let s = smooth(&v, 3);
         // Windows: [1,2], [1,2,3], [2,3,10], [3,10,5], [10,5].
         let want = [1.5, 2.0, 5.0, 6.0, 7.5];
