@@ -3,10 +3,102 @@
 
 use std::path::Path;
 
+use burn::optim::AdamWConfig;
+use burn::tensor::{Distribution, Int, Tensor};
+
 use crate::data::{DataError, Tokenizer, TokenizerKind};
 use crate::hf::HfError;
-use crate::model::GptConfig;
+use crate::model::{AttentionMasks, Gpt, GptConfig};
+use crate::ops::{GrowthConfig, OpsError};
 use crate::train::InitWeights;
+
+type B = burn_autodiff::Autodiff<burn_flex::Flex>;
+
+/// Files of a Hugging Face directory that describe its tokenizer, copied to a grown model.
+const TOKENIZER_FILES: [&str; 6] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "generation_config.json",
+];
+
+/// Errors of an offline growth.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrowError {
+    /// Reading or writing a Hugging Face directory.
+    #[error(transparent)]
+    Hf(#[from] HfError),
+    /// The growth itself.
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+    /// The operator needs a mask that ramps during training, which a model saved for
+    /// others cannot carry.
+    #[error("operator {0} needs a mask that ramps during training; grow inside a training run started from this model, or pick a mask-free operator such as width hypercloning or fpi with depth redundant")]
+    NeedsRamp(String),
+}
+
+/// What an offline growth did.
+#[derive(Debug, Clone, Copy)]
+pub struct OfflineGrowth {
+    /// The source model's parameters.
+    pub params_before: usize,
+    /// Largest |Δlogit| between source and grown model on a fixed random batch.
+    pub logit_change: f32,
+}
+
+/// Grows the GPT-Neo directory `from` into a model of `target` with `op` (mask-free
+/// operators only; paper §3.3–3.5, public checkpoints as the source) and writes it, with
+/// the source's tokenizer files, as a Hugging Face directory `out`.
+pub fn grow_offline(
+    from: &Path,
+    target: &GptConfig,
+    op: &GrowthConfig,
+    seed: u64,
+    out: &Path,
+) -> Result<OfflineGrowth, GrowError> {
+    let (w, d) = op.operators();
+    if w.ramps() || w.scales_softly() || d.gates_new_layers() {
+        return Err(GrowError::NeedsRamp(format!("{}+{}", op.width, op.depth)));
+    }
+    let dev = Default::default();
+    let src = crate::hf::import_model::<B>(from, None, &dev)?;
+    let optim = AdamWConfig::new().init();
+    let grown = crate::ops::grow(
+        &src.config,
+        &src.model,
+        &optim,
+        AdamWConfig::new().init(),
+        target,
+        op,
+        seed,
+        0,
+        None,
+    )?;
+    let logit_change = max_logit_change((&src.model, &src.config), (&grown.model, target));
+    let extra: Vec<(&str, Vec<u8>)> = TOKENIZER_FILES
+        .iter()
+        .filter_map(|f| std::fs::read(from.join(f)).ok().map(|b| (*f, b)))
+        .collect();
+    crate::hf::export_model(&grown.model, target, out, src.hf.eos_token_id, &extra)?;
+    Ok(OfflineGrowth {
+        params_before: src.config.num_params(),
+        logit_change,
+    })
+}
+
+/// Largest |Δlogit| between two models on a fixed random batch.
+fn max_logit_change(a: (&Gpt<B>, &GptConfig), b: (&Gpt<B>, &GptConfig)) -> f32 {
+    let t = a.1.context_len.min(b.1.context_len).min(64);
+    let dev = Default::default();
+    <B as burn::tensor::backend::Backend>::seed(&dev, 0);
+    let x = Tensor::<B, 2, Int>::random([4, t], Distribution::Uniform(0.0, a.1.vocab_size as f64), &dev);
+    let la = a.0.forward(x.clone(), &AttentionMasks::new(a.1, t, &dev), None);
+    let lb = b.0.forward(x, &AttentionMasks::new(b.1, t, &dev), None);
+    (la - lb).abs().max().into_scalar()
+}
 
 /// Whether `p` is a Hugging Face model directory (a `config.json`, and not a growlm run or
 /// checkpoint).

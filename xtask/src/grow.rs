@@ -5,27 +5,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use burn::optim::AdamWConfig;
-use burn::tensor::{Distribution, Int, Tensor};
-use burn_autodiff::Autodiff;
-use burn_flex::Flex;
-use growlm::hf::{export_model, import_model};
-use growlm::model::{AttentionMasks, Gpt, GptConfig};
-use growlm::ops::{grow, GrowthConfig};
+use anyhow::{Context, Result};
+use growlm::interop::GrowError;
+use growlm::ops::GrowthConfig;
 use growlm::train::RunConfig;
-
-type B = Autodiff<Flex>;
-
-/// Files of a Hugging Face directory that describe its tokenizer, copied to the grown model.
-const TOKENIZER_FILES: [&str; 6] = [
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "generation_config.json",
-];
 
 /// Arguments of `cargo xtask grow`.
 #[derive(clap::Args)]
@@ -53,17 +36,6 @@ pub struct GrowArgs {
     out: PathBuf,
 }
 
-/// Largest |Δlogit| between two models on a fixed random batch.
-fn logit_change(a: (&Gpt<B>, &GptConfig), b: (&Gpt<B>, &GptConfig)) -> f32 {
-    let t = a.1.context_len.min(b.1.context_len).min(64);
-    let dev = Default::default();
-    <B as burn::tensor::backend::Backend>::seed(&dev, 0);
-    let x = Tensor::<B, 2, Int>::random([4, t], Distribution::Uniform(0.0, a.1.vocab_size as f64), &dev);
-    let la = a.0.forward(x.clone(), &AttentionMasks::new(a.1, t, &dev), None);
-    let lb = b.0.forward(x, &AttentionMasks::new(b.1, t, &dev), None);
-    (la - lb).abs().max().into_scalar()
-}
-
 pub fn run(args: GrowArgs) -> Result<()> {
     let run_cfg = RunConfig::load(&args.to_config, &[])?;
     let n = args.stage.unwrap_or(run_cfg.stages.len() - 1);
@@ -79,40 +51,15 @@ pub fn run(args: GrowArgs) -> Result<()> {
         })?
         .model;
     let op = GrowthConfig::named(&args.width, &args.depth, 0)?;
-    let (w, d) = op.operators();
-    if w.ramps() || w.scales_softly() || d.gates_new_layers() {
-        bail!(
-            "operator {}+{} needs a mask that ramps during training; grow inside a `cargo xtask train` run \
-             (start it from this model with --init-from) or pick a mask-free operator such as \
-             --width hypercloning or --width fpi with --depth redundant",
-            op.width,
-            op.depth
-        );
-    }
-    let dev = Default::default();
-    let src = import_model::<B>(&args.from, None, &dev)?;
-    let optim = AdamWConfig::new().init();
-    let grown = grow(
-        &src.config,
-        &src.model,
-        &optim,
-        AdamWConfig::new().init(),
-        target,
-        &op,
-        args.seed,
-        0,
-        None,
-    )?;
-    let change = logit_change((&src.model, &src.config), (&grown.model, target));
-    let extra: Vec<(&str, Vec<u8>)> = TOKENIZER_FILES
-        .iter()
-        .filter_map(|f| std::fs::read(args.from.join(f)).ok().map(|b| (*f, b)))
-        .collect();
-    export_model(&grown.model, target, &args.out, src.hf.eos_token_id, &extra)?;
+    let g = growlm::interop::grow_offline(&args.from, target, &op, args.seed, &args.out).map_err(|e| match e {
+        GrowError::NeedsRamp(_) => anyhow::anyhow!("{e} (from the command line: `cargo xtask train --init-from DIR`)"),
+        e => e.into(),
+    })?;
+    let change = g.logit_change;
     println!(
         "grew {} ({} parameters) into stage {n} of {} ({} parameters) with {}: max |Δlogit| {:.3e} on a random batch{}",
         args.from.display(),
-        src.config.num_params(),
+        g.params_before,
         args.to_config.display(),
         target.num_params(),
         op.describe(),
