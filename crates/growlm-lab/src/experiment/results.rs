@@ -210,14 +210,22 @@ fn measure(
     took: f64,
 ) -> Result<Results, LabError> {
     let run = |name: &str| RunDir::new(dir.join(name));
-    let read = |name: &str| run(name).curve();
+    // Each run's curve is read once (a target reference serves every arm of its seed).
+    let cache: std::cell::RefCell<std::collections::HashMap<String, RunCurve>> = Default::default();
+    let read = |name: &str| -> Result<RunCurve, LabError> {
+        if let Some(c) = cache.borrow().get(name) {
+            return Ok(c.clone());
+        }
+        let c = run(name).curve()?;
+        cache.borrow_mut().insert(name.to_string(), c.clone());
+        Ok(c)
+    };
     let last_stage = jobs.iter().map(|j| j.cfg.stages.len()).max().unwrap_or(2) - 1;
     let target = |seed: u64| exp.target_reference(jobs, seed, last_stage);
     let is_done = |name: &str| run(name).file(RunDir::SUMMARY).is_file();
     let done = |j: &&Job| is_done(&j.name);
     let missing = jobs.iter().filter(|j| !done(j)).map(|j| j.name.clone()).collect();
     let mut runs = Vec::new();
-    let mut curves: Vec<(String, RunCurve)> = Vec::new();
     for j in jobs.iter().filter(|j| !j.is_reference()).filter(done) {
         let seed = j.cfg.seed;
         let Some(reference) = target(seed).filter(|t| is_done(t)) else {
@@ -238,7 +246,6 @@ fn measure(
             row,
             wall_s: summary.wall_s,
         });
-        curves.push((j.name.clone(), curve));
     }
     let mut arms: Vec<ArmResult> = Vec::new();
     for (label, _) in exp.arms.iter().flat_map(|a| a.labels()) {
@@ -293,7 +300,14 @@ fn measure(
     for j in shown_refs {
         shown.push((j.name.clone(), read(&j.name)?));
     }
-    shown.extend(curves.into_iter().filter(|(n, _)| n.ends_with(&format!("-s{seed0}"))));
+    // Every done arm of the first seed, whether or not its target reference is done.
+    for j in jobs
+        .iter()
+        .filter(|j| !j.is_reference() && j.cfg.seed == seed0)
+        .filter(done)
+    {
+        shown.push((j.name.clone(), read(&j.name)?));
+    }
     let named: Vec<(&str, &RunCurve)> = shown.iter().map(|(n, c)| (n.as_str(), c)).collect();
     if !named.is_empty() {
         crate::plot::loss_flops_svg(
