@@ -66,6 +66,10 @@ budgets = [10, 20]
 name = "grown"
 policy = "convergence"
 budgets = [10, 20]
+[[arm]]
+name = "fr"
+budgets = [20]
+grow_frac = [0.25, 0.5]
 "#;
     let file = dir.path().join("frontier.toml");
     std::fs::write(&file, exp).unwrap();
@@ -113,7 +117,16 @@ budgets = [10, 20]
         .iter()
         .all(|s| s.final_val_loss.n == 2 && s.final_val_loss.ci.is_some()));
     let labels: Vec<&str> = f.arms.iter().map(|a| a.arm.as_str()).collect();
-    assert_eq!(labels, ["grown-10", "grown-20"]);
+    assert_eq!(labels, ["grown-10", "grown-20", "fr-20-at25", "fr-20-at50"]);
+    // A `grow_frac` cell grows once, after round(fraction x budget) steps.
+    for (label, frac, step) in [("fr-20-at25", 0.25, 5), ("fr-20-at50", 0.5, 10)] {
+        let a = f.arms.iter().find(|a| a.arm == label).unwrap();
+        assert_eq!((a.name.as_str(), a.budget, a.grow_frac), ("fr", Some(20), Some(frac)));
+        for seed in [3, 4] {
+            let s = RunDir::new(out.join(format!("{label}-s{seed}"))).summary().unwrap();
+            assert_eq!((s.growth_steps.as_slice(), s.steps), (&[step][..], 20), "{label}");
+        }
+    }
     for a in &f.arms {
         assert_eq!(a.seeds, [3, 4]);
         assert!(a.growth_factor.is_some_and(|g| g > 1.0), "{a:?}");
@@ -125,7 +138,7 @@ budgets = [10, 20]
         assert!(measured > 0 || a.outside > 0, "{a:?}");
     }
     // Each row's gap is its loss minus the envelope there, by the envelope's own numbers.
-    for (row, seed) in f.rows.iter().zip([3, 3, 4, 4]) {
+    for (row, seed) in f.rows.iter().zip([3, 3, 3, 3, 4, 4, 4, 4]) {
         let env = &f.envelopes.iter().find(|e| e.seed == seed).unwrap().envelope;
         if let Some(g) = row.iso_flop_gap {
             assert!((g - (row.final_val_loss - env.loss_at(row.flops).unwrap())).abs() < 1e-12);
@@ -162,6 +175,20 @@ fn bad_sizes_are_refused_by_name() {
     assert!(e.contains("named `a`"), "{e}");
     let e = write("base = \"x\"\n[[arm]]\nname = \"a\"\ngrow_at = 5\nbudgets = [10]\n");
     assert!(e.contains("`budgets` needs `policy`"), "{e}");
+    let frac = |f: &str| {
+        write(&format!(
+            "base = \"x\"\n[[arm]]\nname = \"a\"\nbudgets = [10]\ngrow_frac = {f}\n"
+        ))
+    };
+    let e = frac("[1.0]");
+    assert!(
+        e.contains("`grow_frac` 1 is not a fraction of the budget in (0, 1)"),
+        "{e}"
+    );
+    let e = frac("[0.251, 0.249]");
+    assert!(e.contains("round to the same percent"), "{e}");
+    let e = write("base = \"x\"\n[[arm]]\nname = \"a\"\ngrow_frac = [0.5]\n");
+    assert!(e.contains("`grow_frac` needs `budgets`"), "{e}");
     // Planned against the tiny fixture: two runs of one directory, and the keys that need
     // the small and target references, are refused.
     let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");

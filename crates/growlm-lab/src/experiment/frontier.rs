@@ -45,8 +45,14 @@ pub struct SizeRow {
 /// An arm (at one budget) against the frontier, over the seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct FrontierArm {
-    /// The arm's label (`NAME` or `NAME-STEPS`).
+    /// The arm's label (`NAME`, `NAME-STEPS` or `NAME-STEPS-atPERCENT`).
     pub arm: String,
+    /// The arm's name.
+    pub name: String,
+    /// The budget (`train.max_steps`), when the arm has budgets.
+    pub budget: Option<u64>,
+    /// The growth point as a fraction of the budget, for an arm with `grow_frac`.
+    pub grow_frac: Option<f64>,
     /// Seeds.
     pub seeds: Vec<u64>,
     /// Mean FLOPs.
@@ -165,10 +171,15 @@ pub(crate) fn frontier_results(
         })
         .collect();
     size_rows.sort_by(|a, b| a.params.cmp(&b.params).then(a.steps.cmp(&b.steps)));
-    let order: Vec<String> = exp.arms.iter().flat_map(|a| a.labels()).map(|l| l.0).collect();
+    let order: Vec<(&str, super::Cell)> = exp
+        .arms
+        .iter()
+        .flat_map(|a| a.cells().into_iter().map(|c| (a.name.as_str(), c)))
+        .collect();
     let arm_rows = order
         .iter()
-        .filter_map(|label| {
+        .filter_map(|(name, cell)| {
+            let label = &cell.label;
             let mine = arms.get(label)?;
             let col = |f: &dyn Fn(&FrontierRow) -> Option<f64>| -> Vec<f64> {
                 mine.iter().filter_map(|(_, r)| f(r)).collect()
@@ -181,6 +192,9 @@ pub(crate) fn frontier_results(
                 .collect();
             Some(FrontierArm {
                 arm: label.clone(),
+                name: name.to_string(),
+                budget: cell.budget,
+                grow_frac: cell.grow_frac,
                 seeds: mine.iter().map(|(s, _)| *s).collect(),
                 flops: col(&|r| Some(r.flops)).iter().sum::<f64>() / mine.len() as f64,
                 tokens_per_param: first.tokens_per_param,
@@ -226,4 +240,41 @@ pub(crate) fn frontier_results(
             ratio: sizes_s / largest_s,
         },
     }))
+}
+
+impl FrontierResults {
+    /// The arms with a grid of growth points (`grow_frac`), in the experiment's order.
+    pub fn grid_arms(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for a in self.arms.iter().filter(|a| a.grow_frac.is_some()) {
+            if !names.contains(&a.name.as_str()) {
+                names.push(&a.name);
+            }
+        }
+        names
+    }
+
+    /// The heat map cells of grid arm `name`: ×frontier over (budget, growth point), where
+    /// it is inside the envelope.
+    pub fn heat_cells(&self, name: &str) -> Vec<crate::plot::HeatCell> {
+        self.arms
+            .iter()
+            .filter(|a| a.name == name)
+            .filter_map(|a| {
+                Some(crate::plot::HeatCell {
+                    budget: a.budget?,
+                    grow_frac: a.grow_frac?,
+                    value: a.x_frontier?,
+                })
+            })
+            .collect()
+    }
+
+    /// The target's tokens per parameter at each budget of the arms (the final model's).
+    pub fn tokens_per_param_at(&self, budget: u64) -> Option<f64> {
+        self.arms
+            .iter()
+            .find(|a| a.budget == Some(budget))
+            .map(|a| a.tokens_per_param)
+    }
 }

@@ -33,6 +33,7 @@ use serde::Deserialize;
 
 pub use frontier::{FrontierArm, FrontierCost, FrontierResults, SeedEnvelope, SizeRow};
 pub use plan::Job;
+
 pub use results::{run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
 pub use schedule::{run_all, state_of, JobStart, ObserverFactory, State};
 
@@ -140,22 +141,65 @@ pub struct Arm {
     /// This arm's seeds [default: the experiment's].
     pub seeds: Option<Vec<u64>>,
     /// Budgets (`train.max_steps`): one run of this arm per budget, named
-    /// `NAME-STEPS-sSEED` (needs `policy`, which scales its growth point with the budget).
+    /// `NAME-STEPS-sSEED` (needs `policy`, which scales its growth point with the budget,
+    /// or `grow_frac`).
     #[serde(default)]
     pub budgets: Vec<u64>,
+    /// Growth points as fractions of the budget, each in (0, 1): one run per budget and
+    /// fraction, growing once (policy `fixed`) after `round(fraction · budget)` steps and
+    /// named `NAME-STEPS-atPERCENT-sSEED` (a regime study's grid; needs `budgets`).
+    #[serde(default)]
+    pub grow_frac: Vec<f64>,
+}
+
+/// One run of an arm per seed: its label, budget and growth fraction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// `NAME`, `NAME-STEPS` or `NAME-STEPS-atPERCENT`.
+    pub label: String,
+    /// The budget (`train.max_steps`), when the arm has budgets.
+    pub budget: Option<u64>,
+    /// The growth point as a fraction of the budget, when the arm has `grow_frac`.
+    pub grow_frac: Option<f64>,
+}
+
+impl Cell {
+    /// The growth step of a `grow_frac` cell: `round(fraction · budget)`, at least 1.
+    pub fn grow_step(&self) -> Option<u64> {
+        let (b, f) = (self.budget?, self.grow_frac?);
+        Some(((f * b as f64).round() as u64).max(1))
+    }
 }
 
 impl Arm {
-    /// The arm's labels: its name, or `NAME-STEPS` for each budget.
-    pub fn labels(&self) -> Vec<(String, Option<u64>)> {
+    /// The arm's runs (per seed): its name alone, `NAME-STEPS` for each budget, or
+    /// `NAME-STEPS-atPERCENT` for each budget and growth fraction.
+    pub fn cells(&self) -> Vec<Cell> {
         if self.budgets.is_empty() {
-            vec![(self.name.clone(), None)]
-        } else {
-            self.budgets
-                .iter()
-                .map(|b| (format!("{}-{b}", self.name), Some(*b)))
-                .collect()
+            return vec![Cell {
+                label: self.name.clone(),
+                budget: None,
+                grow_frac: None,
+            }];
         }
+        let fracs: Vec<Option<f64>> = if self.grow_frac.is_empty() {
+            vec![None]
+        } else {
+            self.grow_frac.iter().copied().map(Some).collect()
+        };
+        self.budgets
+            .iter()
+            .flat_map(|&b| {
+                fracs.iter().map(move |&f| Cell {
+                    label: match f {
+                        Some(f) => format!("{}-{b}-at{}", self.name, (f * 100.0).round()),
+                        None => format!("{}-{b}", self.name),
+                    },
+                    budget: Some(b),
+                    grow_frac: f,
+                })
+            })
+            .collect()
     }
 }
 
@@ -217,18 +261,41 @@ impl Experiment {
             if !names.insert(&arm.name) {
                 return Err(bad(format!("two arms are named `{}`", arm.name)));
             }
-            if !arm.budgets.is_empty() && arm.policy.is_none() {
+            if !arm.budgets.is_empty() && arm.policy.is_none() && arm.grow_frac.is_empty() {
                 return Err(bad(format!(
-                    "arm `{}`: `budgets` needs `policy` (a policy scales its growth point with the budget)",
+                    "arm `{}`: `budgets` needs `policy` (a policy scales its growth point with the budget) \
+                     or `grow_frac` (growth points as fractions of each budget)",
                     arm.name
                 )));
+            }
+            if !arm.grow_frac.is_empty() {
+                if arm.budgets.is_empty() || arm.grow_at.is_some() || arm.policy.is_some() {
+                    return Err(bad(format!(
+                        "arm `{}`: `grow_frac` needs `budgets` and neither `grow_at` nor `policy`",
+                        arm.name
+                    )));
+                }
+                if let Some(f) = arm.grow_frac.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
+                    return Err(bad(format!(
+                        "arm `{}`: `grow_frac` {f} is not a fraction of the budget in (0, 1)",
+                        arm.name
+                    )));
+                }
+                let mut percents: Vec<i64> = arm.grow_frac.iter().map(|f| (f * 100.0).round() as i64).collect();
+                percents.sort_unstable();
+                if percents.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(bad(format!(
+                        "arm `{}`: two `grow_frac` values round to the same percent (the runs' names)",
+                        arm.name
+                    )));
+                }
             }
             if arm.budgets.contains(&0) {
                 return Err(bad(format!("arm `{}`: every budget must be positive", arm.name)));
             }
-            if arm.grow_at.is_some() == arm.policy.is_some() {
+            if arm.grow_frac.is_empty() && arm.grow_at.is_some() == arm.policy.is_some() {
                 return Err(bad(format!(
-                    "arm `{}` needs exactly one of `grow_at` (fixed steps) and `policy`",
+                    "arm `{}` needs exactly one of `grow_at` (fixed steps), `grow_frac` and `policy`",
                     arm.name
                 )));
             }

@@ -85,12 +85,23 @@ impl Experiment {
                     arm.name
                 )));
             }
-            for (label, budget) in arm.labels() {
+            for cell in arm.cells() {
                 let mut edits = edits.clone();
-                edits.extend(budget.map(Edit::MaxSteps));
+                let grow = cell.grow_step();
+                if let Some(g) = grow {
+                    if g >= cell.budget.unwrap_or(0) || base_cfg.stages.len() != 2 {
+                        return Err(LabError::Invalid(format!(
+                            "arm `{}`: `grow_frac` grows once, within the budget, from a base of two stages",
+                            cell.label
+                        )));
+                    }
+                    edits.insert(0, Edit::Policy(policy("fixed", &[g])));
+                }
+                edits.extend(cell.budget.map(Edit::MaxSteps));
+                let label = cell.label;
                 let cfg = load(edits).context_with(|| format!("arm `{label}`"))?;
                 for s in arm.seeds.clone().unwrap_or_else(|| seeds.clone()) {
-                    arms.push((label.clone(), s, cfg.clone(), steps.first().copied()));
+                    arms.push((label.clone(), s, cfg.clone(), grow.or(steps.first().copied())));
                 }
             }
         }

@@ -239,4 +239,59 @@ fn frontier(s: &mut String, f: &FrontierResults) {
         let _ = write!(s, "\nOutside the frontier's range: {}.\n", outside.join("; "));
     }
     *s += "\n![the compute-optimal frontier](frontier.svg)\n\n";
+    grids(s, f);
+}
+
+/// Each grid arm's ×frontier over (growth point, budget), with its heat map.
+fn grids(s: &mut String, f: &FrontierResults) {
+    for name in f.grid_arms() {
+        let mut budgets: Vec<u64> = f
+            .arms
+            .iter()
+            .filter(|a| a.name == name)
+            .filter_map(|a| a.budget)
+            .collect();
+        budgets.dedup();
+        let mut fracs: Vec<f64> = f
+            .arms
+            .iter()
+            .filter(|a| a.name == name)
+            .filter_map(|a| a.grow_frac)
+            .collect();
+        fracs.sort_by(f64::total_cmp);
+        fracs.dedup();
+        let _ = write!(
+            s,
+            "### `{name}`: ×frontier over budget and growth point\n\n\
+             Rows: the growth point as a fraction of the budget; columns: the budget in steps (the \
+             target's tokens per parameter). Mean (95% CI) over the seeds; above 1, growth needed less \
+             compute than the best size from scratch.\n\n| grow at |"
+        );
+        for b in &budgets {
+            let tpp = f
+                .tokens_per_param_at(*b)
+                .map_or(String::new(), |t| format!(" ({t:.0} tok/param)"));
+            let _ = write!(s, " {b}{tpp} |");
+        }
+        let _ = write!(s, "\n|---|{}\n", "---|".repeat(budgets.len()));
+        for frac in &fracs {
+            let _ = write!(s, "| {:.0}% |", frac * 100.0);
+            for b in &budgets {
+                let cell = f
+                    .arms
+                    .iter()
+                    .find(|a| a.name == name && a.budget == Some(*b) && a.grow_frac == Some(*frac));
+                let text = match cell {
+                    Some(a) => a
+                        .x_frontier
+                        .as_ref()
+                        .map_or("outside".into(), |i| i.show_difference(1.0, 2)),
+                    None => "-".into(),
+                };
+                let _ = write!(s, " {text} |");
+            }
+            s.push('\n');
+        }
+        let _ = write!(s, "\n![×frontier of {name}](regime-{name}.svg)\n\n");
+    }
 }

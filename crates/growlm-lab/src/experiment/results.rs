@@ -248,7 +248,7 @@ fn measure(
         });
     }
     let mut arms: Vec<ArmResult> = Vec::new();
-    for (label, _) in exp.arms.iter().flat_map(|a| a.labels()) {
+    for label in exp.arms.iter().flat_map(|a| a.cells()).map(|c| c.label) {
         let mine: Vec<&RunResult> = runs.iter().filter(|r| r.arm == label).collect();
         let Some(first) = mine.first() else { continue };
         let col = |f: fn(&RunResult) -> f64| Interval::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>());
@@ -323,6 +323,24 @@ fn measure(
         .and_then(|f| f.envelopes.iter().find(|e| e.seed == seed0))
     {
         crate::plot::frontier_svg(&opts.out.join("frontier.svg"), &e.envelope, &named)?;
+    }
+    if let Some(f) = &frontier {
+        for name in f.grid_arms() {
+            let cells = f.heat_cells(name);
+            if cells.is_empty() {
+                continue;
+            }
+            let label = |b: u64| match f.tokens_per_param_at(b) {
+                Some(t) => format!("{b} ({t:.0} tok/param)"),
+                None => b.to_string(),
+            };
+            crate::plot::heatmap_svg(
+                &opts.out.join(format!("regime-{name}.svg")),
+                &format!("×frontier of `{name}` over budget and growth point"),
+                &cells,
+                &label,
+            )?;
+        }
     }
 
     let solver = exp.solve.then(|| {

@@ -12,8 +12,10 @@ use growlm_train::{GrowEvent, MetricsRow, RunCurve, RunDir};
 
 use crate::frontier::Envelope;
 
+mod heatmap;
 mod solve;
 
+pub use heatmap::{heatmap_svg, ratio_colour, HeatCell};
 use plotters::prelude::*;
 pub use solve::{solve_svg, SolveFigure};
 
