@@ -5,17 +5,39 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use growlm::lab::solve::budget::{self, Budget, BudgetInputs};
 use growlm::lab::solve::{self, CurveChoice, FlopsRatio, SolveInputs, Solved};
 use growlm::solver::ModelKind;
+use growlm::train::Edit;
 
 #[derive(clap::Args)]
 pub struct SolveArgs {
     /// Small model's curve: a run directory (its metrics.jsonl) or a CSV `step,val_loss`.
-    #[arg(long)]
-    small: PathBuf,
+    #[arg(long, required_unless_present_any = ["budget", "budget_steps"])]
+    small: Option<PathBuf>,
     /// Target model's from-scratch curve (run directory or CSV).
-    #[arg(long)]
-    target: PathBuf,
+    #[arg(long, required_unless_present_any = ["budget", "budget_steps"])]
+    target: Option<PathBuf>,
+    /// "Whether": at this many training FLOPs, predict the final loss of each size alone
+    /// and of the config's small model grown into its target at the best growth step, from
+    /// a law L(N, D) fitted to the --frontier runs, and recommend the lowest.
+    #[arg(long, conflicts_with_all = ["small", "target", "budget_steps"])]
+    budget: Option<f64>,
+    /// Or a staged run's steps (`train.max_steps`): the growth step of the lowest predicted
+    /// iso-FLOP gap, and whether it beats every size alone (what the `solver` policy with
+    /// `law` does).
+    #[arg(long, conflicts_with_all = ["small", "target"])]
+    budget_steps: Option<u64>,
+    /// With --budget: finished from-scratch run directories of at least 2 sizes and 2
+    /// budgets (e.g. a frontier experiment's size runs).
+    #[arg(long, num_args = 1..)]
+    frontier: Vec<PathBuf>,
+    /// With --budget: the staged config whose first stage grows into its last.
+    #[arg(long, default_value = "configs/default.toml")]
+    config: PathBuf,
+    /// With --budget: override a key of --config, as for `train`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
     /// From-scratch curves of the stages between small and target, in order (run
     /// directories: their metrics carry FLOPs per step). With them, `solve` also plans a
     /// multi-stage growth small → via… → target to the target loss (beyond the paper).
@@ -89,14 +111,17 @@ impl SolveArgs {
             convergence_threshold: self.convergence_threshold,
             delay: self.delay,
             grown: self.grown,
-            ..SolveInputs::new(self.small, self.target)
+            ..SolveInputs::new(self.small.unwrap_or_default(), self.target.unwrap_or_default())
         })
     }
 }
 
 pub fn run(a: SolveArgs) -> Result<()> {
+    if a.budget.is_some() || a.budget_steps.is_some() {
+        return budget(a);
+    }
     let (json, plot) = (a.json.clone(), a.plot.clone());
-    let csv = [&a.small, &a.target].iter().any(|p| !p.is_dir());
+    let csv = a.small.iter().chain(&a.target).any(|p| !p.is_dir());
     let no_ratio = a.flops_ratio.is_none() && a.small_config.is_none();
     let s = solve::solve(&a.inputs()?).map_err(|e| {
         let e = anyhow::Error::new(e);
@@ -109,6 +134,69 @@ pub fn run(a: SolveArgs) -> Result<()> {
     print(&s);
     solve::write(&s, json.as_deref(), plot.as_deref())?;
     for p in json.iter().chain(&plot) {
+        println!("  wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// `solve --budget`: the law's answer, printed, and its JSON when asked.
+fn budget(a: SolveArgs) -> Result<()> {
+    if a.frontier.is_empty() {
+        bail!("--budget needs --frontier RUN... (finished from-scratch runs of at least 2 sizes and 2 budgets)");
+    }
+    let inputs = BudgetInputs {
+        runs: a.frontier,
+        config: a.config,
+        edits: a.sets.into_iter().map(Edit::Set).collect(),
+        budget: match (a.budget, a.budget_steps) {
+            (Some(f), _) => Budget::Flops(f),
+            (None, Some(n)) => Budget::Steps(n),
+            (None, None) => unreachable!("checked by the caller"),
+        },
+    };
+    let r = budget::answer(&inputs)?;
+    let l = &r.fit.law;
+    println!("growlm solve --budget: whether to grow, from L(N, D) = E + A·N^-α + B·D^-β");
+    println!(
+        "  law: E {:.4}, A {:.4e}, α {:.4}, B {:.4e}, β {:.4} | {} runs, rmse {:.4}, largest residual {:.4}",
+        l.e, l.a, l.alpha, l.b, l.beta, r.fit.points, r.fit.rmse, r.fit.max_residual
+    );
+    println!(
+        "  growth: {} ({:.0} params) -> {} ({:.0} params); budget {:.3e} FLOPs",
+        r.pair.small.name, r.pair.small.params, r.pair.target.name, r.pair.target.params, r.answer.flops
+    );
+    println!(
+        "  {:<44} {:>9} {:>11} {:>10} {:>10}",
+        "option", "steps", "FLOPs", "tok/param", "loss"
+    );
+    for o in r.answer.alone.iter().chain([&r.answer.best_growth]) {
+        println!(
+            "  {:<44} {:>9} {:>11.3e} {:>10.1} {:>10.4}",
+            o.name, o.steps, o.flops, o.tokens_per_param, o.loss
+        );
+    }
+    println!(
+        "  best growth point: step {} of {} ({:.0}% of the run)",
+        r.answer.best_growth.grow_at.unwrap_or(0),
+        r.answer.best_growth.steps,
+        100.0 * r.answer.best_grow_frac
+    );
+    println!(
+        "  recommended: {} (predicted loss {:.4}){}",
+        r.answer.recommended.name,
+        r.answer.recommended.loss,
+        if r.answer.grow() {
+            ""
+        } else {
+            ": growth does not pay at this budget"
+        }
+    );
+    println!("  the `solver` policy acts on this law with:");
+    for line in r.policy.lines() {
+        println!("    {line}");
+    }
+    if let Some(p) = &a.json {
+        growlm::fs::write_atomic(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
         println!("  wrote {}", p.display());
     }
     Ok(())

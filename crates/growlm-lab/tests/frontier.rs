@@ -144,6 +144,59 @@ grow_frac = [0.25, 0.5]
             assert!((g - (row.final_val_loss - env.loss_at(row.flops).unwrap())).abs() < 1e-12);
         }
     }
+    // The law over the 12 size runs predicts every grown arm from its runs' growth steps.
+    let law = f.law.as_ref().expect("3 sizes at 2 budgets fit the law");
+    assert_eq!(law.fit.points, 12);
+    assert_eq!(law.cells.len(), 4);
+    let cell = law.cells.iter().find(|c| c.arm == "fr-20-at25").unwrap();
+    let cfg = RunDir::new(out.join("fr-20-at25-s3")).config().unwrap();
+    let pair = growlm_lab::solve::budget::growth_pair(&cfg).unwrap();
+    assert!((cell.predicted - pair.grown(&law.fit.law, 5, 20).loss).abs() < 1e-12);
+    assert!((cell.error - (cell.predicted - cell.measured.mean)).abs() < 1e-12);
+    assert_eq!(law.within, law.cells.iter().filter(|c| c.error.abs() <= 0.01).count());
+    assert!(report.contains("the law L(N, D) against the grown arms"), "{report}");
+    // `solve --budget` on the same runs: the same law, every size alone at the budget, and
+    // the lowest predicted loss recommended.
+    use growlm_lab::solve::budget::{answer, Budget, BudgetInputs};
+    let runs: Vec<std::path::PathBuf> = ["d8", "d12", "d32"]
+        .iter()
+        .flat_map(|s| [10, 20].map(|b| [3, 4].map(|seed| out.join(format!("{s}-{b}-s{seed}")))))
+        .flatten()
+        .collect();
+    let inputs = BudgetInputs {
+        runs,
+        config: dir.path().join("base.toml"),
+        edits: vec![],
+        budget: Budget::Flops(f.rows[0].flops),
+    };
+    let r = answer(&inputs).unwrap();
+    // The same points (in another order: the optimum of these tiny runs is flat in E and B,
+    // so the parameters may differ, the fit's quality not).
+    assert_eq!(r.fit.points, law.fit.points);
+    assert!((r.fit.rmse - law.fit.rmse).abs() < 1e-4, "{:?} vs {:?}", r.fit, law.fit);
+    assert_eq!(r.answer.alone.len(), 3);
+    let lowest = r
+        .answer
+        .alone
+        .iter()
+        .chain([&r.answer.best_growth])
+        .map(|o| o.loss)
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(r.answer.recommended.loss, lowest);
+    assert!(r.policy.contains("name = \"solver\"") && r.policy.contains("law = {"));
+    // The policy table it prints builds the `solver` policy.
+    let table: toml::Table = toml::from_str(&r.policy).unwrap();
+    let mut reg = registry();
+    growlm_policy_solver::register(&mut reg);
+    reg.build("solver", table["policy"].as_table().unwrap()).unwrap();
+    // An unfinished run is refused by name.
+    let e = answer(&BudgetInputs {
+        runs: vec![dir.path().join("nope")],
+        ..inputs
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("nope") && e.contains("not a finished run"), "{e}");
     // The cost: every seed done; the branches counted from their branch point.
     assert_eq!(f.cost.seeds, 2);
     assert!(f.cost.ratio > 1.0 && f.cost.sizes_s > f.cost.largest_s, "{:?}", f.cost);

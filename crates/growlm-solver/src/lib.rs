@@ -8,11 +8,13 @@
 pub mod curve;
 pub mod fit;
 pub mod growth;
+pub mod law;
 pub mod stats;
 
 pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
 pub use fit::{fit, fit_best, Curve, Fit, Objective};
 pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthProblem, Optimum, Plan, PlanStage};
+pub use law::{BudgetAnswer, BudgetOption, GrowthPair, LawFit, LawPoint, ScalingLaw, SizeCost};
 pub use stats::{fit_line, LineFit};
 
 /// Errors of the solver.

@@ -15,6 +15,8 @@
 
 use std::path::Path;
 
+pub mod law;
+
 use growlm_policy::{
     invalid, parse_params, state_from_json, state_to_json, Decision, Observation, Policy, PolicyError, Registry,
 };
@@ -28,8 +30,18 @@ pub const NAME: &str = "solver";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SolverConfig {
-    /// The target model's from-scratch run directory, or a `step,val_loss` CSV.
-    pub reference: String,
+    /// The target model's from-scratch run directory, or a `step,val_loss` CSV (the
+    /// curve-fitting mode of eq. 3).
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// Or a loss law `L(N, D)` fitted over a frontier's runs (`cargo xtask solve --budget`
+    /// prints it): the policy then grows at the law's best step for the run's budget, or
+    /// never when the small model alone is predicted to do as well (see [`law`]).
+    #[serde(default)]
+    pub law: Option<growlm_solver::ScalingLaw>,
+    /// With `law`: the parameters of the small model and of the target.
+    #[serde(default)]
+    pub params: Option<[f64; 2]>,
     /// Evaluations of the current stage needed before the first fit (at least 5).
     #[serde(default = "default_min_points")]
     pub min_points: usize,
@@ -71,6 +83,33 @@ impl SolverConfig {
         }
         if self.patience < 1 {
             return Err(invalid(NAME, "patience", "must be at least 1, got 0"));
+        }
+        match (&self.reference, &self.law, &self.params) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+            (None, None, _) => {
+                return Err(invalid(
+                    NAME,
+                    "reference",
+                    "give `reference` (the target's curve) or `law` and `params` (from `cargo xtask solve --budget`)",
+                ))
+            }
+            (None, _, _) => {
+                return Err(invalid(
+                    NAME,
+                    "params",
+                    "`law` and `params` go together (`cargo xtask solve --budget` prints both)",
+                ))
+            }
+            (Some(_), _, _) => {
+                return Err(invalid(NAME, "law", "give either `reference` or `law`, not both"));
+            }
+        }
+        if let Some(p) = self.params.filter(|p| !(p[0] > 0.0 && p[1] > p[0])) {
+            return Err(invalid(
+                NAME,
+                "params",
+                format!("must be [small, target] with 0 < small < target, got {p:?}"),
+            ));
         }
         Ok(())
     }
@@ -183,8 +222,12 @@ impl Policy for SolverPolicy {
 pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
     let c: SolverConfig = parse_params(NAME, table)?;
     c.validate()?;
+    if let (Some(law), Some(params)) = (c.law, c.params) {
+        return Ok(Box::new(law::LawPolicy::new(law, params)));
+    }
+    let reference = c.reference.unwrap_or_default();
     let bad_reference = |e: &dyn std::fmt::Display| invalid(NAME, "reference", e.to_string());
-    let read = growlm_train::read_val_curve(Path::new(&c.reference)).map_err(|e| bad_reference(&e))?;
+    let read = growlm_train::read_val_curve(Path::new(&reference)).map_err(|e| bad_reference(&e))?;
     let curve = Curve::new(read.steps, read.losses).map_err(|e| bad_reference(&e))?;
     let target = fit_best(&curve, 0.95).map_err(|e| bad_reference(&e))?.remove(0);
     Ok(Box::new(SolverPolicy::new(

@@ -86,6 +86,9 @@ pub struct FrontierResults {
     pub arms: Vec<FrontierArm>,
     /// What the sizes cost, per seed on average.
     pub cost: FrontierCost,
+    /// The law `L(N, D)` over the sizes' runs and its predictions of the grown arms (none
+    /// when it cannot be fitted yet: fewer than 2 sizes or budgets done).
+    pub law: Option<super::law::LawCheck>,
 }
 
 /// What the frontier cost (the point of branching the cool-downs): the sizes' own wall
@@ -176,7 +179,7 @@ pub(crate) fn frontier_results(
         .iter()
         .flat_map(|a| a.cells().into_iter().map(|c| (a.name.as_str(), c)))
         .collect();
-    let arm_rows = order
+    let arm_rows: Vec<FrontierArm> = order
         .iter()
         .filter_map(|(name, cell)| {
             let label = &cell.label;
@@ -228,7 +231,9 @@ pub(crate) fn frontier_results(
         n += 1;
     }
     let per = |x: f64| if n > 0 { x / n as f64 } else { f64::NAN };
+    let law = super::law::check(dir, jobs, &arm_rows)?;
     Ok(Some(FrontierResults {
+        law,
         envelopes,
         sizes: size_rows,
         rows,

@@ -19,9 +19,11 @@
 //! Files: `mod.rs` (the experiment file), `plan.rs` (the runs it asks for),
 //! `schedule.rs` (training them, `jobs` at a time), `results.rs` (measuring them),
 //! `frontier.rs` (a frontier experiment's measures: envelope, gap, ×frontier),
+//! `law.rs` (the solver's law `L(N, D)` over the sizes, checked against the grown arms),
 //! `report.rs` (the markdown report).
 
 mod frontier;
+mod law;
 mod plan;
 mod report;
 mod results;
@@ -32,6 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use frontier::{FrontierArm, FrontierCost, FrontierResults, SeedEnvelope, SizeRow};
+pub use law::{LawCell, LawCheck, Measured};
 pub use plan::Job;
 
 pub use results::{run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};

@@ -12,6 +12,7 @@ use growlm_solver::{
 };
 use growlm_train::{read_val_curve, RunConfig, RunDir, Schedule};
 
+pub mod budget;
 mod report;
 
 pub use report::{write, FitReport, Fits, SolveReport};

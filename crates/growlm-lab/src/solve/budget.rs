@@ -1,0 +1,162 @@
+//! `solve --budget`: "whether" as well as "when". Fits the loss law `L(N, D)`
+//! ([`growlm_solver::law`]) to from-scratch runs of several sizes (a frontier's runs) and
+//! answers, for a budget, which option ends lowest: each size alone, or the config's small
+//! model grown into its target at the best growth point.
+
+use std::path::PathBuf;
+
+use growlm_solver::{BudgetAnswer, GrowthPair, LawFit, LawPoint, ScalingLaw, SizeCost};
+use growlm_train::{Edit, RunConfig, RunDir};
+use serde::Serialize;
+
+use crate::error::Context;
+use crate::frontier::FrontierRun;
+use crate::LabError;
+
+/// The budget a question is asked at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budget {
+    /// Training FLOPs: every option spends them (iso-FLOP).
+    Flops(f64),
+    /// A staged run's steps (`train.max_steps`): growth at the best step within them
+    /// against never growing, each size alone at the best growth's FLOPs.
+    Steps(u64),
+}
+
+/// What to answer.
+#[derive(Debug, Clone)]
+pub struct BudgetInputs {
+    /// From-scratch run directories of at least 2 sizes and 2 budgets (finished).
+    pub runs: Vec<PathBuf>,
+    /// The staged config whose first and last stages are the growth asked about.
+    pub config: PathBuf,
+    /// Edits of that config (e.g. `--set`).
+    pub edits: Vec<Edit>,
+    /// The budget.
+    pub budget: Budget,
+}
+
+/// The answer with the law it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetReport {
+    /// The law and its fit.
+    pub fit: LawFit,
+    /// The sizes considered (those of the runs, by parameters).
+    pub sizes: Vec<SizeCost>,
+    /// The growth asked about.
+    pub pair: GrowthPair,
+    /// The answer.
+    pub answer: BudgetAnswer,
+    /// The `[policy]` table that lets the `solver` policy act on the law.
+    pub policy: String,
+}
+
+/// A size's name from its model: `dD_MODELxN_LAYERS`.
+pub fn size_name(cfg: &growlm_model::GptConfig) -> String {
+    format!("d{}x{}", cfg.d_model, cfg.n_layers)
+}
+
+/// The law's points and the sizes (one per distinct model, by parameters) of finished
+/// from-scratch runs.
+pub fn law_points(runs: &[(String, RunDir)]) -> Result<(Vec<LawPoint>, Vec<SizeCost>), LabError> {
+    let mut points = Vec::new();
+    let mut sizes: Vec<SizeCost> = Vec::new();
+    for (name, dir) in runs {
+        let cfg = dir.config()?;
+        if cfg.stages.len() != 1 {
+            return Err(LabError::Invalid(format!(
+                "{}: a law point is a run of one model from scratch, this one has {} stages",
+                dir.path().display(),
+                cfg.stages.len()
+            )));
+        }
+        let run = FrontierRun::read(name, dir)?;
+        points.push(LawPoint {
+            params: run.params as f64,
+            tokens: run.tokens,
+            loss: run.loss,
+        });
+        let model = &cfg.stages[0].model;
+        if !sizes.iter().any(|s| s.params == run.params as f64) {
+            sizes.push(SizeCost {
+                name: size_name(model),
+                params: run.params as f64,
+                flops_per_step: model.flops_per_step(cfg.train.batch_size, cfg.train.seq_len),
+            });
+        }
+    }
+    sizes.sort_by(|a, b| a.params.total_cmp(&b.params));
+    Ok((points, sizes))
+}
+
+/// The growth of `cfg`: its first stage into its last.
+pub fn growth_pair(cfg: &RunConfig) -> Result<GrowthPair, LabError> {
+    let (Some(first), Some(last)) = (cfg.stages.first(), cfg.stages.last()) else {
+        return Err(LabError::Invalid("the config has no stages".into()));
+    };
+    if cfg.stages.len() < 2 {
+        return Err(LabError::Invalid(
+            "the config has one stage; the budget question compares a growth with the sizes alone".into(),
+        ));
+    }
+    let (b, t) = (cfg.train.batch_size, cfg.train.seq_len);
+    let size = |m: &growlm_model::GptConfig| SizeCost {
+        name: size_name(m),
+        params: m.num_params() as f64,
+        flops_per_step: m.flops_per_step(b, t),
+    };
+    Ok(GrowthPair {
+        small: size(&first.model),
+        target: size(&last.model),
+        tokens_per_step: (b * t) as f64,
+    })
+}
+
+/// The `[policy]` table of the `solver` policy acting on `law` for `pair`.
+pub fn policy_table(law: &ScalingLaw, pair: &GrowthPair) -> String {
+    format!(
+        "[policy]\nname = \"solver\"\nlaw = {{ e = {:e}, a = {:e}, alpha = {:e}, b = {:e}, beta = {:e} }}\nparams = [{}, {}]\n",
+        law.e, law.a, law.alpha, law.b, law.beta, pair.small.params, pair.target.params
+    )
+}
+
+/// Fits the law to `inputs.runs` and answers at `inputs.budget`.
+pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
+    let runs: Vec<(String, RunDir)> = inputs
+        .runs
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map_or(p.display().to_string(), |n| n.to_string_lossy().into());
+            let dir = RunDir::new(p);
+            if !dir.is_done() {
+                return Err(LabError::Invalid(format!(
+                    "{}: not a finished run (no summary.json); train it or leave it out",
+                    p.display()
+                )));
+            }
+            Ok((name, dir))
+        })
+        .collect::<Result<_, _>>()?;
+    let (points, sizes) = law_points(&runs)?;
+    let fit = ScalingLaw::fit(&points).context_with(|| format!("the law L(N, D) over {} runs", points.len()))?;
+    let cfg = RunConfig::load_edited(&inputs.config, &inputs.edits)?;
+    let pair = growth_pair(&cfg).context_with(|| inputs.config.display().to_string())?;
+    let answer = match inputs.budget {
+        Budget::Flops(f) if f > 0.0 && f.is_finite() => pair.answer(&fit.law, &sizes, f),
+        Budget::Steps(n) if n >= 2 => pair.answer_steps(&fit.law, &sizes, n),
+        b => {
+            return Err(LabError::Invalid(format!(
+                "budget {b:?}: give positive FLOPs, or at least 2 steps"
+            )))
+        }
+    };
+    Ok(BudgetReport {
+        policy: policy_table(&fit.law, &pair),
+        fit,
+        sizes,
+        pair,
+        answer,
+    })
+}

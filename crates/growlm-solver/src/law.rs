@@ -1,0 +1,576 @@
+//! "Whether" as well as "when": a loss law `L(N, D)` over the compute-optimal frontier's
+//! runs, and the iso-FLOP question it answers — at a budget, which is lower: each size
+//! trained alone, or the small model grown into the target at `Gb`? (Beyond the paper,
+//! whose §3.2 solver answers only "when"; DESIGN.md §Solver.)
+//!
+//! The law is the parametric form of Hoffmann et al. (2022),
+//! `L(N, D) = E + A·N^−α + B·D^−β` (`N` parameters, `D` training tokens), fitted by least
+//! squares (argmin: L-BFGS and Nelder–Mead from several starts) to the final, decayed
+//! validation losses of from-scratch runs of several sizes and budgets.
+//!
+//! A grown run is predicted by loss matching, which needs no grown run to fit: a
+//! function-preserving growth after `D_s` tokens of the small model hands the target a
+//! model of the small model's loss, worth the `D_eff` tokens the target needs from scratch
+//! to reach it, `L(N_t, D_eff) = L(N_s, D_s)`, so
+//! `D_eff = (D_s^−β + (A/B)·(N_s^−α − N_t^−α))^(−1/β)`. The grown run then ends at
+//! `L(N_t, D_eff + D_after)`. Growth pays at a budget when that is below every size alone at
+//! the same FLOPs.
+
+use argmin::core::{CostFunction, Executor, Gradient, State};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::neldermead::NelderMead;
+use argmin::solver::quasinewton::LBFGS;
+use serde::Serialize;
+
+use crate::SolverError;
+
+/// One from-scratch run: its parameters, training tokens and final loss.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LawPoint {
+    /// Parameters `N`.
+    pub params: f64,
+    /// Training tokens `D`.
+    pub tokens: f64,
+    /// Final validation loss.
+    pub loss: f64,
+}
+
+/// `L(N, D) = E + A·N^−α + B·D^−β`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct ScalingLaw {
+    /// The irreducible loss `E`.
+    pub e: f64,
+    /// `A`.
+    pub a: f64,
+    /// `α`.
+    pub alpha: f64,
+    /// `B`.
+    pub b: f64,
+    /// `β`.
+    pub beta: f64,
+}
+
+impl ScalingLaw {
+    /// The predicted loss of `params` parameters trained on `tokens` tokens.
+    pub fn loss(&self, params: f64, tokens: f64) -> f64 {
+        self.e + self.a * params.powf(-self.alpha) + self.b * tokens.powf(-self.beta)
+    }
+
+    /// The target's tokens from scratch worth `small_tokens` of the small model: the `D`
+    /// with `L(target, D) = L(small, small_tokens)` (see the module docs). Zero tokens are
+    /// worth zero.
+    pub fn effective_tokens(&self, small: f64, small_tokens: f64, target: f64) -> f64 {
+        if small_tokens <= 0.0 {
+            return 0.0;
+        }
+        let gap = (self.a / self.b) * (small.powf(-self.alpha) - target.powf(-self.alpha));
+        (small_tokens.powf(-self.beta) + gap).powf(-1.0 / self.beta)
+    }
+
+    /// The predicted final loss of the small model grown into the target after
+    /// `small_tokens` and trained `target_tokens` more.
+    pub fn grown_loss(&self, small: f64, target: f64, small_tokens: f64, target_tokens: f64) -> f64 {
+        self.loss(
+            target,
+            self.effective_tokens(small, small_tokens, target) + target_tokens,
+        )
+    }
+
+    /// Fits the law to `points` (at least 6, from at least 2 sizes and 2 budgets).
+    pub fn fit(points: &[LawPoint]) -> Result<LawFit, SolverError> {
+        if points.len() < 6 {
+            return Err(SolverError::TooFewPoints {
+                got: points.len(),
+                needed: 6,
+            });
+        }
+        if let Some(p) = points
+            .iter()
+            .find(|p| !(p.params > 0.0 && p.tokens > 0.0 && p.loss.is_finite() && p.loss > 0.0))
+        {
+            return Err(SolverError::InvalidInput(format!(
+                "a law point needs positive parameters, tokens and loss, got {p:?}"
+            )));
+        }
+        let distinct = |f: fn(&LawPoint) -> f64| {
+            let mut v: Vec<f64> = points.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+            v.len()
+        };
+        if distinct(|p| p.params) < 2 || distinct(|p| p.tokens) < 2 {
+            return Err(SolverError::InvalidInput(
+                "a law L(N, D) needs runs of at least 2 sizes and 2 budgets".into(),
+            ));
+        }
+        let obj = || LawObjective { points };
+        let min = points.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
+        let mean = points.iter().map(|p| p.loss).sum::<f64>() / points.len() as f64;
+        let gm = |f: fn(&LawPoint) -> f64| (points.iter().map(|p| f(p).ln()).sum::<f64>() / points.len() as f64).exp();
+        let (n0, d0) = (gm(|p| p.params), gm(|p| p.tokens));
+        let mut best: Option<(Vec<f64>, f64)> = None;
+        for e in [0.5 * min, 0.9 * min] {
+            for alpha in [0.3, 0.7] {
+                for beta in [0.3, 0.7] {
+                    let share = ((mean - e) / 2.0).max(1e-3);
+                    let z0 = vec![
+                        e.ln(),
+                        (share * n0.powf(alpha)).ln(),
+                        f64::ln(alpha),
+                        (share * d0.powf(beta)).ln(),
+                        f64::ln(beta),
+                    ];
+                    for found in [lbfgs(obj(), z0.clone()), nelder_mead(obj(), z0)].into_iter().flatten() {
+                        if found.1.is_finite() && best.as_ref().is_none_or(|b| found.1 < b.1) {
+                            best = Some(found);
+                        }
+                    }
+                }
+            }
+        }
+        let (z, sse) = best.ok_or_else(|| SolverError::FitFailed {
+            model: "L(N, D)".into(),
+        })?;
+        let law = from_raw(&z);
+        let rmse = (sse / points.len() as f64).sqrt();
+        let max_residual = points
+            .iter()
+            .map(|p| (law.loss(p.params, p.tokens) - p.loss).abs())
+            .fold(0.0, f64::max);
+        Ok(LawFit {
+            law,
+            points: points.len(),
+            rmse,
+            max_residual,
+        })
+    }
+}
+
+/// A fitted law and how well it fits its points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LawFit {
+    /// The law.
+    pub law: ScalingLaw,
+    /// Points fitted.
+    pub points: usize,
+    /// Root-mean-square residual.
+    pub rmse: f64,
+    /// Largest absolute residual.
+    pub max_residual: f64,
+}
+
+/// Raw parameters `z = [ln E, ln A, ln α, ln B, ln β]`.
+fn from_raw(z: &[f64]) -> ScalingLaw {
+    ScalingLaw {
+        e: z[0].exp(),
+        a: z[1].exp(),
+        alpha: z[2].exp(),
+        b: z[3].exp(),
+        beta: z[4].exp(),
+    }
+}
+
+struct LawObjective<'a> {
+    points: &'a [LawPoint],
+}
+
+impl LawObjective<'_> {
+    /// The terms `E`, `A·N^−α`, `B·D^−β` of point `p` under raw parameters `z`.
+    fn terms(z: &[f64], p: &LawPoint) -> [f64; 3] {
+        [
+            z[0].exp(),
+            (z[1] - z[2].exp() * p.params.ln()).exp(),
+            (z[3] - z[4].exp() * p.tokens.ln()).exp(),
+        ]
+    }
+}
+
+impl CostFunction for LawObjective<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, z: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        let sse: f64 = self
+            .points
+            .iter()
+            .map(|p| (Self::terms(z, p).iter().sum::<f64>() - p.loss).powi(2))
+            .sum();
+        Ok(if sse.is_finite() { sse } else { f64::MAX })
+    }
+}
+
+impl Gradient for LawObjective<'_> {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+    fn gradient(&self, z: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
+        let mut g = vec![0.0; 5];
+        for p in self.points {
+            let [e, n, d] = Self::terms(z, p);
+            let r2 = 2.0 * (e + n + d - p.loss);
+            g[0] += r2 * e;
+            g[1] += r2 * n;
+            g[2] -= r2 * n * z[2].exp() * p.params.ln();
+            g[3] += r2 * d;
+            g[4] -= r2 * d * z[4].exp() * p.tokens.ln();
+        }
+        Ok(g)
+    }
+}
+
+fn lbfgs(obj: LawObjective<'_>, z0: Vec<f64>) -> Option<(Vec<f64>, f64)> {
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+        .with_tolerance_cost(1e-16)
+        .ok()?
+        .with_tolerance_grad(1e-14)
+        .ok()?;
+    let res = Executor::new(obj, solver)
+        .configure(|s| s.param(z0).max_iters(2000))
+        .run()
+        .ok()?;
+    let state = res.state();
+    Some((state.get_best_param()?.clone(), state.get_best_cost()))
+}
+
+fn nelder_mead(obj: LawObjective<'_>, z0: Vec<f64>) -> Option<(Vec<f64>, f64)> {
+    let mut simplex = vec![z0.clone()];
+    for i in 0..z0.len() {
+        let mut z = z0.clone();
+        z[i] += 0.3;
+        simplex.push(z);
+    }
+    let solver = NelderMead::new(simplex).with_sd_tolerance(1e-14).ok()?;
+    let res = Executor::new(obj, solver).configure(|s| s.max_iters(6000)).run().ok()?;
+    let state = res.state();
+    Some((state.get_best_param()?.clone(), state.get_best_cost()))
+}
+
+/// A model size the budget question considers: its parameters and training FLOPs per
+/// step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeCost {
+    /// Its name.
+    pub name: String,
+    /// Parameters.
+    pub params: f64,
+    /// Training FLOPs per step.
+    pub flops_per_step: f64,
+}
+
+/// The growth the budget question considers: a small model grown into a target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GrowthPair {
+    /// The small model.
+    pub small: SizeCost,
+    /// The target.
+    pub target: SizeCost,
+    /// Training tokens per step (the same for both).
+    pub tokens_per_step: f64,
+}
+
+/// One option at a budget and its predicted final loss.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetOption {
+    /// `SIZE alone`, or `grow at G`.
+    pub name: String,
+    /// The growth step (grown options only).
+    pub grow_at: Option<u64>,
+    /// Total steps.
+    pub steps: u64,
+    /// Training FLOPs.
+    pub flops: f64,
+    /// Training tokens per parameter of the final model.
+    pub tokens_per_param: f64,
+    /// Predicted final loss.
+    pub loss: f64,
+}
+
+/// The answer at one budget: every option, the best growth point and the recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetAnswer {
+    /// The budget in FLOPs.
+    pub flops: f64,
+    /// Each size alone at the budget.
+    pub alone: Vec<BudgetOption>,
+    /// Growth at its best step for the budget.
+    pub best_growth: BudgetOption,
+    /// The best growth step as a fraction of the grown run's steps.
+    pub best_grow_frac: f64,
+    /// The option with the lowest predicted loss (`grow at G` or `SIZE alone`).
+    pub recommended: BudgetOption,
+}
+
+impl BudgetAnswer {
+    /// Whether growing is the recommendation.
+    pub fn grow(&self) -> bool {
+        self.recommended.grow_at.is_some()
+    }
+}
+
+impl GrowthPair {
+    /// `size` alone for `flops` FLOPs.
+    pub fn alone(&self, law: &ScalingLaw, size: &SizeCost, flops: f64) -> BudgetOption {
+        let steps = (flops / size.flops_per_step).floor().max(1.0);
+        let tokens = steps * self.tokens_per_step;
+        BudgetOption {
+            name: format!("{} alone", size.name),
+            grow_at: None,
+            steps: steps as u64,
+            flops: steps * size.flops_per_step,
+            tokens_per_param: tokens / size.params,
+            loss: law.loss(size.params, tokens),
+        }
+    }
+
+    /// The small model grown into the target after `grow_at` of `steps` steps.
+    pub fn grown(&self, law: &ScalingLaw, grow_at: u64, steps: u64) -> BudgetOption {
+        let (g, b) = (grow_at as f64, steps as f64);
+        let t = self.tokens_per_step;
+        BudgetOption {
+            name: format!("grow at {grow_at}"),
+            grow_at: Some(grow_at),
+            steps,
+            flops: g * self.small.flops_per_step + (b - g) * self.target.flops_per_step,
+            tokens_per_param: b * t / self.target.params,
+            loss: law.grown_loss(self.small.params, self.target.params, g * t, (b - g) * t),
+        }
+    }
+
+    /// The iso-FLOP question at `flops`: every size alone, and growth at the step that
+    /// predicts the lowest loss with the run's steps set so that it spends `flops` (the
+    /// growth step searched over every step the small model can take within the budget).
+    pub fn answer(&self, law: &ScalingLaw, sizes: &[SizeCost], flops: f64) -> BudgetAnswer {
+        let alone: Vec<BudgetOption> = sizes.iter().map(|s| self.alone(law, s, flops)).collect();
+        let (fs, ft) = (self.small.flops_per_step, self.target.flops_per_step);
+        // At least one step of the target after the growth.
+        let last = (((flops - ft) / fs).floor() as u64).max(1);
+        let at = |g: u64| {
+            let steps = g + ((flops - g as f64 * fs) / ft).floor().max(1.0) as u64;
+            self.grown(law, g, steps)
+        };
+        let best_growth = best_step(last, &at);
+        finish(alone, best_growth, flops)
+    }
+
+    /// The question a run of `steps` steps asks (`train.max_steps`): the growth step whose
+    /// predicted iso-FLOP gap — its loss minus the best of every size alone (the pair's two
+    /// included) at its FLOPs — is lowest. Growth is recommended when that gap is negative;
+    /// else the best size alone at those FLOPs (a policy then never grows).
+    pub fn answer_steps(&self, law: &ScalingLaw, sizes: &[SizeCost], steps: u64) -> BudgetAnswer {
+        let steps = steps.max(2);
+        let mut all: Vec<SizeCost> = sizes.to_vec();
+        for s in [&self.small, &self.target] {
+            if !all.iter().any(|o| o.params == s.params) {
+                all.push(s.clone());
+            }
+        }
+        let best_alone = |flops: f64| {
+            all.iter()
+                .map(|s| self.alone(law, s, flops))
+                .min_by(|a, b| a.loss.total_cmp(&b.loss))
+                .expect("the pair's two sizes")
+        };
+        // The option's loss is ranked by its gap: the best growth is the lowest gap.
+        let by_gap = |g: u64| {
+            let o = self.grown(law, g, steps);
+            BudgetOption {
+                loss: o.loss - best_alone(o.flops).loss,
+                ..o
+            }
+        };
+        let mut best_growth = best_step(steps - 1, &by_gap);
+        best_growth.loss = self.grown(law, best_growth.grow_at.unwrap_or(1), steps).loss;
+        let alone: Vec<BudgetOption> = all.iter().map(|s| self.alone(law, s, best_growth.flops)).collect();
+        finish(alone, best_growth, f64::NAN)
+    }
+}
+
+/// The option of the lowest loss over growth steps `1..=last`: the best of 1,000 evenly
+/// spaced steps, then every step between its neighbours (a ternary search where there are
+/// more than 4,096), for budgets of any length.
+fn best_step(last: u64, at: &dyn Fn(u64) -> BudgetOption) -> BudgetOption {
+    let lower = |a: &BudgetOption, b: &BudgetOption| if b.loss < a.loss { b.clone() } else { a.clone() };
+    let last = last.max(1);
+    let grid = 1000.min(last);
+    let point = |i: u64| 1 + (last - 1) * i / grid.max(1);
+    let (mut best_i, mut best) = (0, at(1));
+    for i in 1..=grid {
+        let o = at(point(i));
+        if o.loss < best.loss {
+            (best_i, best) = (i, o);
+        }
+    }
+    let (mut lo, mut hi) = (point(best_i.saturating_sub(1)), point((best_i + 1).min(grid)));
+    while hi - lo > 4096 {
+        let (m1, m2) = (lo + (hi - lo) / 3, hi - (hi - lo) / 3);
+        if at(m1).loss <= at(m2).loss {
+            hi = m2;
+        } else {
+            lo = m1;
+        }
+    }
+    (lo..=hi).map(at).fold(best, |b, o| lower(&b, &o))
+}
+
+fn finish(alone: Vec<BudgetOption>, best_growth: BudgetOption, flops: f64) -> BudgetAnswer {
+    let best_alone = alone.iter().min_by(|a, b| a.loss.total_cmp(&b.loss));
+    let recommended = match best_alone {
+        // A tie goes to not growing: the same loss for no growth.
+        Some(a) if a.loss <= best_growth.loss => a.clone(),
+        _ => best_growth.clone(),
+    };
+    BudgetAnswer {
+        flops: if flops.is_nan() { best_growth.flops } else { flops },
+        best_grow_frac: best_growth.grow_at.unwrap_or(0) as f64 / best_growth.steps as f64,
+        alone,
+        best_growth,
+        recommended,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAW: ScalingLaw = ScalingLaw {
+        e: 1.5,
+        a: 40.0,
+        alpha: 0.4,
+        b: 300.0,
+        beta: 0.35,
+    };
+
+    #[test]
+    fn the_law_and_loss_matching_by_hand() {
+        // L(1e4, 1e6) = 1.5 + 40·1e4^−0.4 + 300·1e6^−0.35 = 1.5 + 40/39.8107 + 300/125.893
+        let l = LAW.loss(1e4, 1e6);
+        assert!((l - (1.5 + 1.004754 + 2.382985)).abs() < 1e-5, "{l}");
+        // The target's effective tokens reach the small model's loss exactly, and are fewer
+        // than the small model's own tokens.
+        let d = LAW.effective_tokens(1e4, 1e6, 4e4);
+        assert!((LAW.loss(4e4, d) - l).abs() < 1e-12);
+        assert!(d > 0.0 && d < 1e6, "{d}");
+        // By hand: D^−β = 1e6^−0.35 + (40/300)(1e4^−0.4 − 4e4^−0.4)
+        //          = 0.00794328 + 0.133333·(0.0251189 − 0.0144270) = 0.00936887.
+        let by_hand = 0.009_368_87f64.powf(-1.0 / 0.35);
+        assert!((d / by_hand - 1.0).abs() < 1e-5, "{d} vs {by_hand}");
+        // Growing into the same size changes nothing; zero tokens are worth zero.
+        assert!((LAW.effective_tokens(4e4, 1e6, 4e4) - 1e6).abs() < 1e-6);
+        assert_eq!(LAW.effective_tokens(1e4, 0.0, 4e4), 0.0);
+        assert_eq!(LAW.grown_loss(1e4, 4e4, 0.0, 1e6), LAW.loss(4e4, 1e6));
+    }
+
+    #[test]
+    fn the_fit_recovers_a_law_from_its_own_points() {
+        let mut points = Vec::new();
+        for n in [1e4, 2e4, 4e4, 8e4, 1.6e5] {
+            for d in [2e5, 4e5, 8e5, 1.6e6, 3.2e6] {
+                points.push(LawPoint {
+                    params: n,
+                    tokens: d,
+                    loss: LAW.loss(n, d),
+                });
+            }
+        }
+        let fit = ScalingLaw::fit(&points).unwrap();
+        assert!(fit.max_residual < 1e-6, "{fit:?}");
+        // Predictions agree inside the data's range.
+        for (n, d) in [(3e4, 1e6), (1.2e5, 2.5e6)] {
+            assert!((fit.law.loss(n, d) - LAW.loss(n, d)).abs() < 1e-5);
+        }
+        // Bad input is refused by what is wrong.
+        let one_size: Vec<LawPoint> = points.iter().filter(|p| p.params == 1e4).copied().collect();
+        let mut six = one_size.clone();
+        six.push(one_size[0]);
+        assert!(ScalingLaw::fit(&six).unwrap_err().to_string().contains("2 sizes"));
+        assert!(matches!(
+            ScalingLaw::fit(&points[..3]),
+            Err(SolverError::TooFewPoints { got: 3, needed: 6 })
+        ));
+        let mut bad = points.clone();
+        bad[0].loss = f64::NAN;
+        assert!(ScalingLaw::fit(&bad).unwrap_err().to_string().contains("positive"));
+    }
+
+    fn pair() -> (GrowthPair, Vec<SizeCost>) {
+        let size = |name: &str, params: f64| SizeCost {
+            name: name.into(),
+            params,
+            flops_per_step: 6.0 * params * 100.0,
+        };
+        let sizes = vec![size("s", 1e4), size("t", 4e4)];
+        let pair = GrowthPair {
+            small: sizes[0].clone(),
+            target: sizes[1].clone(),
+            tokens_per_step: 100.0,
+        };
+        (pair, sizes)
+    }
+
+    #[test]
+    fn the_budget_answer_compares_every_option_at_equal_flops() {
+        let (pair, sizes) = pair();
+        // The target with 2.5e8 tokens: beyond the crossover where it beats the small model
+        // alone (about 3.5e7 of the small model's tokens, by hand from the law).
+        let flops = 6.0 * 4e4 * 2.5e8;
+        let a = pair.answer(&LAW, &sizes, flops);
+        // Each size alone spends the budget: the target 2.5e6 steps, the small 1e7.
+        assert_eq!((a.alone[0].steps, a.alone[1].steps), (10_000_000, 2_500_000));
+        assert_eq!(a.alone[1].loss, LAW.loss(4e4, 2.5e8));
+        assert!(a.alone[1].loss < a.alone[0].loss);
+        // The best growth spends the budget (to a step) and is the minimum over every step.
+        let g = &a.best_growth;
+        assert!(
+            g.flops <= flops && flops - g.flops <= pair.target.flops_per_step,
+            "{a:?}"
+        );
+        let gb = g.grow_at.unwrap();
+        for other in [1, gb / 2, gb - 1, gb + 1, gb + (10_000_000 - gb) / 2] {
+            let steps = other + ((flops - other as f64 * 6e6) / 2.4e7).floor() as u64;
+            assert!(pair.grown(&LAW, other, steps).loss >= g.loss, "{other}");
+        }
+        // Growing beats the target alone here: the small model's early tokens are cheaper.
+        assert!(g.loss < a.alone[1].loss, "{a:?}");
+        // The recommendation is the lowest predicted loss of them all.
+        let lowest = a.alone.iter().chain([g]).map(|o| o.loss).fold(f64::INFINITY, f64::min);
+        assert_eq!(a.recommended.loss, lowest);
+        assert_eq!(a.grow(), g.loss == lowest);
+        assert!((a.best_grow_frac - gb as f64 / g.steps as f64).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_step_budget_picks_the_growth_step_of_the_lowest_iso_flop_gap() {
+        let (pair, sizes) = pair();
+        let steps = 3_000_000;
+        let a = pair.answer_steps(&LAW, &sizes, steps);
+        let gap = |o: &BudgetOption| {
+            let best = sizes
+                .iter()
+                .map(|s| pair.alone(&LAW, s, o.flops).loss)
+                .fold(f64::INFINITY, f64::min);
+            o.loss - best
+        };
+        let g = a.best_growth.grow_at.unwrap();
+        assert_eq!(a.best_growth.steps, steps);
+        assert_eq!(a.best_growth.loss, pair.grown(&LAW, g, steps).loss);
+        for other in [1, g / 2, g - 1, g + 1, (g + steps) / 2] {
+            assert!(gap(&pair.grown(&LAW, other, steps)) >= gap(&a.best_growth), "{other}");
+        }
+        // Growth is recommended exactly when its gap is negative.
+        assert_eq!(a.grow(), gap(&a.best_growth) < 0.0, "{a:?}");
+    }
+
+    #[test]
+    fn a_law_where_the_small_model_is_as_good_never_recommends_growth() {
+        // With A = 0 the size does not matter: the small model alone, with 4x the tokens
+        // of the target for the same FLOPs, beats growth at every budget.
+        let flat = ScalingLaw { a: 0.0, ..LAW };
+        let (pair, sizes) = pair();
+        for flops in [1e11, 1e12, 1e13] {
+            let a = pair.answer(&flat, &sizes, flops);
+            assert_eq!(a.recommended.name, "s alone", "{flops}");
+            assert!(!a.grow());
+        }
+        // And within a fixed step budget the small model never grows.
+        let a = pair.answer_steps(&flat, &sizes, 1000);
+        assert!(!a.grow(), "{a:?}");
+    }
+}
