@@ -24,6 +24,10 @@ const TOKENIZER_FILES: [&str; 6] = [
     "generation_config.json",
 ];
 
+/// The largest `tokenizer.json` growlm reads (64 MiB; GPT-2's is 1.4 MB, the largest
+/// vocabularies' about 10 MB).
+pub const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
+
 /// Errors of an offline growth.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -127,8 +131,14 @@ pub fn hf_tokenizer(dir: &Path, vocab: usize) -> Result<Option<Tokenizer>, DataE
             return Tokenizer::named(kind).map(Some);
         }
     }
-    match std::fs::read_to_string(dir.join("tokenizer.json")) {
-        Ok(json) => Tokenizer::from_json(TokenizerKind::Bpe { vocab_size: vocab }, &json).map(Some),
-        Err(_) => Ok(None),
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Ok(None);
     }
+    let bytes = crate::fs::read_limited(&path, MAX_TOKENIZER_BYTES, "a tokenizer.json").map_err(|e| DataError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    let json = String::from_utf8_lossy(&bytes);
+    Tokenizer::from_json(TokenizerKind::Bpe { vocab_size: vocab }, &json).map(Some)
 }

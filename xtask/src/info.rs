@@ -57,6 +57,16 @@ pub fn run(args: InfoArgs) -> Result<()> {
         "state: f32 weights, gradients and AdamW moments ({STATE_BYTES_PER_PARAM} B/parameter); activations: \
          Korthikanti et al. 2022's per-layer count in f32, no recomputation"
     );
+    match growlm::model::memory::available()? {
+        Some(a) => {
+            println!("on this machine: {} available ({})", gib(a.bytes), a.source);
+            for n in cfg.memory_needs() {
+                let fits = if n.bytes <= a.bytes { "fits" } else { "does NOT fit" };
+                println!("  {:<44} {:>12}  {fits}", n.what, gib(n.bytes));
+            }
+        }
+        None => println!("on this machine: the memory available is unknown (or GROWLM_MEMORY=off); not checked"),
+    }
     Ok(())
 }
 

@@ -614,3 +614,119 @@ fn compare_frontier_matches_a_hand_computation() {
     assert!(!xtask(&["compare", "G", "--reference", "A", "--frontier", "B"], dir.path()).0);
     assert!(!xtask(&["compare", "G"], dir.path()).0);
 }
+
+fn xtask_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A model too large for the memory available is refused before anything is allocated or
+/// written, naming the stage, the estimate, what is available and what to lower; the
+/// override lets a tight fit through; `info` says what fits.
+#[test]
+fn a_model_too_large_for_memory_is_refused_before_the_run_directory_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("text.txt"), "the union is strong. ".repeat(200)).unwrap();
+    let cfg = tiny(&[Edit::MaxSteps(4)]).only_stage(0).unwrap().to_toml();
+    std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
+    // The issue's case: 4.6e11 parameters pass validation (under MAX_PARAMS), and are refused
+    // by the memory check on any machine.
+    let huge = [
+        "train",
+        "--config",
+        "c.toml",
+        "--out",
+        "big",
+        "--set",
+        "stages.0.model.d_model=196608",
+        "--set",
+        "stages.0.model.n_heads=6",
+    ];
+    let (ok, _, err) = xtask(&huge, dir.path());
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("stages.0 (`small`) needs about")
+            && err.contains("GiB is available")
+            && err.contains("lower stages.0.model.d_model")
+            && err.contains("GROWLM_MEMORY=off"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked") && !dir.path().join("big").exists(), "{err}");
+    // A small run against a 1 MiB allowance is refused, and allowed with the override.
+    let small = ["train", "--config", "c.toml", "--out", "r"];
+    let (ok, _, err) = xtask_env(&small, dir.path(), &[("GROWLM_MEMORY", "1KiB")]);
+    assert!(
+        !ok && err.contains("0.00 GiB is available (GROWLM_MEMORY=1KiB)"),
+        "{err}"
+    );
+    assert!(!dir.path().join("r").exists());
+    let (ok, out, err) = xtask_env(&small, dir.path(), &[("GROWLM_MEMORY", "off")]);
+    assert!(ok && out.contains("done: 4 steps"), "{out}\n{err}");
+    let (ok, _, err) = xtask_env(&small, dir.path(), &[("GROWLM_MEMORY", "lots")]);
+    assert!(!ok && err.contains("`lots` is not a size"), "{err}");
+    // `info` says whether each stage fits.
+    let (ok, out, _) = xtask_env(
+        &["info", "--config", "c.toml"],
+        dir.path(),
+        &[("GROWLM_MEMORY", "1KiB")],
+    );
+    assert!(
+        ok && out.contains("stages.0 (`small`)") && out.contains("does NOT fit"),
+        "{out}"
+    );
+}
+
+/// A Hugging Face config whose layer pattern would expand to a billion layers is refused at
+/// once (it used to grow to 18.9 GB before the layer bound was checked), and an oversized
+/// config.json is refused before it is read.
+#[test]
+fn a_hostile_hugging_face_config_is_refused_before_it_is_expanded() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    std::fs::create_dir(&model).unwrap();
+    let config = |layers: &str, types: &str| {
+        format!(
+            r#"{{"model_type": "gpt_neo", "vocab_size": 256, "max_position_embeddings": 16,
+            "hidden_size": 16, "num_layers": {layers}, "num_heads": 2, "attention_types": {types},
+            "window_size": 8, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}}"#
+        )
+    };
+    std::fs::write(
+        model.join("config.json"),
+        config("1000000000", r#"[[["global"], 1000000000]]"#),
+    )
+    .unwrap();
+    let eval = ["eval", "--model", "m", "--data", "t.txt"];
+    std::fs::write(dir.path().join("t.txt"), "some text to score ".repeat(20)).unwrap();
+    let (ok, _, err) = xtask(&eval, dir.path());
+    assert!(
+        !ok && err.contains("num_layers = 1000000000 is larger than growlm supports (4096)"),
+        "{err}"
+    );
+    std::fs::write(
+        model.join("config.json"),
+        config("2", r#"[[["global"], 9223372036854775807], [["global"], 9]]"#),
+    )
+    .unwrap();
+    let (ok, _, err) = xtask(&eval, dir.path());
+    assert!(
+        !ok && err.contains("attention_types covers more than 4096 layers"),
+        "{err}"
+    );
+    std::fs::write(model.join("config.json"), vec![b' '; (1 << 20) + 1]).unwrap();
+    let (ok, _, err) = xtask(&eval, dir.path());
+    assert!(
+        !ok && err.contains("more than growlm reads for a model's config.json"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1,4 +1,5 @@
-//! The one way growlm writes a file that others read: atomically (DESIGN.md §Runs).
+//! The one way growlm writes a file that others read: atomically (DESIGN.md §Runs); and
+//! the one way it reads a file others wrote: bounded ([`read_limited`]).
 //!
 //! Run files, checkpoints' state, caches, exported model directories and experiment
 //! reports all go through [`write_atomic`], so a reader (or a resumed run) never sees half
@@ -32,6 +33,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     sync_dir(dir)
 }
 
+/// Reads `path` whole, refusing a file larger than `limit` bytes before reading it (and
+/// one that grows past the limit while read): files written by others, whose sizes bound
+/// what growlm allocates. The error names the size, the limit and what the file is for.
+pub fn read_limited(path: &Path, limit: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = |size: u64| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} is {size} bytes, more than growlm reads for {what} ({limit} bytes); is it the right file?",
+                path.display()
+            ),
+        )
+    };
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > limit {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 /// Fsyncs a directory, so that a rename inside it is durable (a no-op where directories
 /// cannot be opened as files).
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -49,6 +77,21 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_over_its_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        std::fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(read_limited(&p, 10, "a config").unwrap(), b"0123456789");
+        let e = read_limited(&p, 9, "a config").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("is 10 bytes, more than growlm reads for a config (9 bytes)"),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn writes_replaces_and_leaves_no_temporary_file() {

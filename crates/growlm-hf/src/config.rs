@@ -3,11 +3,14 @@
 
 use std::path::Path;
 
-use growlm_model::{AttentionLayers, GptConfig};
+use growlm_model::{AttentionLayers, GptConfig, MAX_DIM, MAX_LAYERS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::HfError;
+
+/// The largest `config.json` growlm reads (1 MiB; a GPT-Neo's is under 2 KB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The fields of `GPTNeoConfig` that decide the function a GPT-Neo computes, plus the
 /// bookkeeping fields `transformers` reads to pick the model class.
@@ -162,6 +165,40 @@ impl HfConfig {
                 self.hidden_size, self.num_heads
             )));
         }
+        // Every count bounded before it sizes or expands anything: the layer pattern is
+        // expanded only once it is known to cover at most MAX_LAYERS layers.
+        for (key, v, max) in [
+            ("num_layers", self.num_layers, MAX_LAYERS),
+            ("vocab_size", self.vocab_size, MAX_DIM),
+            ("max_position_embeddings", self.max_position_embeddings, MAX_DIM),
+            ("hidden_size", self.hidden_size, MAX_DIM),
+            ("num_heads", self.num_heads, MAX_DIM),
+            ("intermediate_size", self.intermediate_size.unwrap_or(0), MAX_DIM),
+            ("window_size", self.window_size, MAX_DIM),
+        ] {
+            if v > max {
+                return Err(bad(format!("{key} = {v} is larger than growlm supports ({max})")));
+            }
+        }
+        let covered = self.attention_types.iter().try_fold(0usize, |sum, (pattern, n)| {
+            pattern
+                .len()
+                .checked_mul(*n)
+                .and_then(|k| sum.checked_add(k))
+                .filter(|&t| t <= MAX_LAYERS)
+        });
+        let Some(covered) = covered else {
+            return Err(bad(format!(
+                "attention_types covers more than {MAX_LAYERS} layers (growlm's limit); num_layers is {}",
+                self.num_layers
+            )));
+        };
+        if covered != self.num_layers {
+            return Err(bad(format!(
+                "attention_types covers {covered} layers but num_layers is {}",
+                self.num_layers
+            )));
+        }
         let kinds = self.layer_kinds();
         if kinds.len() != self.num_layers {
             return Err(bad(format!(
@@ -201,7 +238,12 @@ impl HfConfig {
 
     /// Reads `config.json`.
     pub fn read(path: &Path) -> Result<Self, HfError> {
-        let text = std::fs::read_to_string(path).map_err(HfError::io(path))?;
+        let bytes =
+            growlm_fs::read_limited(path, MAX_CONFIG_BYTES, "a model's config.json").map_err(HfError::io(path))?;
+        let text = String::from_utf8(bytes).map_err(|e| HfError::Config {
+            path: path.to_path_buf(),
+            reason: format!("not UTF-8 text: {e}"),
+        })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| HfError::Config {
             path: path.to_path_buf(),
             reason: format!("not JSON: {e}"),

@@ -208,10 +208,27 @@ pub fn write_safetensors(tensors: &BTreeMap<String, HostTensor>, path: &Path) ->
     crate::dir::write_atomic(path, &out)
 }
 
+/// The largest safetensors header (the `safetensors` crate's own limit, 100 MB).
+pub const SAFETENSORS_HEADER_LIMIT: u64 = 100_000_000;
+
 /// Reads `model.safetensors` at `path` into the parameters of a model of `config` (see
 /// [`from_hf_tensors`]).
 pub fn read_safetensors(path: &Path, config: &GptConfig) -> Result<HashMap<String, HostTensor>, HfError> {
-    let bytes = std::fs::read(path).map_err(HfError::io(path))?;
+    // Bounded before it is read: the model's parameters in f32, GPT-Neo's saved causal-mask
+    // buffers (a byte per position pair per layer, in older exports) and the largest header
+    // the safetensors crate accepts. The crate checks the rest: the header's own length
+    // against the file, every tensor's byte range inside the data and matching its shape
+    // and dtype (`SafeTensors::deserialize`).
+    let ctx = config.context_len as u64;
+    let limit = config.num_params() as u64 * 4 + config.n_layers as u64 * ctx * ctx + SAFETENSORS_HEADER_LIMIT;
+    let size = std::fs::metadata(path).map_err(HfError::io(path))?.len();
+    growlm_model::memory::check_fits(
+        &format!("reading {}", path.display()),
+        (size.min(limit) + config.num_params() as u64 * 8) as f64,
+        "the model (its config.json), or free memory",
+    )?;
+    let bytes = growlm_fs::read_limited(path, limit, "the weights of the model its config.json describes")
+        .map_err(HfError::io(path))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| HfError::Safetensors {
         path: path.to_path_buf(),
         reason: e.to_string(),

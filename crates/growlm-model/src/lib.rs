@@ -11,10 +11,11 @@ mod eval;
 mod host;
 mod layers;
 mod mask;
+pub mod memory;
 mod model;
 mod spec;
 
-pub use config::{AttentionLayers, GptConfig, STATE_BYTES_PER_PARAM};
+pub use config::{AttentionLayers, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PARAMS, STATE_BYTES_PER_PARAM};
 pub use eval::{score, EvalResult};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};
 pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
@@ -26,6 +27,20 @@ pub use spec::{Axis, ParamSpec, Role};
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]
 pub enum ModelError {
+    /// The job would allocate more memory than this machine has for it.
+    #[error("{what} needs about {need_gib:.2} GiB (weights, gradients, AdamW state, activations and a growth's two models, as `cargo xtask info` estimates), but {available_gib:.2} GiB is available ({from}); lower {lower}, or set GROWLM_MEMORY=off (or a size such as 64GiB) to try anyway")]
+    OutOfMemory {
+        /// The job (`stage \`target\``).
+        what: String,
+        /// Estimated need in GiB.
+        need_gib: f64,
+        /// Available in GiB.
+        available_gib: f64,
+        /// Where the available figure comes from.
+        from: String,
+        /// What to lower.
+        lower: String,
+    },
     /// A config value is invalid.
     #[error("invalid model config `{key}`: {reason}")]
     InvalidConfig {

@@ -52,3 +52,4 @@ pub use parallel::DataParallel;
 pub use run_dir::{read_val_curve, EvalPoint, RunCurve, RunDir, ValCurve};
 pub use schedule::Schedule;
 pub use trained::{load_trained, Trained};
+pub use validate::MemoryNeed;

@@ -37,6 +37,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
         cfg.validate()?;
+        // Before anything is allocated or written. A GPU's memory is not the host's: the
+        // check is the host's, for the CPU backends.
+        if !B::name(device).to_ascii_lowercase().contains("cuda") {
+            cfg.check_memory()?;
+        }
         let dir = &opts.out_dir;
         let lock = RunLock::acquire(dir)?;
         let latest = latest_checkpoint(dir);

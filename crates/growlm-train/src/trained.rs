@@ -50,6 +50,12 @@ pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Train
         })?
         .model
         .clone();
+    // The weights as read and as tensors, before either is allocated.
+    growlm_model::memory::check_fits(
+        &format!("loading {}", ckpt.display()),
+        config.num_params() as f64 * 8.0,
+        "nothing (the checkpoint's model is this large); free memory",
+    )?;
     let model = load_model::<B>(&config, &ckpt, device)?;
     Ok(Trained {
         model,

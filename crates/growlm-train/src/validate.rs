@@ -116,3 +116,61 @@ impl RunConfig {
         Ok(())
     }
 }
+
+impl RunConfig {
+    /// The host memory each part of the run needs at its peak (bytes), as `cargo xtask
+    /// info` estimates it: each stage training (weights, gradients, AdamW moments and one
+    /// step's activations), and each growth (the old and the new model's state at once).
+    /// Each comes with its name and the keys that lower it.
+    pub fn memory_needs(&self) -> Vec<MemoryNeed> {
+        let (b, t) = (self.train.batch_size, self.train.seq_len);
+        let mut needs = Vec::new();
+        for (i, s) in self.stages.iter().enumerate() {
+            let m = &s.model;
+            let name = s
+                .name
+                .as_ref()
+                .map_or(format!("stages.{i}"), |n| format!("stages.{i} (`{n}`)"));
+            let lower =
+                format!("stages.{i}.model.d_model or stages.{i}.model.n_layers, or train.batch_size or train.seq_len");
+            needs.push(MemoryNeed {
+                what: name.clone(),
+                bytes: m.train_state_bytes() + m.activation_bytes(b, t),
+                lower: lower.clone(),
+            });
+            if i > 0 {
+                let before = &self.stages[i - 1].model;
+                needs.push(MemoryNeed {
+                    what: format!("the growth into {name}"),
+                    bytes: before.train_state_bytes() + m.train_state_bytes(),
+                    lower,
+                });
+            }
+        }
+        needs
+    }
+
+    /// Refuses a run whose largest need ([`memory_needs`](Self::memory_needs)) does not fit
+    /// in the memory available (see [`growlm_model::memory`]).
+    pub fn check_memory(&self) -> Result<(), TrainError> {
+        if let Some(n) = self
+            .memory_needs()
+            .into_iter()
+            .max_by(|a, b| a.bytes.total_cmp(&b.bytes))
+        {
+            growlm_model::memory::check_fits(&n.what, n.bytes, &n.lower)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a part of a run needs in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryNeed {
+    /// The part: `stages.1 (\`target\`)` or `the growth into stages.1 (\`target\`)`.
+    pub what: String,
+    /// Bytes.
+    pub bytes: f64,
+    /// The keys that lower it.
+    pub lower: String,
+}
