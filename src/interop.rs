@@ -140,5 +140,10 @@ pub fn hf_tokenizer(dir: &Path, vocab: usize) -> Result<Option<Tokenizer>, DataE
         source: e,
     })?;
     let json = String::from_utf8_lossy(&bytes);
-    Tokenizer::from_json(TokenizerKind::Bpe { vocab_size: vocab }, &json).map(Some)
+    Tokenizer::from_json(TokenizerKind::Bpe { vocab_size: vocab }, &json)
+        .map(Some)
+        .map_err(|e| DataError::Corrupt {
+            path,
+            reason: format!("not a tokenizer growlm reads for this model ({e})"),
+        })
 }

@@ -131,7 +131,14 @@ impl Tokenizer {
 
     /// A trained BPE read back from its `tokenizer.json`.
     pub fn from_json(kind: TokenizerKind, json: &str) -> Result<Self, DataError> {
-        let t = tokenizers::Tokenizer::from_str(json).map_err(bpe_err)?;
+        // Strict JSON first: the `tokenizers` crate (0.22) panics on some malformed sections
+        // (an `unwrap` in its decoder's deserializer, found by tests/fuzz_foreign.rs), so
+        // what is not JSON never reaches it, and a panic of its parser is an error here.
+        serde_json::from_str::<serde_json::Value>(json).map_err(|e| bpe_err(format!("not JSON: {e}")))?;
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_str(json));
+        let t = parsed
+            .map_err(|_| bpe_err("the tokenizers crate could not read it (it panicked)"))?
+            .map_err(bpe_err)?;
         let n = t.get_vocab_size(true);
         if n > kind.vocab_size() {
             return Err(bpe_err(format!(

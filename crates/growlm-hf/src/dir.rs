@@ -98,6 +98,26 @@ pub fn import_model<B: Backend>(
             tensor: format!("(the whole file is missing{hint})"),
         });
     }
+    // Before the model is allocated: the file must hold the parameters config.json
+    // describes (16-bit at the least), and the file, its values in f32 and the model must
+    // fit in memory.
+    let size = std::fs::metadata(&weights).map_err(HfError::io(&weights))?.len();
+    let params = config.num_params() as u64;
+    if size < params * 2 {
+        return Err(HfError::Safetensors {
+            path: weights,
+            reason: format!(
+                "{size} bytes, fewer than the {} that the {params} parameters of config.json take even in \
+                 16 bits: truncated, or config.json is another model's",
+                params * 2
+            ),
+        });
+    }
+    growlm_model::memory::check_fits(
+        &format!("loading {}", dir.display()),
+        size as f64 + params as f64 * 8.0,
+        "nothing (the model is this large); free memory",
+    )?;
     let model = config.init::<B>(0, device)?;
     let values = read_safetensors(&weights, &config)?;
     let model = assign_params::<B, _>(model, &values);

@@ -144,7 +144,14 @@ pub fn from_hf_tensors(
             want.clone()
         };
         if view.shape() != hf_shape.as_slice() {
-            return Err(bad(&name, format!("shape {:?}, expected {:?}", view.shape(), hf_shape)));
+            return Err(bad(
+                &name,
+                format!(
+                    "shape {:?}, expected {:?} by the model config.json describes",
+                    view.shape(),
+                    hf_shape
+                ),
+            ));
         }
         let values = to_f32(view.dtype(), view.data()).map_err(|r| bad(&name, r))?;
         if let Some(v) = values.iter().position(|v| !v.is_finite()) {
@@ -221,12 +228,6 @@ pub fn read_safetensors(path: &Path, config: &GptConfig) -> Result<HashMap<Strin
     // and dtype (`SafeTensors::deserialize`).
     let ctx = config.context_len as u64;
     let limit = config.num_params() as u64 * 4 + config.n_layers as u64 * ctx * ctx + SAFETENSORS_HEADER_LIMIT;
-    let size = std::fs::metadata(path).map_err(HfError::io(path))?.len();
-    growlm_model::memory::check_fits(
-        &format!("reading {}", path.display()),
-        (size.min(limit) + config.num_params() as u64 * 8) as f64,
-        "the model (its config.json), or free memory",
-    )?;
     let bytes = growlm_fs::read_limited(path, limit, "the weights of the model its config.json describes")
         .map_err(HfError::io(path))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| HfError::Safetensors {
