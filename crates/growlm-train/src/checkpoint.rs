@@ -108,25 +108,74 @@ pub(crate) fn recorder_err(path: &Path) -> impl FnOnce(burn::record::RecorderErr
 }
 
 /// Writes a checkpoint of `run` (with `cfg`, the resolved config) into `final_dir`
-/// atomically: a temporary sibling directory, then a rename.
+/// atomically: a temporary sibling directory, then a rename. On failure (a full disk, a
+/// read-only directory) the temporary directory is removed and no earlier checkpoint is
+/// touched, so the run resumes from the last good one once there is space again.
 fn write<B: AutodiffBackend>(final_dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Result<(), TrainError> {
     let root = final_dir.parent().expect("a checkpoint directory has a parent");
     let name = final_dir.file_name().expect("a checkpoint directory has a name");
     let tmp = root.join(format!(".tmp-{}", name.to_string_lossy()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
-    let rec = Rec::new();
-    run.model
-        .clone()
-        .save_file(tmp.join("model"), &rec)
-        .map_err(recorder_err(&tmp))?;
-    Recorder::<B>::record(&rec, run.optim.to_record(), tmp.join("optim")).map_err(recorder_err(&tmp))?;
-    let json = serde_json::to_vec_pretty(&run.s).expect("run state serialises");
-    write_atomic(&tmp.join("state.json"), &json)?;
-    write_atomic(&tmp.join("config.toml"), cfg.to_toml().as_bytes())?;
-    write_checksums(&tmp)?;
-    let _ = std::fs::remove_dir_all(final_dir);
-    std::fs::rename(&tmp, final_dir).map_err(TrainError::io(final_dir))
+    let written = (|| {
+        faults::point(&tmp)?;
+        std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
+        let rec = Rec::new();
+        faults::point(&tmp.join("model.mpk"))?;
+        run.model
+            .clone()
+            .save_file(tmp.join("model"), &rec)
+            .map_err(recorder_err(&tmp))?;
+        faults::point(&tmp.join("optim.mpk"))?;
+        Recorder::<B>::record(&rec, run.optim.to_record(), tmp.join("optim")).map_err(recorder_err(&tmp))?;
+        let json = serde_json::to_vec_pretty(&run.s).expect("run state serialises");
+        faults::point(&tmp.join("state.json"))?;
+        write_atomic(&tmp.join("state.json"), &json)?;
+        faults::point(&tmp.join("config.toml"))?;
+        write_atomic(&tmp.join("config.toml"), cfg.to_toml().as_bytes())?;
+        faults::point(&tmp.join(CHECKSUMS))?;
+        write_checksums(&tmp)?;
+        faults::point(final_dir)?;
+        let _ = std::fs::remove_dir_all(final_dir);
+        std::fs::rename(&tmp, final_dir).map_err(TrainError::io(final_dir))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    written
+}
+
+/// Injected write failures, for the tests of a full disk (`testing::fail_checkpoint_write`):
+/// the `k`-th checkpoint file operation of this thread fails with "No space left on
+/// device".
+pub(crate) mod faults {
+    use std::cell::Cell;
+    use std::path::Path;
+
+    use crate::TrainError;
+
+    thread_local! {
+        static FAIL_AT: Cell<Option<usize>> = const { Cell::new(None) };
+        static COUNT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Arms (or with `None` disarms) the failure of operation `k` (0-based, counted from now).
+    pub(crate) fn arm(k: Option<usize>) {
+        FAIL_AT.with(|f| f.set(k));
+        COUNT.with(|c| c.set(0));
+    }
+
+    /// One file operation on `path`: fails if it is the armed one.
+    pub(crate) fn point(path: &Path) -> Result<(), TrainError> {
+        let n = COUNT.with(|c| {
+            let n = c.get();
+            c.set(n + 1);
+            n
+        });
+        if FAIL_AT.with(|f| f.get()) == Some(n) {
+            return Err(TrainError::io(path)(std::io::Error::from_raw_os_error(28)));
+        }
+        Ok(())
+    }
 }
 
 /// The file of a checkpoint directory listing the SHA-256 of every other file in it.
@@ -218,6 +267,7 @@ pub fn save<B: AutodiffBackend>(dir: &Path, run: &Run<B>, cfg: &RunConfig) -> Re
     let name = format!("step-{:09}", run.s.step);
     let final_dir = root.join(&name);
     write(&final_dir, run, cfg)?;
+    faults::point(&root.join("latest"))?;
     write_atomic(&root.join("latest"), name.as_bytes())?;
     for entry in std::fs::read_dir(&root).map_err(TrainError::io(&root))?.flatten() {
         let n = entry.file_name().to_string_lossy().to_string();

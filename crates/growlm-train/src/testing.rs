@@ -47,3 +47,11 @@ pub fn write_corpus(dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::write(&path, text)?;
     Ok(path)
 }
+
+/// Makes the `k`-th checkpoint file operation of this thread, counted from now, fail with
+/// "No space left on device" (`None` disarms). A checkpoint is 8 operations: its temporary
+/// directory, `model.mpk`, `optim.mpk`, `state.json`, `config.toml`, `SHA256SUMS`, the
+/// rename into place and `checkpoints/latest`.
+pub fn fail_checkpoint_write(k: Option<usize>) {
+    crate::checkpoint::faults::arm(k);
+}
