@@ -67,6 +67,14 @@ pub fn grow_offline(
     if w.ramps() || w.scales_softly() || d.gates_new_layers() {
         return Err(GrowError::NeedsRamp(format!("{}+{}", op.width, op.depth)));
     }
+    // The grown model and the source's copies made while growing, before either exists.
+    let (_, source) = crate::hf::read_dir(from)?;
+    crate::model::memory::check_fits(
+        &format!("growing {} into the target", from.display()),
+        (source.num_params() + target.num_params()) as f64 * 12.0,
+        "the target (`--set` its d_model or n_layers)",
+    )
+    .map_err(HfError::from)?;
     let dev = Default::default();
     let src = crate::hf::import_model::<B>(from, None, &dev)?;
     let optim = AdamWConfig::new().init();

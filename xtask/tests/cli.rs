@@ -7,16 +7,7 @@ use std::process::Command;
 use growlm::train::{testing, Edit};
 
 fn xtask(args: &[&str], dir: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    xtask_env(args, dir, &[])
 }
 
 /// The tiny fixture (`configs/tiny.toml`) over `text.txt` with `edits`.

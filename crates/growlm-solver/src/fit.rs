@@ -233,29 +233,40 @@ fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     Some(inv)
 }
 
-fn run_lbfgs(obj: Objective<'_>, z0: Vec<f64>) -> Option<(Vec<f64>, f64)> {
+/// L-BFGS from `z0` on any least-squares objective of this crate; the best point and cost.
+pub(crate) fn run_lbfgs<O>(obj: O, z0: Vec<f64>, tolerance: f64, iters: u64) -> Option<(Vec<f64>, f64)>
+where
+    O: CostFunction<Param = Vec<f64>, Output = f64> + Gradient<Param = Vec<f64>, Gradient = Vec<f64>>,
+{
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
-        .with_tolerance_cost(1e-14)
+        .with_tolerance_cost(tolerance)
         .ok()?
-        .with_tolerance_grad(1e-12)
+        .with_tolerance_grad(tolerance * 100.0)
         .ok()?;
     let res = Executor::new(obj, solver)
-        .configure(|s| s.param(z0).max_iters(500))
+        .configure(|s| s.param(z0).max_iters(iters))
         .run()
         .ok()?;
     let state = res.state();
     Some((state.get_best_param()?.clone(), state.get_best_cost()))
 }
 
-fn run_nelder_mead(obj: Objective<'_>, z0: Vec<f64>) -> Option<(Vec<f64>, f64)> {
+/// Nelder–Mead from a simplex around `z0` (each axis moved by `step`).
+pub(crate) fn run_nelder_mead<O>(obj: O, z0: Vec<f64>, step: f64, tolerance: f64, iters: u64) -> Option<(Vec<f64>, f64)>
+where
+    O: CostFunction<Param = Vec<f64>, Output = f64>,
+{
     let mut simplex = vec![z0.clone()];
     for i in 0..z0.len() {
         let mut z = z0.clone();
-        z[i] += 0.5;
+        z[i] += step;
         simplex.push(z);
     }
-    let solver = NelderMead::new(simplex).with_sd_tolerance(1e-12).ok()?;
-    let res = Executor::new(obj, solver).configure(|s| s.max_iters(4000)).run().ok()?;
+    let solver = NelderMead::new(simplex).with_sd_tolerance(tolerance).ok()?;
+    let res = Executor::new(obj, solver)
+        .configure(|s| s.max_iters(iters))
+        .run()
+        .ok()?;
     let state = res.state();
     Some((state.get_best_param()?.clone(), state.get_best_cost()))
 }
@@ -274,12 +285,12 @@ pub fn fit(curve: &Curve, kind: ModelKind, confidence: f64) -> Result<Fit, Solve
     let mut best: Option<(Vec<f64>, f64, &str)> = None;
     for z0 in model.initial_guesses(&curve.steps, &curve.losses) {
         let obj = || Objective { model, curve };
-        let a = run_lbfgs(obj(), z0.clone()).map(|(z, c)| (z, c, "lbfgs"));
+        let a = run_lbfgs(obj(), z0.clone(), 1e-14, 500).map(|(z, c)| (z, c, "lbfgs"));
         let b = match &a {
-            Some((z, c, _)) if c.is_finite() => run_nelder_mead(obj(), z.clone())
+            Some((z, c, _)) if c.is_finite() => run_nelder_mead(obj(), z.clone(), 0.5, 1e-12, 4000)
                 .filter(|r| r.1 < *c * (1.0 - 1e-9))
                 .map(|(z, c)| (z, c, "lbfgs+nelder_mead")),
-            _ => run_nelder_mead(obj(), z0).map(|(z, c)| (z, c, "nelder_mead")),
+            _ => run_nelder_mead(obj(), z0, 0.5, 1e-12, 4000).map(|(z, c)| (z, c, "nelder_mead")),
         };
         for cand in [a, b].into_iter().flatten() {
             if cand.1.is_finite() && best.as_ref().is_none_or(|b| cand.1 < b.1) {

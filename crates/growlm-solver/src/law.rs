@@ -16,12 +16,10 @@
 //! `L(N_t, D_eff + D_after)`. Growth pays at a budget when that is below every size alone at
 //! the same FLOPs.
 
-use argmin::core::{CostFunction, Executor, Gradient, State};
-use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::neldermead::NelderMead;
-use argmin::solver::quasinewton::LBFGS;
+use argmin::core::{CostFunction, Gradient};
 use serde::Serialize;
 
+use crate::fit::{run_lbfgs, run_nelder_mead};
 use crate::SolverError;
 
 /// One from-scratch run: its parameters, training tokens and final loss.
@@ -120,7 +118,13 @@ impl ScalingLaw {
                         (share * d0.powf(beta)).ln(),
                         f64::ln(beta),
                     ];
-                    for found in [lbfgs(obj(), z0.clone()), nelder_mead(obj(), z0)].into_iter().flatten() {
+                    for found in [
+                        run_lbfgs(obj(), z0.clone(), 1e-16, 2000),
+                        run_nelder_mead(obj(), z0, 0.3, 1e-14, 6000),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
                         if found.1.is_finite() && best.as_ref().is_none_or(|b| found.1 < b.1) {
                             best = Some(found);
                         }
@@ -214,33 +218,6 @@ impl Gradient for LawObjective<'_> {
         }
         Ok(g)
     }
-}
-
-fn lbfgs(obj: LawObjective<'_>, z0: Vec<f64>) -> Option<(Vec<f64>, f64)> {
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
-        .with_tolerance_cost(1e-16)
-        .ok()?
-        .with_tolerance_grad(1e-14)
-        .ok()?;
-    let res = Executor::new(obj, solver)
-        .configure(|s| s.param(z0).max_iters(2000))
-        .run()
-        .ok()?;
-    let state = res.state();
-    Some((state.get_best_param()?.clone(), state.get_best_cost()))
-}
-
-fn nelder_mead(obj: LawObjective<'_>, z0: Vec<f64>) -> Option<(Vec<f64>, f64)> {
-    let mut simplex = vec![z0.clone()];
-    for i in 0..z0.len() {
-        let mut z = z0.clone();
-        z[i] += 0.3;
-        simplex.push(z);
-    }
-    let solver = NelderMead::new(simplex).with_sd_tolerance(1e-14).ok()?;
-    let res = Executor::new(obj, solver).configure(|s| s.max_iters(6000)).run().ok()?;
-    let state = res.state();
-    Some((state.get_best_param()?.clone(), state.get_best_cost()))
 }
 
 /// A model size the budget question considers: its parameters and training FLOPs per
