@@ -223,6 +223,9 @@ pub fn frontier_svg(path: &Path, envelope: &Envelope, runs: &[(&str, &RunCurve)]
     })
 }
 
+/// More runs than this in one figure draw faintly, without labels or legend.
+const CROWDED: usize = 12;
+
 fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool, env: Option<&Envelope>) -> Drawn {
     let xs = || {
         runs.iter()
@@ -240,10 +243,16 @@ fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool,
     let series: Vec<&[f64]> = losses.iter().map(Vec::as_slice).collect();
     let (ymin, ymax) = loss_range(&series, 0.15);
     let clip = |y: f64| y.clamp(ymin, ymax);
+    let crowded = runs.len() > CROWDED;
+    let title = if crowded {
+        format!("{title} ({} runs; dots: final losses)", runs.len())
+    } else {
+        title.to_string()
+    };
     let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut b = ChartBuilder::on(&root);
-    b.caption(title, ("sans-serif", 18))
+    b.caption(&title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55);
@@ -259,24 +268,42 @@ fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool,
                 .y_label_formatter(&|y: &f64| format!("{y:.2}"))
                 .draw()?;
             for (i, (name, curve)) in runs.iter().enumerate() {
-                let color = Palette99::pick(i).to_rgba();
-                c.draw_series(LineSeries::new(
-                    curve
-                        .points
-                        .iter()
-                        .filter(|p| p.cost[0] > 0.0)
-                        .map(|p| (p.cost[0], clip(p.loss))),
-                    color.stroke_width(2),
-                ))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                // Many runs (a regime study): faint curves, each run's final point marked,
+                // growth points crossed without labels, no legend.
+                let color = if crowded {
+                    Palette99::pick(i).to_rgba().mix(0.35)
+                } else {
+                    Palette99::pick(i).to_rgba()
+                };
+                let pts: Vec<(f64, f64)> = curve
+                    .points
+                    .iter()
+                    .filter(|p| p.cost[0] > 0.0)
+                    .map(|p| (p.cost[0], clip(p.loss)))
+                    .collect();
+                let line = c.draw_series(LineSeries::new(
+                    pts.iter().copied(),
+                    color.stroke_width(if crowded { 1 } else { 2 }),
+                ))?;
+                if !crowded {
+                    line.label(*name)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                } else if let Some(&last) = pts.last() {
+                    c.draw_series(std::iter::once(Circle::new(last, 3, Palette99::pick(i).filled())))?;
+                }
                 for &(step, x, y) in &curve.growths {
-                    c.draw_series(std::iter::once(Cross::new((x, clip(y)), 7, color.stroke_width(2))))?;
-                    c.draw_series(std::iter::once(Text::new(
-                        format!("grew at {step}"),
-                        (x, clip(y) + (ymax - ymin) * 0.03),
-                        ("sans-serif", 12).into_font(),
+                    c.draw_series(std::iter::once(Cross::new(
+                        (x, clip(y)),
+                        if crowded { 3 } else { 7 },
+                        color.stroke_width(2),
                     )))?;
+                    if !crowded {
+                        c.draw_series(std::iter::once(Text::new(
+                            format!("grew at {step}"),
+                            (x, clip(y) + (ymax - ymin) * 0.03),
+                            ("sans-serif", 12).into_font(),
+                        )))?;
+                    }
                 }
             }
             if let Some(e) = env {
@@ -288,11 +315,13 @@ fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool,
                     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
                 c.draw_series(pts.into_iter().map(|p| Circle::new(p, 5, BLACK.filled())))?;
             }
-            c.configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+            if !crowded || env.is_some() {
+                c.configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()?;
+            }
         }};
     }
     if log_x {
