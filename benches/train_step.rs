@@ -19,7 +19,7 @@ fn tokens(b: usize, t: usize) -> Tensor<B, 2, Int> {
 
 fn bench(c: &mut Criterion) {
     let dev = Default::default();
-    // The target of configs/default.toml: d=128, 4 layers, 4 heads; batch 16 × 128 tokens.
+    // The target of configs/paper-tiny-wsd.toml: d=128, 4 layers, 4 heads; batch 16 × 128 tokens.
     let cfg = GptConfig::new(256, 128, 128, 4, 4);
     let small = GptConfig::new(256, 128, 96, 2, 3);
     let masks = AttentionMasks::<B>::new(&cfg, 128, &dev);

@@ -120,9 +120,9 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
         "Fs/Ft from the runs' FLOPs"
     );
     assert!(j["fit_until"].is_null(), "no config.toml, every point: {j}");
-    // A run trained with wsd (configs/default.toml: 3000 steps, decay over the last 20%)
+    // A run trained with wsd (configs/paper-tiny-wsd.toml: 3000 steps, decay over the last 20%)
     // is fitted on its stable phase, up to step 2400, unless --fit-until says otherwise.
-    let wsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/default.toml");
+    let wsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/paper-tiny-wsd.toml");
     std::fs::copy(wsd, dir.path().join("target/config.toml")).unwrap();
     let solve = |extra: &[&str]| {
         let mut args = vec!["solve", "--small", "small", "--target", "target", "--json", "o.json"];

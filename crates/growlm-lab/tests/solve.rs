@@ -44,7 +44,7 @@ fn the_flops_ratio_and_the_fitted_points_come_from_the_runs() {
     let p = &s.report.fits.small.parameters;
     assert!(p.values().any(|v| (v - 1000.0).abs() < 1e-3), "{p:?}");
     // A wsd run (3000 steps, decay over the last 20%) is fitted on its stable phase.
-    let wsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/default.toml");
+    let wsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/paper-tiny-wsd.toml");
     std::fs::copy(wsd, target.join("config.toml")).unwrap();
     let s = solve(&SolveInputs::new(&small, &target)).unwrap();
     assert!(s.stable_phase);

@@ -135,7 +135,8 @@ pub struct Arm {
     pub grow_at: Option<Steps>,
     /// Train this many steps after the last fixed growth (`train.max_steps`).
     pub steps_after: Option<u64>,
-    /// Let this policy decide when to grow (its parameters as `policy.KEY=…` sets).
+    /// Let this policy decide when to grow (its parameters as `policy.KEY=…` sets; as with
+    /// `train --policy`, the base's parameters stay when the base names the same policy).
     pub policy: Option<String>,
     /// `KEY=VALUE` overrides of this arm, after the experiment's; `{runs}` stands for the
     /// directory of the run directories (e.g. `policy.reference="{runs}/target-s0"`).

@@ -73,7 +73,8 @@ impl Experiment {
                 edits.push(Edit::Policy(policy("fixed", &steps)));
             }
             if let Some(p) = &arm.policy {
-                edits.push(Edit::Policy(policy(p, &[])));
+                // As `--policy NAME`: the base's parameters stay when it names the same policy.
+                edits.push(Edit::PolicyName(p.clone()));
             }
             edits.extend(arm.sets.iter().map(|s| Edit::Set(s.replace("{runs}", &runs))));
             if let (Some(after), Some(last)) = (arm.steps_after, steps.last()) {
