@@ -73,13 +73,22 @@ pub struct EnvelopePoint {
     pub loss: f64,
 }
 
-/// The lower envelope of final loss against FLOPs.
+/// The lower envelope of final loss against FLOPs: at each FLOP count, the lowest loss of
+/// any size there. Each size (its runs, by parameter count) is a curve through its own
+/// budgets, linear in log-FLOPs and flat after its largest budget (that loss is reached
+/// with fewer FLOPs); a size counts from its smallest budget on. Taking the minimum of the
+/// sizes' curves, rather than joining the lowest points in FLOPs order, matters when sizes
+/// share a FLOP grid: a point a hair cheaper than another size's much lower one would
+/// otherwise be joined to its neighbours and lift the envelope between them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
-    /// Its points, FLOPs ascending, loss descending.
+    /// The runs on the envelope (their loss is the envelope's at their FLOPs), FLOPs
+    /// ascending.
     pub points: Vec<EnvelopePoint>,
-    /// The largest FLOPs of any from-scratch run: the envelope is flat from its last
-    /// point to here.
+    /// Each size's curve: its runs, FLOPs ascending, each lower than every cheaper one of
+    /// the size (a budget no better than a cheaper one is left out).
+    pub sizes: Vec<Vec<EnvelopePoint>>,
+    /// The largest FLOPs of any from-scratch run: the envelope's range ends here.
     pub max_flops: f64,
 }
 
@@ -95,8 +104,35 @@ pub enum Reach {
     Above,
 }
 
+/// A size's loss at `flops` (at or after its first budget): linear in log-FLOPs between
+/// its points, flat after the last.
+fn size_loss(size: &[EnvelopePoint], flops: f64) -> f64 {
+    let Some(i) = size.iter().position(|p| p.flops >= flops) else {
+        return size[size.len() - 1].loss;
+    };
+    if i == 0 || size[i].flops == flops {
+        return size[i].loss;
+    }
+    let (a, b) = (&size[i - 1], &size[i]);
+    let t = (flops.ln() - a.flops.ln()) / (b.flops.ln() - a.flops.ln());
+    a.loss + t * (b.loss - a.loss)
+}
+
+/// The first FLOPs at which a size reaches `loss` (none: it never does).
+fn size_reach(size: &[EnvelopePoint], loss: f64) -> Option<f64> {
+    if loss >= size[0].loss {
+        return Some(size[0].flops);
+    }
+    size.windows(2).find(|w| loss <= w[0].loss && loss >= w[1].loss).map(|w| {
+        let (a, b) = (&w[0], &w[1]);
+        let t = (a.loss - loss) / (a.loss - b.loss);
+        (a.flops.ln() + t * (b.flops.ln() - a.flops.ln())).exp()
+    })
+}
+
 impl Envelope {
-    /// The envelope of `runs` (at least one, with finite positive FLOPs and finite loss).
+    /// The envelope of `runs` (at least one, with finite positive FLOPs and finite loss);
+    /// runs of the same parameter count are one size.
     pub fn new(runs: &[FrontierRun]) -> Result<Self, LabError> {
         let mut pts: Vec<&FrontierRun> = runs
             .iter()
@@ -109,62 +145,84 @@ impl Envelope {
         }
         pts.sort_by(|a, b| a.flops.total_cmp(&b.flops).then(a.loss.total_cmp(&b.loss)));
         let max_flops = pts[pts.len() - 1].flops;
-        let mut points: Vec<EnvelopePoint> = Vec::new();
-        for r in pts {
-            if points.last().is_none_or(|p| r.loss < p.loss) {
-                points.push(EnvelopePoint {
-                    run: r.run.clone(),
-                    flops: r.flops,
-                    loss: r.loss,
-                });
-            }
-        }
-        Ok(Self { points, max_flops })
+        let mut params: Vec<usize> = pts.iter().map(|r| r.params).collect();
+        params.sort_unstable();
+        params.dedup();
+        let sizes: Vec<Vec<EnvelopePoint>> = params
+            .iter()
+            .map(|&n| {
+                let mut size: Vec<EnvelopePoint> = Vec::new();
+                for r in pts.iter().filter(|r| r.params == n) {
+                    if size.last().is_none_or(|p| r.loss < p.loss) {
+                        size.push(EnvelopePoint {
+                            run: r.run.clone(),
+                            flops: r.flops,
+                            loss: r.loss,
+                        });
+                    }
+                }
+                size
+            })
+            .collect();
+        let mut env = Self {
+            points: Vec::new(),
+            sizes,
+            max_flops,
+        };
+        let mut points: Vec<EnvelopePoint> = env
+            .sizes
+            .iter()
+            .flatten()
+            .filter(|p| env.loss_at(p.flops).is_some_and(|l| p.loss <= l + 1e-12))
+            .cloned()
+            .collect();
+        points.sort_by(|a, b| a.flops.total_cmp(&b.flops).then(b.loss.total_cmp(&a.loss)));
+        env.points = points;
+        Ok(env)
     }
 
-    /// The envelope's FLOPs range: from its first point to the largest budget run.
+    /// The envelope's FLOPs range: from the cheapest run to the largest budget run.
     pub fn range(&self) -> [f64; 2] {
-        [self.points[0].flops, self.max_flops]
+        let lo = self.sizes.iter().map(|s| s[0].flops).fold(f64::INFINITY, f64::min);
+        [lo, self.max_flops]
     }
 
-    /// The envelope's loss at `flops`, linear in log-FLOPs between its points; `None`
+    /// The envelope's loss at `flops`: the lowest of the sizes' curves there; `None`
     /// outside its FLOPs range.
     pub fn loss_at(&self, flops: f64) -> Option<f64> {
         let [lo, hi] = self.range();
         if !(lo..=hi).contains(&flops) {
             return None;
         }
-        let Some(i) = self.points.iter().position(|p| p.flops >= flops) else {
-            return Some(self.points[self.points.len() - 1].loss);
-        };
-        if i == 0 || self.points[i].flops == flops {
-            return Some(self.points[i].loss);
-        }
-        let (a, b) = (&self.points[i - 1], &self.points[i]);
-        let t = (flops.ln() - a.flops.ln()) / (b.flops.ln() - a.flops.ln());
-        Some(a.loss + t * (b.loss - a.loss))
+        self.sizes
+            .iter()
+            .filter(|s| s[0].flops <= flops)
+            .map(|s| size_loss(s, flops))
+            .min_by(f64::total_cmp)
     }
 
-    /// The FLOPs at which the envelope reaches `loss`, linear in log-FLOPs.
+    /// The fewest FLOPs at which the envelope reaches `loss`: the earliest of the sizes'.
     pub fn flops_to(&self, loss: f64) -> Reach {
-        let (first, last) = (&self.points[0], &self.points[self.points.len() - 1]);
-        if loss > first.loss {
+        let [lo, _] = self.range();
+        if self.loss_at(lo).is_some_and(|first| loss > first) {
             return Reach::Above;
         }
-        if loss < last.loss {
-            return Reach::Below;
+        match self.sizes.iter().filter_map(|s| size_reach(s, loss)).min_by(f64::total_cmp) {
+            Some(f) => Reach::At(f.max(lo)),
+            None => Reach::Below,
         }
-        for w in self.points.windows(2) {
-            let (a, b) = (&w[0], &w[1]);
-            if loss <= a.loss && loss >= b.loss {
-                if loss == a.loss {
-                    return Reach::At(a.flops);
-                }
-                let t = (a.loss - loss) / (a.loss - b.loss);
-                return Reach::At((a.flops.ln() + t * (b.flops.ln() - a.flops.ln())).exp());
-            }
-        }
-        Reach::At(first.flops)
+    }
+
+    /// The envelope as a polyline for a figure: every size's budgets in range and 400
+    /// log-spaced FLOP counts, each with the envelope's loss there.
+    pub fn curve(&self) -> Vec<(f64, f64)> {
+        let [lo, hi] = self.range();
+        let mut xs: Vec<f64> = self.sizes.iter().flatten().map(|p| p.flops).collect();
+        xs.extend((0..=400).map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / 400.0).exp()));
+        xs.retain(|x| (lo..=hi).contains(x));
+        xs.sort_by(f64::total_cmp);
+        xs.dedup();
+        xs.into_iter().filter_map(|x| self.loss_at(x).map(|l| (x, l))).collect()
     }
 }
 
@@ -286,6 +344,38 @@ mod tests {
         let r = measure(&env, &run("at-b", 1e13, 1.8));
         assert!((r.iso_flop_gap.unwrap() + 0.2).abs() < 1e-12);
         assert!((r.x_frontier.unwrap() - 10f64.sqrt()).abs() < 1e-6, "{r:?}");
+    }
+
+    /// Two sizes on one FLOP grid: the small one's 1.28e12 run (1.74) is a hair cheaper
+    /// than the large one's (1.66). Joining the lowest points in FLOPs order went from the
+    /// large size's 6.4e11 (1.75) to the small size's 1.74 and lifted the envelope between;
+    /// the minimum of the sizes' curves follows the large size: at 10^(log 6.4e11 + half
+    /// the octave) it is 1.75 − 0.09/2 = 1.705.
+    #[test]
+    fn sizes_on_one_flop_grid_make_the_envelope_of_their_curves() {
+        let sized = |name: &str, flops: f64, loss: f64, params: usize| FrontierRun {
+            params,
+            ..run(name, flops, loss)
+        };
+        let runs = [
+            sized("s-640", 6.4e11, 1.80, 20),
+            sized("s-1280", 1.2799e12, 1.74, 20),
+            sized("l-640", 6.4001e11, 1.75, 35),
+            sized("l-1280", 1.28e12, 1.66, 35),
+        ];
+        let env = Envelope::new(&runs).unwrap();
+        let mid = (6.4001e11f64.ln() + (1.28e12f64.ln() - 6.4001e11f64.ln()) / 2.0).exp();
+        assert!((env.loss_at(mid).unwrap() - 1.705).abs() < 1e-12);
+        let on: Vec<&str> = env.points.iter().map(|p| p.run.as_str()).collect();
+        assert_eq!(on, ["s-640", "l-640", "l-1280"]);
+        // A run at mid ending at 1.72 is above the envelope there (gap +0.015), and the
+        // envelope reaches 1.72 at a third of the octave on the large size's line.
+        let r = measure(&env, &run("g", mid, 1.72));
+        assert!((r.iso_flop_gap.unwrap() - 0.015).abs() < 1e-12, "{r:?}");
+        let at = (6.4001e11f64.ln() + (1.28e12f64.ln() - 6.4001e11f64.ln()) / 3.0).exp();
+        assert!((r.x_frontier.unwrap() - at / mid).abs() < 1e-9, "{r:?}");
+        // Each point of the figure's polyline is the envelope there.
+        assert!(env.curve().iter().all(|&(x, y)| env.loss_at(x) == Some(y)));
     }
 
     #[test]

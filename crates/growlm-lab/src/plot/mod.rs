@@ -308,9 +308,8 @@ fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool,
             }
             if let Some(e) = env {
                 let pts: Vec<(f64, f64)> = e.points.iter().map(|p| (p.flops, clip(p.loss))).collect();
-                let last = pts[pts.len() - 1];
-                let flat = (e.max_flops > last.0).then_some((e.max_flops, last.1));
-                c.draw_series(LineSeries::new(pts.iter().copied().chain(flat), BLACK.stroke_width(3)))?
+                let line: Vec<(f64, f64)> = e.curve().into_iter().map(|(x, y)| (x, clip(y))).collect();
+                c.draw_series(LineSeries::new(line, BLACK.stroke_width(3)))?
                     .label("frontier (best size from scratch)")
                     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
                 c.draw_series(pts.into_iter().map(|p| Circle::new(p, 5, BLACK.filled())))?;
