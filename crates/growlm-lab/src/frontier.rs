@@ -123,11 +123,13 @@ fn size_reach(size: &[EnvelopePoint], loss: f64) -> Option<f64> {
     if loss >= size[0].loss {
         return Some(size[0].flops);
     }
-    size.windows(2).find(|w| loss <= w[0].loss && loss >= w[1].loss).map(|w| {
-        let (a, b) = (&w[0], &w[1]);
-        let t = (a.loss - loss) / (a.loss - b.loss);
-        (a.flops.ln() + t * (b.flops.ln() - a.flops.ln())).exp()
-    })
+    size.windows(2)
+        .find(|w| loss <= w[0].loss && loss >= w[1].loss)
+        .map(|w| {
+            let (a, b) = (&w[0], &w[1]);
+            let t = (a.loss - loss) / (a.loss - b.loss);
+            (a.flops.ln() + t * (b.flops.ln() - a.flops.ln())).exp()
+        })
 }
 
 impl Envelope {
@@ -207,7 +209,12 @@ impl Envelope {
         if self.loss_at(lo).is_some_and(|first| loss > first) {
             return Reach::Above;
         }
-        match self.sizes.iter().filter_map(|s| size_reach(s, loss)).min_by(f64::total_cmp) {
+        match self
+            .sizes
+            .iter()
+            .filter_map(|s| size_reach(s, loss))
+            .min_by(f64::total_cmp)
+        {
             Some(f) => Reach::At(f.max(lo)),
             None => Reach::Below,
         }
