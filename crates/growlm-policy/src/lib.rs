@@ -189,6 +189,27 @@ pub fn state_to_json<T: Serialize>(state: &T) -> serde_json::Value {
     serde_json::to_value(state).unwrap_or(serde_json::Value::Null)
 }
 
+/// Implements [`Policy::state`] and [`Policy::load_state`], inside a policy's
+/// `impl Policy` block, for a policy whose decisions depend on the typed serde field
+/// `self.FIELD`, saved under the policy name `NAME` (so that a run resumed from a
+/// checkpoint decides as the uninterrupted run would): `typed_state!(NAME, state);`.
+#[macro_export]
+macro_rules! typed_state {
+    ($name:expr, $field:ident) => {
+        fn state(&self) -> $crate::serde_json::Value {
+            $crate::state_to_json(&self.$field)
+        }
+
+        fn load_state(&mut self, state: $crate::serde_json::Value) -> Result<(), $crate::PolicyError> {
+            self.$field = $crate::state_from_json($name, state)?;
+            Ok(())
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use serde_json;
+
 /// Restores a policy's typed state saved by [`state_to_json`], for [`Policy::load_state`].
 pub fn state_from_json<T: DeserializeOwned>(policy: &str, state: serde_json::Value) -> Result<T, PolicyError> {
     serde_json::from_value(state).map_err(|e| PolicyError::State {

@@ -53,9 +53,7 @@
 //! about 5%. `threshold` is that elasticity (default 0.07), measured at the centre of the
 //! window; `abs_threshold` instead sets the per-step slope directly, as in the paper.
 
-use growlm_policy::{
-    invalid, parse_params, state_from_json, state_to_json, Decision, Observation, Policy, PolicyError, Registry,
-};
+use growlm_policy::{invalid, parse_params, Decision, Observation, Policy, PolicyError, Registry};
 use growlm_solver::fit_line;
 use serde::{Deserialize, Serialize};
 
@@ -334,14 +332,7 @@ impl Policy for Convergence {
         }
     }
 
-    fn state(&self) -> serde_json::Value {
-        state_to_json(&self.state)
-    }
-
-    fn load_state(&mut self, state: serde_json::Value) -> Result<(), PolicyError> {
-        self.state = state_from_json(NAME, state)?;
-        Ok(())
-    }
+    growlm_policy::typed_state!(NAME, state);
 
     fn describe(&self) -> String {
         let c = &self.config;

@@ -4,7 +4,7 @@
 //! growth at the best step within it, or the small model all the way. It then grows at that
 //! step, or never.
 
-use growlm_policy::{state_from_json, state_to_json, Decision, Observation, Policy, PolicyError};
+use growlm_policy::{Decision, Observation, Policy};
 use growlm_solver::{GrowthPair, ScalingLaw, SizeCost};
 use serde::{Deserialize, Serialize};
 
@@ -74,14 +74,7 @@ impl Policy for LawPolicy {
         }
     }
 
-    fn state(&self) -> serde_json::Value {
-        state_to_json(&self.state)
-    }
-
-    fn load_state(&mut self, state: serde_json::Value) -> Result<(), PolicyError> {
-        self.state = state_from_json(NAME, state)?;
-        Ok(())
-    }
+    growlm_policy::typed_state!(NAME, state);
 
     fn describe(&self) -> String {
         format!(

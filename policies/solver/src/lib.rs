@@ -17,9 +17,7 @@ use std::path::Path;
 
 pub mod law;
 
-use growlm_policy::{
-    invalid, parse_params, state_from_json, state_to_json, Decision, Observation, Policy, PolicyError, Registry,
-};
+use growlm_policy::{invalid, parse_params, Decision, Observation, Policy, PolicyError, Registry};
 use growlm_solver::{fit_best, Curve, Fit, GrowthProblem};
 use serde::{Deserialize, Serialize};
 
@@ -200,14 +198,7 @@ impl Policy for SolverPolicy {
         }
     }
 
-    fn state(&self) -> serde_json::Value {
-        state_to_json(&self.state)
-    }
-
-    fn load_state(&mut self, state: serde_json::Value) -> Result<(), PolicyError> {
-        self.state = state_from_json(NAME, state)?;
-        Ok(())
-    }
+    growlm_policy::typed_state!(NAME, state);
 
     fn describe(&self) -> String {
         format!(
