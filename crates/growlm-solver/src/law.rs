@@ -323,7 +323,7 @@ impl GrowthPair {
             let steps = g + ((flops - g as f64 * fs) / ft).floor().max(1.0) as u64;
             self.grown(law, g, steps)
         };
-        let best_growth = best_step(last, &at);
+        let best_growth = best_step(last, &at, &|o| o.loss);
         finish(alone, best_growth, flops)
     }
 
@@ -345,46 +345,41 @@ impl GrowthPair {
                 .min_by(|a, b| a.loss.total_cmp(&b.loss))
                 .expect("the pair's two sizes")
         };
-        // The option's loss is ranked by its gap: the best growth is the lowest gap.
-        let by_gap = |g: u64| {
-            let o = self.grown(law, g, steps);
-            BudgetOption {
-                loss: o.loss - best_alone(o.flops).loss,
-                ..o
-            }
-        };
-        let mut best_growth = best_step(steps - 1, &by_gap);
-        best_growth.loss = self.grown(law, best_growth.grow_at.unwrap_or(1), steps).loss;
+        let gap = |o: &BudgetOption| o.loss - best_alone(o.flops).loss;
+        let best_growth = best_step(steps - 1, &|g| self.grown(law, g, steps), &gap);
         let alone: Vec<BudgetOption> = all.iter().map(|s| self.alone(law, s, best_growth.flops)).collect();
         finish(alone, best_growth, f64::NAN)
     }
 }
 
-/// The option of the lowest loss over growth steps `1..=last`: the best of 1,000 evenly
+/// The option of the lowest `score` over growth steps `1..=last`: the best of 1,000 evenly
 /// spaced steps, then every step between its neighbours (a ternary search where there are
 /// more than 4,096), for budgets of any length.
-fn best_step(last: u64, at: &dyn Fn(u64) -> BudgetOption) -> BudgetOption {
-    let lower = |a: &BudgetOption, b: &BudgetOption| if b.loss < a.loss { b.clone() } else { a.clone() };
+fn best_step(last: u64, at: &dyn Fn(u64) -> BudgetOption, score: &dyn Fn(&BudgetOption) -> f64) -> BudgetOption {
     let last = last.max(1);
     let grid = 1000.min(last);
     let point = |i: u64| 1 + (last - 1) * i / grid.max(1);
-    let (mut best_i, mut best) = (0, at(1));
+    let scored = |g: u64| {
+        let o = at(g);
+        (score(&o), o)
+    };
+    let (mut best_i, mut best) = (0, scored(1));
     for i in 1..=grid {
-        let o = at(point(i));
-        if o.loss < best.loss {
+        let o = scored(point(i));
+        if o.0 < best.0 {
             (best_i, best) = (i, o);
         }
     }
     let (mut lo, mut hi) = (point(best_i.saturating_sub(1)), point((best_i + 1).min(grid)));
     while hi - lo > 4096 {
         let (m1, m2) = (lo + (hi - lo) / 3, hi - (hi - lo) / 3);
-        if at(m1).loss <= at(m2).loss {
+        if scored(m1).0 <= scored(m2).0 {
             hi = m2;
         } else {
             lo = m1;
         }
     }
-    (lo..=hi).map(at).fold(best, |b, o| lower(&b, &o))
+    (lo..=hi).map(scored).fold(best, |b, o| if o.0 < b.0 { o } else { b }).1
 }
 
 fn finish(alone: Vec<BudgetOption>, best_growth: BudgetOption, flops: f64) -> BudgetAnswer {

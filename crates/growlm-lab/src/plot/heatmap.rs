@@ -60,26 +60,20 @@ fn draw(path: &Path, title: &str, cells: &[HeatCell], budget_label: &dyn Fn(u64)
         .x_label_area_size(44)
         .y_label_area_size(90)
         .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)?;
-    let label_x = budgets.clone();
-    let label_y = fracs.clone();
+    // Labels only at cell centres (the axis ticks at every half cell).
+    let cell = |v: f64| ((v - v.floor() - 0.5).abs() < 1e-6).then_some(v.floor() as usize);
     c.configure_mesh()
         .disable_mesh()
         .x_labels(nx * 2 + 1)
         .y_labels(ny * 2 + 1)
         .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            let centred = (x - x.floor() - 0.5).abs() < 1e-6;
-            label_x
-                .get(i)
-                .filter(|_| centred)
+            cell(*x)
+                .and_then(|i| budgets.get(i))
                 .map_or(String::new(), |b| budget_label(*b))
         })
         .y_label_formatter(&|y| {
-            let i = y.floor() as usize;
-            let centred = (y - y.floor() - 0.5).abs() < 1e-6;
-            label_y
-                .get(i)
-                .filter(|_| centred)
+            cell(*y)
+                .and_then(|i| fracs.get(i))
                 .map_or(String::new(), |f| format!("grow at {:.0}%", f * 100.0))
         })
         .x_desc("budget (steps; the target's tokens per parameter)")

@@ -56,6 +56,15 @@ pub fn size_name(cfg: &growlm_model::GptConfig) -> String {
     format!("d{}x{}", cfg.d_model, cfg.n_layers)
 }
 
+/// A model of `cfg`'s batch and sequence as the budget question costs it.
+fn size_cost(model: &growlm_model::GptConfig, cfg: &RunConfig) -> SizeCost {
+    SizeCost {
+        name: size_name(model),
+        params: model.num_params() as f64,
+        flops_per_step: model.flops_per_step(cfg.train.batch_size, cfg.train.seq_len),
+    }
+}
+
 /// The law's points and the sizes (one per distinct model, by parameters) of finished
 /// from-scratch runs.
 pub fn law_points(runs: &[(String, RunDir)]) -> Result<(Vec<LawPoint>, Vec<SizeCost>), LabError> {
@@ -76,13 +85,8 @@ pub fn law_points(runs: &[(String, RunDir)]) -> Result<(Vec<LawPoint>, Vec<SizeC
             tokens: run.tokens,
             loss: run.loss,
         });
-        let model = &cfg.stages[0].model;
         if !sizes.iter().any(|s| s.params == run.params as f64) {
-            sizes.push(SizeCost {
-                name: size_name(model),
-                params: run.params as f64,
-                flops_per_step: model.flops_per_step(cfg.train.batch_size, cfg.train.seq_len),
-            });
+            sizes.push(size_cost(&cfg.stages[0].model, &cfg));
         }
     }
     sizes.sort_by(|a, b| a.params.total_cmp(&b.params));
@@ -99,16 +103,10 @@ pub fn growth_pair(cfg: &RunConfig) -> Result<GrowthPair, LabError> {
             "the config has one stage; the budget question compares a growth with the sizes alone".into(),
         ));
     }
-    let (b, t) = (cfg.train.batch_size, cfg.train.seq_len);
-    let size = |m: &growlm_model::GptConfig| SizeCost {
-        name: size_name(m),
-        params: m.num_params() as f64,
-        flops_per_step: m.flops_per_step(b, t),
-    };
     Ok(GrowthPair {
-        small: size(&first.model),
-        target: size(&last.model),
-        tokens_per_step: (b * t) as f64,
+        small: size_cost(&first.model, cfg),
+        target: size_cost(&last.model, cfg),
+        tokens_per_step: (cfg.train.batch_size * cfg.train.seq_len) as f64,
     })
 }
 
