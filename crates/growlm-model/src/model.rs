@@ -11,6 +11,8 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor, TensorData};
 
+use growlm_fused::AttentionPattern;
+
 use crate::layers::{gelu_new, Dense, Initializer, LayerNorm};
 use crate::{GptConfig, ModelError, WidthMask};
 
@@ -32,24 +34,42 @@ pub struct Attention<B: Backend> {
 impl<B: Backend> Attention<B> {
     /// With `attn`, Q, K and V are masked per dim (eq. 7): a masked dim adds nothing to
     /// the scores and its output is zero. The scores `Q·Kᵀ` are not divided by √head_dim,
-    /// as in GPT-Neo.
-    fn forward(&self, x: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>, attn: Option<&Tensor<B, 3>>) -> Tensor<B, 3> {
-        let [b, t, _] = x.dims();
-        let (h, hd) = (self.n_heads, self.head_dim);
-        let split = |y: Tensor<B, 3>| {
-            let y = match attn {
-                Some(m) => y * m.clone(),
-                None => y,
-            };
-            y.reshape([b, t, h, hd]).swap_dims(1, 2)
+    /// as in GPT-Neo. `window` is 0 for global attention, else the local window that
+    /// `causal` masks.
+    ///
+    /// On burn-flex in f32 the attention itself is one fused kernel with its own backward
+    /// ([`growlm_fused::attention`]); elsewhere it is decomposed into split heads, scores,
+    /// the mask, a softmax and the merge.
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        causal: &Tensor<B, 4, Bool>,
+        window: usize,
+        attn: Option<&Tensor<B, 3>>,
+    ) -> Tensor<B, 3> {
+        let masked = |y: Tensor<B, 3>| match attn {
+            Some(m) => y * m.clone(),
+            None => y,
         };
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3));
+        let q = masked(self.query.forward(x.clone()));
+        let k = masked(self.key.forward(x.clone()));
+        let v = masked(self.value.forward(x));
+        let pattern = AttentionPattern { window, scale: 1.0 };
+        let y = match growlm_fused::attention(q, k, v, self.n_heads, pattern) {
+            Ok(y) => y,
+            Err((q, k, v)) => self.decomposed(q, k, v, causal),
+        };
+        self.out.forward(y)
+    }
+
+    fn decomposed(&self, q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>) -> Tensor<B, 3> {
+        let [b, t, _] = q.dims();
+        let (h, hd) = (self.n_heads, self.head_dim);
+        let split = |y: Tensor<B, 3>| y.reshape([b, t, h, hd]).swap_dims(1, 2);
+        let scores = split(q).matmul(split(k).swap_dims(2, 3));
         let scores = scores.mask_fill(causal.clone(), f32::NEG_INFINITY);
-        let y = softmax(scores, 3).matmul(v);
-        self.out.forward(y.swap_dims(1, 2).reshape([b, t, h * hd]))
+        let y = softmax(scores, 3).matmul(split(v));
+        y.swap_dims(1, 2).reshape([b, t, h * hd])
     }
 }
 
@@ -130,7 +150,7 @@ impl<B: Backend> Block<B> {
         };
         let a = self
             .attn
-            .forward(self.ln_attn.forward(x.clone(), c), causal, width.map(|m| &m.attn));
+            .forward(self.ln_attn.forward(x.clone(), c), causal, self.window, width.map(|m| &m.attn));
         let x = x + keep(a);
         let mut hdn = gelu_new(self.mlp.up.forward(self.ln_mlp.forward(x.clone(), c)));
         if let Some(m) = width {
@@ -332,9 +352,18 @@ impl<B: Backend> Gpt<B> {
 }
 
 /// Mean cross-entropy of `logits: [batch, seq, vocab]` against `targets: [batch, seq]`.
+///
+/// On burn-flex in f32 this is one fused kernel with its own backward that keeps no
+/// probability tensor ([`growlm_fused::cross_entropy`]); elsewhere a log-softmax and a
+/// gather.
 pub fn cross_entropy<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 1> {
     let [b, t, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * t, v]), 1);
-    let picked = logp.gather(1, targets.reshape([b * t, 1]));
-    picked.mean().neg()
+    match growlm_fused::cross_entropy(logits.reshape([b * t, v]), targets.reshape([b * t])) {
+        Ok(loss) => loss,
+        Err((logits, targets)) => {
+            let logp = log_softmax(logits, 1);
+            let picked = logp.gather(1, targets.reshape([b * t, 1]));
+            picked.mean().neg()
+        }
+    }
 }

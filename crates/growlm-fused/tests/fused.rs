@@ -1,0 +1,270 @@
+//! The fused ops against the decomposed path burn computes (forward to 1e-6, gradients
+//! against burn's own backward), against finite differences of an independent f64
+//! implementation, and bit for bit across thread counts.
+
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn_autodiff::Autodiff;
+use burn_flex::Flex;
+use growlm_fused::{attention, cross_entropy, entropy, AttentionPattern, AttentionShape};
+
+type Ad = Autodiff<Flex>;
+
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    // A small LCG: reproducible inputs without a dependency.
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn tensor<B: burn::tensor::backend::Backend, const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(v, shape), &Default::default())
+}
+
+fn to_vec<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+}
+
+/// The decomposed attention the model used before the fused op: split heads, scores,
+/// causal mask, softmax, merge.
+fn decomposed<B: burn::tensor::backend::Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    p: AttentionPattern,
+) -> Tensor<B, 3> {
+    let [b, t, a] = q.dims();
+    let hd = a / heads;
+    let split = |y: Tensor<B, 3>| y.reshape([b, t, heads, hd]).swap_dims(1, 2);
+    let (q, k, v) = (split(q), split(k), split(v));
+    let mask: Vec<bool> = (0..t * t)
+        .map(|n| {
+            let (i, j) = (n / t, n % t);
+            j > i || (p.window > 0 && i - j >= p.window)
+        })
+        .collect();
+    let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(mask, [t, t]), &Default::default())
+        .reshape([1, 1, t, t])
+        .expand([b, heads, t, t]);
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(p.scale).mask_fill(mask, f32::NEG_INFINITY);
+    softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, a])
+}
+
+const SHAPE: AttentionShape = AttentionShape {
+    batch: 2,
+    seq: 19,
+    heads: 3,
+    head_dim: 8,
+};
+
+fn patterns() -> [AttentionPattern; 3] {
+    [
+        AttentionPattern { window: 0, scale: 1.0 },
+        AttentionPattern { window: 5, scale: 1.0 },
+        AttentionPattern { window: 0, scale: 0.353_553_4 },
+    ]
+}
+
+fn inputs(seed: u64) -> [Vec<f32>; 3] {
+    [values(SHAPE.len(), seed, 0.8), values(SHAPE.len(), seed + 1, 0.8), values(SHAPE.len(), seed + 2, 1.0)]
+}
+
+#[test]
+fn attention_forward_matches_the_decomposed_path_and_an_f64_reference() {
+    let dims = [SHAPE.batch, SHAPE.seq, SHAPE.heads * SHAPE.head_dim];
+    for p in patterns() {
+        let [q, k, v] = inputs(7);
+        let want = decomposed(tensor::<Flex, 3>(q.clone(), dims), tensor(k.clone(), dims), tensor(v.clone(), dims), SHAPE.heads, p);
+        let reference = attention::reference(&q, &k, &v, SHAPE, p);
+        for backend in ["flex", "autodiff"] {
+            let got = match backend {
+                "flex" => to_vec(attention(tensor::<Flex, 3>(q.clone(), dims), tensor(k.clone(), dims), tensor(v.clone(), dims), SHAPE.heads, p).ok().unwrap()),
+                _ => to_vec(attention(tensor::<Ad, 3>(q.clone(), dims), tensor(k.clone(), dims), tensor(v.clone(), dims), SHAPE.heads, p).ok().unwrap()),
+            };
+            let want = to_vec(want.clone());
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(worst <= 1e-6, "{backend} {p:?}: fused vs decomposed differ by {worst}");
+            let worst = got.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(worst <= 1e-6, "{backend} {p:?}: fused vs f64 reference differ by {worst}");
+        }
+    }
+}
+
+#[test]
+fn attention_gradients_match_burns_backward_of_the_decomposed_path() {
+    let dims = [SHAPE.batch, SHAPE.seq, SHAPE.heads * SHAPE.head_dim];
+    let w = values(SHAPE.len(), 99, 1.0);
+    for p in patterns() {
+        let [q, k, v] = inputs(3);
+        let grads = |fused: bool| {
+            let (tq, tk, tv) = (
+                tensor::<Ad, 3>(q.clone(), dims).require_grad(),
+                tensor::<Ad, 3>(k.clone(), dims).require_grad(),
+                tensor::<Ad, 3>(v.clone(), dims).require_grad(),
+            );
+            let y = if fused {
+                attention(tq.clone(), tk.clone(), tv.clone(), SHAPE.heads, p).ok().unwrap()
+            } else {
+                decomposed(tq.clone(), tk.clone(), tv.clone(), SHAPE.heads, p)
+            };
+            let g = (y * tensor::<Ad, 3>(w.clone(), dims)).sum().backward();
+            [tq, tk, tv].map(|t| to_vec(t.grad(&g).unwrap()))
+        };
+        let (fused, plain) = (grads(true), grads(false));
+        for (name, (a, b)) in ["q", "k", "v"].iter().zip(fused.iter().zip(&plain)) {
+            let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            assert!(worst <= 2e-6, "{p:?}: d{name} differs by {worst}");
+        }
+    }
+}
+
+#[test]
+fn attention_gradients_match_finite_differences_of_the_f64_reference() {
+    let shape = AttentionShape {
+        batch: 1,
+        seq: 6,
+        heads: 2,
+        head_dim: 3,
+    };
+    let dims = [1, 6, 6];
+    for p in [AttentionPattern { window: 0, scale: 1.0 }, AttentionPattern { window: 2, scale: 0.5 }] {
+        let (q, k, v) = (values(36, 1, 1.0), values(36, 2, 1.0), values(36, 3, 1.0));
+        let w = values(36, 4, 1.0);
+        let objective = |q: &[f32], k: &[f32], v: &[f32]| -> f64 {
+            attention::reference(q, k, v, shape, p).iter().zip(&w).map(|(y, w)| *y as f64 * *w as f64).sum()
+        };
+        let (tq, tk, tv) = (
+            tensor::<Ad, 3>(q.clone(), dims).require_grad(),
+            tensor::<Ad, 3>(k.clone(), dims).require_grad(),
+            tensor::<Ad, 3>(v.clone(), dims).require_grad(),
+        );
+        let y = attention(tq.clone(), tk.clone(), tv.clone(), 2, p).ok().unwrap();
+        let g = (y * tensor::<Ad, 3>(w.clone(), dims)).sum().backward();
+        let analytic = [tq, tk, tv].map(|t| to_vec(t.grad(&g).unwrap()));
+        let eps = 1e-2f32;
+        for which in 0..3 {
+            for i in 0..36 {
+                let mut plus = [q.clone(), k.clone(), v.clone()];
+                let mut minus = plus.clone();
+                plus[which][i] += eps;
+                minus[which][i] -= eps;
+                let fd = (objective(&plus[0], &plus[1], &plus[2]) - objective(&minus[0], &minus[1], &minus[2])) / (2.0 * eps as f64);
+                let a = analytic[which][i] as f64;
+                assert!((a - fd).abs() <= 1e-3 * (1.0 + fd.abs()), "{p:?} input {which}[{i}]: {a} vs finite difference {fd}");
+            }
+        }
+    }
+}
+
+#[test]
+fn attention_is_bit_identical_on_one_thread_and_on_two() {
+    let [q, k, v] = inputs(11);
+    let p = AttentionPattern { window: 4, scale: 1.0 };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let (mut out, mut lse) = (vec![0.0; SHAPE.len()], vec![0.0; SHAPE.rows()]);
+            attention::forward(&q, &k, &v, SHAPE, p, &mut out, &mut lse);
+            let mut g = [vec![0.0; SHAPE.len()], vec![0.0; SHAPE.len()], vec![0.0; SHAPE.len()]];
+            let [a, b, c] = &mut g;
+            attention::backward(&q, &k, &v, &out, &lse, SHAPE, p, [a, b, c]);
+            (out, g)
+        })
+    };
+    let (one, two) = (run(1), run(2));
+    assert!(one.0.iter().zip(&two.0).all(|(a, b)| a.to_bits() == b.to_bits()));
+    for (a, b) in one.1.iter().zip(&two.1) {
+        assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+}
+
+#[test]
+fn attention_refuses_what_it_does_not_serve() {
+    type Nd = burn_ndarray::NdArray;
+    let dims = [1, 4, 6];
+    let t = || tensor::<Nd, 3>(values(24, 5, 1.0), dims);
+    assert!(attention(t(), t(), t(), 2, AttentionPattern { window: 0, scale: 1.0 }).is_err());
+    let f = || tensor::<Flex, 3>(values(24, 5, 1.0), dims);
+    // 4 heads do not divide 6 dims.
+    assert!(attention(f(), f(), f(), 4, AttentionPattern { window: 0, scale: 1.0 }).is_err());
+}
+
+fn decomposed_entropy<B: burn::tensor::backend::Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    let [n, _] = logits.dims();
+    log_softmax(logits, 1).gather(1, targets.reshape([n, 1])).mean().neg()
+}
+
+#[test]
+fn cross_entropy_matches_the_decomposed_path_forward_and_backward() {
+    let (rows, vocab) = (21, 37);
+    let x = values(rows * vocab, 8, 4.0);
+    let ids: Vec<i64> = (0..rows as i64).map(|i| (i * 7) % vocab as i64).collect();
+    let targets = || Tensor::<Ad, 1, Int>::from_data(TensorData::new(ids.clone(), [rows]), &Default::default());
+    let run = |fused: bool| {
+        let l = tensor::<Ad, 2>(x.clone(), [rows, vocab]).require_grad();
+        let loss = if fused {
+            cross_entropy(l.clone(), targets()).ok().unwrap()
+        } else {
+            decomposed_entropy(l.clone(), targets())
+        };
+        let value = to_vec(loss.clone())[0];
+        let g = loss.mul_scalar(3.0).backward();
+        (value, to_vec(l.grad(&g).unwrap()))
+    };
+    let (fused, plain) = (run(true), run(false));
+    assert!((fused.0 - plain.0).abs() <= 1e-6, "loss {} vs {}", fused.0, plain.0);
+    let worst = fused.1.iter().zip(&plain.1).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst <= 1e-7, "gradient differs by {worst}");
+    // The plain backend gives the same loss.
+    let flex = cross_entropy(
+        tensor::<Flex, 2>(x.clone(), [rows, vocab]),
+        Tensor::<Flex, 1, Int>::from_data(TensorData::new(ids.clone(), [rows]), &Default::default()),
+    )
+    .ok()
+    .unwrap();
+    assert_eq!(to_vec(flex)[0].to_bits(), fused.0.to_bits());
+}
+
+#[test]
+fn cross_entropy_gradient_matches_finite_differences_in_f64() {
+    let (rows, vocab) = (3, 5);
+    let x = values(rows * vocab, 21, 2.0);
+    let ids = vec![4i64, 0, 2];
+    let loss64 = |x: &[f32]| -> f64 {
+        (0..rows)
+            .map(|r| {
+                let row = &x[r * vocab..(r + 1) * vocab];
+                let lse = row.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
+                lse - row[ids[r] as usize] as f64
+            })
+            .sum::<f64>()
+            / rows as f64
+    };
+    let (loss, lse) = entropy::forward(&x, vocab, &ids);
+    assert!((loss as f64 - loss64(&x)).abs() < 1e-6);
+    let mut grad = x.clone();
+    entropy::backward_in_place(&mut grad, vocab, &ids, &lse, 1.0);
+    for i in 0..x.len() {
+        let (mut plus, mut minus) = (x.clone(), x.clone());
+        plus[i] += 1e-2;
+        minus[i] -= 1e-2;
+        let fd = (loss64(&plus) - loss64(&minus)) / 2e-2;
+        assert!((grad[i] as f64 - fd).abs() < 1e-4, "logit {i}: {} vs {fd}", grad[i]);
+    }
+}
+
+#[test]
+fn cross_entropy_leaves_out_of_range_targets_to_the_decomposed_path() {
+    let l = tensor::<Flex, 2>(values(6, 1, 1.0), [2, 3]);
+    let t = Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![0i64, 3], [2]), &Default::default());
+    assert!(cross_entropy(l, t).is_err());
+    assert_eq!(
+        entropy::check_targets(&[0, 3], 3),
+        Err(entropy::TargetOutOfRange { row: 1, id: 3, vocab: 3 })
+    );
+}
