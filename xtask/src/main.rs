@@ -15,6 +15,12 @@ mod solve;
 
 use std::path::PathBuf;
 
+/// mimalloc keeps freed pages for reuse: with the system allocator a training step spent a
+/// quarter of its time in page faults, as each step's large activation buffers went back to
+/// the kernel and were faulted in again (docs/speed.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use growlm::train::{run_on, DeviceKind, Edit, Progress, RunConfig, RunDir, RunOptions};

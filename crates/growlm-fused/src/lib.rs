@@ -27,6 +27,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
+use rayon::prelude::*;
 
 pub use attention::{AttentionPattern, AttentionShape};
 
@@ -42,9 +43,23 @@ fn is<B: 'static, T: 'static>() -> bool {
     TypeId::of::<B>() == TypeId::of::<T>()
 }
 
-/// Whether the fused kernels serve backend `B`: burn-flex, plain or under autodiff.
+/// Whether the fused kernels serve backend `B`: burn-flex, plain or under autodiff, unless
+/// they are switched off ([`enabled`]).
 pub fn serves<B: Backend>() -> bool {
-    is::<B, Flex>() || is::<B, Ad>()
+    (is::<B, Flex>() || is::<B, Ad>()) && enabled()
+}
+
+/// The environment variable that switches the fused kernels off (`GROWLM_FUSED=off`):
+/// every backend then takes the decomposed path, for a side-by-side comparison or to rule
+/// the kernels out when chasing a difference. Read once per process.
+pub const SWITCH: &str = "GROWLM_FUSED";
+
+/// Whether the fused kernels are on: unless [`SWITCH`] is `off`, `0` or `false`.
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        !std::env::var(SWITCH).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false"))
+    })
 }
 
 fn from_vec(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
@@ -218,6 +233,69 @@ fn attention_autodiff(
             prep.finish(state, out)
         }
         OpsKind::UnTracked(prep) => prep.finish(attention_flex(&cq, &ck, &cv, shape, pattern).0),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// GELU
+
+/// Elements per rayon task of an element-wise kernel.
+const ELEMENTS_PER_TASK: usize = 1 << 14;
+
+fn gelu_values(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(x.par_chunks(ELEMENTS_PER_TASK))
+        .for_each(|(y, x)| simd::gelu(x, y));
+    y
+}
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = ops.state;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let Some(node) = &ops.parents[0] else { return };
+        let shape = x.layout().shape().clone();
+        let mut g = dy.into_data().into_vec::<f32>().unwrap_or_default();
+        g.par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(slice(&x).par_chunks(ELEMENTS_PER_TASK))
+            .for_each(|(g, x)| simd::gelu_backward(x, g));
+        grads.register::<Flex>(node.id, from_vec(g, shape));
+    }
+}
+
+/// GPT-Neo's tanh GELU (`gelu_new`), element-wise, fused into one pass forward and one
+/// backward, with its own backward under autodiff. `Err` gives the input back when the
+/// backend is not served ([`serves`]) or the tensor is not f32.
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !serves::<B>() || x.dtype() != DType::F32 {
+        return Err(x);
+    }
+    let dims = x.dims();
+    let mut slot = Some(x);
+    if let Some(x) = take_as::<_, Tensor<Flex, D>>(&mut slot) {
+        let x = float(x).to_contiguous();
+        let out = wrap::<Flex, D>(from_vec(gelu_values(slice(&x)), dims));
+        return Ok(take_as(&mut Some(out)).expect("B is Flex"));
+    }
+    if let Some(x) = take_as::<_, Tensor<Ad, D>>(&mut slot) {
+        let x = float(x);
+        let c = x.primitive.to_contiguous();
+        let out = from_vec(gelu_values(slice(&c)), dims);
+        let out = match GeluBackward.prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(c, out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        return Ok(take_as(&mut Some(wrap::<Ad, D>(out))).expect("B is Autodiff<Flex>"));
+    }
+    match slot {
+        Some(x) => Err(x),
+        None => unreachable!("fused GELU: input taken but not served"),
     }
 }
 

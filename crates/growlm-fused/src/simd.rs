@@ -200,6 +200,32 @@ multiversion! {
     }
 }
 
+/// `2·√(2/π)`: GELU's `2u = K·x·(1 + 0.044715·x²)`.
+const GELU_K: f32 = 2.0 * 0.797_884_6;
+const GELU_C: f32 = 0.044715;
+
+multiversion! {
+    /// GPT-Neo's tanh GELU, `y = x·σ(2u)` (equal to `0.5·x·(1 + tanh u)`), `u = √(2/π)·(x +
+    /// 0.044715·x³)`.
+    pub fn gelu(x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            let two_u = GELU_K * x * (1.0 + GELU_C * x * x);
+            *y = x / (1.0 + exp(-two_u));
+        }
+    }
+}
+
+multiversion! {
+    /// GELU backward: `dy ← dy·(σ + x·σ·(1 − σ)·K·(1 + 3·0.044715·x²))` with `σ = σ(2u)`.
+    pub fn gelu_backward(x: &[f32], dy: &mut [f32]) {
+        for (g, &x) in dy.iter_mut().zip(x) {
+            let two_u = GELU_K * x * (1.0 + GELU_C * x * x);
+            let s = 1.0 / (1.0 + exp(-two_u));
+            *g *= s + x * s * (1.0 - s) * GELU_K * (1.0 + 3.0 * GELU_C * x * x);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +273,21 @@ mod tests {
         softmax_backward(&p, &mut dp, 2.0);
         for (a, b) in dp.iter().zip([0.52f32, 0.18, -0.70]) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn gelu_matches_the_tanh_form_and_its_derivative() {
+        let xs: Vec<f32> = (-60..=60).map(|i| i as f32 * 0.1).collect();
+        let mut y = vec![0.0; xs.len()];
+        gelu(&xs, &mut y);
+        let f = |x: f64| 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh());
+        let mut dy = vec![1.0; xs.len()];
+        gelu_backward(&xs, &mut dy);
+        for (i, &x) in xs.iter().enumerate() {
+            assert!((y[i] as f64 - f(x as f64)).abs() < 2e-6, "gelu({x}) = {} vs {}", y[i], f(x as f64));
+            let fd = (f(x as f64 + 1e-5) - f(x as f64 - 1e-5)) / 2e-5;
+            assert!((dy[i] as f64 - fd).abs() < 2e-6, "gelu'({x}) = {} vs {fd}", dy[i]);
         }
     }
 

@@ -268,3 +268,26 @@ fn cross_entropy_leaves_out_of_range_targets_to_the_decomposed_path() {
         Err(entropy::TargetOutOfRange { row: 1, id: 3, vocab: 3 })
     );
 }
+
+#[test]
+fn gelu_matches_the_decomposed_path_forward_and_backward() {
+    let x = values(3 * 700, 17, 4.0);
+    let decomposed = |x: Tensor<Ad, 2>| {
+        let k = 2.0 * 0.797_884_560_802_865_4;
+        let two_u = (x.clone() * x.clone()).mul_scalar(0.044715 * k).add_scalar(k) * x.clone();
+        x * burn::tensor::activation::sigmoid(two_u)
+    };
+    let w = values(3 * 700, 18, 1.0);
+    let run = |fused: bool| {
+        let t = tensor::<Ad, 2>(x.clone(), [3, 700]).require_grad();
+        let y = if fused { growlm_fused::gelu(t.clone()).ok().unwrap() } else { decomposed(t.clone()) };
+        let out = to_vec(y.clone());
+        let g = (y * tensor::<Ad, 2>(w.clone(), [3, 700])).sum().backward();
+        (out, to_vec(t.grad(&g).unwrap()))
+    };
+    let (a, b) = (run(true), run(false));
+    for (name, (x, y)) in [("forward", (&a.0, &b.0)), ("backward", (&a.1, &b.1))] {
+        let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(worst <= 2e-6, "{name} differs by {worst}");
+    }
+}
