@@ -226,6 +226,81 @@ multiversion! {
     }
 }
 
+/// Σ over a row with [`LANES`] partial sums.
+#[inline(always)]
+fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l];
+        }
+    }
+    for (l, &x) in tail.iter().enumerate() {
+        acc[l] += x;
+    }
+    fold(acc)
+}
+
+multiversion! {
+    /// One LayerNorm row: `y ← (x − m)·s·gamma + beta` with `m` the mean and
+    /// `s = 1/√(var + eps)` (biased variance); returns `(m, s)`.
+    pub fn norm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) -> (f32, f32) {
+        let d = x.len() as f32;
+        let m = sum(x) / d;
+        let mut acc = [0.0f32; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                let e = c[l] - m;
+                acc[l] += e * e;
+            }
+        }
+        for (l, &x) in tail.iter().enumerate() {
+            let e = x - m;
+            acc[l] += e * e;
+        }
+        let s = 1.0 / (fold(acc) / d + eps).sqrt();
+        for j in 0..x.len().min(y.len()).min(gamma.len()).min(beta.len()) {
+            y[j] = (x[j] - m) * s * gamma[j] + beta[j];
+        }
+        (m, s)
+    }
+}
+
+multiversion! {
+    /// One LayerNorm row backward: adds `dy·x̂` to `dgamma` and `dy` to `dbeta`, then
+    /// `dy ← s·(g − mean(g) − x̂·mean(g·x̂))` with `x̂ = (x − m)·s`, `g = dy·gamma`.
+    pub fn norm_row_backward(
+        x: &[f32],
+        gamma: &[f32],
+        m: f32,
+        s: f32,
+        dy: &mut [f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
+    ) {
+        let n = x.len().min(gamma.len()).min(dy.len()).min(dgamma.len()).min(dbeta.len());
+        let (mut ga, mut gb) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for j in 0..n {
+            let xh = (x[j] - m) * s;
+            dgamma[j] += dy[j] * xh;
+            dbeta[j] += dy[j];
+            let g = dy[j] * gamma[j];
+            ga[j % LANES] += g;
+            gb[j % LANES] += g * xh;
+        }
+        let d = n as f32;
+        let (a, b) = (fold(ga) / d, fold(gb) / d);
+        for j in 0..n {
+            let xh = (x[j] - m) * s;
+            dy[j] = s * (dy[j] * gamma[j] - a - xh * b);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -291,3 +291,41 @@ fn gelu_matches_the_decomposed_path_forward_and_backward() {
         assert!(worst <= 2e-6, "{name} differs by {worst}");
     }
 }
+
+#[test]
+fn layer_norm_matches_the_decomposed_path_forward_and_backward() {
+    let (rows, d) = (70, 40);
+    let x = values(rows * d, 31, 3.0);
+    let (g0, b0) = (values(d, 32, 1.0), values(d, 33, 1.0));
+    let w = values(rows * d, 34, 1.0);
+    let run = |fused: bool| {
+        let t = tensor::<Ad, 3>(x.clone(), [2, rows / 2, d]).require_grad();
+        let g = tensor::<Ad, 1>(g0.clone(), [d]).require_grad();
+        let b = tensor::<Ad, 1>(b0.clone(), [d]).require_grad();
+        let y = if fused {
+            growlm_fused::layer_norm(t.clone(), g.clone(), b.clone(), 1e-5).ok().unwrap()
+        } else {
+            let (var, mean) = t.clone().var_mean_bias(2);
+            (t.clone() - mean).div((var + 1e-5).sqrt()) * g.clone().unsqueeze::<3>() + b.clone().unsqueeze::<3>()
+        };
+        let out = to_vec(y.clone());
+        let grads = (y * tensor::<Ad, 3>(w.clone(), [2, rows / 2, d])).sum().backward();
+        (out, to_vec(t.grad(&grads).unwrap()), to_vec(g.grad(&grads).unwrap()), to_vec(b.grad(&grads).unwrap()))
+    };
+    let (a, b) = (run(true), run(false));
+    for (name, x, y, tol) in [("y", &a.0, &b.0, 2e-6), ("dx", &a.1, &b.1, 1e-5), ("dgamma", &a.2, &b.2, 1e-5), ("dbeta", &a.3, &b.3, 1e-5)] {
+        let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(worst <= tol, "{name} differs by {worst}");
+    }
+    // The scale's gradient sums over rows in blocks: the same bits on one thread and on two.
+    let grads = |threads: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            let (mut y, mut dy) = (vec![0.0; x.len()], w.clone());
+            let (m, s) = growlm_fused::norm::forward(&x, &g0, &b0, 1e-5, &mut y);
+            let (dg, db) = growlm_fused::norm::backward(&x, &g0, &m, &s, &mut dy);
+            (dy, dg, db)
+        })
+    };
+    let (one, two) = (grads(1), grads(2));
+    assert!(one.0.iter().chain(&one.1).chain(&one.2).zip(two.0.iter().chain(&two.1).chain(&two.2)).all(|(p, q)| p.to_bits() == q.to_bits()));
+}

@@ -118,17 +118,21 @@ impl<B: Backend> LayerNorm<B> {
 
     /// Normalises over the last dim; with a mask `c` whose values sum to `n`, the mean and
     /// variance are weighted by `c` (for a 0/1 mask: taken over the active dims only) and
-    /// the output is multiplied by `c` (the `LN(h) ∘ C` of eq. 7).
+    /// the output is multiplied by `c` (the `LN(h) ∘ C` of eq. 7). Without a mask, on
+    /// burn-flex in f32, one fused kernel each way ([`growlm_fused::layer_norm`]).
     ///
     /// # Shapes
     /// `x: [batch, seq, d]` → `[batch, seq, d]`; `mask: [1, 1, d]`.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<(&Tensor<B, 3>, f64)>) -> Tensor<B, 3> {
         let affine = |x: Tensor<B, 3>| x * self.gamma.val().unsqueeze::<3>() + self.beta.val().unsqueeze::<3>();
         match mask {
-            None => {
-                let (var, mean) = x.clone().var_mean_bias(2);
-                affine((x - mean).div((var + self.eps).sqrt()))
-            }
+            None => match growlm_fused::layer_norm(x, self.gamma.val(), self.beta.val(), self.eps) {
+                Ok(y) => y,
+                Err((x, _, _)) => {
+                    let (var, mean) = x.clone().var_mean_bias(2);
+                    affine((x - mean).div((var + self.eps).sqrt()))
+                }
+            },
             Some((c, n)) => {
                 let mean = (x.clone() * c.clone()).sum_dim(2).div_scalar(n);
                 let centered = x - mean;
