@@ -55,10 +55,24 @@ pub fn serves<B: Backend>() -> bool {
 /// the kernels out when chasing a difference. Read once per process.
 pub const SWITCH: &str = "GROWLM_FUSED";
 
-/// Whether the fused kernels are on: unless [`SWITCH`] is `off`, `0` or `false`.
+thread_local! {
+    static OFF_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the fused kernels off on this thread: every op `f` calls takes the
+/// decomposed path (for comparing the two paths in one process).
+pub fn decomposed<R>(f: impl FnOnce() -> R) -> R {
+    let before = OFF_HERE.with(|c| c.replace(true));
+    let out = f();
+    OFF_HERE.with(|c| c.set(before));
+    out
+}
+
+/// Whether the fused kernels are on: unless [`SWITCH`] is `off`, `0` or `false`, or this
+/// thread is inside [`decomposed`].
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
+    !OFF_HERE.with(|c| c.get()) && *ON.get_or_init(|| {
         !std::env::var(SWITCH).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false"))
     })
 }

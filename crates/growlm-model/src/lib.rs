@@ -10,6 +10,7 @@ mod config;
 mod eval;
 mod host;
 mod layers;
+pub mod llama;
 mod mask;
 pub mod memory;
 mod model;
@@ -19,6 +20,7 @@ pub use config::{AttentionLayers, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PARAMS, ST
 pub use eval::{score, EvalResult};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};
 pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
+pub use llama::{Llama, LlamaConfig, LlamaParam, Rope};
 pub use mask::{ActiveWidth, WidthMask};
 pub use model::{cross_entropy, Attention, AttentionMasks, Block, Gpt, Mlp};
 pub use spec::{Axis, ParamSpec, Role};
