@@ -17,7 +17,7 @@ mod weights;
 
 pub use config::HfConfig;
 pub use dir::{export_model, import_model, read_dir, write_dir, HfModel};
-pub use weights::{from_hf_tensors, hf_name, read_safetensors, to_hf_tensors, write_safetensors};
+pub use weights::{from_hf_tensors, hf_name, llama_name, read_safetensors, to_hf_tensors, write_safetensors};
 
 use std::path::PathBuf;
 

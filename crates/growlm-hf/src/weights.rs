@@ -17,6 +17,37 @@ use crate::HfError;
 /// The Hugging Face name of the parameter `spec` describes, and whether its layout is
 /// transposed there (linear weights). `None` for a parameter GPT-Neo has no tensor for.
 pub fn hf_name(spec: &ParamSpec) -> Option<(String, bool)> {
+    gpt_neo_name(spec)
+}
+
+/// `LlamaForCausalLM`'s name of the parameter `spec` describes, and whether its layout is
+/// transposed there (linear weights). `None` for a parameter Llama has no tensor for.
+pub fn llama_name(spec: &ParamSpec) -> Option<(String, bool)> {
+    let Some(layer) = spec.layer else {
+        let name = match (spec.module, spec.leaf) {
+            ("wte", _) => "model.embed_tokens.weight",
+            ("ln_f", "gamma") => "model.norm.weight",
+            ("lm_head", _) => "lm_head.weight",
+            _ => return None,
+        };
+        return Some((name.to_string(), false));
+    };
+    let (module, transposed) = match (spec.module, spec.leaf) {
+        ("ln_attn", "gamma") => ("input_layernorm", false),
+        ("ln_mlp", "gamma") => ("post_attention_layernorm", false),
+        ("attn.query", "weight") => ("self_attn.q_proj", true),
+        ("attn.key", "weight") => ("self_attn.k_proj", true),
+        ("attn.value", "weight") => ("self_attn.v_proj", true),
+        ("attn.out", "weight") => ("self_attn.o_proj", true),
+        ("mlp.gate", "weight") => ("mlp.gate_proj", true),
+        ("mlp.up", "weight") => ("mlp.up_proj", true),
+        ("mlp.down", "weight") => ("mlp.down_proj", true),
+        _ => return None,
+    };
+    Some((format!("model.layers.{layer}.{module}.weight"), transposed))
+}
+
+fn gpt_neo_name(spec: &ParamSpec) -> Option<(String, bool)> {
     let Some(layer) = spec.layer else {
         let name = match (spec.module, spec.leaf) {
             ("wte", _) => "transformer.wte.weight",

@@ -22,12 +22,37 @@ pub enum AttentionLayers {
     },
 }
 
-/// Configuration of a GPT-Neo-style decoder.
+/// The model family: which decoder a config describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// GPT-Neo (the paper's model): LayerNorm, GELU MLP, learned positions, biases on the
+    /// output projections, tied head, unscaled attention scores.
+    #[default]
+    GptNeo,
+    /// Llama (also SmolLM, and Qwen2 without its q/k/v biases): RMSNorm, SwiGLU MLP, rotary
+    /// positions, grouped-query attention scaled by `1/√head_dim`, no biases, a tied or
+    /// untied head.
+    Llama,
+}
+
+impl Family {
+    fn is_default(&self) -> bool {
+        *self == Family::GptNeo
+    }
+}
+
+/// Configuration of a decoder of either [`Family`].
 ///
-/// `head_dim` defaults to `d_model / n_heads` and `ffn_dim` to `4 · d_model`.
+/// `head_dim` defaults to `d_model / n_heads` and `ffn_dim` to `4 · d_model`. The Llama
+/// family's keys (`n_kv_heads`, `rope_theta`, `tie_embeddings`) are refused for GPT-Neo;
+/// for Llama, `layer_norm_eps` is the RMSNorm epsilon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GptConfig {
+    /// The model family (`"gpt-neo"` when absent).
+    #[serde(default, skip_serializing_if = "Family::is_default")]
+    pub family: Family,
     /// Vocabulary size (256 for the byte-level tokenizer).
     #[serde(default = "default_vocab")]
     pub vocab_size: usize,
@@ -54,6 +79,17 @@ pub struct GptConfig {
     /// Standard deviation of the normal initialisation of weight matrices.
     #[serde(default = "default_init_std")]
     pub init_std: f64,
+    /// Llama: key/value heads, each serving `n_heads / n_kv_heads` query heads; `n_heads`
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_kv_heads: Option<usize>,
+    /// Llama: the RoPE base; 10,000 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
+    /// Llama: whether the LM head is the token embedding; false (untied) when absent, as
+    /// transformers' `LlamaConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_embeddings: Option<bool>,
 }
 
 fn default_vocab() -> usize {
@@ -77,6 +113,7 @@ impl GptConfig {
     /// A config with the given shape and defaults for everything else.
     pub fn new(vocab_size: usize, context_len: usize, d_model: usize, n_layers: usize, n_heads: usize) -> Self {
         Self {
+            family: Family::GptNeo,
             vocab_size,
             context_len,
             d_model,
@@ -87,7 +124,45 @@ impl GptConfig {
             attention: AttentionLayers::Global,
             layer_norm_eps: default_eps(),
             init_std: default_init_std(),
+            n_kv_heads: None,
+            rope_theta: None,
+            tie_embeddings: None,
         }
+    }
+
+    /// A Llama-family config with the given shape, `n_kv_heads` key/value heads, an
+    /// untied head and defaults for everything else.
+    pub fn llama(vocab_size: usize, context_len: usize, d_model: usize, n_layers: usize, n_heads: usize, n_kv_heads: usize) -> Self {
+        Self {
+            family: Family::Llama,
+            n_kv_heads: Some(n_kv_heads),
+            ..Self::new(vocab_size, context_len, d_model, n_layers, n_heads)
+        }
+    }
+
+    /// Whether this is a Llama-family model.
+    pub fn is_llama(&self) -> bool {
+        self.family == Family::Llama
+    }
+
+    /// Key/value heads (`n_heads` for GPT-Neo).
+    pub fn kv_heads(&self) -> usize {
+        self.n_kv_heads.unwrap_or(self.n_heads)
+    }
+
+    /// Key (and value) width, `kv_heads · head_dim`.
+    pub fn kv_dim(&self) -> usize {
+        self.kv_heads() * self.head_dim()
+    }
+
+    /// The RoPE base (Llama).
+    pub fn theta(&self) -> f64 {
+        self.rope_theta.unwrap_or(10_000.0)
+    }
+
+    /// Whether the LM head is the token embedding (always for GPT-Neo).
+    pub fn tied(&self) -> bool {
+        !self.is_llama() || self.tie_embeddings.unwrap_or(false)
     }
 
     /// Sets the head width.
@@ -181,6 +256,38 @@ impl GptConfig {
                 return bad("attention.window", "must be at least 1".into());
             }
         }
+        match self.family {
+            Family::GptNeo => {
+                for (key, set) in [
+                    ("n_kv_heads", self.n_kv_heads.is_some()),
+                    ("rope_theta", self.rope_theta.is_some()),
+                    ("tie_embeddings", self.tie_embeddings.is_some()),
+                ] {
+                    if set {
+                        return bad(key, "is a Llama-family key; set family = \"llama\" or remove it".into());
+                    }
+                }
+            }
+            Family::Llama => {
+                let kv = self.kv_heads();
+                if kv == 0 || kv > MAX_DIM || !self.n_heads.is_multiple_of(kv) {
+                    return bad(
+                        "n_kv_heads",
+                        format!("{kv} does not divide n_heads = {}: each key/value head serves an equal group of query heads", self.n_heads),
+                    );
+                }
+                if !self.head_dim().is_multiple_of(2) {
+                    return bad("head_dim", format!("{} is odd; RoPE rotates pairs of dims", self.head_dim()));
+                }
+                if self.attention != AttentionLayers::Global {
+                    return bad("attention", "Llama-family models attend globally; remove `attention`".into());
+                }
+                let theta = self.theta();
+                if !(theta > 1.0 && theta.is_finite()) {
+                    return bad("rope_theta", format!("must be a finite base above 1, got {theta}"));
+                }
+            }
+        }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
             return bad(
                 "layer_norm_eps",
@@ -192,8 +299,10 @@ impl GptConfig {
         }
         // The parameter count, in floating point so that it cannot overflow.
         let (d, a, f) = (self.d_model as f64, self.attn_dim() as f64, self.ffn_dim() as f64);
-        let per_layer = 4.0 * d * a + 2.0 * d * f;
-        let params = (self.vocab_size + self.context_len) as f64 * d + self.n_layers as f64 * per_layer;
+        let mlp = if self.is_llama() { 3.0 } else { 2.0 };
+        let heads = if self.tied() { 1 } else { 2 };
+        let per_layer = 4.0 * d * a + mlp * d * f;
+        let params = (heads * self.vocab_size + self.context_len) as f64 * d + self.n_layers as f64 * per_layer;
         if params > MAX_PARAMS {
             return bad(
                 "d_model",
@@ -203,23 +312,20 @@ impl GptConfig {
         Ok(())
     }
 
-    /// Number of trainable parameters (the LM head is tied to the token embedding; the
-    /// query, key and value projections have no bias). GPT-Neo 125M has 125,198,592.
+    /// Number of trainable parameters, as transformers counts them (a tied head once).
+    /// GPT-Neo: the query, key and value projections have no bias; GPT-Neo 125M has
+    /// 125,198,592. Llama: no biases, RMSNorm scales only, no position table.
     pub fn num_params(&self) -> usize {
-        let (d, a, f) = (self.d_model, self.attn_dim(), self.ffn_dim());
-        let embed = self.vocab_size * d + self.context_len * d;
-        let attn = 3 * d * a + (a * d + d);
-        let mlp = (d * f + f) + (f * d + d);
-        let norms = 2 * 2 * d;
-        embed + self.n_layers * (attn + mlp + norms) + 2 * d
+        self.param_specs().iter().map(|s| s.shape(self).iter().product::<usize>()).sum()
     }
 
     /// Parameters that take part in a matrix multiply for every token: all linear layers
-    /// plus the (tied) LM head. Embedding look-ups, biases and LayerNorms are left out, as
-    /// in Kaplan et al.'s `6·N` rule.
+    /// plus the LM head. Embedding look-ups, biases and norms are left out, as in Kaplan et
+    /// al.'s `6·N` rule.
     pub fn num_matmul_params(&self) -> usize {
-        let (d, a, f) = (self.d_model, self.attn_dim(), self.ffn_dim());
-        self.n_layers * (4 * d * a + 2 * d * f) + d * self.vocab_size
+        let (d, a, kv, f) = (self.d_model, self.attn_dim(), self.kv_dim(), self.ffn_dim());
+        let mlp = if self.is_llama() { 3 * d * f } else { 2 * d * f };
+        self.n_layers * (2 * d * a + 2 * d * kv + mlp) + d * self.vocab_size
     }
 
     /// Training FLOPs for one token at sequence length `seq_len` (forward + backward).

@@ -97,13 +97,14 @@ pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x * sigmoid(two_u)
 }
 
-/// LayerNorm with learned scale (`gamma`) and shift (`beta`).
+/// LayerNorm with learned scale (`gamma`) and shift (`beta`); without a shift, RMSNorm
+/// (Llama): `x / √(mean(x²) + eps) · gamma`.
 #[derive(Module, Debug)]
 pub struct LayerNorm<B: Backend> {
     /// Scale, `[d]`.
     pub gamma: Param<Tensor<B, 1>>,
-    /// Shift, `[d]`.
-    pub beta: Param<Tensor<B, 1>>,
+    /// Shift, `[d]`; `None` for RMSNorm.
+    pub beta: Option<Param<Tensor<B, 1>>>,
     eps: f64,
 }
 
@@ -111,22 +112,45 @@ impl<B: Backend> LayerNorm<B> {
     pub(crate) fn init(d: usize, eps: f64, device: &B::Device) -> Self {
         Self {
             gamma: Param::from_tensor(Tensor::ones([d], device)),
-            beta: Param::from_tensor(Tensor::zeros([d], device)),
+            beta: Some(Param::from_tensor(Tensor::zeros([d], device))),
+            eps,
+        }
+    }
+
+    /// An RMSNorm (no shift, no centring).
+    pub(crate) fn rms(d: usize, eps: f64, device: &B::Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d], device)),
+            beta: None,
             eps,
         }
     }
 
     /// Normalises over the last dim; with a mask `c` whose values sum to `n`, the mean and
-    /// variance are weighted by `c` (for a 0/1 mask: taken over the active dims only) and
-    /// the output is multiplied by `c` (the `LN(h) ∘ C` of eq. 7). Without a mask, on
-    /// burn-flex in f32, one fused kernel each way ([`growlm_fused::layer_norm`]).
+    /// variance (RMSNorm: the mean square) are weighted by `c` (for a 0/1 mask: taken over
+    /// the active dims only) and the output is multiplied by `c` (the `LN(h) ∘ C` of
+    /// eq. 7). A LayerNorm without a mask, on burn-flex in f32, is one fused kernel each way
+    /// ([`growlm_fused::layer_norm`]).
     ///
     /// # Shapes
     /// `x: [batch, seq, d]` → `[batch, seq, d]`; `mask: [1, 1, d]`.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<(&Tensor<B, 3>, f64)>) -> Tensor<B, 3> {
-        let affine = |x: Tensor<B, 3>| x * self.gamma.val().unsqueeze::<3>() + self.beta.val().unsqueeze::<3>();
+        let gamma = || self.gamma.val().unsqueeze::<3>();
+        let Some(beta) = &self.beta else {
+            return match mask {
+                None => {
+                    let ms = x.clone().square().mean_dim(2);
+                    x * (ms + self.eps).sqrt().recip() * gamma()
+                }
+                Some((c, n)) => {
+                    let ms = (x.clone().square() * c.clone()).sum_dim(2).div_scalar(n);
+                    x * (ms + self.eps).sqrt().recip() * gamma() * c.clone()
+                }
+            };
+        };
+        let affine = |x: Tensor<B, 3>| x * gamma() + beta.val().unsqueeze::<3>();
         match mask {
-            None => match growlm_fused::layer_norm(x, self.gamma.val(), self.beta.val(), self.eps) {
+            None => match growlm_fused::layer_norm(x, self.gamma.val(), beta.val(), self.eps) {
                 Ok(y) => y,
                 Err((x, _, _)) => {
                     let (var, mean) = x.clone().var_mean_bias(2);

@@ -1,4 +1,5 @@
-//! GPT-Neo-style decoder for growlm (DESIGN.md §Model), generic over any burn backend.
+//! The decoder for growlm (DESIGN.md §Model), GPT-Neo or Llama family ([`Family`]),
+//! generic over any burn backend.
 //!
 //! The forward pass takes an optional [`WidthMask`]: with the extra hidden dims, heads and
 //! FFN units of a wide model masked, the model computes exactly the function of the small
@@ -10,19 +11,17 @@ mod config;
 mod eval;
 mod host;
 mod layers;
-pub mod llama;
 mod mask;
 pub mod memory;
 mod model;
 mod spec;
 
-pub use config::{AttentionLayers, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PARAMS, STATE_BYTES_PER_PARAM};
+pub use config::{AttentionLayers, Family, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PARAMS, STATE_BYTES_PER_PARAM};
 pub use eval::{score, EvalResult};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};
 pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
-pub use llama::{Llama, LlamaConfig, LlamaParam, Rope};
 pub use mask::{ActiveWidth, WidthMask};
-pub use model::{cross_entropy, Attention, AttentionMasks, Block, Gpt, Mlp};
+pub use model::{cross_entropy, Attention, AttentionMasks, Block, Gpt, Mlp, Rope};
 pub use spec::{Axis, ParamSpec, Role};
 
 /// Errors of the model crate.

@@ -196,6 +196,9 @@ impl<B: AutodiffBackend> Gpt<B> {
         let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
         let (hid, att, ffn) = (on(d, active.hidden), on(a, active.attn), on(f, active.ffn));
         let all = |n: usize| on(n, n);
+        // Llama's key/value width does not follow a width mask (width growth of Llama is
+        // refused); GPT-Neo's is the query width.
+        let kv = if config.is_llama() { all(config.kv_dim()) } else { att.clone() };
         let vec = |m: &Tensor<Inner<B>, 1>| m.clone().greater_elem(0.5);
         let mat = |r: &Tensor<Inner<B>, 1>, c: &Tensor<Inner<B>, 1>| {
             let outer = r.clone().unsqueeze_dim::<2>(1).matmul(c.clone().unsqueeze_dim::<2>(0));
@@ -204,7 +207,10 @@ impl<B: AutodiffBackend> Gpt<B> {
         let ln = |l: LayerNorm<B>, old: &LayerNorm<Inner<B>>| {
             let mut l = l;
             l.gamma = keep(l.gamma, &old.gamma, vec(&hid));
-            l.beta = keep(l.beta, &old.beta, vec(&hid));
+            l.beta = match (l.beta, &old.beta) {
+                (Some(b), Some(ob)) => Some(keep(b, ob, vec(&hid))),
+                (b, _) => b,
+            };
             l
         };
         let dense = |x: Dense<B>, old: &Dense<Inner<B>>, rows: &Tensor<Inner<B>, 1>, cols: &Tensor<Inner<B>, 1>| {
@@ -217,7 +223,14 @@ impl<B: AutodiffBackend> Gpt<B> {
             x
         };
         self.wte = keep(self.wte, &frozen.wte, mat(&all(config.vocab_size), &hid));
-        self.wpe = keep(self.wpe, &frozen.wpe, mat(&all(config.context_len), &hid));
+        self.wpe = match (self.wpe, &frozen.wpe) {
+            (Some(p), Some(old)) => Some(keep(p, old, mat(&all(config.context_len), &hid))),
+            (p, _) => p,
+        };
+        self.lm_head = match (self.lm_head, &frozen.lm_head) {
+            (Some(p), Some(old)) => Some(keep(p, old, mat(&all(config.vocab_size), &hid))),
+            (p, _) => p,
+        };
         self.ln_f = ln(self.ln_f, &frozen.ln_f);
         self.blocks = self
             .blocks
@@ -227,10 +240,14 @@ impl<B: AutodiffBackend> Gpt<B> {
                 b.ln_attn = ln(b.ln_attn, &old.ln_attn);
                 b.ln_mlp = ln(b.ln_mlp, &old.ln_mlp);
                 b.attn.query = dense(b.attn.query, &old.attn.query, &hid, &att);
-                b.attn.key = dense(b.attn.key, &old.attn.key, &hid, &att);
-                b.attn.value = dense(b.attn.value, &old.attn.value, &hid, &att);
+                b.attn.key = dense(b.attn.key, &old.attn.key, &hid, &kv);
+                b.attn.value = dense(b.attn.value, &old.attn.value, &hid, &kv);
                 b.attn.out = dense(b.attn.out, &old.attn.out, &att, &hid);
                 b.mlp.up = dense(b.mlp.up, &old.mlp.up, &hid, &ffn);
+                b.mlp.gate = match (b.mlp.gate, &old.mlp.gate) {
+                    (Some(g), Some(og)) => Some(dense(g, og, &hid, &ffn)),
+                    (g, _) => g,
+                };
                 b.mlp.down = dense(b.mlp.down, &old.mlp.down, &ffn, &hid);
                 b
             })

@@ -8,7 +8,7 @@
 //! matrices are stored `[d_in, d_out]` (the transpose of `torch.nn.Linear`'s layout).
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::activation::{log_softmax, silu, softmax};
 use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor, TensorData};
 
 use growlm_fused::AttentionPattern;
@@ -29,6 +29,10 @@ pub struct Attention<B: Backend> {
     pub out: Dense<B>,
     n_heads: usize,
     head_dim: usize,
+    /// Llama: key/value heads (GPT-Neo: `n_heads`).
+    n_kv_heads: usize,
+    /// Llama: rotary positions on queries and keys, scores scaled by `1/√head_dim`.
+    llama: bool,
 }
 
 impl<B: Backend> Attention<B> {
@@ -43,7 +47,7 @@ impl<B: Backend> Attention<B> {
     fn forward(
         &self,
         x: Tensor<B, 3>,
-        causal: &Tensor<B, 4, Bool>,
+        masks: &AttentionMasks<B>,
         window: usize,
         attn: Option<&Tensor<B, 3>>,
     ) -> Tensor<B, 3> {
@@ -52,34 +56,68 @@ impl<B: Backend> Attention<B> {
             None => y,
         };
         let q = masked(self.query.forward(x.clone()));
-        let k = masked(self.key.forward(x.clone()));
-        let v = masked(self.value.forward(x));
-        let pattern = AttentionPattern { window, scale: 1.0 };
+        let (k, v) = (self.key.forward(x.clone()), self.value.forward(x));
+        let (k, v) = if self.n_kv_heads == self.n_heads { (masked(k), masked(v)) } else { (k, v) };
+        let (q, k, v, scale) = match (&masks.rope, self.llama) {
+            (Some(rope), true) => {
+                let [b, t, _] = q.dims();
+                let (h, kv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+                let q = rope.apply(q.reshape([b, t, h, hd])).reshape([b, t, h * hd]);
+                let k = rope.apply(k.reshape([b, t, kv, hd]));
+                // Query head `i` reads key/value head `i / (h / kv)` (transformers' `repeat_kv`).
+                let group = |y: Tensor<B, 4>| {
+                    if kv == h {
+                        y.reshape([b, t, h * hd])
+                    } else {
+                        y.unsqueeze_dim::<5>(3).expand([b, t, kv, h / kv, hd]).reshape([b, t, h * hd])
+                    }
+                };
+                (q, group(k), group(v.reshape([b, t, kv, hd])), 1.0 / (hd as f32).sqrt())
+            }
+            _ => (q, k, v, 1.0),
+        };
+        let pattern = AttentionPattern { window, scale };
         let y = match growlm_fused::attention(q, k, v, self.n_heads, pattern) {
             Ok(y) => y,
-            Err((q, k, v)) => self.decomposed(q, k, v, causal),
+            Err((q, k, v)) => self.decomposed(q, k, v, masks.get(window), scale),
         };
         self.out.forward(y)
     }
 
-    fn decomposed(&self, q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>) -> Tensor<B, 3> {
+    fn decomposed(&self, q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>, scale: f32) -> Tensor<B, 3> {
         let [b, t, _] = q.dims();
         let (h, hd) = (self.n_heads, self.head_dim);
         let split = |y: Tensor<B, 3>| y.reshape([b, t, h, hd]).swap_dims(1, 2);
-        let scores = split(q).matmul(split(k).swap_dims(2, 3));
+        let mut scores = split(q).matmul(split(k).swap_dims(2, 3));
+        if scale != 1.0 {
+            scores = scores.mul_scalar(scale);
+        }
         let scores = scores.mask_fill(causal.clone(), f32::NEG_INFINITY);
         let y = softmax(scores, 3).matmul(split(v));
         y.swap_dims(1, 2).reshape([b, t, h * hd])
     }
 }
 
-/// The MLP with the tanh GELU ([`gelu_new`]).
+/// The MLP: GPT-Neo's `down(gelu_new(up(x)))`, or with a gate, Llama's SwiGLU
+/// `down(silu(gate(x)) · up(x))`.
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// `[d_model, ffn_dim]`.
     pub up: Dense<B>,
     /// `[ffn_dim, d_model]`.
     pub down: Dense<B>,
+    /// Llama's gate `[d_model, ffn_dim]`.
+    pub gate: Option<Dense<B>>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// The hidden units before the down projection.
+    fn hidden(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.gate {
+            Some(gate) => silu(gate.forward(x.clone())) * self.up.forward(x),
+            None => gelu_new(self.up.forward(x)),
+        }
+    }
 }
 
 /// One pre-LayerNorm transformer block (eq. 4).
@@ -100,24 +138,33 @@ pub struct Block<B: Backend> {
 impl<B: Backend> Block<B> {
     /// Builds a freshly initialised block for layer `layer` of `config`.
     pub fn init(config: &GptConfig, layer: usize, init: &mut Initializer, device: &B::Device) -> Self {
-        let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
+        let (d, a, kv, f) = (config.d_model, config.attn_dim(), config.kv_dim(), config.ffn_dim());
         let std = config.init_std;
         // GPT-2's scaled init of the projections that write into the residual stream.
         let out_std = std / (2.0 * config.n_layers as f64).sqrt();
+        // GPT-Neo: biases on the output projections; Llama: none.
+        let bias = !config.is_llama();
+        let norm = || match bias {
+            true => LayerNorm::init(d, config.layer_norm_eps, device),
+            false => LayerNorm::rms(d, config.layer_norm_eps, device),
+        };
         Self {
-            ln_attn: LayerNorm::init(d, config.layer_norm_eps, device),
+            ln_attn: norm(),
             attn: Attention {
                 query: Dense::init(d, a, std, false, init, device),
-                key: Dense::init(d, a, std, false, init, device),
-                value: Dense::init(d, a, std, false, init, device),
-                out: Dense::init(a, d, out_std, true, init, device),
+                key: Dense::init(d, kv, std, false, init, device),
+                value: Dense::init(d, kv, std, false, init, device),
+                out: Dense::init(a, d, out_std, bias, init, device),
                 n_heads: config.n_heads,
                 head_dim: config.head_dim(),
+                n_kv_heads: config.kv_heads(),
+                llama: config.is_llama(),
             },
-            ln_mlp: LayerNorm::init(d, config.layer_norm_eps, device),
+            ln_mlp: norm(),
             mlp: Mlp {
-                up: Dense::init(d, f, std, true, init, device),
-                down: Dense::init(f, d, out_std, true, init, device),
+                gate: config.is_llama().then(|| Dense::init(d, f, std, false, init, device)),
+                up: Dense::init(d, f, std, bias, init, device),
+                down: Dense::init(f, d, out_std, bias, init, device),
             },
             window: config.window(layer).unwrap_or(0),
         }
@@ -136,7 +183,6 @@ impl<B: Backend> Block<B> {
         width: Option<&WidthMask<B>>,
         gate: Option<f32>,
     ) -> Tensor<B, 3> {
-        let causal = masks.get(self.window);
         let c = width.map(|m| (&m.hidden, m.hidden_sum));
         let keep = |y: Tensor<B, 3>| {
             let y = match width {
@@ -150,9 +196,9 @@ impl<B: Backend> Block<B> {
         };
         let a = self
             .attn
-            .forward(self.ln_attn.forward(x.clone(), c), causal, self.window, width.map(|m| &m.attn));
+            .forward(self.ln_attn.forward(x.clone(), c), masks, self.window, width.map(|m| &m.attn));
         let x = x + keep(a);
-        let mut hdn = gelu_new(self.mlp.up.forward(self.ln_mlp.forward(x.clone(), c)));
+        let mut hdn = self.mlp.hidden(self.ln_mlp.forward(x.clone(), c));
         if let Some(m) = width {
             hdn = hdn * m.ffn.clone();
         }
@@ -166,6 +212,51 @@ impl<B: Backend> Block<B> {
 pub struct AttentionMasks<B: Backend> {
     causal: Tensor<B, 4, Bool>,
     local: Vec<(usize, Tensor<B, 4, Bool>)>,
+    /// Llama: the rotary tables for the same length.
+    rope: Option<Rope<B>>,
+}
+
+/// Rotary position embeddings (Llama): the cosine and sine of each position and frequency,
+/// `[1, seq, 1, head_dim]`, in transformers' layout (a head's two halves rotate together).
+#[derive(Debug, Clone)]
+pub struct Rope<B: Backend> {
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+}
+
+impl<B: Backend> Rope<B> {
+    /// The tables for `seq` positions of heads of `head_dim` with base `theta`, computed as
+    /// transformers does (inverse frequencies from an f64 power, angles in f32).
+    pub fn new(seq: usize, head_dim: usize, theta: f64, device: &B::Device) -> Self {
+        let half = head_dim / 2;
+        let (mut cos, mut sin) = (Vec::with_capacity(seq * head_dim), Vec::with_capacity(seq * head_dim));
+        for pos in 0..seq {
+            for i in 0..head_dim {
+                let inv_freq = (1.0 / theta.powf((2 * (i % half)) as f64 / head_dim as f64)) as f32;
+                let angle = pos as f32 * inv_freq;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [1, seq, 1, head_dim]), device);
+        Self { cos: t(cos), sin: t(sin) }
+    }
+
+    /// Rotates `x: [batch, seq, heads, head_dim]` (`seq` at most the tables' length).
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, t, _, hd] = x.dims();
+        let half = hd / 2;
+        let (x1, x2) = (x.clone().narrow(3, 0, half), x.clone().narrow(3, half, half));
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * self.cos.clone().narrow(1, 0, t) + rotated * self.sin.clone().narrow(1, 0, t)
+    }
+
+    fn to_device(self, device: &B::Device) -> Self {
+        Self {
+            cos: self.cos.to_device(device),
+            sin: self.sin.to_device(device),
+        }
+    }
 }
 
 impl<B: Backend> AttentionMasks<B> {
@@ -191,6 +282,9 @@ impl<B: Backend> AttentionMasks<B> {
         Self {
             causal: build(None),
             local,
+            rope: config
+                .is_llama()
+                .then(|| Rope::new(seq_len, config.head_dim(), config.theta(), device)),
         }
     }
 
@@ -199,6 +293,7 @@ impl<B: Backend> AttentionMasks<B> {
         Self {
             causal: self.causal.to_device(device),
             local: self.local.into_iter().map(|(w, m)| (w, m.to_device(device))).collect(),
+            rope: self.rope.map(|r| r.to_device(device)),
         }
     }
 
@@ -214,17 +309,19 @@ impl<B: Backend> AttentionMasks<B> {
     }
 }
 
-/// The GPT-Neo-style decoder.
+/// The decoder, GPT-Neo or Llama family ([`crate::Family`]).
 #[derive(Module, Debug)]
 pub struct Gpt<B: Backend> {
-    /// Token embedding `[vocab, d_model]`, also the LM head.
+    /// Token embedding `[vocab, d_model]`, also the LM head when tied.
     pub wte: Param<Tensor<B, 2>>,
-    /// Position embedding `[context_len, d_model]`.
-    pub wpe: Param<Tensor<B, 2>>,
+    /// GPT-Neo's position embedding `[context_len, d_model]` (Llama: rotary, no table).
+    pub wpe: Option<Param<Tensor<B, 2>>>,
     /// The transformer blocks.
     pub blocks: Vec<Block<B>>,
-    /// Final LayerNorm.
+    /// Final LayerNorm (Llama: RMSNorm).
     pub ln_f: LayerNorm<B>,
+    /// An untied LM head `[vocab, d_model]` (Llama with `tie_embeddings = false`).
+    pub lm_head: Option<Param<Tensor<B, 2>>>,
 }
 
 impl GptConfig {
@@ -234,15 +331,20 @@ impl GptConfig {
         self.validate("model")?;
         let mut init = Initializer::new(seed);
         let wte = init.normal(self.vocab_size, self.d_model, self.init_std, device);
-        let wpe = init.normal(self.context_len, self.d_model, self.init_std / 2.0, device);
+        let wpe = (!self.is_llama()).then(|| init.normal(self.context_len, self.d_model, self.init_std / 2.0, device));
         let blocks = (0..self.n_layers)
             .map(|l| Block::init(self, l, &mut init, device))
             .collect();
+        let lm_head = (!self.tied()).then(|| init.normal(self.vocab_size, self.d_model, self.init_std, device));
         Ok(Gpt {
             wte: Param::from_tensor(wte),
-            wpe: Param::from_tensor(wpe),
+            wpe: wpe.map(Param::from_tensor),
             blocks,
-            ln_f: LayerNorm::init(self.d_model, self.layer_norm_eps, device),
+            ln_f: match self.is_llama() {
+                true => LayerNorm::rms(self.d_model, self.layer_norm_eps, device),
+                false => LayerNorm::init(self.d_model, self.layer_norm_eps, device),
+            },
+            lm_head: lm_head.map(Param::from_tensor),
         })
     }
 }
@@ -269,9 +371,10 @@ impl<B: Backend> Gpt<B> {
             }
             (w, _) => w,
         };
-        let tok = self.wte.val().select(0, tokens.reshape([b * t])).reshape([b, t, d]);
-        let pos = self.wpe.val().narrow(0, 0, t).unsqueeze::<3>();
-        let mut x = tok + pos;
+        let mut x = self.wte.val().select(0, tokens.reshape([b * t])).reshape([b, t, d]);
+        if let Some(wpe) = &self.wpe {
+            x = x + wpe.val().narrow(0, 0, t).unsqueeze::<3>();
+        }
         if let Some(m) = width {
             x = x * m.hidden.clone();
         }
@@ -279,7 +382,8 @@ impl<B: Backend> Gpt<B> {
             x = block.forward(x, masks, width, width.and_then(|m| m.gate(i)));
         }
         let x = self.ln_f.forward(x, width.map(|m| (&m.hidden, m.hidden_sum)));
-        let logits = x.reshape([b * t, d]).matmul(self.wte.val().transpose());
+        let head = self.lm_head.as_ref().unwrap_or(&self.wte);
+        let logits = x.reshape([b * t, d]).matmul(head.val().transpose());
         logits.reshape([b, t, vocab])
     }
 
@@ -333,7 +437,20 @@ impl<B: Backend> Gpt<B> {
         };
         let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
         expect("wte", self.wte.dims().to_vec(), vec![config.vocab_size, d])?;
-        expect("wpe", self.wpe.dims().to_vec(), vec![config.context_len, d])?;
+        if let Some(wpe) = &self.wpe {
+            expect("wpe", wpe.dims().to_vec(), vec![config.context_len, d])?;
+        }
+        if let Some(head) = &self.lm_head {
+            expect("lm_head", head.dims().to_vec(), vec![config.vocab_size, d])?;
+        }
+        let (has_wpe, has_head) = (self.wpe.is_some(), self.lm_head.is_some());
+        if has_wpe == config.is_llama() || has_head == config.tied() {
+            return Err(ModelError::ShapeMismatch {
+                what: format!("the model's family (position table: {has_wpe}, untied head: {has_head})"),
+                expected: vec![usize::from(!config.is_llama()), usize::from(!config.tied())],
+                got: vec![usize::from(has_wpe), usize::from(has_head)],
+            });
+        }
         expect("blocks", vec![self.blocks.len()], vec![config.n_layers])?;
         for (i, blk) in self.blocks.iter().enumerate() {
             expect(

@@ -16,10 +16,12 @@ pub enum Axis {
     Context,
     /// Hidden (residual-stream) dims.
     Hidden,
-    /// Query/key/value dims (head-major).
+    /// Query dims (head-major); also key and value dims for GPT-Neo.
     Attn,
     /// MLP hidden units.
     Ffn,
+    /// Llama's key and value dims (key/value-head-major).
+    KvAttn,
 }
 
 impl Axis {
@@ -31,6 +33,7 @@ impl Axis {
             Axis::Hidden => config.d_model,
             Axis::Attn => config.attn_dim(),
             Axis::Ffn => config.ffn_dim(),
+            Axis::KvAttn => config.kv_dim(),
         }
     }
 }
@@ -40,7 +43,7 @@ impl Axis {
 pub enum Role {
     /// A token or position embedding table.
     Embedding,
-    /// A LayerNorm's weight (`gamma`) or bias (`beta`).
+    /// A LayerNorm's weight (`gamma`) or bias (`beta`); an RMSNorm's weight (`gamma`).
     Norm,
     /// A linear layer's weight, stored `[d_in, d_out]`.
     Weight,
@@ -87,10 +90,24 @@ const LINEAR: [(&str, Axis, Axis, bool); 6] = [
     ("mlp.down", Axis::Ffn, Axis::Hidden, true),
 ];
 
+/// Llama's block linear layers (no biases): key and value are `n_kv_heads` wide.
+const LLAMA_LINEAR: [(&str, Axis, Axis); 7] = [
+    ("attn.query", Axis::Hidden, Axis::Attn),
+    ("attn.key", Axis::Hidden, Axis::KvAttn),
+    ("attn.value", Axis::Hidden, Axis::KvAttn),
+    ("attn.out", Axis::Attn, Axis::Hidden),
+    ("mlp.gate", Axis::Hidden, Axis::Ffn),
+    ("mlp.up", Axis::Hidden, Axis::Ffn),
+    ("mlp.down", Axis::Ffn, Axis::Hidden),
+];
+
 impl GptConfig {
-    /// Every parameter of the model: the embeddings and the final LayerNorm, then each
-    /// block's LayerNorms and linear layers.
+    /// Every parameter of the model: the embeddings and the final norm, then each block's
+    /// norms and linear layers, then (untied Llama) the LM head.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
+        if self.is_llama() {
+            return self.llama_specs();
+        }
         use Axis::*;
         let spec = |layer: Option<usize>, module: &'static str, leaf: &'static str, role, axes: Vec<Axis>, reads| {
             let path = match (layer, role) {
@@ -148,6 +165,42 @@ impl GptConfig {
                     out.push(spec(Some(j), module, "bias", Role::Bias, vec![cols], vec![false]));
                 }
             }
+        }
+        out
+    }
+
+    fn llama_specs(&self) -> Vec<ParamSpec> {
+        use Axis::*;
+        let spec = |layer: Option<usize>, module: &'static str, leaf: &'static str, role, axes: Vec<Axis>, reads| ParamSpec {
+            path: match (layer, role) {
+                (None, Role::Embedding) => module.to_string(),
+                (None, _) => format!("{module}.{leaf}"),
+                (Some(j), _) => format!("blocks.{j}.{module}.{leaf}"),
+            },
+            layer,
+            module,
+            leaf,
+            role,
+            axes,
+            reads,
+        };
+        let tied = self.tied();
+        let mut out = vec![
+            spec(None, "wte", "wte", Role::Embedding, vec![Vocab, Hidden], vec![false, false]),
+            // A tied head reads `ln_f`'s output through the embedding, which cannot be
+            // scaled; an untied head scales its own hidden axis.
+            spec(None, "ln_f", "gamma", Role::Norm, vec![Hidden], vec![tied]),
+        ];
+        for j in 0..self.n_layers {
+            for ln in ["ln_attn", "ln_mlp"] {
+                out.push(spec(Some(j), ln, "gamma", Role::Norm, vec![Hidden], vec![false]));
+            }
+            for (module, rows, cols) in LLAMA_LINEAR {
+                out.push(spec(Some(j), module, "weight", Role::Weight, vec![rows, cols], vec![true, false]));
+            }
+        }
+        if !tied {
+            out.push(spec(None, "lm_head", "lm_head", Role::Embedding, vec![Vocab, Hidden], vec![false, true]));
         }
         out
     }

@@ -147,7 +147,7 @@ fn embed_dense(w: &Dense<B>, s: &Dense<B>) -> Dense<B> {
 fn embed_ln(w: &LayerNorm<B>, s: &LayerNorm<B>) -> LayerNorm<B> {
     let mut out = w.clone();
     out.gamma = embed1(&w.gamma, &s.gamma);
-    out.beta = embed1(&w.beta, &s.beta);
+    out.beta = Some(embed1(w.beta.as_ref().unwrap(), s.beta.as_ref().unwrap()));
     out
 }
 
@@ -174,7 +174,7 @@ fn masked_wide_model_gives_the_small_models_logits() {
         let small = sc.init::<B>(10 + i as u64, &dev).unwrap();
         let mut wide = wc.init::<B>(100 + i as u64, &dev).unwrap();
         wide.wte = embed2(&wide.wte, &small.wte);
-        wide.wpe = embed2(&wide.wpe, &small.wpe);
+        wide.wpe = Some(embed2(wide.wpe.as_ref().unwrap(), small.wpe.as_ref().unwrap()));
         wide.ln_f = embed_ln(&wide.ln_f, &small.ln_f);
         for (wb, sb) in wide.blocks.iter_mut().zip(&small.blocks) {
             wb.ln_attn = embed_ln(&wb.ln_attn, &sb.ln_attn);

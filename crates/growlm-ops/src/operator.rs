@@ -322,6 +322,29 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -
     if (source.layer_norm_eps - target.layer_norm_eps).abs() > 0.0 {
         return Err(OpsError::Incompatible("layer_norm_eps differs between stages".into()));
     }
+    if source.family != target.family {
+        return Err(OpsError::Incompatible(format!(
+            "the stages are of different families ({:?} → {:?}); grow within one family",
+            source.family, target.family
+        )));
+    }
+    if source.is_llama() {
+        let same = |what: &str, s: String, t: String| {
+            if s == t {
+                Ok(())
+            } else {
+                Err(OpsError::Incompatible(format!(
+                    "{what} changes ({s} → {t}) between Llama stages; growlm grows Llama-family models in depth only so far (identity, stack, msg, redundant, random); keep the width, heads and FFN of the small model"
+                )))
+            }
+        };
+        same("d_model", source.d_model.to_string(), target.d_model.to_string())?;
+        same("n_heads", source.n_heads.to_string(), target.n_heads.to_string())?;
+        same("n_kv_heads", source.kv_heads().to_string(), target.kv_heads().to_string())?;
+        same("ffn_dim", source.ffn_dim().to_string(), target.ffn_dim().to_string())?;
+        same("rope_theta", source.theta().to_string(), target.theta().to_string())?;
+        same("tie_embeddings", source.tied().to_string(), target.tied().to_string())?;
+    }
     let (w, d) = op.operators();
     if d.gates_new_layers() && !(w.ramps() && w.scales_softly()) {
         return Err(OpsError::Incompatible(format!(

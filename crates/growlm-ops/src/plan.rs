@@ -44,7 +44,7 @@ pub struct TensorPlan {
 /// The width operator's maps of every axis kind, with the replication counts.
 #[derive(Debug, Clone)]
 pub struct WidthMaps {
-    maps: [(AxisMap, Vec<usize>); 5],
+    maps: [(AxisMap, Vec<usize>); 6],
 }
 
 impl WidthMaps {
@@ -72,6 +72,8 @@ impl WidthMaps {
                     source.attn_dim(),
                 ),
                 with_counts(w.map("ffn_dim", source.ffn_dim(), target.ffn_dim())?, source.ffn_dim()),
+                // Llama's key/value width: equal between stages (`check_growth`), copied.
+                with_counts(AxisMap::leading(source.kv_dim(), target.kv_dim()), source.kv_dim()),
             ],
         })
     }
