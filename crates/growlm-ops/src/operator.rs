@@ -130,6 +130,10 @@ pub enum LayerOrigin {
     Identity,
     /// A freshly initialised layer.
     Random,
+    /// Source layer `i` copied whole, with the projections that write into the residual
+    /// stream (`attn.out`, `mlp.down`, weights and biases) zero: an identity at `Gb` whose
+    /// norms stay on (LLaMA-Pro's block expansion, Wu et al. 2024).
+    Expanded(usize),
 }
 
 /// A depth operator.

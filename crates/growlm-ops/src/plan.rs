@@ -182,9 +182,13 @@ pub fn plan(
             LayerOrigin::Redundant(i) => (Some(i), Some(Fill::Zero)),
             LayerOrigin::Identity => (None, Some(Fill::Zero)),
             LayerOrigin::Random => (None, None),
+            LayerOrigin::Expanded(i) => (Some(i), None),
         };
+        let writes_residual = matches!(spec.module, "attn.out" | "mlp.down");
         let src = weights_from.map(|i| format!("blocks.{i}.{}.{}", spec.module, spec.leaf));
         let mut p = match (spec.role, zeroed) {
+            // An expanded layer's output projections: zero.
+            _ if matches!(layers[j], LayerOrigin::Expanded(_)) && writes_residual => plan(None, Fill::Zero),
             // LayerNorm and biases: copied from a copied layer, else zero or fresh.
             (Role::Norm | Role::Bias, Some(fill)) => plan(None, fill),
             _ => plan(src, Fill::Fresh),

@@ -86,6 +86,36 @@ fn fill_vocab_size(table: &mut toml::Table) {
     }
 }
 
+/// The depth operator a Llama-family stage grows with when its `[stages.growth]` names
+/// none: `expand` (LLaMA-Pro's zeroed output projections). The default elsewhere,
+/// `redundant`, zeroes the block's norms, and a SwiGLU MLP behind a zero RMSNorm gets no
+/// gradient at all, ever (measured in growlm-ops' `tests/llama.rs`; docs/operators.md).
+pub const LLAMA_DEFAULT_DEPTH: &str = "expand";
+
+/// Gives every Llama-family stage after the first a growth depth operator, when it names
+/// none: [`LLAMA_DEFAULT_DEPTH`].
+fn fill_llama_depth(table: &mut toml::Table) {
+    let Some(toml::Value::Array(stages)) = table.get_mut("stages") else {
+        return;
+    };
+    for stage in stages.iter_mut().skip(1) {
+        let Some(stage) = stage.as_table_mut() else { continue };
+        let llama = stage
+            .get("model")
+            .and_then(|m| m.get("family"))
+            .is_some_and(|f| f.as_str() == Some("llama"));
+        if !llama {
+            continue;
+        }
+        let growth = stage
+            .entry("growth")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(g) = growth.as_table_mut() {
+            g.entry("depth").or_insert_with(|| toml::Value::String(LLAMA_DEFAULT_DEPTH.into()));
+        }
+    }
+}
+
 /// What a step with a non-finite loss or gradient norm does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -243,6 +273,7 @@ impl RunConfig {
     /// of the wrong type is an error naming the key (`train.nope`, `stages.1.model.d_model`).
     pub fn from_table(mut table: toml::Table) -> Result<Self, TrainError> {
         fill_vocab_size(&mut table);
+        fill_llama_depth(&mut table);
         let cfg: RunConfig = growlm_policy::from_table(table).map_err(|(key, reason)| invalid(&key, reason))?;
         cfg.validate()?;
         Ok(cfg)

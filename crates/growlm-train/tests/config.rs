@@ -230,3 +230,26 @@ fn rewarm_restarts_a_linear_warm_up_after_each_growth() {
     // A config without it writes no key (older runs' configs compare equal on resume).
     assert!(!cfg.to_toml().contains("rewarm_steps"));
 }
+
+#[test]
+fn a_llama_stage_grows_by_block_expansion_unless_it_names_a_depth_operator() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/llama-tiny.toml")).unwrap();
+    // The shipped config names `stack`: kept.
+    let cfg = RunConfig::from_toml(&text).unwrap();
+    assert_eq!(cfg.stages[1].growth.as_ref().unwrap().depth.name(), "stack");
+    assert!(cfg.stages[1].model.is_llama() && cfg.stages[1].model.kv_heads() == 2);
+    // Without a depth operator: `expand`, not the GPT-Neo default `redundant`.
+    let bare = text.replace("depth = \"stack\"\n", "");
+    let cfg = RunConfig::from_toml(&bare).unwrap();
+    assert_eq!(cfg.stages[1].growth.as_ref().unwrap().depth.name(), growlm_train::LLAMA_DEFAULT_DEPTH);
+    // Without a growth table at all: the same.
+    let bare = bare.replace("[stages.growth]\nramp_steps = 30\n", "");
+    let cfg = RunConfig::from_toml(&bare).unwrap();
+    assert_eq!(cfg.stages[1].growth.as_ref().unwrap().depth.name(), "expand");
+    // The config round-trips with the operator written out.
+    assert!(cfg.to_toml().contains("depth = \"expand\""));
+    // A GPT-Neo stage keeps its default.
+    let neo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/paper-tiny.toml")).unwrap();
+    let cfg = RunConfig::from_toml(&neo).unwrap();
+    assert_eq!(cfg.stages[1].growth.clone().unwrap_or_default().depth.name(), "redundant");
+}

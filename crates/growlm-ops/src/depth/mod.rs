@@ -21,6 +21,7 @@ operators! {
     identity::Identity,
     stack::Stack,
     msg::Msg,
+    expand::Expand,
 }
 
 /// The depth operator named `name`.

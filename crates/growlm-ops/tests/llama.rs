@@ -1,0 +1,118 @@
+//! Growth operators on the Llama family: which keep the function (logits before and after
+//! growth, with perturbed RMSNorm scales), which are refused, and where the gradient flows
+//! in a new block right after growth for the two identity forms (zeroed norms, the paper's
+//! `redundant`; zeroed output projections, LLaMA-Pro's `expand`).
+
+use burn::optim::AdamWConfig;
+use burn::tensor::{Int, Tensor, TensorData};
+use burn_autodiff::Autodiff;
+use burn_flex::Flex;
+use growlm_model::{AttentionMasks, GptConfig};
+use growlm_ops::{grow, logit_change, perturb_norms_and_biases, GrowthConfig};
+
+type A = Autodiff<Flex>;
+
+fn llama(layers: usize) -> GptConfig {
+    GptConfig {
+        ffn_dim: Some(40),
+        ..GptConfig::llama(50, 8, 16, layers, 4, 2)
+    }
+}
+
+#[test]
+fn depth_operators_that_keep_the_function_do_on_llama() {
+    let (s, t) = (llama(2), llama(4));
+    for depth in ["redundant", "identity", "expand"] {
+        let op = GrowthConfig::named("pdg", depth, 0).unwrap();
+        let change = logit_change::<A>(&s, &t, &op, &Default::default()).unwrap();
+        assert!(change <= 1e-5, "{depth}: logits change by {change}");
+    }
+    let op = GrowthConfig::named("msg", "msg", 10).unwrap();
+    let change = logit_change::<A>(&s, &t, &op, &Default::default()).unwrap();
+    assert!(change <= 1e-5, "msg: logits change by {change}");
+    // Stacking and fresh layers change the function (the check can fail).
+    for depth in ["stack", "random"] {
+        let op = GrowthConfig::named("pdg", depth, 0).unwrap();
+        let change = logit_change::<A>(&s, &t, &op, &Default::default()).unwrap();
+        assert!(change > 1e-3, "{depth}: logits change by only {change}");
+    }
+    // An untied head grows too.
+    let untied = |l| GptConfig { tie_embeddings: Some(false), ..llama(l) };
+    let op = GrowthConfig::named("pdg", "expand", 0).unwrap();
+    assert!(logit_change::<A>(&untied(2), &untied(3), &op, &Default::default()).unwrap() <= 1e-5);
+}
+
+#[test]
+fn llama_width_growth_is_refused_by_name() {
+    let wide = GptConfig::llama(50, 8, 32, 2, 8, 4);
+    let op = GrowthConfig::named("pdg", "redundant", 0).unwrap();
+    let e = logit_change::<A>(&llama(2), &wide, &op, &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("d_model changes (16 → 32) between Llama stages") && e.contains("depth only"), "{e}");
+    let neo = GptConfig { ffn_dim: Some(40), ..GptConfig::new(50, 8, 16, 2, 4) };
+    let e = logit_change::<A>(&neo, &llama(4), &op, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("different families"), "{e}");
+}
+
+/// Gradient norm of each new-block parameter (block 2 of the grown 3-layer model: source
+/// layers 0 and 1 land on 0 and 1) right
+/// after growing with `depth`.
+fn new_block_grads(depth: &str) -> Vec<(String, f32)> {
+    let (s, t) = (llama(2), llama(3));
+    let dev = Default::default();
+    let model = perturb_norms_and_biases(s.init::<A>(3, &dev).unwrap());
+    let op = GrowthConfig::named("pdg", depth, 0).unwrap();
+    let grown = grow(&s, &model, &AdamWConfig::new().init(), AdamWConfig::new().init(), &t, &op, 4, 0, None).unwrap();
+    let ids: Vec<i64> = (0..16).map(|i| (i * 7 + 3) % 50).collect();
+    let x = Tensor::<A, 2, Int>::from_data(TensorData::new(ids, [2, 8]), &dev);
+    let masks = AttentionMasks::new(&t, 7, &dev);
+    let loss = grown.model.loss(x.clone().narrow(1, 0, 7), x.narrow(1, 1, 7), &masks, None);
+    let g = loss.backward();
+    assert!(!matches!(grown.report.layers[2], growlm_ops::LayerOrigin::Copy(_)), "{:?}", grown.report.layers);
+    let blk = &grown.model.blocks[2];
+    let norm = |t: Tensor<Flex, 2>| t.powi_scalar(2).sum().sqrt().into_scalar();
+    let norm1 = |t: Tensor<Flex, 1>| t.powi_scalar(2).sum().sqrt().into_scalar();
+    let mut out = vec![
+        ("ln_attn".to_string(), norm1(blk.ln_attn.gamma.grad(&g).unwrap())),
+        ("ln_mlp".to_string(), norm1(blk.ln_mlp.gamma.grad(&g).unwrap())),
+    ];
+    let gate = blk.mlp.gate.as_ref().unwrap();
+    for (name, p) in [
+        ("attn.query", &blk.attn.query),
+        ("attn.key", &blk.attn.key),
+        ("attn.value", &blk.attn.value),
+        ("attn.out", &blk.attn.out),
+        ("mlp.gate", gate),
+        ("mlp.up", &blk.mlp.up),
+        ("mlp.down", &blk.mlp.down),
+    ] {
+        out.push((name.to_string(), p.weight.grad(&g).map(norm).unwrap_or(0.0)));
+    }
+    out
+}
+
+#[test]
+fn where_the_gradient_flows_in_a_new_block_after_growth() {
+    let get = |v: &[(String, f32)], k: &str| v.iter().find(|(n, _)| n == k).unwrap().1;
+    // The paper's form: zero norms make the block's inputs zero. Attention still passes a
+    // gradient back to its norm (softmax(0)·V's gradient reaches V), so `ln_attn` learns;
+    // the SwiGLU MLP does not: with gate and up both zero, silu(g)·u has a zero gradient in
+    // both factors, so `ln_mlp` and everything after it get none — and since its input
+    // stays zero, never will. Every projection's gradient is zero at the first step.
+    let redundant = new_block_grads("redundant");
+    eprintln!("redundant: {redundant:?}");
+    for k in ["attn.query", "attn.key", "attn.value", "attn.out", "mlp.gate", "mlp.up", "mlp.down", "ln_mlp"] {
+        assert_eq!(get(&redundant, k), 0.0, "redundant: {k}");
+    }
+    assert!(get(&redundant, "ln_attn") > 0.0, "redundant: the attention norm's scale learns");
+    // LLaMA-Pro's form: the zeroed output projections learn at once; what feeds them
+    // (query/key/value, gate/up) gets no gradient through the zero weights yet, and the
+    // norms none either.
+    let expand = new_block_grads("expand");
+    eprintln!("expand: {expand:?}");
+    assert!(get(&expand, "attn.out") > 0.0 && get(&expand, "mlp.down") > 0.0);
+    for k in ["attn.query", "attn.key", "attn.value", "mlp.gate", "mlp.up", "ln_attn", "ln_mlp"] {
+        assert_eq!(get(&expand, k), 0.0, "expand: {k}");
+    }
+}
