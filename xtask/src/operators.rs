@@ -32,19 +32,28 @@ pub fn run() -> Result<()> {
         ("2→4", base.clone(), GptConfig::new(64, 8, 16, 4, 2)),
         ("2→3", base.clone(), GptConfig::new(64, 8, 16, 3, 2)),
     ];
+    // Llama-family probes: 4 query heads on 2 key/value heads, SwiGLU, RoPE, untied head.
+    let llama = |d: usize, layers: usize, heads: usize| GptConfig::llama(64, 8, d, layers, heads, heads / 2);
+    let llama_width: [Probe; 1] = [("×2", llama(16, 2, 4), llama(32, 2, 8))];
+    let llama_depth: [Probe; 2] = [("2→4", llama(16, 2, 4), llama(16, 4, 4)), ("2→3", llama(16, 2, 4), llama(16, 3, 4))];
     println!("growth operators; function preservation measured now on probe models (max |Δlogit| ≤ {TOLERANCE:.0e})");
-    println!("{:<6} {:<13} {:<34} reference", "grows", "name", "function-preserving");
+    println!(
+        "{:<6} {:<13} {:<34} {:<34} reference",
+        "grows", "name", "function-preserving (GPT-Neo)", "Llama"
+    );
     for &w in width::ALL {
         let op = GrowthConfig {
             width: Width(w),
             ..GrowthConfig::default()
         };
         let fp: Vec<String> = width_probes.iter().map(|p| measure(&op, p)).collect();
+        let ll: Vec<String> = llama_width.iter().map(|p| measure(&op, p)).collect();
         println!(
-            "{:<6} {:<13} {:<34} {}",
+            "{:<6} {:<13} {:<34} {:<34} {}",
             "width",
             w.name(),
             fp.join(", "),
+            ll.join(", "),
             w.reference()
         );
     }
@@ -58,11 +67,13 @@ pub fn run() -> Result<()> {
             ..GrowthConfig::default()
         };
         let fp: Vec<String> = depth_probes.iter().map(|p| measure(&op, p)).collect();
+        let ll: Vec<String> = llama_depth.iter().map(|p| measure(&op, p)).collect();
         println!(
-            "{:<6} {:<13} {:<34} {}",
+            "{:<6} {:<13} {:<34} {:<34} {}",
             "depth",
             d.name(),
             fp.join(", "),
+            ll.join(", "),
             d.reference()
         );
     }

@@ -238,16 +238,25 @@ impl HfConfig {
 
     /// Reads `config.json`.
     pub fn read(path: &Path) -> Result<Self, HfError> {
+        Self::from_value(Self::read_value(path)?, path)
+    }
+
+    /// Reads a `config.json` as JSON (at most [`MAX_CONFIG_BYTES`]).
+    pub fn read_value(path: &Path) -> Result<Value, HfError> {
         let bytes =
             growlm_fs::read_limited(path, MAX_CONFIG_BYTES, "a model's config.json").map_err(HfError::io(path))?;
         let text = String::from_utf8(bytes).map_err(|e| HfError::Config {
             path: path.to_path_buf(),
             reason: format!("not UTF-8 text: {e}"),
         })?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| HfError::Config {
+        serde_json::from_str(&text).map_err(|e| HfError::Config {
             path: path.to_path_buf(),
             reason: format!("not JSON: {e}"),
-        })?;
+        })
+    }
+
+    /// A GPT-Neo config from `config.json`'s JSON.
+    pub fn from_value(value: Value, path: &Path) -> Result<Self, HfError> {
         serde_json::from_value(value).map_err(|e| HfError::Config {
             path: path.to_path_buf(),
             reason: format!("not a GPT-Neo config: {e}"),

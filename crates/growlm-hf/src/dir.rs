@@ -9,6 +9,7 @@ use growlm_model::{Gpt, GptConfig};
 use growlm_ops::{assign_params, param_values, HostTensor};
 
 use crate::weights::{read_safetensors, to_hf_tensors, write_safetensors};
+use crate::llama::{model_type, LlamaHf};
 use crate::{HfConfig, HfError};
 
 /// Writes `bytes` to `path` atomically ([`growlm_fs::write_atomic`]), so that a reader
@@ -27,7 +28,7 @@ pub fn write_dir(
     eos: Option<usize>,
     extra: &[(&str, Vec<u8>)],
 ) -> Result<(), HfError> {
-    let hf = HfConfig::from_gpt(config, eos)?;
+    let hf = HfFile::from_gpt(config, eos)?;
     let tensors = to_hf_tensors(config, params)?;
     std::fs::create_dir_all(dir).map_err(HfError::io(dir))?;
     write_safetensors(&tensors, &dir.join("model.safetensors"))?;
@@ -35,7 +36,11 @@ pub fn write_dir(
         write_atomic(&dir.join(name), bytes)?;
     }
     // config.json last: a directory with a config.json is complete.
-    let json = serde_json::to_vec_pretty(&hf).expect("the config serialises");
+    let json = match &hf {
+        HfFile::GptNeo(c) => serde_json::to_vec_pretty(c),
+        HfFile::Llama(c) => serde_json::to_vec_pretty(c),
+    }
+    .expect("the config serialises");
     write_atomic(&dir.join("config.json"), &json)
 }
 
@@ -50,18 +55,78 @@ pub fn export_model<B: Backend>(
     write_dir(dir, config, &param_values::<B, _>(model), eos, extra)
 }
 
+/// A `config.json` of either family.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HfFile {
+    /// `GPTNeoConfig`.
+    GptNeo(HfConfig),
+    /// `LlamaConfig`.
+    Llama(LlamaHf),
+}
+
+impl HfFile {
+    /// The `config.json` of `config`'s family.
+    pub fn from_gpt(config: &GptConfig, eos: Option<usize>) -> Result<Self, HfError> {
+        match config.is_llama() {
+            true => LlamaHf::from_gpt(config, eos).map(Self::Llama),
+            false => HfConfig::from_gpt(config, eos).map(Self::GptNeo),
+        }
+    }
+
+    /// The growlm model config it describes.
+    pub fn to_gpt(&self, path: &Path) -> Result<GptConfig, HfError> {
+        match self {
+            Self::GptNeo(c) => c.to_gpt(path),
+            Self::Llama(c) => c.to_gpt(path),
+        }
+    }
+
+    /// Checks that it describes `expected`, naming the first field that differs.
+    pub fn check_matches(&self, expected: &GptConfig, path: &Path) -> Result<(), HfError> {
+        let c = match self {
+            Self::GptNeo(c) => return c.check_matches(expected, path),
+            Self::Llama(c) => c,
+        };
+        let got = c.to_gpt(path)?;
+        let fields: [(&'static str, String, String); 10] = [
+            ("model_type", format!("{:?}", got.family), format!("{:?}", expected.family)),
+            ("vocab_size", got.vocab_size.to_string(), expected.vocab_size.to_string()),
+            ("max_position_embeddings", got.context_len.to_string(), expected.context_len.to_string()),
+            ("hidden_size", got.d_model.to_string(), expected.d_model.to_string()),
+            ("num_hidden_layers", got.n_layers.to_string(), expected.n_layers.to_string()),
+            ("num_attention_heads", got.n_heads.to_string(), expected.n_heads.to_string()),
+            ("num_key_value_heads", got.kv_heads().to_string(), expected.kv_heads().to_string()),
+            ("intermediate_size", got.ffn_dim().to_string(), expected.ffn_dim().to_string()),
+            ("rope_theta", got.theta().to_string(), expected.theta().to_string()),
+            ("tie_word_embeddings", got.tied().to_string(), expected.tied().to_string()),
+        ];
+        for (field, found, want) in fields {
+            if found != want {
+                return Err(HfError::Mismatch {
+                    path: path.to_path_buf(),
+                    field,
+                    found,
+                    expected: want,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A model read from a Hugging Face directory.
 pub struct HfModel<B: Backend> {
     /// The model config `config.json` describes.
     pub config: GptConfig,
     /// `config.json` as read.
-    pub hf: HfConfig,
+    pub hf: HfFile,
     /// The model with the directory's weights.
     pub model: Gpt<B>,
 }
 
-/// Reads the GPT-Neo directory `dir`'s `config.json` and the model config it describes.
-pub fn read_dir(dir: &Path) -> Result<(HfConfig, GptConfig), HfError> {
+/// Reads the GPT-Neo or Llama directory `dir`'s `config.json` and the model config it
+/// describes.
+pub fn read_dir(dir: &Path) -> Result<(HfFile, GptConfig), HfError> {
     let path = dir.join("config.json");
     if !path.is_file() {
         return Err(HfError::Config {
@@ -69,12 +134,19 @@ pub fn read_dir(dir: &Path) -> Result<(HfConfig, GptConfig), HfError> {
             reason: "missing; a Hugging Face model directory has config.json and model.safetensors".into(),
         });
     }
-    let hf = HfConfig::read(&path)?;
+    let value = HfConfig::read_value(&path)?;
+    let hf = match model_type(&value, &path)?.as_str() {
+        "llama" => HfFile::Llama(serde_json::from_value(value).map_err(|e| HfError::Config {
+            path: path.clone(),
+            reason: format!("not a Llama config: {e}"),
+        })?),
+        _ => HfFile::GptNeo(HfConfig::from_value(value, &path)?),
+    };
     let cfg = hf.to_gpt(&path)?;
     Ok((hf, cfg))
 }
 
-/// Loads the GPT-Neo model in `dir` onto `device`. With `expected`, `config.json` must
+/// Loads the GPT-Neo or Llama model in `dir` onto `device`. With `expected`, `config.json` must
 /// describe that model, or the error names the first field that differs.
 pub fn import_model<B: Backend>(
     dir: &Path,

@@ -85,7 +85,8 @@ fn named(config: &GptConfig) -> Result<Vec<(ParamSpec, String, bool)>, HfError> 
         .param_specs()
         .into_iter()
         .map(|spec| {
-            let (name, t) = hf_name(&spec)
+            let name = if config.is_llama() { llama_name(&spec) } else { hf_name(&spec) };
+            let (name, t) = name
                 .ok_or_else(|| HfError::NotGptNeo(format!("parameter `{}` has no GPT-Neo tensor", spec.path)))?;
             Ok((spec, name, t))
         })
@@ -131,7 +132,9 @@ pub fn to_hf_tensors(
 /// Buffers `transformers` may have saved that carry no weights (older GPT-Neo checkpoints
 /// kept the attention masks in the state dict).
 fn is_buffer(name: &str) -> bool {
-    name.ends_with(".attn.attention.bias") || name.ends_with(".attn.attention.masked_bias")
+    name.ends_with(".attn.attention.bias")
+        || name.ends_with(".attn.attention.masked_bias")
+        || name.ends_with(".rotary_emb.inv_freq")
 }
 
 /// Reads the parameters of a model of `config` out of a GPT-Neo state dict: each must be
@@ -194,7 +197,7 @@ pub fn from_hf_tensors(
         };
         out.insert(growlm_path, if transposed { transpose(&t) } else { t });
     }
-    if let Ok(head) = st.tensor("lm_head.weight") {
+    if let (true, Ok(head)) = (config.tied(), st.tensor("lm_head.weight")) {
         let wte = out.get("wte").expect("the embedding is always expected");
         let head = to_f32(head.dtype(), head.data()).map_err(|r| bad("lm_head.weight", r))?;
         if head != wte.values {

@@ -152,3 +152,64 @@ fn llama_configs_are_refused_by_name() {
     let e = cfg.validate("m").unwrap_err().to_string();
     assert!(e.contains("m.rope_theta") && e.contains("family = \"llama\""), "{e}");
 }
+
+#[test]
+fn a_llama_directory_imports_exports_and_round_trips() {
+    // Import: the fixture directory as transformers wrote it, and the logits it gives.
+    let dev = Default::default();
+    let m = growlm_hf::import_model::<Flex>(&fixtures().join("tiny-llama"), None, &dev).unwrap();
+    assert_eq!(m.config, config());
+    let r = reference();
+    let ids: Vec<Vec<i64>> = serde_json::from_value(r["input_ids"].clone()).unwrap();
+    let want: Vec<f32> = serde_json::from_value(r["logits"].clone()).unwrap();
+    let x = Tensor::<Flex, 2, Int>::from_data(TensorData::new(ids.concat(), [2, 16]), &dev);
+    let masks = AttentionMasks::new(&m.config, 16, &dev);
+    let got: Vec<f32> = m.model.forward(x, &masks, None).into_data().to_vec().unwrap();
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst <= 1e-4, "imported: logits differ by {worst}");
+    // Export, untied and tied, and read back: the same config and the same values; a tied
+    // head is not written (as transformers saves it).
+    for tied in [false, true] {
+        let cfg = GptConfig { tie_embeddings: Some(tied), ..m.config.clone() };
+        let model = cfg.init::<Flex>(5, &dev).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        growlm_hf::export_model(&model, &cfg, dir.path(), None, &[]).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+        assert_eq!(json["model_type"], "llama");
+        assert_eq!(json["architectures"][0], "LlamaForCausalLM");
+        assert_eq!(json["tie_word_embeddings"], tied);
+        assert_eq!(json["num_key_value_heads"], 2);
+        let bytes = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.names().contains(&"lm_head.weight"), !tied);
+        let back = growlm_hf::import_model::<Flex>(dir.path(), Some(&cfg), &dev).unwrap();
+        assert_eq!(back.config, cfg);
+        let (a, b) = (growlm_model::param_values(&model), growlm_model::param_values(&back.model));
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn a_qwen2_config_and_llama_fields_growlm_does_not_compute_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("tiny-llama/config.json")).unwrap()).unwrap();
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = base.clone();
+        edit(&mut v);
+        std::fs::write(dir.path().join("config.json"), v.to_string()).unwrap();
+        match growlm_hf::read_dir(dir.path()) {
+            Ok(_) => panic!("accepted {v}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = refused(&|v| v["model_type"] = "qwen2".into());
+    assert!(e.contains("qwen2") && e.contains("attention_bias"), "{e}");
+    let e = refused(&|v| v["attention_bias"] = true.into());
+    assert!(e.contains("attention_bias is true"), "{e}");
+    let e = refused(&|v| v["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0}));
+    assert!(e.contains("rope_scaling"), "{e}");
+    let e = refused(&|v| v["num_key_value_heads"] = 3.into());
+    assert!(e.contains("n_kv_heads"), "{e}");
+}

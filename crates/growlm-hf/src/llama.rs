@@ -1,0 +1,211 @@
+//! `config.json` of a `transformers` Llama model (`LlamaConfig`), to and from growlm's
+//! [`GptConfig`] with `family = "llama"`. A Qwen2 config is refused naming the field growlm
+//! does not compute (its q/k/v biases).
+
+use std::path::Path;
+
+use growlm_model::{Family, GptConfig, MAX_DIM, MAX_LAYERS};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::HfError;
+
+/// The fields of `LlamaConfig` that decide the function, plus the bookkeeping fields
+/// `transformers` reads to pick the model class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaHf {
+    /// `["LlamaForCausalLM"]`.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// `"llama"`.
+    pub model_type: String,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Longest sequence (growlm's `context_len`).
+    pub max_position_embeddings: usize,
+    /// Residual width.
+    pub hidden_size: usize,
+    /// SwiGLU width.
+    pub intermediate_size: usize,
+    /// Number of blocks.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (absent: as many as query heads).
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Width of a head (absent: `hidden_size / num_attention_heads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    /// `"silu"`.
+    #[serde(default = "silu")]
+    pub hidden_act: String,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+    /// The RoPE base, as transformers up to 4.x writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
+    /// The RoPE settings, as transformers 5 writes them (`rope_theta`, `rope_type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<Value>,
+    /// RoPE scaling (Llama 3.1's long-context rule); growlm computes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling: Option<Value>,
+    /// Biases on q/k/v/o; growlm computes none.
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Biases in the MLP; growlm computes none.
+    #[serde(default)]
+    pub mlp_bias: bool,
+    /// Whether the LM head is the token embedding.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Std of the initialisation.
+    #[serde(default = "init_range")]
+    pub initializer_range: f64,
+    /// Attention dropout: growlm writes 0.
+    #[serde(default)]
+    pub attention_dropout: f64,
+    /// Beginning-of-sequence token.
+    #[serde(default)]
+    pub bos_token_id: Option<usize>,
+    /// End-of-sequence token.
+    #[serde(default)]
+    pub eos_token_id: Option<usize>,
+    /// `"float32"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch_dtype: Option<String>,
+}
+
+fn silu() -> String {
+    "silu".into()
+}
+fn init_range() -> f64 {
+    0.02
+}
+
+impl LlamaHf {
+    /// The Llama config of `model` (`eos`: the tokenizer's end-of-text id, if any).
+    pub fn from_gpt(model: &GptConfig, eos: Option<usize>) -> Result<Self, HfError> {
+        model.validate("model")?;
+        if !model.is_llama() {
+            return Err(HfError::NotGptNeo("a GPT-Neo model is written as GPT-Neo, not Llama".into()));
+        }
+        Ok(Self {
+            architectures: vec!["LlamaForCausalLM".into()],
+            model_type: "llama".into(),
+            vocab_size: model.vocab_size,
+            max_position_embeddings: model.context_len,
+            hidden_size: model.d_model,
+            intermediate_size: model.ffn_dim(),
+            num_hidden_layers: model.n_layers,
+            num_attention_heads: model.n_heads,
+            num_key_value_heads: Some(model.kv_heads()),
+            head_dim: Some(model.head_dim()),
+            hidden_act: silu(),
+            rms_norm_eps: model.layer_norm_eps,
+            // Both spellings, so transformers 4 and 5 read the same base.
+            rope_theta: Some(model.theta()),
+            rope_parameters: Some(serde_json::json!({"rope_theta": model.theta(), "rope_type": "default"})),
+            rope_scaling: None,
+            attention_bias: false,
+            mlp_bias: false,
+            tie_word_embeddings: model.tied(),
+            initializer_range: model.init_std,
+            attention_dropout: 0.0,
+            bos_token_id: eos,
+            eos_token_id: eos,
+            torch_dtype: Some("float32".into()),
+        })
+    }
+
+    /// The RoPE base: `rope_parameters.rope_theta`, else `rope_theta`, else 10,000.
+    fn theta(&self) -> Result<f64, String> {
+        if let Some(p) = &self.rope_parameters {
+            if let Some(kind) = p.get("rope_type").and_then(|t| t.as_str()) {
+                if kind != "default" {
+                    return Err(format!("rope_parameters.rope_type is \"{kind}\"; growlm computes the default RoPE only"));
+                }
+            }
+            if let Some(t) = p.get("rope_theta").and_then(|t| t.as_f64()) {
+                return Ok(t);
+            }
+        }
+        Ok(self.rope_theta.unwrap_or(10_000.0))
+    }
+
+    /// The growlm model config this Llama config describes; `path` names the file in
+    /// errors. Refuses, naming the field, what growlm does not compute.
+    pub fn to_gpt(&self, path: &Path) -> Result<GptConfig, HfError> {
+        let bad = |reason: String| HfError::Config {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if self.model_type != "llama" {
+            return Err(bad(format!("model_type is \"{}\", not \"llama\"", self.model_type)));
+        }
+        if self.hidden_act != "silu" {
+            return Err(bad(format!("hidden_act is \"{}\"; growlm's SwiGLU computes \"silu\"", self.hidden_act)));
+        }
+        for (field, on) in [("attention_bias", self.attention_bias), ("mlp_bias", self.mlp_bias)] {
+            if on {
+                return Err(bad(format!("{field} is true; growlm's Llama has no biases")));
+            }
+        }
+        if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(bad("rope_scaling is set; growlm computes unscaled RoPE only".into()));
+        }
+        for (key, v, max) in [
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("vocab_size", self.vocab_size, MAX_DIM),
+            ("max_position_embeddings", self.max_position_embeddings, MAX_DIM),
+            ("hidden_size", self.hidden_size, MAX_DIM),
+            ("intermediate_size", self.intermediate_size, MAX_DIM),
+            ("num_attention_heads", self.num_attention_heads, MAX_DIM),
+        ] {
+            if v > max {
+                return Err(bad(format!("{key} = {v} is larger than growlm supports ({max})")));
+            }
+        }
+        let theta = self.theta().map_err(bad)?;
+        let cfg = GptConfig {
+            family: Family::Llama,
+            head_dim: self.head_dim,
+            ffn_dim: Some(self.intermediate_size),
+            layer_norm_eps: self.rms_norm_eps,
+            init_std: self.initializer_range,
+            n_kv_heads: Some(self.num_key_value_heads.unwrap_or(self.num_attention_heads)),
+            rope_theta: Some(theta),
+            tie_embeddings: Some(self.tie_word_embeddings),
+            ..GptConfig::new(
+                self.vocab_size,
+                self.max_position_embeddings,
+                self.hidden_size,
+                self.num_hidden_layers,
+                self.num_attention_heads,
+            )
+        };
+        cfg.validate("config.json").map_err(|e| bad(e.to_string()))?;
+        Ok(cfg)
+    }
+}
+
+/// What `config.json`'s `model_type` says the directory holds: `gpt_neo`, `llama`, or a
+/// refusal naming the field (Qwen2's q/k/v biases) or the type.
+pub(crate) fn model_type(value: &Value, path: &Path) -> Result<String, HfError> {
+    let kind = value.get("model_type").and_then(|t| t.as_str()).unwrap_or("").to_string();
+    match kind.as_str() {
+        "gpt_neo" | "llama" => Ok(kind),
+        "qwen2" => Err(HfError::Config {
+            path: path.to_path_buf(),
+            reason: "model_type is \"qwen2\": Qwen2 puts biases on the query, key and value projections, \
+                     which growlm's Llama does not compute (no `attention_bias` support); convert it without them \
+                     or use a Llama/SmolLM model"
+                .into(),
+        }),
+        other => Err(HfError::Config {
+            path: path.to_path_buf(),
+            reason: format!("model_type is \"{other}\"; growlm reads GPT-Neo (\"gpt_neo\") and Llama (\"llama\") models"),
+        }),
+    }
+}
