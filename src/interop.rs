@@ -94,7 +94,7 @@ pub fn grow_offline(
         .iter()
         .filter_map(|f| std::fs::read(from.join(f)).ok().map(|b| (*f, b)))
         .collect();
-    crate::hf::export_model(&grown.model, target, out, src.hf.eos_token_id, &extra)?;
+    crate::hf::export_model(&grown.model, target, out, src.hf.eos_token_id(), &extra)?;
     Ok(OfflineGrowth {
         params_before: src.config.num_params(),
         logit_change,

@@ -1,5 +1,5 @@
 //! `cargo xtask export RUN --out DIR`: a run's latest model (or a given checkpoint's) as a
-//! Hugging Face GPT-Neo directory that `AutoModelForCausalLM.from_pretrained` loads.
+//! Hugging Face GPT-Neo or Llama directory that `AutoModelForCausalLM.from_pretrained` loads.
 
 use std::path::PathBuf;
 
@@ -31,8 +31,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
         &tok.hf_files(t.config.context_len),
     )?;
     println!(
-        "wrote {} (GPT-Neo, {} parameters, {} tokenizer; step {} of {}, stage {})",
+        "wrote {} ({}, {} parameters, {} tokenizer; step {} of {}, stage {})",
         args.out.display(),
+        if t.config.is_llama() { "LlamaForCausalLM" } else { "GPTNeoForCausalLM" },
         t.config.num_params(),
         tok.kind().name(),
         t.state.step,

@@ -13,7 +13,7 @@ use growlm::train::RunConfig;
 /// Arguments of `cargo xtask grow`.
 #[derive(clap::Args)]
 pub struct GrowArgs {
-    /// Hugging Face GPT-Neo directory of the source model.
+    /// Hugging Face GPT-Neo or Llama directory of the source model.
     #[arg(long)]
     from: PathBuf,
     /// Run config (TOML) whose stage gives the target model.
@@ -25,9 +25,10 @@ pub struct GrowArgs {
     /// Width operator (`cargo xtask operators` lists them); one that needs no mask.
     #[arg(long, default_value = "hypercloning")]
     width: String,
-    /// Depth operator.
-    #[arg(long, default_value = "redundant")]
-    depth: String,
+    /// Depth operator [default: `redundant` for GPT-Neo, `expand` for Llama, whose SwiGLU
+    /// gets no gradient behind zeroed norms].
+    #[arg(long)]
+    depth: Option<String>,
     /// Seed of the fresh parameters some operators draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -50,7 +51,12 @@ pub fn run(args: GrowArgs) -> Result<()> {
             )
         })?
         .model;
-    let op = GrowthConfig::named(&args.width, &args.depth, 0)?;
+    let depth = match &args.depth {
+        Some(d) => d.as_str(),
+        None if target.is_llama() => growlm::train::LLAMA_DEFAULT_DEPTH,
+        None => "redundant",
+    };
+    let op = GrowthConfig::named(&args.width, depth, 0)?;
     let g = growlm::interop::grow_offline(&args.from, target, &op, args.seed, &args.out).map_err(|e| match e {
         GrowError::NeedsRamp(_) => anyhow::anyhow!("{e} (from the command line: `cargo xtask train --init-from DIR`)"),
         e => e.into(),
@@ -88,7 +94,7 @@ mod tests {
             to_config: cfg.clone(),
             stage: None,
             width: width.into(),
-            depth: depth.into(),
+            depth: Some(depth.into()),
             seed: 0,
             out: dir.path().join("out"),
         };

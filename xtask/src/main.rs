@@ -50,7 +50,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Where a policy would grow on an existing run's validation curve.
     Replay(replay::ReplayArgs),
-    /// Write a run's model as a Hugging Face GPT-Neo directory.
+    /// Write a run's model as a Hugging Face directory (GPT-Neo or Llama).
     Export(export::ExportArgs),
     /// Grow a Hugging Face GPT-Neo model offline into a stage's model, with a mask-free operator.
     Grow(grow::GrowArgs),
@@ -121,7 +121,7 @@ struct TrainArgs {
     /// raised (and the device changed); anything else that differs is refused.
     #[arg(long)]
     resume: bool,
-    /// Start stage 0 from a Hugging Face GPT-Neo directory (`config.json` must describe
+    /// Start stage 0 from a Hugging Face GPT-Neo or Llama directory (`config.json` must describe
     /// stage 0's model); the optimizer starts fresh.
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,

@@ -81,6 +81,14 @@ impl HfFile {
         }
     }
 
+    /// The end-of-text id it names, if any.
+    pub fn eos_token_id(&self) -> Option<usize> {
+        match self {
+            Self::GptNeo(c) => c.eos_token_id,
+            Self::Llama(c) => c.eos_token_id,
+        }
+    }
+
     /// Checks that it describes `expected`, naming the first field that differs.
     pub fn check_matches(&self, expected: &GptConfig, path: &Path) -> Result<(), HfError> {
         let c = match self {
