@@ -12,6 +12,7 @@ mod eval;
 mod host;
 mod layers;
 mod mask;
+mod masks;
 pub mod memory;
 mod model;
 mod spec;
@@ -21,7 +22,8 @@ pub use eval::{score, EvalResult};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};
 pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
 pub use mask::{ActiveWidth, WidthMask};
-pub use model::{cross_entropy, Attention, AttentionMasks, Block, Gpt, Mlp, Rope};
+pub use masks::{AttentionMasks, Rope};
+pub use model::{cross_entropy, Attention, Block, Gpt, Mlp};
 pub use spec::{Axis, ParamSpec, Role};
 
 /// Errors of the model crate.

@@ -1,0 +1,165 @@
+//! The fused causal attention as a custom autodiff op on `Autodiff<Flex>`: the forward
+//! kernel of [`crate::attention`] on the inner backend, and a [`Backward`] step that runs
+//! its backward kernel.
+
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{backend::Backend, DType, Tensor};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::{Flex, FlexTensor};
+
+
+#[allow(unused_imports)]
+use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
+use crate::attention::{self as kernel, AttentionPattern, AttentionShape};
+
+/// Saved for the attention backward step: the inputs and each row's log-sum-exp.
+#[derive(Debug, Clone)]
+struct AttentionState {
+    q: FlexTensor,
+    k: FlexTensor,
+    v: FlexTensor,
+    lse: FlexTensor,
+    shape: AttentionShape,
+    pattern: AttentionPattern,
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<Flex, 3> for AttentionBackward {
+    type State = AttentionState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = ops.state;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let dy = dy.to_contiguous();
+        let n = s.shape.len();
+        let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        kernel::backward(
+            slice(&s.q),
+            slice(&s.k),
+            slice(&s.v),
+            slice(&dy),
+            slice(&s.lse),
+            s.shape,
+            s.pattern,
+            [&mut dq, &mut dk, &mut dv],
+        );
+        let dims = [s.shape.batch, s.shape.seq, s.shape.heads * s.shape.head_dim];
+        let [nq, nk, nv] = ops.parents;
+        for (node, g) in [(nq, dq), (nk, dk), (nv, dv)] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, from_vec(g, dims));
+            }
+        }
+    }
+}
+
+/// The forward kernel on burn-flex tensors: the output and the log-sum-exp.
+fn attention_flex(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    shape: AttentionShape,
+    pattern: AttentionPattern,
+) -> (FlexTensor, FlexTensor) {
+    let mut out = vec![0.0f32; shape.len()];
+    let mut lse = vec![0.0f32; shape.rows()];
+    kernel::forward(slice(q), slice(k), slice(v), shape, pattern, &mut out, &mut lse);
+    (
+        from_vec(out, [shape.batch, shape.seq, shape.heads * shape.head_dim]),
+        from_vec(lse, [shape.batch, shape.heads, shape.seq]),
+    )
+}
+
+/// Causal multi-head self-attention of `q, k, v: [batch, seq, heads·head_dim]` (heads
+/// side by side in the last dim, as the projections give them) → `[batch, seq,
+/// heads·head_dim]`, fused, with its own backward under autodiff.
+///
+/// `Err` gives the inputs back when the backend is not served ([`serves`]), a tensor is not
+/// f32, the shapes disagree or `heads` does not divide the last dim: the caller then takes
+/// the decomposed path.
+#[allow(clippy::type_complexity)]
+pub fn attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    pattern: AttentionPattern,
+) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)> {
+    let [b, t, a] = q.dims();
+    let fits = serves::<B>()
+        && heads > 0
+        && a % heads == 0
+        && k.dims() == [b, t, a]
+        && v.dims() == [b, t, a]
+        && [&q, &k, &v].iter().all(|x| x.dtype() == DType::F32);
+    if !fits {
+        return Err((q, k, v));
+    }
+    let shape = AttentionShape {
+        batch: b,
+        seq: t,
+        heads,
+        head_dim: a / heads,
+    };
+    let (mut sq, mut sk, mut sv) = (Some(q), Some(k), Some(v));
+    if let (Some(q), Some(k), Some(v)) = (
+        take_as::<_, Tensor<Flex, 3>>(&mut sq),
+        take_as::<_, Tensor<Flex, 3>>(&mut sk),
+        take_as::<_, Tensor<Flex, 3>>(&mut sv),
+    ) {
+        let [q, k, v] = [q, k, v].map(|x| contiguous(&float(x)));
+        if let (Some(q), Some(k), Some(v)) = (q, k, v) {
+            let out = wrap::<Flex, 3>(attention_flex(&q, &k, &v, shape, pattern).0);
+            return Ok(take_as(&mut Some(out)).expect("B is Flex"));
+        }
+    }
+    if let (Some(q), Some(k), Some(v)) = (
+        take_as::<_, Tensor<Ad, 3>>(&mut sq),
+        take_as::<_, Tensor<Ad, 3>>(&mut sk),
+        take_as::<_, Tensor<Ad, 3>>(&mut sv),
+    ) {
+        let out = wrap::<Ad, 3>(attention_autodiff(float(q), float(k), float(v), shape, pattern));
+        return Ok(take_as(&mut Some(out)).expect("B is Autodiff<Flex>"));
+    }
+    match (sq, sk, sv) {
+        (Some(q), Some(k), Some(v)) => Err((q, k, v)),
+        // `serves::<B>()` held, so one of the two branches above took all three.
+        _ => unreachable!("fused attention: inputs taken but not served"),
+    }
+}
+
+pub(crate) type AdPrimitive = FloatTensor<Ad>;
+
+fn attention_autodiff(
+    q: AdPrimitive,
+    k: AdPrimitive,
+    v: AdPrimitive,
+    shape: AttentionShape,
+    pattern: AttentionPattern,
+) -> AdPrimitive {
+    let (cq, ck, cv) = (q.primitive.to_contiguous(), k.primitive.to_contiguous(), v.primitive.to_contiguous());
+    match AttentionBackward
+        .prepare::<NoCheckpointing>([q.node.clone(), k.node.clone(), v.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (out, lse) = attention_flex(&cq, &ck, &cv, shape, pattern);
+            let state = AttentionState {
+                q: cq,
+                k: ck,
+                v: cv,
+                lse,
+                shape,
+                pattern,
+            };
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(attention_flex(&cq, &ck, &cv, shape, pattern).0),
+    }
+}

@@ -1,0 +1,110 @@
+//! The fused LayerNorm as a custom autodiff op on `Autodiff<Flex>`: input, scale and shift
+//! gradients from one backward kernel ([`crate::norm`]).
+
+use burn::tensor::{backend::Backend, DType, Tensor};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::{Flex, FlexTensor};
+
+
+#[allow(unused_imports)]
+use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
+use crate::norm as kernel;
+
+/// Saved for the LayerNorm backward step: the input, the scale and each row's statistics.
+#[derive(Debug, Clone)]
+struct NormState {
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = ops.state;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let shape = s.x.layout().shape().clone();
+        let d = s.gamma.layout().shape().num_elements();
+        let mut dx = dy.into_data().into_vec::<f32>().unwrap_or_default();
+        let (dgamma, dbeta) = kernel::backward(slice(&s.x), slice(&s.gamma), &s.mean, &s.rstd, &mut dx);
+        let [nx, ng, nb] = ops.parents;
+        if let Some(node) = nx {
+            grads.register::<Flex>(node.id, from_vec(dx, shape));
+        }
+        if let Some(node) = ng {
+            grads.register::<Flex>(node.id, from_vec(dgamma, [d]));
+        }
+        if let Some(node) = nb {
+            grads.register::<Flex>(node.id, from_vec(dbeta, [d]));
+        }
+    }
+}
+
+fn norm_flex(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, eps: f32) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+    let mut y = vec![0.0f32; x.layout().shape().num_elements()];
+    let (mean, rstd) = kernel::forward(slice(x), slice(gamma), slice(beta), eps, &mut y);
+    (from_vec(y, x.layout().shape().clone()), mean, rstd)
+}
+
+/// LayerNorm of `x: [..., d]` over its last dim with scale `gamma: [d]` and shift
+/// `beta: [d]` (biased variance, `eps` inside the root), fused, with its own backward
+/// under autodiff. `Err` gives the inputs back when the backend is not served
+/// ([`serves`]), a tensor is not f32 or the shapes disagree.
+#[allow(clippy::type_complexity)]
+pub fn layer_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>)> {
+    let d = x.dims()[D - 1];
+    let fits = serves::<B>()
+        && d > 0
+        && gamma.dims() == [d]
+        && beta.dims() == [d]
+        && [x.dtype(), gamma.dtype(), beta.dtype()].iter().all(|t| *t == DType::F32);
+    if !fits {
+        return Err((x, gamma, beta));
+    }
+    let eps = eps as f32;
+    let (mut sx, mut sg, mut sb) = (Some(x), Some(gamma), Some(beta));
+    if let (Some(x), Some(g), Some(b)) = (
+        take_as::<_, Tensor<Flex, D>>(&mut sx),
+        take_as::<_, Tensor<Flex, 1>>(&mut sg),
+        take_as::<_, Tensor<Flex, 1>>(&mut sb),
+    ) {
+        let (x, g, b) = (float(x).to_contiguous(), float(g).to_contiguous(), float(b).to_contiguous());
+        let out = wrap::<Flex, D>(norm_flex(&x, &g, &b, eps).0);
+        return Ok(take_as(&mut Some(out)).expect("B is Flex"));
+    }
+    if let (Some(x), Some(g), Some(b)) = (
+        take_as::<_, Tensor<Ad, D>>(&mut sx),
+        take_as::<_, Tensor<Ad, 1>>(&mut sg),
+        take_as::<_, Tensor<Ad, 1>>(&mut sb),
+    ) {
+        let (x, g, b) = (float(x), float(g), float(b));
+        let (cx, cg, cb) = (x.primitive.to_contiguous(), g.primitive.to_contiguous(), b.primitive.to_contiguous());
+        let (y, mean, rstd) = norm_flex(&cx, &cg, &cb, eps);
+        let out = match NormBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), g.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(NormState { x: cx, gamma: cg, mean, rstd }, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        return Ok(take_as(&mut Some(wrap::<Ad, D>(out))).expect("B is Autodiff<Flex>"));
+    }
+    match (sx, sg, sb) {
+        (Some(x), Some(g), Some(b)) => Err((x, g, b)),
+        _ => unreachable!("fused LayerNorm: inputs taken but not served"),
+    }
+}
