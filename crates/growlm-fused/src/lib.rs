@@ -1,6 +1,6 @@
 //! Fused CPU kernels for growlm's default backend, burn-flex: causal self-attention and
 //! softmax cross-entropy, each one kernel forward and one backward, as custom autodiff ops
-//! (burn's backend-extension route: a forward on the inner backend and a [`Backward`] step
+//! (burn's backend-extension route: a forward on the inner backend and a `Backward` step
 //! on `Autodiff<Flex>`).
 //!
 //! The model calls [`attention`] and [`cross_entropy`] for any backend; they return the

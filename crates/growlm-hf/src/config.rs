@@ -241,7 +241,7 @@ impl HfConfig {
         Self::from_value(Self::read_value(path)?, path)
     }
 
-    /// Reads a `config.json` as JSON (at most [`MAX_CONFIG_BYTES`]).
+    /// Reads a `config.json` as JSON (at most 1 MiB).
     pub fn read_value(path: &Path) -> Result<Value, HfError> {
         let bytes =
             growlm_fs::read_limited(path, MAX_CONFIG_BYTES, "a model's config.json").map_err(HfError::io(path))?;

@@ -1,5 +1,5 @@
 //! The fused causal attention as a custom autodiff op on `Autodiff<Flex>`: the forward
-//! kernel of [`crate::attention`] on the inner backend, and a [`Backward`] step that runs
+//! kernel of [`crate::attention::forward`] on the inner backend, and a [`Backward`] step that runs
 //! its backward kernel.
 
 use burn::tensor::ops::FloatTensor;
