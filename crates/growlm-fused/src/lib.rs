@@ -3,7 +3,7 @@
 //! (burn's backend-extension route: a forward on the inner backend and a `Backward` step
 //! on `Autodiff<Flex>`).
 //!
-//! The model calls [`attention`] and [`cross_entropy`] for any backend; they return the
+//! The model calls [`attention()`] and [`cross_entropy()`] for any backend; they return the
 //! inputs back (`Err`) when the backend is not burn-flex (plain or under autodiff) or the
 //! dtype is not f32, and the model then takes its decomposed path. So CUDA, ndarray and
 //! mixed precision compute exactly as before.
