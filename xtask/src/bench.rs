@@ -253,7 +253,10 @@ mod tests {
         };
         // No torch: the error says how to get it, before anything is timed.
         let e = run(args(fake_python(dir.path(), "exit 1"))).unwrap_err().to_string();
-        assert!(e.contains("cannot import torch") && e.contains("pip install torch") && e.contains("--python"), "{e}");
+        assert!(
+            e.contains("cannot import torch") && e.contains("pip install torch") && e.contains("--python"),
+            "{e}"
+        );
         // A stand-in for the script: records its arguments, writes figures where --json says.
         let log = dir.path().join("args");
         let body = format!(
@@ -263,9 +266,14 @@ mod tests {
         );
         run(args(fake_python(dir.path(), &body))).unwrap();
         let called = std::fs::read_to_string(&log).unwrap();
-        assert!(called.contains("torch_reference.py --config") && called.contains("--stage 1 --steps 2 --threads"), "{called}");
+        assert!(
+            called.contains("torch_reference.py --config") && called.contains("--stage 1 --steps 2 --threads"),
+            "{called}"
+        );
         // A script that writes nothing is an error that names it.
-        let e = run(args(fake_python(dir.path(), "[ \"$1\" = -c ] && exit 0\nexit 0"))).unwrap_err().to_string();
+        let e = run(args(fake_python(dir.path(), "[ \"$1\" = -c ] && exit 0\nexit 0")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("wrote no figures"), "{e}");
     }
 }

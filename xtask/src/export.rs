@@ -33,7 +33,11 @@ pub fn run(args: ExportArgs) -> Result<()> {
     println!(
         "wrote {} ({}, {} parameters, {} tokenizer; step {} of {}, stage {})",
         args.out.display(),
-        if t.config.is_llama() { "LlamaForCausalLM" } else { "GPTNeoForCausalLM" },
+        if t.config.is_llama() {
+            "LlamaForCausalLM"
+        } else {
+            "GPTNeoForCausalLM"
+        },
         t.config.num_params(),
         tok.kind().name(),
         t.state.step,

@@ -126,7 +126,11 @@ unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, lhs
 
 fn check(shape: &AttentionShape, bufs: &[usize]) {
     for &len in bufs {
-        assert_eq!(len, shape.len(), "fused attention: buffer of {len} elements for shape {shape:?}");
+        assert_eq!(
+            len,
+            shape.len(),
+            "fused attention: buffer of {len} elements for shape {shape:?}"
+        );
     }
 }
 
@@ -156,8 +160,16 @@ pub fn forward(
         |scores, (bh, lse)| {
             let dst = dst;
             let base = shape.base(bh);
-            let at = |buf: &[f32]| View { ptr: buf[base..].as_ptr(), rs: ld, cs: 1 };
-            let kt = View { ptr: k[base..].as_ptr(), rs: 1, cs: ld };
+            let at = |buf: &[f32]| View {
+                ptr: buf[base..].as_ptr(),
+                rs: ld,
+                cs: 1,
+            };
+            let kt = View {
+                ptr: k[base..].as_ptr(),
+                rs: 1,
+                cs: ld,
+            };
             // SAFETY: pair `bh`'s block of q, k, v and out spans rows 0..t at stride ld and
             // columns base..base+hd, inside the checked buffers; `scores` is t×t; only this
             // task writes out's block.
@@ -169,7 +181,11 @@ pub fn forward(
                 row[..lo].fill(0.0);
                 lse[i] = simd::softmax_prefix(&mut row[lo..], i + 1 - lo, pattern.scale);
             }
-            let p = View { ptr: scores.as_ptr(), rs: t, cs: 1 };
+            let p = View {
+                ptr: scores.as_ptr(),
+                rs: t,
+                cs: 1,
+            };
             // SAFETY: as above.
             unsafe {
                 matmul(t, hd, t, dst.0.add(base), ld, p, at(v), 1.0);
@@ -195,20 +211,35 @@ pub fn backward(
     grads: [&mut [f32]; 3],
 ) {
     let [dq, dk, dv] = grads;
-    check(&shape, &[q.len(), k.len(), v.len(), dy.len(), dq.len(), dk.len(), dv.len()]);
+    check(
+        &shape,
+        &[q.len(), k.len(), v.len(), dy.len(), dq.len(), dk.len(), dv.len()],
+    );
     assert_eq!(lse.len(), shape.rows(), "fused attention: log-sum-exp buffer");
     if shape.is_empty() {
         return;
     }
     let (t, hd, ld) = (shape.seq, shape.head_dim, shape.row_stride());
-    let (dq, dk, dv) = (Shared(dq.as_mut_ptr()), Shared(dk.as_mut_ptr()), Shared(dv.as_mut_ptr()));
+    let (dq, dk, dv) = (
+        Shared(dq.as_mut_ptr()),
+        Shared(dk.as_mut_ptr()),
+        Shared(dv.as_mut_ptr()),
+    );
     lse.par_chunks(t).enumerate().for_each_init(
         || (vec![0.0f32; t * t], vec![0.0f32; t * t]),
         |(p, dp), (bh, lse)| {
             let (dq, dk, dv) = (dq, dk, dv);
             let base = shape.base(bh);
-            let at = |buf: &[f32]| View { ptr: buf[base..].as_ptr(), rs: ld, cs: 1 };
-            let transposed = |buf: &[f32]| View { ptr: buf[base..].as_ptr(), rs: 1, cs: ld };
+            let at = |buf: &[f32]| View {
+                ptr: buf[base..].as_ptr(),
+                rs: ld,
+                cs: 1,
+            };
+            let transposed = |buf: &[f32]| View {
+                ptr: buf[base..].as_ptr(),
+                rs: 1,
+                cs: ld,
+            };
             // SAFETY (all four products): pair `bh`'s blocks span rows 0..t at stride ld and
             // columns base..base+hd of the checked buffers; p and dp are t×t; only this task
             // writes the gradients' blocks.
@@ -223,9 +254,21 @@ pub fn backward(
                 simd::probs_prefix(&mut row[lo..], i + 1 - lo, pattern.scale, lse[i]);
                 simd::softmax_backward(row, &mut dp[i * t..(i + 1) * t], pattern.scale);
             }
-            let p_t = View { ptr: p.as_ptr(), rs: 1, cs: t };
-            let ds = View { ptr: dp.as_ptr(), rs: t, cs: 1 };
-            let ds_t = View { ptr: dp.as_ptr(), rs: 1, cs: t };
+            let p_t = View {
+                ptr: p.as_ptr(),
+                rs: 1,
+                cs: t,
+            };
+            let ds = View {
+                ptr: dp.as_ptr(),
+                rs: t,
+                cs: 1,
+            };
+            let ds_t = View {
+                ptr: dp.as_ptr(),
+                rs: 1,
+                cs: t,
+            };
             unsafe {
                 matmul(t, hd, t, dv.0.add(base), ld, p_t, at(dy), 1.0);
                 matmul(t, hd, t, dq.0.add(base), ld, ds, at(k), 1.0);
@@ -246,7 +289,9 @@ pub fn reference(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, pattern
             let lo = pattern.first_key(i);
             let scores: Vec<f64> = (lo..=i)
                 .map(|j| {
-                    (0..hd).map(|d| q[base + i * ld + d] as f64 * k[base + j * ld + d] as f64).sum::<f64>()
+                    (0..hd)
+                        .map(|d| q[base + i * ld + d] as f64 * k[base + j * ld + d] as f64)
+                        .sum::<f64>()
                         * pattern.scale as f64
                 })
                 .collect();

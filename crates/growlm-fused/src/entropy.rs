@@ -40,7 +40,12 @@ pub fn check_targets(targets: &[i64], vocab: usize) -> Result<(), TargetOutOfRan
 /// If `logits.len() ≠ targets.len()·vocab`, or a target is outside `0..vocab` (see
 /// [`check_targets`]).
 pub fn forward(logits: &[f32], vocab: usize, targets: &[i64]) -> (f32, Vec<f32>) {
-    assert_eq!(logits.len(), targets.len() * vocab, "fused cross-entropy: logits for {} rows", targets.len());
+    assert_eq!(
+        logits.len(),
+        targets.len() * vocab,
+        "fused cross-entropy: logits for {} rows",
+        targets.len()
+    );
     if let Err(e) = check_targets(targets, vocab) {
         panic!("fused cross-entropy: {e:?}");
     }
@@ -58,7 +63,11 @@ pub fn forward(logits: &[f32], vocab: usize, targets: &[i64]) -> (f32, Vec<f32>)
             }
         });
     let sum: f64 = nll.iter().map(|&x| x as f64).sum();
-    let mean = if targets.is_empty() { f32::NAN } else { (sum / targets.len() as f64) as f32 };
+    let mean = if targets.is_empty() {
+        f32::NAN
+    } else {
+        (sum / targets.len() as f64) as f32
+    };
     (mean, lse)
 }
 
@@ -68,7 +77,12 @@ pub fn forward(logits: &[f32], vocab: usize, targets: &[i64]) -> (f32, Vec<f32>)
 /// # Panics
 /// As [`forward`].
 pub fn backward_in_place(logits: &mut [f32], vocab: usize, targets: &[i64], lse: &[f32], grad: f32) {
-    assert_eq!(logits.len(), targets.len() * vocab, "fused cross-entropy: logits for {} rows", targets.len());
+    assert_eq!(
+        logits.len(),
+        targets.len() * vocab,
+        "fused cross-entropy: logits for {} rows",
+        targets.len()
+    );
     assert_eq!(lse.len(), targets.len(), "fused cross-entropy: log-sum-exp per row");
     if let Err(e) = check_targets(targets, vocab) {
         panic!("fused cross-entropy: {e:?}");

@@ -16,8 +16,8 @@
 pub mod attention;
 pub mod entropy;
 pub mod norm;
-pub mod simd;
 mod ops;
+pub mod simd;
 
 use std::any::{Any, TypeId};
 
@@ -37,7 +37,9 @@ pub(crate) type Ad = Autodiff<Flex>;
 
 /// Moves `slot`'s value out as a `T` when its type is `T`; leaves it otherwise.
 pub(crate) fn take_as<S: 'static, T: 'static>(slot: &mut Option<S>) -> Option<T> {
-    (slot as &mut dyn Any).downcast_mut::<Option<T>>().and_then(Option::take)
+    (slot as &mut dyn Any)
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
 }
 
 pub(crate) fn is<B: 'static, T: 'static>() -> bool {
@@ -72,9 +74,11 @@ pub fn decomposed<R>(f: impl FnOnce() -> R) -> R {
 /// thread is inside [`decomposed`].
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    !OFF_HERE.with(|c| c.get()) && *ON.get_or_init(|| {
-        !std::env::var(SWITCH).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false"))
-    })
+    !OFF_HERE.with(|c| c.get())
+        && *ON.get_or_init(|| {
+            !std::env::var(SWITCH)
+                .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false"))
+        })
 }
 
 pub(crate) fn from_vec(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {

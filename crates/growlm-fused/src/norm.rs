@@ -19,11 +19,17 @@ pub const ROWS_PER_TASK: usize = 32;
 /// If `x.len()` is not a multiple of `d = gamma.len()`, or `beta` and `y` disagree.
 pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) -> (Vec<f32>, Vec<f32>) {
     let d = gamma.len();
-    assert!(d > 0 && x.len() % d == 0 && beta.len() == d && y.len() == x.len(), "fused LayerNorm: shapes");
+    assert!(
+        d > 0 && x.len() % d == 0 && beta.len() == d && y.len() == x.len(),
+        "fused LayerNorm: shapes"
+    );
     let rows = x.len() / d;
     let (mut mean, mut rstd) = (vec![0.0f32; rows], vec![0.0f32; rows]);
     y.par_chunks_mut(d * ROWS_PER_TASK)
-        .zip(mean.par_chunks_mut(ROWS_PER_TASK).zip(rstd.par_chunks_mut(ROWS_PER_TASK)))
+        .zip(
+            mean.par_chunks_mut(ROWS_PER_TASK)
+                .zip(rstd.par_chunks_mut(ROWS_PER_TASK)),
+        )
         .enumerate()
         .for_each(|(c, (y, (mean, rstd)))| {
             for (r, y) in y.chunks_exact_mut(d).enumerate() {
@@ -44,8 +50,14 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) 
 /// As [`forward`].
 pub fn backward(x: &[f32], gamma: &[f32], mean: &[f32], rstd: &[f32], dy: &mut [f32]) -> (Vec<f32>, Vec<f32>) {
     let d = gamma.len();
-    assert!(d > 0 && x.len() % d == 0 && dy.len() == x.len(), "fused LayerNorm: shapes");
-    assert!(mean.len() == x.len() / d && rstd.len() == mean.len(), "fused LayerNorm: row statistics");
+    assert!(
+        d > 0 && x.len() % d == 0 && dy.len() == x.len(),
+        "fused LayerNorm: shapes"
+    );
+    assert!(
+        mean.len() == x.len() / d && rstd.len() == mean.len(),
+        "fused LayerNorm: row statistics"
+    );
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
         .par_chunks_mut(d * ROWS_PER_TASK)
         .enumerate()

@@ -360,7 +360,12 @@ mod tests {
         let mut dy = vec![1.0; xs.len()];
         gelu_backward(&xs, &mut dy);
         for (i, &x) in xs.iter().enumerate() {
-            assert!((y[i] as f64 - f(x as f64)).abs() < 2e-6, "gelu({x}) = {} vs {}", y[i], f(x as f64));
+            assert!(
+                (y[i] as f64 - f(x as f64)).abs() < 2e-6,
+                "gelu({x}) = {} vs {}",
+                y[i],
+                f(x as f64)
+            );
             let fd = (f(x as f64 + 1e-5) - f(x as f64 - 1e-5)) / 2e-5;
             assert!((dy[i] as f64 - fd).abs() < 2e-6, "gelu'({x}) = {} vs {fd}", dy[i]);
         }

@@ -51,7 +51,10 @@ fn decomposed<B: burn::tensor::backend::Backend>(
     let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(mask, [t, t]), &Default::default())
         .reshape([1, 1, t, t])
         .expand([b, heads, t, t]);
-    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(p.scale).mask_fill(mask, f32::NEG_INFINITY);
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(p.scale)
+        .mask_fill(mask, f32::NEG_INFINITY);
     softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, a])
 }
 
@@ -66,12 +69,19 @@ fn patterns() -> [AttentionPattern; 3] {
     [
         AttentionPattern { window: 0, scale: 1.0 },
         AttentionPattern { window: 5, scale: 1.0 },
-        AttentionPattern { window: 0, scale: 0.353_553_4 },
+        AttentionPattern {
+            window: 0,
+            scale: 0.353_553_4,
+        },
     ]
 }
 
 fn inputs(seed: u64) -> [Vec<f32>; 3] {
-    [values(SHAPE.len(), seed, 0.8), values(SHAPE.len(), seed + 1, 0.8), values(SHAPE.len(), seed + 2, 1.0)]
+    [
+        values(SHAPE.len(), seed, 0.8),
+        values(SHAPE.len(), seed + 1, 0.8),
+        values(SHAPE.len(), seed + 2, 1.0),
+    ]
 }
 
 #[test]
@@ -79,18 +89,51 @@ fn attention_forward_matches_the_decomposed_path_and_an_f64_reference() {
     let dims = [SHAPE.batch, SHAPE.seq, SHAPE.heads * SHAPE.head_dim];
     for p in patterns() {
         let [q, k, v] = inputs(7);
-        let want = decomposed(tensor::<Flex, 3>(q.clone(), dims), tensor(k.clone(), dims), tensor(v.clone(), dims), SHAPE.heads, p);
+        let want = decomposed(
+            tensor::<Flex, 3>(q.clone(), dims),
+            tensor(k.clone(), dims),
+            tensor(v.clone(), dims),
+            SHAPE.heads,
+            p,
+        );
         let reference = attention::reference(&q, &k, &v, SHAPE, p);
         for backend in ["flex", "autodiff"] {
             let got = match backend {
-                "flex" => to_vec(attention(tensor::<Flex, 3>(q.clone(), dims), tensor(k.clone(), dims), tensor(v.clone(), dims), SHAPE.heads, p).ok().unwrap()),
-                _ => to_vec(attention(tensor::<Ad, 3>(q.clone(), dims), tensor(k.clone(), dims), tensor(v.clone(), dims), SHAPE.heads, p).ok().unwrap()),
+                "flex" => to_vec(
+                    attention(
+                        tensor::<Flex, 3>(q.clone(), dims),
+                        tensor(k.clone(), dims),
+                        tensor(v.clone(), dims),
+                        SHAPE.heads,
+                        p,
+                    )
+                    .ok()
+                    .unwrap(),
+                ),
+                _ => to_vec(
+                    attention(
+                        tensor::<Ad, 3>(q.clone(), dims),
+                        tensor(k.clone(), dims),
+                        tensor(v.clone(), dims),
+                        SHAPE.heads,
+                        p,
+                    )
+                    .ok()
+                    .unwrap(),
+                ),
             };
             let want = to_vec(want.clone());
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(worst <= 1e-6, "{backend} {p:?}: fused vs decomposed differ by {worst}");
-            let worst = got.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(worst <= 1e-6, "{backend} {p:?}: fused vs f64 reference differ by {worst}");
+            let worst = got
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst <= 1e-6,
+                "{backend} {p:?}: fused vs f64 reference differ by {worst}"
+            );
         }
     }
 }
@@ -108,7 +151,9 @@ fn attention_gradients_match_burns_backward_of_the_decomposed_path() {
                 tensor::<Ad, 3>(v.clone(), dims).require_grad(),
             );
             let y = if fused {
-                attention(tq.clone(), tk.clone(), tv.clone(), SHAPE.heads, p).ok().unwrap()
+                attention(tq.clone(), tk.clone(), tv.clone(), SHAPE.heads, p)
+                    .ok()
+                    .unwrap()
             } else {
                 decomposed(tq.clone(), tk.clone(), tv.clone(), SHAPE.heads, p)
             };
@@ -132,11 +177,18 @@ fn attention_gradients_match_finite_differences_of_the_f64_reference() {
         head_dim: 3,
     };
     let dims = [1, 6, 6];
-    for p in [AttentionPattern { window: 0, scale: 1.0 }, AttentionPattern { window: 2, scale: 0.5 }] {
+    for p in [
+        AttentionPattern { window: 0, scale: 1.0 },
+        AttentionPattern { window: 2, scale: 0.5 },
+    ] {
         let (q, k, v) = (values(36, 1, 1.0), values(36, 2, 1.0), values(36, 3, 1.0));
         let w = values(36, 4, 1.0);
         let objective = |q: &[f32], k: &[f32], v: &[f32]| -> f64 {
-            attention::reference(q, k, v, shape, p).iter().zip(&w).map(|(y, w)| *y as f64 * *w as f64).sum()
+            attention::reference(q, k, v, shape, p)
+                .iter()
+                .zip(&w)
+                .map(|(y, w)| *y as f64 * *w as f64)
+                .sum()
         };
         let (tq, tk, tv) = (
             tensor::<Ad, 3>(q.clone(), dims).require_grad(),
@@ -153,9 +205,13 @@ fn attention_gradients_match_finite_differences_of_the_f64_reference() {
                 let mut minus = plus.clone();
                 plus[which][i] += eps;
                 minus[which][i] -= eps;
-                let fd = (objective(&plus[0], &plus[1], &plus[2]) - objective(&minus[0], &minus[1], &minus[2])) / (2.0 * eps as f64);
+                let fd = (objective(&plus[0], &plus[1], &plus[2]) - objective(&minus[0], &minus[1], &minus[2]))
+                    / (2.0 * eps as f64);
                 let a = analytic[which][i] as f64;
-                assert!((a - fd).abs() <= 1e-3 * (1.0 + fd.abs()), "{p:?} input {which}[{i}]: {a} vs finite difference {fd}");
+                assert!(
+                    (a - fd).abs() <= 1e-3 * (1.0 + fd.abs()),
+                    "{p:?} input {which}[{i}]: {a} vs finite difference {fd}"
+                );
             }
         }
     }
@@ -194,7 +250,10 @@ fn attention_refuses_what_it_does_not_serve() {
     assert!(attention(f(), f(), f(), 4, AttentionPattern { window: 0, scale: 1.0 }).is_err());
 }
 
-fn decomposed_entropy<B: burn::tensor::backend::Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+fn decomposed_entropy<B: burn::tensor::backend::Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+) -> Tensor<B, 1> {
     let [n, _] = logits.dims();
     log_softmax(logits, 1).gather(1, targets.reshape([n, 1])).mean().neg()
 }
@@ -218,7 +277,12 @@ fn cross_entropy_matches_the_decomposed_path_forward_and_backward() {
     };
     let (fused, plain) = (run(true), run(false));
     assert!((fused.0 - plain.0).abs() <= 1e-6, "loss {} vs {}", fused.0, plain.0);
-    let worst = fused.1.iter().zip(&plain.1).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let worst = fused
+        .1
+        .iter()
+        .zip(&plain.1)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(worst <= 1e-7, "gradient differs by {worst}");
     // The plain backend gives the same loss.
     let flex = cross_entropy(
@@ -265,7 +329,11 @@ fn cross_entropy_leaves_out_of_range_targets_to_the_decomposed_path() {
     assert!(cross_entropy(l, t).is_err());
     assert_eq!(
         entropy::check_targets(&[0, 3], 3),
-        Err(entropy::TargetOutOfRange { row: 1, id: 3, vocab: 3 })
+        Err(entropy::TargetOutOfRange {
+            row: 1,
+            id: 3,
+            vocab: 3
+        })
     );
 }
 
@@ -280,7 +348,11 @@ fn gelu_matches_the_decomposed_path_forward_and_backward() {
     let w = values(3 * 700, 18, 1.0);
     let run = |fused: bool| {
         let t = tensor::<Ad, 2>(x.clone(), [3, 700]).require_grad();
-        let y = if fused { growlm_fused::gelu(t.clone()).ok().unwrap() } else { decomposed(t.clone()) };
+        let y = if fused {
+            growlm_fused::gelu(t.clone()).ok().unwrap()
+        } else {
+            decomposed(t.clone())
+        };
         let out = to_vec(y.clone());
         let g = (y * tensor::<Ad, 2>(w.clone(), [3, 700])).sum().backward();
         (out, to_vec(t.grad(&g).unwrap()))
@@ -303,29 +375,51 @@ fn layer_norm_matches_the_decomposed_path_forward_and_backward() {
         let g = tensor::<Ad, 1>(g0.clone(), [d]).require_grad();
         let b = tensor::<Ad, 1>(b0.clone(), [d]).require_grad();
         let y = if fused {
-            growlm_fused::layer_norm(t.clone(), g.clone(), b.clone(), 1e-5).ok().unwrap()
+            growlm_fused::layer_norm(t.clone(), g.clone(), b.clone(), 1e-5)
+                .ok()
+                .unwrap()
         } else {
             let (var, mean) = t.clone().var_mean_bias(2);
             (t.clone() - mean).div((var + 1e-5).sqrt()) * g.clone().unsqueeze::<3>() + b.clone().unsqueeze::<3>()
         };
         let out = to_vec(y.clone());
         let grads = (y * tensor::<Ad, 3>(w.clone(), [2, rows / 2, d])).sum().backward();
-        (out, to_vec(t.grad(&grads).unwrap()), to_vec(g.grad(&grads).unwrap()), to_vec(b.grad(&grads).unwrap()))
+        (
+            out,
+            to_vec(t.grad(&grads).unwrap()),
+            to_vec(g.grad(&grads).unwrap()),
+            to_vec(b.grad(&grads).unwrap()),
+        )
     };
     let (a, b) = (run(true), run(false));
-    for (name, x, y, tol) in [("y", &a.0, &b.0, 2e-6), ("dx", &a.1, &b.1, 1e-5), ("dgamma", &a.2, &b.2, 1e-5), ("dbeta", &a.3, &b.3, 1e-5)] {
+    for (name, x, y, tol) in [
+        ("y", &a.0, &b.0, 2e-6),
+        ("dx", &a.1, &b.1, 1e-5),
+        ("dgamma", &a.2, &b.2, 1e-5),
+        ("dbeta", &a.3, &b.3, 1e-5),
+    ] {
         let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
         assert!(worst <= tol, "{name} differs by {worst}");
     }
     // The scale's gradient sums over rows in blocks: the same bits on one thread and on two.
     let grads = |threads: usize| {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
-            let (mut y, mut dy) = (vec![0.0; x.len()], w.clone());
-            let (m, s) = growlm_fused::norm::forward(&x, &g0, &b0, 1e-5, &mut y);
-            let (dg, db) = growlm_fused::norm::backward(&x, &g0, &m, &s, &mut dy);
-            (dy, dg, db)
-        })
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let (mut y, mut dy) = (vec![0.0; x.len()], w.clone());
+                let (m, s) = growlm_fused::norm::forward(&x, &g0, &b0, 1e-5, &mut y);
+                let (dg, db) = growlm_fused::norm::backward(&x, &g0, &m, &s, &mut dy);
+                (dy, dg, db)
+            })
     };
     let (one, two) = (grads(1), grads(2));
-    assert!(one.0.iter().chain(&one.1).chain(&one.2).zip(two.0.iter().chain(&two.1).chain(&two.2)).all(|(p, q)| p.to_bits() == q.to_bits()));
+    assert!(one
+        .0
+        .iter()
+        .chain(&one.1)
+        .chain(&one.2)
+        .zip(two.0.iter().chain(&two.1).chain(&two.2))
+        .all(|(p, q)| p.to_bits() == q.to_bits()));
 }

@@ -89,7 +89,9 @@ impl LlamaHf {
     pub fn from_gpt(model: &GptConfig, eos: Option<usize>) -> Result<Self, HfError> {
         model.validate("model")?;
         if !model.is_llama() {
-            return Err(HfError::NotGptNeo("a GPT-Neo model is written as GPT-Neo, not Llama".into()));
+            return Err(HfError::NotGptNeo(
+                "a GPT-Neo model is written as GPT-Neo, not Llama".into(),
+            ));
         }
         Ok(Self {
             architectures: vec!["LlamaForCausalLM".into()],
@@ -124,7 +126,9 @@ impl LlamaHf {
         if let Some(p) = &self.rope_parameters {
             if let Some(kind) = p.get("rope_type").and_then(|t| t.as_str()) {
                 if kind != "default" {
-                    return Err(format!("rope_parameters.rope_type is \"{kind}\"; growlm computes the default RoPE only"));
+                    return Err(format!(
+                        "rope_parameters.rope_type is \"{kind}\"; growlm computes the default RoPE only"
+                    ));
                 }
             }
             if let Some(t) = p.get("rope_theta").and_then(|t| t.as_f64()) {
@@ -145,7 +149,10 @@ impl LlamaHf {
             return Err(bad(format!("model_type is \"{}\", not \"llama\"", self.model_type)));
         }
         if self.hidden_act != "silu" {
-            return Err(bad(format!("hidden_act is \"{}\"; growlm's SwiGLU computes \"silu\"", self.hidden_act)));
+            return Err(bad(format!(
+                "hidden_act is \"{}\"; growlm's SwiGLU computes \"silu\"",
+                self.hidden_act
+            )));
         }
         for (field, on) in [("attention_bias", self.attention_bias), ("mlp_bias", self.mlp_bias)] {
             if on {
@@ -193,7 +200,11 @@ impl LlamaHf {
 /// What `config.json`'s `model_type` says the directory holds: `gpt_neo`, `llama`, or a
 /// refusal naming the field (Qwen2's q/k/v biases) or the type.
 pub(crate) fn model_type(value: &Value, path: &Path) -> Result<String, HfError> {
-    let kind = value.get("model_type").and_then(|t| t.as_str()).unwrap_or("").to_string();
+    let kind = value
+        .get("model_type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("")
+        .to_string();
     match kind.as_str() {
         "gpt_neo" | "llama" => Ok(kind),
         "qwen2" => Err(HfError::Config {
@@ -205,7 +216,9 @@ pub(crate) fn model_type(value: &Value, path: &Path) -> Result<String, HfError> 
         }),
         other => Err(HfError::Config {
             path: path.to_path_buf(),
-            reason: format!("model_type is \"{other}\"; growlm reads GPT-Neo (\"gpt_neo\") and Llama (\"llama\") models"),
+            reason: format!(
+                "model_type is \"{other}\"; growlm reads GPT-Neo (\"gpt_neo\") and Llama (\"llama\") models"
+            ),
         }),
     }
 }

@@ -85,9 +85,13 @@ fn named(config: &GptConfig) -> Result<Vec<(ParamSpec, String, bool)>, HfError> 
         .param_specs()
         .into_iter()
         .map(|spec| {
-            let name = if config.is_llama() { llama_name(&spec) } else { hf_name(&spec) };
-            let (name, t) = name
-                .ok_or_else(|| HfError::NotGptNeo(format!("parameter `{}` has no GPT-Neo tensor", spec.path)))?;
+            let name = if config.is_llama() {
+                llama_name(&spec)
+            } else {
+                hf_name(&spec)
+            };
+            let (name, t) =
+                name.ok_or_else(|| HfError::NotGptNeo(format!("parameter `{}` has no GPT-Neo tensor", spec.path)))?;
             Ok((spec, name, t))
         })
         .collect()

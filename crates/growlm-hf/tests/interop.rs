@@ -225,7 +225,10 @@ fn bad_checkpoints_are_refused_naming_the_tensor() {
     assert!(e.contains("config.json") && e.contains("not JSON"), "{e}");
     std::fs::write(cut.path().join("config.json"), b"{\"model_type\": \"gpt2\"}").unwrap();
     let e = import_err(cut.path());
-    assert!(e.contains("model_type is \"gpt2\"") && e.contains("GPT-Neo (\"gpt_neo\") and Llama"), "{e}");
+    assert!(
+        e.contains("model_type is \"gpt2\"") && e.contains("GPT-Neo (\"gpt_neo\") and Llama"),
+        "{e}"
+    );
     std::fs::write(cut.path().join("config.json"), b"{\"model_type\": \"gpt_neo\"}").unwrap();
     assert!(import_err(cut.path()).contains("not a GPT-Neo config"));
 }

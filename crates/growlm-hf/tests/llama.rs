@@ -31,7 +31,13 @@ fn from_hf(v: &serde_json::Value) -> GptConfig {
         rope_theta: v.get("rope_parameters").map(|r| r["rope_theta"].as_f64().unwrap()),
         layer_norm_eps: v.get("rms_norm_eps").and_then(|e| e.as_f64()).unwrap_or(1e-6),
         tie_embeddings: Some(v["tie_word_embeddings"].as_bool().unwrap()),
-        ..GptConfig::new(n("vocab_size"), n("max_position_embeddings"), n("hidden_size"), n("num_hidden_layers"), n("num_attention_heads"))
+        ..GptConfig::new(
+            n("vocab_size"),
+            n("max_position_embeddings"),
+            n("hidden_size"),
+            n("num_hidden_layers"),
+            n("num_attention_heads"),
+        )
     }
 }
 
@@ -47,14 +53,22 @@ fn weights(cfg: &GptConfig) -> HashMap<String, HostTensor> {
     let bytes = std::fs::read(fixtures().join("tiny-llama/model.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let table = cfg.param_specs();
-    assert_eq!(st.len(), table.len(), "the fixture has a tensor the table does not name, or the reverse");
+    assert_eq!(
+        st.len(),
+        table.len(),
+        "the fixture has a tensor the table does not name, or the reverse"
+    );
     table
         .into_iter()
         .map(|p| {
             let (hf_name, transposed) = llama_name(&p).unwrap();
             let shape = p.shape(cfg);
             let t = st.tensor(&hf_name).unwrap();
-            let v: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let v: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
             let values = if transposed {
                 // transformers stores [d_out, d_in]; growlm [d_in, d_out].
                 let (i, o) = (shape[0], shape[1]);
@@ -78,7 +92,12 @@ fn check_logits<B: burn::tensor::backend::Backend>() -> f32 {
     let (b, t) = (ids.len(), ids[0].len());
     let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.concat(), [b, t]), &Default::default());
     let masks = AttentionMasks::new(&cfg, t, &Default::default());
-    let got: Vec<f32> = model.forward(x, &masks, None).into_data().convert::<f32>().to_vec().unwrap();
+    let got: Vec<f32> = model
+        .forward(x, &masks, None)
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .unwrap();
     assert_eq!(got.len(), want.len());
     got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
 }
@@ -105,13 +124,25 @@ fn llama_loss_matches_transformers_and_trains() {
     // transformers' loss shifts the labels: positions 0..t-1 predict 1..t.
     let loss = model.loss(x.clone().narrow(1, 0, t - 1), x.narrow(1, 1, t - 1), &masks, None);
     let value = loss.clone().into_scalar();
-    assert!((value as f64 - r["loss"].as_f64().unwrap()).abs() < 1e-4, "loss {value} vs {}", r["loss"]);
+    assert!(
+        (value as f64 - r["loss"].as_f64().unwrap()).abs() < 1e-4,
+        "loss {value} vs {}",
+        r["loss"]
+    );
     // Every parameter gets a finite, non-zero gradient.
     let grads = loss.backward();
     let mut seen = 0;
     for blk in &model.blocks {
         let gate = blk.mlp.gate.as_ref().unwrap();
-        for p in [&blk.attn.query, &blk.attn.key, &blk.attn.value, &blk.attn.out, gate, &blk.mlp.up, &blk.mlp.down] {
+        for p in [
+            &blk.attn.query,
+            &blk.attn.key,
+            &blk.attn.value,
+            &blk.attn.out,
+            gate,
+            &blk.mlp.up,
+            &blk.mlp.down,
+        ] {
             let g: Vec<f32> = p.weight.grad(&grads).unwrap().into_data().to_vec().unwrap();
             assert!(g.iter().all(|x| x.is_finite()) && g.iter().any(|x| *x != 0.0));
             seen += 1;
@@ -131,7 +162,14 @@ fn llama_parameter_counts_match_transformers() {
         let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
         let mut shapes = param_shapes(&model);
         shapes.sort();
-        let mut table: Vec<(String, Vec<usize>)> = cfg.param_specs().into_iter().map(|p| { let s = p.shape(&cfg); (p.path, s) }).collect();
+        let mut table: Vec<(String, Vec<usize>)> = cfg
+            .param_specs()
+            .into_iter()
+            .map(|p| {
+                let s = p.shape(&cfg);
+                (p.path, s)
+            })
+            .collect();
         table.sort();
         assert_eq!(shapes, table, "{k}");
     }
@@ -142,7 +180,10 @@ fn llama_configs_are_refused_by_name() {
     let mut cfg = config();
     cfg.n_kv_heads = Some(3);
     let e = cfg.validate("stages[1].model").unwrap_err().to_string();
-    assert!(e.contains("stages[1].model.n_kv_heads") && e.contains("does not divide n_heads = 4"), "{e}");
+    assert!(
+        e.contains("stages[1].model.n_kv_heads") && e.contains("does not divide n_heads = 4"),
+        "{e}"
+    );
     let mut cfg = config();
     cfg.head_dim = Some(7);
     assert!(cfg.validate("m").unwrap_err().to_string().contains("m.head_dim"));
@@ -170,7 +211,10 @@ fn a_llama_directory_imports_exports_and_round_trips() {
     // Export, untied and tied, and read back: the same config and the same values; a tied
     // head is not written (as transformers saves it).
     for tied in [false, true] {
-        let cfg = GptConfig { tie_embeddings: Some(tied), ..m.config.clone() };
+        let cfg = GptConfig {
+            tie_embeddings: Some(tied),
+            ..m.config.clone()
+        };
         let model = cfg.init::<Flex>(5, &dev).unwrap();
         let dir = tempfile::tempdir().unwrap();
         growlm_hf::export_model(&model, &cfg, dir.path(), None, &[]).unwrap();
@@ -185,7 +229,10 @@ fn a_llama_directory_imports_exports_and_round_trips() {
         assert_eq!(st.names().contains(&"lm_head.weight"), !tied);
         let back = growlm_hf::import_model::<Flex>(dir.path(), Some(&cfg), &dev).unwrap();
         assert_eq!(back.config, cfg);
-        let (a, b) = (growlm_model::param_values(&model), growlm_model::param_values(&back.model));
+        let (a, b) = (
+            growlm_model::param_values(&model),
+            growlm_model::param_values(&back.model),
+        );
         assert_eq!(a, b);
     }
 }

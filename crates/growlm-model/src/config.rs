@@ -132,7 +132,14 @@ impl GptConfig {
 
     /// A Llama-family config with the given shape, `n_kv_heads` key/value heads, an
     /// untied head and defaults for everything else.
-    pub fn llama(vocab_size: usize, context_len: usize, d_model: usize, n_layers: usize, n_heads: usize, n_kv_heads: usize) -> Self {
+    pub fn llama(
+        vocab_size: usize,
+        context_len: usize,
+        d_model: usize,
+        n_layers: usize,
+        n_heads: usize,
+        n_kv_heads: usize,
+    ) -> Self {
         Self {
             family: Family::Llama,
             n_kv_heads: Some(n_kv_heads),
@@ -277,10 +284,16 @@ impl GptConfig {
                     );
                 }
                 if !self.head_dim().is_multiple_of(2) {
-                    return bad("head_dim", format!("{} is odd; RoPE rotates pairs of dims", self.head_dim()));
+                    return bad(
+                        "head_dim",
+                        format!("{} is odd; RoPE rotates pairs of dims", self.head_dim()),
+                    );
                 }
                 if self.attention != AttentionLayers::Global {
-                    return bad("attention", "Llama-family models attend globally; remove `attention`".into());
+                    return bad(
+                        "attention",
+                        "Llama-family models attend globally; remove `attention`".into(),
+                    );
                 }
                 let theta = self.theta();
                 if !(theta > 1.0 && theta.is_finite()) {
@@ -316,7 +329,10 @@ impl GptConfig {
     /// GPT-Neo: the query, key and value projections have no bias; GPT-Neo 125M has
     /// 125,198,592. Llama: no biases, RMSNorm scales only, no position table.
     pub fn num_params(&self) -> usize {
-        self.param_specs().iter().map(|s| s.shape(self).iter().product::<usize>()).sum()
+        self.param_specs()
+            .iter()
+            .map(|s| s.shape(self).iter().product::<usize>())
+            .sum()
     }
 
     /// Parameters that take part in a matrix multiply for every token: all linear layers

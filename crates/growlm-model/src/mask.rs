@@ -198,7 +198,11 @@ impl<B: AutodiffBackend> Gpt<B> {
         let all = |n: usize| on(n, n);
         // Llama's key/value width does not follow a width mask (width growth of Llama is
         // refused); GPT-Neo's is the query width.
-        let kv = if config.is_llama() { all(config.kv_dim()) } else { att.clone() };
+        let kv = if config.is_llama() {
+            all(config.kv_dim())
+        } else {
+            att.clone()
+        };
         let vec = |m: &Tensor<Inner<B>, 1>| m.clone().greater_elem(0.5);
         let mat = |r: &Tensor<Inner<B>, 1>, c: &Tensor<Inner<B>, 1>| {
             let outer = r.clone().unsqueeze_dim::<2>(1).matmul(c.clone().unsqueeze_dim::<2>(0));

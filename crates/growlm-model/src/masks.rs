@@ -39,7 +39,10 @@ impl<B: Backend> Rope<B> {
             }
         }
         let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [1, seq, 1, head_dim]), device);
-        Self { cos: t(cos), sin: t(sin) }
+        Self {
+            cos: t(cos),
+            sin: t(sin),
+        }
     }
 
     /// Rotates `x: [batch, seq, heads, head_dim]` (`seq` at most the tables' length).

@@ -57,7 +57,11 @@ impl<B: Backend> Attention<B> {
         };
         let q = masked(self.query.forward(x.clone()));
         let (k, v) = (self.key.forward(x.clone()), self.value.forward(x));
-        let (k, v) = if self.n_kv_heads == self.n_heads { (masked(k), masked(v)) } else { (k, v) };
+        let (k, v) = if self.n_kv_heads == self.n_heads {
+            (masked(k), masked(v))
+        } else {
+            (k, v)
+        };
         let (q, k, v, scale) = match (&masks.rope, self.llama) {
             (Some(rope), true) => {
                 let [b, t, _] = q.dims();
@@ -69,7 +73,9 @@ impl<B: Backend> Attention<B> {
                     if kv == h {
                         y.reshape([b, t, h * hd])
                     } else {
-                        y.unsqueeze_dim::<5>(3).expand([b, t, kv, h / kv, hd]).reshape([b, t, h * hd])
+                        y.unsqueeze_dim::<5>(3)
+                            .expand([b, t, kv, h / kv, hd])
+                            .reshape([b, t, h * hd])
                     }
                 };
                 (q, group(k), group(v.reshape([b, t, kv, hd])), 1.0 / (hd as f32).sqrt())
@@ -84,7 +90,14 @@ impl<B: Backend> Attention<B> {
         self.out.forward(y)
     }
 
-    fn decomposed(&self, q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, causal: &Tensor<B, 4, Bool>, scale: f32) -> Tensor<B, 3> {
+    fn decomposed(
+        &self,
+        q: Tensor<B, 3>,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+        causal: &Tensor<B, 4, Bool>,
+        scale: f32,
+    ) -> Tensor<B, 3> {
         let [b, t, _] = q.dims();
         let (h, hd) = (self.n_heads, self.head_dim);
         let split = |y: Tensor<B, 3>| y.reshape([b, t, h, hd]).swap_dims(1, 2);
@@ -194,9 +207,12 @@ impl<B: Backend> Block<B> {
                 None => y,
             }
         };
-        let a = self
-            .attn
-            .forward(self.ln_attn.forward(x.clone(), c), masks, self.window, width.map(|m| &m.attn));
+        let a = self.attn.forward(
+            self.ln_attn.forward(x.clone(), c),
+            masks,
+            self.window,
+            width.map(|m| &m.attn),
+        );
         let x = x + keep(a);
         let mut hdn = self.mlp.hidden(self.ln_mlp.forward(x.clone(), c));
         if let Some(m) = width {

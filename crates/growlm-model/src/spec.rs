@@ -171,22 +171,30 @@ impl GptConfig {
 
     fn llama_specs(&self) -> Vec<ParamSpec> {
         use Axis::*;
-        let spec = |layer: Option<usize>, module: &'static str, leaf: &'static str, role, axes: Vec<Axis>, reads| ParamSpec {
-            path: match (layer, role) {
-                (None, Role::Embedding) => module.to_string(),
-                (None, _) => format!("{module}.{leaf}"),
-                (Some(j), _) => format!("blocks.{j}.{module}.{leaf}"),
-            },
-            layer,
-            module,
-            leaf,
-            role,
-            axes,
-            reads,
-        };
+        let spec =
+            |layer: Option<usize>, module: &'static str, leaf: &'static str, role, axes: Vec<Axis>, reads| ParamSpec {
+                path: match (layer, role) {
+                    (None, Role::Embedding) => module.to_string(),
+                    (None, _) => format!("{module}.{leaf}"),
+                    (Some(j), _) => format!("blocks.{j}.{module}.{leaf}"),
+                },
+                layer,
+                module,
+                leaf,
+                role,
+                axes,
+                reads,
+            };
         let tied = self.tied();
         let mut out = vec![
-            spec(None, "wte", "wte", Role::Embedding, vec![Vocab, Hidden], vec![false, false]),
+            spec(
+                None,
+                "wte",
+                "wte",
+                Role::Embedding,
+                vec![Vocab, Hidden],
+                vec![false, false],
+            ),
             // A tied head reads `ln_f`'s output through the embedding, which cannot be
             // scaled; an untied head scales its own hidden axis.
             spec(None, "ln_f", "gamma", Role::Norm, vec![Hidden], vec![tied]),
@@ -196,11 +204,25 @@ impl GptConfig {
                 out.push(spec(Some(j), ln, "gamma", Role::Norm, vec![Hidden], vec![false]));
             }
             for (module, rows, cols) in LLAMA_LINEAR {
-                out.push(spec(Some(j), module, "weight", Role::Weight, vec![rows, cols], vec![true, false]));
+                out.push(spec(
+                    Some(j),
+                    module,
+                    "weight",
+                    Role::Weight,
+                    vec![rows, cols],
+                    vec![true, false],
+                ));
             }
         }
         if !tied {
-            out.push(spec(None, "lm_head", "lm_head", Role::Embedding, vec![Vocab, Hidden], vec![false, true]));
+            out.push(spec(
+                None,
+                "lm_head",
+                "lm_head",
+                Role::Embedding,
+                vec![Vocab, Hidden],
+                vec![false, true],
+            ));
         }
         out
     }

@@ -344,7 +344,11 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -
         };
         same("d_model", source.d_model.to_string(), target.d_model.to_string())?;
         same("n_heads", source.n_heads.to_string(), target.n_heads.to_string())?;
-        same("n_kv_heads", source.kv_heads().to_string(), target.kv_heads().to_string())?;
+        same(
+            "n_kv_heads",
+            source.kv_heads().to_string(),
+            target.kv_heads().to_string(),
+        )?;
         same("ffn_dim", source.ffn_dim().to_string(), target.ffn_dim().to_string())?;
         same("rope_theta", source.theta().to_string(), target.theta().to_string())?;
         same("tie_embeddings", source.tied().to_string(), target.tied().to_string())?;

@@ -37,7 +37,10 @@ fn depth_operators_that_keep_the_function_do_on_llama() {
         assert!(change > 1e-3, "{depth}: logits change by only {change}");
     }
     // An untied head grows too.
-    let untied = |l| GptConfig { tie_embeddings: Some(false), ..llama(l) };
+    let untied = |l| GptConfig {
+        tie_embeddings: Some(false),
+        ..llama(l)
+    };
     let op = GrowthConfig::named("pdg", "expand", 0).unwrap();
     assert!(logit_change::<A>(&untied(2), &untied(3), &op, &Default::default()).unwrap() <= 1e-5);
 }
@@ -46,9 +49,17 @@ fn depth_operators_that_keep_the_function_do_on_llama() {
 fn llama_width_growth_is_refused_by_name() {
     let wide = GptConfig::llama(50, 8, 32, 2, 8, 4);
     let op = GrowthConfig::named("pdg", "redundant", 0).unwrap();
-    let e = logit_change::<A>(&llama(2), &wide, &op, &Default::default()).unwrap_err().to_string();
-    assert!(e.contains("d_model changes (16 → 32) between Llama stages") && e.contains("depth only"), "{e}");
-    let neo = GptConfig { ffn_dim: Some(40), ..GptConfig::new(50, 8, 16, 2, 4) };
+    let e = logit_change::<A>(&llama(2), &wide, &op, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("d_model changes (16 → 32) between Llama stages") && e.contains("depth only"),
+        "{e}"
+    );
+    let neo = GptConfig {
+        ffn_dim: Some(40),
+        ..GptConfig::new(50, 8, 16, 2, 4)
+    };
     let e = logit_change::<A>(&neo, &llama(4), &op, &Default::default())
         .unwrap_err()
         .to_string();
@@ -63,13 +74,30 @@ fn new_block_grads(depth: &str) -> Vec<(String, f32)> {
     let dev = Default::default();
     let model = perturb_norms_and_biases(s.init::<A>(3, &dev).unwrap());
     let op = GrowthConfig::named("pdg", depth, 0).unwrap();
-    let grown = grow(&s, &model, &AdamWConfig::new().init(), AdamWConfig::new().init(), &t, &op, 4, 0, None).unwrap();
+    let grown = grow(
+        &s,
+        &model,
+        &AdamWConfig::new().init(),
+        AdamWConfig::new().init(),
+        &t,
+        &op,
+        4,
+        0,
+        None,
+    )
+    .unwrap();
     let ids: Vec<i64> = (0..16).map(|i| (i * 7 + 3) % 50).collect();
     let x = Tensor::<A, 2, Int>::from_data(TensorData::new(ids, [2, 8]), &dev);
     let masks = AttentionMasks::new(&t, 7, &dev);
-    let loss = grown.model.loss(x.clone().narrow(1, 0, 7), x.narrow(1, 1, 7), &masks, None);
+    let loss = grown
+        .model
+        .loss(x.clone().narrow(1, 0, 7), x.narrow(1, 1, 7), &masks, None);
     let g = loss.backward();
-    assert!(!matches!(grown.report.layers[2], growlm_ops::LayerOrigin::Copy(_)), "{:?}", grown.report.layers);
+    assert!(
+        !matches!(grown.report.layers[2], growlm_ops::LayerOrigin::Copy(_)),
+        "{:?}",
+        grown.report.layers
+    );
     let blk = &grown.model.blocks[2];
     let norm = |t: Tensor<Flex, 2>| t.powi_scalar(2).sum().sqrt().into_scalar();
     let norm1 = |t: Tensor<Flex, 1>| t.powi_scalar(2).sum().sqrt().into_scalar();
@@ -102,17 +130,37 @@ fn where_the_gradient_flows_in_a_new_block_after_growth() {
     // stays zero, never will. Every projection's gradient is zero at the first step.
     let redundant = new_block_grads("redundant");
     eprintln!("redundant: {redundant:?}");
-    for k in ["attn.query", "attn.key", "attn.value", "attn.out", "mlp.gate", "mlp.up", "mlp.down", "ln_mlp"] {
+    for k in [
+        "attn.query",
+        "attn.key",
+        "attn.value",
+        "attn.out",
+        "mlp.gate",
+        "mlp.up",
+        "mlp.down",
+        "ln_mlp",
+    ] {
         assert_eq!(get(&redundant, k), 0.0, "redundant: {k}");
     }
-    assert!(get(&redundant, "ln_attn") > 0.0, "redundant: the attention norm's scale learns");
+    assert!(
+        get(&redundant, "ln_attn") > 0.0,
+        "redundant: the attention norm's scale learns"
+    );
     // LLaMA-Pro's form: the zeroed output projections learn at once; what feeds them
     // (query/key/value, gate/up) gets no gradient through the zero weights yet, and the
     // norms none either.
     let expand = new_block_grads("expand");
     eprintln!("expand: {expand:?}");
     assert!(get(&expand, "attn.out") > 0.0 && get(&expand, "mlp.down") > 0.0);
-    for k in ["attn.query", "attn.key", "attn.value", "mlp.gate", "mlp.up", "ln_attn", "ln_mlp"] {
+    for k in [
+        "attn.query",
+        "attn.key",
+        "attn.value",
+        "mlp.gate",
+        "mlp.up",
+        "ln_attn",
+        "ln_mlp",
+    ] {
         assert_eq!(get(&expand, k), 0.0, "expand: {k}");
     }
 }

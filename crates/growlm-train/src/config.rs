@@ -111,7 +111,8 @@ fn fill_llama_depth(table: &mut toml::Table) {
             .entry("growth")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let Some(g) = growth.as_table_mut() {
-            g.entry("depth").or_insert_with(|| toml::Value::String(LLAMA_DEFAULT_DEPTH.into()));
+            g.entry("depth")
+                .or_insert_with(|| toml::Value::String(LLAMA_DEFAULT_DEPTH.into()));
         }
     }
 }

@@ -241,7 +241,10 @@ fn a_llama_stage_grows_by_block_expansion_unless_it_names_a_depth_operator() {
     // Without a depth operator: `expand`, not the GPT-Neo default `redundant`.
     let bare = text.replace("depth = \"stack\"\n", "");
     let cfg = RunConfig::from_toml(&bare).unwrap();
-    assert_eq!(cfg.stages[1].growth.as_ref().unwrap().depth.name(), growlm_train::LLAMA_DEFAULT_DEPTH);
+    assert_eq!(
+        cfg.stages[1].growth.as_ref().unwrap().depth.name(),
+        growlm_train::LLAMA_DEFAULT_DEPTH
+    );
     // Without a growth table at all: the same.
     let bare = bare.replace("[stages.growth]\nramp_steps = 30\n", "");
     let cfg = RunConfig::from_toml(&bare).unwrap();
@@ -251,5 +254,8 @@ fn a_llama_stage_grows_by_block_expansion_unless_it_names_a_depth_operator() {
     // A GPT-Neo stage keeps its default.
     let neo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/paper-tiny.toml")).unwrap();
     let cfg = RunConfig::from_toml(&neo).unwrap();
-    assert_eq!(cfg.stages[1].growth.clone().unwrap_or_default().depth.name(), "redundant");
+    assert_eq!(
+        cfg.stages[1].growth.clone().unwrap_or_default().depth.name(),
+        "redundant"
+    );
 }

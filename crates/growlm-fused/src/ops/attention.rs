@@ -10,10 +10,9 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
-
+use crate::attention::{self as kernel, AttentionPattern, AttentionShape};
 #[allow(unused_imports)]
 use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
-use crate::attention::{self as kernel, AttentionPattern, AttentionShape};
 
 /// Saved for the attention backward step: the inputs and each row's log-sum-exp.
 #[derive(Debug, Clone)]
@@ -142,7 +141,11 @@ fn attention_autodiff(
     shape: AttentionShape,
     pattern: AttentionPattern,
 ) -> AdPrimitive {
-    let (cq, ck, cv) = (q.primitive.to_contiguous(), k.primitive.to_contiguous(), v.primitive.to_contiguous());
+    let (cq, ck, cv) = (
+        q.primitive.to_contiguous(),
+        k.primitive.to_contiguous(),
+        v.primitive.to_contiguous(),
+    );
     match AttentionBackward
         .prepare::<NoCheckpointing>([q.node.clone(), k.node.clone(), v.node.clone()])
         .compute_bound()

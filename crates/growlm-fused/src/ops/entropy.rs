@@ -8,11 +8,10 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
-
+use super::attention::AdPrimitive;
+use crate::entropy as kernel;
 #[allow(unused_imports)]
 use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
-use crate::entropy as kernel;
-use super::attention::AdPrimitive;
 
 /// Saved for the cross-entropy backward step: the logits, the targets and each row's
 /// log-sum-exp (no probabilities).

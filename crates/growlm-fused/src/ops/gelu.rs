@@ -9,9 +9,9 @@ use burn_flex::{Flex, FlexTensor};
 #[allow(unused_imports)]
 use rayon::prelude::*;
 
+use crate::simd;
 #[allow(unused_imports)]
 use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
-use crate::simd;
 
 /// Elements per rayon task of an element-wise kernel.
 const ELEMENTS_PER_TASK: usize = 1 << 14;
@@ -61,7 +61,11 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>,
         let x = float(x);
         let c = x.primitive.to_contiguous();
         let out = from_vec(gelu_values(slice(&c)), dims);
-        let out = match GeluBackward.prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
+        let out = match GeluBackward
+            .prepare::<NoCheckpointing>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => prep.finish(c, out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         };

@@ -8,10 +8,9 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
-
+use crate::norm as kernel;
 #[allow(unused_imports)]
 use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
-use crate::norm as kernel;
 
 /// Saved for the LayerNorm backward step: the input, the scale and each row's statistics.
 #[derive(Debug, Clone)]
@@ -70,7 +69,9 @@ pub fn layer_norm<B: Backend, const D: usize>(
         && d > 0
         && gamma.dims() == [d]
         && beta.dims() == [d]
-        && [x.dtype(), gamma.dtype(), beta.dtype()].iter().all(|t| *t == DType::F32);
+        && [x.dtype(), gamma.dtype(), beta.dtype()]
+            .iter()
+            .all(|t| *t == DType::F32);
     if !fits {
         return Err((x, gamma, beta));
     }
@@ -81,7 +82,11 @@ pub fn layer_norm<B: Backend, const D: usize>(
         take_as::<_, Tensor<Flex, 1>>(&mut sg),
         take_as::<_, Tensor<Flex, 1>>(&mut sb),
     ) {
-        let (x, g, b) = (float(x).to_contiguous(), float(g).to_contiguous(), float(b).to_contiguous());
+        let (x, g, b) = (
+            float(x).to_contiguous(),
+            float(g).to_contiguous(),
+            float(b).to_contiguous(),
+        );
         let out = wrap::<Flex, D>(norm_flex(&x, &g, &b, eps).0);
         return Ok(take_as(&mut Some(out)).expect("B is Flex"));
     }
@@ -91,14 +96,26 @@ pub fn layer_norm<B: Backend, const D: usize>(
         take_as::<_, Tensor<Ad, 1>>(&mut sb),
     ) {
         let (x, g, b) = (float(x), float(g), float(b));
-        let (cx, cg, cb) = (x.primitive.to_contiguous(), g.primitive.to_contiguous(), b.primitive.to_contiguous());
+        let (cx, cg, cb) = (
+            x.primitive.to_contiguous(),
+            g.primitive.to_contiguous(),
+            b.primitive.to_contiguous(),
+        );
         let (y, mean, rstd) = norm_flex(&cx, &cg, &cb, eps);
         let out = match NormBackward
             .prepare::<NoCheckpointing>([x.node.clone(), g.node.clone(), b.node.clone()])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(NormState { x: cx, gamma: cg, mean, rstd }, y),
+            OpsKind::Tracked(prep) => prep.finish(
+                NormState {
+                    x: cx,
+                    gamma: cg,
+                    mean,
+                    rstd,
+                },
+                y,
+            ),
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         return Ok(take_as(&mut Some(wrap::<Ad, D>(out))).expect("B is Autodiff<Flex>"));
