@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use growlm::train::{BenchResult, BenchSpec, DeviceKind, RunConfig, TrainError};
+use anyhow::Result;
+use growlm::train::{torch, BenchResult, BenchSpec, DeviceKind, RunConfig, TrainError};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -45,61 +45,6 @@ pub struct BenchArgs {
 /// The PyTorch reference script (in the repository's `benches/`).
 const TORCH_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/torch_reference.py");
 
-/// Fails with how to get `torch` when `python` cannot import it.
-fn check_torch(python: &std::path::Path) -> Result<()> {
-    let found = std::process::Command::new(python)
-        .args(["-c", "import torch"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        anyhow::bail!(
-            "--against-torch: {} cannot import torch. Install it in a virtual environment \
-             (python3 -m venv .venv && .venv/bin/pip install torch, about 1 GB for the CPU build) \
-             and pass --python .venv/bin/python",
-            python.display()
-        );
-    }
-    if !std::path::Path::new(TORCH_SCRIPT).is_file() {
-        anyhow::bail!("--against-torch: {TORCH_SCRIPT} not found; it comes with the repository");
-    }
-    Ok(())
-}
-
-/// The PyTorch side's figures, as `benches/torch_reference.py --json` writes them.
-#[derive(serde::Deserialize)]
-struct TorchFigures {
-    device: String,
-    threads: usize,
-    ms_per_step: f64,
-    tokens_per_s: f64,
-    peak_flops_per_s: f64,
-    mfu: f64,
-}
-
-/// Runs the PyTorch reference on the stage growlm timed and reads its figures back.
-fn torch_figures(a: &BenchArgs, stage: usize, threads: usize) -> Result<TorchFigures> {
-    let dir = tempfile::tempdir()?;
-    let json = dir.path().join("torch.json");
-    let status = std::process::Command::new(&a.python)
-        .arg(TORCH_SCRIPT)
-        .arg("--config")
-        .arg(&a.config)
-        .args(["--stage", &stage.to_string(), "--steps", &a.steps.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .arg("--json")
-        .arg(&json)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("--against-torch: cannot run {}", a.python.display()))?;
-    if !status.success() {
-        anyhow::bail!("--against-torch: {TORCH_SCRIPT} failed ({status})");
-    }
-    let text = std::fs::read(&json).with_context(|| format!("--against-torch: {TORCH_SCRIPT} wrote no figures"))?;
-    serde_json::from_slice(&text).with_context(|| format!("--against-torch: {TORCH_SCRIPT}'s figures"))
-}
-
 /// Times the stage `a` names on `device`; errors name the flags.
 pub(crate) fn measure(a: &BenchArgs, device: DeviceKind) -> Result<BenchResult> {
     let spec = BenchSpec {
@@ -122,8 +67,9 @@ pub(crate) fn measure(a: &BenchArgs, device: DeviceKind) -> Result<BenchResult> 
 
 /// Runs the command.
 pub fn run(a: BenchArgs) -> Result<()> {
+    let script = std::path::Path::new(TORCH_SCRIPT);
     if a.against_torch {
-        check_torch(&a.python)?;
+        torch::check_torch(&a.python, script).map_err(|e| anyhow::anyhow!("--against-torch: {e} (--python PATH)"))?;
     }
     let r = measure(&a, a.device.into())?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -156,7 +102,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         crate::write_file(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
     }
     if a.against_torch {
-        let t = torch_figures(&a, r.stage, threads)?;
+        let t = torch::torch_figures(&a.python, script, &a.config, r.stage, a.steps, threads)
+            .map_err(|e| anyhow::anyhow!("--against-torch: {e}"))?;
         println!(
             "  {} ({} threads): {:.1} ms/step, {:.0} tokens/s; matmul peak {:.3e} FLOP/s; MFU {:.1}%",
             t.device,
@@ -223,57 +170,5 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("--stage: there is no stage 5"), "{e}");
-    }
-
-    #[cfg(unix)]
-    fn fake_python(dir: &std::path::Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let p = dir.join("python");
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn against_torch_says_how_to_get_torch_and_reads_the_reference_figures() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("c.toml");
-        std::fs::write(&cfg, growlm::train::testing::TINY).unwrap();
-        let args = |python: PathBuf| BenchArgs {
-            config: cfg.clone(),
-            stage: None,
-            steps: 2,
-            device: crate::Device::Flex,
-            batch_size: None,
-            devices: 1,
-            json: None,
-            against_torch: true,
-            python,
-        };
-        // No torch: the error says how to get it, before anything is timed.
-        let e = run(args(fake_python(dir.path(), "exit 1"))).unwrap_err().to_string();
-        assert!(
-            e.contains("cannot import torch") && e.contains("pip install torch") && e.contains("--python"),
-            "{e}"
-        );
-        // A stand-in for the script: records its arguments, writes figures where --json says.
-        let log = dir.path().join("args");
-        let body = format!(
-            "[ \"$1\" = -c ] && exit 0\necho \"$@\" > {}\nwhile [ $# -gt 0 ]; do [ \"$1\" = --json ] && out=$2; shift; done\n\
-             echo '{{\"device\": \"torch stand-in\", \"threads\": 2, \"ms_per_step\": 5.0, \"tokens_per_s\": 12800.0, \"peak_flops_per_s\": 1e11, \"mfu\": 0.5}}' > \"$out\"",
-            log.display()
-        );
-        run(args(fake_python(dir.path(), &body))).unwrap();
-        let called = std::fs::read_to_string(&log).unwrap();
-        assert!(
-            called.contains("torch_reference.py --config") && called.contains("--stage 1 --steps 2 --threads"),
-            "{called}"
-        );
-        // A script that writes nothing is an error that names it.
-        let e = run(args(fake_python(dir.path(), "[ \"$1\" = -c ] && exit 0\nexit 0")))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("wrote no figures"), "{e}");
     }
 }

@@ -33,6 +33,7 @@ mod run_dir;
 mod schedule;
 mod session;
 pub mod testing;
+pub mod torch;
 mod trained;
 mod validate;
 

@@ -1,0 +1,160 @@
+//! The PyTorch side of a throughput comparison (DESIGN.md §Backends; `bench
+//! --against-torch`): runs `benches/torch_reference.py`, which builds the same stage in
+//! PyTorch eager and times it as [`crate::measure`] does, and reads its figures back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong running the PyTorch reference.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TorchError {
+    /// The Python cannot import `torch`.
+    #[error("{python} cannot import torch; install it in a virtual environment (python3 -m venv .venv && .venv/bin/pip install torch, about 1 GB for the CPU build) and use that Python")]
+    NoTorch {
+        /// The Python tried.
+        python: String,
+    },
+    /// The script is not where the repository keeps it.
+    #[error("{0} not found; it comes with the repository (benches/)")]
+    NoScript(PathBuf),
+    /// The script could not be started, failed, or wrote no figures.
+    #[error("{script}: {reason}")]
+    Failed {
+        /// The script.
+        script: PathBuf,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// PyTorch's figures for one stage, as `benches/torch_reference.py --json` writes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TorchFigures {
+    /// `torch <version> eager cpu`.
+    pub device: String,
+    /// `torch.set_num_threads`.
+    pub threads: usize,
+    /// Median milliseconds per step.
+    pub ms_per_step: f64,
+    /// Training tokens per second.
+    pub tokens_per_s: f64,
+    /// Its measured matmul peak.
+    pub peak_flops_per_s: f64,
+    /// Model FLOPs utilisation against that peak.
+    pub mfu: f64,
+}
+
+/// Checks that `python` can import `torch` and that `script` exists.
+pub fn check_torch(python: &Path, script: &Path) -> Result<(), TorchError> {
+    let found = Command::new(python)
+        .args(["-c", "import torch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        return Err(TorchError::NoTorch {
+            python: python.display().to_string(),
+        });
+    }
+    if !script.is_file() {
+        return Err(TorchError::NoScript(script.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Runs `script` with `python` on stage `stage` of `config` for `steps` timed steps on
+/// `threads` threads, and reads its figures back.
+pub fn torch_figures(
+    python: &Path,
+    script: &Path,
+    config: &Path,
+    stage: usize,
+    steps: usize,
+    threads: usize,
+) -> Result<TorchFigures, TorchError> {
+    let fail = |reason: String| TorchError::Failed {
+        script: script.to_path_buf(),
+        reason,
+    };
+    let dir = tempfile::tempdir().map_err(|e| fail(format!("no temporary directory: {e}")))?;
+    let json = dir.path().join("torch.json");
+    let status = Command::new(python)
+        .arg(script)
+        .arg("--config")
+        .arg(config)
+        .args(["--stage", &stage.to_string(), "--steps", &steps.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| fail(format!("cannot run {}: {e}", python.display())))?;
+    if !status.success() {
+        return Err(fail(format!("failed ({status})")));
+    }
+    let text = std::fs::read(&json).map_err(|_| fail("wrote no figures".into()))?;
+    serde_json::from_slice(&text).map_err(|e| fail(format!("unreadable figures: {e}")))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn fake_python(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("python");
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn says_how_to_get_torch_and_reads_the_reference_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("torch_reference.py");
+        std::fs::write(&script, "").unwrap();
+        let cfg = dir.path().join("c.toml");
+        // No torch: the error says how to get it.
+        let e = check_torch(&fake_python(dir.path(), "exit 1"), &script)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot import torch") && e.contains("pip install torch"),
+            "{e}"
+        );
+        let ok = fake_python(dir.path(), "exit 0");
+        let e = check_torch(&ok, &dir.path().join("nope.py")).unwrap_err().to_string();
+        assert!(e.contains("nope.py not found"), "{e}");
+        // A stand-in for the script: records its arguments, writes figures where --json says.
+        let log = dir.path().join("args");
+        let body = format!(
+            "echo \"$@\" > {}\nwhile [ $# -gt 0 ]; do [ \"$1\" = --json ] && out=$2; shift; done\n\
+             echo '{{\"device\": \"torch stand-in\", \"threads\": 2, \"ms_per_step\": 5.0, \"tokens_per_s\": 12800.0, \"peak_flops_per_s\": 1e11, \"mfu\": 0.5}}' > \"$out\"",
+            log.display()
+        );
+        let f = torch_figures(&fake_python(dir.path(), &body), &script, &cfg, 1, 2, 2).unwrap();
+        assert_eq!(f.tokens_per_s, 12800.0);
+        assert_eq!(f.threads, 2);
+        let called = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            called.contains("torch_reference.py --config") && called.contains("--stage 1 --steps 2 --threads 2"),
+            "{called}"
+        );
+        // A script that writes nothing, or fails, is an error that names it.
+        let e = torch_figures(&fake_python(dir.path(), "exit 0"), &script, &cfg, 1, 2, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("torch_reference.py") && e.contains("wrote no figures"),
+            "{e}"
+        );
+        let e = torch_figures(&fake_python(dir.path(), "exit 3"), &script, &cfg, 1, 2, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("failed"), "{e}");
+    }
+}
