@@ -34,7 +34,10 @@ pub fn run() -> Result<()> {
     ];
     // Llama-family probes: 4 query heads on 2 key/value heads, SwiGLU, RoPE, untied head.
     let llama = |d: usize, layers: usize, heads: usize| GptConfig::llama(64, 8, d, layers, heads, heads / 2);
-    let llama_width: [Probe; 1] = [("×2", llama(16, 2, 4), llama(32, 2, 8))];
+    let llama_width: [Probe; 2] = [
+        ("×2", llama(16, 2, 4), llama(32, 2, 8)),
+        ("×1.5", llama(16, 2, 4), llama(24, 2, 6)),
+    ];
     let llama_depth: [Probe; 2] = [
         ("2→4", llama(16, 2, 4), llama(16, 4, 4)),
         ("2→3", llama(16, 2, 4), llama(16, 3, 4)),

@@ -338,20 +338,28 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -
                 Ok(())
             } else {
                 Err(OpsError::Incompatible(format!(
-                    "{what} changes ({s} → {t}) between Llama stages; growlm grows Llama-family models in depth only so far (identity, stack, msg, redundant, random); keep the width, heads and FFN of the small model"
+                    "{what} changes ({s} → {t}) between Llama stages; keep it"
                 )))
             }
         };
-        same("d_model", source.d_model.to_string(), target.d_model.to_string())?;
-        same("n_heads", source.n_heads.to_string(), target.n_heads.to_string())?;
-        same(
-            "n_kv_heads",
-            source.kv_heads().to_string(),
-            target.kv_heads().to_string(),
-        )?;
-        same("ffn_dim", source.ffn_dim().to_string(), target.ffn_dim().to_string())?;
         same("rope_theta", source.theta().to_string(), target.theta().to_string())?;
         same("tie_embeddings", source.tied().to_string(), target.tied().to_string())?;
+        let group = |c: &GptConfig| c.n_heads / c.kv_heads();
+        same(
+            "n_heads / n_kv_heads",
+            group(source).to_string(),
+            group(target).to_string(),
+        )?;
+        let widens = source.d_model != target.d_model
+            || source.n_heads != target.n_heads
+            || source.ffn_dim() != target.ffn_dim();
+        let (w, _) = op.operators();
+        if widens && (w.ramps() || w.scales_softly()) {
+            return Err(OpsError::Incompatible(format!(
+                "width `{}` masks new width during a ramp, and its masks do not yet cover Llama's key/value heads and SwiGLU gate; grow Llama's width with a mask-free operator (hypercloning, fpi, direct-copy, aki) or grow its depth only",
+                w.name()
+            )));
+        }
     }
     let (w, d) = op.operators();
     if d.gates_new_layers() && !(w.ramps() && w.scales_softly()) {

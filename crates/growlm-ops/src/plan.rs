@@ -72,8 +72,13 @@ impl WidthMaps {
                     source.attn_dim(),
                 ),
                 with_counts(w.map("ffn_dim", source.ffn_dim(), target.ffn_dim())?, source.ffn_dim()),
-                // Llama's key/value width: equal between stages (`check_growth`), copied.
-                with_counts(AxisMap::leading(source.kv_dim(), target.kv_dim()), source.kv_dim()),
+                // Llama's key/value heads, mapped as the query heads are: with the group size
+                // kept (`check_growth`), a replicated query head reads the replica of its
+                // key/value head.
+                with_counts(
+                    w.map("n_kv_heads", source.kv_heads(), target.kv_heads())?.expand(hd),
+                    source.kv_dim(),
+                ),
             ],
         })
     }

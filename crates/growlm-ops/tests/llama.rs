@@ -46,16 +46,52 @@ fn depth_operators_that_keep_the_function_do_on_llama() {
 }
 
 #[test]
-fn llama_width_growth_is_refused_by_name() {
-    let wide = GptConfig::llama(50, 8, 32, 2, 8, 4);
+fn llama_width_grows_by_cloning_and_mask_operators_are_refused_by_name() {
+    // ×2 in width: hidden 16 → 32, heads 4 → 8, key/value heads 2 → 4 (2 query heads per
+    // key/value head in both), SwiGLU 40 → 80. RMSNorm's mean square is unchanged when
+    // every hidden unit is cloned the same number of times, so cloning stays exact.
+    let wide = GptConfig {
+        ffn_dim: Some(80),
+        ..GptConfig::llama(50, 8, 32, 2, 8, 4)
+    };
+    for width in ["hypercloning", "fpi"] {
+        let op = GrowthConfig::named(width, "expand", 0).unwrap();
+        let change = logit_change::<A>(&llama(2), &wide, &op, &Default::default()).unwrap();
+        assert!(change <= 1e-5, "{width}: logits change by {change}");
+        // Width and depth at once.
+        let deeper = GptConfig {
+            n_layers: 3,
+            ..wide.clone()
+        };
+        let change = logit_change::<A>(&llama(2), &deeper, &op, &Default::default()).unwrap();
+        assert!(change <= 1e-5, "{width} + expand: logits change by {change}");
+    }
+    // A non-integer factor (16 → 24, heads 4 → 6, kv 2 → 3): fpi's uneven replication
+    // changes RMSNorm's mean square, so the function moves (the check can fail).
+    let uneven = GptConfig {
+        ffn_dim: Some(60),
+        ..GptConfig::llama(50, 8, 24, 2, 6, 3)
+    };
+    let op = GrowthConfig::named("fpi", "expand", 0).unwrap();
+    let change = logit_change::<A>(&llama(2), &uneven, &op, &Default::default()).unwrap();
+    assert!(change > 1e-4, "fpi ×1.5 changes the function, by only {change}");
+    // PDG and MSG mask new width during a ramp; their masks do not cover Llama's key/value
+    // heads and gate yet.
     let op = GrowthConfig::named("pdg", "redundant", 0).unwrap();
     let e = logit_change::<A>(&llama(2), &wide, &op, &Default::default())
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("d_model changes (16 → 32) between Llama stages") && e.contains("depth only"),
-        "{e}"
-    );
+    assert!(e.contains("width `pdg`") && e.contains("mask-free"), "{e}");
+    // The group of query heads per key/value head must stay.
+    let regrouped = GptConfig {
+        ffn_dim: Some(80),
+        ..GptConfig::llama(50, 8, 32, 2, 8, 2)
+    };
+    let op = GrowthConfig::named("hypercloning", "expand", 0).unwrap();
+    let e = logit_change::<A>(&llama(2), &regrouped, &op, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("n_heads / n_kv_heads changes (2 → 4)"), "{e}");
     let neo = GptConfig {
         ffn_dim: Some(40),
         ..GptConfig::new(50, 8, 16, 2, 4)
