@@ -149,3 +149,36 @@ fn function_preserving_growth_holds_in_bf16_within_its_rounding() {
         assert!(d <= 2e-2, "{op:?}: {d}");
     }
 }
+
+#[test]
+fn a_llama_run_grows_preserving_the_loss_and_resumes_exactly_mid_ramp() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    // The tiny pair as Llama models with grouped key/value heads: 16 → 32 wide (2 → 4
+    // query heads of 8 on 1 → 2 key/value heads), 2 → 3 layers, untied head; PDG + expand
+    // from step 6, ramp 6..12, checkpoint at 8, killed at 10.
+    let mut t = tiny_config(&corpus, 20, true, "name = \"fixed\"\nsteps = [6]").to_table();
+    for (stage, heads, kv, d) in [(0, 2, 1, 16), (1, 4, 2, 32)] {
+        for set in [
+            "family=\"llama\"".to_string(),
+            "tie_embeddings=false".into(),
+            format!("n_heads={heads}"),
+            format!("n_kv_heads={kv}"),
+            format!("d_model={d}"),
+        ] {
+            growlm::train::apply_set(&mut t, &format!("stages.{stage}.model.{set}")).unwrap();
+        }
+    }
+    growlm::train::apply_set(&mut t, "stages.1.growth.depth=\"expand\"").unwrap();
+    let cfg = growlm::train::RunConfig::from_table(t).unwrap();
+    assert!(cfg.stages[1].model.is_llama());
+    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
+    run(&cfg, &full, false, None).unwrap();
+    let ev = |d: &std::path::Path| growlm::train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl")).unwrap();
+    let e = &ev(&full)[0];
+    assert!((e.loss_before - e.loss_after).abs() <= 1e-5, "{e:?}");
+    assert!(run(&cfg, &killed, false, Some(10)).is_err());
+    run(&cfg, &killed, true, None).unwrap();
+    assert_eq!(metrics(&full), metrics(&killed));
+    assert_eq!(ev(&full), ev(&killed));
+}

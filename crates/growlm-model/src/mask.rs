@@ -64,6 +64,23 @@ pub struct WidthMask<B: Backend> {
     pub(crate) attn: Tensor<B, 3>,
     /// `[1, 1, ffn_dim]`.
     pub(crate) ffn: Tensor<B, 3>,
+    /// Llama with grouped key/value heads: `[1, 1, n_kv_heads·head_dim]`, the mask of K and
+    /// V ([`kv_values`]); `None` when they are as wide as Q and take `attn`.
+    pub(crate) kv: Option<Tensor<B, 3>>,
+}
+
+/// The key/value mask of a Llama model whose query mask is `attn`: key/value head `j`
+/// serves query heads `j·g … j·g + g − 1`, and takes the mask of the first of them, dim by
+/// dim. With the leading query heads on, the leading key/value heads are; with new query
+/// heads scaled (MSG), their key/value heads are scaled alike. `None` when the key/value
+/// heads are the query heads.
+pub(crate) fn kv_values(config: &GptConfig, attn: &[f32]) -> Option<Vec<f32>> {
+    let (h, kv, hd) = (config.n_heads, config.kv_heads(), config.head_dim());
+    if kv == h {
+        return None;
+    }
+    let g = h / kv;
+    Some((0..kv * hd).map(|i| attn[(i / hd) * g * hd + i % hd]).collect())
 }
 
 /// `n` values, the leading `active` of them 1 and the rest 0.
@@ -78,6 +95,7 @@ impl<B: Backend> WidthMask<B> {
             hidden: self.hidden.cast(dtype),
             attn: self.attn.cast(dtype),
             ffn: self.ffn.cast(dtype),
+            kv: self.kv.map(|k| k.cast(dtype)),
             ..self
         }
     }
@@ -88,6 +106,7 @@ impl<B: Backend> WidthMask<B> {
             hidden: self.hidden.to_device(device),
             attn: self.attn.to_device(device),
             ffn: self.ffn.to_device(device),
+            kv: self.kv.map(|k| k.to_device(device)),
             ..self
         }
     }
@@ -109,13 +128,19 @@ impl<B: Backend> WidthMask<B> {
             }
         }
         let t = |v: Vec<f32>, shape: Vec<usize>| TensorData::new(v, shape);
+        let attn = leading_ones(a, active.attn);
+        let kv = kv_values(config, &attn).map(|v| {
+            let n = v.len();
+            Tensor::from_data(t(v, vec![1, 1, n]), device)
+        });
         Ok(Self {
             active,
             hidden_sum: active.hidden as f64,
             gates: Vec::new(),
             hidden: Tensor::from_data(t(leading_ones(d, active.hidden), vec![1, 1, d]), device),
-            attn: Tensor::from_data(t(leading_ones(a, active.attn), vec![1, 1, a]), device),
+            attn: Tensor::from_data(t(attn, vec![1, 1, a]), device),
             ffn: Tensor::from_data(t(leading_ones(f, active.ffn), vec![1, 1, f]), device),
+            kv,
         })
     }
 
@@ -146,7 +171,12 @@ impl<B: Backend> WidthMask<B> {
         mask.hidden_sum = hidden.iter().map(|&v| f64::from(v)).sum();
         let t = |v: Vec<f32>, n: usize| Tensor::from_data(TensorData::new(v, vec![1, 1, n]), device);
         mask.hidden = t(hidden, d);
-        mask.attn = t(values(a, old.attn, scale[1]), a);
+        let attn = values(a, old.attn, scale[1]);
+        mask.kv = kv_values(config, &attn).map(|v| {
+            let n = v.len();
+            t(v, n)
+        });
+        mask.attn = t(attn, a);
         mask.ffn = t(values(f, old.ffn, scale[2]), f);
         mask.gates = gates;
         Ok(mask)

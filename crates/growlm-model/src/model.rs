@@ -50,18 +50,19 @@ impl<B: Backend> Attention<B> {
         masks: &AttentionMasks<B>,
         window: usize,
         attn: Option<&Tensor<B, 3>>,
+        kv: Option<&Tensor<B, 3>>,
     ) -> Tensor<B, 3> {
-        let masked = |y: Tensor<B, 3>| match attn {
+        let masked = |y: Tensor<B, 3>, m: Option<&Tensor<B, 3>>| match m {
             Some(m) => y * m.clone(),
             None => y,
         };
-        let q = masked(self.query.forward(x.clone()));
-        let (k, v) = (self.key.forward(x.clone()), self.value.forward(x));
-        let (k, v) = if self.n_kv_heads == self.n_heads {
-            (masked(k), masked(v))
-        } else {
-            (k, v)
-        };
+        // Grouped key/value heads take their own mask; otherwise Q's.
+        let kv = if self.n_kv_heads == self.n_heads { attn } else { kv };
+        let q = masked(self.query.forward(x.clone()), attn);
+        let (k, v) = (
+            masked(self.key.forward(x.clone()), kv),
+            masked(self.value.forward(x), kv),
+        );
         let (q, k, v, scale) = match (&masks.rope, self.llama) {
             (Some(rope), true) => {
                 let [b, t, _] = q.dims();
@@ -212,6 +213,7 @@ impl<B: Backend> Block<B> {
             masks,
             self.window,
             width.map(|m| &m.attn),
+            width.and_then(|m| m.kv.as_ref()),
         );
         let x = x + keep(a);
         let mut hdn = self.mlp.hidden(self.ln_mlp.forward(x.clone(), c));

@@ -350,16 +350,6 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -
             group(source).to_string(),
             group(target).to_string(),
         )?;
-        let widens = source.d_model != target.d_model
-            || source.n_heads != target.n_heads
-            || source.ffn_dim() != target.ffn_dim();
-        let (w, _) = op.operators();
-        if widens && (w.ramps() || w.scales_softly()) {
-            return Err(OpsError::Incompatible(format!(
-                "width `{}` masks new width during a ramp, and its masks do not yet cover Llama's key/value heads and SwiGLU gate; grow Llama's width with a mask-free operator (hypercloning, fpi, direct-copy, aki) or grow its depth only",
-                w.name()
-            )));
-        }
     }
     let (w, d) = op.operators();
     if d.gates_new_layers() && !(w.ramps() && w.scales_softly()) {

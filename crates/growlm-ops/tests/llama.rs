@@ -46,7 +46,7 @@ fn depth_operators_that_keep_the_function_do_on_llama() {
 }
 
 #[test]
-fn llama_width_grows_by_cloning_and_mask_operators_are_refused_by_name() {
+fn llama_width_grows_by_cloning_and_by_masks() {
     // ×2 in width: hidden 16 → 32, heads 4 → 8, key/value heads 2 → 4 (2 query heads per
     // key/value head in both), SwiGLU 40 → 80. RMSNorm's mean square is unchanged when
     // every hidden unit is cloned the same number of times, so cloning stays exact.
@@ -75,13 +75,19 @@ fn llama_width_grows_by_cloning_and_mask_operators_are_refused_by_name() {
     let op = GrowthConfig::named("fpi", "expand", 0).unwrap();
     let change = logit_change::<A>(&llama(2), &uneven, &op, &Default::default()).unwrap();
     assert!(change > 1e-4, "fpi ×1.5 changes the function, by only {change}");
-    // PDG and MSG mask new width during a ramp; their masks do not cover Llama's key/value
-    // heads and gate yet.
-    let op = GrowthConfig::named("pdg", "redundant", 0).unwrap();
-    let e = logit_change::<A>(&llama(2), &wide, &op, &Default::default())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("width `pdg`") && e.contains("mask-free"), "{e}");
+    // PDG and MSG mask the new width, key/value heads included (each takes the mask of the
+    // first query head it serves), so they keep the function at any factor.
+    for (width, depth) in [("pdg", "expand"), ("pdg", "redundant"), ("msg", "msg")] {
+        let op = GrowthConfig::named(width, depth, 10).unwrap();
+        for target in [&wide, &uneven] {
+            let change = logit_change::<A>(&llama(2), target, &op, &Default::default()).unwrap();
+            assert!(
+                change <= 1e-5,
+                "{width}+{depth} to d{}: logits change by {change}",
+                target.d_model
+            );
+        }
+    }
     // The group of query heads per key/value head must stay.
     let regrouped = GptConfig {
         ffn_dim: Some(80),
