@@ -1,5 +1,5 @@
 //! Fuzzing what others give growlm (issue: resource bounds): a real exported Hugging Face
-//! directory (a GPT-Neo with a trained BPE tokenizer) with one file mutated — `config.json`
+//! directory (a GPT-Neo, or a Llama, with a trained BPE tokenizer) with one file mutated — `config.json`
 //! fields pushed to extremes, the safetensors header (length, dtypes, shapes, offsets) and
 //! data, the tokenizer files — and loaded as `cargo xtask eval --model DIR` loads it.
 //!
@@ -19,25 +19,33 @@ use growlm::model::GptConfig;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-/// The exported directory every case copies (built once).
-fn fixture() -> &'static Path {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIR.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let corpus = std::fs::read(common::write_corpus(tmp.path())).unwrap();
-        let tok = Tokenizer::build(
-            TokenizerKind::Bpe { vocab_size: 300 },
-            &corpus,
-            &tmp.path().join("cache"),
-        )
-        .unwrap();
-        let cfg = GptConfig::new(300, 16, 16, 2, 2);
-        let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
-        let dir = tmp.path().join("hf");
-        growlm::hf::export_model(&model, &cfg, &dir, tok.eos(), &tok.hf_files(16)).unwrap();
-        (tmp, dir)
-    })
-    .1
+/// The exported directories every case copies (built once): a GPT-Neo and a Llama model
+/// (grouped key/value heads, untied head) with the same BPE tokenizer.
+fn fixtures() -> &'static [PathBuf; 2] {
+    static DIRS: OnceLock<(tempfile::TempDir, [PathBuf; 2])> = OnceLock::new();
+    &DIRS
+        .get_or_init(|| {
+            let tmp = tempfile::tempdir().unwrap();
+            let corpus = std::fs::read(common::write_corpus(tmp.path())).unwrap();
+            let tok = Tokenizer::build(
+                TokenizerKind::Bpe { vocab_size: 300 },
+                &corpus,
+                &tmp.path().join("cache"),
+            )
+            .unwrap();
+            let neo = GptConfig::new(300, 16, 16, 2, 2);
+            let llama = GptConfig {
+                tie_embeddings: Some(false),
+                ..GptConfig::llama(300, 16, 16, 2, 2, 1)
+            };
+            let dirs = [tmp.path().join("hf"), tmp.path().join("hf-llama")];
+            for (cfg, dir) in [neo, llama].iter().zip(&dirs) {
+                let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
+                growlm::hf::export_model(&model, cfg, dir, tok.eos(), &tok.hf_files(16)).unwrap();
+            }
+            (tmp, dirs)
+        })
+        .1
 }
 
 /// Loads `dir` as `eval --model` does: the model, then its tokenizer.
@@ -107,6 +115,24 @@ const CONFIG_KEYS: [&str; 14] = [
     "initializer_range",
 ];
 
+/// Llama's `config.json` fields a mutation of a Llama directory picks from.
+const LLAMA_KEYS: [&str; 14] = [
+    "vocab_size",
+    "max_position_embeddings",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "intermediate_size",
+    "head_dim",
+    "rms_norm_eps",
+    "rope_theta",
+    "rope_parameters",
+    "model_type",
+    "tie_word_embeddings",
+    "hidden_act",
+];
+
 #[derive(Debug, Clone)]
 enum Mutation {
     /// `config.json`: a field set to `value`, or removed.
@@ -160,8 +186,9 @@ fn mutations() -> impl Strategy<Value = Mutation> {
 
 const FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
-/// Applies `m` to the directory `dir`; returns the file it touched.
-fn apply(dir: &Path, m: &Mutation) -> &'static str {
+/// Applies `m` to the directory `dir` (a Llama one when `llama`); returns the file it
+/// touched.
+fn apply(dir: &Path, m: &Mutation, llama: bool) -> &'static str {
     let rw_json = |name: &str, f: &mut dyn FnMut(&mut Value)| {
         let p = dir.join(name);
         let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
@@ -170,10 +197,15 @@ fn apply(dir: &Path, m: &Mutation) -> &'static str {
     };
     match m {
         Mutation::Config(k, v) => {
+            let key = if llama {
+                LLAMA_KEYS[*k % LLAMA_KEYS.len()]
+            } else {
+                CONFIG_KEYS[*k]
+            };
             rw_json(FILES[0], &mut |c| match v {
-                Some(v) => c[CONFIG_KEYS[*k]] = v.clone(),
+                Some(v) => c[key] = v.clone(),
                 None => {
-                    c.as_object_mut().unwrap().remove(CONFIG_KEYS[*k]);
+                    c.as_object_mut().unwrap().remove(key);
                 }
             });
             FILES[0]
@@ -252,19 +284,21 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-fn the_fixture_loads() {
-    load(fixture()).unwrap();
+fn the_fixtures_load() {
+    for dir in fixtures() {
+        load(dir).unwrap();
+    }
 }
 
 proptest! {
     /// One mutated file: the directory loads, or the error names the file; no panic, no
     /// hang, no peak resident set over 1 GiB.
     #[test]
-    fn a_mutated_hugging_face_directory_loads_or_is_refused_naming_the_file(m in mutations()) {
+    fn a_mutated_hugging_face_directory_loads_or_is_refused_naming_the_file(m in mutations(), llama in any::<bool>()) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("m");
-        copy_dir(fixture(), &dir);
-        let file = apply(&dir, &m);
+        copy_dir(&fixtures()[usize::from(llama)], &dir);
+        let file = apply(&dir, &m, llama);
         let (tx, rx) = std::sync::mpsc::channel();
         let d = dir.clone();
         std::thread::spawn(move || {

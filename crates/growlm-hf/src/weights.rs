@@ -164,7 +164,10 @@ pub fn from_hf_tensors(
         if !known.contains_key(name) && name != "lm_head.weight" && !is_buffer(name) {
             return Err(bad(
                 name,
-                "not a tensor of this GPT-Neo model (is the config right?)".into(),
+                format!(
+                    "not a tensor of the {} model config.json describes; is config.json right?",
+                    if config.is_llama() { "Llama" } else { "GPT-Neo" }
+                ),
             ));
         }
     }

@@ -182,7 +182,7 @@ fn bad_checkpoints_are_refused_naming_the_tensor() {
     });
     let e = import_err(extra.path());
     assert!(
-        e.contains("q_proj.bias") && e.contains("not a tensor of this GPT-Neo model"),
+        e.contains("q_proj.bias") && e.contains("not a tensor of the GPT-Neo model config.json describes"),
         "{e}"
     );
 
