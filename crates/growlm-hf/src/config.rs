@@ -304,17 +304,23 @@ impl HfConfig {
                 expected.d_model
             )));
         }
-        for (field, found, want) in fields {
-            if found != want {
-                return Err(HfError::Mismatch {
-                    path: path.to_path_buf(),
-                    field,
-                    found,
-                    expected: want,
-                });
-            }
-        }
-        Ok(())
+        first_mismatch(path, fields)
+    }
+}
+
+/// The first `(field, found, expected)` whose values differ, as a [`HfError::Mismatch`].
+pub(crate) fn first_mismatch<const N: usize>(
+    path: &Path,
+    fields: [(&'static str, String, String); N],
+) -> Result<(), HfError> {
+    match fields.into_iter().find(|(_, found, want)| found != want) {
+        Some((field, found, expected)) => Err(HfError::Mismatch {
+            path: path.to_path_buf(),
+            field,
+            found,
+            expected,
+        }),
+        None => Ok(()),
     }
 }
 

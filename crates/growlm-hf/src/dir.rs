@@ -8,6 +8,7 @@ use burn::tensor::backend::Backend;
 use growlm_model::{Gpt, GptConfig};
 use growlm_ops::{assign_params, param_values, HostTensor};
 
+use crate::config::first_mismatch;
 use crate::llama::{model_type, LlamaHf};
 use crate::weights::{read_safetensors, to_hf_tensors, write_safetensors};
 use crate::{HfConfig, HfError};
@@ -140,17 +141,7 @@ impl HfFile {
                 expected.tied().to_string(),
             ),
         ];
-        for (field, found, want) in fields {
-            if found != want {
-                return Err(HfError::Mismatch {
-                    path: path.to_path_buf(),
-                    field,
-                    found,
-                    expected: want,
-                });
-            }
-        }
-        Ok(())
+        first_mismatch(path, fields)
     }
 }
 

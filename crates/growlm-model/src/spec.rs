@@ -90,6 +90,31 @@ const LINEAR: [(&str, Axis, Axis, bool); 6] = [
     ("mlp.down", Axis::Ffn, Axis::Hidden, true),
 ];
 
+/// One entry of a parameter table, its path built from where it sits.
+fn spec(
+    layer: Option<usize>,
+    module: &'static str,
+    leaf: &'static str,
+    role: Role,
+    axes: Vec<Axis>,
+    reads: Vec<bool>,
+) -> ParamSpec {
+    let path = match (layer, role) {
+        (None, Role::Embedding) => module.to_string(),
+        (None, _) => format!("{module}.{leaf}"),
+        (Some(j), _) => format!("blocks.{j}.{module}.{leaf}"),
+    };
+    ParamSpec {
+        path,
+        layer,
+        module,
+        leaf,
+        role,
+        axes,
+        reads,
+    }
+}
+
 /// Llama's block linear layers (no biases): key and value are `n_kv_heads` wide.
 const LLAMA_LINEAR: [(&str, Axis, Axis); 7] = [
     ("attn.query", Axis::Hidden, Axis::Attn),
@@ -109,22 +134,6 @@ impl GptConfig {
             return self.llama_specs();
         }
         use Axis::*;
-        let spec = |layer: Option<usize>, module: &'static str, leaf: &'static str, role, axes: Vec<Axis>, reads| {
-            let path = match (layer, role) {
-                (None, Role::Embedding) => module.to_string(),
-                (None, _) => format!("{module}.{leaf}"),
-                (Some(j), _) => format!("blocks.{j}.{module}.{leaf}"),
-            };
-            ParamSpec {
-                path,
-                layer,
-                module,
-                leaf,
-                role,
-                axes,
-                reads,
-            }
-        };
         let mut out = vec![
             spec(
                 None,
@@ -171,20 +180,6 @@ impl GptConfig {
 
     fn llama_specs(&self) -> Vec<ParamSpec> {
         use Axis::*;
-        let spec =
-            |layer: Option<usize>, module: &'static str, leaf: &'static str, role, axes: Vec<Axis>, reads| ParamSpec {
-                path: match (layer, role) {
-                    (None, Role::Embedding) => module.to_string(),
-                    (None, _) => format!("{module}.{leaf}"),
-                    (Some(j), _) => format!("blocks.{j}.{module}.{leaf}"),
-                },
-                layer,
-                module,
-                leaf,
-                role,
-                axes,
-                reads,
-            };
         let tied = self.tied();
         let mut out = vec![
             spec(
