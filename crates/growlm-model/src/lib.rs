@@ -11,6 +11,7 @@ mod config;
 mod eval;
 mod host;
 mod layers;
+mod loss;
 mod mask;
 mod masks;
 pub mod memory;
@@ -21,9 +22,10 @@ pub use config::{AttentionLayers, Family, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PA
 pub use eval::{score, EvalResult};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};
 pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
+pub use loss::cross_entropy;
 pub use mask::{ActiveWidth, WidthMask};
 pub use masks::{AttentionMasks, Rope};
-pub use model::{cross_entropy, Attention, Block, Gpt, Mlp};
+pub use model::{Attention, Block, Gpt, Mlp};
 pub use spec::{Axis, ParamSpec, Role};
 
 /// Errors of the model crate.

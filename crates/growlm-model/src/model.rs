@@ -8,13 +8,13 @@
 //! matrices are stored `[d_in, d_out]` (the transpose of `torch.nn.Linear`'s layout).
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor};
 
 use growlm_fused::AttentionPattern;
 
 use crate::layers::{gelu_new, Dense, Initializer, LayerNorm};
-use crate::{AttentionMasks, GptConfig, ModelError, WidthMask};
+use crate::{cross_entropy, AttentionMasks, GptConfig, ModelError, WidthMask};
 
 /// Multi-head causal self-attention.
 #[derive(Module, Debug)]
@@ -380,22 +380,5 @@ impl<B: Backend> Gpt<B> {
             )?;
         }
         Ok(())
-    }
-}
-
-/// Mean cross-entropy of `logits: [batch, seq, vocab]` against `targets: [batch, seq]`.
-///
-/// On burn-flex in f32 this is one fused kernel with its own backward that keeps no
-/// probability tensor ([`growlm_fused::cross_entropy`]); elsewhere a log-softmax and a
-/// gather.
-pub fn cross_entropy<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 1> {
-    let [b, t, v] = logits.dims();
-    match growlm_fused::cross_entropy(logits.reshape([b * t, v]), targets.reshape([b * t])) {
-        Ok(loss) => loss,
-        Err((logits, targets)) => {
-            let logp = log_softmax(logits, 1);
-            let picked = logp.gather(1, targets.reshape([b * t, 1]));
-            picked.mean().neg()
-        }
     }
 }
