@@ -1,9 +1,12 @@
-//! Fused CPU kernels for growlm's default backend, burn-flex: causal self-attention and
-//! softmax cross-entropy, each one kernel forward and one backward, as custom autodiff ops
-//! (burn's backend-extension route: a forward on the inner backend and a `Backward` step
-//! on `Autodiff<Flex>`).
+//! Fused CPU kernels for growlm's default backend, burn-flex: causal self-attention,
+//! softmax cross-entropy, GPT-Neo's GELU and LayerNorm, each one kernel forward and one
+//! backward, as custom autodiff ops (burn's backend-extension route: a forward on the inner
+//! backend and a `Backward` step on `Autodiff<Flex>`). Every kernel runs its rows on
+//! rayon's pool with a fixed arithmetic per row, so results do not depend on the number of
+//! threads.
 //!
-//! The model calls [`attention()`] and [`cross_entropy()`] for any backend; they return the
+//! The model calls [`attention()`], [`cross_entropy()`], [`gelu()`] and [`layer_norm()`]
+//! for any backend; they return the
 //! inputs back (`Err`) when the backend is not burn-flex (plain or under autodiff) or the
 //! dtype is not f32, and the model then takes its decomposed path. So CUDA, ndarray and
 //! mixed precision compute exactly as before.

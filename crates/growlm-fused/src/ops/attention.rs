@@ -1,5 +1,5 @@
 //! The fused causal attention as a custom autodiff op on `Autodiff<Flex>`: the forward
-//! kernel of [`crate::attention::forward`] on the inner backend, and a [`Backward`] step that runs
+//! kernel of [`crate::attention::forward`] on the inner backend, and a `Backward` step that runs
 //! its backward kernel.
 
 use burn::tensor::ops::FloatTensor;
@@ -11,7 +11,6 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
 use crate::attention::{self as kernel, AttentionPattern, AttentionShape};
-#[allow(unused_imports)]
 use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
 
 /// Saved for the attention backward step: the inputs and each row's log-sum-exp.

@@ -10,8 +10,7 @@ use burn_flex::{Flex, FlexTensor};
 
 use super::attention::AdPrimitive;
 use crate::entropy as kernel;
-#[allow(unused_imports)]
-use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
+use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
 /// Saved for the cross-entropy backward step: the logits, the targets and each row's
 /// log-sum-exp (no probabilities).

@@ -6,12 +6,10 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
-#[allow(unused_imports)]
 use rayon::prelude::*;
 
 use crate::simd;
-#[allow(unused_imports)]
-use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
+use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
 /// Elements per rayon task of an element-wise kernel.
 const ELEMENTS_PER_TASK: usize = 1 << 14;

@@ -9,8 +9,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
 use crate::norm as kernel;
-#[allow(unused_imports)]
-use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
+use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
 /// Saved for the LayerNorm backward step: the input, the scale and each row's statistics.
 #[derive(Debug, Clone)]
