@@ -158,6 +158,22 @@ fn llama_parameter_counts_match_transformers() {
         let k = &c["config"];
         let cfg = from_hf(k);
         assert_eq!(cfg.num_params() as u64, c["params"].as_u64().unwrap(), "{k}");
+        // FLOPs: transformers' estimate is 6 × tokens × its non-embedding parameters
+        // (Kaplan's 6N, `floating_point_ops` up to transformers 4). growlm's N counts the
+        // matmuls a token costs: the same, less the norm scales (no matmul), plus the head
+        // when it is tied (transformers counts it as the embedding; it still costs a matmul).
+        let (d, l, v) = (cfg.d_model, cfg.n_layers, cfg.vocab_size);
+        let norms = (2 * l + 1) * d;
+        let head = if cfg.tied() { d * v } else { 0 };
+        let tf = c["non_embedding_params"].as_u64().unwrap() as usize;
+        assert_eq!(cfg.num_matmul_params(), tf - norms + head, "{k}");
+        let t = 64;
+        let attention = 12.0 * (l * t * cfg.attn_dim()) as f64;
+        assert_eq!(
+            cfg.flops_per_token(t),
+            6.0 * (tf - norms + head) as f64 + attention,
+            "{k}"
+        );
         // The model built from the config has exactly the table's parameters.
         let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
         let mut shapes = param_shapes(&model);
