@@ -206,3 +206,53 @@ fn where_the_gradient_flows_in_a_new_block_after_growth() {
         assert_eq!(get(&expand, k), 0.0, "expand: {k}");
     }
 }
+
+#[test]
+fn adamw_moments_follow_a_llama_growth_through_the_key_value_heads() {
+    use burn::optim::{GradientsParams, Optimizer};
+    use growlm_ops::{host_moments, named_params};
+    let dev = Default::default();
+    let (s, t) = (
+        llama(2),
+        GptConfig {
+            ffn_dim: Some(80),
+            ..GptConfig::llama(50, 8, 32, 3, 8, 4)
+        },
+    );
+    let mut model = s.init::<A>(0, &dev).unwrap();
+    let mut optim = AdamWConfig::new().init();
+    let masks = AttentionMasks::new(&s, 7, &dev);
+    for k in 0..2 {
+        let ids: Vec<i64> = (0..16).map(|i| (i * 7 + 3 + k) % 50).collect();
+        let x = Tensor::<A, 2, Int>::from_data(TensorData::new(ids, [2, 8]), &dev);
+        let loss = model.loss(x.clone().narrow(1, 0, 7), x.narrow(1, 1, 7), &masks, None);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    let (src, src_rec) = (named_params::<A, _>(&model), optim.to_record());
+    let op = GrowthConfig::named("fpi", "expand", 0).unwrap();
+    let g = grow(&s, &model, &optim, AdamWConfig::new().init(), &t, &op, 5, 2, None).unwrap();
+    let (dst, dst_rec) = (named_params::<A, _>(&g.model), g.optim.to_record());
+    let moments = |params: &growlm_ops::NamedParams, rec: &std::collections::HashMap<_, _>, path: &str| {
+        let (id, t) = &params[path];
+        host_moments::<A>(rec.get(id).cloned().unwrap(), t.shape.len())
+    };
+    let (src_rec, dst_rec) = (src_rec.into_iter().collect(), dst_rec.into_iter().collect());
+    // The key projection [16, 2·4] → [32, 4·4] (head_dim 4): hidden rows replicated
+    // cyclically twice (read: first moment ÷ 2, second ÷ 4), key/value heads 0, 1 → 0, 1,
+    // 0, 1 (written: copied).
+    let (s1, s2) = moments(&src, &src_rec, "blocks.0.attn.key.weight");
+    let (d1, d2) = moments(&dst, &dst_rec, "blocks.0.attn.key.weight");
+    assert!(s1.values.iter().any(|v| *v != 0.0));
+    assert_eq!((s1.shape.clone(), d1.shape.clone()), (vec![16, 8], vec![32, 16]));
+    for r in 0..32 {
+        for c in 0..16 {
+            let (sr, sc) = (r % 16, c % 8);
+            assert_eq!(d1.values[r * 16 + c], s1.values[sr * 8 + sc] / 2.0, "m1 at ({r}, {c})");
+            assert_eq!(d2.values[r * 16 + c], s2.values[sr * 8 + sc] / 4.0, "m2 at ({r}, {c})");
+        }
+    }
+    // The expanded layer's output projections are zero, with zero moments.
+    let (o1, o2) = moments(&dst, &dst_rec, "blocks.2.attn.out.weight");
+    assert!(o1.values.iter().chain(&o2.values).all(|v| *v == 0.0));
+}
