@@ -25,7 +25,7 @@ pub mod simd;
 use std::any::{Any, TypeId};
 
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{backend::Backend, DType, Shape, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{backend::Backend, Shape, Tensor, TensorData, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 
@@ -88,13 +88,8 @@ pub(crate) fn from_vec(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor 
     FlexTensor::from_data(TensorData::new(values, shape.into()))
 }
 
-/// A contiguous copy when needed; `None` when the tensor is not f32.
-pub(crate) fn contiguous(t: &FlexTensor) -> Option<FlexTensor> {
-    (t.dtype() == DType::F32).then(|| t.to_contiguous())
-}
-
 pub(crate) fn slice(t: &FlexTensor) -> &[f32] {
-    // `contiguous` made every tensor reaching here a dense f32 buffer.
+    // Every tensor reaching here passed the f32 check and `to_contiguous`: a dense buffer.
     t.as_slice::<f32>().unwrap_or(&[])
 }
 

@@ -29,11 +29,13 @@ impl<B: Backend> Rope<B> {
     /// transformers does (inverse frequencies from an f64 power, angles in f32).
     pub fn new(seq: usize, head_dim: usize, theta: f64, device: &B::Device) -> Self {
         let half = head_dim / 2;
+        let inv_freq: Vec<f32> = (0..head_dim)
+            .map(|i| (1.0 / theta.powf((2 * (i % half)) as f64 / head_dim as f64)) as f32)
+            .collect();
         let (mut cos, mut sin) = (Vec::with_capacity(seq * head_dim), Vec::with_capacity(seq * head_dim));
         for pos in 0..seq {
-            for i in 0..head_dim {
-                let inv_freq = (1.0 / theta.powf((2 * (i % half)) as f64 / head_dim as f64)) as f32;
-                let angle = pos as f32 * inv_freq;
+            for &f in &inv_freq {
+                let angle = pos as f32 * f;
                 cos.push(angle.cos());
                 sin.push(angle.sin());
             }

@@ -11,7 +11,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
 use crate::attention::{self as kernel, AttentionPattern, AttentionShape};
-use crate::{contiguous, float, from_vec, serves, slice, take_as, wrap, Ad};
+use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
 /// Saved for the attention backward step: the inputs and each row's log-sum-exp.
 #[derive(Debug, Clone)]
@@ -110,11 +110,9 @@ pub fn attention<B: Backend>(
         take_as::<_, Tensor<Flex, 3>>(&mut sk),
         take_as::<_, Tensor<Flex, 3>>(&mut sv),
     ) {
-        let [q, k, v] = [q, k, v].map(|x| contiguous(&float(x)));
-        if let (Some(q), Some(k), Some(v)) = (q, k, v) {
-            let out = wrap::<Flex, 3>(attention_flex(&q, &k, &v, shape, pattern).0);
-            return Ok(take_as(&mut Some(out)).expect("B is Flex"));
-        }
+        let [q, k, v] = [q, k, v].map(|x| float(x).to_contiguous());
+        let out = wrap::<Flex, 3>(attention_flex(&q, &k, &v, shape, pattern).0);
+        return Ok(take_as(&mut Some(out)).expect("B is Flex"));
     }
     if let (Some(q), Some(k), Some(v)) = (
         take_as::<_, Tensor<Ad, 3>>(&mut sq),
