@@ -51,11 +51,7 @@ pub fn run(args: GrowArgs) -> Result<()> {
             )
         })?
         .model;
-    let depth = match &args.depth {
-        Some(d) => d.as_str(),
-        None if target.is_llama() => growlm::train::LLAMA_DEFAULT_DEPTH,
-        None => "redundant",
-    };
+    let depth = args.depth.as_deref().unwrap_or(growlm::ops::default_depth_for(target));
     let op = GrowthConfig::named(&args.width, depth, 0)?;
     let g = growlm::interop::grow_offline(&args.from, target, &op, args.seed, &args.out).map_err(|e| match e {
         GrowError::NeedsRamp(_) => anyhow::anyhow!("{e} (from the command line: `cargo xtask train --init-from DIR`)"),

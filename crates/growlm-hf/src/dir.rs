@@ -8,7 +8,6 @@ use burn::tensor::backend::Backend;
 use growlm_model::{Gpt, GptConfig};
 use growlm_ops::{assign_params, param_values, HostTensor};
 
-use crate::config::first_mismatch;
 use crate::llama::{model_type, LlamaHf};
 use crate::weights::{read_safetensors, to_hf_tensors, write_safetensors};
 use crate::{HfConfig, HfError};
@@ -92,56 +91,10 @@ impl HfFile {
 
     /// Checks that it describes `expected`, naming the first field that differs.
     pub fn check_matches(&self, expected: &GptConfig, path: &Path) -> Result<(), HfError> {
-        let c = match self {
-            Self::GptNeo(c) => return c.check_matches(expected, path),
-            Self::Llama(c) => c,
-        };
-        let got = c.to_gpt(path)?;
-        let fields: [(&'static str, String, String); 10] = [
-            (
-                "model_type",
-                format!("{:?}", got.family),
-                format!("{:?}", expected.family),
-            ),
-            (
-                "vocab_size",
-                got.vocab_size.to_string(),
-                expected.vocab_size.to_string(),
-            ),
-            (
-                "max_position_embeddings",
-                got.context_len.to_string(),
-                expected.context_len.to_string(),
-            ),
-            ("hidden_size", got.d_model.to_string(), expected.d_model.to_string()),
-            (
-                "num_hidden_layers",
-                got.n_layers.to_string(),
-                expected.n_layers.to_string(),
-            ),
-            (
-                "num_attention_heads",
-                got.n_heads.to_string(),
-                expected.n_heads.to_string(),
-            ),
-            (
-                "num_key_value_heads",
-                got.kv_heads().to_string(),
-                expected.kv_heads().to_string(),
-            ),
-            (
-                "intermediate_size",
-                got.ffn_dim().to_string(),
-                expected.ffn_dim().to_string(),
-            ),
-            ("rope_theta", got.theta().to_string(), expected.theta().to_string()),
-            (
-                "tie_word_embeddings",
-                got.tied().to_string(),
-                expected.tied().to_string(),
-            ),
-        ];
-        first_mismatch(path, fields)
+        match self {
+            Self::GptNeo(c) => c.check_matches(expected, path),
+            Self::Llama(c) => c.check_matches(expected, path),
+        }
     }
 }
 

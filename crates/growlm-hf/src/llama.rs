@@ -8,6 +8,7 @@ use growlm_model::{Family, GptConfig, MAX_DIM, MAX_LAYERS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::first_mismatch;
 use crate::HfError;
 
 /// The fields of `LlamaConfig` that decide the function, plus the bookkeeping fields
@@ -194,6 +195,59 @@ impl LlamaHf {
         };
         cfg.validate("config.json").map_err(|e| bad(e.to_string()))?;
         Ok(cfg)
+    }
+}
+
+impl LlamaHf {
+    /// Checks that the model this config describes is `expected`, naming the first field
+    /// that differs.
+    pub fn check_matches(&self, expected: &GptConfig, path: &Path) -> Result<(), HfError> {
+        let got = self.to_gpt(path)?;
+        let fields: [(&'static str, String, String); 10] = [
+            (
+                "model_type",
+                format!("{:?}", got.family),
+                format!("{:?}", expected.family),
+            ),
+            (
+                "vocab_size",
+                got.vocab_size.to_string(),
+                expected.vocab_size.to_string(),
+            ),
+            (
+                "max_position_embeddings",
+                got.context_len.to_string(),
+                expected.context_len.to_string(),
+            ),
+            ("hidden_size", got.d_model.to_string(), expected.d_model.to_string()),
+            (
+                "num_hidden_layers",
+                got.n_layers.to_string(),
+                expected.n_layers.to_string(),
+            ),
+            (
+                "num_attention_heads",
+                got.n_heads.to_string(),
+                expected.n_heads.to_string(),
+            ),
+            (
+                "num_key_value_heads",
+                got.kv_heads().to_string(),
+                expected.kv_heads().to_string(),
+            ),
+            (
+                "intermediate_size",
+                got.ffn_dim().to_string(),
+                expected.ffn_dim().to_string(),
+            ),
+            ("rope_theta", got.theta().to_string(), expected.theta().to_string()),
+            (
+                "tie_word_embeddings",
+                got.tied().to_string(),
+                expected.tied().to_string(),
+            ),
+        ];
+        first_mismatch(path, fields)
     }
 }
 

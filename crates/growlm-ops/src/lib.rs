@@ -29,7 +29,10 @@ pub use growlm_model::{
     assign_params, named_params, param_shapes, param_values, to_host, Axis, HostTensor, NamedParams,
 };
 pub use moments::{host_moments, map_optimizer};
-pub use operator::{check_growth, AxisMap, Depth, DepthOp, GrowthConfig, LayerOrigin, Width, WidthOp};
+pub use operator::{
+    check_growth, default_depth_for, AxisMap, Depth, DepthOp, GrowthConfig, LayerOrigin, Width, WidthOp,
+    LLAMA_DEFAULT_DEPTH,
+};
 pub use plan::{apply, plan, Fill, TensorPlan, WidthMaps};
 pub use probe::{logit_change, logit_change_in, perturb_norms_and_biases};
 pub use ramp::{MsgRamp, Ramp, RampState};

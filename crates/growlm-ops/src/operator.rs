@@ -244,6 +244,20 @@ fn default_width() -> Width {
 fn default_depth() -> Depth {
     Depth(depth::ALL[0])
 }
+
+/// The depth operator a Llama-family model grows with when none is named: `expand`.
+/// `redundant` zeroes the new block's norms, and a SwiGLU MLP behind a zero RMSNorm gets
+/// no gradient at all, ever (tests/llama.rs; docs/operators.md).
+pub const LLAMA_DEFAULT_DEPTH: &str = "expand";
+
+/// The name of the depth operator `model` grows with when none is named: `redundant` for
+/// GPT-Neo (the paper's), [`LLAMA_DEFAULT_DEPTH`] for Llama.
+pub fn default_depth_for(model: &GptConfig) -> &'static str {
+    match model.is_llama() {
+        true => LLAMA_DEFAULT_DEPTH,
+        false => depth::ALL[0].name(),
+    }
+}
 fn default_ramp() -> u64 {
     100
 }

@@ -86,11 +86,7 @@ fn fill_vocab_size(table: &mut toml::Table) {
     }
 }
 
-/// The depth operator a Llama-family stage grows with when its `[stages.growth]` names
-/// none: `expand` (LLaMA-Pro's zeroed output projections). The default elsewhere,
-/// `redundant`, zeroes the block's norms, and a SwiGLU MLP behind a zero RMSNorm gets no
-/// gradient at all, ever (measured in growlm-ops' `tests/llama.rs`; docs/operators.md).
-pub const LLAMA_DEFAULT_DEPTH: &str = "expand";
+pub use growlm_ops::LLAMA_DEFAULT_DEPTH;
 
 /// Gives every Llama-family stage after the first a growth depth operator, when it names
 /// none: [`LLAMA_DEFAULT_DEPTH`].
