@@ -7,24 +7,24 @@
 //! (paper §3.3, eq. 5–7) stands on. [`GptConfig::flops_per_step`] gives the per-step
 //! training FLOPs `Fs`, `Ft` of eq. 3.
 
+mod attention_masks;
 mod config;
 mod eval;
 mod host;
 mod layers;
 mod loss;
 mod mask;
-mod masks;
 pub mod memory;
 mod model;
 mod spec;
 
+pub use attention_masks::{AttentionMasks, Rope};
 pub use config::{AttentionLayers, Family, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PARAMS, STATE_BYTES_PER_PARAM};
 pub use eval::{score, EvalResult};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};
 pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
 pub use loss::cross_entropy;
 pub use mask::{ActiveWidth, WidthMask};
-pub use masks::{AttentionMasks, Rope};
 pub use model::{Attention, Block, Gpt, Mlp};
 pub use spec::{Axis, ParamSpec, Role};
 
