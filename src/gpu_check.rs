@@ -89,15 +89,15 @@ fn growth<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
     let base = GptConfig::new(64, 8, 16, 2, 2);
     let (wide, deep) = (GptConfig::new(64, 8, 32, 2, 4), GptConfig::new(64, 8, 16, 4, 2));
     let mut ops: Vec<(String, GrowthConfig, &GptConfig)> = Vec::new();
-    for &w in width::ALL {
+    for w in width::ALL {
         let op = GrowthConfig {
             width: Width(w),
             ..GrowthConfig::default()
         };
-        ops.push((format!("growth: width {} (d 16 → 32)", w.name()), op, &wide));
+        ops.push((format!("growth: width {} (d 16 → 32)", w.name), op, &wide));
     }
-    for &d in depth::ALL {
-        let Ok(width) = Width::named(if d.gates_new_layers() { "msg" } else { "pdg" }) else {
+    for d in depth::ALL {
+        let Ok(width) = Width::named(if d.op.gates_new_layers() { "msg" } else { "pdg" }) else {
             continue;
         };
         let op = GrowthConfig {
@@ -105,7 +105,7 @@ fn growth<B: AutodiffBackend>(device: &B::Device) -> Vec<Check> {
             width,
             ..GrowthConfig::default()
         };
-        ops.push((format!("growth: depth {} (2 → 4 layers)", d.name()), op, &deep));
+        ops.push((format!("growth: depth {} (2 → 4 layers)", d.name), op, &deep));
     }
     // Only the operators that preserve the function on the CPU are expected to on the
     // device (the others, e.g. direct copy, change the function by design).

@@ -98,27 +98,27 @@ fn every_operator_runs_in_a_staged_run_selected_by_config() {
         for d in growlm::ops::depth::ALL {
             let mut t = base.clone();
             for set in [
-                format!("stages.1.growth.width=\"{}\"", w.name()),
-                format!("stages.1.growth.depth=\"{}\"", d.name()),
+                format!("stages.1.growth.width=\"{}\"", w.name),
+                format!("stages.1.growth.depth=\"{}\"", d.name),
                 // ×2 width, 2 → 3 layers: every operator can do it.
                 "stages.1.model.d_model=32".into(),
                 "stages.1.model.n_heads=4".into(),
             ] {
                 growlm::train::apply_set(&mut t, &set).unwrap();
             }
-            let out = dir.path().join(format!("{}-{}", w.name(), d.name()));
-            if d.gates_new_layers() && !w.scales_softly() {
+            let out = dir.path().join(format!("{}-{}", w.name, d.name));
+            if d.op.gates_new_layers() && !w.op.scales_softly() {
                 // MSG's gated layers need MSG's width masks: refused before training.
                 let e = growlm::train::RunConfig::from_table(t).unwrap_err();
-                assert!(e.to_string().contains("width `msg`"), "{}+{}: {e}", w.name(), d.name());
+                assert!(e.to_string().contains("width `msg`"), "{}+{}: {e}", w.name, d.name);
                 continue;
             }
             let cfg = growlm::train::RunConfig::from_table(t).unwrap();
             let s = run(&cfg, &out, false, None).unwrap();
-            assert_eq!(s.growth_steps, [6], "{}+{}", w.name(), d.name());
+            assert_eq!(s.growth_steps, [6], "{}+{}", w.name, d.name);
             assert!(s.final_val_loss.is_finite());
             let events: Vec<GrowEvent> = growlm::train::output::read_jsonl(&out.join("events.jsonl")).unwrap();
-            assert!(events[0].operator.starts_with(w.name()) && events[0].operator.ends_with(d.name()));
+            assert!(events[0].operator.starts_with(w.name) && events[0].operator.ends_with(d.name));
         }
     }
 }

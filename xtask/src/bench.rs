@@ -65,6 +65,11 @@ pub(crate) fn measure(a: &BenchArgs, device: DeviceKind) -> Result<BenchResult> 
     })
 }
 
+/// The CPU threads PyTorch gets: as many as this machine has.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Runs the command.
 pub fn run(a: BenchArgs) -> Result<()> {
     let script = std::path::Path::new(TORCH_SCRIPT);
@@ -72,47 +77,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
         torch::check_torch(&a.python, script).map_err(|e| anyhow::anyhow!("--against-torch: {e} (--python PATH)"))?;
     }
     let r = measure(&a, a.device.into())?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "{} stage {} on {}{} ({threads} CPU threads available)",
-        r.config,
-        r.stage,
-        r.device,
-        match r.devices {
-            1 => String::new(),
-            n => format!(", batch split over {n} data-parallel peers"),
-        }
-    );
-    println!(
-        "  {:.1} ms/step, {:.0} tokens/s, {:.3e} model FLOP/s; matmul peak {:.3e} FLOP/s; MFU {:.1}%",
-        r.ms_per_step,
-        r.tokens_per_s,
-        r.model_flops_per_s,
-        r.peak_flops_per_s,
-        100.0 * r.mfu
-    );
-    if let (Some(m), Some(g)) = (r.ms_per_step_masked, r.ms_per_growth) {
-        println!(
-            "  with the PDG mask at mid-ramp: {m:.1} ms/step ({:+.1}%); one growth from stage {}: {g:.1} ms",
-            100.0 * (m / r.ms_per_step - 1.0),
-            r.stage - 1
-        );
-    }
+    println!("{r}");
     if let Some(p) = &a.json {
         crate::write_file(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
     }
     if a.against_torch {
-        let t = torch::torch_figures(&a.python, script, &a.config, r.stage, a.steps, threads)
+        let t = torch::torch_figures(&a.python, script, &a.config, r.stage, a.steps, threads())
             .map_err(|e| anyhow::anyhow!("--against-torch: {e}"))?;
-        println!(
-            "  {} ({} threads): {:.1} ms/step, {:.0} tokens/s; matmul peak {:.3e} FLOP/s; MFU {:.1}%",
-            t.device,
-            t.threads,
-            t.ms_per_step,
-            t.tokens_per_s,
-            t.peak_flops_per_s,
-            100.0 * t.mfu
-        );
+        println!("  {t}");
         println!("  growlm ÷ PyTorch: {:.2}× tokens/s", r.tokens_per_s / t.tokens_per_s);
     }
     Ok(())

@@ -193,18 +193,7 @@ fn train(args: TrainArgs) -> Result<()> {
     eprintln!("run directory: {}", out.display());
     let mut progress = Progress::new();
     let s = run_on(device, &cfg, &opts, &registry, &mut [&mut progress])?;
-    println!(
-        "done: {} steps, {} tokens, {:.3e} FLOPs, {:.1} s ({:.0} tokens/s); final val loss {:.4} (best {:.4}); grew at {:?}; stage {}",
-        s.steps,
-        s.tokens,
-        s.flops,
-        s.wall_s,
-        s.tokens as f64 / s.wall_s.max(1e-9),
-        s.final_val_loss,
-        s.best_val_loss,
-        s.growth_steps,
-        s.final_stage
-    );
+    println!("{s}");
     println!(
         "loss curves: {}",
         growlm::lab::plot::loss_svg(&RunDir::new(&out))?.display()

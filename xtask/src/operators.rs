@@ -47,41 +47,26 @@ pub fn run() -> Result<()> {
         "{:<6} {:<13} {:<34} {:<34} reference",
         "grows", "name", "function-preserving (GPT-Neo)", "Llama"
     );
-    for &w in width::ALL {
+    let row = |kind: &str, name: &str, reference: &str, op: GrowthConfig, probes: [&[Probe; 2]; 2]| {
+        let [fp, ll] = probes.map(|ps| ps.iter().map(|p| measure(&op, p)).collect::<Vec<_>>().join(", "));
+        println!("{kind:<6} {name:<13} {fp:<34} {ll:<34} {reference}");
+    };
+    for w in width::ALL {
         let op = GrowthConfig {
             width: Width(w),
             ..GrowthConfig::default()
         };
-        let fp: Vec<String> = width_probes.iter().map(|p| measure(&op, p)).collect();
-        let ll: Vec<String> = llama_width.iter().map(|p| measure(&op, p)).collect();
-        println!(
-            "{:<6} {:<13} {:<34} {:<34} {}",
-            "width",
-            w.name(),
-            fp.join(", "),
-            ll.join(", "),
-            w.reference()
-        );
+        row("width", w.name, w.reference, op, [&width_probes, &llama_width]);
     }
     for d in depth::ALL {
         // Depth operators probe with the default width operator, except those that need
         // MSG's masks.
-        let width = Width::named(if d.gates_new_layers() { "msg" } else { "pdg" })?;
         let op = GrowthConfig {
-            depth: Depth(*d),
-            width,
+            depth: Depth(d),
+            width: Width::named(if d.op.gates_new_layers() { "msg" } else { "pdg" })?,
             ..GrowthConfig::default()
         };
-        let fp: Vec<String> = depth_probes.iter().map(|p| measure(&op, p)).collect();
-        let ll: Vec<String> = llama_depth.iter().map(|p| measure(&op, p)).collect();
-        println!(
-            "{:<6} {:<13} {:<34} {:<34} {}",
-            "depth",
-            d.name(),
-            fp.join(", "),
-            ll.join(", "),
-            d.reference()
-        );
+        row("depth", d.name, d.reference, op, [&depth_probes, &llama_depth]);
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use growlm::lab::solve::budget::{self, Budget, BudgetInputs};
-use growlm::lab::solve::{self, CurveChoice, FlopsRatio, SolveInputs, Solved};
+use growlm::lab::solve::{self, CurveChoice, FlopsRatio, SolveInputs};
 use growlm::solver::ModelKind;
 use growlm::train::Edit;
 
@@ -131,7 +131,7 @@ pub fn run(a: SolveArgs) -> Result<()> {
             e
         }
     })?;
-    print(&s);
+    print!("{s}");
     solve::write(&s, json.as_deref(), plot.as_deref())?;
     for p in json.iter().chain(&plot) {
         println!("  wrote {}", p.display());
@@ -155,131 +155,10 @@ fn budget(a: SolveArgs) -> Result<()> {
         },
     };
     let r = budget::answer(&inputs)?;
-    let l = &r.fit.law;
-    println!("growlm solve --budget: whether to grow, from L(N, D) = E + A·N^-α + B·D^-β");
-    println!(
-        "  law: E {:.4}, A {:.4e}, α {:.4}, B {:.4e}, β {:.4} | {} runs, rmse {:.4}, largest residual {:.4}",
-        l.e, l.a, l.alpha, l.b, l.beta, r.fit.points, r.fit.rmse, r.fit.max_residual
-    );
-    println!(
-        "  growth: {} ({:.0} params) -> {} ({:.0} params); budget {:.3e} FLOPs",
-        r.pair.small.name, r.pair.small.params, r.pair.target.name, r.pair.target.params, r.answer.flops
-    );
-    println!(
-        "  {:<44} {:>9} {:>11} {:>10} {:>10}",
-        "option", "steps", "FLOPs", "tok/param", "loss"
-    );
-    for o in r.answer.alone.iter().chain([&r.answer.best_growth]) {
-        println!(
-            "  {:<44} {:>9} {:>11.3e} {:>10.1} {:>10.4}",
-            o.name, o.steps, o.flops, o.tokens_per_param, o.loss
-        );
-    }
-    println!(
-        "  best growth point: step {} of {} ({:.0}% of the run)",
-        r.answer.best_growth.grow_at.unwrap_or(0),
-        r.answer.best_growth.steps,
-        100.0 * r.answer.best_grow_frac
-    );
-    println!(
-        "  recommended: {} (predicted loss {:.4}){}",
-        r.answer.recommended.name,
-        r.answer.recommended.loss,
-        if r.answer.grow() {
-            ""
-        } else {
-            ": growth does not pay at this budget"
-        }
-    );
-    println!("  the `solver` policy acts on this law with:");
-    for line in r.policy.lines() {
-        println!("    {line}");
-    }
+    print!("{r}");
     if let Some(p) = &a.json {
         growlm::fs::write_atomic(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
         println!("  wrote {}", p.display());
     }
     Ok(())
-}
-
-fn print(s: &Solved) {
-    let r = &s.report;
-    println!("growlm solve — paper §3.2, eq. 1–3");
-    for (name, f) in [("small", &s.fit[0]), ("target", &s.fit[1])] {
-        let params: Vec<String> = f.params.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
-        println!(
-            "  {name:<6} {:<11} {} | R² {:.5}, residual sd {:.4}, AIC {:.1}, {} points",
-            format!("{:?}", f.model),
-            params.join(" "),
-            f.r2,
-            f.residual_std,
-            f.aic,
-            f.n_points
-        );
-    }
-    let [lo, horizon] = s.range;
-    println!(
-        "  Fs/Ft = {:.4}; horizon {lo:.0}..{horizon:.0} steps; target loss {:.4}{}",
-        r.flops_ratio,
-        r.target_loss,
-        r.fit_until.map_or(String::new(), |u| format!(
-            "; curves fitted up to step {u:.0}{}",
-            if s.stable_phase {
-                " (the runs' wsd stable phase; --fit-until to change)"
-            } else {
-                ""
-            }
-        ))
-    );
-    match &s.optimum {
-        Ok(o) => {
-            println!(
-                "  optimal growth step (E = Fs/Ft):      {:.0}{}",
-                o.by_root,
-                r.optimal_growth_step_ci
-                    .map_or(String::new(), |[l, h]| format!("  (95% CI {l:.0}..{h:.0})"))
-            );
-            println!("  optimal growth step (min total FLOPs): {:.0}", o.by_flops);
-            if let Some(n) = &o.note {
-                println!("  note: {n}");
-            }
-            println!(
-                "  predicted speed-up at loss {:.4}: ×{:.3} ({:.3e} vs {:.3e} small-step units)",
-                o.target_loss, o.speedup, o.staged_flops, o.scratch_flops
-            );
-        }
-        Err(e) => println!("  optimal growth step: {e}"),
-    }
-    println!(
-        "  convergence-stage step (|L_s'| < {:e}): {}",
-        r.convergence_threshold,
-        r.convergence_step.map_or("not reached".into(), |c| format!("{c:.0}"))
-    );
-    for (&[g, e], p) in r.empirical_effect_conversion_rate.iter().zip(&s.predicted_at_empirical) {
-        println!(
-            "  empirical E at Gb≈{g:.0}: {e:.4} (predicted {})",
-            p.map_or("-".into(), |p| format!("{p:.4}"))
-        );
-    }
-    match (&r.plan, &r.plan_error) {
-        (Some(p), _) => {
-            println!(
-                "  multi-stage plan to loss {:.4} (beyond the paper; each stage continued at its equal-loss step):",
-                r.target_loss
-            );
-            for (j, name) in s.plan_names.iter().enumerate() {
-                let leave = match (p.growth_losses.get(j), p.growth_steps.get(j)) {
-                    (Some(l), Some(g)) => format!("grow at loss {l:.4}, step {g:.0}"),
-                    _ => "to the target loss".into(),
-                };
-                println!("    {name}: {:.0} steps, {leave}", p.steps[j]);
-            }
-            println!(
-                "    FLOPs {:.3e} against {:.3e} from scratch: ×{:.3}",
-                p.total_flops, p.scratch_flops, p.speedup
-            );
-        }
-        (None, Some(e)) => println!("  multi-stage plan: {e}"),
-        (None, None) => {}
-    }
 }

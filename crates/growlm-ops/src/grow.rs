@@ -88,7 +88,7 @@ pub fn grow<B: AutodiffBackend>(
     );
     let (w, d) = op.operators();
     ramp.op = Some(op.width);
-    let ramp = w.start_ramp(ramp, &layers, d);
+    let ramp = w.start_ramp(ramp, &layers, &*d);
     Ok(Grown {
         model: grown,
         optim,

@@ -22,6 +22,7 @@ mod operator;
 mod plan;
 mod probe;
 mod ramp;
+mod registry;
 pub mod width;
 
 pub use grow::{grow, Grown, GrowthReport};
@@ -30,12 +31,12 @@ pub use growlm_model::{
 };
 pub use moments::{host_moments, map_optimizer};
 pub use operator::{
-    check_growth, default_depth_for, AxisMap, Depth, DepthOp, GrowthConfig, LayerOrigin, Width, WidthOp,
-    LLAMA_DEFAULT_DEPTH,
+    check_growth, default_depth_for, AxisMap, DepthOp, GrowthConfig, LayerOrigin, WidthOp, LLAMA_DEFAULT_DEPTH,
 };
 pub use plan::{apply, plan, Fill, TensorPlan, WidthMaps};
 pub use probe::{logit_change, logit_change_in, perturb_norms_and_biases};
 pub use ramp::{MsgRamp, Ramp, RampState};
+pub use registry::{Depth, Registered, Width};
 
 /// Errors of growth operators.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -11,7 +11,7 @@
 use growlm_model::GptConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::{depth, width, OpsError, Ramp, RampState};
+use crate::{depth, width, Depth, OpsError, Ramp, RampState, Width};
 
 /// Which source unit each target unit of one width axis copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +58,6 @@ impl AxisMap {
 
 /// A width operator.
 pub trait WidthOp: Sync {
-    /// The name used in `[stages.growth]`.
-    fn name(&self) -> &'static str;
-    /// One line: what it does and where it comes from.
-    fn reference(&self) -> &'static str;
     /// The map of one width axis (`what` is `d_model`, `n_heads` or `ffn_dim`, for
     /// errors) from `source` to `target` units.
     fn map(&self, what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError>;
@@ -138,10 +134,6 @@ pub enum LayerOrigin {
 
 /// A depth operator.
 pub trait DepthOp: Sync {
-    /// The name used in `[stages.growth]`.
-    fn name(&self) -> &'static str;
-    /// One line: what it does and where it comes from.
-    fn reference(&self) -> &'static str;
     /// The origin of each of `target`'s layers.
     fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError>;
     /// Whether MSG's ramp scales the new layers' residual branches from 0 to 1 (needs a
@@ -150,77 +142,6 @@ pub trait DepthOp: Sync {
         false
     }
 }
-
-/// Defines a handle type for one kind of operator: resolved from its name once, when the
-/// config is read (an unknown name is refused there, naming the key), and written back by
-/// name.
-macro_rules! handle {
-    ($(#[$doc:meta])* $name:ident, $op:ident, $module:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy)]
-        pub struct $name(pub &'static dyn $op);
-
-        impl $name {
-            /// The operator registered as `name`.
-            pub fn named(name: &str) -> Result<Self, OpsError> {
-                $module::find(name).map($name)
-            }
-        }
-
-        impl std::ops::Deref for $name {
-            type Target = dyn $op;
-            fn deref(&self) -> &Self::Target {
-                self.0
-            }
-        }
-
-        impl PartialEq for $name {
-            fn eq(&self, other: &Self) -> bool {
-                self.0.name() == other.0.name()
-            }
-        }
-
-        impl Eq for $name {}
-
-        impl std::fmt::Debug for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.0.name())
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.0.name())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.0.name())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let name = String::deserialize(d)?;
-                Self::named(&name).map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-handle!(
-    /// A width operator (`width = "pdg"`).
-    Width,
-    WidthOp,
-    width
-);
-handle!(
-    /// A depth operator (`depth = "redundant"`).
-    Depth,
-    DepthOp,
-    depth
-);
 
 /// Settings of the growth into a stage (the `[stages.growth]` table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,10 +160,10 @@ pub struct GrowthConfig {
 }
 
 fn default_width() -> Width {
-    Width(width::ALL[0])
+    Width(&width::ALL[0])
 }
 fn default_depth() -> Depth {
-    Depth(depth::ALL[0])
+    Depth(&depth::ALL[0])
 }
 
 /// The depth operator a Llama-family model grows with when none is named: `expand`.
@@ -255,7 +176,7 @@ pub const LLAMA_DEFAULT_DEPTH: &str = "expand";
 pub fn default_depth_for(model: &GptConfig) -> &'static str {
     match model.is_llama() {
         true => LLAMA_DEFAULT_DEPTH,
-        false => depth::ALL[0].name(),
+        false => depth::ALL[0].name,
     }
 }
 fn default_ramp() -> u64 {
@@ -283,8 +204,8 @@ impl GrowthConfig {
     }
 
     /// The two operators.
-    pub fn operators(&self) -> (&'static dyn WidthOp, &'static dyn DepthOp) {
-        (self.width.0, self.depth.0)
+    pub fn operators(&self) -> (Width, Depth) {
+        (self.width, self.depth)
     }
 
     /// Steps of the width ramp: `ramp_steps` for a ramping width operator, else 0.

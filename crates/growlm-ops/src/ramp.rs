@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use growlm_model::{ActiveWidth, GptConfig, ModelError, WidthMask};
 use serde::{Deserialize, Serialize};
 
-use crate::{width, OpsError, Width, WidthOp};
+use crate::{width, OpsError, Width};
 
 /// What a ramp does at one step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,11 +98,10 @@ impl Ramp {
     }
 
     /// The operator whose schedule this is.
-    pub fn schedule(&self) -> &'static dyn WidthOp {
-        let by_name = |n: &str| width::ALL.iter().copied().find(|o| o.name() == n);
+    pub fn schedule(&self) -> Width {
         match self.op {
-            Some(w) => w.0,
-            None => by_name(if self.msg.is_some() { "msg" } else { "pdg" }).unwrap_or(width::ALL[0]),
+            Some(w) => w,
+            None => Width(width::find(if self.msg.is_some() { "msg" } else { "pdg" }).unwrap_or(&width::ALL[0])),
         }
     }
 

@@ -427,19 +427,19 @@ fn depth_operators_place_layers_as_documented() {
     use LayerOrigin::*;
     let (s, t) = (GptConfig::new(50, 8, 16, 3, 2), GptConfig::new(50, 8, 16, 5, 2));
     assert_eq!(
-        find("redundant").unwrap().layers(&s, &t).unwrap(),
+        find("redundant").unwrap().op.layers(&s, &t).unwrap(),
         [Copy(0), Copy(1), Redundant(1), Copy(2), Redundant(2)]
     );
     assert_eq!(
-        find("identity").unwrap().layers(&s, &t).unwrap(),
+        find("identity").unwrap().op.layers(&s, &t).unwrap(),
         [Copy(0), Copy(1), Identity, Copy(2), Identity]
     );
     assert_eq!(
-        find("random").unwrap().layers(&s, &t).unwrap(),
+        find("random").unwrap().op.layers(&s, &t).unwrap(),
         [Copy(0), Copy(1), Random, Copy(2), Random]
     );
     assert_eq!(
-        find("stack").unwrap().layers(&s, &t).unwrap(),
+        find("stack").unwrap().op.layers(&s, &t).unwrap(),
         [Copy(0), Copy(1), Copy(2), Copy(0), Copy(1)]
     );
     // Alternating global/local ×2 (GPT-Neo 12 → 24 in miniature): copies keep their kind.
@@ -448,7 +448,7 @@ fn depth_operators_place_layers_as_documented() {
         alternating(GptConfig::new(50, 8, 16, 6, 2)),
     );
     assert_eq!(
-        find("redundant").unwrap().layers(&s, &t).unwrap(),
+        find("redundant").unwrap().op.layers(&s, &t).unwrap(),
         [Copy(0), Redundant(0), Redundant(0), Copy(1), Copy(2), Redundant(2)]
     );
 }

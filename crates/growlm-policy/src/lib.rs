@@ -12,6 +12,12 @@
 //! Writing a policy: a crate that depends on this one, implements [`Policy`] and exposes a
 //! `register(&mut Registry)` function; see `policies/README.md`.
 
+mod registry;
+mod testing;
+
+pub use registry::{Builder, Entry, Registry};
+pub use testing::{first_growth, first_growth_within, test_noise};
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -226,113 +232,6 @@ pub fn invalid(policy: &str, key: &str, reason: impl Into<String>) -> PolicyErro
         key: key.to_string(),
         reason: reason.into(),
     }
-}
-
-/// Builds a policy from its parameter table.
-pub type Builder = fn(&toml::Table) -> Result<Box<dyn Policy>, PolicyError>;
-
-/// One registered policy.
-#[derive(Clone)]
-pub struct Entry {
-    /// Name used in configs and on the command line.
-    pub name: &'static str,
-    /// One-line description.
-    pub summary: &'static str,
-    /// Constructor.
-    pub build: Builder,
-}
-
-/// Policies known by name.
-#[derive(Clone, Default)]
-pub struct Registry {
-    entries: Vec<Entry>,
-}
-
-impl Registry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds (or replaces) a policy.
-    pub fn register(&mut self, name: &'static str, summary: &'static str, build: Builder) {
-        self.entries.retain(|e| e.name != name);
-        self.entries.push(Entry { name, summary, build });
-    }
-
-    /// The registered policies in registration order.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
-    }
-
-    /// Builds the policy named by `table["name"]` (or `name` when given) from `table`.
-    pub fn build(&self, name: &str, table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
-        let entry = self
-            .entries
-            .iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| PolicyError::Unknown {
-                name: name.to_string(),
-                known: self.entries.iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
-            })?;
-        (entry.build)(table)
-    }
-}
-
-/// A harness for testing a policy on a synthetic curve: feeds `policy` one observation
-/// per step from 1 to `steps` of a two-stage run (next stage 3× the FLOPs), with a
-/// validation loss `curve(step)` every `every` steps, and returns the first step at which
-/// it asks to grow.
-pub fn first_growth(policy: &mut dyn Policy, every: u64, steps: u64, curve: impl Fn(u64) -> f64) -> Option<u64> {
-    first_growth_within(policy, every, steps, steps, curve)
-}
-
-/// As [`first_growth`], in a run whose step budget (`max_steps`) is `budget`.
-pub fn first_growth_within(
-    policy: &mut dyn Policy,
-    every: u64,
-    steps: u64,
-    budget: u64,
-    curve: impl Fn(u64) -> f64,
-) -> Option<u64> {
-    let mut history = Vec::new();
-    for step in 1..=steps {
-        let evaluated = step % every == 0;
-        if evaluated {
-            history.push(ValPoint {
-                step,
-                loss: curve(step),
-                stage: 0,
-            });
-        }
-        let obs = Observation {
-            step,
-            tokens: step * 100,
-            flops: step as f64,
-            train_loss: curve(step),
-            val_history: &history,
-            evaluated,
-            stage: 0,
-            n_stages: 2,
-            flops_per_step: 1.0,
-            next_flops_per_step: Some(3.0),
-            stage_start: 0,
-            max_steps: budget,
-        };
-        if policy.decide(&obs) == Decision::Grow {
-            return Some(step);
-        }
-    }
-    None
-}
-
-/// Deterministic noise in [-1, 1] for synthetic curves.
-pub fn test_noise(step: u64) -> f64 {
-    let x = step
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .rotate_left(17)
-        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
 #[cfg(test)]

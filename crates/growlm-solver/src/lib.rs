@@ -5,16 +5,18 @@
 //! conversion rate `E`, and the growth point where `E = Fs/Ft`. It reads no files: it takes a
 //! [`Curve`] (run directories and CSV curves are read by `growlm-train`'s `RunDir`).
 
+pub mod budget;
 pub mod curve;
 pub mod fit;
 pub mod growth;
 pub mod law;
 pub mod stats;
 
+pub use budget::{BudgetAnswer, BudgetOption, GrowthPair, SizeCost};
 pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
 pub use fit::{fit, fit_best, Curve, Fit, Objective};
 pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthProblem, Optimum, Plan, PlanStage};
-pub use law::{BudgetAnswer, BudgetOption, GrowthPair, LawFit, LawPoint, ScalingLaw, SizeCost};
+pub use law::{LawFit, LawPoint, ScalingLaw};
 pub use stats::{fit_line, LineFit};
 
 /// Errors of the solver.

@@ -66,6 +66,41 @@ pub struct BenchResult {
     pub ms_per_growth: Option<f64>,
 }
 
+/// The figures as `cargo xtask bench` prints them: what was timed, then ms/step, tokens/s,
+/// FLOP/s and MFU, then the masked step and the growth when the stage grows.
+impl std::fmt::Display for BenchResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let split = match self.devices {
+            1 => String::new(),
+            n => format!(", batch split over {n} data-parallel peers"),
+        };
+        writeln!(
+            f,
+            "{} stage {} on {}{split} ({threads} CPU threads available)",
+            self.config, self.stage, self.device
+        )?;
+        write!(
+            f,
+            "  {:.1} ms/step, {:.0} tokens/s, {:.3e} model FLOP/s; matmul peak {:.3e} FLOP/s; MFU {:.1}%",
+            self.ms_per_step,
+            self.tokens_per_s,
+            self.model_flops_per_s,
+            self.peak_flops_per_s,
+            100.0 * self.mfu
+        )?;
+        if let (Some(m), Some(g)) = (self.ms_per_step_masked, self.ms_per_growth) {
+            write!(
+                f,
+                "\n  with the PDG mask at mid-ramp: {m:.1} ms/step ({:+.1}%); one growth from stage {}: {g:.1} ms",
+                100.0 * (m / self.ms_per_step - 1.0),
+                self.stage - 1
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl WithBackend for &BenchSpec {
     type Output = Result<BenchResult, TrainError>;
     fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output {

@@ -97,6 +97,25 @@ pub struct Summary {
     pub skipped_steps: u64,
 }
 
+/// One line, as `cargo xtask train` ends: `done: 6 steps, … tokens/s); final val loss …`.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "done: {} steps, {} tokens, {:.3e} FLOPs, {:.1} s ({:.0} tokens/s); final val loss {:.4} (best {:.4}); grew at {:?}; stage {}",
+            self.steps,
+            self.tokens,
+            self.flops,
+            self.wall_s,
+            self.tokens as f64 / self.wall_s.max(1e-9),
+            self.final_val_loss,
+            self.best_val_loss,
+            self.growth_steps,
+            self.final_stage
+        )
+    }
+}
+
 /// Writes `bytes` to `path` atomically ([`growlm_fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     growlm_fs::write_atomic(path, bytes).map_err(TrainError::io(path))

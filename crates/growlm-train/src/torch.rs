@@ -47,6 +47,22 @@ pub struct TorchFigures {
     pub mfu: f64,
 }
 
+/// One line: `PyTorch … (N threads): ms/step, tokens/s; matmul peak; MFU`.
+impl std::fmt::Display for TorchFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} threads): {:.1} ms/step, {:.0} tokens/s; matmul peak {:.3e} FLOP/s; MFU {:.1}%",
+            self.device,
+            self.threads,
+            self.ms_per_step,
+            self.tokens_per_s,
+            self.peak_flops_per_s,
+            100.0 * self.mfu
+        )
+    }
+}
+
 /// Checks that `python` can import `torch` and that `script` exists.
 pub fn check_torch(python: &Path, script: &Path) -> Result<(), TorchError> {
     let found = Command::new(python)

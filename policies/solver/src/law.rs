@@ -89,13 +89,7 @@ mod tests {
     use super::*;
     use growlm_policy::ValPoint;
 
-    const LAW: ScalingLaw = ScalingLaw {
-        e: 1.5,
-        a: 40.0,
-        alpha: 0.4,
-        b: 300.0,
-        beta: 0.35,
-    };
+    const LAW: ScalingLaw = ScalingLaw::new(1.5, 40.0, 0.4, 300.0, 0.35);
 
     fn obs(step: u64, max_steps: u64) -> Observation<'static> {
         const NONE: &[ValPoint] = &[];

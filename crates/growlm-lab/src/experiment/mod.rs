@@ -24,6 +24,7 @@
 
 mod frontier;
 mod law;
+mod measure;
 mod plan;
 mod report;
 mod results;

@@ -5,15 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use growlm_policy::Registry;
-use growlm_train::{DeviceKind, RunCurve, RunDir};
+use growlm_train::DeviceKind;
 use serde::Serialize;
 
-use super::frontier::{frontier_results, FrontierResults};
+use super::frontier::FrontierResults;
 use super::schedule::{run_all, state_of, ObserverFactory};
-use super::{middle, Experiment, Job};
-use crate::compare::{compare, Row};
+use super::Experiment;
+use crate::compare::Row;
 use crate::error::write_atomic;
-use crate::solve::{solve, SolveInputs, SolveReport};
+use crate::solve::SolveReport;
 use crate::stats::Interval;
 use crate::LabError;
 
@@ -189,7 +189,7 @@ pub fn run_experiment(
         )));
     }
     let took = clock.elapsed().as_secs_f64();
-    let results = measure(&exp, opts, &dir, &jobs, took)?;
+    let results = super::measure::measure(&exp, opts, &dir, &jobs, took)?;
     write_atomic(
         &opts.out.join("results.json"),
         serde_json::to_string_pretty(&results)
@@ -199,210 +199,6 @@ pub fn run_experiment(
     let md = super::report::markdown(&exp, &results, &links(&dir, &opts.out));
     write_atomic(&opts.out.join("report.md"), md.as_bytes())?;
     Ok((results, md))
-}
-
-/// Measures the runs of `jobs` (run directories in `dir`) and draws the figure.
-fn measure(
-    exp: &Experiment,
-    opts: &ExperimentOptions,
-    dir: &Path,
-    jobs: &[Job],
-    took: f64,
-) -> Result<Results, LabError> {
-    let run = |name: &str| RunDir::new(dir.join(name));
-    // Each run's curve is read once (a target reference serves every arm of its seed).
-    let cache: std::cell::RefCell<std::collections::HashMap<String, RunCurve>> = Default::default();
-    let read = |name: &str| -> Result<RunCurve, LabError> {
-        if let Some(c) = cache.borrow().get(name) {
-            return Ok(c.clone());
-        }
-        let c = run(name).curve()?;
-        cache.borrow_mut().insert(name.to_string(), c.clone());
-        Ok(c)
-    };
-    let last_stage = jobs.iter().map(|j| j.cfg.stages.len()).max().unwrap_or(2) - 1;
-    let target = |seed: u64| exp.target_reference(jobs, seed, last_stage);
-    let is_done = |name: &str| run(name).file(RunDir::SUMMARY).is_file();
-    let done = |j: &&Job| is_done(&j.name);
-    let missing = jobs.iter().filter(|j| !done(j)).map(|j| j.name.clone()).collect();
-    let mut runs = Vec::new();
-    for j in jobs.iter().filter(|j| !j.is_reference()).filter(done) {
-        let seed = j.cfg.seed;
-        let Some(reference) = target(seed).filter(|t| is_done(t)) else {
-            continue;
-        };
-        let arm = j.name.rsplit_once("-s").map_or(j.name.clone(), |p| p.0.to_string());
-        let curve = read(&j.name)?;
-        let row = compare(&j.name, &curve, &read(&reference)?, None)?;
-        let events = run(&j.name).events()?;
-        let summary = run(&j.name).summary()?;
-        runs.push(RunResult {
-            arm,
-            seed,
-            dir: j.name.clone(),
-            growth_steps: summary.growth_steps.clone(),
-            delta_loss_at_growth: events.first().map(|e| (e.loss_after - e.loss_before).abs()),
-            branched: run(&j.name).is_branched(),
-            row,
-            wall_s: summary.wall_s,
-        });
-    }
-    let mut arms: Vec<ArmResult> = Vec::new();
-    for label in exp.arms.iter().flat_map(|a| a.cells()).map(|c| c.label) {
-        let mine: Vec<&RunResult> = runs.iter().filter(|r| r.arm == label).collect();
-        let Some(first) = mine.first() else { continue };
-        let col = |f: fn(&RunResult) -> f64| Interval::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>());
-        let loss = col(|r| r.row.final_val_loss);
-        arms.push(ArmResult {
-            arm: label.clone(),
-            seeds: mine.iter().map(|r| r.seed).collect(),
-            growth_steps: first.growth_steps.clone(),
-            delta_loss_at_growth: first.delta_loss_at_growth,
-            final_val_loss: loss,
-            perplexity: loss.mean.exp(),
-            flops: col(|r| r.row.flops).mean,
-            speedup_flops: col(|r| r.row.speedup_flops),
-            speedup_wall: col(|r| r.row.speedup_wall),
-            all_reached: mine.iter().all(|r| r.row.reached),
-        });
-    }
-    let references: Vec<&Job> = jobs.iter().filter(|j| j.is_reference()).collect();
-    let mut reference_rows = Vec::new();
-    for j in references.iter().copied().filter(done) {
-        let s = run(&j.name).summary()?;
-        // A smaller model trained alone, measured as an arm is: what growth has to beat.
-        let alone = match target(j.cfg.seed).filter(|t| t != &j.name && is_done(t)) {
-            Some(t) => Some(compare(&j.name, &read(&j.name)?, &read(&t)?, None)?),
-            None => None,
-        };
-        reference_rows.push(ReferenceRow {
-            run: j.name.clone(),
-            steps: s.steps,
-            final_val_loss: s.final_val_loss,
-            flops: s.flops,
-            wall_s: s.wall_s,
-            speedup_flops: alone.as_ref().map(|r| r.speedup_flops),
-            reached: alone.as_ref().map(|r| r.reached),
-        });
-    }
-
-    // The figure: validation loss against FLOPs, the first seed's arms with its references
-    // (the target, the small and middle models alone; in a frontier experiment every size's
-    // longest budget), each that is done.
-    let seed0 = jobs[0].cfg.seed;
-    // References that branched are a size's shorter budgets: their curve is the longest's.
-    let shown_refs: Vec<&Job> = references
-        .iter()
-        .copied()
-        .filter(|j| j.cfg.seed == seed0 && j.branch.is_none() && done(j))
-        .collect();
-    let mut shown: Vec<(String, RunCurve)> = Vec::new();
-    for j in shown_refs {
-        shown.push((j.name.clone(), read(&j.name)?));
-    }
-    // Every done arm of the first seed, whether or not its target reference is done.
-    for j in jobs
-        .iter()
-        .filter(|j| !j.is_reference() && j.cfg.seed == seed0)
-        .filter(done)
-    {
-        shown.push((j.name.clone(), read(&j.name)?));
-    }
-    let named: Vec<(&str, &RunCurve)> = shown.iter().map(|(n, c)| (n.as_str(), c)).collect();
-    if !named.is_empty() {
-        crate::plot::loss_flops_svg(
-            &opts.out.join("loss-flops.svg"),
-            "validation loss against training FLOPs",
-            &named,
-            !exp.sizes.is_empty(),
-        )?;
-    }
-    let frontier = frontier_results(exp, dir, jobs, &runs)?;
-    if let Some(e) = frontier
-        .as_ref()
-        .and_then(|f| f.envelopes.iter().find(|e| e.seed == seed0))
-    {
-        crate::plot::frontier_svg(&opts.out.join("frontier.svg"), &e.envelope, &named)?;
-    }
-    if let Some(f) = &frontier {
-        for name in f.grid_arms() {
-            let cells = f.heat_cells(name);
-            if cells.is_empty() {
-                continue;
-            }
-            let label = |b: u64| match f.tokens_per_param_at(b) {
-                Some(t) => format!("{b} ({t:.0} tok/param)"),
-                None => b.to_string(),
-            };
-            crate::plot::heatmap_svg(
-                &opts.out.join(format!("regime-{name}.svg")),
-                &format!("×frontier of `{name}` over budget and growth point"),
-                &cells,
-                &label,
-            )?;
-        }
-    }
-
-    let solver = exp.solve.then(|| {
-        // A fit that fails (or a reference not trained yet) is reported, not fatal.
-        match solve_first_seed(&opts.out, dir, seed0, jobs, &runs) {
-            Ok(r) => SolverOutcome::Report(Box::new(r)),
-            Err(e) => SolverOutcome::Failed {
-                error: crate::chain(&e),
-            },
-        }
-    });
-    Ok(Results {
-        experiment: opts.file.display().to_string(),
-        description: exp.description.clone(),
-        command: opts.command.clone(),
-        machine: crate::provenance::machine(),
-        version: crate::provenance::version(),
-        jobs: opts.jobs,
-        seconds: took,
-        references: reference_rows,
-        arms,
-        runs,
-        solver,
-        missing,
-        frontier,
-    })
-}
-
-/// Fits the solver on the first seed's references with the single-growth arms as grown
-/// runs, writes `solve.json` and `solve.svg`. With more than two stages, the middle
-/// references give the multi-stage plan; wsd references are fitted on their stable phase.
-fn solve_first_seed(
-    out: &Path,
-    dir: &Path,
-    seed: u64,
-    jobs: &[Job],
-    runs: &[RunResult],
-) -> Result<SolveReport, LabError> {
-    let mut inputs = SolveInputs::new(dir.join(format!("small-s{seed}")), dir.join(format!("target-s{seed}")));
-    inputs.grown = runs
-        .iter()
-        .filter(|r| r.seed == seed && r.growth_steps.len() == 1)
-        .map(|r| dir.join(&r.dir))
-        .collect();
-    let stages = jobs.iter().map(|j| j.cfg.stages.len()).max().unwrap_or(2);
-    if !exp_has_references(jobs, seed) {
-        return Err(LabError::Invalid(
-            "the solver needs the small and target references (`small-sN`, `target-sN`)".into(),
-        ));
-    }
-    inputs.via = (1..stages - 1)
-        .map(|j| dir.join(format!("{}-s{seed}", middle(j))))
-        .collect();
-    let solved = solve(&inputs)?;
-    crate::solve::write(&solved, Some(&out.join("solve.json")), Some(&out.join("solve.svg")))?;
-    Ok(solved.report)
-}
-
-fn exp_has_references(jobs: &[Job], seed: u64) -> bool {
-    ["small", "target"]
-        .iter()
-        .all(|r| jobs.iter().any(|j| j.name == format!("{r}-s{seed}")))
 }
 
 /// The run directory `dir` as a link prefix from inside `out`: empty when they are the

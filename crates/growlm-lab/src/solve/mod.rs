@@ -14,6 +14,7 @@ use growlm_train::{read_val_curve, RunConfig, RunDir, Schedule};
 
 pub mod budget;
 mod report;
+mod text;
 
 pub use report::{write, FitReport, Fits, SolveReport};
 

@@ -14,12 +14,6 @@ use crate::OpsError;
 pub struct Expand;
 
 impl DepthOp for Expand {
-    fn name(&self) -> &'static str {
-        "expand"
-    }
-    fn reference(&self) -> &'static str {
-        "block expansion: copy the neighbour whole, zero its output projections (Wu et al. 2024, LLaMA-Pro)"
-    }
     fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError> {
         super::interleave(source, target, LayerOrigin::Expanded)
     }

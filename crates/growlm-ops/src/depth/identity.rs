@@ -10,12 +10,6 @@ use crate::OpsError;
 pub struct Identity;
 
 impl DepthOp for Identity {
-    fn name(&self) -> &'static str {
-        "identity"
-    }
-    fn reference(&self) -> &'static str {
-        "identity layers: fresh weights, LayerNorm and biases zero (Shen et al. 2022)"
-    }
     fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError> {
         super::interleave(source, target, |_| LayerOrigin::Identity)
     }

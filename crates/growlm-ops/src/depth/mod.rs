@@ -1,39 +1,16 @@
 //! Depth operators (paper §3.4, §4.1, Table 1). One file each, one line in
-//! `operators!` below.
+//! `registry!` below.
 
-use crate::operator::DepthOp;
-use crate::OpsError;
+use crate::registry::registry;
 
-/// Declares each operator's module and lists it in [`ALL`]: adding an operator is one
-/// file in this folder and one line here.
-macro_rules! operators {
-    ($($module:ident::$op:ident),* $(,)?) => {
-        $(mod $module;)*
-
-        /// Every depth operator, the default first.
-        pub static ALL: &[&dyn DepthOp] = &[$(&$module::$op),*];
-    };
-}
-
-operators! {
-    redundant::Redundant,
-    random::Random,
-    identity::Identity,
-    stack::Stack,
-    msg::Msg,
-    expand::Expand,
-}
-
-/// The depth operator named `name`.
-pub fn find(name: &str) -> Result<&'static dyn DepthOp, OpsError> {
-    ALL.iter()
-        .copied()
-        .find(|o| o.name() == name)
-        .ok_or_else(|| OpsError::UnknownOperator {
-            kind: "depth",
-            name: name.to_string(),
-            known: ALL.iter().map(|o| o.name()).collect::<Vec<_>>().join(", "),
-        })
+registry! {
+    "depth", DepthOp,
+    redundant::Redundant = "redundant": "redundant layers: copy the neighbour's weights, LayerNorm and biases zero (Wang et al. 2024, §3.4)",
+    random::Random = "random": "freshly initialised new layers (the paper's w/o RL ablation)",
+    identity::Identity = "identity": "identity layers: fresh weights, LayerNorm and biases zero (Shen et al. 2022)",
+    stack::Stack = "stack": "stacking: the source stack repeated on top, cut to depth (StackBERT; G_stack)",
+    msg::Msg = "msg": "fresh new layers whose residual branches are scaled 0 → 1 (Masked Structural Growth, Yao et al. 2023)",
+    expand::Expand = "expand": "block expansion: copy the neighbour whole, zero its output projections (Wu et al. 2024, LLaMA-Pro)",
 }
 
 /// Places `lt − ls` new layers among `ls` old ones as evenly as the attention pattern

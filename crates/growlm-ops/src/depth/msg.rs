@@ -12,12 +12,6 @@ use crate::OpsError;
 pub struct Msg;
 
 impl DepthOp for Msg {
-    fn name(&self) -> &'static str {
-        "msg"
-    }
-    fn reference(&self) -> &'static str {
-        "fresh new layers whose residual branches are scaled 0 → 1 (Masked Structural Growth, Yao et al. 2023)"
-    }
     fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError> {
         super::interleave(source, target, |_| LayerOrigin::Random)
     }

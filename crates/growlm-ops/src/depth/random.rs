@@ -10,12 +10,6 @@ use crate::OpsError;
 pub struct Random;
 
 impl DepthOp for Random {
-    fn name(&self) -> &'static str {
-        "random"
-    }
-    fn reference(&self) -> &'static str {
-        "freshly initialised new layers (the paper's w/o RL ablation)"
-    }
     fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError> {
         super::interleave(source, target, |_| LayerOrigin::Random)
     }

@@ -11,12 +11,6 @@ use crate::OpsError;
 pub struct Redundant;
 
 impl DepthOp for Redundant {
-    fn name(&self) -> &'static str {
-        "redundant"
-    }
-    fn reference(&self) -> &'static str {
-        "redundant layers: copy the neighbour's weights, LayerNorm and biases zero (Wang et al. 2024, §3.4)"
-    }
     fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError> {
         super::interleave(source, target, LayerOrigin::Redundant)
     }

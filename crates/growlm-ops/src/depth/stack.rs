@@ -10,12 +10,6 @@ use crate::OpsError;
 pub struct Stack;
 
 impl DepthOp for Stack {
-    fn name(&self) -> &'static str {
-        "stack"
-    }
-    fn reference(&self) -> &'static str {
-        "stacking: the source stack repeated on top, cut to depth (StackBERT; G_stack)"
-    }
     fn layers(&self, source: &GptConfig, target: &GptConfig) -> Result<Vec<LayerOrigin>, OpsError> {
         Ok((0..target.n_layers)
             .map(|j| LayerOrigin::Copy(j % source.n_layers))

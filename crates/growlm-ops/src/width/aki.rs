@@ -10,12 +10,6 @@ use crate::OpsError;
 pub struct Aki;
 
 impl WidthOp for Aki {
-    fn name(&self) -> &'static str {
-        "aki"
-    }
-    fn reference(&self) -> &'static str {
-        "advanced knowledge init: new units from the layer above, readers divided by the count (bert2BERT)"
-    }
     fn map(&self, _what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
         Ok(AxisMap::cyclic(source, target))
     }

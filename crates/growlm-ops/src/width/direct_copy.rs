@@ -8,12 +8,6 @@ use crate::OpsError;
 pub struct DirectCopy;
 
 impl WidthOp for DirectCopy {
-    fn name(&self) -> &'static str {
-        "direct-copy"
-    }
-    fn reference(&self) -> &'static str {
-        "copy into the leading block, fresh rest, no mask (the paper's Direct Copy baseline)"
-    }
     fn map(&self, _what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
         Ok(AxisMap::leading(source, target))
     }

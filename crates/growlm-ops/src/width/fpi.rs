@@ -13,12 +13,6 @@ use crate::OpsError;
 pub struct Fpi;
 
 impl WidthOp for Fpi {
-    fn name(&self) -> &'static str {
-        "fpi"
-    }
-    fn reference(&self) -> &'static str {
-        "function-preserving init: new units replicate old ones, readers divided by the count (Net2Net; bert2BERT FPI)"
-    }
     fn map(&self, _what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
         Ok(AxisMap::cyclic(source, target))
     }

@@ -9,12 +9,6 @@ use crate::OpsError;
 pub struct HyperCloning;
 
 impl WidthOp for HyperCloning {
-    fn name(&self) -> &'static str {
-        "hypercloning"
-    }
-    fn reference(&self) -> &'static str {
-        "HyperCloning: integer-multiple clones of every unit, function-preserving (Samragh et al. 2024)"
-    }
     fn map(&self, what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
         if !target.is_multiple_of(source) {
             return Err(OpsError::Incompatible(format!(

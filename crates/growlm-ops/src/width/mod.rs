@@ -1,37 +1,14 @@
 //! Width operators (paper §3.3, §4.1, Table 1). One file each, one line in
-//! `operators!` below.
+//! `registry!` below.
 
-use crate::operator::WidthOp;
-use crate::OpsError;
+use crate::registry::registry;
 
-/// Declares each operator's module and lists it in [`ALL`]: adding an operator is one
-/// file in this folder and one line here.
-macro_rules! operators {
-    ($($module:ident::$op:ident),* $(,)?) => {
-        $(mod $module;)*
-
-        /// Every width operator, the default first.
-        pub static ALL: &[&dyn WidthOp] = &[$(&$module::$op),*];
-    };
-}
-
-operators! {
-    pdg::Pdg,
-    direct_copy::DirectCopy,
-    fpi::Fpi,
-    hypercloning::HyperCloning,
-    aki::Aki,
-    msg::Msg,
-}
-
-/// The width operator named `name`.
-pub fn find(name: &str) -> Result<&'static dyn WidthOp, OpsError> {
-    ALL.iter()
-        .copied()
-        .find(|o| o.name() == name)
-        .ok_or_else(|| OpsError::UnknownOperator {
-            kind: "width",
-            name: name.to_string(),
-            known: ALL.iter().map(|o| o.name()).collect::<Vec<_>>().join(", "),
-        })
+registry! {
+    "width", WidthOp,
+    pdg::Pdg = "pdg": "progressive dimensionality growth: copy into the leading block, mask ramped in (Wang et al. 2024, §3.3)",
+    direct_copy::DirectCopy = "direct-copy": "copy into the leading block, fresh rest, no mask (the paper's Direct Copy baseline)",
+    fpi::Fpi = "fpi": "function-preserving init: new units replicate old ones, readers divided by the count (Net2Net; bert2BERT FPI)",
+    hypercloning::HyperCloning = "hypercloning": "HyperCloning: integer-multiple clones of every unit, function-preserving (Samragh et al. 2024)",
+    aki::Aki = "aki": "advanced knowledge init: new units from the layer above, readers divided by the count (bert2BERT)",
+    msg::Msg = "msg": "copy into the leading block, fresh rest scaled by masks rising 0 → 1 (Masked Structural Growth, Yao et al. 2023)",
 }

@@ -13,12 +13,6 @@ use crate::{OpsError, Ramp, RampState};
 pub struct Msg;
 
 impl WidthOp for Msg {
-    fn name(&self) -> &'static str {
-        "msg"
-    }
-    fn reference(&self) -> &'static str {
-        "copy into the leading block, fresh rest scaled by masks rising 0 → 1 (Masked Structural Growth, Yao et al. 2023)"
-    }
     fn map(&self, _what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
         Ok(AxisMap::leading(source, target))
     }

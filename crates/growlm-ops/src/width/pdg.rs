@@ -8,12 +8,6 @@ use crate::OpsError;
 pub struct Pdg;
 
 impl WidthOp for Pdg {
-    fn name(&self) -> &'static str {
-        "pdg"
-    }
-    fn reference(&self) -> &'static str {
-        "progressive dimensionality growth: copy into the leading block, mask ramped in (Wang et al. 2024, §3.3)"
-    }
     fn map(&self, _what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
         Ok(AxisMap::leading(source, target))
     }

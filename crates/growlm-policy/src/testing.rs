@@ -1,0 +1,60 @@
+//! Harnesses for testing a policy (paper §3.2's growth decision) on synthetic curves,
+//! without a model or an engine.
+
+use crate::{Decision, Observation, Policy, ValPoint};
+
+/// A harness for testing a policy on a synthetic curve: feeds `policy` one observation
+/// per step from 1 to `steps` of a two-stage run (next stage 3× the FLOPs), with a
+/// validation loss `curve(step)` every `every` steps, and returns the first step at which
+/// it asks to grow.
+pub fn first_growth(policy: &mut dyn Policy, every: u64, steps: u64, curve: impl Fn(u64) -> f64) -> Option<u64> {
+    first_growth_within(policy, every, steps, steps, curve)
+}
+
+/// As [`first_growth`], in a run whose step budget (`max_steps`) is `budget`.
+pub fn first_growth_within(
+    policy: &mut dyn Policy,
+    every: u64,
+    steps: u64,
+    budget: u64,
+    curve: impl Fn(u64) -> f64,
+) -> Option<u64> {
+    let mut history = Vec::new();
+    for step in 1..=steps {
+        let evaluated = step % every == 0;
+        if evaluated {
+            history.push(ValPoint {
+                step,
+                loss: curve(step),
+                stage: 0,
+            });
+        }
+        let obs = Observation {
+            step,
+            tokens: step * 100,
+            flops: step as f64,
+            train_loss: curve(step),
+            val_history: &history,
+            evaluated,
+            stage: 0,
+            n_stages: 2,
+            flops_per_step: 1.0,
+            next_flops_per_step: Some(3.0),
+            stage_start: 0,
+            max_steps: budget,
+        };
+        if policy.decide(&obs) == Decision::Grow {
+            return Some(step);
+        }
+    }
+    None
+}
+
+/// Deterministic noise in [-1, 1] for synthetic curves.
+pub fn test_noise(step: u64) -> f64 {
+    let x = step
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17)
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+}
