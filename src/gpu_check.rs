@@ -281,6 +281,20 @@ pub struct CheckOptions {
     pub configs: PathBuf,
 }
 
+/// The memory the device allocates from, as the memory check before a run reads it (on
+/// CUDA: the device's free memory, from the driver).
+fn memory<B: AutodiffBackend>(device: &B::Device) -> Check {
+    match crate::train::memory_for::<B>(device) {
+        Ok(Some(a)) => check(
+            "memory",
+            a.bytes > 0.0,
+            format!("{:.2} GiB available ({})", a.bytes / 1024f64.powi(3), a.source),
+        ),
+        Ok(None) => check("memory", false, "not readable: the memory check is skipped"),
+        Err(e) => check("memory", false, format!("error: {e}")),
+    }
+}
+
 /// All checks on backend `B` (`kind` for the training engine); a failure is a failed
 /// check, not an error (the error is only for the scratch directory).
 pub fn checks<B: AutodiffBackend>(
@@ -290,7 +304,10 @@ pub fn checks<B: AutodiffBackend>(
 ) -> std::io::Result<Vec<Check>> {
     let dir = tempfile::tempdir()?;
     let failed = |name: &str, e: Box<dyn std::error::Error>| check(name, false, format!("error: {e}"));
-    let mut out = vec![forward::<B>(device).unwrap_or_else(|e| failed("forward", e))];
+    let mut out = vec![
+        memory::<B>(device),
+        forward::<B>(device).unwrap_or_else(|e| failed("forward", e)),
+    ];
     out.extend(growth::<B>(device));
     out.extend(growth_bf16::<B>(device));
     out.push(resume(kind, dir.path()).unwrap_or_else(|e| failed("resume", e)));

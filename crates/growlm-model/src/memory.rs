@@ -57,9 +57,14 @@ pub fn cgroup_limit(text: &str) -> Option<f64> {
 }
 
 /// The memory available to this process: `GROWLM_MEMORY` when set (none for `off`), else
-/// the lowest of the cgroup limit (less what the cgroup already uses) and `MemAvailable`;
-/// none where neither can be read.
+/// [`host_available`].
 pub fn available() -> Result<Option<Available>, ModelError> {
+    available_or(host_available)
+}
+
+/// `GROWLM_MEMORY` when set (none for `off`), else what `probe` finds: the host's memory,
+/// or a device's (`growlm-train` probes a CUDA device's free memory).
+pub fn available_or(probe: impl FnOnce() -> Option<Available>) -> Result<Option<Available>, ModelError> {
     if let Ok(v) = std::env::var(ENV) {
         if v.trim().eq_ignore_ascii_case("off") {
             return Ok(None);
@@ -73,6 +78,12 @@ pub fn available() -> Result<Option<Available>, ModelError> {
             source: format!("{ENV}={v}"),
         }));
     }
+    Ok(probe())
+}
+
+/// The host memory available to this process: the lowest of the cgroup limit (less what
+/// the cgroup already uses) and `MemAvailable`; none where neither can be read.
+pub fn host_available() -> Option<Available> {
     let read = |p: &str| std::fs::read_to_string(p).ok();
     let mut best: Option<Available> = None;
     let mut offer = |bytes: f64, source: &str| {
@@ -103,13 +114,18 @@ pub fn available() -> Result<Option<Available>, ModelError> {
             offer((l - used).max(0.0), name);
         }
     }
-    Ok(best)
+    best
 }
 
 /// Refuses a job of `need` bytes that does not fit in what is available. `what` names the
 /// job (`stage \`target\``), `lower` says what to lower.
 pub fn check_fits(what: &str, need: f64, lower: &str) -> Result<(), ModelError> {
-    match available()? {
+    check_fits_in(available()?, what, need, lower)
+}
+
+/// As [`check_fits`], against `available` (none: nothing to check against).
+pub fn check_fits_in(available: Option<Available>, what: &str, need: f64, lower: &str) -> Result<(), ModelError> {
+    match available {
         Some(a) if need > a.bytes => Err(ModelError::OutOfMemory {
             what: what.into(),
             need_gib: need / 1024f64.powi(3),
@@ -139,5 +155,33 @@ mod tests {
         assert_eq!(cgroup_limit("max\n"), None);
         assert_eq!(cgroup_limit("8589934592\n"), Some(8589934592.0));
         assert_eq!(cgroup_limit("9223372036854771712"), None);
+    }
+
+    /// A device's figure (as `growlm-train` probes a CUDA device) is what a job is checked
+    /// against when no override is set, and the error names where it came from.
+    #[test]
+    fn a_probed_device_figure_is_checked_and_named() {
+        if std::env::var(ENV).is_ok() {
+            return; // the override wins, by design; nothing here to check
+        }
+        let gpu = || {
+            Some(Available {
+                bytes: 2.0 * 1024f64.powi(3),
+                source: "free memory of CUDA device 0".into(),
+            })
+        };
+        let got = available_or(gpu).unwrap().unwrap();
+        assert_eq!(got.bytes, 2.0 * 1024f64.powi(3));
+        let e = check_fits_in(Some(got.clone()), "stages.1", 3.0 * 1024f64.powi(3), "the batch").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("stages.1 needs about 3.00 GiB")
+                && text.contains("2.00 GiB is available (free memory of CUDA device 0)")
+                && text.contains("lower the batch"),
+            "{text}"
+        );
+        assert!(check_fits_in(Some(got), "stages.1", 1024f64.powi(3), "the batch").is_ok());
+        assert!(check_fits_in(None, "stages.1", 1e30, "the batch").is_ok());
+        assert_eq!(available_or(|| None).unwrap(), None);
     }
 }

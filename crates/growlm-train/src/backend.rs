@@ -1,7 +1,8 @@
 //! Backend choice at run time (DESIGN.md §Backends): the run is monomorphised for each.
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn_autodiff::Autodiff;
+use growlm_model::memory::{self, Available};
 use growlm_policy::Registry;
 
 use crate::{train, Observer, RunConfig, RunOptions, Summary, TrainError};
@@ -51,6 +52,38 @@ impl DeviceKind {
             Self::Cuda => Err(TrainError::CudaNotBuilt),
         }
     }
+}
+
+/// The memory a job on `device` allocates from ([`growlm_model::memory`]): `GROWLM_MEMORY`
+/// when set, else a CUDA device's free memory (`cuMemGetInfo` on device 0, burn-cuda's
+/// default device), else the host's. None where it cannot be read (a CUDA device in a
+/// build without the `cuda` feature, or a driver that does not answer): then nothing is
+/// checked, and an allocation that fails is the backend's error.
+pub fn memory_for<B: Backend>(device: &B::Device) -> Result<Option<Available>, TrainError> {
+    let on_gpu = B::name(device).to_ascii_lowercase().contains("cuda");
+    Ok(memory::available_or(|| match on_gpu {
+        true => cuda_free_memory(),
+        false => memory::host_available(),
+    })?)
+}
+
+/// The free memory of CUDA device 0.
+#[cfg(feature = "cuda")]
+fn cuda_free_memory() -> Option<Available> {
+    let (free, total) = cudarc::driver::CudaContext::new(0).ok()?.mem_get_info().ok()?;
+    Some(Available {
+        bytes: free as f64,
+        source: format!(
+            "free memory of CUDA device 0 (cuMemGetInfo; {:.1} GiB in all)",
+            total as f64 / 1024f64.powi(3)
+        ),
+    })
+}
+
+/// No CUDA in this build: nothing to read.
+#[cfg(not(feature = "cuda"))]
+fn cuda_free_memory() -> Option<Available> {
+    None
 }
 
 /// Runs [`train`] on the chosen backend.

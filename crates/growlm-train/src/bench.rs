@@ -198,7 +198,8 @@ pub fn measure<B: AutodiffBackend>(spec: &BenchSpec, device: &B::Device) -> Resu
     if batch == 0 {
         return Err(TrainError::config("batch_size", "must be at least 1"));
     }
-    growlm_model::memory::check_fits(
+    growlm_model::memory::check_fits_in(
+        crate::memory_for::<B>(device)?,
         &format!("the bench of stage {n} of {}", spec.name),
         cfg.train_state_bytes() + cfg.activation_bytes(batch, seq),
         "the stage's `model.d_model` or `model.n_layers`, or the batch size",

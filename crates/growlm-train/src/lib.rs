@@ -37,7 +37,7 @@ pub mod torch;
 mod trained;
 mod validate;
 
-pub use backend::{run_on, DeviceKind, WithBackend};
+pub use backend::{memory_for, run_on, DeviceKind, WithBackend};
 pub use bench::{matmul_peak, measure, BenchResult, BenchSpec};
 pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed, RunState};
 pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, StageConfig, TrainConfig, LLAMA_DEFAULT_DEPTH};

@@ -37,11 +37,9 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
         cfg.validate()?;
-        // Before anything is allocated or written. A GPU's memory is not the host's: the
-        // check is the host's, for the CPU backends.
-        if !B::name(device).to_ascii_lowercase().contains("cuda") {
-            cfg.check_memory()?;
-        }
+        // Before anything is allocated or written, against the memory the device allocates
+        // from (a GPU's own, the host's for the CPU backends).
+        cfg.check_memory(crate::memory_for::<B>(device)?)?;
         let dir = &opts.out_dir;
         let lock = RunLock::acquire(dir)?;
         let latest = latest_checkpoint(dir);

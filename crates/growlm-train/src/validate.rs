@@ -151,14 +151,14 @@ impl RunConfig {
     }
 
     /// Refuses a run whose largest need ([`memory_needs`](Self::memory_needs)) does not fit
-    /// in the memory available (see [`growlm_model::memory`]).
-    pub fn check_memory(&self) -> Result<(), TrainError> {
+    /// in `available` (see [`crate::memory_for`]; none: nothing to check against).
+    pub fn check_memory(&self, available: Option<growlm_model::memory::Available>) -> Result<(), TrainError> {
         if let Some(n) = self
             .memory_needs()
             .into_iter()
             .max_by(|a, b| a.bytes.total_cmp(&b.bytes))
         {
-            growlm_model::memory::check_fits(&n.what, n.bytes, &n.lower)?;
+            growlm_model::memory::check_fits_in(available, &n.what, n.bytes, &n.lower)?;
         }
         Ok(())
     }
