@@ -233,8 +233,8 @@ fn rewarm_restarts_a_linear_warm_up_after_each_growth() {
 
 #[test]
 fn a_llama_stage_grows_by_block_expansion_unless_it_names_a_depth_operator() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/llama-tiny.toml")).unwrap();
-    // The shipped config names `stack`: kept.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/default.toml")).unwrap();
+    // The shipped main command names `stack`: kept.
     let cfg = RunConfig::from_toml(&text).unwrap();
     assert_eq!(cfg.stages[1].growth.as_ref().unwrap().depth.name(), "stack");
     assert!(cfg.stages[1].model.is_llama() && cfg.stages[1].model.kv_heads() == 2);
