@@ -5,7 +5,20 @@
 mod common;
 
 use common::*;
-use growlm::train::GrowEvent;
+use growlm::train::{GrowEvent, MetricsRow, RunConfig};
+
+/// Runs `cfg` straight through in `dir/full` and, in `dir/killed`, killed after step 10
+/// then resumed; asserts that both wrote the same metrics and events, and returns them.
+fn killed_at_10_resumes_exactly(cfg: &RunConfig, dir: &std::path::Path) -> (Vec<MetricsRow>, Vec<GrowEvent>) {
+    let (full, killed) = (dir.join("full"), dir.join("killed"));
+    run(cfg, &full, false, None).unwrap();
+    assert!(run(cfg, &killed, false, Some(10)).is_err());
+    run(cfg, &killed, true, None).unwrap();
+    assert_eq!(metrics(&full), metrics(&killed));
+    let ev = |d: &std::path::Path| growlm::train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl")).unwrap();
+    assert_eq!(ev(&full), ev(&killed));
+    (metrics(&full), ev(&full))
+}
 
 #[test]
 fn a_staged_run_grows_once_preserving_the_loss() {
@@ -44,13 +57,7 @@ fn a_run_killed_mid_ramp_resumes_exactly() {
     let corpus = write_corpus(dir.path());
     // Growth after step 6, ramp over steps 6..12, checkpoint at 8, killed at 10.
     let cfg = tiny_config(&corpus, 20, true, "name = \"fixed\"\nsteps = [6]");
-    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
-    run(&cfg, &full, false, None).unwrap();
-    assert!(run(&cfg, &killed, false, Some(10)).is_err());
-    run(&cfg, &killed, true, None).unwrap();
-    assert_eq!(metrics(&full), metrics(&killed));
-    let ev = |d: &std::path::Path| growlm::train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl")).unwrap();
-    assert_eq!(ev(&full), ev(&killed));
+    killed_at_10_resumes_exactly(&cfg, dir.path());
 }
 
 #[test]
@@ -66,21 +73,13 @@ fn a_run_killed_mid_msg_ramp_resumes_exactly() {
     ] {
         growlm::train::apply_set(&mut t, set).unwrap();
     }
-    let cfg = growlm::train::RunConfig::from_table(t).unwrap();
-    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
-    run(&cfg, &full, false, None).unwrap();
-    assert!(run(&cfg, &killed, false, Some(10)).is_err());
-    run(&cfg, &killed, true, None).unwrap();
-    assert_eq!(metrics(&full), metrics(&killed));
-    let ev = |d: &std::path::Path| growlm::train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl")).unwrap();
-    let events = ev(&full);
-    assert_eq!(events, ev(&killed));
+    let cfg = RunConfig::from_table(t).unwrap();
+    let (m, events) = killed_at_10_resumes_exactly(&cfg, dir.path());
     assert!(
         (events[0].loss_before - events[0].loss_after).abs() <= 1e-5,
         "{events:?}"
     );
     // The hidden width turns on gradually in the second phase (steps 8, 9).
-    let m = metrics(&full);
     assert!(
         m[8].width_active < m[9].width_active && m[9].width_active < 1.0,
         "{:?}",
@@ -113,7 +112,7 @@ fn every_operator_runs_in_a_staged_run_selected_by_config() {
                 assert!(e.to_string().contains("width `msg`"), "{}+{}: {e}", w.name, d.name);
                 continue;
             }
-            let cfg = growlm::train::RunConfig::from_table(t).unwrap();
+            let cfg = RunConfig::from_table(t).unwrap();
             let s = run(&cfg, &out, false, None).unwrap();
             assert_eq!(s.growth_steps, [6], "{}+{}", w.name, d.name);
             assert!(s.final_val_loss.is_finite());
@@ -170,15 +169,9 @@ fn a_llama_run_grows_preserving_the_loss_and_resumes_exactly_mid_ramp() {
         }
     }
     growlm::train::apply_set(&mut t, "stages.1.growth.depth=\"expand\"").unwrap();
-    let cfg = growlm::train::RunConfig::from_table(t).unwrap();
+    let cfg = RunConfig::from_table(t).unwrap();
     assert!(cfg.stages[1].model.is_llama());
-    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
-    run(&cfg, &full, false, None).unwrap();
-    let ev = |d: &std::path::Path| growlm::train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl")).unwrap();
-    let e = &ev(&full)[0];
+    let (_, events) = killed_at_10_resumes_exactly(&cfg, dir.path());
+    let e = &events[0];
     assert!((e.loss_before - e.loss_after).abs() <= 1e-5, "{e:?}");
-    assert!(run(&cfg, &killed, false, Some(10)).is_err());
-    run(&cfg, &killed, true, None).unwrap();
-    assert_eq!(metrics(&full), metrics(&killed));
-    assert_eq!(ev(&full), ev(&killed));
 }

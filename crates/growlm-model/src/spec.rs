@@ -116,52 +116,57 @@ fn spec(
 }
 
 /// Llama's block linear layers (no biases): key and value are `n_kv_heads` wide.
-const LLAMA_LINEAR: [(&str, Axis, Axis); 7] = [
-    ("attn.query", Axis::Hidden, Axis::Attn),
-    ("attn.key", Axis::Hidden, Axis::KvAttn),
-    ("attn.value", Axis::Hidden, Axis::KvAttn),
-    ("attn.out", Axis::Attn, Axis::Hidden),
-    ("mlp.gate", Axis::Hidden, Axis::Ffn),
-    ("mlp.up", Axis::Hidden, Axis::Ffn),
-    ("mlp.down", Axis::Ffn, Axis::Hidden),
+const LLAMA_LINEAR: [(&str, Axis, Axis, bool); 7] = [
+    ("attn.query", Axis::Hidden, Axis::Attn, false),
+    ("attn.key", Axis::Hidden, Axis::KvAttn, false),
+    ("attn.value", Axis::Hidden, Axis::KvAttn, false),
+    ("attn.out", Axis::Attn, Axis::Hidden, false),
+    ("mlp.gate", Axis::Hidden, Axis::Ffn, false),
+    ("mlp.up", Axis::Hidden, Axis::Ffn, false),
+    ("mlp.down", Axis::Ffn, Axis::Hidden, false),
 ];
 
 impl GptConfig {
     /// Every parameter of the model: the embeddings and the final norm, then each block's
-    /// norms and linear layers, then (untied Llama) the LM head.
+    /// norms and linear layers, then (untied Llama) the LM head. GPT-Neo has learned
+    /// positions, LayerNorm shifts (`beta`) and biases; Llama has none of them.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
-        if self.is_llama() {
-            return self.llama_specs();
-        }
         use Axis::*;
-        let mut out = vec![
-            spec(
-                None,
-                "wte",
-                "wte",
-                Role::Embedding,
-                vec![Vocab, Hidden],
-                vec![false, false],
-            ),
-            spec(
+        let llama = self.is_llama();
+        let (norm_leaves, linear): (&[&str], &[_]) = match llama {
+            false => (&["gamma", "beta"], &LINEAR),
+            true => (&["gamma"], &LLAMA_LINEAR),
+        };
+        let mut out = vec![spec(
+            None,
+            "wte",
+            "wte",
+            Role::Embedding,
+            vec![Vocab, Hidden],
+            vec![false, false],
+        )];
+        if !llama {
+            out.push(spec(
                 None,
                 "wpe",
                 "wpe",
                 Role::Embedding,
                 vec![Context, Hidden],
                 vec![false, false],
-            ),
-            // The tied LM head reads `ln_f`'s output.
-            spec(None, "ln_f", "gamma", Role::Norm, vec![Hidden], vec![true]),
-            spec(None, "ln_f", "beta", Role::Norm, vec![Hidden], vec![true]),
-        ];
+            ));
+        }
+        // A tied head reads `ln_f`'s output through the embedding, which cannot be scaled;
+        // an untied head scales its own hidden axis.
+        for leaf in norm_leaves {
+            out.push(spec(None, "ln_f", leaf, Role::Norm, vec![Hidden], vec![self.tied()]));
+        }
         for j in 0..self.n_layers {
             for ln in ["ln_attn", "ln_mlp"] {
-                for leaf in ["gamma", "beta"] {
+                for leaf in norm_leaves {
                     out.push(spec(Some(j), ln, leaf, Role::Norm, vec![Hidden], vec![false]));
                 }
             }
-            for (module, rows, cols, bias) in LINEAR {
+            for &(module, rows, cols, bias) in linear {
                 out.push(spec(
                     Some(j),
                     module,
@@ -175,41 +180,7 @@ impl GptConfig {
                 }
             }
         }
-        out
-    }
-
-    fn llama_specs(&self) -> Vec<ParamSpec> {
-        use Axis::*;
-        let tied = self.tied();
-        let mut out = vec![
-            spec(
-                None,
-                "wte",
-                "wte",
-                Role::Embedding,
-                vec![Vocab, Hidden],
-                vec![false, false],
-            ),
-            // A tied head reads `ln_f`'s output through the embedding, which cannot be
-            // scaled; an untied head scales its own hidden axis.
-            spec(None, "ln_f", "gamma", Role::Norm, vec![Hidden], vec![tied]),
-        ];
-        for j in 0..self.n_layers {
-            for ln in ["ln_attn", "ln_mlp"] {
-                out.push(spec(Some(j), ln, "gamma", Role::Norm, vec![Hidden], vec![false]));
-            }
-            for (module, rows, cols) in LLAMA_LINEAR {
-                out.push(spec(
-                    Some(j),
-                    module,
-                    "weight",
-                    Role::Weight,
-                    vec![rows, cols],
-                    vec![true, false],
-                ));
-            }
-        }
-        if !tied {
+        if !self.tied() {
             out.push(spec(
                 None,
                 "lm_head",

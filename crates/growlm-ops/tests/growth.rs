@@ -13,6 +13,30 @@ use growlm_ops::{grow, host_moments, named_params, GrowthConfig, LayerOrigin, Op
 /// The autodiff CPU backend the tests train on.
 type TB = Autodiff<Flex>;
 
+/// [`grow`] at the source's full width, with a fresh optimizer for the grown model.
+fn fresh_grow(
+    source: &GptConfig,
+    model: &growlm_model::Gpt<TB>,
+    optim: &burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, growlm_model::Gpt<TB>, TB>,
+    target: &GptConfig,
+    op: &GrowthConfig,
+    seed: u64,
+    step: u64,
+) -> growlm_ops::Grown<TB> {
+    grow(
+        source,
+        model,
+        optim,
+        AdamWConfig::new().init(),
+        target,
+        op,
+        seed,
+        step,
+        None,
+    )
+    .unwrap()
+}
+
 fn batch(b: usize, t: usize, vocab: usize, salt: usize) -> (Tensor<TB, 2, Int>, Tensor<TB, 2, Int>) {
     let v = |s: usize| -> Vec<i64> { (0..b * t).map(|i| ((i * 13 + s * 7 + i / 3) % vocab) as i64).collect() };
     let dev = Default::default();
@@ -36,18 +60,7 @@ fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> 
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-2, model, grads);
     }
-    let grown = grow(
-        small,
-        &model,
-        &optim,
-        AdamWConfig::new().init(),
-        target,
-        &op,
-        99,
-        3,
-        None,
-    )
-    .unwrap();
+    let grown = fresh_grow(small, &model, &optim, target, &op, 99, 3);
     // The ramp records the width operator whose schedule it is.
     assert_eq!(
         Ramp {
@@ -138,18 +151,7 @@ fn optimizer_moments_follow_the_parameters() {
     }
     let src_params = named_params::<TB, _>(&model);
     let src_rec = optim.to_record();
-    let g = grow(
-        &small,
-        &model,
-        &optim,
-        AdamWConfig::new().init(),
-        &target,
-        &GrowthConfig::default(),
-        5,
-        2,
-        None,
-    )
-    .unwrap();
+    let g = fresh_grow(&small, &model, &optim, &target, &GrowthConfig::default(), 5, 2);
     assert_eq!(
         g.report.layers,
         vec![LayerOrigin::Copy(0), LayerOrigin::Copy(1), LayerOrigin::Redundant(1)]
@@ -467,18 +469,7 @@ fn replicated_readers_scale_their_moments() {
         let grads = GradientsParams::from_grads(model.loss(x, y, &masks, None).backward(), &model);
         model = optim.step(1e-2, model, grads);
     }
-    let g = grow(
-        &small,
-        &model,
-        &optim,
-        AdamWConfig::new().init(),
-        &target,
-        &op("fpi", "redundant", 0),
-        5,
-        2,
-        None,
-    )
-    .unwrap();
+    let g = fresh_grow(&small, &model, &optim, &target, &op("fpi", "redundant", 0), 5, 2);
     let moments = |m: &growlm_model::Gpt<TB>, rec: std::collections::HashMap<_, _>, path: &str| {
         let (id, t) = &named_params::<TB, _>(m)[path];
         let (m1, m2) = host_moments::<TB>(rec.get(id).cloned().unwrap(), t.shape.len());
@@ -514,18 +505,7 @@ fn aki_takes_new_units_from_the_layer_above() {
     let dev = Default::default();
     let model = growlm_ops::perturb_norms_and_biases(small.init::<TB>(3, &dev).unwrap());
     let optim = AdamWConfig::new().init();
-    let g = grow(
-        &small,
-        &model,
-        &optim,
-        AdamWConfig::new().init(),
-        &target,
-        &op("aki", "redundant", 0),
-        5,
-        0,
-        None,
-    )
-    .unwrap();
+    let g = fresh_grow(&small, &model, &optim, &target, &op("aki", "redundant", 0), 5, 0);
     let (src, dst) = (named_params::<TB, _>(&model), named_params::<TB, _>(&g.model));
     let v = |m: &growlm_ops::NamedParams, p: &str| m[p].1.values.clone();
     // up [16, 64] → [32, 128]; rows read hidden dims (each read twice: ×½).
@@ -563,19 +543,7 @@ fn msg_scales_new_width_by_phase_and_gates_new_layers() {
         let dev = Default::default();
         let model = s.init::<TB>(1, &dev).unwrap();
         let optim = AdamWConfig::new().init();
-        grow(
-            s,
-            &model,
-            &optim,
-            AdamWConfig::new().init(),
-            t,
-            &op(w, d, 10),
-            5,
-            100,
-            None,
-        )
-        .unwrap()
-        .ramp
+        fresh_grow(s, &model, &optim, t, &op(w, d, 10), 5, 100).ramp
     };
     let ramp = grown("msg", "msg", &s, &t);
     // Redundant placement of 2 → 4 layers: the new ones are 1 and 3.
@@ -675,19 +643,7 @@ fn the_ramp_asks_its_operator() {
     let grown = |w: &str, d: &str| {
         let model = s.init::<TB>(0, &Default::default()).unwrap();
         let optim = AdamWConfig::new().init::<TB, growlm_model::Gpt<TB>>();
-        grow(
-            &s,
-            &model,
-            &optim,
-            AdamWConfig::new().init(),
-            &t,
-            &op(w, d, 10),
-            5,
-            100,
-            None,
-        )
-        .unwrap()
-        .ramp
+        fresh_grow(&s, &model, &optim, &t, &op(w, d, 10), 5, 100).ramp
     };
     let msg = grown("msg", "msg");
     assert_eq!(msg.schedule().name(), "msg");
