@@ -221,9 +221,18 @@ impl Envelope {
     }
 
     /// The envelope as a polyline for a figure: every size's budgets in range and 400
-    /// log-spaced FLOP counts, each with the envelope's loss there.
+    /// log-spaced FLOP counts, each with the envelope's loss there. Sizes whose first
+    /// budgets differ by a hair (their steps round differently) would draw a vertical
+    /// drop where each joins: the line starts once every size whose first budget is within
+    /// 2% of the cheapest has joined (each run is still marked on its size's curve).
     pub fn curve(&self) -> Vec<(f64, f64)> {
-        let [lo, hi] = self.range();
+        let [cheapest, hi] = self.range();
+        let lo = self
+            .sizes
+            .iter()
+            .map(|s| s[0].flops)
+            .filter(|&f| f <= cheapest * 1.02)
+            .fold(cheapest, f64::max);
         let mut xs: Vec<f64> = self.sizes.iter().flatten().map(|p| p.flops).collect();
         xs.extend((0..=400).map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / 400.0).exp()));
         xs.retain(|x| (lo..=hi).contains(x));

@@ -76,8 +76,12 @@ fn sizes_on_one_flop_grid_make_the_envelope_of_their_curves() {
     assert!((r.iso_flop_gap.unwrap() - 0.015).abs() < 1e-12, "{r:?}");
     let at = (6.4001e11f64.ln() + (1.28e12f64.ln() - 6.4001e11f64.ln()) / 3.0).exp();
     assert!((r.x_frontier.unwrap() - at / mid).abs() < 1e-9, "{r:?}");
-    // Each point of the figure's polyline is the envelope there.
-    assert!(env.curve().iter().all(|&(x, y)| env.loss_at(x) == Some(y)));
+    // Each point of the figure's polyline is the envelope there, from where both sizes
+    // have joined (their first budgets differ by 1e-5 of a decade: no vertical drop).
+    let curve = env.curve();
+    assert!(curve.iter().all(|&(x, y)| env.loss_at(x) == Some(y)));
+    assert_eq!(curve[0], (6.4001e11, 1.75));
+    assert_eq!(curve.last(), Some(&(1.28e12, 1.66)));
 }
 
 #[test]
