@@ -267,36 +267,6 @@ impl HfConfig {
     /// that differs.
     pub fn check_matches(&self, expected: &GptConfig, path: &Path) -> Result<(), HfError> {
         let got = self.to_gpt(path)?;
-        let fields: [(&'static str, String, String); 8] = [
-            (
-                "vocab_size",
-                got.vocab_size.to_string(),
-                expected.vocab_size.to_string(),
-            ),
-            (
-                "max_position_embeddings",
-                got.context_len.to_string(),
-                expected.context_len.to_string(),
-            ),
-            ("hidden_size", got.d_model.to_string(), expected.d_model.to_string()),
-            ("num_layers", got.n_layers.to_string(), expected.n_layers.to_string()),
-            ("num_heads", got.n_heads.to_string(), expected.n_heads.to_string()),
-            (
-                "intermediate_size",
-                got.ffn_dim().to_string(),
-                expected.ffn_dim().to_string(),
-            ),
-            (
-                "attention_types/window_size",
-                format!("{:?}", got.attention),
-                format!("{:?}", expected.attention),
-            ),
-            (
-                "layer_norm_epsilon",
-                got.layer_norm_eps.to_string(),
-                expected.layer_norm_eps.to_string(),
-            ),
-        ];
         if expected.attn_dim() != expected.d_model {
             return Err(HfError::NotGptNeo(format!(
                 "the model config's n_heads · head_dim = {} differs from d_model = {}",
@@ -304,16 +274,40 @@ impl HfConfig {
                 expected.d_model
             )));
         }
-        first_mismatch(path, fields)
+        first_mismatch(
+            path,
+            &got,
+            expected,
+            &[
+                ("vocab_size", |c| c.vocab_size.to_string()),
+                ("max_position_embeddings", |c| c.context_len.to_string()),
+                ("hidden_size", |c| c.d_model.to_string()),
+                ("num_layers", |c| c.n_layers.to_string()),
+                ("num_heads", |c| c.n_heads.to_string()),
+                ("intermediate_size", |c| c.ffn_dim().to_string()),
+                ("attention_types/window_size", |c| format!("{:?}", c.attention)),
+                ("layer_norm_epsilon", |c| c.layer_norm_eps.to_string()),
+            ],
+        )
     }
 }
 
-/// The first `(field, found, expected)` whose values differ, as a [`HfError::Mismatch`].
-pub(crate) fn first_mismatch<const N: usize>(
+/// A `config.json` field and how to read its value from a model config.
+pub(crate) type Field = (&'static str, fn(&GptConfig) -> String);
+
+/// The first field whose value in `got` differs from `expected`'s, as a
+/// [`HfError::Mismatch`].
+pub(crate) fn first_mismatch(
     path: &Path,
-    fields: [(&'static str, String, String); N],
+    got: &GptConfig,
+    expected: &GptConfig,
+    fields: &[Field],
 ) -> Result<(), HfError> {
-    match fields.into_iter().find(|(_, found, want)| found != want) {
+    match fields
+        .iter()
+        .map(|(field, read)| (*field, read(got), read(expected)))
+        .find(|(_, found, want)| found != want)
+    {
         Some((field, found, expected)) => Err(HfError::Mismatch {
             path: path.to_path_buf(),
             field,

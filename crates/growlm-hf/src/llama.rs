@@ -203,51 +203,23 @@ impl LlamaHf {
     /// that differs.
     pub fn check_matches(&self, expected: &GptConfig, path: &Path) -> Result<(), HfError> {
         let got = self.to_gpt(path)?;
-        let fields: [(&'static str, String, String); 10] = [
-            (
-                "model_type",
-                format!("{:?}", got.family),
-                format!("{:?}", expected.family),
-            ),
-            (
-                "vocab_size",
-                got.vocab_size.to_string(),
-                expected.vocab_size.to_string(),
-            ),
-            (
-                "max_position_embeddings",
-                got.context_len.to_string(),
-                expected.context_len.to_string(),
-            ),
-            ("hidden_size", got.d_model.to_string(), expected.d_model.to_string()),
-            (
-                "num_hidden_layers",
-                got.n_layers.to_string(),
-                expected.n_layers.to_string(),
-            ),
-            (
-                "num_attention_heads",
-                got.n_heads.to_string(),
-                expected.n_heads.to_string(),
-            ),
-            (
-                "num_key_value_heads",
-                got.kv_heads().to_string(),
-                expected.kv_heads().to_string(),
-            ),
-            (
-                "intermediate_size",
-                got.ffn_dim().to_string(),
-                expected.ffn_dim().to_string(),
-            ),
-            ("rope_theta", got.theta().to_string(), expected.theta().to_string()),
-            (
-                "tie_word_embeddings",
-                got.tied().to_string(),
-                expected.tied().to_string(),
-            ),
-        ];
-        first_mismatch(path, fields)
+        first_mismatch(
+            path,
+            &got,
+            expected,
+            &[
+                ("model_type", |c| format!("{:?}", c.family)),
+                ("vocab_size", |c| c.vocab_size.to_string()),
+                ("max_position_embeddings", |c| c.context_len.to_string()),
+                ("hidden_size", |c| c.d_model.to_string()),
+                ("num_hidden_layers", |c| c.n_layers.to_string()),
+                ("num_attention_heads", |c| c.n_heads.to_string()),
+                ("num_key_value_heads", |c| c.kv_heads().to_string()),
+                ("intermediate_size", |c| c.ffn_dim().to_string()),
+                ("rope_theta", |c| c.theta().to_string()),
+                ("tie_word_embeddings", |c| c.tied().to_string()),
+            ],
+        )
     }
 }
 
