@@ -298,9 +298,13 @@ fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool,
                         color.stroke_width(2),
                     )))?;
                     if !crowded {
+                        // A jump above the plot is crossed at its top edge, where several
+                        // runs' labels would overprint: those go below the cross, one row
+                        // per run.
+                        let row = if clip(y) < y { -0.04 * (1 + i % 5) as f64 } else { 0.03 };
                         c.draw_series(std::iter::once(Text::new(
                             format!("grew at {step}"),
-                            (x, clip(y) + (ymax - ymin) * 0.03),
+                            (x, clip(y) + (ymax - ymin) * row),
                             ("sans-serif", 12).into_font(),
                         )))?;
                     }
@@ -316,7 +320,8 @@ fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool,
             }
             if !crowded || env.is_some() {
                 c.configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
+                    // Loss falls with FLOPs: the lower left is where no curve runs.
+                    .position(SeriesLabelPosition::LowerLeft)
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .draw()?;
