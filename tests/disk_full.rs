@@ -11,16 +11,15 @@ use growlm::train::{latest_checkpoint, testing::fail_checkpoint_write};
 
 #[test]
 fn a_full_disk_at_any_checkpoint_file_stops_the_run_and_it_resumes_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
+    let dir = Scratch::new();
     // Checkpoints after steps 4, 8 and 12; growth at 5, so the second is of the grown model.
-    let mut cfg = tiny_config(&corpus, 12, true, "name = \"fixed\"\nsteps = [5]");
+    let mut cfg = dir.config(12, true, "name = \"fixed\"\nsteps = [5]");
     cfg.train.checkpoint_every = 4;
-    let clean = dir.path().join("clean");
+    let clean = dir.join("clean");
     run(&cfg, &clean, false, None).unwrap();
     // A checkpoint is 8 file operations; the first checkpoint's 8 succeed.
     for k in 0..8 {
-        let out = dir.path().join(format!("full-{k}"));
+        let out = dir.join(format!("full-{k}"));
         fail_checkpoint_write(Some(8 + k));
         let e = run(&cfg, &out, false, None).unwrap_err();
         fail_checkpoint_write(None);

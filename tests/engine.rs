@@ -9,10 +9,9 @@ use growlm::train::{RunConfig, Summary, TrainError};
 
 #[test]
 fn a_run_writes_its_files_and_the_validation_loss_falls() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let out = dir.path().join("run");
-    let cfg = tiny_config(&corpus, 40, false, "name = \"never\"");
+    let dir = Scratch::new();
+    let out = dir.join("run");
+    let cfg = dir.config(40, false, "name = \"never\"");
     let s = run(&cfg, &out, false, None).unwrap();
     for f in [
         "config.toml",
@@ -43,20 +42,18 @@ fn a_run_writes_its_files_and_the_validation_loss_falls() {
 
 #[test]
 fn same_seed_gives_the_same_loss_curve() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 12, false, "name = \"never\"");
-    run(&cfg, &dir.path().join("a"), false, None).unwrap();
-    run(&cfg, &dir.path().join("b"), false, None).unwrap();
-    assert_eq!(metrics(&dir.path().join("a")), metrics(&dir.path().join("b")));
+    let dir = Scratch::new();
+    let cfg = dir.config(12, false, "name = \"never\"");
+    run(&cfg, &dir.join("a"), false, None).unwrap();
+    run(&cfg, &dir.join("b"), false, None).unwrap();
+    assert_eq!(metrics(&dir.join("a")), metrics(&dir.join("b")));
 }
 
 #[test]
 fn a_killed_run_resumes_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 24, false, "name = \"never\"");
-    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
+    let dir = Scratch::new();
+    let cfg = dir.config(24, false, "name = \"never\"");
+    let (full, killed) = (dir.join("full"), dir.join("killed"));
     run(&cfg, &full, false, None).unwrap();
     // Killed after step 13: the last checkpoint is step 8, and steps 9–13 were logged.
     assert!(matches!(
@@ -70,10 +67,9 @@ fn a_killed_run_resumes_exactly() {
 
 #[test]
 fn an_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 8, false, "name = \"never\"");
-    let out = dir.path().join("run");
+    let dir = Scratch::new();
+    let cfg = dir.config(8, false, "name = \"never\"");
+    let out = dir.join("run");
     assert!(matches!(
         run(&cfg, &out, true, None),
         Err(TrainError::NothingToResume { .. })
@@ -86,25 +82,25 @@ fn an_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
 
 #[test]
 fn a_missing_corpus_path_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = tiny_config(&write_corpus(dir.path()), 4, false, "name = \"never\"");
+    let dir = Scratch::new();
+    let mut cfg = dir.config(4, false, "name = \"never\"");
     cfg.data.source = growlm::data::CorpusSource::Path("/no/such/text".into());
-    let err = run(&cfg, &dir.path().join("r"), false, None).unwrap_err().to_string();
+    let err = run(&cfg, &dir.join("r"), false, None).unwrap_err().to_string();
     assert!(err.contains("/no/such/text") && err.contains("data.source"), "{err}");
 }
 
 #[test]
 fn data_that_is_not_text_or_too_small_is_refused_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = tiny_config(&write_corpus(dir.path()), 4, false, "name = \"never\"");
+    let dir = Scratch::new();
+    let mut cfg = dir.config(4, false, "name = \"never\"");
     let refused = |cfg: &growlm::train::RunConfig, name: &str| {
-        let out = dir.path().join(format!("r-{name}"));
+        let out = dir.join(format!("r-{name}"));
         let e = run(cfg, &out, false, None).unwrap_err().to_string();
         assert!(!out.join("metrics.jsonl").exists(), "{name}: trained anyway");
         e
     };
     let mut with = |name: &str, bytes: &[u8]| {
-        let path = dir.path().join(name);
+        let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
         cfg.data.source = growlm::data::CorpusSource::Path(path.clone());
         (refused(&cfg, name), path.display().to_string())
@@ -129,10 +125,9 @@ fn data_that_is_not_text_or_too_small_is_refused_naming_the_file() {
 
 #[test]
 fn a_failing_checkpoint_write_stops_the_run_keeps_the_last_checkpoint_and_resume_is_exact() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 24, false, "name = \"never\"");
-    let (full, faulty) = (dir.path().join("full"), dir.path().join("faulty"));
+    let dir = Scratch::new();
+    let cfg = dir.config(24, false, "name = \"never\"");
+    let (full, faulty) = (dir.join("full"), dir.join("faulty"));
     run(&cfg, &full, false, None).unwrap();
     // A file where the checkpoint of step 16 wants its directory: the write fails.
     let blocker = faulty.join("checkpoints").join(".tmp-step-000000016");
@@ -154,10 +149,9 @@ fn a_failing_checkpoint_write_stops_the_run_keeps_the_last_checkpoint_and_resume
 /// resumes exactly.
 #[test]
 fn two_peers_give_the_one_device_curve_deterministically_and_resume_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 20, true, "name = \"fixed\"\nsteps = [6]");
-    let path = |name: &str| dir.path().join(name);
+    let dir = Scratch::new();
+    let cfg = dir.config(20, true, "name = \"fixed\"\nsteps = [6]");
+    let path = |name: &str| dir.join(name);
     run_on_devices(&cfg, &path("one"), false, None, 1).unwrap();
     let s = run_on_devices(&cfg, &path("two"), false, None, 2).unwrap();
     assert_eq!(s.growth_steps, vec![6]);
@@ -198,10 +192,9 @@ fn two_peers_give_the_one_device_curve_deterministically_and_resume_exactly() {
 
 #[test]
 fn a_batch_that_does_not_split_over_the_devices_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 4, false, "name = \"never\"");
-    let e = run_on_devices(&cfg, &dir.path().join("r"), false, None, 3).unwrap_err();
+    let dir = Scratch::new();
+    let cfg = dir.config(4, false, "name = \"never\"");
+    let e = run_on_devices(&cfg, &dir.join("r"), false, None, 3).unwrap_err();
     match e {
         TrainError::Config { key, reason } => {
             assert_eq!(key, "train.batch_size");
@@ -243,13 +236,12 @@ fn a_failing_metrics_or_events_write_stops_the_run_and_resume_is_exact() {
             Ok(())
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 24, true, "name = \"fixed\"\nsteps = [10]");
-    let full = dir.path().join("full");
+    let dir = Scratch::new();
+    let cfg = dir.config(24, true, "name = \"fixed\"\nsteps = [10]");
+    let full = dir.join("full");
     run(&cfg, &full, false, None).unwrap();
     for (name, on_step, on_growth) in [("metrics", Some(13), false), ("events", None, true)] {
-        let out = dir.path().join(name);
+        let out = dir.join(name);
         let mut fault = DiskFull {
             path: out.join(format!("{name}.jsonl")),
             on_step,
@@ -282,16 +274,15 @@ fn a_failing_metrics_or_events_write_stops_the_run_and_resume_is_exact() {
 /// the function exactly on the f32 master weights.
 #[test]
 fn a_bf16_run_grows_through_its_ramp_and_learns_like_f32() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let mut cfg = tiny_config(&corpus, 24, true, "name = \"fixed\"\nsteps = [6]");
-    let f32_run = run(&cfg, &dir.path().join("f32"), false, None).unwrap();
+    let dir = Scratch::new();
+    let mut cfg = dir.config(24, true, "name = \"fixed\"\nsteps = [6]");
+    let f32_run = run(&cfg, &dir.join("f32"), false, None).unwrap();
     cfg.train.precision = growlm::train::Precision::Bf16;
-    let a = run(&cfg, &dir.path().join("a"), false, None).unwrap();
-    run(&cfg, &dir.path().join("b"), false, None).unwrap();
-    assert_eq!(metrics(&dir.path().join("a")), metrics(&dir.path().join("b")));
+    let a = run(&cfg, &dir.join("a"), false, None).unwrap();
+    run(&cfg, &dir.join("b"), false, None).unwrap();
+    assert_eq!(metrics(&dir.join("a")), metrics(&dir.join("b")));
     assert_eq!(a.growth_steps, vec![6]);
-    let rows = metrics(&dir.path().join("a"));
+    let rows = metrics(&dir.join("a"));
     assert!(rows.iter().all(|r| r.train_loss.is_finite()));
     assert!(
         (a.final_val_loss - f32_run.final_val_loss).abs() < 0.05 * f32_run.final_val_loss,
@@ -299,7 +290,7 @@ fn a_bf16_run_grows_through_its_ramp_and_learns_like_f32() {
         a.final_val_loss,
         f32_run.final_val_loss
     );
-    let events = std::fs::read_to_string(dir.path().join("a/events.jsonl")).unwrap();
+    let events = std::fs::read_to_string(dir.join("a/events.jsonl")).unwrap();
     let e: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
     assert_eq!(e["loss_before"], e["loss_after"], "{e}");
 }

@@ -60,13 +60,7 @@ name = "convergence"
 
 /// Every key path of a TOML value (`train.lr`, `stages.1.model.d_model`).
 fn paths(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
-    let join = |k: &str| {
-        if prefix.is_empty() {
-            k.to_string()
-        } else {
-            format!("{prefix}.{k}")
-        }
-    };
+    let join = |k: &str| growlm::train::dotted(prefix, k);
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {

@@ -22,10 +22,9 @@ fn killed_at_10_resumes_exactly(cfg: &RunConfig, dir: &std::path::Path) -> (Vec<
 
 #[test]
 fn a_staged_run_grows_once_preserving_the_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let out = dir.path().join("run");
-    let cfg = tiny_config(&corpus, 24, true, "name = \"fixed\"\nsteps = [10]");
+    let dir = Scratch::new();
+    let out = dir.join("run");
+    let cfg = dir.config(24, true, "name = \"fixed\"\nsteps = [10]");
     let s = run(&cfg, &out, false, None).unwrap();
     assert_eq!(s.growth_steps, vec![10]);
     assert_eq!(s.final_stage, 1);
@@ -53,19 +52,17 @@ fn a_staged_run_grows_once_preserving_the_loss() {
 
 #[test]
 fn a_run_killed_mid_ramp_resumes_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
+    let dir = Scratch::new();
     // Growth after step 6, ramp over steps 6..12, checkpoint at 8, killed at 10.
-    let cfg = tiny_config(&corpus, 20, true, "name = \"fixed\"\nsteps = [6]");
+    let cfg = dir.config(20, true, "name = \"fixed\"\nsteps = [6]");
     killed_at_10_resumes_exactly(&cfg, dir.path());
 }
 
 #[test]
 fn a_run_killed_mid_msg_ramp_resumes_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
+    let dir = Scratch::new();
     // MSG from step 6: three phases of 2 steps (6..12), checkpoint at 8, killed at 10.
-    let mut t = tiny_config(&corpus, 20, true, "name = \"fixed\"\nsteps = [6]").to_table();
+    let mut t = dir.config(20, true, "name = \"fixed\"\nsteps = [6]").to_table();
     for set in [
         "stages.1.growth.width=\"msg\"",
         "stages.1.growth.depth=\"msg\"",
@@ -90,9 +87,8 @@ fn a_run_killed_mid_msg_ramp_resumes_exactly() {
 
 #[test]
 fn every_operator_runs_in_a_staged_run_selected_by_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let base = tiny_config(&corpus, 12, true, "name = \"fixed\"\nsteps = [6]").to_table();
+    let dir = Scratch::new();
+    let base = dir.config(12, true, "name = \"fixed\"\nsteps = [6]").to_table();
     for w in growlm::ops::width::ALL {
         for d in growlm::ops::depth::ALL {
             let mut t = base.clone();
@@ -105,7 +101,7 @@ fn every_operator_runs_in_a_staged_run_selected_by_config() {
             ] {
                 growlm::train::apply_set(&mut t, &set).unwrap();
             }
-            let out = dir.path().join(format!("{}-{}", w.name, d.name));
+            let out = dir.join(format!("{}-{}", w.name, d.name));
             if d.op.gates_new_layers() && !w.op.scales_softly() {
                 // MSG's gated layers need MSG's width masks: refused before training.
                 let e = growlm::train::RunConfig::from_table(t).unwrap_err();
@@ -151,12 +147,11 @@ fn function_preserving_growth_holds_in_bf16_within_its_rounding() {
 
 #[test]
 fn a_llama_run_grows_preserving_the_loss_and_resumes_exactly_mid_ramp() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
+    let dir = Scratch::new();
     // The tiny pair as Llama models with grouped key/value heads: 16 → 32 wide (2 → 4
     // query heads of 8 on 1 → 2 key/value heads), 2 → 3 layers, untied head; PDG + expand
     // from step 6, ramp 6..12, checkpoint at 8, killed at 10.
-    let mut t = tiny_config(&corpus, 20, true, "name = \"fixed\"\nsteps = [6]").to_table();
+    let mut t = dir.config(20, true, "name = \"fixed\"\nsteps = [6]").to_table();
     for (stage, heads, kv, d) in [(0, 2, 1, 16), (1, 4, 2, 32)] {
         for set in [
             "family=\"llama\"".to_string(),

@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::optim::AdamWConfig;
 use burn::tensor::{Distribution, Int, Tensor};
 use burn_flex::Flex;
-use common::{metrics, opts, run, tiny_config, write_corpus, TB};
+use common::{metrics, opts, run, tiny_config, Scratch, TB};
 use growlm::hf::{export_model, import_model};
 use growlm::model::{AttentionMasks, Gpt, GptConfig};
 use growlm::ops::{assign_params, grow, param_values, GrowthConfig};
@@ -29,12 +29,11 @@ fn logits<B: burn::tensor::backend::Backend>(m: &Gpt<B>, cfg: &GptConfig, seed: 
 
 #[test]
 fn a_trained_run_exports_and_reads_back_bit_for_bit() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
+    let dir = Scratch::new();
     let out = dir.path().join("run");
     // Grows at 8 with a 6-step ramp: by step 16 the mask is off.
     run(
-        &tiny_config(&corpus, 16, true, "name = \"fixed\"\nsteps = [8]"),
+        &dir.config(16, true, "name = \"fixed\"\nsteps = [8]"),
         &out,
         false,
         None,
@@ -57,10 +56,9 @@ fn a_trained_run_exports_and_reads_back_bit_for_bit() {
 
 #[test]
 fn a_run_starts_from_an_exported_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
+    let dir = Scratch::new();
     let src = dir.path().join("src");
-    let cfg = tiny_config(&corpus, 12, false, "name = \"never\"");
+    let cfg = dir.config(12, false, "name = \"never\"");
     run(&cfg, &src, false, None).unwrap();
     let t = load_trained::<Flex>(&src, &Default::default()).unwrap();
     let hf = dir.path().join("hf");
@@ -165,15 +163,14 @@ fn bpe_config(corpus: &Path, steps: u64, vocab: usize) -> growlm::train::RunConf
 
 #[test]
 fn a_bpe_run_keeps_its_trained_tokenizer_and_exports_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = bpe_config(&corpus, 6, 300);
+    let dir = Scratch::new();
+    let cfg = bpe_config(&dir.corpus, 6, 300);
     let out = dir.path().join("run");
     run(&cfg, &out, false, None).unwrap();
     let json = std::fs::read_to_string(out.join("tokenizer.json")).unwrap();
     let tok = growlm::data::Tokenizer::from_json(cfg.data.tokenizer, &json).unwrap();
     // The corpus' words are merged: fewer ids than bytes.
-    let text = std::fs::read(&corpus).unwrap();
+    let text = std::fs::read(&dir.corpus).unwrap();
     assert!(tok.encode(&text).unwrap().len() * 2 < text.len());
     let t = load_trained::<Flex>(&out, &Default::default()).unwrap();
     let hf = dir.path().join("hf");
@@ -211,9 +208,8 @@ fn the_model_vocabulary_follows_the_tokenizer() {
 fn a_checkpoint_from_before_exact_gpt_neo_is_refused() {
     use burn::module::{Module, Param};
     use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let mut cfg = tiny_config(&corpus, 8, false, "name = \"never\"");
+    let dir = Scratch::new();
+    let mut cfg = dir.config(8, false, "name = \"never\"");
     let out = dir.path().join("run");
     run(&cfg, &out, false, None).unwrap();
     // Write the checkpoint's model back with a query bias and without checksums, as
@@ -239,9 +235,8 @@ fn a_checkpoint_from_before_exact_gpt_neo_is_refused() {
 
 #[test]
 fn a_bpe_run_resumes_exactly_with_its_own_tokenizer() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let mut cfg = bpe_config(&corpus, 8, 280);
+    let dir = Scratch::new();
+    let mut cfg = bpe_config(&dir.corpus, 8, 280);
     // Constant LR: raising max_steps then leaves the schedule of the first steps unchanged.
     cfg.train.schedule = growlm::train::Schedule::Constant;
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));

@@ -17,18 +17,17 @@ fn the_registry_holds_every_built_in_policy_and_names_the_unknown() {
 
 #[test]
 fn convergence_state_survives_resume() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
+    let dir = Scratch::new();
     // Every window counts as flat; evaluations at 4, 8, 12, …: the window is full at 12,
     // and with patience 3 growth comes at 20. The checkpoint at 16 holds a count of 2; a
     // resume that lost it would grow only at 28.
     let cfg = tiny_config(
-        &corpus,
+        &dir.corpus,
         32,
         true,
         "name = \"convergence\"\nrule = \"elasticity\"\nabs_threshold = 10.0\nwindow = 3\npatience = 3",
     );
-    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
+    let (full, killed) = (dir.join("full"), dir.join("killed"));
     let s = run(&cfg, &full, false, None).unwrap();
     assert_eq!(s.growth_steps, vec![20]);
     assert!(run(&cfg, &killed, false, Some(18)).is_err());
@@ -39,18 +38,17 @@ fn convergence_state_survives_resume() {
 
 #[test]
 fn the_example_policy_runs_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = write_corpus(dir.path());
-    let cfg = tiny_config(&corpus, 12, true, "name = \"example\"\nevery = 5");
-    let out = dir.path().join("run");
+    let dir = Scratch::new();
+    let cfg = dir.config(12, true, "name = \"example\"\nevery = 5");
+    let out = dir.join("run");
     let s = run(&cfg, &out, false, None).unwrap();
     assert_eq!(s.growth_steps, vec![5]);
     assert_eq!(s.policy, "example");
     let events: Vec<GrowEvent> = growlm::train::output::read_jsonl(&out.join("events.jsonl")).unwrap();
     assert_eq!(events.len(), 1);
     // `never` on a staged config trains the first stage only.
-    let cfg = tiny_config(&corpus, 12, true, "name = \"never\"");
-    let s = run(&cfg, &dir.path().join("never"), false, None).unwrap();
+    let cfg = dir.config(12, true, "name = \"never\"");
+    let s = run(&cfg, &dir.join("never"), false, None).unwrap();
     assert!(s.growth_steps.is_empty());
     assert_eq!(s.final_stage, 0);
 }

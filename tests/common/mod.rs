@@ -16,6 +16,34 @@ pub fn write_corpus(dir: &Path) -> PathBuf {
     growlm::train::testing::write_corpus(dir).unwrap()
 }
 
+/// A temporary directory with the test corpus written into it: the start of most tests.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+    /// The corpus file.
+    pub corpus: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh directory and its corpus.
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = write_corpus(dir.path());
+        Scratch { dir, corpus }
+    }
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// `name` inside the directory.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    /// [`tiny_config`] over its corpus.
+    pub fn config(&self, max_steps: u64, staged: bool, policy: &str) -> RunConfig {
+        tiny_config(&self.corpus, max_steps, staged, policy)
+    }
+}
+
 /// The tiny fixture (`configs/tiny.toml`) over `corpus` with `max_steps`, one stage or
 /// both, and the policy `policy` (its `[policy]` table's lines).
 pub fn tiny_config(corpus: &Path, max_steps: u64, staged: bool, policy: &str) -> RunConfig {

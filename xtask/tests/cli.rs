@@ -15,6 +15,13 @@ fn tiny(edits: &[Edit]) -> growlm::train::RunConfig {
     testing::tiny(Path::new("text.txt"), edits).unwrap()
 }
 
+/// Runs `args` in `dir` and checks that the command fails with each of `names` in its
+/// error.
+fn refused(args: &[&str], dir: &Path, names: &[&str]) {
+    let (ok, _, err) = xtask(args, dir);
+    assert!(!ok && names.iter().all(|n| err.contains(n)), "{args:?}: {err}");
+}
+
 fn write_csv(path: &Path, f: impl Fn(f64) -> f64) {
     let mut s = "step,val_loss\n".to_string();
     for i in 1..=120 {
@@ -141,8 +148,11 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
     );
     let (_, j) = solve(&["--fit-until", "5000"]);
     assert_eq!(j["fits"]["small"]["n_points"], 100, "{j}");
-    let (ok, _, err) = xtask(&["solve", "--small", "nope", "--target", "target"], dir.path());
-    assert!(!ok && err.contains("nope"), "{err}");
+    refused(
+        &["solve", "--small", "nope", "--target", "target"],
+        dir.path(),
+        &["nope"],
+    );
 }
 
 /// `solve --via`: the multi-stage plan on exponential curves `Lj = aj + bj·exp(−n/fj)` at
@@ -202,9 +212,7 @@ fn solve_via_a_middle_run_plans_three_stages_as_worked_by_hand() {
 #[test]
 fn train_runs_on_local_text_and_cuda_needs_the_feature() {
     let dir = tempfile::tempdir().unwrap();
-    let text: String = (0..3000)
-        .map(|i| ["the ", "union ", "is ", "strong. "][i % 4])
-        .collect();
+    let text = testing::cycled_words(&["the ", "union ", "is ", "strong. "], 3000);
     std::fs::write(dir.path().join("text.txt"), text).unwrap();
     // The tiny fixture's first stage alone.
     let cfg = tiny(&[Edit::MaxSteps(6)]).only_stage(0).unwrap().to_toml();
@@ -217,27 +225,25 @@ fn train_runs_on_local_text_and_cuda_needs_the_feature() {
     assert!(out.contains("done: 6 steps"), "{out}");
     assert!(dir.path().join("r/summary.json").is_file());
     if !cfg!(feature = "cuda") {
-        let (ok, _, err) = xtask(
+        refused(
             &[
                 "train", "--config", "c.toml", "--data", "text.txt", "--out", "r2", "--device", "cuda",
             ],
             dir.path(),
+            &["cuda` feature"],
         );
-        assert!(!ok && err.contains("cuda` feature"), "{err}");
     }
-    let (ok, _, err) = xtask(
+    refused(
         &["train", "--config", "c.toml", "--out", "r3", "--device", "tpu"],
         dir.path(),
+        &["--device"],
     );
-    assert!(!ok && err.contains("--device"), "{err}");
 }
 
 #[test]
 fn set_overrides_and_resume_refusals_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let text: String = (0..3000)
-        .map(|i| ["the ", "union ", "is ", "strong. "][i % 4])
-        .collect();
+    let text = testing::cycled_words(&["the ", "union ", "is ", "strong. "], 3000);
     std::fs::write(dir.path().join("text.txt"), &text).unwrap();
     std::fs::write(dir.path().join("other.txt"), text.replace("union", "nation")).unwrap();
     let cfg = tiny(&[
@@ -262,34 +268,37 @@ fn set_overrides_and_resume_refusals_name_the_key() {
         !ok && err.contains("already holds a run") && err.contains("hint: pass --resume"),
         "{err}"
     );
-    let (ok, _, err) = xtask(
+    refused(
         &["train", "--config", "c.toml", "--out", "y", "--data", "no/such.txt"],
         dir.path(),
+        &["data.source", "hint: pass --data PATH"],
     );
-    assert!(
-        !ok && err.contains("data.source") && err.contains("hint: pass --data PATH"),
-        "{err}"
-    );
-    let (ok, _, err) = xtask(
+    refused(
         &["train", "--config", "c.toml", "--out", "x", "--set", "train.nope=1"],
         dir.path(),
+        &["train.nope"],
     );
-    assert!(!ok && err.contains("train.nope"), "{err}");
-    let (ok, _, err) = xtask(
+    refused(
         &["train", "--config", "c.toml", "--out", "x", "--set", "train.lr=-1"],
         dir.path(),
+        &["train.lr"],
     );
-    assert!(!ok && err.contains("train.lr"), "{err}");
-    let (ok, _, err) = xtask(
+    refused(
         &["train", "--config", "c.toml", "--out", "x", "--policy", "fixed"],
         dir.path(),
+        &["policy.steps"],
     );
-    assert!(!ok && err.contains("policy.steps"), "{err}");
     // Resume from the run directory's own config: a changed seed or data is refused…
-    let (ok, _, err) = xtask(&["train", "--out", "r", "--resume", "--seed", "5"], dir.path());
-    assert!(!ok && err.contains("`seed`"), "{err}");
-    let (ok, _, err) = xtask(&["train", "--out", "r", "--resume", "--data", "other.txt"], dir.path());
-    assert!(!ok && err.contains("`data.source`"), "{err}");
+    refused(
+        &["train", "--out", "r", "--resume", "--seed", "5"],
+        dir.path(),
+        &["`seed`"],
+    );
+    refused(
+        &["train", "--out", "r", "--resume", "--data", "other.txt"],
+        dir.path(),
+        &["`data.source`"],
+    );
     // …and a raised budget continues the run.
     let (ok, out, err) = xtask(&["train", "--out", "r", "--resume", "--max-steps", "6"], dir.path());
     assert!(ok && out.contains("done: 6 steps"), "{out}\n{err}");
@@ -350,8 +359,7 @@ fn compare_writes_the_speed_up_table_json_and_plot() {
     assert!(std::fs::read_to_string(dir.path().join("c.svg"))
         .unwrap()
         .contains("<svg"));
-    let (ok, _, err) = xtask(&["compare", "--reference", "nope", "grown"], dir.path());
-    assert!(!ok && err.contains("nope"), "{err}");
+    refused(&["compare", "--reference", "nope", "grown"], dir.path(), &["nope"]);
 }
 
 #[test]

@@ -84,6 +84,13 @@ fn inputs(seed: u64) -> [Vec<f32>; 3] {
     ]
 }
 
+/// The fused attention of `[q, k, v]` on backend `B`, as values.
+fn fused_values<B: burn::tensor::backend::Backend>(qkv: [&[f32]; 3], p: AttentionPattern) -> Vec<f32> {
+    let dims = [SHAPE.batch, SHAPE.seq, SHAPE.heads * SHAPE.head_dim];
+    let [q, k, v] = qkv.map(|x| tensor::<B, 3>(x.to_vec(), dims));
+    to_vec(attention(q, k, v, SHAPE.heads, p).ok().unwrap())
+}
+
 #[test]
 fn attention_forward_matches_the_decomposed_path_and_an_f64_reference() {
     let dims = [SHAPE.batch, SHAPE.seq, SHAPE.heads * SHAPE.head_dim];
@@ -99,28 +106,8 @@ fn attention_forward_matches_the_decomposed_path_and_an_f64_reference() {
         let reference = attention::reference(&q, &k, &v, SHAPE, p);
         for backend in ["flex", "autodiff"] {
             let got = match backend {
-                "flex" => to_vec(
-                    attention(
-                        tensor::<Flex, 3>(q.clone(), dims),
-                        tensor(k.clone(), dims),
-                        tensor(v.clone(), dims),
-                        SHAPE.heads,
-                        p,
-                    )
-                    .ok()
-                    .unwrap(),
-                ),
-                _ => to_vec(
-                    attention(
-                        tensor::<Ad, 3>(q.clone(), dims),
-                        tensor(k.clone(), dims),
-                        tensor(v.clone(), dims),
-                        SHAPE.heads,
-                        p,
-                    )
-                    .ok()
-                    .unwrap(),
-                ),
+                "flex" => fused_values::<Flex>([&q, &k, &v], p),
+                _ => fused_values::<Ad>([&q, &k, &v], p),
             };
             let want = to_vec(want.clone());
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);

@@ -57,6 +57,15 @@ pub struct HfConfig {
     /// Whether the LM head is the token embedding (growlm's head always is).
     #[serde(default = "yes")]
     pub tie_word_embeddings: bool,
+    /// The special tokens and the dtype.
+    #[serde(flatten)]
+    pub tail: ConfigTail,
+}
+
+/// The fields a GPT-Neo and a Llama `config.json` share at their end: the special tokens
+/// and the dtype of the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigTail {
     /// Beginning-of-sequence token, if the tokenizer has one.
     #[serde(default)]
     pub bos_token_id: Option<usize>,
@@ -66,6 +75,17 @@ pub struct HfConfig {
     /// `"float32"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch_dtype: Option<String>,
+}
+
+impl ConfigTail {
+    /// What growlm writes: `eos` as both special tokens, float32 weights.
+    pub fn float32(eos: Option<usize>) -> Self {
+        Self {
+            bos_token_id: eos,
+            eos_token_id: eos,
+            torch_dtype: Some("float32".into()),
+        }
+    }
 }
 
 fn default_init_range() -> f64 {
@@ -120,9 +140,7 @@ impl HfConfig {
             attention_dropout: 0.0,
             resid_dropout: 0.0,
             tie_word_embeddings: true,
-            bos_token_id: eos,
-            eos_token_id: eos,
-            torch_dtype: Some("float32".into()),
+            tail: ConfigTail::float32(eos),
         })
     }
 

@@ -84,8 +84,8 @@ impl HfFile {
     /// The end-of-text id it names, if any.
     pub fn eos_token_id(&self) -> Option<usize> {
         match self {
-            Self::GptNeo(c) => c.eos_token_id,
-            Self::Llama(c) => c.eos_token_id,
+            Self::GptNeo(c) => c.tail.eos_token_id,
+            Self::Llama(c) => c.tail.eos_token_id,
         }
     }
 

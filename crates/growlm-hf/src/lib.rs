@@ -16,7 +16,7 @@ mod dir;
 mod llama;
 mod weights;
 
-pub use config::HfConfig;
+pub use config::{ConfigTail, HfConfig};
 pub use dir::{export_model, import_model, read_dir, write_dir, HfFile, HfModel};
 pub use llama::LlamaHf;
 pub use weights::{from_hf_tensors, hf_name, llama_name, read_safetensors, to_hf_tensors, write_safetensors};

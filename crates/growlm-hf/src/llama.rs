@@ -8,7 +8,7 @@ use growlm_model::{Family, GptConfig, MAX_DIM, MAX_LAYERS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::first_mismatch;
+use crate::config::{first_mismatch, ConfigTail};
 use crate::HfError;
 
 /// The fields of `LlamaConfig` that decide the function, plus the bookkeeping fields
@@ -67,15 +67,9 @@ pub struct LlamaHf {
     /// Attention dropout: growlm writes 0.
     #[serde(default)]
     pub attention_dropout: f64,
-    /// Beginning-of-sequence token.
-    #[serde(default)]
-    pub bos_token_id: Option<usize>,
-    /// End-of-sequence token.
-    #[serde(default)]
-    pub eos_token_id: Option<usize>,
-    /// `"float32"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub torch_dtype: Option<String>,
+    /// The special tokens and the dtype.
+    #[serde(flatten)]
+    pub tail: ConfigTail,
 }
 
 fn silu() -> String {
@@ -116,9 +110,7 @@ impl LlamaHf {
             tie_word_embeddings: model.tied(),
             initializer_range: model.init_std,
             attention_dropout: 0.0,
-            bos_token_id: eos,
-            eos_token_id: eos,
-            torch_dtype: Some("float32".into()),
+            tail: ConfigTail::float32(eos),
         })
     }
 

@@ -4,22 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use growlm_lab::experiment::{run_experiment, Experiment, ExperimentOptions, Job, JobStart};
+use growlm_lab::experiment::{run_experiment, silent, Experiment, ExperimentOptions, Job};
 use growlm_lab::{chain, compare};
 use growlm_policy::Registry;
-use growlm_train::{DeviceKind, MetricsRow, Observer, RunDir};
+use growlm_train::{DeviceKind, MetricsRow, RunDir};
 
 fn registry() -> Registry {
     let mut r = Registry::new();
     growlm_policy_never::register(&mut r);
     growlm_policy_fixed::register(&mut r);
     r
-}
-
-fn quiet(_: &JobStart<'_>) -> Box<dyn Observer> {
-    struct Quiet;
-    impl Observer for Quiet {}
-    Box::new(Quiet)
 }
 
 fn experiments() -> PathBuf {
@@ -133,7 +127,7 @@ fn an_experiment_runs_branches_reports_and_reuses_its_runs() {
     let file = tiny(dir.path(), "");
     let out = dir.path().join("out");
     let reg = registry();
-    let run = |o: &ExperimentOptions| run_experiment(o, &reg, &quiet).map(|r| r.0);
+    let run = |o: &ExperimentOptions| run_experiment(o, &reg, &silent).map(|r| r.0);
     run(&opts(&file, &out)).unwrap();
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let runs = results["runs"].as_array().unwrap();

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use growlm_lab::experiment::{run_experiment, ExperimentOptions, JobStart};
+use growlm_lab::experiment::{run_experiment, silent, ExperimentOptions};
 use growlm_policy::Registry;
-use growlm_train::{train, DeviceKind, MetricsRow, Observer, RunDir, RunOptions};
+use growlm_train::{train, DeviceKind, MetricsRow, RunDir, RunOptions};
 
 fn registry() -> Registry {
     let mut r = Registry::new();
@@ -15,12 +15,6 @@ fn registry() -> Registry {
     growlm_policy_fixed::register(&mut r);
     growlm_policy_convergence::register(&mut r);
     r
-}
-
-fn quiet(_: &JobStart<'_>) -> Box<dyn Observer> {
-    struct Quiet;
-    impl Observer for Quiet {}
-    Box::new(Quiet)
 }
 
 /// The rows of a run with the wall clock masked.
@@ -82,7 +76,7 @@ grow_frac = [0.25, 0.5]
         report_only: false,
         command: "test".into(),
     };
-    let (results, report) = run_experiment(&opts, &registry(), &quiet).unwrap();
+    let (results, report) = run_experiment(&opts, &registry(), &silent).unwrap();
     // No small/target references: the sizes are the references.
     assert!(!out.join("small-s3").exists() && !out.join("target-s3").exists());
     // The 20-step run kept a snapshot where the 10-step budget's decay begins (10 − 2 = 8),

@@ -32,12 +32,15 @@ impl HostTensor {
 /// A parameter read off a model: its id and host value, by path.
 pub type NamedParams = HashMap<String, (ParamId, HostTensor)>;
 
-struct Collect {
+/// Every float parameter of a module in visiting order, with its path and id, and its
+/// host value when `values` is set (else only its shape is read).
+struct Walk {
     path: Vec<String>,
-    out: NamedParams,
+    values: bool,
+    out: Vec<(String, ParamId, Vec<usize>, Option<HostTensor>)>,
 }
 
-impl<B: Backend> ModuleVisitor<B> for Collect {
+impl<B: Backend> ModuleVisitor<B> for Walk {
     fn enter_module(&mut self, name: &str, _container: &str) {
         self.path.push(name.to_string());
     }
@@ -45,46 +48,38 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.out.insert(self.path.join("."), (param.id, to_host(param.val())));
+        let value = param.val();
+        let dims = value.dims().to_vec();
+        let host = self.values.then(|| to_host(value));
+        self.out.push((self.path.join("."), param.id, dims, host));
     }
+}
+
+fn walk<B: Backend, M: Module<B>>(module: &M, values: bool) -> Vec<(String, ParamId, Vec<usize>, Option<HostTensor>)> {
+    let mut w = Walk {
+        path: Vec::new(),
+        values,
+        out: Vec::new(),
+    };
+    module.visit(&mut w);
+    w.out
 }
 
 /// Reads every float parameter of `module` with its path.
 pub fn named_params<B: Backend, M: Module<B>>(module: &M) -> NamedParams {
-    let mut c = Collect {
-        path: Vec::new(),
-        out: HashMap::new(),
-    };
-    module.visit(&mut c);
-    c.out
-}
-
-struct Shapes {
-    path: Vec<String>,
-    out: Vec<(String, Vec<usize>)>,
-}
-
-impl<B: Backend> ModuleVisitor<B> for Shapes {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.out.push((self.path.join("."), param.val().dims().to_vec()));
-    }
+    walk::<B, M>(module, true)
+        .into_iter()
+        .filter_map(|(path, id, _, host)| Some((path, (id, host?))))
+        .collect()
 }
 
 /// The shape of every float parameter of `module` with its path, in visiting order
 /// (nothing is copied).
 pub fn param_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
-    let mut c = Shapes {
-        path: Vec::new(),
-        out: Vec::new(),
-    };
-    module.visit(&mut c);
-    c.out
+    walk::<B, M>(module, false)
+        .into_iter()
+        .map(|(path, _, dims, _)| (path, dims))
+        .collect()
 }
 
 /// The float parameters of `module` by path, values only (no ids).

@@ -44,24 +44,19 @@ pub fn map_optimizer<B: AutodiffBackend>(
                 .map(|r| host_moments::<B>(r, f.shape.len()))
         };
         let (own, up) = (state(&p.source), state(&p.upper));
-        let m1 = apply(
-            &f.shape,
-            p,
-            maps,
-            None,
-            own.as_ref().map(|m| &m.0),
-            up.as_ref().map(|m| &m.0),
-            1,
-        );
-        let m2 = apply(
-            &f.shape,
-            p,
-            maps,
-            None,
-            own.as_ref().map(|m| &m.1),
-            up.as_ref().map(|m| &m.1),
-            2,
-        );
+        // The first moment maps like the weights, the second like their squares.
+        let moment = |pick: fn(&(HostTensor, HostTensor)) -> &HostTensor, power| {
+            apply(
+                &f.shape,
+                p,
+                maps,
+                None,
+                own.as_ref().map(pick),
+                up.as_ref().map(pick),
+                power,
+            )
+        };
+        let (m1, m2) = (moment(|m| &m.0, 1), moment(|m| &m.1, 2));
         new_record.insert(*new_id, adaptor_record::<B>(m1, m2, time, device));
     }
     Ok(fresh_optim.load_record(new_record))

@@ -59,8 +59,11 @@ impl AxisMap {
 /// A width operator.
 pub trait WidthOp: Sync {
     /// The map of one width axis (`what` is `d_model`, `n_heads` or `ffn_dim`, for
-    /// errors) from `source` to `target` units.
-    fn map(&self, what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError>;
+    /// errors) from `source` to `target` units. By default the source units go into the
+    /// leading block and the rest are new (the paper's §3.3 layout).
+    fn map(&self, _what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
+        Ok(AxisMap::leading(source, target))
+    }
     /// Whether new width is switched on by the PDG ramp (eq. 5–7); otherwise it is all on
     /// at once.
     fn ramps(&self) -> bool {

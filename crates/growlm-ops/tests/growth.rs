@@ -46,20 +46,31 @@ fn batch(b: usize, t: usize, vocab: usize, salt: usize) -> (Tensor<TB, 2, Int>, 
     )
 }
 
+/// The optimizer the tests train and grow with.
+type Optim = burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, growlm_model::Gpt<TB>, TB>;
+
+/// `model` after `steps` AdamW steps on the test batches (context-long rows), so that its
+/// parameters and moments are non-trivial, with its optimizer.
+fn trained(cfg: &GptConfig, mut model: growlm_model::Gpt<TB>, steps: usize) -> (growlm_model::Gpt<TB>, Optim) {
+    let dev = Default::default();
+    let mut optim = AdamWConfig::new().init();
+    let masks = AttentionMasks::<TB>::new(cfg, cfg.context_len, &dev);
+    for s in 0..steps {
+        let (x, y) = batch(2, cfg.context_len, cfg.vocab_size, s);
+        let grads = GradientsParams::from_grads(model.loss(x, y, &masks, None).backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    (model, optim)
+}
+
 /// Trains `cfg` for a few steps so parameters and moments are non-trivial, grows it into
 /// `target`, and returns (max |Δlogit|, |Δloss|) between the small model and the grown one
 /// with the mask as it stands at Gb, plus the grown pieces for further checks.
 fn grow_and_compare(small: &GptConfig, target: &GptConfig, op: GrowthConfig) -> (f32, f32) {
     let dev = Default::default();
-    let mut model = growlm_ops::perturb_norms_and_biases(small.init::<TB>(1, &dev).unwrap());
-    let mut optim = AdamWConfig::new().init();
+    let fresh = growlm_ops::perturb_norms_and_biases(small.init::<TB>(1, &dev).unwrap());
+    let (model, optim) = trained(small, fresh, 3);
     let masks = AttentionMasks::<TB>::new(small, small.context_len, &dev);
-    for s in 0..3 {
-        let (x, y) = batch(2, small.context_len, small.vocab_size, s);
-        let loss = model.loss(x, y, &masks, None);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-2, model, grads);
-    }
     let grown = fresh_grow(small, &model, &optim, target, &op, 99, 3);
     // The ramp records the width operator whose schedule it is.
     assert_eq!(
@@ -140,15 +151,7 @@ fn ablations_are_not_function_preserving() {
 #[test]
 fn optimizer_moments_follow_the_parameters() {
     let (small, target) = (GptConfig::new(40, 8, 16, 2, 2), GptConfig::new(40, 8, 24, 3, 3));
-    let dev = Default::default();
-    let mut model = small.init::<TB>(0, &dev).unwrap();
-    let mut optim = AdamWConfig::new().init();
-    let masks = AttentionMasks::<TB>::new(&small, 8, &dev);
-    for s in 0..2 {
-        let (x, y) = batch(2, 8, 40, s);
-        let grads = GradientsParams::from_grads(model.loss(x, y, &masks, None).backward(), &model);
-        model = optim.step(1e-2, model, grads);
-    }
+    let (model, optim) = trained(&small, small.init::<TB>(0, &Default::default()).unwrap(), 2);
     let src_params = named_params::<TB, _>(&model);
     let src_rec = optim.to_record();
     let g = fresh_grow(&small, &model, &optim, &target, &GrowthConfig::default(), 5, 2);
@@ -460,15 +463,7 @@ fn replicated_readers_scale_their_moments() {
     // fpi ×2: every hidden dim is read twice, so a query weight entry (rows read hidden
     // dims) is halved, its first moment halved and its second quartered.
     let (small, target) = (GptConfig::new(40, 8, 16, 2, 2), GptConfig::new(40, 8, 32, 2, 4));
-    let dev = Default::default();
-    let mut model = small.init::<TB>(0, &dev).unwrap();
-    let mut optim = AdamWConfig::new().init();
-    let masks = AttentionMasks::<TB>::new(&small, 8, &dev);
-    for s in 0..2 {
-        let (x, y) = batch(2, 8, 40, s);
-        let grads = GradientsParams::from_grads(model.loss(x, y, &masks, None).backward(), &model);
-        model = optim.step(1e-2, model, grads);
-    }
+    let (model, optim) = trained(&small, small.init::<TB>(0, &Default::default()).unwrap(), 2);
     let g = fresh_grow(&small, &model, &optim, &target, &op("fpi", "redundant", 0), 5, 2);
     let moments = |m: &growlm_model::Gpt<TB>, rec: std::collections::HashMap<_, _>, path: &str| {
         let (id, t) = &named_params::<TB, _>(m)[path];

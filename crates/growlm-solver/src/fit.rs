@@ -81,31 +81,51 @@ pub struct Objective<'a> {
     pub curve: &'a Curve,
 }
 
-impl CostFunction for Objective<'_> {
+impl Residuals for Objective<'_> {
+    fn residuals(&self, z: &[f64]) -> Vec<f64> {
+        let p = self.model.params(z);
+        let points = self.curve.steps.iter().zip(&self.curve.losses);
+        points.map(|(n, y)| self.model.value(&p, *n) - y).collect()
+    }
+    fn gradients(&self, z: &[f64]) -> Vec<Vec<f64>> {
+        self.curve
+            .steps
+            .iter()
+            .map(|n| self.model.raw_gradient(z, *n))
+            .collect()
+    }
+}
+
+/// A least-squares problem over raw parameters `z`: each point's residual (prediction −
+/// observation) and the prediction's gradient in `z`. [`LeastSquares`] makes it an
+/// argmin problem.
+pub trait Residuals {
+    /// Each point's residual.
+    fn residuals(&self, z: &[f64]) -> Vec<f64>;
+    /// Each point's prediction's gradient in `z`, in the order of [`Residuals::residuals`].
+    fn gradients(&self, z: &[f64]) -> Vec<Vec<f64>>;
+}
+
+/// The sum of squared residuals `Σ rᵢ²` of a [`Residuals`] problem as argmin's cost
+/// (`f64::MAX` where it is not finite) with its gradient `Σ 2·rᵢ·∇rᵢ`.
+pub struct LeastSquares<P>(pub P);
+
+impl<P: Residuals> CostFunction for LeastSquares<P> {
     type Param = Vec<f64>;
     type Output = f64;
     fn cost(&self, z: &Vec<f64>) -> Result<f64, argmin::core::Error> {
-        let p = self.model.params(z);
-        let sse: f64 = self
-            .curve
-            .steps
-            .iter()
-            .zip(&self.curve.losses)
-            .map(|(n, y)| (self.model.value(&p, *n) - y).powi(2))
-            .sum();
+        let sse: f64 = self.0.residuals(z).iter().map(|r| r * r).sum();
         Ok(if sse.is_finite() { sse } else { f64::MAX })
     }
 }
 
-impl Gradient for Objective<'_> {
+impl<P: Residuals> Gradient for LeastSquares<P> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
     fn gradient(&self, z: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
-        let p = self.model.params(z);
         let mut g = vec![0.0; z.len()];
-        for (n, y) in self.curve.steps.iter().zip(&self.curve.losses) {
-            let r = self.model.value(&p, *n) - y;
-            for (gi, di) in g.iter_mut().zip(self.model.raw_gradient(z, *n)) {
+        for (r, dr) in self.0.residuals(z).into_iter().zip(self.0.gradients(z)) {
+            for (gi, di) in g.iter_mut().zip(dr) {
                 *gi += 2.0 * r * di;
             }
         }
@@ -284,7 +304,7 @@ pub fn fit(curve: &Curve, kind: ModelKind, confidence: f64) -> Result<Fit, Solve
     }
     let mut best: Option<(Vec<f64>, f64, &str)> = None;
     for z0 in model.initial_guesses(&curve.steps, &curve.losses) {
-        let obj = || Objective { model, curve };
+        let obj = || LeastSquares(Objective { model, curve });
         let a = run_lbfgs(obj(), z0.clone(), 1e-14, 500).map(|(z, c)| (z, c, "lbfgs"));
         let b = match &a {
             Some((z, c, _)) if c.is_finite() => run_nelder_mead(obj(), z.clone(), 0.5, 1e-12, 4000)

@@ -16,10 +16,9 @@
 //! `L(N_t, D_eff + D_after)`. Growth pays at a budget when that is below every size alone at
 //! the same FLOPs.
 
-use argmin::core::{CostFunction, Gradient};
 use serde::Serialize;
 
-use crate::fit::{run_lbfgs, run_nelder_mead};
+use crate::fit::{run_lbfgs, run_nelder_mead, LeastSquares, Residuals};
 use crate::SolverError;
 
 /// One from-scratch run: its parameters, training tokens and final loss.
@@ -106,7 +105,7 @@ impl ScalingLaw {
                 "a law L(N, D) needs runs of at least 2 sizes and 2 budgets".into(),
             ));
         }
-        let obj = || LawObjective { points };
+        let obj = || LeastSquares(LawObjective { points });
         let min = points.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
         let mean = points.iter().map(|p| p.loss).sum::<f64>() / points.len() as f64;
         let gm = |f: fn(&LawPoint) -> f64| (points.iter().map(|p| f(p).ln()).sum::<f64>() / points.len() as f64).exp();
@@ -194,34 +193,23 @@ impl LawObjective<'_> {
     }
 }
 
-impl CostFunction for LawObjective<'_> {
-    type Param = Vec<f64>;
-    type Output = f64;
-    fn cost(&self, z: &Vec<f64>) -> Result<f64, argmin::core::Error> {
-        let sse: f64 = self
-            .points
-            .iter()
-            .map(|p| (Self::terms(z, p).iter().sum::<f64>() - p.loss).powi(2))
-            .sum();
-        Ok(if sse.is_finite() { sse } else { f64::MAX })
+impl Residuals for LawObjective<'_> {
+    fn residuals(&self, z: &[f64]) -> Vec<f64> {
+        let fit = |p: &LawPoint| Self::terms(z, p).iter().sum::<f64>() - p.loss;
+        self.points.iter().map(fit).collect()
     }
-}
-
-impl Gradient for LawObjective<'_> {
-    type Param = Vec<f64>;
-    type Gradient = Vec<f64>;
-    fn gradient(&self, z: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
-        let mut g = vec![0.0; 5];
-        for p in self.points {
+    fn gradients(&self, z: &[f64]) -> Vec<Vec<f64>> {
+        let gradient = |p: &LawPoint| {
             let [e, n, d] = Self::terms(z, p);
-            let r2 = 2.0 * (e + n + d - p.loss);
-            g[0] += r2 * e;
-            g[1] += r2 * n;
-            g[2] -= r2 * n * z[2].exp() * p.params.ln();
-            g[3] += r2 * d;
-            g[4] -= r2 * d * z[4].exp() * p.tokens.ln();
-        }
-        Ok(g)
+            vec![
+                e,
+                n,
+                -n * z[2].exp() * p.params.ln(),
+                d,
+                -d * z[4].exp() * p.tokens.ln(),
+            ]
+        };
+        self.points.iter().map(gradient).collect()
     }
 }
 
@@ -250,6 +238,30 @@ mod tests {
         assert!((LAW.effective_tokens(4e4, 1e6, 4e4) - 1e6).abs() < 1e-6);
         assert_eq!(LAW.effective_tokens(1e4, 0.0, 4e4), 0.0);
         assert_eq!(LAW.grown_loss(1e4, 4e4, 0.0, 1e6), LAW.loss(4e4, 1e6));
+    }
+
+    #[test]
+    fn the_law_objective_gradient_matches_finite_differences() {
+        use argmin::core::{CostFunction, Gradient};
+        let points: Vec<LawPoint> = [(1e4, 2e6, 2.1), (4e4, 1e6, 1.9), (1.6e5, 4e6, 1.7)]
+            .into_iter()
+            .map(|(params, tokens, loss)| LawPoint { params, tokens, loss })
+            .collect();
+        let obj = LeastSquares(LawObjective { points: &points });
+        let z = vec![0.3, 3.0, -0.9, 5.0, -1.1];
+        let g = obj.gradient(&z).unwrap();
+        for i in 0..z.len() {
+            let h = 1e-6;
+            let (mut zp, mut zm) = (z.clone(), z.clone());
+            zp[i] += h;
+            zm[i] -= h;
+            let fd = (obj.cost(&zp).unwrap() - obj.cost(&zm).unwrap()) / (2.0 * h);
+            assert!(
+                (g[i] - fd).abs() <= 1e-5 * fd.abs().max(1.0),
+                "component {i}: {} vs {fd}",
+                g[i]
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod stats;
 
 pub use budget::{BudgetAnswer, BudgetOption, GrowthPair, SizeCost};
 pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
-pub use fit::{fit, fit_best, Curve, Fit, Objective};
+pub use fit::{fit, fit_best, Curve, Fit, LeastSquares, Objective, Residuals};
 pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthProblem, Optimum, Plan, PlanStage};
 pub use law::{LawFit, LawPoint, ScalingLaw};
 pub use stats::{fit_line, LineFit};

@@ -82,7 +82,7 @@ proptest! {
     ) {
         let curve = sample(&PowerLaw, &[1.0, 4.0, 20.0, 0.7], &grid(30, 3000.0), 0.01);
         let (model, z): (&dyn CurveModel, Vec<f64>) = if power { (&PowerLaw, z) } else { (&Exponential, vec![z[0], z[1], z[2] + 5.0]) };
-        let obj = Objective { model, curve: &curve };
+        let obj = LeastSquares(Objective { model, curve: &curve });
         use argmin::core::{CostFunction, Gradient};
         let g = obj.gradient(&z).unwrap();
         for i in 0..z.len() {

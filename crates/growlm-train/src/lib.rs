@@ -48,7 +48,7 @@ pub use lock::RunLock;
 pub use observe::{observation, HaltAfter, Observer, Progress, RunFiles, RunStart};
 pub use optim::{adamw, clip_global_norm, Optim};
 pub use output::{GrowEvent, MetricsRow, Summary};
-pub use overrides::{apply_set, check_branch, check_resume};
+pub use overrides::{apply_set, check_branch, check_resume, dotted};
 pub use parallel::DataParallel;
 pub use run_dir::{read_val_curve, EvalPoint, RunCurve, RunDir, ValCurve};
 pub use schedule::Schedule;

@@ -183,16 +183,20 @@ pub fn check_branch(
     Ok(())
 }
 
+/// The key path of `key` under `prefix` (`train` + `lr` → `train.lr`; no prefix: `key`), as
+/// `--set` and the errors name keys.
+pub fn dotted(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
 /// Every leaf of a config as `dotted.key → TOML text`.
 fn flatten(cfg: &RunConfig) -> BTreeMap<String, String> {
     fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
-        let join = |k: &str| {
-            if prefix.is_empty() {
-                k.to_string()
-            } else {
-                format!("{prefix}.{k}")
-            }
-        };
+        let join = |k: &str| dotted(prefix, k);
         match v {
             toml::Value::Table(t) => t.iter().for_each(|(k, v)| walk(&join(k), v, out)),
             toml::Value::Array(a) if a.iter().all(|v| v.is_table()) && !a.is_empty() => a

@@ -48,6 +48,11 @@ pub fn write_corpus(dir: &Path) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
+/// `n` words of `words` in turn: a corpus with nothing to learn but its cycle.
+pub fn cycled_words(words: &[&str], n: usize) -> String {
+    (0..n).map(|i| words[i % words.len()]).collect()
+}
+
 /// Makes the `k`-th checkpoint file operation of this thread, counted from now, fail with
 /// "No space left on device" (`None` disarms). A checkpoint is 8 operations: its temporary
 /// directory, `model.mpk`, `optim.mpk`, `state.json`, `config.toml`, `SHA256SUMS`, the

@@ -22,40 +22,43 @@ fn config_error(edit: impl Fn(&str) -> String) -> String {
 
 #[test]
 fn bad_configs_are_refused_with_the_key_named() {
-    let e = config_error(|t| t.replace("max_steps = 8", "max_steps = 0"));
-    assert!(e.contains("train.max_steps"), "{e}");
-    let e = config_error(|t| t.replace("lr = 0.01", "lr = -0.01"));
-    assert!(e.contains("train.lr"), "{e}");
-    let e = config_error(|t| t.replacen("d_model = 16", "d_model = 15", 1));
-    assert!(e.contains("stages.0.model.d_model") && e.contains("divisible"), "{e}");
-    let e = config_error(|t| t.replace("batch_size = 4", "batch_size = 4\nbatchsize = 4"));
-    assert!(e.contains("train.batchsize"), "{e}");
-    let e = config_error(|t| t.replace("source = \"sotu\"", "source = \"\""));
-    assert!(e.contains("data.source") && e.contains("sotu"), "{e}");
-    let e = config_error(|t| t.replace("source = \"sotu\"", "path = \"corpus.txt\""));
-    assert!(e.contains("data.path") && e.contains("source"), "{e}");
-    let e = config_error(|t| t.replace("eval_every = 4", "eval_every = 0"));
-    assert!(e.contains("train.eval_every"), "{e}");
-    let e = config_error(|t| t.replace("seq_len = 16", "seq_len = \"long\""));
-    assert!(e.contains("train.seq_len") && e.contains("string"), "{e}");
-    // The target stage smaller than the source.
-    let e = config_error(|t| t.replace("n_layers = 3", "n_layers = 1"));
-    assert!(e.contains("stages.1") && e.contains("n_layers"), "{e}");
-    let e = config_error(|t| t.replace("context_len = 16", "context_len = 8"));
-    assert!(e.contains("context_len"), "{e}");
-    let e = config_error(|t| t.replace("[train]", "[train"));
-    assert!(e.contains("parse"), "{e}");
-    // Operator names resolve when the config is read: an unknown one is refused there,
-    // with its key and the known names.
-    let e = config_error(|t| t.replace("ramp_steps = 6", "ramp_steps = 6\nwidth = \"net2net\""));
-    assert!(
-        e.contains("stages.1.growth.width")
-            && e.contains("unknown width operator `net2net`")
-            && e.contains("hypercloning"),
-        "{e}"
-    );
-    let e = config_error(|t| t.replace("ramp_steps = 6", "ramp_steps = 6\ndepth = 3"));
-    assert!(e.contains("stages.1.growth.depth"), "{e}");
+    // (text replaced, its replacement, what the error must name)
+    let cases: [(&str, &str, &[&str]); 13] = [
+        ("max_steps = 8", "max_steps = 0", &["train.max_steps"]),
+        ("lr = 0.01", "lr = -0.01", &["train.lr"]),
+        ("batch_size = 4", "batch_size = 4\nbatchsize = 4", &["train.batchsize"]),
+        ("source = \"sotu\"", "source = \"\"", &["data.source", "sotu"]),
+        ("source = \"sotu\"", "path = \"corpus.txt\"", &["data.path", "source"]),
+        ("eval_every = 4", "eval_every = 0", &["train.eval_every"]),
+        ("seq_len = 16", "seq_len = \"long\"", &["train.seq_len", "string"]),
+        // The target stage smaller than the source.
+        ("n_layers = 3", "n_layers = 1", &["stages.1", "n_layers"]),
+        ("context_len = 16", "context_len = 8", &["context_len"]),
+        ("[train]", "[train", &["parse"]),
+        // Operator names resolve when the config is read: an unknown one is refused
+        // there, with its key and the known names.
+        (
+            "ramp_steps = 6",
+            "ramp_steps = 6\nwidth = \"net2net\"",
+            &[
+                "stages.1.growth.width",
+                "unknown width operator `net2net`",
+                "hypercloning",
+            ],
+        ),
+        (
+            "ramp_steps = 6",
+            "ramp_steps = 6\ndepth = 3",
+            &["stages.1.growth.depth"],
+        ),
+        // Only the first stage's width: the target's must stay divisible too.
+        ("d_model = 16", "d_model = 15", &["stages.0.model.d_model", "divisible"]),
+    ];
+    for (from, to, names) in cases {
+        assert!(TINY.contains(from), "the fixture has no `{from}`");
+        let e = config_error(|t| t.replacen(from, to, 1));
+        assert!(names.iter().all(|n| e.contains(n)), "{from} → {to}: {e}");
+    }
 }
 
 #[test]

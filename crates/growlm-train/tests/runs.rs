@@ -538,9 +538,7 @@ fn floats_in_run_files_round_trip_bit_for_bit() {
 #[test]
 fn a_model_mid_ramp_is_refused_and_exported_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let text: String = (0..3000)
-        .map(|i| ["the ", "union ", "is ", "strong. "][i % 4])
-        .collect();
+    let text = growlm_train::testing::cycled_words(&["the ", "union ", "is ", "strong. "], 3000);
     std::fs::write(dir.path().join("c.txt"), text).unwrap();
     let mut cfg = growlm_train::testing::tiny(
         &dir.path().join("c.txt"),

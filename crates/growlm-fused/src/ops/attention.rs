@@ -4,12 +4,9 @@
 
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{backend::Backend, DType, Tensor};
-use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
+use super::{record, Saved};
 use crate::attention::{self as kernel, AttentionPattern, AttentionShape};
 use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
@@ -24,35 +21,23 @@ struct AttentionState {
     pattern: AttentionPattern,
 }
 
-#[derive(Debug)]
-struct AttentionBackward;
-
-impl Backward<Flex, 3> for AttentionBackward {
-    type State = AttentionState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let s = ops.state;
-        let dy = grads.consume::<Flex>(&ops.node);
-        let dy = dy.to_contiguous();
-        let n = s.shape.len();
+impl Saved<3> for AttentionState {
+    fn backward(self, dy: FlexTensor, wanted: [bool; 3]) -> [Option<FlexTensor>; 3] {
+        let n = self.shape.len();
         let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
         kernel::backward(
-            slice(&s.q),
-            slice(&s.k),
-            slice(&s.v),
+            slice(&self.q),
+            slice(&self.k),
+            slice(&self.v),
             slice(&dy),
-            slice(&s.lse),
-            s.shape,
-            s.pattern,
+            slice(&self.lse),
+            self.shape,
+            self.pattern,
             [&mut dq, &mut dk, &mut dv],
         );
-        let dims = [s.shape.batch, s.shape.seq, s.shape.heads * s.shape.head_dim];
-        let [nq, nk, nv] = ops.parents;
-        for (node, g) in [(nq, dq), (nk, dk), (nv, dv)] {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, from_vec(g, dims));
-            }
-        }
+        let dims = [self.shape.batch, self.shape.seq, self.shape.heads * self.shape.head_dim];
+        let mut grads = [dq, dk, dv].into_iter();
+        wanted.map(|w| grads.next().filter(|_| w).map(|g| from_vec(g, dims)))
     }
 }
 
@@ -143,23 +128,14 @@ fn attention_autodiff(
         k.primitive.to_contiguous(),
         v.primitive.to_contiguous(),
     );
-    match AttentionBackward
-        .prepare::<NoCheckpointing>([q.node.clone(), k.node.clone(), v.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let (out, lse) = attention_flex(&cq, &ck, &cv, shape, pattern);
-            let state = AttentionState {
-                q: cq,
-                k: ck,
-                v: cv,
-                lse,
-                shape,
-                pattern,
-            };
-            prep.finish(state, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(attention_flex(&cq, &ck, &cv, shape, pattern).0),
-    }
+    let (out, lse) = attention_flex(&cq, &ck, &cv, shape, pattern);
+    let state = AttentionState {
+        q: cq,
+        k: ck,
+        v: cv,
+        lse,
+        shape,
+        pattern,
+    };
+    record([&q, &k, &v], state, out)
 }

@@ -2,13 +2,10 @@
 //! backward writes `softmax − onehot` over the saved logits ([`crate::entropy`]).
 
 use burn::tensor::{backend::Backend, DType, Int, Tensor};
-use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
 use super::attention::AdPrimitive;
+use super::{record, Saved};
 use crate::entropy as kernel;
 use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
@@ -22,28 +19,18 @@ struct EntropyState {
     vocab: usize,
 }
 
-#[derive(Debug)]
-struct EntropyBackward;
-
-impl Backward<Flex, 1> for EntropyBackward {
-    type State = EntropyState;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let EntropyState {
-            logits,
-            targets,
-            lse,
-            vocab,
-        } = ops.state;
-        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let g = slice(&grad).first().copied().unwrap_or(0.0);
-        let Some(node) = &ops.parents[0] else { return };
-        let shape = logits.layout().shape().clone();
+impl Saved<1> for EntropyState {
+    fn backward(self, dy: FlexTensor, wanted: [bool; 1]) -> [Option<FlexTensor>; 1] {
+        if !wanted[0] {
+            return [None];
+        }
+        let g = slice(&dy).first().copied().unwrap_or(0.0);
+        let shape = self.logits.layout().shape().clone();
         // The gradient overwrites the saved logits: in place when this step holds the only
         // reference, else in a copy.
-        let mut values = logits.into_data().into_vec::<f32>().unwrap_or_default();
-        kernel::backward_in_place(&mut values, vocab, &targets, &lse, g);
-        grads.register::<Flex>(node.id, from_vec(values, shape));
+        let mut values = self.logits.into_data().into_vec::<f32>().unwrap_or_default();
+        kernel::backward_in_place(&mut values, self.vocab, &self.targets, &self.lse, g);
+        [Some(from_vec(values, shape))]
     }
 }
 
@@ -87,20 +74,11 @@ fn entropy_autodiff(logits: AdPrimitive, targets: Vec<i64>, vocab: usize) -> AdP
     let x = logits.primitive.to_contiguous();
     let (loss, lse) = kernel::forward(slice(&x), vocab, &targets);
     let out = from_vec(vec![loss], [1]);
-    match EntropyBackward
-        .prepare::<NoCheckpointing>([logits.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            EntropyState {
-                logits: x,
-                targets,
-                lse,
-                vocab,
-            },
-            out,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    }
+    let state = EntropyState {
+        logits: x,
+        targets,
+        lse,
+        vocab,
+    };
+    record([&logits], state, out)
 }

@@ -1,13 +1,10 @@
 //! The fused GELU (`gelu_new`) as a custom autodiff op on `Autodiff<Flex>`.
 
 use burn::tensor::{backend::Backend, DType, Tensor};
-use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
+use super::{record, Saved};
 use crate::simd;
 use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
@@ -22,22 +19,21 @@ fn gelu_values(x: &[f32]) -> Vec<f32> {
     y
 }
 
-#[derive(Debug)]
-struct GeluBackward;
+/// Saved for the GELU backward step: its input.
+#[derive(Debug, Clone)]
+struct GeluState(FlexTensor);
 
-impl Backward<Flex, 1> for GeluBackward {
-    type State = FlexTensor;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = ops.state;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let Some(node) = &ops.parents[0] else { return };
-        let shape = x.layout().shape().clone();
+impl Saved<1> for GeluState {
+    fn backward(self, dy: FlexTensor, wanted: [bool; 1]) -> [Option<FlexTensor>; 1] {
+        if !wanted[0] {
+            return [None];
+        }
+        let shape = self.0.layout().shape().clone();
         let mut g = dy.into_data().into_vec::<f32>().unwrap_or_default();
         g.par_chunks_mut(ELEMENTS_PER_TASK)
-            .zip(slice(&x).par_chunks(ELEMENTS_PER_TASK))
+            .zip(slice(&self.0).par_chunks(ELEMENTS_PER_TASK))
             .for_each(|(g, x)| simd::gelu_backward(x, g));
-        grads.register::<Flex>(node.id, from_vec(g, shape));
+        [Some(from_vec(g, shape))]
     }
 }
 
@@ -59,14 +55,7 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>,
         let x = float(x);
         let c = x.primitive.to_contiguous();
         let out = from_vec(gelu_values(slice(&c)), dims);
-        let out = match GeluBackward
-            .prepare::<NoCheckpointing>([x.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(c, out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        };
+        let out = record([&x], GeluState(c), out);
         return Ok(take_as(&mut Some(wrap::<Ad, D>(out))).expect("B is Autodiff<Flex>"));
     }
     match slot {

@@ -2,12 +2,9 @@
 //! gradients from one backward kernel ([`crate::norm`]).
 
 use burn::tensor::{backend::Backend, DType, Tensor};
-use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 
+use super::{record, Saved};
 use crate::norm as kernel;
 use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
@@ -20,29 +17,18 @@ struct NormState {
     rstd: Vec<f32>,
 }
 
-#[derive(Debug)]
-struct NormBackward;
-
-impl Backward<Flex, 3> for NormBackward {
-    type State = NormState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let s = ops.state;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let shape = s.x.layout().shape().clone();
-        let d = s.gamma.layout().shape().num_elements();
+impl Saved<3> for NormState {
+    fn backward(self, dy: FlexTensor, wanted: [bool; 3]) -> [Option<FlexTensor>; 3] {
+        let shape = self.x.layout().shape().clone();
+        let d = self.gamma.layout().shape().num_elements();
         let mut dx = dy.into_data().into_vec::<f32>().unwrap_or_default();
-        let (dgamma, dbeta) = kernel::backward(slice(&s.x), slice(&s.gamma), &s.mean, &s.rstd, &mut dx);
-        let [nx, ng, nb] = ops.parents;
-        if let Some(node) = nx {
-            grads.register::<Flex>(node.id, from_vec(dx, shape));
-        }
-        if let Some(node) = ng {
-            grads.register::<Flex>(node.id, from_vec(dgamma, [d]));
-        }
-        if let Some(node) = nb {
-            grads.register::<Flex>(node.id, from_vec(dbeta, [d]));
-        }
+        let (dgamma, dbeta) = kernel::backward(slice(&self.x), slice(&self.gamma), &self.mean, &self.rstd, &mut dx);
+        let [wx, wg, wb] = wanted;
+        [
+            wx.then(|| from_vec(dx, shape)),
+            wg.then(|| from_vec(dgamma, [d])),
+            wb.then(|| from_vec(dbeta, [d])),
+        ]
     }
 }
 
@@ -101,22 +87,13 @@ pub fn layer_norm<B: Backend, const D: usize>(
             b.primitive.to_contiguous(),
         );
         let (y, mean, rstd) = norm_flex(&cx, &cg, &cb, eps);
-        let out = match NormBackward
-            .prepare::<NoCheckpointing>([x.node.clone(), g.node.clone(), b.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(
-                NormState {
-                    x: cx,
-                    gamma: cg,
-                    mean,
-                    rstd,
-                },
-                y,
-            ),
-            OpsKind::UnTracked(prep) => prep.finish(y),
+        let state = NormState {
+            x: cx,
+            gamma: cg,
+            mean,
+            rstd,
         };
+        let out = record([&x, &g, &b], state, y);
         return Ok(take_as(&mut Some(wrap::<Ad, D>(out))).expect("B is Autodiff<Flex>"));
     }
     match (sx, sg, sb) {

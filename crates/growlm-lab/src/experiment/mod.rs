@@ -39,7 +39,7 @@ pub use law::{LawCell, LawCheck, Measured};
 pub use plan::Job;
 
 pub use results::{run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
-pub use schedule::{run_all, state_of, JobStart, ObserverFactory, State};
+pub use schedule::{run_all, silent, state_of, JobStart, ObserverFactory, State};
 
 use crate::LabError;
 

@@ -1,8 +1,8 @@
 //! `msg`: Masked Structural Growth (Yao et al., 2023), the paper's MSG baseline (§4.1,
 //! Table 2).
 
-use crate::operator::{AxisMap, WidthOp};
-use crate::{OpsError, Ramp, RampState};
+use crate::operator::WidthOp;
+use crate::{Ramp, RampState};
 
 /// The source fills the leading block, new units are freshly initialised, on and trained
 /// from the growth, and scaled by MSG's masks rising from 0 to 1 ([`MsgRamp`]: FFN units,
@@ -13,9 +13,6 @@ use crate::{OpsError, Ramp, RampState};
 pub struct Msg;
 
 impl WidthOp for Msg {
-    fn map(&self, _what: &'static str, source: usize, target: usize) -> Result<AxisMap, OpsError> {
-        Ok(AxisMap::leading(source, target))
-    }
     fn ramps(&self) -> bool {
         true
     }
