@@ -15,6 +15,13 @@ fn tiny(edits: &[Edit]) -> growlm::train::RunConfig {
     testing::tiny(Path::new("text.txt"), edits).unwrap()
 }
 
+/// Runs `args` in `dir`, checks that the command succeeds and returns its output.
+fn succeeds(args: &[&str], dir: &Path) -> String {
+    let (ok, out, err) = xtask(args, dir);
+    assert!(ok, "{args:?}: {out}\n{err}");
+    out
+}
+
 /// Runs `args` in `dir` and checks that the command fails with each of `names` in its
 /// error.
 fn refused(args: &[&str], dir: &Path, names: &[&str]) {
@@ -47,7 +54,7 @@ fn solve_on_csv_files_writes_the_json_keys_and_a_plot() {
     let (s, t) = (dir.path().join("small.csv"), dir.path().join("target.csv"));
     write_csv(&s, |n| 2.0 + 3.0 * (-n / 1000.0).exp());
     write_csv(&t, |n| 1.5 + 3.5 * (-n / 3000.0).exp());
-    let (ok, out, err) = xtask(
+    succeeds(
         &[
             "solve",
             "--small",
@@ -67,7 +74,6 @@ fn solve_on_csv_files_writes_the_json_keys_and_a_plot() {
         ],
         dir.path(),
     );
-    assert!(ok, "{out}\n{err}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
     for key in [
         "optimal_growth_step",
@@ -116,11 +122,10 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     write_exponential_run(&dir.path().join("small"), [2.0, 3.0, 1000.0], 1.0e9);
     write_exponential_run(&dir.path().join("target"), [1.5, 3.5, 3000.0], 3.0e9);
-    let (ok, out, err) = xtask(
+    succeeds(
         &["solve", "--small", "small", "--target", "target", "--json", "o.json"],
         dir.path(),
     );
-    assert!(ok, "{out}\n{err}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("o.json")).unwrap()).unwrap();
     assert!(
         (j["flops_ratio"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9,
@@ -134,8 +139,7 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
     let solve = |extra: &[&str]| {
         let mut args = vec!["solve", "--small", "small", "--target", "target", "--json", "o.json"];
         args.extend(extra);
-        let (ok, out, err) = xtask(&args, dir.path());
-        assert!(ok, "{out}\n{err}");
+        let out = succeeds(&args, dir.path());
         let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("o.json")).unwrap()).unwrap();
         (out, j)
     };
@@ -181,8 +185,7 @@ fn solve_via_a_middle_run_plans_three_stages_as_worked_by_hand() {
         "--json",
         "o.json",
     ];
-    let (ok, out, err) = xtask(&args, dir.path());
-    assert!(ok, "{out}\n{err}");
+    let out = succeeds(&args, dir.path());
     assert!(out.contains("multi-stage plan to loss 1.8000"), "{out}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("o.json")).unwrap()).unwrap();
     let plan = &j["plan"];
@@ -217,11 +220,10 @@ fn train_runs_on_local_text_and_cuda_needs_the_feature() {
     // The tiny fixture's first stage alone.
     let cfg = tiny(&[Edit::MaxSteps(6)]).only_stage(0).unwrap().to_toml();
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
-    let (ok, out, err) = xtask(
+    let out = succeeds(
         &["train", "--config", "c.toml", "--data", "text.txt", "--out", "r"],
         dir.path(),
     );
-    assert!(ok, "{out}\n{err}");
     assert!(out.contains("done: 6 steps"), "{out}");
     assert!(dir.path().join("r/summary.json").is_file());
     if !cfg!(feature = "cuda") {
@@ -332,7 +334,7 @@ fn compare_writes_the_speed_up_table_json_and_plot() {
         ],
     );
     write("grown", &[(1, 50.0, Some(3.5)), (2, 100.0, Some(2.5))]);
-    let (ok, out, err) = xtask(
+    let out = succeeds(
         &[
             "compare",
             "--reference",
@@ -345,7 +347,6 @@ fn compare_writes_the_speed_up_table_json_and_plot() {
         ],
         dir.path(),
     );
-    assert!(ok, "{out}\n{err}");
     assert!(out.contains("grown"), "{out}");
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("c.json")).unwrap()).unwrap();
     let r = &rows[0];
@@ -576,8 +577,7 @@ fn compare_frontier_matches_a_hand_computation() {
         "--plot",
         "f.svg",
     ];
-    let (ok, out, err) = xtask(&args, dir.path());
-    assert!(ok, "{out}\n{err}");
+    let out = succeeds(&args, dir.path());
     assert!(
         out.contains("the compute-optimal frontier of 4 from-scratch runs"),
         "{out}"

@@ -4,17 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{load_error, registry};
 use growlm_lab::experiment::{run_experiment, silent, Experiment, ExperimentOptions, Job};
 use growlm_lab::{chain, compare};
-use growlm_policy::Registry;
 use growlm_train::{DeviceKind, MetricsRow, RunDir};
-
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    growlm_policy_never::register(&mut r);
-    growlm_policy_fixed::register(&mut r);
-    r
-}
 
 fn experiments() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
@@ -69,11 +64,7 @@ fn a_three_stage_experiment_trains_the_middle_reference_and_shares_the_pool() {
 #[test]
 fn bad_experiments_are_refused_with_the_arm_named() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |text: &str| {
-        let p = dir.path().join("e.toml");
-        std::fs::write(&p, text).unwrap();
-        Experiment::load(&p).unwrap_err().to_string()
-    };
+    let write = |text: &str| load_error(dir.path(), text);
     let e = write("base = \"x.toml\"\n[[arm]]\nname = \"a\"\n");
     assert!(e.contains("arm `a` needs exactly one of `grow_at`"), "{e}");
     let e = write("base = \"x.toml\"\n[[arm]]\nname = \"small\"\ngrow_at = 3\n");

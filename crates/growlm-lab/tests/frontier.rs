@@ -5,17 +5,11 @@
 
 use std::path::Path;
 
-use growlm_lab::experiment::{run_experiment, silent, ExperimentOptions};
-use growlm_policy::Registry;
-use growlm_train::{train, DeviceKind, MetricsRow, RunDir, RunOptions};
+mod common;
 
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    growlm_policy_never::register(&mut r);
-    growlm_policy_fixed::register(&mut r);
-    growlm_policy_convergence::register(&mut r);
-    r
-}
+use common::{load_error, registry};
+use growlm_lab::experiment::{run_experiment, silent, ExperimentOptions};
+use growlm_train::{train, DeviceKind, MetricsRow, RunDir, RunOptions};
 
 /// The rows of a run with the wall clock masked.
 fn rows(dir: &Path) -> Vec<MetricsRow> {
@@ -206,11 +200,7 @@ grow_frac = [0.25, 0.5]
 #[test]
 fn bad_sizes_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |text: &str| {
-        let p = dir.path().join("e.toml");
-        std::fs::write(&p, text).unwrap();
-        growlm_lab::Experiment::load(&p).unwrap_err().to_string()
-    };
+    let write = |text: &str| load_error(dir.path(), text);
     let arm = "[[arm]]\nname = \"a\"\npolicy = \"convergence\"\n";
     let e = write(&format!("base = \"x\"\n[[size]]\nname = \"s\"\nbudgets = [10]\n{arm}"));
     assert!(e.contains("size `s` needs exactly one of `stage`"), "{e}");

@@ -546,34 +546,14 @@ fn msg_scales_new_width_by_phase_and_gates_new_layers() {
     assert_eq!(ramp.end_step(), 130);
     // [hidden, attn, ffn] and the gate: FFN and gates over steps 100..110, hidden over
     // 110..120, attention over 120..130.
-    assert_eq!(
-        ramp.state_at(100),
-        RampState::Scaled {
-            scale: [0.0, 0.0, 0.0],
-            gate: 0.0
-        }
-    );
-    assert_eq!(
-        ramp.state_at(104),
-        RampState::Scaled {
-            scale: [0.0, 0.0, 0.4],
-            gate: 0.4
-        }
-    );
-    assert_eq!(
-        ramp.state_at(115),
-        RampState::Scaled {
-            scale: [0.5, 0.0, 1.0],
-            gate: 1.0
-        }
-    );
-    assert_eq!(
-        ramp.state_at(127),
-        RampState::Scaled {
-            scale: [1.0, 0.7, 1.0],
-            gate: 1.0
-        }
-    );
+    for (step, scale, gate) in [
+        (100, [0.0, 0.0, 0.0], 0.0),
+        (104, [0.0, 0.0, 0.4], 0.4),
+        (115, [0.5, 0.0, 1.0], 1.0),
+        (127, [1.0, 0.7, 1.0], 1.0),
+    ] {
+        assert_eq!(ramp.state_at(step), RampState::Scaled { scale, gate }, "step {step}");
+    }
     assert_eq!(ramp.state_at(130), RampState::Done);
     // Nothing is held: MSG trains its new entries.
     assert_eq!(ramp.mask_at(104), None);

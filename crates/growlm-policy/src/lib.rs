@@ -16,7 +16,7 @@ mod registry;
 mod testing;
 
 pub use registry::{Builder, Entry, Registry};
-pub use testing::{first_growth, first_growth_within, test_noise};
+pub use testing::{build_from, first_growth, first_growth_within, test_noise};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,29 @@ pub fn invalid(policy: &str, key: &str, reason: impl Into<String>) -> PolicyErro
         policy: policy.to_string(),
         key: key.to_string(),
         reason: reason.into(),
+    }
+}
+
+/// Refuses `value` of `key` below `min`: "must be at least MIN, got VALUE".
+pub fn at_least<T: PartialOrd + std::fmt::Display>(
+    policy: &str,
+    key: &str,
+    value: T,
+    min: T,
+) -> Result<(), PolicyError> {
+    if value >= min {
+        Ok(())
+    } else {
+        Err(invalid(policy, key, format!("must be at least {min}, got {value}")))
+    }
+}
+
+/// Refuses `value` of `key` unless it is a positive finite number.
+pub fn positive(policy: &str, key: &str, value: f64) -> Result<(), PolicyError> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(invalid(policy, key, format!("must be a positive number, got {value}")))
     }
 }
 

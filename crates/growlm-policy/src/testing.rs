@@ -1,7 +1,14 @@
 //! Harnesses for testing a policy (paper §3.2's growth decision) on synthetic curves,
 //! without a model or an engine.
 
-use crate::{Decision, Observation, Policy, ValPoint};
+use crate::{invalid, Builder, Decision, Observation, Policy, PolicyError, ValPoint};
+
+/// Builds a policy with its `build` function from `params`, the lines of its `[policy]`
+/// table as TOML text (`"steps = [37]"`), as the registry would from a config.
+pub fn build_from(build: Builder, params: &str) -> Result<Box<dyn Policy>, PolicyError> {
+    let table: toml::Table = toml::from_str(params).map_err(|e| invalid("", "policy", e.to_string()))?;
+    build(&table)
+}
 
 /// A harness for testing a policy on a synthetic curve: feeds `policy` one observation
 /// per step from 1 to `steps` of a two-stage run (next stage 3× the FLOPs), with a

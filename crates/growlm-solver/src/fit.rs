@@ -110,6 +110,22 @@ pub trait Residuals {
 /// (`f64::MAX` where it is not finite) with its gradient `Σ 2·rᵢ·∇rᵢ`.
 pub struct LeastSquares<P>(pub P);
 
+impl<P: Residuals> LeastSquares<P> {
+    /// The cost's gradient by central differences of step `h`: to check a new
+    /// [`Residuals`]' gradients against.
+    pub fn finite_difference_gradient(&self, z: &[f64], h: f64) -> Vec<f64> {
+        let cost = |z: Vec<f64>| self.cost(&z).unwrap_or(f64::NAN);
+        (0..z.len())
+            .map(|i| {
+                let (mut up, mut down) = (z.to_vec(), z.to_vec());
+                up[i] += h;
+                down[i] -= h;
+                (cost(up) - cost(down)) / (2.0 * h)
+            })
+            .collect()
+    }
+}
+
 impl<P: Residuals> CostFunction for LeastSquares<P> {
     type Param = Vec<f64>;
     type Output = f64;

@@ -20,6 +20,11 @@ fn config_error(edit: impl Fn(&str) -> String) -> String {
     chain(&RunConfig::from_toml(&edit(TINY)).unwrap_err())
 }
 
+/// The tiny fixture with `lines` added to its `[train]` table.
+fn with_train(lines: &str) -> String {
+    TINY.replace("min_lr = 0.001", &format!("min_lr = 0.001\n{lines}"))
+}
+
 #[test]
 fn bad_configs_are_refused_with_the_key_named() {
     // (text replaced, its replacement, what the error must name)
@@ -191,11 +196,7 @@ fn resume_allows_only_raising_max_steps() {
 fn the_wsd_schedule_warms_up_holds_and_decays_linearly_at_the_end() {
     // max_steps 8, decay_frac 0.25: the last 2 updates (steps 6 and 7) decay from 0.01 to
     // min_lr 0.001 in equal parts; warm-up over steps 0–2 as in every schedule.
-    let cfg = RunConfig::from_toml(&TINY.replace(
-        "min_lr = 0.001",
-        "min_lr = 0.001\nschedule = \"wsd\"\ndecay_frac = 0.25",
-    ))
-    .unwrap();
+    let cfg = RunConfig::from_toml(&with_train("schedule = \"wsd\"\ndecay_frac = 0.25")).unwrap();
     let t = &cfg.train;
     let lrs: Vec<f64> = (0..8).map(|s| t.lr_at(s)).collect();
     let want = [0.01 / 3.0, 0.02 / 3.0, 0.01, 0.01, 0.01, 0.01, 0.0055, 0.001];
@@ -203,24 +204,15 @@ fn the_wsd_schedule_warms_up_holds_and_decays_linearly_at_the_end() {
         assert!((got - want).abs() < 1e-15, "step {s}: {got} != {want}");
     }
     // The decay and the warm-up may not overlap; decay_frac must be a fraction.
-    let e = config_error(|t| {
-        t.replace(
-            "min_lr = 0.001",
-            "min_lr = 0.001\nschedule = \"wsd\"\ndecay_frac = 0.75",
-        )
-    });
+    let e = config_error(|_| with_train("schedule = \"wsd\"\ndecay_frac = 0.75"));
     assert!(e.contains("train.decay_frac") && e.contains("overlap"), "{e}");
-    let e = config_error(|t| t.replace("min_lr = 0.001", "min_lr = 0.001\ndecay_frac = 0"));
+    let e = config_error(|_| with_train("decay_frac = 0"));
     assert!(e.contains("train.decay_frac"), "{e}");
 }
 
 #[test]
 fn rewarm_restarts_a_linear_warm_up_after_each_growth() {
-    let cfg = RunConfig::from_toml(&TINY.replace(
-        "min_lr = 0.001",
-        "min_lr = 0.001\nschedule = \"constant\"\nrewarm_steps = 4",
-    ))
-    .unwrap();
+    let cfg = RunConfig::from_toml(&with_train("schedule = \"constant\"\nrewarm_steps = 4")).unwrap();
     let t = &cfg.train;
     // Before any growth: the schedule itself.
     assert_eq!(t.lr_for(5, None), 0.01);

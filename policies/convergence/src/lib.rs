@@ -53,7 +53,7 @@
 //! about 5%. `threshold` is that elasticity (default 0.07), measured at the centre of the
 //! window; `abs_threshold` instead sets the per-step slope directly, as in the paper.
 
-use growlm_policy::{invalid, parse_params, Decision, Observation, Policy, PolicyError, Registry};
+use growlm_policy::{at_least, invalid, parse_params, positive, Decision, Observation, Policy, PolicyError, Registry};
 use growlm_solver::fit_line;
 use serde::{Deserialize, Serialize};
 
@@ -121,13 +121,7 @@ impl Default for ConvergenceConfig {
 impl ConvergenceConfig {
     /// Checks the ranges; errors name the key.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if self.window < 3 {
-            return Err(invalid(
-                NAME,
-                "window",
-                format!("must be at least 3, got {}", self.window),
-            ));
-        }
+        at_least(NAME, "window", self.window, 3)?;
         if self.rule == Rule::Budget {
             for (key, set) in [
                 ("threshold", self.threshold.is_some()),
@@ -142,20 +136,8 @@ impl ConvergenceConfig {
                 }
             }
         }
-        if !(self.rho > 0.0 && self.rho.is_finite()) {
-            return Err(invalid(
-                NAME,
-                "rho",
-                format!("must be a positive number, got {}", self.rho),
-            ));
-        }
-        if self.min_evals < 4 {
-            return Err(invalid(
-                NAME,
-                "min_evals",
-                format!("must be at least 4, got {}", self.min_evals),
-            ));
-        }
+        positive(NAME, "rho", self.rho)?;
+        at_least(NAME, "min_evals", self.min_evals, 4)?;
         if !(0.0..1.0).contains(&self.reserve) {
             return Err(invalid(
                 NAME,
@@ -166,12 +148,10 @@ impl ConvergenceConfig {
                 ),
             ));
         }
-        if self.patience < 1 {
-            return Err(invalid(NAME, "patience", "must be at least 1, got 0"));
-        }
+        at_least(NAME, "patience", self.patience, 1)?;
         for (key, v) in [("threshold", self.threshold), ("abs_threshold", self.abs_threshold)] {
-            if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
-                return Err(invalid(NAME, key, format!("must be a positive number, got {v}")));
+            if let Some(v) = v {
+                positive(NAME, key, v)?;
             }
         }
         if !(self.confidence > 0.0 && self.confidence < 1.0) {

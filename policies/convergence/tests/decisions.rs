@@ -1,20 +1,19 @@
 //! The convergence policy on synthetic curves with known convergence points, its parameter
 //! checks and its state.
 
-use growlm_policy::{first_growth, first_growth_within, test_noise as noise, Policy, PolicyError};
+use growlm_policy::{build_from, first_growth, first_growth_within, test_noise as noise};
 use growlm_policy_convergence::remaining_gain;
-
-fn build(params: &str) -> Result<Box<dyn Policy>, PolicyError> {
-    growlm_policy_convergence::build(&toml::from_str(params).unwrap())
-}
 
 #[test]
 fn convergence_fires_where_the_slope_falls_below_the_threshold() {
     // L = 2 + exp(−N/200): |L′| = exp(−N/200)/200 < 1e-4 once N > 200·ln 50 ≈ 782.4.
     // A 6-point window over evaluations every 20 steps measures the slope at its centre,
     // 50 steps back, so the first flat window ends near 840; patience 2 adds one more.
-    let mut p =
-        build("rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nconfidence = 0.9").unwrap();
+    let mut p = build_from(
+        growlm_policy_convergence::build,
+        "rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nconfidence = 0.9",
+    )
+    .unwrap();
     let fired = first_growth(p.as_mut(), 20, 3000, |n| 2.0 + (-(n as f64) / 200.0).exp()).unwrap();
     assert!((840..=900).contains(&fired), "fired at {fired}");
 }
@@ -23,7 +22,11 @@ fn convergence_fires_where_the_slope_falls_below_the_threshold() {
 fn convergence_elasticity_threshold_matches_the_analytic_point() {
     // L = 1 + 10/√N: elasticity −L′N/L = 5x/(1 + 10x) with x = 1/√N; it equals 0.07 at
     // x = 0.07/4.3, N ≈ 3773. With evaluations every 50 steps the fit's centre lags.
-    let mut p = build("rule = \"elasticity\"\nthreshold = 0.07\nwindow = 5\npatience = 1").unwrap();
+    let mut p = build_from(
+        growlm_policy_convergence::build,
+        "rule = \"elasticity\"\nthreshold = 0.07\nwindow = 5\npatience = 1",
+    )
+    .unwrap();
     let fired = first_growth(p.as_mut(), 50, 20000, |n| 1.0 + 10.0 / (n as f64).sqrt()).unwrap();
     assert!((3773..=4100).contains(&fired), "fired at {fired}");
 }
@@ -32,18 +35,31 @@ fn convergence_elasticity_threshold_matches_the_analytic_point() {
 fn convergence_does_not_fire_on_a_noisy_dip() {
     // A loss still falling at 2e-4/step with noise of ±0.05: single windows can look flat,
     // but the slope's confidence interval is too wide to call it converged.
-    let mut p = build("rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nreserve = 0").unwrap();
+    let mut p = build_from(
+        growlm_policy_convergence::build,
+        "rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nreserve = 0",
+    )
+    .unwrap();
     let curve = |n: u64| 5.0 - 2e-4 * n as f64 + 0.05 * noise(n);
     assert_eq!(first_growth(p.as_mut(), 20, 6000, curve), None);
     // The same policy fires on a flat noisy curve once it has enough evidence.
-    let mut p = build("rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2").unwrap();
+    let mut p = build_from(
+        growlm_policy_convergence::build,
+        "rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2",
+    )
+    .unwrap();
     let flat = |n: u64| 3.0 + 0.0005 * noise(n);
     assert!(first_growth(p.as_mut(), 20, 6000, flat).is_some());
 }
 
 #[test]
 fn bad_parameters_are_refused_with_the_key_named() {
-    let err = |params: &str| build(params).err().unwrap().to_string();
+    let err = |params: &str| {
+        build_from(growlm_policy_convergence::build, params)
+            .err()
+            .unwrap()
+            .to_string()
+    };
     let e = err("windw = 5");
     assert!(e.contains("policy.windw") && e.contains("window"), "{e}");
     assert!(err("window = 2").contains("policy.window"));
@@ -67,11 +83,11 @@ fn bad_parameters_are_refused_with_the_key_named() {
 #[test]
 fn policy_state_round_trips() {
     let params = "rule = \"elasticity\"\nabs_threshold = 1.0\nwindow = 3\npatience = 5\nreserve = 0";
-    let mut p = build(params).unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, params).unwrap();
     first_growth(p.as_mut(), 1, 4, |_| 1.0);
     let saved = p.state();
     assert_eq!(saved["flat"], 2);
-    let mut q = build(params).unwrap();
+    let mut q = build_from(growlm_policy_convergence::build, params).unwrap();
     q.load_state(saved.clone()).unwrap();
     assert_eq!(q.state(), saved);
     assert!(q.load_state(serde_json::json!({"x": 1})).is_err());
@@ -106,15 +122,15 @@ const NO_DEADLINE: &str = "reserve = 0";
 fn the_budget_rule_fires_at_the_analytic_point_at_any_scale() {
     // Evaluations every 50 steps: the first one past 0.80362·3000 = 2410.9 is 2450; with
     // patience 2 the policy grows at 2500.
-    let mut p = build(NO_DEADLINE).unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, NO_DEADLINE).unwrap();
     let fired = first_growth(p.as_mut(), 50, 3000, power).unwrap();
     assert!((2450..=2500).contains(&fired), "fired at {fired}");
     // The same curve stretched 10× in steps, with a 10× budget: the same fraction.
-    let mut p = build(NO_DEADLINE).unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, NO_DEADLINE).unwrap();
     let fired = first_growth(p.as_mut(), 500, 30_000, |n| power(n / 10)).unwrap();
     assert!((24_500..=25_000).contains(&fired), "fired at {fired}");
     // With noise of ±0.01 (a tenth of the last half's improvement) it stays close.
-    let mut p = build(NO_DEADLINE).unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, NO_DEADLINE).unwrap();
     let noisy = |n: u64| power(n) + 0.01 * noise(n);
     let fired = first_growth(p.as_mut(), 50, 3000, noisy).unwrap();
     assert!((2200..=2700).contains(&fired), "noisy: fired at {fired}");
@@ -124,7 +140,7 @@ fn the_budget_rule_fires_at_the_analytic_point_at_any_scale() {
 fn the_budget_rule_does_not_fire_on_a_noisy_still_falling_curve() {
     // The same noisy curve, observed for 3000 steps of a 30 000-step budget: still far from
     // converged for that budget.
-    let mut p = build("").unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, "").unwrap();
     let noisy = |n: u64| power(n) + 0.01 * noise(n);
     assert_eq!(first_growth_within(p.as_mut(), 50, 3000, 30_000, noisy), None);
 }
@@ -133,12 +149,12 @@ fn the_budget_rule_does_not_fire_on_a_noisy_still_falling_curve() {
 fn the_deadline_keeps_the_reserve_for_the_grown_model() {
     // A curve the rule would grow on only at 2500 (see above): the default reserve, 0.2 of
     // a 3000-step two-stage run, makes it grow at step 2400, not at an evaluation.
-    let mut p = build("").unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, "").unwrap();
     assert_eq!(first_growth(p.as_mut(), 50, 3000, power), Some(2400));
-    let mut p = build("reserve = 0.1").unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, "reserve = 0.1").unwrap();
     assert_eq!(first_growth(p.as_mut(), 70, 3000, power), Some(2520));
     // A still-falling noisy curve never fires the rule; the deadline still grows it.
-    let mut p = build("").unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, "").unwrap();
     let falling = |n: u64| 5.0 - 2e-4 * n as f64 + 0.05 * noise(n);
     assert_eq!(first_growth(p.as_mut(), 50, 3000, falling), Some(2400));
     // Each later stage keeps its share: stage 0 of three stages grows by 0.6 of the budget.
@@ -152,7 +168,7 @@ fn the_deadline_keeps_the_reserve_for_the_grown_model() {
 #[test]
 fn the_budget_rule_fires_before_the_deadline_on_a_curve_that_flattens_early() {
     // L = 2 + 0.5·exp(−N/300): flat within noise long before 0.8 of the budget.
-    let mut p = build("").unwrap();
+    let mut p = build_from(growlm_policy_convergence::build, "").unwrap();
     let early = |n: u64| 2.0 + 0.5 * (-(n as f64) / 300.0).exp() + 1e-4 * noise(n);
     let fired = first_growth(p.as_mut(), 50, 3000, early).unwrap();
     assert!(fired < 2000, "fired at {fired}");

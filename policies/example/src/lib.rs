@@ -100,28 +100,32 @@ pub fn register(registry: &mut Registry) {
 
 #[cfg(test)]
 mod tests {
-    use growlm_policy::first_growth;
-
-    fn build(params: &str) -> Result<Box<dyn growlm_policy::Policy>, growlm_policy::PolicyError> {
-        super::build(&toml::from_str(params).unwrap())
-    }
+    use growlm_policy::{build_from, first_growth};
 
     #[test]
     fn grows_periodically_or_below_the_loss() {
-        let mut p = build("every = 15").unwrap();
+        let mut p = build_from(super::build, "every = 15").unwrap();
         assert_eq!(first_growth(p.as_mut(), 10, 100, |_| 1.0), Some(15));
-        let mut p = build("every = 1000\nloss_below = 2.5").unwrap();
+        let mut p = build_from(super::build, "every = 1000\nloss_below = 2.5").unwrap();
         assert_eq!(first_growth(p.as_mut(), 10, 100, |n| 3.0 - n as f64 / 100.0), Some(60));
     }
 
     #[test]
     fn bad_parameters_are_refused_with_the_key_named() {
-        assert!(build("every = 0").err().unwrap().to_string().contains("policy.every"));
-        assert!(build("loss_below = -1")
+        assert!(build_from(super::build, "every = 0")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("policy.every"));
+        assert!(build_from(super::build, "loss_below = -1")
             .err()
             .unwrap()
             .to_string()
             .contains("policy.loss_below"));
-        assert!(build("evry = 3").err().unwrap().to_string().contains("policy.evry"));
+        assert!(build_from(super::build, "evry = 3")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("policy.evry"));
     }
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 
 pub mod law;
 
-use growlm_policy::{invalid, parse_params, Decision, Observation, Policy, PolicyError, Registry};
+use growlm_policy::{at_least, invalid, parse_params, Decision, Observation, Policy, PolicyError, Registry};
 use growlm_solver::{fit_best, Curve, Fit, GrowthProblem};
 use serde::{Deserialize, Serialize};
 
@@ -65,13 +65,7 @@ fn default_horizon() -> f64 {
 impl SolverConfig {
     /// Checks the ranges; errors name the key.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if self.min_points < 5 {
-            return Err(invalid(
-                NAME,
-                "min_points",
-                format!("must be at least 5, got {}", self.min_points),
-            ));
-        }
+        at_least(NAME, "min_points", self.min_points, 5)?;
         if !(self.horizon_factor >= 1.0 && self.horizon_factor.is_finite()) {
             return Err(invalid(
                 NAME,
@@ -79,9 +73,7 @@ impl SolverConfig {
                 format!("must be at least 1, got {}", self.horizon_factor),
             ));
         }
-        if self.patience < 1 {
-            return Err(invalid(NAME, "patience", "must be at least 1, got 0"));
-        }
+        at_least(NAME, "patience", self.patience, 1)?;
         match (&self.reference, &self.law, &self.params) {
             (Some(_), None, None) | (None, Some(_), Some(_)) => {}
             (None, None, _) => {
