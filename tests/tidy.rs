@@ -1,7 +1,8 @@
 //! Repository hygiene (in the manner of rust-analyzer's `tidy.rs`): every crate opts into
 //! the workspace lints, no `todo!`/`unimplemented!`/`dbg!` is left in the sources, every
 //! shipped config parses and validates with a registered policy whose parameters are
-//! valid, and `.ci/run` runs the README's test command. That every command the README
+//! valid, source files stay at most 400 lines and `xtask/src` at most 1,500, and `.ci/run`
+//! runs the README's test command. That every command the README
 //! shows parses is checked in `xtask` (it owns the command line).
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,40 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// Source files (under a `src/`, not `tests/` or `benches/`) stay at most 400 lines, and the
+/// command line at most 1,500: it parses, calls the libraries and prints.
+#[test]
+fn source_files_stay_short_and_the_cli_thin() {
+    let mut files = Vec::new();
+    for dir in ["src", "crates", "policies", "xtask"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+    let in_src = |p: &Path| {
+        let rel = p.strip_prefix(root()).unwrap();
+        let parts: Vec<_> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().to_string())
+            .collect();
+        parts.iter().any(|c| c == "src") && !parts.iter().any(|c| c == "tests" || c == "benches" || c == "fuzz")
+    };
+    let sources: Vec<&PathBuf> = files.iter().filter(|p| in_src(p)).collect();
+    assert!(sources.len() > 100, "found only {} source files", sources.len());
+    for p in &sources {
+        let n = lines(p);
+        assert!(n <= 400, "{}: {n} lines; split it by job (at most 400)", p.display());
+    }
+    let cli: usize = sources
+        .iter()
+        .filter(|p| p.starts_with(root().join("xtask/src")))
+        .map(|p| lines(p))
+        .sum();
+    assert!(
+        cli <= 1500,
+        "xtask/src: {cli} lines; move logic into the library crates (at most 1,500)"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@
 
 use serde::Serialize;
 
-use crate::fit::{run_lbfgs, run_nelder_mead, LeastSquares, Residuals};
+use crate::least_squares::{run_lbfgs, run_nelder_mead, LeastSquares, Residuals};
 use crate::SolverError;
 
 /// One from-scratch run: its parameters, training tokens and final loss.

@@ -10,13 +10,15 @@ pub mod curve;
 pub mod fit;
 pub mod growth;
 pub mod law;
+pub mod least_squares;
 pub mod stats;
 
 pub use budget::{BudgetAnswer, BudgetOption, GrowthPair, SizeCost};
 pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
-pub use fit::{fit, fit_best, Curve, Fit, LeastSquares, Objective, Residuals};
+pub use fit::{fit, fit_best, Curve, Fit, Objective};
 pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthProblem, Optimum, Plan, PlanStage};
 pub use law::{LawFit, LawPoint, ScalingLaw};
+pub use least_squares::{LeastSquares, Residuals};
 pub use stats::{fit_line, LineFit};
 
 /// Errors of the solver.
