@@ -1,12 +1,13 @@
 //! Fused CPU kernels for growlm's default backend, burn-flex: causal self-attention,
-//! softmax cross-entropy, GPT-Neo's GELU and LayerNorm, each one kernel forward and one
+//! softmax cross-entropy, GPT-Neo's GELU and LayerNorm, and the linear layer with its bias,
+//! each one kernel forward and one
 //! backward, as custom autodiff ops (burn's backend-extension route: a forward on the inner
 //! backend and a `Backward` step on `Autodiff<Flex>`). Every kernel runs its rows on
 //! rayon's pool with a fixed arithmetic per row, so results do not depend on the number of
 //! threads.
 //!
-//! The model calls [`attention()`], [`cross_entropy()`], [`gelu()`] and [`layer_norm()`]
-//! for any backend; they return the
+//! The model calls [`attention()`], [`cross_entropy()`], [`gelu()`], [`layer_norm()`] and
+//! [`linear()`] for any backend; they return the
 //! inputs back (`Err`) when the backend is not burn-flex (plain or under autodiff) or the
 //! dtype is not f32, and the model then takes its decomposed path. So CUDA, ndarray and
 //! mixed precision compute exactly as before.
@@ -18,6 +19,7 @@
 
 pub mod attention;
 pub mod entropy;
+pub mod linear;
 pub mod norm;
 mod ops;
 pub mod simd;
@@ -33,6 +35,7 @@ pub use attention::{AttentionPattern, AttentionShape};
 pub use ops::attention::attention;
 pub use ops::entropy::cross_entropy;
 pub use ops::gelu::gelu;
+pub use ops::linear::{linear, LinearInputs};
 pub use ops::norm::layer_norm;
 
 /// The autodiff backend the fused ops differentiate.

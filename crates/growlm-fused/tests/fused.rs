@@ -410,3 +410,171 @@ fn layer_norm_matches_the_decomposed_path_forward_and_backward() {
         .zip(two.0.iter().chain(&two.1).chain(&two.2))
         .all(|(p, q)| p.to_bits() == q.to_bits()));
 }
+
+/// `y = x·w + b` and the gradients of `Σ y∘r` in f64, by hand: `dx = r·wᵀ`, `dw = xᵀ·r`,
+/// `db = Σ_rows r`.
+#[allow(clippy::type_complexity)]
+fn linear_reference(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    r: &[f32],
+    (rows, k, n): (usize, usize, usize),
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let at = |v: &[f32], i: usize| f64::from(v[i]);
+    let y = (0..rows * n)
+        .map(|i| {
+            let (row, j) = (i / n, i % n);
+            b.map_or(0.0, |b| at(b, j)) + (0..k).map(|c| at(x, row * k + c) * at(w, c * n + j)).sum::<f64>()
+        })
+        .collect();
+    let dx = (0..rows * k)
+        .map(|i| (0..n).map(|j| at(r, (i / k) * n + j) * at(w, (i % k) * n + j)).sum())
+        .collect();
+    let dw = (0..k * n)
+        .map(|i| {
+            (0..rows)
+                .map(|row| at(x, row * k + i / n) * at(r, row * n + i % n))
+                .sum()
+        })
+        .collect();
+    let db = (0..n).map(|j| (0..rows).map(|row| at(r, row * n + j)).sum()).collect();
+    (y, dx, dw, db)
+}
+
+#[test]
+fn linear_matches_the_decomposed_path_and_the_f64_reference_forward_and_backward() {
+    let dims = (37, 20, 30);
+    let (rows, k, n) = dims;
+    let (x0, w0, b0, r0) = (
+        values(rows * k, 41, 1.0),
+        values(k * n, 42, 0.5),
+        values(n, 43, 1.0),
+        values(rows * n, 44, 1.0),
+    );
+    let worst = |a: &[f32], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (f64::from(*p) - q).abs())
+            .fold(0.0, f64::max)
+    };
+    for bias in [true, false] {
+        let run = |fused: bool| {
+            let x = tensor::<Ad, 2>(x0.clone(), [rows, k]).require_grad();
+            let w = tensor::<Ad, 2>(w0.clone(), [k, n]).require_grad();
+            let b = bias.then(|| tensor::<Ad, 1>(b0.clone(), [n]).require_grad());
+            let y = if fused {
+                growlm_fused::linear(x.clone(), w.clone(), b.clone()).ok().unwrap()
+            } else {
+                let y = x.clone().matmul(w.clone());
+                match &b {
+                    Some(b) => y + b.clone().unsqueeze::<2>(),
+                    None => y,
+                }
+            };
+            let out = to_vec(y.clone());
+            let grads = (y * tensor::<Ad, 2>(r0.clone(), [rows, n])).sum().backward();
+            let db = b.map(|b| to_vec(b.grad(&grads).unwrap()));
+            (
+                out,
+                to_vec(x.grad(&grads).unwrap()),
+                to_vec(w.grad(&grads).unwrap()),
+                db,
+            )
+        };
+        let (fused, decomposed) = (run(true), run(false));
+        let (y, dx, dw, db) = linear_reference(&x0, &w0, bias.then_some(&b0[..]), &r0, dims);
+        let as64 = |v: &[f32]| v.iter().map(|x| f64::from(*x)).collect::<Vec<_>>();
+        for (name, got, want) in [("y", &fused.0, &y), ("dx", &fused.1, &dx), ("dw", &fused.2, &dw)] {
+            assert!(
+                worst(got, want) <= 1e-5,
+                "bias {bias}: {name} vs f64 by {}",
+                worst(got, want)
+            );
+        }
+        for (name, got, want) in [
+            ("y", &fused.0, &decomposed.0),
+            ("dx", &fused.1, &decomposed.1),
+            ("dw", &fused.2, &decomposed.2),
+        ] {
+            assert!(
+                worst(got, &as64(want)) <= 1e-6,
+                "bias {bias}: {name} vs decomposed by {}",
+                worst(got, &as64(want))
+            );
+        }
+        match (fused.3, decomposed.3) {
+            (Some(got), Some(want)) => {
+                assert!(worst(&got, &db) <= 1e-5 && worst(&got, &as64(&want)) <= 1e-5, "db");
+            }
+            (None, None) => assert!(!bias),
+            _ => panic!("bias {bias}: a bias gradient on one path only"),
+        }
+        // Without autodiff: the same forward.
+        let plain = growlm_fused::linear(
+            tensor::<Flex, 2>(x0.clone(), [rows, k]),
+            tensor::<Flex, 2>(w0.clone(), [k, n]),
+            bias.then(|| tensor::<Flex, 1>(b0.clone(), [n])),
+        );
+        assert_eq!(to_vec(plain.ok().unwrap()), fused.0);
+    }
+    // Finite differences of the f64 loss Σ y∘r through the f32 kernel's forward agree with
+    // its backward on a few entries of each input.
+    let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+        let y = growlm_fused::linear::forward(x, w, Some(b), rows, k, n);
+        y.iter().zip(&r0).map(|(y, r)| f64::from(*y) * f64::from(*r)).sum()
+    };
+    let (dx, dw, db) = growlm_fused::linear::backward(&x0, &w0, &r0, dims, [true; 3]);
+    let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
+    let h = 1e-2f32;
+    for (which, i) in [(0, 5), (0, 700), (1, 3), (1, 599), (2, 0), (2, 29)] {
+        let (mut xs, mut ws, mut bs) = (x0.clone(), w0.clone(), b0.clone());
+        let (target, analytic) = match which {
+            0 => (&mut xs, dx[i]),
+            1 => (&mut ws, dw[i]),
+            _ => (&mut bs, db[i]),
+        };
+        let v = target[i];
+        target[i] = v + h;
+        let up = loss(&xs, &ws, &bs);
+        let (mut xs2, mut ws2, mut bs2) = (x0.clone(), w0.clone(), b0.clone());
+        match which {
+            0 => xs2[i] = v - h,
+            1 => ws2[i] = v - h,
+            _ => bs2[i] = v - h,
+        }
+        let fd = (up - loss(&xs2, &ws2, &bs2)) / (2.0 * f64::from(h));
+        assert!(
+            (fd - f64::from(analytic)).abs() <= 2e-3 * fd.abs().max(1.0),
+            "input {which}[{i}]: {fd} vs {analytic}"
+        );
+    }
+}
+
+#[test]
+fn linear_is_bit_identical_on_one_thread_and_on_two_above_the_parallel_size() {
+    let dims = (256, 192, 200);
+    let (rows, k, n) = dims;
+    assert!(rows * k * n >= growlm_fused::linear::PARALLEL_OPS);
+    let (x, w, b, dy) = (
+        values(rows * k, 51, 1.0),
+        values(k * n, 52, 0.5),
+        values(n, 53, 1.0),
+        values(rows * n, 54, 1.0),
+    );
+    let on = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let y = growlm_fused::linear::forward(&x, &w, Some(&b), rows, k, n);
+                let (dx, dw, db) = growlm_fused::linear::backward(&x, &w, &dy, dims, [true; 3]);
+                [y, dx.unwrap(), dw.unwrap(), db.unwrap()]
+            })
+    };
+    let (one, two) = (on(1), on(2));
+    for (a, b) in one.iter().zip(&two) {
+        assert!(a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits()));
+    }
+}

@@ -60,16 +60,23 @@ impl<B: Backend> Dense<B> {
         }
     }
 
-    /// One 2-D matmul over all `batch · seq` rows (not a broadcast batched matmul).
+    /// One 2-D matmul over all `batch · seq` rows (not a broadcast batched matmul); on
+    /// burn-flex in f32 the fused [`growlm_fused::linear`], the bias added inside the product.
     ///
     /// # Shapes
     /// `x: [batch, seq, d_in]` → `[batch, seq, d_out]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, t, d_in] = x.dims();
-        let y = x.reshape([b * t, d_in]).matmul(self.weight.val());
-        let y = match &self.bias {
-            Some(bias) => y + bias.val().unsqueeze::<2>(),
-            None => y,
+        let x = x.reshape([b * t, d_in]);
+        let y = match growlm_fused::linear(x, self.weight.val(), self.bias.as_ref().map(|p| p.val())) {
+            Ok(y) => y,
+            Err((x, weight, bias)) => {
+                let y = x.matmul(weight);
+                match bias {
+                    Some(bias) => y + bias.unsqueeze::<2>(),
+                    None => y,
+                }
+            }
         };
         let [_, d_out] = y.dims();
         y.reshape([b, t, d_out])

@@ -16,6 +16,7 @@ use attention::AdPrimitive;
 pub(crate) mod attention;
 pub(crate) mod entropy;
 pub(crate) mod gelu;
+pub(crate) mod linear;
 pub(crate) mod norm;
 
 /// What a fused op with `N` inputs saves for its backward step, and that step's kernel.

@@ -1,0 +1,139 @@
+//! The fused linear layer `y = x·W + b` (every projection of the model, DESIGN.md §Model),
+//! forward and backward, on row-major buffers.
+//!
+//! The forward pass writes the bias into the output rows and lets the matrix product
+//! accumulate onto them, so the bias costs no pass of its own and the output buffer is the
+//! only one allocated. The backward pass runs two products (`dX = dY·Wᵀ`, `dW = Xᵀ·dY`,
+//! reading the transposes through strides, no copies) and sums `dY`'s rows for `db`.
+//!
+//! Products above [`PARALLEL_OPS`] multiply-adds split their output over rayon's pool
+//! (gemm's own split: each output block has one owner and a fixed summation order over the
+//! inner dim, so the bits do not depend on the number of threads); `db` sums blocks of
+//! [`COLS_PER_TASK`] columns, each over the rows in order.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Multiply-adds from which a product runs on rayon's pool (below, on the calling thread).
+pub const PARALLEL_OPS: usize = 192 * 192 * 192;
+
+/// Columns per rayon task of the bias gradient.
+pub const COLS_PER_TASK: usize = 64;
+
+/// A row-major or transposed view of a matrix: element `(r, c)` at `r·rs + c·cs`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+/// `dst ← (dst if accumulate) + lhs·rhs` for `dst: m×n` (row-major), `lhs: m×k`, `rhs: k×n`.
+fn product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: View<'_>, rhs: View<'_>) {
+    assert!(dst.len() == m * n, "fused linear: output of {} for {m}×{n}", dst.len());
+    for (v, rows, cols) in [(lhs, m, k), (rhs, k, n)] {
+        let last = (rows.max(1) - 1) * v.rs + (cols.max(1) - 1) * v.cs;
+        assert!(rows * cols == 0 || last < v.data.len(), "fused linear: input too short");
+    }
+    if m * n == 0 {
+        return;
+    }
+    let parallelism = if m * n * k >= PARALLEL_OPS {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the asserts above keep every element the views address for these m, n, k
+    // inside their slices, `dst` is borrowed mutably for the call, and strides of Vec-backed
+    // buffers fit in isize.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `y = x·w + b` for `x: [rows, k]`, `w: [k, n]`, `b: [n]` (or none), all row-major.
+///
+/// # Panics
+/// If the lengths disagree with `rows`, `k` and `n`.
+pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, rows: usize, k: usize, n: usize) -> Vec<f32> {
+    assert!(x.len() == rows * k && w.len() == k * n, "fused linear: shapes");
+    let mut y = vec![0.0f32; rows * n];
+    if let Some(b) = b {
+        assert!(b.len() == n, "fused linear: bias of {} for {n} outputs", b.len());
+        y.par_chunks_mut(n.max(1) * 64)
+            .for_each(|block| block.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(b)));
+    }
+    product(
+        rows,
+        n,
+        k,
+        &mut y,
+        b.is_some(),
+        View { data: x, rs: k, cs: 1 },
+        View { data: w, rs: n, cs: 1 },
+    );
+    y
+}
+
+/// The gradients of `y = x·w + b` from `dy: [rows, n]`: `dx = dy·wᵀ`, `dw = xᵀ·dy` and
+/// `db = Σ_rows dy`, each only when `wanted`.
+///
+/// # Panics
+/// If the lengths disagree with `rows`, `k` and `n`.
+#[allow(clippy::type_complexity)]
+pub fn backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    (rows, k, n): (usize, usize, usize),
+    wanted: [bool; 3],
+) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    assert!(
+        x.len() == rows * k && w.len() == k * n && dy.len() == rows * n,
+        "fused linear: shapes"
+    );
+    let dy_view = View { data: dy, rs: n, cs: 1 };
+    let dx = wanted[0].then(|| {
+        let mut dx = vec![0.0f32; rows * k];
+        product(rows, k, n, &mut dx, false, dy_view, View { data: w, rs: 1, cs: n });
+        dx
+    });
+    let dw = wanted[1].then(|| {
+        let mut dw = vec![0.0f32; k * n];
+        product(k, n, rows, &mut dw, false, View { data: x, rs: 1, cs: k }, dy_view);
+        dw
+    });
+    let db = wanted[2].then(|| {
+        let mut db = vec![0.0f32; n];
+        db.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(c, sums)| {
+            let (lo, width) = (c * COLS_PER_TASK, sums.len());
+            for row in dy.chunks_exact(n) {
+                for (s, v) in sums.iter_mut().zip(&row[lo..lo + width]) {
+                    *s += v;
+                }
+            }
+        });
+        db
+    });
+    (dx, dw, db)
+}

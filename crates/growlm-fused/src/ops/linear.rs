@@ -1,0 +1,101 @@
+//! The fused linear layer as a custom autodiff op on `Autodiff<Flex>` ([`crate::linear`]).
+
+use burn::tensor::{backend::Backend, DType, Tensor};
+use burn_flex::{Flex, FlexTensor};
+
+use super::{record, Saved};
+use crate::linear as kernel;
+use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
+
+/// Saved for the linear backward step: the input and the weight.
+#[derive(Debug, Clone)]
+struct LinearState {
+    x: FlexTensor,
+    w: FlexTensor,
+    dims: (usize, usize, usize),
+}
+
+impl LinearState {
+    fn grads(self, dy: FlexTensor, wanted: [bool; 3]) -> [Option<FlexTensor>; 3] {
+        let (rows, k, n) = self.dims;
+        let (dx, dw, db) = kernel::backward(slice(&self.x), slice(&self.w), slice(&dy), self.dims, wanted);
+        [
+            dx.map(|g| from_vec(g, [rows, k])),
+            dw.map(|g| from_vec(g, [k, n])),
+            db.map(|g| from_vec(g, [n])),
+        ]
+    }
+}
+
+/// With a bias: inputs `x`, `w`, `b`.
+impl Saved<3> for LinearState {
+    fn backward(self, dy: FlexTensor, wanted: [bool; 3]) -> [Option<FlexTensor>; 3] {
+        self.grads(dy, wanted)
+    }
+}
+
+/// Without one: inputs `x`, `w`.
+impl Saved<2> for LinearState {
+    fn backward(self, dy: FlexTensor, [wx, ww]: [bool; 2]) -> [Option<FlexTensor>; 2] {
+        let [dx, dw, _] = self.grads(dy, [wx, ww, false]);
+        [dx, dw]
+    }
+}
+
+/// The inputs handed back when the fused op does not serve them.
+pub type LinearInputs<B> = (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 1>>);
+
+/// `x·w + b` for `x: [rows, k]`, `w: [k, n]` and an optional `b: [n]`, fused (the bias
+/// accumulated in the product's output), with its own backward under autodiff. `Err`
+/// gives the inputs back when the backend is not served ([`serves`]), a tensor is not f32
+/// or the shapes disagree.
+pub fn linear<B: Backend>(
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Option<Tensor<B, 1>>,
+) -> Result<Tensor<B, 2>, LinearInputs<B>> {
+    let ([rows, k], [k2, n]) = (x.dims(), w.dims());
+    let fits = serves::<B>()
+        && k == k2
+        && b.as_ref().is_none_or(|b| b.dims() == [n] && b.dtype() == DType::F32)
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32;
+    if !fits {
+        return Err((x, w, b));
+    }
+    let dims = (rows, k, n);
+    let (mut sx, mut sw, mut sb) = (Some(x), Some(w), b);
+    if let (Some(x), Some(w)) = (
+        take_as::<_, Tensor<Flex, 2>>(&mut sx),
+        take_as::<_, Tensor<Flex, 2>>(&mut sw),
+    ) {
+        let b = take_as::<_, Tensor<Flex, 1>>(&mut sb).map(|b| float(b).to_contiguous());
+        let (x, w) = (float(x).to_contiguous(), float(w).to_contiguous());
+        let y = kernel::forward(slice(&x), slice(&w), b.as_ref().map(slice), rows, k, n);
+        let out = wrap::<Flex, 2>(from_vec(y, [rows, n]));
+        return Ok(take_as(&mut Some(out)).expect("B is Flex"));
+    }
+    if let (Some(x), Some(w)) = (
+        take_as::<_, Tensor<Ad, 2>>(&mut sx),
+        take_as::<_, Tensor<Ad, 2>>(&mut sw),
+    ) {
+        let b = take_as::<_, Tensor<Ad, 1>>(&mut sb).map(float);
+        let (x, w) = (float(x), float(w));
+        let (cx, cw) = (x.primitive.to_contiguous(), w.primitive.to_contiguous());
+        let cb = b.as_ref().map(|b| b.primitive.to_contiguous());
+        let y = from_vec(
+            kernel::forward(slice(&cx), slice(&cw), cb.as_ref().map(slice), rows, k, n),
+            [rows, n],
+        );
+        let state = LinearState { x: cx, w: cw, dims };
+        let out = match &b {
+            Some(b) => record([&x, &w, b], state, y),
+            None => record([&x, &w], state, y),
+        };
+        return Ok(take_as(&mut Some(wrap::<Ad, 2>(out))).expect("B is Autodiff<Flex>"));
+    }
+    match (sx, sw) {
+        (Some(x), Some(w)) => Err((x, w, sb)),
+        _ => unreachable!("fused linear: inputs taken but not served"),
+    }
+}
