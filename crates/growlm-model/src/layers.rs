@@ -61,7 +61,7 @@ impl<B: Backend> Dense<B> {
     }
 
     /// One 2-D matmul over all `batch · seq` rows (not a broadcast batched matmul); on
-    /// burn-flex in f32 the fused [`growlm_fused::linear`], the bias added inside the product.
+    /// burn-flex in f32 the fused [`growlm_fused::linear()`], the bias added inside the product.
     ///
     /// # Shapes
     /// `x: [batch, seq, d_in]` → `[batch, seq, d_out]`.
