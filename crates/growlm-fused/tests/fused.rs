@@ -10,6 +10,15 @@ use growlm_fused::{attention, cross_entropy, entropy, AttentionPattern, Attentio
 
 type Ad = Autodiff<Flex>;
 
+/// Runs `f` on a pool of `threads` threads.
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     // A small LCG: reproducible inputs without a dependency.
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -209,8 +218,7 @@ fn attention_is_bit_identical_on_one_thread_and_on_two() {
     let [q, k, v] = inputs(11);
     let p = AttentionPattern { window: 4, scale: 1.0 };
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let (mut out, mut lse) = (vec![0.0; SHAPE.len()], vec![0.0; SHAPE.rows()]);
             attention::forward(&q, &k, &v, SHAPE, p, &mut out, &mut lse);
             let mut g = [vec![0.0; SHAPE.len()], vec![0.0; SHAPE.len()], vec![0.0; SHAPE.len()]];
@@ -390,16 +398,12 @@ fn layer_norm_matches_the_decomposed_path_forward_and_backward() {
     }
     // The scale's gradient sums over rows in blocks: the same bits on one thread and on two.
     let grads = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let (mut y, mut dy) = (vec![0.0; x.len()], w.clone());
-                let (m, s) = growlm_fused::norm::forward(&x, &g0, &b0, 1e-5, &mut y);
-                let (dg, db) = growlm_fused::norm::backward(&x, &g0, &m, &s, &mut dy);
-                (dy, dg, db)
-            })
+        on_threads(threads, || {
+            let (mut y, mut dy) = (vec![0.0; x.len()], w.clone());
+            let (m, s) = growlm_fused::norm::forward(&x, &g0, &b0, 1e-5, &mut y);
+            let (dg, db) = growlm_fused::norm::backward(&x, &g0, &m, &s, &mut dy);
+            (dy, dg, db)
+        })
     };
     let (one, two) = (grads(1), grads(2));
     assert!(one
@@ -563,15 +567,11 @@ fn linear_is_bit_identical_on_one_thread_and_on_two_above_the_parallel_size() {
         values(rows * n, 54, 1.0),
     );
     let on = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let y = growlm_fused::linear::forward(&x, &w, Some(&b), rows, k, n);
-                let (dx, dw, db) = growlm_fused::linear::backward(&x, &w, &dy, dims, [true; 3]);
-                [y, dx.unwrap(), dw.unwrap(), db.unwrap()]
-            })
+        on_threads(threads, || {
+            let y = growlm_fused::linear::forward(&x, &w, Some(&b), rows, k, n);
+            let (dx, dw, db) = growlm_fused::linear::backward(&x, &w, &dy, dims, [true; 3]);
+            [y, dx.unwrap(), dw.unwrap(), db.unwrap()]
+        })
     };
     let (one, two) = (on(1), on(2));
     for (a, b) in one.iter().zip(&two) {
