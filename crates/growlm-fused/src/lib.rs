@@ -32,6 +32,7 @@ use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 
 pub use attention::{AttentionPattern, AttentionShape};
+pub use linear::Weight;
 pub use ops::attention::attention;
 pub use ops::entropy::cross_entropy;
 pub use ops::gelu::gelu;

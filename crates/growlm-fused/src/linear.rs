@@ -1,5 +1,7 @@
-//! The fused linear layer `y = x·W + b` (every projection of the model, DESIGN.md §Model),
-//! forward and backward, on row-major buffers.
+//! The fused linear layer `y = x·W + b` (every projection of the model and its LM head,
+//! DESIGN.md §Model), forward and backward, on row-major buffers, with `W` stored
+//! `[k, n]` ([`Weight::InOut`], growlm's `Dense`) or `[n, k]` ([`Weight::OutIn`], the
+//! head: one row per token).
 //!
 //! The forward pass writes the bias into the output rows and lets the matrix product
 //! accumulate onto them, so the bias costs no pass of its own and the output buffer is the
@@ -20,6 +22,32 @@ pub const PARALLEL_OPS: usize = 192 * 192 * 192;
 /// Columns per rayon task of the bias gradient.
 pub const COLS_PER_TASK: usize = 64;
 
+/// How the weight of `y = x·W` is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weight {
+    /// `[k, n]`: `y = x·w`.
+    InOut,
+    /// `[n, k]`: `y = x·wᵀ`.
+    OutIn,
+}
+
+impl Weight {
+    /// `W` (`k×n`) as a view of the stored weight.
+    fn view(self, w: &[f32], k: usize, n: usize) -> View<'_> {
+        match self {
+            Weight::InOut => View { data: w, rs: n, cs: 1 },
+            Weight::OutIn => View { data: w, rs: 1, cs: k },
+        }
+    }
+    /// `Wᵀ` (`n×k`) as a view of the stored weight.
+    fn transposed(self, w: &[f32], k: usize, n: usize) -> View<'_> {
+        match self {
+            Weight::InOut => View { data: w, rs: 1, cs: n },
+            Weight::OutIn => View { data: w, rs: k, cs: 1 },
+        }
+    }
+}
+
 /// A row-major or transposed view of a matrix: element `(r, c)` at `r·rs + c·cs`.
 #[derive(Clone, Copy)]
 struct View<'a> {
@@ -28,9 +56,21 @@ struct View<'a> {
     cs: usize,
 }
 
-/// `dst ← (dst if accumulate) + lhs·rhs` for `dst: m×n` (row-major), `lhs: m×k`, `rhs: k×n`.
-fn product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: View<'_>, rhs: View<'_>) {
+/// `dst ← (dst if accumulate) + lhs·rhs` for `dst: m×n` (row-major, or column-major when
+/// `dst_transposed`), `lhs: m×k`, `rhs: k×n`.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_transposed: bool,
+    accumulate: bool,
+    lhs: View<'_>,
+    rhs: View<'_>,
+) {
     assert!(dst.len() == m * n, "fused linear: output of {} for {m}×{n}", dst.len());
+    let (dst_rs, dst_cs) = if dst_transposed { (1, m) } else { (n, 1) };
     for (v, rows, cols) in [(lhs, m, k), (rhs, k, n)] {
         let last = (rows.max(1) - 1) * v.rs + (cols.max(1) - 1) * v.cs;
         assert!(rows * cols == 0 || last < v.data.len(), "fused linear: input too short");
@@ -52,8 +92,8 @@ fn product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs:
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs as isize,
+            dst_rs as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs as isize,
@@ -71,11 +111,19 @@ fn product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs:
     }
 }
 
-/// `y = x·w + b` for `x: [rows, k]`, `w: [k, n]`, `b: [n]` (or none), all row-major.
+/// `y = x·W + b` for `x: [rows, k]`, `W` stored as `layout` says, `b: [n]` (or none), all
+/// row-major.
 ///
 /// # Panics
 /// If the lengths disagree with `rows`, `k` and `n`.
-pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, rows: usize, k: usize, n: usize) -> Vec<f32> {
+pub fn forward(
+    x: &[f32],
+    (w, layout): (&[f32], Weight),
+    b: Option<&[f32]>,
+    rows: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
     assert!(x.len() == rows * k && w.len() == k * n, "fused linear: shapes");
     let mut y = vec![0.0f32; rows * n];
     if let Some(b) = b {
@@ -88,22 +136,24 @@ pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, rows: usize, k: usize, n
         n,
         k,
         &mut y,
+        false,
         b.is_some(),
         View { data: x, rs: k, cs: 1 },
-        View { data: w, rs: n, cs: 1 },
+        layout.view(w, k, n),
     );
     y
 }
 
-/// The gradients of `y = x·w + b` from `dy: [rows, n]`: `dx = dy·wᵀ`, `dw = xᵀ·dy` and
-/// `db = Σ_rows dy`, each only when `wanted`.
+/// The gradients of `y = x·W + b` from `dy: [rows, n]`: `dx = dy·Wᵀ`, `dW = xᵀ·dy` (in
+/// the weight's stored layout: `dyᵀ·x` for [`Weight::OutIn`]) and `db = Σ_rows dy`, each
+/// only when `wanted`.
 ///
 /// # Panics
 /// If the lengths disagree with `rows`, `k` and `n`.
 #[allow(clippy::type_complexity)]
 pub fn backward(
     x: &[f32],
-    w: &[f32],
+    (w, layout): (&[f32], Weight),
     dy: &[f32],
     (rows, k, n): (usize, usize, usize),
     wanted: [bool; 3],
@@ -115,12 +165,15 @@ pub fn backward(
     let dy_view = View { data: dy, rs: n, cs: 1 };
     let dx = wanted[0].then(|| {
         let mut dx = vec![0.0f32; rows * k];
-        product(rows, k, n, &mut dx, false, dy_view, View { data: w, rs: 1, cs: n });
+        product(rows, k, n, &mut dx, false, false, dy_view, layout.transposed(w, k, n));
         dx
     });
     let dw = wanted[1].then(|| {
         let mut dw = vec![0.0f32; k * n];
-        product(k, n, rows, &mut dw, false, View { data: x, rs: 1, cs: k }, dy_view);
+        // `xᵀ·dy` (`k×n`) either way: for the `[n, k]` layout written column-major, which is
+        // its transpose in place (reading `dyᵀ` through a stride of `n` would be slow).
+        let xt = View { data: x, rs: 1, cs: k };
+        product(k, n, rows, &mut dw, layout == Weight::OutIn, false, xt, dy_view);
         dw
     });
     let db = wanted[2].then(|| {

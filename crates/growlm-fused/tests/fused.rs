@@ -6,7 +6,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_flex::Flex;
-use growlm_fused::{attention, cross_entropy, entropy, AttentionPattern, AttentionShape};
+use growlm_fused::{attention, cross_entropy, entropy, AttentionPattern, AttentionShape, Weight};
 
 type Ad = Autodiff<Flex>;
 
@@ -468,7 +468,9 @@ fn linear_matches_the_decomposed_path_and_the_f64_reference_forward_and_backward
             let w = tensor::<Ad, 2>(w0.clone(), [k, n]).require_grad();
             let b = bias.then(|| tensor::<Ad, 1>(b0.clone(), [n]).require_grad());
             let y = if fused {
-                growlm_fused::linear(x.clone(), w.clone(), b.clone()).ok().unwrap()
+                growlm_fused::linear(x.clone(), w.clone(), b.clone(), Weight::InOut)
+                    .ok()
+                    .unwrap()
             } else {
                 let y = x.clone().matmul(w.clone());
                 match &b {
@@ -519,16 +521,17 @@ fn linear_matches_the_decomposed_path_and_the_f64_reference_forward_and_backward
             tensor::<Flex, 2>(x0.clone(), [rows, k]),
             tensor::<Flex, 2>(w0.clone(), [k, n]),
             bias.then(|| tensor::<Flex, 1>(b0.clone(), [n])),
+            Weight::InOut,
         );
         assert_eq!(to_vec(plain.ok().unwrap()), fused.0);
     }
     // Finite differences of the f64 loss Σ y∘r through the f32 kernel's forward agree with
     // its backward on a few entries of each input.
     let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
-        let y = growlm_fused::linear::forward(x, w, Some(b), rows, k, n);
+        let y = growlm_fused::linear::forward(x, (w, Weight::InOut), Some(b), rows, k, n);
         y.iter().zip(&r0).map(|(y, r)| f64::from(*y) * f64::from(*r)).sum()
     };
-    let (dx, dw, db) = growlm_fused::linear::backward(&x0, &w0, &r0, dims, [true; 3]);
+    let (dx, dw, db) = growlm_fused::linear::backward(&x0, (&w0, Weight::InOut), &r0, dims, [true; 3]);
     let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
     let h = 1e-2f32;
     for (which, i) in [(0, 5), (0, 700), (1, 3), (1, 599), (2, 0), (2, 29)] {
@@ -568,13 +571,66 @@ fn linear_is_bit_identical_on_one_thread_and_on_two_above_the_parallel_size() {
     );
     let on = |threads: usize| {
         on_threads(threads, || {
-            let y = growlm_fused::linear::forward(&x, &w, Some(&b), rows, k, n);
-            let (dx, dw, db) = growlm_fused::linear::backward(&x, &w, &dy, dims, [true; 3]);
-            [y, dx.unwrap(), dw.unwrap(), db.unwrap()]
+            let mut out = Vec::new();
+            for layout in [Weight::InOut, Weight::OutIn] {
+                let y = growlm_fused::linear::forward(&x, (&w, layout), Some(&b), rows, k, n);
+                let (dx, dw, db) = growlm_fused::linear::backward(&x, (&w, layout), &dy, dims, [true; 3]);
+                out.extend([y, dx.unwrap(), dw.unwrap(), db.unwrap()]);
+            }
+            out
         })
     };
     let (one, two) = (on(1), on(2));
     for (a, b) in one.iter().zip(&two) {
         assert!(a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits()));
+    }
+}
+
+#[test]
+fn linear_with_a_transposed_weight_matches_the_decomposed_head() {
+    // The LM head: `x·headᵀ` with `head: [n, k]`, no bias.
+    let (rows, k, n) = (29, 16, 40);
+    let (x0, h0, r0) = (
+        values(rows * k, 61, 1.0),
+        values(n * k, 62, 0.5),
+        values(rows * n, 63, 1.0),
+    );
+    let run = |fused: bool| {
+        let x = tensor::<Ad, 2>(x0.clone(), [rows, k]).require_grad();
+        let h = tensor::<Ad, 2>(h0.clone(), [n, k]).require_grad();
+        let y = if fused {
+            growlm_fused::linear(x.clone(), h.clone(), None, Weight::OutIn)
+                .ok()
+                .unwrap()
+        } else {
+            x.clone().matmul(h.clone().transpose())
+        };
+        let out = to_vec(y.clone());
+        let grads = (y * tensor::<Ad, 2>(r0.clone(), [rows, n])).sum().backward();
+        (out, to_vec(x.grad(&grads).unwrap()), to_vec(h.grad(&grads).unwrap()))
+    };
+    let (fused, decomposed) = (run(true), run(false));
+    // The f64 reference with the weight transposed into `[k, n]`.
+    let w: Vec<f32> = (0..k * n).map(|i| h0[(i % n) * k + i / n]).collect();
+    let (y, dx, dw, _) = linear_reference(&x0, &w, None, &r0, (rows, k, n));
+    let dh: Vec<f64> = (0..n * k).map(|i| dw[(i % k) * n + i / k]).collect();
+    let worst = |a: &[f32], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (f64::from(*p) - q).abs())
+            .fold(0.0, f64::max)
+    };
+    let as64 = |v: &[f32]| v.iter().map(|x| f64::from(*x)).collect::<Vec<_>>();
+    for (name, got, want, dec) in [
+        ("y", &fused.0, &y, &decomposed.0),
+        ("dx", &fused.1, &dx, &decomposed.1),
+        ("dhead", &fused.2, &dh, &decomposed.2),
+    ] {
+        assert!(worst(got, want) <= 1e-5, "{name} vs f64 by {}", worst(got, want));
+        assert!(
+            worst(got, &as64(dec)) <= 1e-6,
+            "{name} vs decomposed by {}",
+            worst(got, &as64(dec))
+        );
     }
 }

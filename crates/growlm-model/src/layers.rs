@@ -68,7 +68,8 @@ impl<B: Backend> Dense<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, t, d_in] = x.dims();
         let x = x.reshape([b * t, d_in]);
-        let y = match growlm_fused::linear(x, self.weight.val(), self.bias.as_ref().map(|p| p.val())) {
+        let bias = self.bias.as_ref().map(|p| p.val());
+        let y = match growlm_fused::linear(x, self.weight.val(), bias, growlm_fused::Weight::InOut) {
             Ok(y) => y,
             Err((x, weight, bias)) => {
                 let y = x.matmul(weight);

@@ -297,8 +297,12 @@ impl<B: Backend> Gpt<B> {
             x = block.forward(x, masks, width, width.and_then(|m| m.gate(i)));
         }
         let x = self.ln_f.forward(x, width.map(|m| (&m.hidden, m.hidden_sum)));
-        let head = self.lm_head.as_ref().unwrap_or(&self.wte);
-        let logits = x.reshape([b * t, d]).matmul(head.val().transpose());
+        // The head `[vocab, d]` read as `x·headᵀ`: fused on burn-flex in f32.
+        let head = self.lm_head.as_ref().unwrap_or(&self.wte).val();
+        let logits = match growlm_fused::linear(x.reshape([b * t, d]), head, None, growlm_fused::Weight::OutIn) {
+            Ok(logits) => logits,
+            Err((x, head, _)) => x.matmul(head.transpose()),
+        };
         logits.reshape([b, t, vocab])
     }
 

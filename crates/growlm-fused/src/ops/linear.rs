@@ -4,7 +4,7 @@ use burn::tensor::{backend::Backend, DType, Tensor};
 use burn_flex::{Flex, FlexTensor};
 
 use super::{record, Saved};
-use crate::linear as kernel;
+use crate::linear::{self as kernel, Weight};
 use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 
 /// Saved for the linear backward step: the input and the weight.
@@ -12,16 +12,27 @@ use crate::{float, from_vec, serves, slice, take_as, wrap, Ad};
 struct LinearState {
     x: FlexTensor,
     w: FlexTensor,
+    layout: Weight,
     dims: (usize, usize, usize),
 }
 
 impl LinearState {
     fn grads(self, dy: FlexTensor, wanted: [bool; 3]) -> [Option<FlexTensor>; 3] {
         let (rows, k, n) = self.dims;
-        let (dx, dw, db) = kernel::backward(slice(&self.x), slice(&self.w), slice(&dy), self.dims, wanted);
+        let (dx, dw, db) = kernel::backward(
+            slice(&self.x),
+            (slice(&self.w), self.layout),
+            slice(&dy),
+            self.dims,
+            wanted,
+        );
+        let w_dims = match self.layout {
+            Weight::InOut => [k, n],
+            Weight::OutIn => [n, k],
+        };
         [
             dx.map(|g| from_vec(g, [rows, k])),
-            dw.map(|g| from_vec(g, [k, n])),
+            dw.map(|g| from_vec(g, w_dims)),
             db.map(|g| from_vec(g, [n])),
         ]
     }
@@ -45,16 +56,21 @@ impl Saved<2> for LinearState {
 /// The inputs handed back when the fused op does not serve them.
 pub type LinearInputs<B> = (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 1>>);
 
-/// `x·w + b` for `x: [rows, k]`, `w: [k, n]` and an optional `b: [n]`, fused (the bias
-/// accumulated in the product's output), with its own backward under autodiff. `Err`
-/// gives the inputs back when the backend is not served ([`serves`]), a tensor is not f32
-/// or the shapes disagree.
+/// `x·W + b` for `x: [rows, k]`, the weight `w` stored as `layout` says (`[k, n]`, or
+/// `[n, k]` for `x·wᵀ`) and an optional `b: [n]`, fused (the bias accumulated in the
+/// product's output), with its own backward under autodiff. `Err` gives the inputs back
+/// when the backend is not served ([`serves`]), a tensor is not f32 or the shapes disagree.
 pub fn linear<B: Backend>(
     x: Tensor<B, 2>,
     w: Tensor<B, 2>,
     b: Option<Tensor<B, 1>>,
+    layout: Weight,
 ) -> Result<Tensor<B, 2>, LinearInputs<B>> {
-    let ([rows, k], [k2, n]) = (x.dims(), w.dims());
+    let [rows, k] = x.dims();
+    let [k2, n] = match (layout, w.dims()) {
+        (Weight::InOut, d) => d,
+        (Weight::OutIn, [n, k]) => [k, n],
+    };
     let fits = serves::<B>()
         && k == k2
         && b.as_ref().is_none_or(|b| b.dims() == [n] && b.dtype() == DType::F32)
@@ -71,7 +87,7 @@ pub fn linear<B: Backend>(
     ) {
         let b = take_as::<_, Tensor<Flex, 1>>(&mut sb).map(|b| float(b).to_contiguous());
         let (x, w) = (float(x).to_contiguous(), float(w).to_contiguous());
-        let y = kernel::forward(slice(&x), slice(&w), b.as_ref().map(slice), rows, k, n);
+        let y = kernel::forward(slice(&x), (slice(&w), layout), b.as_ref().map(slice), rows, k, n);
         let out = wrap::<Flex, 2>(from_vec(y, [rows, n]));
         return Ok(take_as(&mut Some(out)).expect("B is Flex"));
     }
@@ -84,10 +100,15 @@ pub fn linear<B: Backend>(
         let (cx, cw) = (x.primitive.to_contiguous(), w.primitive.to_contiguous());
         let cb = b.as_ref().map(|b| b.primitive.to_contiguous());
         let y = from_vec(
-            kernel::forward(slice(&cx), slice(&cw), cb.as_ref().map(slice), rows, k, n),
+            kernel::forward(slice(&cx), (slice(&cw), layout), cb.as_ref().map(slice), rows, k, n),
             [rows, n],
         );
-        let state = LinearState { x: cx, w: cw, dims };
+        let state = LinearState {
+            x: cx,
+            w: cw,
+            layout,
+            dims,
+        };
         let out = match &b {
             Some(b) => record([&x, &w, b], state, y),
             None => record([&x, &w], state, y),
