@@ -51,9 +51,14 @@ pub struct BudgetReport {
     pub policy: String,
 }
 
-/// A size's name from its model: `dD_MODELxN_LAYERS`.
+/// A size's name from its model: `dD_MODELxN_LAYERS` for GPT-Neo, `LD_MODELxN_LAYERS` for
+/// Llama (as the shipped experiments name their sizes).
 pub fn size_name(cfg: &growlm_model::GptConfig) -> String {
-    format!("d{}x{}", cfg.d_model, cfg.n_layers)
+    let family = match cfg.family {
+        growlm_model::Family::Llama => 'L',
+        _ => 'd',
+    };
+    format!("{family}{}x{}", cfg.d_model, cfg.n_layers)
 }
 
 /// A model of `cfg`'s batch and sequence as the budget question costs it.
@@ -157,4 +162,21 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
         pair,
         answer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_name;
+    use growlm_model::{Family, GptConfig};
+
+    #[test]
+    fn sizes_are_named_by_family_width_and_depth() {
+        let neo = GptConfig::new(256, 64, 32, 4, 4);
+        assert_eq!(size_name(&neo), "d32x4");
+        let llama = GptConfig {
+            family: Family::Llama,
+            ..GptConfig::new(256, 64, 48, 2, 6)
+        };
+        assert_eq!(size_name(&llama), "L48x2");
+    }
 }
