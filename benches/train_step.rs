@@ -8,7 +8,7 @@ use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use criterion::{criterion_group, criterion_main, Criterion};
 use growlm::model::{ActiveWidth, AttentionMasks, GptConfig, WidthMask};
-use growlm::ops::{grow, GrowthConfig};
+use growlm::ops::{Growth, GrowthConfig};
 
 type B = Autodiff<Flex>;
 
@@ -52,18 +52,9 @@ fn bench(c: &mut Criterion) {
     let optim = AdamWConfig::new().init();
     c.bench_function("grow_96x2_to_128x4", |b| {
         b.iter(|| {
-            grow(
-                &small,
-                &model,
-                &optim,
-                AdamWConfig::new().init(),
-                &cfg,
-                &GrowthConfig::default(),
-                1,
-                0,
-                None,
-            )
-            .unwrap()
+            Growth::new(&small, &cfg, &GrowthConfig::default(), 1)
+                .apply(&model, &optim, AdamWConfig::new().init())
+                .unwrap()
         })
     });
 }

@@ -9,7 +9,7 @@ use burn::tensor::{Distribution, Int, Tensor};
 use crate::data::{DataError, Tokenizer, TokenizerKind};
 use crate::hf::HfError;
 use crate::model::{AttentionMasks, Gpt, GptConfig};
-use crate::ops::{GrowthConfig, OpsError};
+use crate::ops::{Growth, GrowthConfig, OpsError};
 use crate::train::InitWeights;
 
 type B = burn_autodiff::Autodiff<burn_flex::Flex>;
@@ -78,17 +78,7 @@ pub fn grow_offline(
     let dev = Default::default();
     let src = crate::hf::import_model::<B>(from, None, &dev)?;
     let optim = AdamWConfig::new().init();
-    let grown = crate::ops::grow(
-        &src.config,
-        &src.model,
-        &optim,
-        AdamWConfig::new().init(),
-        target,
-        op,
-        seed,
-        0,
-        None,
-    )?;
+    let grown = Growth::new(&src.config, target, op, seed).apply(&src.model, &optim, AdamWConfig::new().init())?;
     let logit_change = max_logit_change((&src.model, &src.config), (&grown.model, target));
     let extra: Vec<(&str, Vec<u8>)> = TOKENIZER_FILES
         .iter()

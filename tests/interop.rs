@@ -12,7 +12,7 @@ use burn_flex::Flex;
 use common::{metrics, opts, run, tiny_config, Scratch, TB};
 use growlm::hf::{export_model, import_model};
 use growlm::model::{AttentionMasks, Gpt, GptConfig};
-use growlm::ops::{assign_params, grow, param_values, GrowthConfig};
+use growlm::ops::{assign_params, param_values, Growth, GrowthConfig};
 use growlm::train::{load_trained, train, InitWeights};
 
 fn logits<B: burn::tensor::backend::Backend>(m: &Gpt<B>, cfg: &GptConfig, seed: u64) -> Vec<f32> {
@@ -126,18 +126,9 @@ fn offline_growth_of_the_gpt_neo_fixture_keeps_its_function() {
     (target.d_model, target.n_heads, target.n_layers, target.ffn_dim) = (32, 4, 6, Some(80));
     for (width, depth) in [("hypercloning", "redundant"), ("fpi", "identity")] {
         let op = GrowthConfig::named(width, depth, 0).unwrap();
-        let g = grow(
-            &src.config,
-            &src.model,
-            &AdamWConfig::new().init(),
-            AdamWConfig::new().init(),
-            &target,
-            &op,
-            0,
-            0,
-            None,
-        )
-        .unwrap();
+        let g = Growth::new(&src.config, &target, &op, 0)
+            .apply(&src.model, &AdamWConfig::new().init(), AdamWConfig::new().init())
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         export_model(&g.model, &target, dir.path(), None, &[]).unwrap();
         let back = import_model::<Flex>(dir.path(), Some(&target), &Default::default()).unwrap();

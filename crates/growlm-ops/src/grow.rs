@@ -40,24 +40,67 @@ pub struct Grown<B: AutodiffBackend> {
     pub report: GrowthReport,
 }
 
-/// Grows `model` (config `source`) into `target` with `op`, mapping the optimizer state
-/// by the same per-tensor plan. New parameters are drawn from a target model initialised
-/// with `seed`; new moment entries are zero; the step count carries over. `step` is `Gb`,
-/// the steps completed when it grows; the returned ramp starts there, from `active`: the
-/// source's active width if it is itself mid-ramp (`None`: all of it), so that a growth
-/// during a ramp still preserves the function.
-#[allow(clippy::too_many_arguments)]
-pub fn grow<B: AutodiffBackend>(
-    source: &GptConfig,
+/// One growth (paper §3.3–3.4): `source` into `target` by the operators `op`, new
+/// parameters drawn from a target model initialised with `seed`, at step `step` (`Gb`, the
+/// steps completed when it grows), from the source's active width `active` (`None`: all of
+/// it; set when the source is itself mid-ramp, so that the growth still preserves the
+/// function).
+#[derive(Debug, Clone, Copy)]
+pub struct Growth<'a> {
+    /// The model's config now.
+    pub source: &'a GptConfig,
+    /// The config to grow into.
+    pub target: &'a GptConfig,
+    /// The width and depth operators and the ramp.
+    pub op: &'a GrowthConfig,
+    /// Seed of the new parameters.
+    pub seed: u64,
+    /// Steps completed when it grows; the returned ramp starts there.
+    pub step: u64,
+    /// The source's active width, if it is mid-ramp.
+    pub active: Option<ActiveWidth>,
+}
+
+impl<'a> Growth<'a> {
+    /// A growth at step 0 of a model with all of its width active (offline, as `cargo
+    /// xtask grow` does, or in a test).
+    pub fn new(source: &'a GptConfig, target: &'a GptConfig, op: &'a GrowthConfig, seed: u64) -> Self {
+        Self {
+            source,
+            target,
+            op,
+            seed,
+            step: 0,
+            active: None,
+        }
+    }
+
+    /// Grows `model` and maps `optim`'s state into `fresh_optim` by the same per-tensor
+    /// plan: new moment entries are zero and the step count carries over.
+    pub fn apply<B: AutodiffBackend>(
+        &self,
+        model: &Gpt<B>,
+        optim: &OptimizerAdaptor<AdamW, Gpt<B>, B>,
+        fresh_optim: OptimizerAdaptor<AdamW, Gpt<B>, B>,
+    ) -> Result<Grown<B>, OpsError> {
+        grow(self, model, optim, fresh_optim)
+    }
+}
+
+fn grow<B: AutodiffBackend>(
+    g: &Growth<'_>,
     model: &Gpt<B>,
     optim: &OptimizerAdaptor<AdamW, Gpt<B>, B>,
     fresh_optim: OptimizerAdaptor<AdamW, Gpt<B>, B>,
-    target: &GptConfig,
-    op: &GrowthConfig,
-    seed: u64,
-    step: u64,
-    active: Option<ActiveWidth>,
 ) -> Result<Grown<B>, OpsError> {
+    let Growth {
+        source,
+        target,
+        op,
+        seed,
+        step,
+        active,
+    } = *g;
     let (plans, layers) = plan(source, target, op)?;
     let maps = WidthMaps::new(source, target, op)?;
     let device = model.wte.val().device();

@@ -25,7 +25,7 @@ mod ramp;
 mod registry;
 pub mod width;
 
-pub use grow::{grow, Grown, GrowthReport};
+pub use grow::{Grown, Growth, GrowthReport};
 pub use growlm_model::{
     assign_params, named_params, param_shapes, param_values, to_host, Axis, HostTensor, NamedParams,
 };

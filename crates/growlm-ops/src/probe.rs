@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use growlm_model::{AttentionMasks, Gpt, GptConfig};
 
-use crate::{assign_params, grow, named_params, GrowthConfig, OpsError};
+use crate::{assign_params, named_params, Growth, GrowthConfig, OpsError};
 
 /// Gives every LayerNorm gain and shift and every bias of `model` a deterministic
 /// non-trivial value (a fresh model has gains 1 and shifts and biases 0, which would hide
@@ -59,17 +59,7 @@ pub fn logit_change_in<B: AutodiffBackend>(
 ) -> Result<f32, OpsError> {
     let model = perturb_norms_and_biases(source.init::<B>(11, device).map_err(OpsError::Model)?);
     let optim = AdamWConfig::new().init();
-    let grown = grow(
-        source,
-        &model,
-        &optim,
-        AdamWConfig::new().init(),
-        target,
-        op,
-        12,
-        0,
-        None,
-    )?;
+    let grown = Growth::new(source, target, op, 12).apply(&model, &optim, AdamWConfig::new().init())?;
     let t = source.context_len.min(8);
     let ids: Vec<i64> = (0..2 * t).map(|i| ((i * 13 + 5) % source.vocab_size) as i64).collect();
     let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, vec![2, t]), device);

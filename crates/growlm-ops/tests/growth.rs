@@ -8,12 +8,12 @@ use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_model::{ActiveWidth, AttentionMasks, GptConfig, WidthMask};
 use growlm_ops::RampState;
-use growlm_ops::{grow, host_moments, named_params, GrowthConfig, LayerOrigin, OpsError, Ramp};
+use growlm_ops::{host_moments, named_params, Growth, GrowthConfig, LayerOrigin, OpsError, Ramp};
 
 /// The autodiff CPU backend the tests train on.
 type TB = Autodiff<Flex>;
 
-/// [`grow`] at the source's full width, with a fresh optimizer for the grown model.
+/// A [`Growth`] at step `step` from the source's full width, with a fresh optimizer for the grown model.
 fn fresh_grow(
     source: &GptConfig,
     model: &growlm_model::Gpt<TB>,
@@ -23,17 +23,12 @@ fn fresh_grow(
     seed: u64,
     step: u64,
 ) -> growlm_ops::Grown<TB> {
-    grow(
-        source,
-        model,
-        optim,
-        AdamWConfig::new().init(),
-        target,
-        op,
-        seed,
+    Growth {
         step,
-        None,
-    )
+        active: None,
+        ..Growth::new(source, target, op, seed)
+    }
+    .apply(model, optim, AdamWConfig::new().init())
     .unwrap()
 }
 
@@ -284,7 +279,8 @@ fn impossible_growths_are_refused() {
     let model = s.init::<TB>(0, &dev).unwrap();
     let o = || AdamWConfig::new().init();
     let try_grow = |t: GptConfig| {
-        grow(&s, &model, &o(), o(), &t, &GrowthConfig::default(), 0, 0, None)
+        Growth::new(&s, &t, &GrowthConfig::default(), 0)
+            .apply(&model, &o(), o())
             .err()
             .unwrap()
     };

@@ -8,7 +8,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_model::{AttentionMasks, GptConfig};
-use growlm_ops::{grow, logit_change, perturb_norms_and_biases, GrowthConfig};
+use growlm_ops::{logit_change, perturb_norms_and_biases, Growth, GrowthConfig};
 
 type A = Autodiff<Flex>;
 
@@ -116,18 +116,9 @@ fn new_block_grads(depth: &str) -> Vec<(String, f32)> {
     let dev = Default::default();
     let model = perturb_norms_and_biases(s.init::<A>(3, &dev).unwrap());
     let op = GrowthConfig::named("pdg", depth, 0).unwrap();
-    let grown = grow(
-        &s,
-        &model,
-        &AdamWConfig::new().init(),
-        AdamWConfig::new().init(),
-        &t,
-        &op,
-        4,
-        0,
-        None,
-    )
-    .unwrap();
+    let grown = Growth::new(&s, &t, &op, 4)
+        .apply(&model, &AdamWConfig::new().init(), AdamWConfig::new().init())
+        .unwrap();
     let ids: Vec<i64> = (0..16).map(|i| (i * 7 + 3) % 50).collect();
     let x = Tensor::<A, 2, Int>::from_data(TensorData::new(ids, [2, 8]), &dev);
     let masks = AttentionMasks::new(&t, 7, &dev);
@@ -231,7 +222,13 @@ fn adamw_moments_follow_a_llama_growth_through_the_key_value_heads() {
     }
     let (src, src_rec) = (named_params::<A, _>(&model), optim.to_record());
     let op = GrowthConfig::named("fpi", "expand", 0).unwrap();
-    let g = grow(&s, &model, &optim, AdamWConfig::new().init(), &t, &op, 5, 2, None).unwrap();
+    let g = Growth {
+        step: 2,
+        active: None,
+        ..Growth::new(&s, &t, &op, 5)
+    }
+    .apply(&model, &optim, AdamWConfig::new().init())
+    .unwrap();
     let (dst, dst_rec) = (named_params::<A, _>(&g.model), g.optim.to_record());
     let moments = |params: &growlm_ops::NamedParams, rec: &std::collections::HashMap<_, _>, path: &str| {
         let (id, t) = &params[path];

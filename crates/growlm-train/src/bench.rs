@@ -15,7 +15,7 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use growlm_model::{ActiveWidth, AttentionMasks, GptConfig, WidthMask};
-use growlm_ops::{grow, GrowthConfig};
+use growlm_ops::{Growth, GrowthConfig};
 use serde::Serialize;
 
 use crate::{DataParallel, RunConfig, TrainError, WithBackend};
@@ -230,7 +230,7 @@ pub fn measure<B: AutodiffBackend>(spec: &BenchSpec, device: &B::Device) -> Resu
             let mut times = Vec::new();
             for _ in 0..3 {
                 let clock = Instant::now();
-                let g = grow(small, &model, &optim, AdamWConfig::new().init(), cfg, &op, 1, 0, None)?;
+                let g = Growth::new(small, cfg, &op, 1).apply(&model, &optim, AdamWConfig::new().init())?;
                 let _ = g.model.wte.val().slice([0..1, 0..1]).into_data();
                 times.push(clock.elapsed().as_secs_f64() * 1e3);
             }

@@ -8,7 +8,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use growlm_data::{Batch, Batcher, Corpus, Tokenizer, TokenizerKind};
 use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
-use growlm_ops::Ramp;
+use growlm_ops::{Growth, Ramp};
 use growlm_policy::ValPoint;
 
 use crate::checkpoint::{stage_seed, Run, RunState};
@@ -277,7 +277,12 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let seed = stage_seed(cfg.seed, to);
         let fresh = adamw(cfg).init();
         let active = run.s.ramp.and_then(|r| r.mask_at(step.saturating_sub(1)));
-        let grown = growlm_ops::grow(src, &run.model, &run.optim, fresh, dst, &op, seed, step, active)?;
+        let grown = Growth {
+            step,
+            active,
+            ..Growth::new(src, dst, &op, seed)
+        }
+        .apply(&run.model, &run.optim, fresh)?;
         let loss_after = self.val_loss(&grown.model, to, Some(grown.ramp), step)?;
         run.frozen = grown.ramp.mask_at(step).map(|_| grown.model.valid());
         run.model = grown.model;
