@@ -7,6 +7,7 @@ use growlm_model::{AttentionLayers, GptConfig, MAX_DIM, MAX_LAYERS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::shared::{ConfigHead, ConfigTail};
 use crate::HfError;
 
 /// The largest `config.json` growlm reads (1 MiB; a GPT-Neo's is under 2 KB).
@@ -16,17 +17,9 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// bookkeeping fields `transformers` reads to pick the model class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HfConfig {
-    /// `["GPTNeoForCausalLM"]`.
-    #[serde(default)]
-    pub architectures: Vec<String>,
-    /// `"gpt_neo"`.
-    pub model_type: String,
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Number of learned positions.
-    pub max_position_embeddings: usize,
-    /// Residual width.
-    pub hidden_size: usize,
+    /// The class (`["GPTNeoForCausalLM"]`, `"gpt_neo"`) and the sizes.
+    #[serde(flatten)]
+    pub head: ConfigHead,
     /// Number of blocks.
     pub num_layers: usize,
     /// Number of attention heads.
@@ -60,32 +53,6 @@ pub struct HfConfig {
     /// The special tokens and the dtype.
     #[serde(flatten)]
     pub tail: ConfigTail,
-}
-
-/// The fields a GPT-Neo and a Llama `config.json` share at their end: the special tokens
-/// and the dtype of the weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConfigTail {
-    /// Beginning-of-sequence token, if the tokenizer has one.
-    #[serde(default)]
-    pub bos_token_id: Option<usize>,
-    /// End-of-sequence token, if the tokenizer has one.
-    #[serde(default)]
-    pub eos_token_id: Option<usize>,
-    /// `"float32"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub torch_dtype: Option<String>,
-}
-
-impl ConfigTail {
-    /// What growlm writes: `eos` as both special tokens, float32 weights.
-    pub fn float32(eos: Option<usize>) -> Self {
-        Self {
-            bos_token_id: eos,
-            eos_token_id: eos,
-            torch_dtype: Some("float32".into()),
-        }
-    }
 }
 
 fn default_init_range() -> f64 {
@@ -123,11 +90,7 @@ impl HfConfig {
             }
         };
         Ok(Self {
-            architectures: vec!["GPTNeoForCausalLM".into()],
-            model_type: "gpt_neo".into(),
-            vocab_size: model.vocab_size,
-            max_position_embeddings: model.context_len,
-            hidden_size: model.d_model,
+            head: ConfigHead::of("GPTNeoForCausalLM", "gpt_neo", model),
             num_layers: model.n_layers,
             num_heads: model.n_heads,
             intermediate_size: Some(model.ffn_dim()),
@@ -160,10 +123,10 @@ impl HfConfig {
             path: path.to_path_buf(),
             reason,
         };
-        if self.model_type != "gpt_neo" {
+        if self.head.model_type != "gpt_neo" {
             return Err(bad(format!(
                 "model_type is \"{}\"; growlm reads GPT-Neo (\"gpt_neo\") models only",
-                self.model_type
+                self.head.model_type
             )));
         }
         if self.activation_function != "gelu_new" {
@@ -177,19 +140,19 @@ impl HfConfig {
                 "tie_word_embeddings is false; growlm's LM head is the token embedding".into(),
             ));
         }
-        if self.num_heads == 0 || !self.hidden_size.is_multiple_of(self.num_heads) {
+        if self.num_heads == 0 || !self.head.hidden_size.is_multiple_of(self.num_heads) {
             return Err(bad(format!(
                 "hidden_size = {} is not a multiple of num_heads = {}",
-                self.hidden_size, self.num_heads
+                self.head.hidden_size, self.num_heads
             )));
         }
         // Every count bounded before it sizes or expands anything: the layer pattern is
         // expanded only once it is known to cover at most MAX_LAYERS layers.
         for (key, v, max) in [
             ("num_layers", self.num_layers, MAX_LAYERS),
-            ("vocab_size", self.vocab_size, MAX_DIM),
-            ("max_position_embeddings", self.max_position_embeddings, MAX_DIM),
-            ("hidden_size", self.hidden_size, MAX_DIM),
+            ("vocab_size", self.head.vocab_size, MAX_DIM),
+            ("max_position_embeddings", self.head.max_position_embeddings, MAX_DIM),
+            ("hidden_size", self.head.hidden_size, MAX_DIM),
             ("num_heads", self.num_heads, MAX_DIM),
             ("intermediate_size", self.intermediate_size.unwrap_or(0), MAX_DIM),
             ("window_size", self.window_size, MAX_DIM),
@@ -240,13 +203,13 @@ impl HfConfig {
             )));
         };
         let mut cfg = GptConfig::new(
-            self.vocab_size,
-            self.max_position_embeddings,
-            self.hidden_size,
+            self.head.vocab_size,
+            self.head.max_position_embeddings,
+            self.head.hidden_size,
             self.num_layers,
             self.num_heads,
         );
-        cfg.ffn_dim = self.intermediate_size.filter(|f| *f != 4 * self.hidden_size);
+        cfg.ffn_dim = self.intermediate_size.filter(|f| *f != 4 * self.head.hidden_size);
         cfg.attention = attention;
         cfg.layer_norm_eps = self.layer_norm_epsilon;
         cfg.init_std = self.initializer_range;

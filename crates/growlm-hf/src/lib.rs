@@ -14,11 +14,13 @@
 mod config;
 mod dir;
 mod llama;
+mod shared;
 mod weights;
 
-pub use config::{ConfigTail, HfConfig};
+pub use config::HfConfig;
 pub use dir::{export_model, import_model, read_dir, write_dir, HfFile, HfModel};
 pub use llama::LlamaHf;
+pub use shared::{ConfigHead, ConfigTail};
 pub use weights::{from_hf_tensors, hf_name, llama_name, read_safetensors, to_hf_tensors, write_safetensors};
 
 use std::path::PathBuf;

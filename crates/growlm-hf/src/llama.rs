@@ -8,24 +8,17 @@ use growlm_model::{Family, GptConfig, MAX_DIM, MAX_LAYERS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{first_mismatch, ConfigTail};
+use crate::config::first_mismatch;
+use crate::shared::{ConfigHead, ConfigTail};
 use crate::HfError;
 
 /// The fields of `LlamaConfig` that decide the function, plus the bookkeeping fields
 /// `transformers` reads to pick the model class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaHf {
-    /// `["LlamaForCausalLM"]`.
-    #[serde(default)]
-    pub architectures: Vec<String>,
-    /// `"llama"`.
-    pub model_type: String,
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Longest sequence (growlm's `context_len`).
-    pub max_position_embeddings: usize,
-    /// Residual width.
-    pub hidden_size: usize,
+    /// The class (`["LlamaForCausalLM"]`, `"llama"`) and the sizes.
+    #[serde(flatten)]
+    pub head: ConfigHead,
     /// SwiGLU width.
     pub intermediate_size: usize,
     /// Number of blocks.
@@ -89,11 +82,7 @@ impl LlamaHf {
             ));
         }
         Ok(Self {
-            architectures: vec!["LlamaForCausalLM".into()],
-            model_type: "llama".into(),
-            vocab_size: model.vocab_size,
-            max_position_embeddings: model.context_len,
-            hidden_size: model.d_model,
+            head: ConfigHead::of("LlamaForCausalLM", "llama", model),
             intermediate_size: model.ffn_dim(),
             num_hidden_layers: model.n_layers,
             num_attention_heads: model.n_heads,
@@ -138,8 +127,11 @@ impl LlamaHf {
             path: path.to_path_buf(),
             reason,
         };
-        if self.model_type != "llama" {
-            return Err(bad(format!("model_type is \"{}\", not \"llama\"", self.model_type)));
+        if self.head.model_type != "llama" {
+            return Err(bad(format!(
+                "model_type is \"{}\", not \"llama\"",
+                self.head.model_type
+            )));
         }
         if self.hidden_act != "silu" {
             return Err(bad(format!(
@@ -157,9 +149,9 @@ impl LlamaHf {
         }
         for (key, v, max) in [
             ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
-            ("vocab_size", self.vocab_size, MAX_DIM),
-            ("max_position_embeddings", self.max_position_embeddings, MAX_DIM),
-            ("hidden_size", self.hidden_size, MAX_DIM),
+            ("vocab_size", self.head.vocab_size, MAX_DIM),
+            ("max_position_embeddings", self.head.max_position_embeddings, MAX_DIM),
+            ("hidden_size", self.head.hidden_size, MAX_DIM),
             ("intermediate_size", self.intermediate_size, MAX_DIM),
             ("num_attention_heads", self.num_attention_heads, MAX_DIM),
         ] {
@@ -178,9 +170,9 @@ impl LlamaHf {
             rope_theta: Some(theta),
             tie_embeddings: Some(self.tie_word_embeddings),
             ..GptConfig::new(
-                self.vocab_size,
-                self.max_position_embeddings,
-                self.hidden_size,
+                self.head.vocab_size,
+                self.head.max_position_embeddings,
+                self.head.hidden_size,
                 self.num_hidden_layers,
                 self.num_attention_heads,
             )
