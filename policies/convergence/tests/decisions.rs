@@ -4,16 +4,17 @@
 use growlm_policy::{build_from, first_growth, first_growth_within, test_noise as noise};
 use growlm_policy_convergence::remaining_gain;
 
+/// The convergence policy with `params` (its `[policy]` lines).
+fn convergence(params: &str) -> Box<dyn growlm_policy::Policy> {
+    build_from(growlm_policy_convergence::build, params).unwrap()
+}
+
 #[test]
 fn convergence_fires_where_the_slope_falls_below_the_threshold() {
     // L = 2 + exp(−N/200): |L′| = exp(−N/200)/200 < 1e-4 once N > 200·ln 50 ≈ 782.4.
     // A 6-point window over evaluations every 20 steps measures the slope at its centre,
     // 50 steps back, so the first flat window ends near 840; patience 2 adds one more.
-    let mut p = build_from(
-        growlm_policy_convergence::build,
-        "rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nconfidence = 0.9",
-    )
-    .unwrap();
+    let mut p = convergence("rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nconfidence = 0.9");
     let fired = first_growth(p.as_mut(), 20, 3000, |n| 2.0 + (-(n as f64) / 200.0).exp()).unwrap();
     assert!((840..=900).contains(&fired), "fired at {fired}");
 }
@@ -22,11 +23,7 @@ fn convergence_fires_where_the_slope_falls_below_the_threshold() {
 fn convergence_elasticity_threshold_matches_the_analytic_point() {
     // L = 1 + 10/√N: elasticity −L′N/L = 5x/(1 + 10x) with x = 1/√N; it equals 0.07 at
     // x = 0.07/4.3, N ≈ 3773. With evaluations every 50 steps the fit's centre lags.
-    let mut p = build_from(
-        growlm_policy_convergence::build,
-        "rule = \"elasticity\"\nthreshold = 0.07\nwindow = 5\npatience = 1",
-    )
-    .unwrap();
+    let mut p = convergence("rule = \"elasticity\"\nthreshold = 0.07\nwindow = 5\npatience = 1");
     let fired = first_growth(p.as_mut(), 50, 20000, |n| 1.0 + 10.0 / (n as f64).sqrt()).unwrap();
     assert!((3773..=4100).contains(&fired), "fired at {fired}");
 }
@@ -35,19 +32,11 @@ fn convergence_elasticity_threshold_matches_the_analytic_point() {
 fn convergence_does_not_fire_on_a_noisy_dip() {
     // A loss still falling at 2e-4/step with noise of ±0.05: single windows can look flat,
     // but the slope's confidence interval is too wide to call it converged.
-    let mut p = build_from(
-        growlm_policy_convergence::build,
-        "rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nreserve = 0",
-    )
-    .unwrap();
+    let mut p = convergence("rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2\nreserve = 0");
     let curve = |n: u64| 5.0 - 2e-4 * n as f64 + 0.05 * noise(n);
     assert_eq!(first_growth(p.as_mut(), 20, 6000, curve), None);
     // The same policy fires on a flat noisy curve once it has enough evidence.
-    let mut p = build_from(
-        growlm_policy_convergence::build,
-        "rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2",
-    )
-    .unwrap();
+    let mut p = convergence("rule = \"elasticity\"\nabs_threshold = 1e-4\nwindow = 6\npatience = 2");
     let flat = |n: u64| 3.0 + 0.0005 * noise(n);
     assert!(first_growth(p.as_mut(), 20, 6000, flat).is_some());
 }
@@ -140,7 +129,7 @@ fn the_budget_rule_fires_at_the_analytic_point_at_any_scale() {
 fn the_budget_rule_does_not_fire_on_a_noisy_still_falling_curve() {
     // The same noisy curve, observed for 3000 steps of a 30 000-step budget: still far from
     // converged for that budget.
-    let mut p = build_from(growlm_policy_convergence::build, "").unwrap();
+    let mut p = convergence("");
     let noisy = |n: u64| power(n) + 0.01 * noise(n);
     assert_eq!(first_growth_within(p.as_mut(), 50, 3000, 30_000, noisy), None);
 }
@@ -149,12 +138,12 @@ fn the_budget_rule_does_not_fire_on_a_noisy_still_falling_curve() {
 fn the_deadline_keeps_the_reserve_for_the_grown_model() {
     // A curve the rule would grow on only at 2500 (see above): the default reserve, 0.2 of
     // a 3000-step two-stage run, makes it grow at step 2400, not at an evaluation.
-    let mut p = build_from(growlm_policy_convergence::build, "").unwrap();
+    let mut p = convergence("");
     assert_eq!(first_growth(p.as_mut(), 50, 3000, power), Some(2400));
-    let mut p = build_from(growlm_policy_convergence::build, "reserve = 0.1").unwrap();
+    let mut p = convergence("reserve = 0.1");
     assert_eq!(first_growth(p.as_mut(), 70, 3000, power), Some(2520));
     // A still-falling noisy curve never fires the rule; the deadline still grows it.
-    let mut p = build_from(growlm_policy_convergence::build, "").unwrap();
+    let mut p = convergence("");
     let falling = |n: u64| 5.0 - 2e-4 * n as f64 + 0.05 * noise(n);
     assert_eq!(first_growth(p.as_mut(), 50, 3000, falling), Some(2400));
     // Each later stage keeps its share: stage 0 of three stages grows by 0.6 of the budget.
@@ -168,7 +157,7 @@ fn the_deadline_keeps_the_reserve_for_the_grown_model() {
 #[test]
 fn the_budget_rule_fires_before_the_deadline_on_a_curve_that_flattens_early() {
     // L = 2 + 0.5·exp(−N/300): flat within noise long before 0.8 of the budget.
-    let mut p = build_from(growlm_policy_convergence::build, "").unwrap();
+    let mut p = convergence("");
     let early = |n: u64| 2.0 + 0.5 * (-(n as f64) / 300.0).exp() + 1e-4 * noise(n);
     let fired = first_growth(p.as_mut(), 50, 3000, early).unwrap();
     assert!(fired < 2000, "fired at {fired}");
