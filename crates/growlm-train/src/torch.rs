@@ -161,16 +161,10 @@ mod tests {
             "{called}"
         );
         // A script that writes nothing, or fails, is an error that names it.
-        let e = torch_figures(&fake_python(dir.path(), "exit 0"), &script, &cfg, 1, 2, 2)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("torch_reference.py") && e.contains("wrote no figures"),
-            "{e}"
-        );
-        let e = torch_figures(&fake_python(dir.path(), "exit 3"), &script, &cfg, 1, 2, 2)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("failed"), "{e}");
+        for (body, says) in [("exit 0", "wrote no figures"), ("exit 3", "failed")] {
+            let python = fake_python(dir.path(), body);
+            let e = torch_figures(&python, &script, &cfg, 1, 2, 2).unwrap_err().to_string();
+            assert!(e.contains("torch_reference.py") && e.contains(says), "{body}: {e}");
+        }
     }
 }
