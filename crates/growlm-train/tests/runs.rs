@@ -110,6 +110,15 @@ impl Observer for Log {
     }
 }
 
+/// Options for a run in `out` branched from `snapshot`, with the corpus cache in `dir`.
+fn branched_from(snapshot: &std::path::Path, out: &std::path::Path, dir: &std::path::Path) -> RunOptions {
+    RunOptions {
+        branch_from: Some(snapshot.to_path_buf()),
+        cache_dir: dir.join("cache"),
+        ..RunOptions::new(out)
+    }
+}
+
 #[test]
 fn observers_see_the_run_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -310,11 +319,7 @@ fn a_branch_from_the_small_reference_equals_a_straight_staged_run() {
     let straight = dir.path().join("straight");
     let a = run(&staged, &straight, false, &mut []).unwrap();
     let branched = dir.path().join("branch");
-    let opts = RunOptions {
-        branch_from: Some(snapshot.clone()),
-        cache_dir: dir.path().join("cache"),
-        ..RunOptions::new(&branched)
-    };
+    let opts = branched_from(&snapshot, &branched, dir.path());
     let b = train::<TB>(&staged, &opts, &registry(), &Default::default(), &mut []).unwrap();
     assert_eq!(
         (a.final_val_loss, a.flops, a.tokens),
@@ -349,11 +354,7 @@ fn a_branch_from_the_small_reference_equals_a_straight_staged_run() {
     let wsd_straight = dir.path().join("wsd-straight");
     run(&wsd, &wsd_straight, false, &mut []).unwrap();
     let wsd_branched = dir.path().join("wsd-branch");
-    let opts = RunOptions {
-        branch_from: Some(snapshot.clone()),
-        cache_dir: dir.path().join("cache"),
-        ..RunOptions::new(&wsd_branched)
-    };
+    let opts = branched_from(&snapshot, &wsd_branched, dir.path());
     train::<TB>(&wsd, &opts, &registry(), &Default::default(), &mut []).unwrap();
     assert_eq!(rows(&wsd_straight), rows(&wsd_branched));
     let lrs: Vec<f64> = growlm_train::output::read_jsonl::<MetricsRow>(&wsd_branched.join("metrics.jsonl"))
@@ -372,11 +373,7 @@ fn a_branch_from_the_small_reference_equals_a_straight_staged_run() {
     // (for a cosine schedule) the LR of a trained step.
     let refused = |cfg: RunConfig, snapshot: &Path, want: &str| {
         let out = dir.path().join(format!("refused-{want}"));
-        let opts = RunOptions {
-            branch_from: Some(snapshot.to_path_buf()),
-            cache_dir: dir.path().join("cache"),
-            ..RunOptions::new(&out)
-        };
+        let opts = branched_from(&snapshot, &out, dir.path());
         let e = train::<TB>(&cfg, &opts, &registry(), &Default::default(), &mut []).unwrap_err();
         assert!(
             matches!(&e, TrainError::BranchChanged { key, .. } if key.starts_with(want)),
