@@ -9,9 +9,8 @@ use growlm::train::{RunConfig, Summary, TrainError};
 
 #[test]
 fn a_run_writes_its_files_and_the_validation_loss_falls() {
-    let dir = Scratch::new();
+    let (dir, cfg) = scratch(40, false, "name = \"never\"");
     let out = dir.join("run");
-    let cfg = dir.config(40, false, "name = \"never\"");
     let s = run(&cfg, &out, false, None).unwrap();
     for f in [
         "config.toml",
@@ -42,8 +41,7 @@ fn a_run_writes_its_files_and_the_validation_loss_falls() {
 
 #[test]
 fn same_seed_gives_the_same_loss_curve() {
-    let dir = Scratch::new();
-    let cfg = dir.config(12, false, "name = \"never\"");
+    let (dir, cfg) = scratch(12, false, "name = \"never\"");
     run(&cfg, &dir.join("a"), false, None).unwrap();
     run(&cfg, &dir.join("b"), false, None).unwrap();
     assert_eq!(metrics(&dir.join("a")), metrics(&dir.join("b")));
@@ -51,8 +49,7 @@ fn same_seed_gives_the_same_loss_curve() {
 
 #[test]
 fn a_killed_run_resumes_exactly() {
-    let dir = Scratch::new();
-    let cfg = dir.config(24, false, "name = \"never\"");
+    let (dir, cfg) = scratch(24, false, "name = \"never\"");
     let (full, killed) = (dir.join("full"), dir.join("killed"));
     run(&cfg, &full, false, None).unwrap();
     // Killed after step 13: the last checkpoint is step 8, and steps 9–13 were logged.
@@ -67,8 +64,7 @@ fn a_killed_run_resumes_exactly() {
 
 #[test]
 fn an_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
-    let dir = Scratch::new();
-    let cfg = dir.config(8, false, "name = \"never\"");
+    let (dir, cfg) = scratch(8, false, "name = \"never\"");
     let out = dir.join("run");
     assert!(matches!(
         run(&cfg, &out, true, None),
@@ -82,8 +78,7 @@ fn an_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
 
 #[test]
 fn a_missing_corpus_path_is_named() {
-    let dir = Scratch::new();
-    let mut cfg = dir.config(4, false, "name = \"never\"");
+    let (dir, mut cfg) = scratch(4, false, "name = \"never\"");
     cfg.data.source = growlm::data::CorpusSource::Path("/no/such/text".into());
     let err = run(&cfg, &dir.join("r"), false, None).unwrap_err().to_string();
     assert!(err.contains("/no/such/text") && err.contains("data.source"), "{err}");
@@ -91,8 +86,7 @@ fn a_missing_corpus_path_is_named() {
 
 #[test]
 fn data_that_is_not_text_or_too_small_is_refused_naming_the_file() {
-    let dir = Scratch::new();
-    let mut cfg = dir.config(4, false, "name = \"never\"");
+    let (dir, mut cfg) = scratch(4, false, "name = \"never\"");
     let refused = |cfg: &growlm::train::RunConfig, name: &str| {
         let out = dir.join(format!("r-{name}"));
         let e = run(cfg, &out, false, None).unwrap_err().to_string();
@@ -125,8 +119,7 @@ fn data_that_is_not_text_or_too_small_is_refused_naming_the_file() {
 
 #[test]
 fn a_failing_checkpoint_write_stops_the_run_keeps_the_last_checkpoint_and_resume_is_exact() {
-    let dir = Scratch::new();
-    let cfg = dir.config(24, false, "name = \"never\"");
+    let (dir, cfg) = scratch(24, false, "name = \"never\"");
     let (full, faulty) = (dir.join("full"), dir.join("faulty"));
     run(&cfg, &full, false, None).unwrap();
     // A file where the checkpoint of step 16 wants its directory: the write fails.
@@ -149,8 +142,7 @@ fn a_failing_checkpoint_write_stops_the_run_keeps_the_last_checkpoint_and_resume
 /// resumes exactly.
 #[test]
 fn two_peers_give_the_one_device_curve_deterministically_and_resume_exactly() {
-    let dir = Scratch::new();
-    let cfg = dir.config(20, true, "name = \"fixed\"\nsteps = [6]");
+    let (dir, cfg) = scratch(20, true, "name = \"fixed\"\nsteps = [6]");
     let path = |name: &str| dir.join(name);
     run_on_devices(&cfg, &path("one"), false, None, 1).unwrap();
     let s = run_on_devices(&cfg, &path("two"), false, None, 2).unwrap();
@@ -192,8 +184,7 @@ fn two_peers_give_the_one_device_curve_deterministically_and_resume_exactly() {
 
 #[test]
 fn a_batch_that_does_not_split_over_the_devices_is_refused() {
-    let dir = Scratch::new();
-    let cfg = dir.config(4, false, "name = \"never\"");
+    let (dir, cfg) = scratch(4, false, "name = \"never\"");
     let e = run_on_devices(&cfg, &dir.join("r"), false, None, 3).unwrap_err();
     match e {
         TrainError::Config { key, reason } => {
@@ -236,8 +227,7 @@ fn a_failing_metrics_or_events_write_stops_the_run_and_resume_is_exact() {
             Ok(())
         }
     }
-    let dir = Scratch::new();
-    let cfg = dir.config(24, true, "name = \"fixed\"\nsteps = [10]");
+    let (dir, cfg) = scratch(24, true, "name = \"fixed\"\nsteps = [10]");
     let full = dir.join("full");
     run(&cfg, &full, false, None).unwrap();
     for (name, on_step, on_growth) in [("metrics", Some(13), false), ("events", None, true)] {
@@ -274,8 +264,7 @@ fn a_failing_metrics_or_events_write_stops_the_run_and_resume_is_exact() {
 /// the function exactly on the f32 master weights.
 #[test]
 fn a_bf16_run_grows_through_its_ramp_and_learns_like_f32() {
-    let dir = Scratch::new();
-    let mut cfg = dir.config(24, true, "name = \"fixed\"\nsteps = [6]");
+    let (dir, mut cfg) = scratch(24, true, "name = \"fixed\"\nsteps = [6]");
     let f32_run = run(&cfg, &dir.join("f32"), false, None).unwrap();
     cfg.train.precision = growlm::train::Precision::Bf16;
     let a = run(&cfg, &dir.join("a"), false, None).unwrap();

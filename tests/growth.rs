@@ -22,9 +22,8 @@ fn killed_at_10_resumes_exactly(cfg: &RunConfig, dir: &std::path::Path) -> (Vec<
 
 #[test]
 fn a_staged_run_grows_once_preserving_the_loss() {
-    let dir = Scratch::new();
+    let (dir, cfg) = scratch(24, true, "name = \"fixed\"\nsteps = [10]");
     let out = dir.join("run");
-    let cfg = dir.config(24, true, "name = \"fixed\"\nsteps = [10]");
     let s = run(&cfg, &out, false, None).unwrap();
     assert_eq!(s.growth_steps, vec![10]);
     assert_eq!(s.final_stage, 1);

@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::optim::AdamWConfig;
 use burn::tensor::{Distribution, Int, Tensor};
 use burn_flex::Flex;
-use common::{metrics, opts, run, tiny_config, Scratch, TB};
+use common::{metrics, opts, run, scratch, tiny_config, Scratch, TB};
 use growlm::hf::{export_model, import_model};
 use growlm::model::{AttentionMasks, Gpt, GptConfig};
 use growlm::ops::{assign_params, param_values, Growth, GrowthConfig};
@@ -199,8 +199,7 @@ fn the_model_vocabulary_follows_the_tokenizer() {
 fn a_checkpoint_from_before_exact_gpt_neo_is_refused() {
     use burn::module::{Module, Param};
     use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-    let dir = Scratch::new();
-    let mut cfg = dir.config(8, false, "name = \"never\"");
+    let (dir, mut cfg) = scratch(8, false, "name = \"never\"");
     let out = dir.path().join("run");
     run(&cfg, &out, false, None).unwrap();
     // Write the checkpoint's model back with a query bias and without checksums, as

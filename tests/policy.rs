@@ -38,8 +38,7 @@ fn convergence_state_survives_resume() {
 
 #[test]
 fn the_example_policy_runs_end_to_end() {
-    let dir = Scratch::new();
-    let cfg = dir.config(12, true, "name = \"example\"\nevery = 5");
+    let (dir, cfg) = scratch(12, true, "name = \"example\"\nevery = 5");
     let out = dir.join("run");
     let s = run(&cfg, &out, false, None).unwrap();
     assert_eq!(s.growth_steps, vec![5]);

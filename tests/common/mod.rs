@@ -44,6 +44,13 @@ impl Scratch {
     }
 }
 
+/// A fresh [`Scratch`] and [`Scratch::config`] over its corpus: the start of most tests.
+pub fn scratch(max_steps: u64, staged: bool, policy: &str) -> (Scratch, RunConfig) {
+    let dir = Scratch::new();
+    let cfg = dir.config(max_steps, staged, policy);
+    (dir, cfg)
+}
+
 /// The tiny fixture (`configs/tiny.toml`) over `corpus` with `max_steps`, one stage or
 /// both, and the policy `policy` (its `[policy]` table's lines).
 pub fn tiny_config(corpus: &Path, max_steps: u64, staged: bool, policy: &str) -> RunConfig {
