@@ -120,9 +120,7 @@ pub fn forward(
     x: &[f32],
     (w, layout): (&[f32], Weight),
     b: Option<&[f32]>,
-    rows: usize,
-    k: usize,
-    n: usize,
+    (rows, k, n): (usize, usize, usize),
 ) -> Vec<f32> {
     assert!(x.len() == rows * k && w.len() == k * n, "fused linear: shapes");
     let mut y = vec![0.0f32; rows * n];

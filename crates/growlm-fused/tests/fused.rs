@@ -528,7 +528,7 @@ fn linear_matches_the_decomposed_path_and_the_f64_reference_forward_and_backward
     // Finite differences of the f64 loss Σ y∘r through the f32 kernel's forward agree with
     // its backward on a few entries of each input.
     let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
-        let y = growlm_fused::linear::forward(x, (w, Weight::InOut), Some(b), rows, k, n);
+        let y = growlm_fused::linear::forward(x, (w, Weight::InOut), Some(b), dims);
         y.iter().zip(&r0).map(|(y, r)| f64::from(*y) * f64::from(*r)).sum()
     };
     let (dx, dw, db) = growlm_fused::linear::backward(&x0, (&w0, Weight::InOut), &r0, dims, [true; 3]);
@@ -573,7 +573,7 @@ fn linear_is_bit_identical_on_one_thread_and_on_two_above_the_parallel_size() {
         on_threads(threads, || {
             let mut out = Vec::new();
             for layout in [Weight::InOut, Weight::OutIn] {
-                let y = growlm_fused::linear::forward(&x, (&w, layout), Some(&b), rows, k, n);
+                let y = growlm_fused::linear::forward(&x, (&w, layout), Some(&b), dims);
                 let (dx, dw, db) = growlm_fused::linear::backward(&x, (&w, layout), &dy, dims, [true; 3]);
                 out.extend([y, dx.unwrap(), dw.unwrap(), db.unwrap()]);
             }

@@ -83,64 +83,55 @@ impl<'a> Growth<'a> {
         optim: &OptimizerAdaptor<AdamW, Gpt<B>, B>,
         fresh_optim: OptimizerAdaptor<AdamW, Gpt<B>, B>,
     ) -> Result<Grown<B>, OpsError> {
-        grow(self, model, optim, fresh_optim)
-    }
-}
+        let Growth {
+            source,
+            target,
+            op,
+            seed,
+            step,
+            active,
+        } = *self;
+        let (plans, layers) = plan(source, target, op)?;
+        let maps = WidthMaps::new(source, target, op)?;
+        let device = model.wte.val().device();
+        let src = named_params::<B, _>(model);
+        let fresh_model = target.init::<B>(seed, &device).map_err(OpsError::Model)?;
+        let fresh = named_params::<B, _>(&fresh_model);
+        fn lookup<'m>(map: &'m NamedParams, path: &str) -> Result<&'m HostTensor, OpsError> {
+            map.get(path)
+                .map(|(_, t)| t)
+                .ok_or_else(|| OpsError::Incompatible(format!("model has no parameter `{path}`")))
+        }
+        let mut values = HashMap::new();
+        for p in &plans {
+            let f = lookup(&fresh, &p.target)?;
+            let read = |path: &Option<String>| path.as_deref().map(|p| lookup(&src, p)).transpose();
+            let (s, up) = (read(&p.source)?, read(&p.upper)?);
+            values.insert(p.target.clone(), apply(&f.shape, p, &maps, Some(f), s, up, 1));
+        }
+        let grown = assign_params::<B, _>(fresh_model, &values);
 
-fn grow<B: AutodiffBackend>(
-    g: &Growth<'_>,
-    model: &Gpt<B>,
-    optim: &OptimizerAdaptor<AdamW, Gpt<B>, B>,
-    fresh_optim: OptimizerAdaptor<AdamW, Gpt<B>, B>,
-) -> Result<Grown<B>, OpsError> {
-    let Growth {
-        source,
-        target,
-        op,
-        seed,
-        step,
-        active,
-    } = *g;
-    let (plans, layers) = plan(source, target, op)?;
-    let maps = WidthMaps::new(source, target, op)?;
-    let device = model.wte.val().device();
-    let src = named_params::<B, _>(model);
-    let fresh_model = target.init::<B>(seed, &device).map_err(OpsError::Model)?;
-    let fresh = named_params::<B, _>(&fresh_model);
-    fn lookup<'m>(map: &'m NamedParams, path: &str) -> Result<&'m HostTensor, OpsError> {
-        map.get(path)
-            .map(|(_, t)| t)
-            .ok_or_else(|| OpsError::Incompatible(format!("model has no parameter `{path}`")))
+        // The optimizer state follows the parameters, by the same plans.
+        let optim = map_optimizer::<B>(&plans, &maps, &src, &fresh, optim, fresh_optim, &device)?;
+        let mut ramp = Ramp::from_active(
+            active.unwrap_or_else(|| ActiveWidth::full(source)),
+            target,
+            step,
+            op.effective_ramp(),
+        );
+        let (w, d) = op.operators();
+        ramp.op = Some(op.width);
+        let ramp = w.start_ramp(ramp, &layers, &*d);
+        Ok(Grown {
+            model: grown,
+            optim,
+            ramp,
+            report: GrowthReport {
+                params_before: source.num_params(),
+                params_after: target.num_params(),
+                layers,
+                operator: op.describe(),
+            },
+        })
     }
-    let mut values = HashMap::new();
-    for p in &plans {
-        let f = lookup(&fresh, &p.target)?;
-        let read = |path: &Option<String>| path.as_deref().map(|p| lookup(&src, p)).transpose();
-        let (s, up) = (read(&p.source)?, read(&p.upper)?);
-        values.insert(p.target.clone(), apply(&f.shape, p, &maps, Some(f), s, up, 1));
-    }
-    let grown = assign_params::<B, _>(fresh_model, &values);
-
-    // The optimizer state follows the parameters, by the same plans.
-    let optim = map_optimizer::<B>(&plans, &maps, &src, &fresh, optim, fresh_optim, &device)?;
-    let mut ramp = Ramp::from_active(
-        active.unwrap_or_else(|| ActiveWidth::full(source)),
-        target,
-        step,
-        op.effective_ramp(),
-    );
-    let (w, d) = op.operators();
-    ramp.op = Some(op.width);
-    let ramp = w.start_ramp(ramp, &layers, &*d);
-    Ok(Grown {
-        model: grown,
-        optim,
-        ramp,
-        report: GrowthReport {
-            params_before: source.num_params(),
-            params_after: target.num_params(),
-            layers,
-            operator: op.describe(),
-        },
-    })
 }

@@ -87,7 +87,7 @@ pub fn linear<B: Backend>(
     ) {
         let b = take_as::<_, Tensor<Flex, 1>>(&mut sb).map(|b| float(b).to_contiguous());
         let (x, w) = (float(x).to_contiguous(), float(w).to_contiguous());
-        let y = kernel::forward(slice(&x), (slice(&w), layout), b.as_ref().map(slice), rows, k, n);
+        let y = kernel::forward(slice(&x), (slice(&w), layout), b.as_ref().map(slice), dims);
         let out = wrap::<Flex, 2>(from_vec(y, [rows, n]));
         return Ok(take_as(&mut Some(out)).expect("B is Flex"));
     }
@@ -100,7 +100,7 @@ pub fn linear<B: Backend>(
         let (cx, cw) = (x.primitive.to_contiguous(), w.primitive.to_contiguous());
         let cb = b.as_ref().map(|b| b.primitive.to_contiguous());
         let y = from_vec(
-            kernel::forward(slice(&cx), (slice(&cw), layout), cb.as_ref().map(slice), rows, k, n),
+            kernel::forward(slice(&cx), (slice(&cw), layout), cb.as_ref().map(slice), dims),
             [rows, n],
         );
         let state = LinearState {
