@@ -73,7 +73,8 @@ pub struct SolveArgs {
     /// Recovery delay δ in target steps.
     #[arg(long, default_value_t = 0.0)]
     delay: f64,
-    /// Grown runs (run directories that grew once) for the empirical E.
+    /// Grown runs (run directories that grew once) for the empirical E; with --budget, to
+    /// calibrate the growth transfer beyond loss matching.
     #[arg(long, num_args = 1..)]
     grown: Vec<PathBuf>,
     /// Write the result as JSON here.
@@ -153,6 +154,7 @@ fn budget(a: SolveArgs) -> Result<()> {
             (None, Some(n)) => Budget::Steps(n),
             (None, None) => unreachable!("checked by the caller"),
         },
+        grown: a.grown,
     };
     let r = budget::answer(&inputs)?;
     print!("{r}");

@@ -143,19 +143,47 @@ grow_frac = [0.25, 0.5]
     assert!((cell.error - (cell.predicted - cell.measured.mean)).abs() < 1e-12);
     assert_eq!(law.within, law.cells.iter().filter(|c| c.error.abs() <= 0.01).count());
     assert!(report.contains("the law L(N, D) against the grown arms"), "{report}");
-    // `solve --budget` on the same runs: the same law, every size alone at the budget, and
-    // the lowest predicted loss recommended.
-    use growlm_lab::solve::budget::{answer, Budget, BudgetInputs};
+    // Calibrated: the law anchored at the size runs, with a transfer fitted to the other
+    // arms' runs (leave one arm out), predicts the arm's runs.
+    use growlm_lab::solve::budget::{answer, grown_point, law_points, Budget, BudgetInputs};
+    use growlm_solver::{Anchored, GrowthLaw, Transfer};
     let runs: Vec<std::path::PathBuf> = ["d8", "d12", "d32"]
         .iter()
         .flat_map(|s| [10, 20].map(|b| [3, 4].map(|seed| out.join(format!("{s}-{b}-s{seed}")))))
         .flatten()
         .collect();
+    let named = |p: &std::path::PathBuf| (p.file_name().unwrap().to_string_lossy().into_owned(), RunDir::new(p));
+    let (points, _) = law_points(&runs.iter().map(named).collect::<Vec<_>>()).unwrap();
+    let grown_dirs = |arms: &[&str]| -> Vec<std::path::PathBuf> {
+        arms.iter()
+            .flat_map(|a| [3, 4].map(|seed| out.join(format!("{a}-s{seed}"))))
+            .collect()
+    };
+    let others: Vec<_> = grown_dirs(&["grown-10", "grown-20", "fr-20-at50"])
+        .iter()
+        .map(|p| grown_point(&RunDir::new(p)).unwrap())
+        .collect();
+    let anchored = Anchored::new(law.fit.law, &points);
+    let model = GrowthLaw {
+        transfer: Transfer::fit(&anchored, &others).unwrap().transfer,
+        law: anchored,
+    };
+    let k = cell
+        .calibrated
+        .expect("6 runs of the other arms calibrate the transfer");
+    assert!((k.predicted - pair.grown(&model, 5, 20).loss).abs() < 1e-12, "{k:?}");
+    assert!((k.error - (k.predicted - cell.measured.mean)).abs() < 1e-12);
+    assert_eq!(law.transfer.map(|t| t.runs), Some(8));
+    assert_eq!(law.calibrated, 4);
+    assert!(report.contains("leave one arm out"), "{report}");
+    // `solve --budget` on the same runs: the same law, every size alone at the budget, and
+    // the lowest predicted loss recommended.
     let inputs = BudgetInputs {
-        runs,
+        runs: runs.clone(),
         config: dir.path().join("base.toml"),
         edits: vec![],
         budget: Budget::Flops(f.rows[0].flops),
+        grown: vec![],
     };
     let r = answer(&inputs).unwrap();
     // The same points (in another order: the optimum of these tiny runs is flat in E and B,
@@ -177,6 +205,30 @@ grow_frac = [0.25, 0.5]
     let mut reg = registry();
     growlm_policy_solver::register(&mut reg);
     reg.build("solver", table["policy"].as_table().unwrap()).unwrap();
+    assert!(r.transfer.is_none());
+    // With grown runs, the transfer is fitted to them and the growth predicted by it.
+    let all = grown_dirs(&["grown-10", "grown-20", "fr-20-at25", "fr-20-at50"]);
+    let c = answer(&BudgetInputs {
+        grown: all.clone(),
+        ..inputs.clone()
+    })
+    .unwrap();
+    let t = c.transfer.expect("8 grown runs");
+    assert_eq!(t.runs, 8);
+    let model = GrowthLaw {
+        law: Anchored::new(c.fit.law, &points),
+        transfer: t.transfer,
+    };
+    let g = &c.answer.best_growth;
+    assert_eq!(g.loss, c.pair.grown(&model, g.grow_at.unwrap(), g.steps).loss);
+    // A run that never grew is refused by name.
+    let e = answer(&BudgetInputs {
+        grown: vec![runs[0].clone()],
+        ..inputs.clone()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("d8-10-s3") && e.contains("never grew"), "{e}");
     // An unfinished run is refused by name.
     let e = answer(&BudgetInputs {
         runs: vec![dir.path().join("nope")],

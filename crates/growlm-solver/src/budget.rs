@@ -1,11 +1,13 @@
 //! The iso-FLOP question a fitted law answers (beyond the paper; DESIGN.md §Solver): at a
 //! budget of training FLOPs, which is lower — each size trained alone, or the small model
-//! grown into the target at its best step `Gb`? The grown run is predicted by loss
-//! matching ([`ScalingLaw::effective_tokens`], see [`crate::law`]).
+//! grown into the target at its best step `Gb`? The grown run is predicted by a
+//! [`LossModel`]: the law by loss matching ([`crate::law::ScalingLaw::effective_tokens`]),
+//! or the law anchored at its runs with a transfer calibrated on grown runs
+//! ([`crate::transfer`]).
 
 use serde::Serialize;
 
-use crate::law::ScalingLaw;
+use crate::transfer::LossModel;
 
 /// A model size the budget question considers: its parameters and training FLOPs per
 /// step.
@@ -71,7 +73,7 @@ impl BudgetAnswer {
 
 impl GrowthPair {
     /// `size` alone for `flops` FLOPs.
-    pub fn alone(&self, law: &ScalingLaw, size: &SizeCost, flops: f64) -> BudgetOption {
+    pub fn alone(&self, law: &dyn LossModel, size: &SizeCost, flops: f64) -> BudgetOption {
         let steps = (flops / size.flops_per_step).floor().max(1.0);
         let tokens = steps * self.tokens_per_step;
         BudgetOption {
@@ -85,7 +87,7 @@ impl GrowthPair {
     }
 
     /// The small model grown into the target after `grow_at` of `steps` steps.
-    pub fn grown(&self, law: &ScalingLaw, grow_at: u64, steps: u64) -> BudgetOption {
+    pub fn grown(&self, law: &dyn LossModel, grow_at: u64, steps: u64) -> BudgetOption {
         let (g, b) = (grow_at as f64, steps as f64);
         let t = self.tokens_per_step;
         BudgetOption {
@@ -101,7 +103,7 @@ impl GrowthPair {
     /// The iso-FLOP question at `flops`: every size alone, and growth at the step that
     /// predicts the lowest loss with the run's steps set so that it spends `flops` (the
     /// growth step searched over every step the small model can take within the budget).
-    pub fn answer(&self, law: &ScalingLaw, sizes: &[SizeCost], flops: f64) -> BudgetAnswer {
+    pub fn answer(&self, law: &dyn LossModel, sizes: &[SizeCost], flops: f64) -> BudgetAnswer {
         let alone: Vec<BudgetOption> = sizes.iter().map(|s| self.alone(law, s, flops)).collect();
         let (fs, ft) = (self.small.flops_per_step, self.target.flops_per_step);
         // At least one step of the target after the growth.
@@ -118,7 +120,7 @@ impl GrowthPair {
     /// predicted iso-FLOP gap — its loss minus the best of every size alone (the pair's two
     /// included) at its FLOPs — is lowest. Growth is recommended when that gap is negative;
     /// else the best size alone at those FLOPs (a policy then never grows).
-    pub fn answer_steps(&self, law: &ScalingLaw, sizes: &[SizeCost], steps: u64) -> BudgetAnswer {
+    pub fn answer_steps(&self, law: &dyn LossModel, sizes: &[SizeCost], steps: u64) -> BudgetAnswer {
         let steps = steps.max(2);
         let mut all: Vec<SizeCost> = sizes.to_vec();
         for s in [&self.small, &self.target] {

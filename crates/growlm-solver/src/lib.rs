@@ -12,6 +12,7 @@ pub mod growth;
 pub mod law;
 pub mod least_squares;
 pub mod stats;
+pub mod transfer;
 
 pub use budget::{BudgetAnswer, BudgetOption, GrowthPair, SizeCost};
 pub use curve::{CurveModel, Exponential, ModelKind, PowerLaw};
@@ -20,6 +21,7 @@ pub use growth::{brent_min, brent_root, empirical_effect, plan_stages, GrowthPro
 pub use law::{LawFit, LawPoint, ScalingLaw};
 pub use least_squares::{LeastSquares, Residuals};
 pub use stats::{fit_line, LineFit};
+pub use transfer::{Anchored, GrownPoint, GrowthLaw, LossModel, Transfer, TransferFit};
 
 /// Errors of the solver.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -257,9 +257,7 @@ fn law(s: &mut String, l: &super::LawCheck) {
          alone at the run's FLOPs. Agreement: the measured iso-FLOP gap's interval is below 0 (grow), \
          above 0 (a size alone), or covers 0 (no difference: either answer agrees).\n\n\
          {} of {} arms predicted within 0.01 of the measured loss; the recommendation agrees with the \
-         measurement in {} of {}.\n\n\
-         | arm | predicted loss | measured loss | error | law says | best size alone (law) | measured |\n\
-         |---|---|---|---|---|---|---|\n",
+         measurement in {} of {}.\n\n",
         w.e,
         w.a,
         w.alpha,
@@ -273,14 +271,45 @@ fn law(s: &mut String, l: &super::LawCheck) {
         l.agree,
         l.cells.len()
     );
+    if let Some(t) = &l.transfer {
+        let _ = write!(
+            s,
+            "Calibrated: the law anchored at each size's runs (its mean residual there, interpolated in ln D) \
+             with a growth transfer `D_eff = D_match + μ·D_after − R` fitted to the grown runs; each arm is \
+             predicted by the transfer fitted to the other arms' runs (leave one arm out). Fitted to all {} \
+             grown runs: μ = {:.4}, R = {:.0} tokens (rmse {:.4}). {} of {} arms predicted within 0.01; the \
+             recommendation agrees in {} of {}.\n\n",
+            t.runs,
+            t.transfer.gain,
+            t.transfer.recovery,
+            t.rmse,
+            l.within_calibrated,
+            l.calibrated,
+            l.agree_calibrated,
+            l.calibrated
+        );
+    }
+    s.push_str(
+        "| arm | predicted loss | measured loss | error | calibrated (error) | law says | best size alone (law) | measured |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
     for c in &l.cells {
+        let calibrated = c.calibrated.map_or("—".into(), |k| {
+            format!(
+                "{:.4} ({:+.4}), {}",
+                k.predicted,
+                k.error,
+                if k.predicted_grow { "grow" } else { "alone" }
+            )
+        });
         let _ = writeln!(
             s,
-            "| {} | {:.4} | {} | {:+.4} | {} | {} | {} |",
+            "| {} | {:.4} | {} | {:+.4} | {} | {} | {} | {} |",
             c.arm,
             c.predicted,
             c.measured.show(4),
             c.error,
+            calibrated,
             if c.predicted_grow { "grow" } else { "alone" },
             c.best_alone,
             match c.measured_best {

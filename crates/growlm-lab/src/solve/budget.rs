@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
-use growlm_solver::{BudgetAnswer, GrowthPair, LawFit, LawPoint, ScalingLaw, SizeCost};
+use growlm_solver::{
+    Anchored, BudgetAnswer, GrownPoint, GrowthLaw, GrowthPair, LawFit, LawPoint, LossModel, ScalingLaw, SizeCost,
+    Transfer, TransferFit,
+};
 use growlm_train::{Edit, RunConfig, RunDir};
 use serde::Serialize;
 
@@ -34,6 +37,9 @@ pub struct BudgetInputs {
     pub edits: Vec<Edit>,
     /// The budget.
     pub budget: Budget,
+    /// Finished grown runs (each grew once) to calibrate the growth transfer on
+    /// ([`growlm_solver::transfer`]); none: loss matching over the law alone.
+    pub grown: Vec<PathBuf>,
 }
 
 /// The answer with the law it came from.
@@ -41,6 +47,9 @@ pub struct BudgetInputs {
 pub struct BudgetReport {
     /// The law and its fit.
     pub fit: LawFit,
+    /// The growth transfer fitted to the grown runs given (the law is then anchored at its
+    /// runs); `None`: loss matching.
+    pub transfer: Option<TransferFit>,
     /// The sizes considered (those of the runs, by parameters).
     pub sizes: Vec<SizeCost>,
     /// The growth asked about.
@@ -123,10 +132,9 @@ pub fn policy_table(law: &ScalingLaw, pair: &GrowthPair) -> String {
     )
 }
 
-/// Fits the law to `inputs.runs` and answers at `inputs.budget`.
-pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
-    let runs: Vec<(String, RunDir)> = inputs
-        .runs
+/// Finished run directories, named by their last path component.
+fn finished(paths: &[PathBuf]) -> Result<Vec<(String, RunDir)>, LabError> {
+    paths
         .iter()
         .map(|p| {
             let name = p
@@ -141,14 +149,63 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
             }
             Ok((name, dir))
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// A finished run that grew once, as a transfer's fit sees it: its first stage grown into
+/// its last at its first growth step.
+pub fn grown_point(dir: &RunDir) -> Result<GrownPoint, LabError> {
+    let s = dir.summary()?;
+    let Some(&g) = s.growth_steps.first() else {
+        return Err(LabError::Invalid(format!(
+            "{}: never grew; give runs that grew once to calibrate the growth",
+            dir.path().display()
+        )));
+    };
+    let pair = growth_pair(&dir.config()?).context_with(|| dir.path().display().to_string())?;
+    let t = pair.tokens_per_step;
+    Ok(GrownPoint {
+        small: pair.small.params,
+        target: pair.target.params,
+        small_tokens: g as f64 * t,
+        after_tokens: s.steps.saturating_sub(g) as f64 * t,
+        loss: s.final_val_loss,
+    })
+}
+
+/// Fits the law to `inputs.runs` (and the transfer to `inputs.grown`, if any) and answers
+/// at `inputs.budget`.
+pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
+    let runs = finished(&inputs.runs)?;
     let (points, sizes) = law_points(&runs)?;
     let fit = ScalingLaw::fit(&points).context_with(|| format!("the law L(N, D) over {} runs", points.len()))?;
+    let grown: Vec<GrownPoint> = finished(&inputs.grown)?
+        .iter()
+        .map(|(_, d)| grown_point(d))
+        .collect::<Result<_, _>>()?;
+    let calibrated = if grown.is_empty() {
+        None
+    } else {
+        let anchored = Anchored::new(fit.law, &points);
+        let t = Transfer::fit(&anchored, &grown)
+            .context_with(|| format!("the growth transfer over {} grown runs", grown.len()))?;
+        Some((
+            GrowthLaw {
+                law: anchored,
+                transfer: t.transfer,
+            },
+            t,
+        ))
+    };
+    let model: &dyn LossModel = match &calibrated {
+        Some((m, _)) => m,
+        None => &fit.law,
+    };
     let cfg = RunConfig::load_edited(&inputs.config, &inputs.edits)?;
     let pair = growth_pair(&cfg).context_with(|| inputs.config.display().to_string())?;
     let answer = match inputs.budget {
-        Budget::Flops(f) if f > 0.0 && f.is_finite() => pair.answer(&fit.law, &sizes, f),
-        Budget::Steps(n) if n >= 2 => pair.answer_steps(&fit.law, &sizes, n),
+        Budget::Flops(f) if f > 0.0 && f.is_finite() => pair.answer(model, &sizes, f),
+        Budget::Steps(n) if n >= 2 => pair.answer_steps(model, &sizes, n),
         b => {
             return Err(LabError::Invalid(format!(
                 "budget {b:?}: give positive FLOPs, or at least 2 steps"
@@ -157,6 +214,7 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
     };
     Ok(BudgetReport {
         policy: policy_table(&fit.law, &pair),
+        transfer: calibrated.map(|(_, t)| t),
         fit,
         sizes,
         pair,

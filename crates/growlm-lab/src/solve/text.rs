@@ -113,6 +113,18 @@ impl fmt::Display for BudgetReport {
             "  law: E {:.4}, A {:.4e}, α {:.4}, B {:.4e}, β {:.4} | {} runs, rmse {:.4}, largest residual {:.4}",
             l.e, l.a, l.alpha, l.b, l.beta, r.fit.points, r.fit.rmse, r.fit.max_residual
         )?;
+        match &r.transfer {
+            Some(t) => writeln!(
+                f,
+                "  growth: the law anchored at its runs, with a transfer fitted to {} grown runs: \
+                 D_eff = D_match + {:.4}·D_after − {:.0} tokens (rmse {:.4})",
+                t.runs, t.transfer.gain, t.transfer.recovery, t.rmse
+            )?,
+            None => writeln!(
+                f,
+                "  growth: loss matching (give --grown RUN... to calibrate it on grown runs)"
+            )?,
+        }
         writeln!(
             f,
             "  growth: {} ({:.0} params) -> {} ({:.0} params); budget {:.3e} FLOPs",
@@ -148,7 +160,15 @@ impl fmt::Display for BudgetReport {
                 ": growth does not pay at this budget"
             }
         )?;
-        writeln!(f, "  the `solver` policy acts on this law with:")?;
+        writeln!(
+            f,
+            "  the `solver` policy acts on this law{} with:",
+            if r.transfer.is_some() {
+                " (by loss matching: the transfer and the anchors are not passed to it)"
+            } else {
+                ""
+            }
+        )?;
         for line in r.policy.lines() {
             writeln!(f, "    {line}")?;
         }
