@@ -221,6 +221,14 @@ grow_frac = [0.25, 0.5]
     };
     let g = &c.answer.best_growth;
     assert_eq!(g.loss, c.pair.grown(&model, g.grow_at.unwrap(), g.steps).loss);
+    // Its policy table carries the transfer and the anchors to the `solver` policy.
+    let table: toml::Table = toml::from_str(&c.policy).unwrap();
+    let p = reg.build("solver", table["policy"].as_table().unwrap()).unwrap();
+    assert!(p.describe().contains("transfer μ"), "{}", p.describe());
+    assert_eq!(
+        table["policy"]["anchors"].as_array().map(Vec::len),
+        Some(model.law.rows().len())
+    );
     // A run that never grew is refused by name.
     let e = answer(&BudgetInputs {
         grown: vec![runs[0].clone()],

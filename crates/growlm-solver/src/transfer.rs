@@ -82,6 +82,28 @@ impl Anchored {
         Self { law, anchors }
     }
 
+    /// `law` anchored at residuals given as `[params, tokens, residual]` rows (what
+    /// [`Anchored::rows`] gives back; a `[policy]` table carries them).
+    pub fn from_rows(law: ScalingLaw, rows: &[[f64; 3]]) -> Self {
+        let points: Vec<LawPoint> = rows
+            .iter()
+            .map(|&[params, tokens, r]| LawPoint {
+                params,
+                tokens,
+                loss: law.loss(params, tokens) + r,
+            })
+            .collect();
+        Self::new(law, &points)
+    }
+
+    /// The anchors as `[params, tokens, residual]` rows, by size and budget.
+    pub fn rows(&self) -> Vec<[f64; 3]> {
+        self.anchors
+            .iter()
+            .flat_map(|(n, b)| b.iter().map(move |&(d, r)| [*n, d.exp(), r]))
+            .collect()
+    }
+
     /// The law plus the residual at `params` and `tokens`.
     pub fn loss(&self, params: f64, tokens: f64) -> f64 {
         self.law.loss(params, tokens) + self.residual(params, tokens)

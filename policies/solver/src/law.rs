@@ -5,7 +5,7 @@
 //! step, or never.
 
 use growlm_policy::{Decision, Observation, Policy};
-use growlm_solver::{GrowthPair, ScalingLaw, SizeCost};
+use growlm_solver::{Anchored, GrowthLaw, GrowthPair, LossModel, ScalingLaw, SizeCost, Transfer};
 use serde::{Deserialize, Serialize};
 
 use crate::NAME;
@@ -23,17 +23,33 @@ struct LawState {
 /// Grows where the law says growth ends lowest within the budget, or never.
 pub struct LawPolicy {
     law: ScalingLaw,
+    /// The law anchored at its runs with a calibrated transfer, when given.
+    calibrated: Option<GrowthLaw>,
     params: [f64; 2],
     state: LawState,
 }
 
 impl LawPolicy {
-    /// A policy for the small and target models of `params` parameters under `law`.
+    /// A policy for the small and target models of `params` parameters under `law`, a
+    /// growth predicted by loss matching.
     pub fn new(law: ScalingLaw, params: [f64; 2]) -> Self {
         Self {
             law,
+            calibrated: None,
             params,
             state: LawState::default(),
+        }
+    }
+
+    /// The same policy predicting a growth by `transfer` over the law anchored at `anchors`
+    /// (`[params, tokens, residual]` rows).
+    pub fn calibrated(self, transfer: Transfer, anchors: &[[f64; 3]]) -> Self {
+        Self {
+            calibrated: Some(GrowthLaw {
+                law: Anchored::from_rows(self.law, anchors),
+                transfer,
+            }),
+            ..self
         }
     }
 
@@ -50,7 +66,11 @@ impl LawPolicy {
             target: size("target", self.params[1], ft),
             tokens_per_step,
         };
-        pair.answer_steps(&self.law, &[], steps).recommended.grow_at
+        let model: &dyn LossModel = match &self.calibrated {
+            Some(c) => c,
+            None => &self.law,
+        };
+        pair.answer_steps(model, &[], steps).recommended.grow_at
     }
 }
 
@@ -77,8 +97,16 @@ impl Policy for LawPolicy {
     growlm_policy::typed_state!(NAME, state);
 
     fn describe(&self) -> String {
+        let growth = self.calibrated.as_ref().map_or("loss matching".to_string(), |c| {
+            format!(
+                "transfer μ {:.3}, R {:.0} tokens over {} anchors",
+                c.transfer.gain,
+                c.transfer.recovery,
+                c.law.rows().len()
+            )
+        });
         format!(
-            "solver (law L(N, D) = {:.3} + {:.3e}·N^-{:.3} + {:.3e}·D^-{:.3}; {} -> {} parameters)",
+            "solver (law L(N, D) = {:.3} + {:.3e}·N^-{:.3} + {:.3e}·D^-{:.3}; {} -> {} parameters; {growth})",
             self.law.e, self.law.a, self.law.alpha, self.law.b, self.law.beta, self.params[0], self.params[1]
         )
     }
@@ -129,8 +157,67 @@ mod tests {
         let mut resumed = LawPolicy::new(LAW, [1e4, 4e4]);
         resumed.load_state(p.state()).unwrap();
         assert_eq!(resumed.state, p.state);
+        // Calibrated: the step the anchored law with the transfer recommends, not loss
+        // matching's.
+        let t = Transfer {
+            gain: 0.5,
+            recovery: 0.0,
+        };
+        let anchors = [[4e4, 1e8, 0.01], [4e4, 1e9, -0.01]];
+        let mut c = LawPolicy::new(LAW, [1e4, 4e4]).calibrated(t, &anchors);
+        let model = GrowthLaw {
+            law: Anchored::from_rows(LAW, &anchors),
+            transfer: t,
+        };
+        let pair = GrowthPair {
+            small: SizeCost {
+                name: "small".into(),
+                params: 1e4,
+                flops_per_step: 6e6,
+            },
+            target: SizeCost {
+                name: "target".into(),
+                params: 4e4,
+                flops_per_step: 2.4e7,
+            },
+            tokens_per_step: 100.0,
+        };
+        let want = pair.answer_steps(&model, &[], steps).recommended.grow_at;
+        assert!(want.is_some_and(|w| w != planned), "{want:?} vs {planned}");
+        assert_eq!(c.plan(steps, 100.0, 6e6, 2.4e7), want);
+        assert_eq!(run(&mut c, steps), want);
+        assert!(c.describe().contains("transfer μ 0.500"), "{}", c.describe());
         // A law in which size does not matter: never grow.
         let mut flat = LawPolicy::new(ScalingLaw { a: 0.0, ..LAW }, [1e4, 4e4]);
         assert_eq!(run(&mut flat, 2000), None);
+    }
+
+    #[test]
+    fn a_calibrated_law_needs_its_transfer_and_anchors_together() {
+        let law = "law = { e = 1.5, a = 40.0, alpha = 0.4, b = 300.0, beta = 0.35 }\nparams = [1e4, 4e4]\n";
+        let transfer = "transfer = { gain = 0.2, recovery = 5e4 }\n";
+        let anchors = "anchors = [[4e4, 1e6, 0.01]]\n";
+        let table = |text: String| crate::build(&toml::from_str::<toml::Table>(&text).unwrap());
+        let described = table(format!("{law}{transfer}{anchors}")).unwrap().describe();
+        assert!(
+            described.contains("transfer μ 0.200, R 50000 tokens over 1 anchors"),
+            "{described}"
+        );
+        for (text, key, says) in [
+            (format!("{law}{transfer}"), "policy.anchors", "go together"),
+            (
+                format!("{transfer}{anchors}reference = \"x\"\n"),
+                "policy.transfer",
+                "go with `law`",
+            ),
+            (
+                format!("{law}{transfer}anchors = [[4e4, -1.0, 0.01]]\n"),
+                "policy.anchors",
+                "positive params and tokens",
+            ),
+        ] {
+            let e = table(text).err().unwrap().to_string();
+            assert!(e.contains(key) && e.contains(says), "{e}");
+        }
     }
 }

@@ -40,6 +40,14 @@ pub struct SolverConfig {
     /// With `law`: the parameters of the small model and of the target.
     #[serde(default)]
     pub params: Option<[f64; 2]>,
+    /// With `law`: a growth transfer calibrated on grown runs (`solve --budget --grown`
+    /// prints it with `anchors`); the law then predicts a growth by it
+    /// ([`growlm_solver::transfer`]) instead of by loss matching.
+    #[serde(default)]
+    pub transfer: Option<growlm_solver::Transfer>,
+    /// With `transfer`: the law's residuals at its runs, `[params, tokens, residual]`.
+    #[serde(default)]
+    pub anchors: Option<Vec<[f64; 3]>>,
     /// Evaluations of the current stage needed before the first fit (at least 5).
     #[serde(default = "default_min_points")]
     pub min_points: usize,
@@ -93,6 +101,29 @@ impl SolverConfig {
             (Some(_), _, _) => {
                 return Err(invalid(NAME, "law", "give either `reference` or `law`, not both"));
             }
+        }
+        match (&self.law, &self.transfer, &self.anchors) {
+            (_, None, None) | (Some(_), Some(_), Some(_)) => {}
+            (None, _, _) => return Err(invalid(NAME, "transfer", "`transfer` and `anchors` go with `law`")),
+            _ => {
+                return Err(invalid(
+                    NAME,
+                    "anchors",
+                    "`transfer` and `anchors` go together (`cargo xtask solve --budget --grown` prints both)",
+                ))
+            }
+        }
+        if let Some(bad) = self
+            .anchors
+            .iter()
+            .flatten()
+            .find(|r| !(r[0] > 0.0 && r[1] > 0.0 && r[2].is_finite()))
+        {
+            return Err(invalid(
+                NAME,
+                "anchors",
+                format!("each row is [params, tokens, residual] with positive params and tokens, got {bad:?}"),
+            ));
         }
         if let Some(p) = self.params.filter(|p| !(p[0] > 0.0 && p[1] > p[0])) {
             return Err(invalid(
@@ -206,7 +237,11 @@ pub fn build(table: &toml::Table) -> Result<Box<dyn Policy>, PolicyError> {
     let c: SolverConfig = parse_params(NAME, table)?;
     c.validate()?;
     if let (Some(law), Some(params)) = (c.law, c.params) {
-        return Ok(Box::new(law::LawPolicy::new(law, params)));
+        let policy = law::LawPolicy::new(law, params);
+        return Ok(Box::new(match (c.transfer, c.anchors) {
+            (Some(t), Some(rows)) => policy.calibrated(t, &rows),
+            _ => policy,
+        }));
     }
     let reference = c.reference.unwrap_or_default();
     let bad_reference = |e: &dyn std::fmt::Display| invalid(NAME, "reference", e.to_string());

@@ -124,12 +124,28 @@ pub fn growth_pair(cfg: &RunConfig) -> Result<GrowthPair, LabError> {
     })
 }
 
-/// The `[policy]` table of the `solver` policy acting on `law` for `pair`.
-pub fn policy_table(law: &ScalingLaw, pair: &GrowthPair) -> String {
-    format!(
+/// The `[policy]` table of the `solver` policy acting on `law` for `pair`, with the
+/// transfer and the anchors of `calibrated` when given.
+pub fn policy_table(law: &ScalingLaw, pair: &GrowthPair, calibrated: Option<&GrowthLaw>) -> String {
+    let mut t = format!(
         "[policy]\nname = \"solver\"\nlaw = {{ e = {:e}, a = {:e}, alpha = {:e}, b = {:e}, beta = {:e} }}\nparams = [{}, {}]\n",
         law.e, law.a, law.alpha, law.b, law.beta, pair.small.params, pair.target.params
-    )
+    );
+    if let Some(c) = calibrated {
+        let rows: Vec<String> = c
+            .law
+            .rows()
+            .iter()
+            .map(|[n, d, r]| format!("[{n}, {d:e}, {r:e}]"))
+            .collect();
+        t += &format!(
+            "transfer = {{ gain = {:e}, recovery = {:e} }}\nanchors = [{}]\n",
+            c.transfer.gain,
+            c.transfer.recovery,
+            rows.join(", ")
+        );
+    }
+    t
 }
 
 /// Finished run directories, named by their last path component.
@@ -213,7 +229,7 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
         }
     };
     Ok(BudgetReport {
-        policy: policy_table(&fit.law, &pair),
+        policy: policy_table(&fit.law, &pair, calibrated.as_ref().map(|(m, _)| m)),
         transfer: calibrated.map(|(_, t)| t),
         fit,
         sizes,

@@ -160,15 +160,7 @@ impl fmt::Display for BudgetReport {
                 ": growth does not pay at this budget"
             }
         )?;
-        writeln!(
-            f,
-            "  the `solver` policy acts on this law{} with:",
-            if r.transfer.is_some() {
-                " (by loss matching: the transfer and the anchors are not passed to it)"
-            } else {
-                ""
-            }
-        )?;
+        writeln!(f, "  the `solver` policy acts on this law with:")?;
         for line in r.policy.lines() {
             writeln!(f, "    {line}")?;
         }
