@@ -236,7 +236,7 @@ grow_frac = [0.25, 0.5]
     })
     .unwrap_err()
     .to_string();
-    assert!(e.contains("d8-10-s3") && e.contains("never grew"), "{e}");
+    assert!(e.contains("d8-10-s3") && e.contains("grew 0 times"), "{e}");
     // An unfinished run is refused by name.
     let e = answer(&BudgetInputs {
         runs: vec![dir.path().join("nope")],

@@ -11,10 +11,12 @@
 //!
 //! `D_eff = D_match + μ·D_after − R`, and the grown run ends at `L(N_t, D_eff + D_after)`.
 //!
-//! `μ = R = 0` is loss matching. The law it is applied to is [`Anchored`]: the fitted law
-//! plus its own residual at each size's measured budgets, interpolated in `ln D`, so that a
-//! size's prediction goes through its measured runs and the transfer is not asked to absorb
-//! the law's misfit at the target.
+//! `D_match` comes from the fitted law itself. The final loss is read off [`Anchored`]: the
+//! fitted law plus its own residual at each size's measured budgets, interpolated in
+//! `ln D`, so that a size's prediction goes through its measured runs and the transfer is
+//! not asked to absorb the law's misfit at the target. With `μ = R = 0` and no anchors this
+//! is loss matching. Both numbers are fitted freely: a negative `R` (a growth worth more
+//! than its matched tokens from the start) is allowed, and happens.
 
 use argmin::core::CostFunction;
 use serde::Serialize;
@@ -49,27 +51,37 @@ impl LossModel for ScalingLaw {
 pub struct Anchored {
     /// The fitted law.
     pub law: ScalingLaw,
-    /// Per size (parameters), its budgets as `(ln D, mean residual)`, by `ln D`.
+    /// Per size (parameters), its budgets as `(tokens, mean residual)`, by tokens.
     pub anchors: Vec<(f64, Vec<(f64, f64)>)>,
 }
 
 impl Anchored {
     /// `law` anchored at `points` (the runs it was fitted to).
     pub fn new(law: ScalingLaw, points: &[LawPoint]) -> Self {
+        let rows: Vec<[f64; 3]> = points
+            .iter()
+            .map(|p| [p.params, p.tokens, p.loss - law.loss(p.params, p.tokens)])
+            .collect();
+        Self::from_rows(law, &rows)
+    }
+
+    /// `law` anchored at residuals given as `[params, tokens, residual]` rows, the rows of
+    /// one size and budget averaged (what [`Anchored::rows`] gives back, exactly; a
+    /// `[policy]` table carries them).
+    pub fn from_rows(law: ScalingLaw, rows: &[[f64; 3]]) -> Self {
         let mut anchors: Vec<(f64, Vec<(f64, f64, usize)>)> = Vec::new();
-        for p in points {
-            let r = p.loss - law.loss(p.params, p.tokens);
-            let i = match anchors.iter().position(|(n, _)| *n == p.params) {
+        for &[params, tokens, r] in rows {
+            let i = match anchors.iter().position(|(n, _)| *n == params) {
                 Some(i) => i,
                 None => {
-                    anchors.push((p.params, Vec::new()));
+                    anchors.push((params, Vec::new()));
                     anchors.len() - 1
                 }
             };
             let budgets = &mut anchors[i].1;
-            match budgets.iter_mut().find(|(d, _, _)| *d == p.tokens.ln()) {
+            match budgets.iter_mut().find(|(d, _, _)| *d == tokens) {
                 Some((_, sum, n)) => (*sum, *n) = (*sum + r, *n + 1),
-                None => budgets.push((p.tokens.ln(), r, 1)),
+                None => budgets.push((tokens, r, 1)),
             }
         }
         let anchors = anchors
@@ -82,25 +94,11 @@ impl Anchored {
         Self { law, anchors }
     }
 
-    /// `law` anchored at residuals given as `[params, tokens, residual]` rows (what
-    /// [`Anchored::rows`] gives back; a `[policy]` table carries them).
-    pub fn from_rows(law: ScalingLaw, rows: &[[f64; 3]]) -> Self {
-        let points: Vec<LawPoint> = rows
-            .iter()
-            .map(|&[params, tokens, r]| LawPoint {
-                params,
-                tokens,
-                loss: law.loss(params, tokens) + r,
-            })
-            .collect();
-        Self::new(law, &points)
-    }
-
     /// The anchors as `[params, tokens, residual]` rows, by size and budget.
     pub fn rows(&self) -> Vec<[f64; 3]> {
         self.anchors
             .iter()
-            .flat_map(|(n, b)| b.iter().map(move |&(d, r)| [*n, d.exp(), r]))
+            .flat_map(|(n, b)| b.iter().map(move |&(d, r)| [*n, d, r]))
             .collect()
     }
 
@@ -128,13 +126,12 @@ impl Anchored {
         let Some((_, b)) = self.anchors.iter().find(|(n, _)| *n == params) else {
             return 0.0;
         };
-        let x = tokens.ln();
-        match b.iter().position(|(d, _)| *d >= x) {
+        match b.iter().position(|(d, _)| *d >= tokens) {
             None => b.last().map_or(0.0, |l| l.1),
             Some(0) => b[0].1,
             Some(i) => {
-                let ((x0, y0), (x1, y1)) = (b[i - 1], b[i]);
-                y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+                let ((d0, y0), (d1, y1)) = (b[i - 1], b[i]);
+                y0 + (y1 - y0) * (tokens / d0).ln() / (d1 / d0).ln()
             }
         }
     }
@@ -146,12 +143,13 @@ pub struct Transfer {
     /// `μ`: target tokens credited per token trained after the growth, beyond the token
     /// itself.
     pub gain: f64,
-    /// `R`: tokens the grown model spends recovering from the growth.
+    /// `R`: tokens the grown model spends recovering from the growth (fitted freely; it
+    /// can come out negative).
     pub recovery: f64,
 }
 
 impl Transfer {
-    /// Loss matching: nothing beyond it.
+    /// Nothing beyond loss matching.
     pub const LOSS_MATCHING: Self = Self {
         gain: 0.0,
         recovery: 0.0,
@@ -189,7 +187,8 @@ impl Transfer {
         let mut best: Option<(Vec<f64>, f64)> = None;
         for z0 in [[0.0, 0.0], [0.2, 0.1], [0.5, 0.5], [-0.2, -0.1]] {
             if let Some(found) = run_nelder_mead(obj(), z0.to_vec(), 0.1, 1e-12, 4000) {
-                if found.1.is_finite() && best.as_ref().is_none_or(|b| found.1 < b.1) {
+                // The objective's `f64::MAX` marks a loss that was not finite.
+                if found.1 < f64::MAX && best.as_ref().is_none_or(|b| found.1 < b.1) {
                     best = Some(found);
                 }
             }

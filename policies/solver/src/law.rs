@@ -215,6 +215,21 @@ mod tests {
                 "policy.anchors",
                 "positive params and tokens",
             ),
+            (
+                format!("{law}{transfer}anchors = []\n"),
+                "policy.anchors",
+                "at least one",
+            ),
+            (
+                format!("{law}transfer = {{ gain = nan, recovery = 0.0 }}\n{anchors}"),
+                "policy.transfer",
+                "finite",
+            ),
+            (
+                format!("{anchors}reference = \"x\"\n"),
+                "policy.anchors",
+                "go with `law`",
+            ),
         ] {
             let e = table(text).err().unwrap().to_string();
             assert!(e.contains(key) && e.contains(says), "{e}");

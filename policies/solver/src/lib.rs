@@ -104,7 +104,10 @@ impl SolverConfig {
         }
         match (&self.law, &self.transfer, &self.anchors) {
             (_, None, None) | (Some(_), Some(_), Some(_)) => {}
-            (None, _, _) => return Err(invalid(NAME, "transfer", "`transfer` and `anchors` go with `law`")),
+            (None, t, _) => {
+                let key = if t.is_some() { "transfer" } else { "anchors" };
+                return Err(invalid(NAME, key, "`transfer` and `anchors` go with `law`"));
+            }
             _ => {
                 return Err(invalid(
                     NAME,
@@ -112,6 +115,23 @@ impl SolverConfig {
                     "`transfer` and `anchors` go together (`cargo xtask solve --budget --grown` prints both)",
                 ))
             }
+        }
+        if let Some(t) = self
+            .transfer
+            .filter(|t| !(t.gain.is_finite() && t.recovery.is_finite()))
+        {
+            return Err(invalid(
+                NAME,
+                "transfer",
+                format!("gain and recovery must be finite, got {t:?}"),
+            ));
+        }
+        if self.anchors.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                NAME,
+                "anchors",
+                "give at least one [params, tokens, residual] row (`cargo xtask solve --budget --grown` prints them)",
+            ));
         }
         if let Some(bad) = self
             .anchors

@@ -16,7 +16,7 @@ use growlm_train::RunDir;
 use serde::Serialize;
 
 use super::{FrontierArm, Job};
-use crate::solve::budget::{grown_point, growth_pair, law_points};
+use crate::solve::budget::{grown_at, growth_pair, law_points};
 use crate::stats::Interval;
 use crate::LabError;
 
@@ -80,8 +80,8 @@ pub struct LawCheck {
     pub within: usize,
     /// Arms whose recommendation agrees with the measurement.
     pub agree: usize,
-    /// The transfer fitted to every grown run (reported; each arm's calibrated prediction
-    /// leaves its own runs out).
+    /// The transfer fitted to the runs of every arm checked here, those measured against
+    /// the frontier (reported; each arm's calibrated prediction leaves its own runs out).
     pub transfer: Option<TransferFit>,
     /// Arms with a calibrated prediction.
     pub calibrated: usize,
@@ -164,14 +164,14 @@ pub(crate) fn check(dir: &Path, jobs: &[Job], arms: &[FrontierArm]) -> Result<Op
             .filter(|j| !j.is_reference() && j.name.rsplit_once("-s").is_some_and(|(l, _)| l == a.arm))
             .filter(done)
         {
-            let run = RunDir::new(dir.join(&j.name));
-            let s = run.summary()?;
+            let s = RunDir::new(dir.join(&j.name)).summary()?;
             let Some(&g) = s.growth_steps.first() else { continue };
+            let pair = growth_pair(&j.cfg)?;
             runs.push(GrownRun {
-                pair: growth_pair(&j.cfg)?,
+                point: grown_at(&pair, g, s.steps, s.final_val_loss),
+                pair,
                 grow_at: g,
                 steps: s.steps,
-                point: grown_point(&run)?,
             });
         }
         if !runs.is_empty() {

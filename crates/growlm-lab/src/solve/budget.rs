@@ -168,25 +168,32 @@ fn finished(paths: &[PathBuf]) -> Result<Vec<(String, RunDir)>, LabError> {
         .collect()
 }
 
+/// A run of `steps` steps that grew once by `pair`, at `grow_at`, and ended at `loss`, as a
+/// transfer's fit sees it.
+pub fn grown_at(pair: &GrowthPair, grow_at: u64, steps: u64, loss: f64) -> GrownPoint {
+    let t = pair.tokens_per_step;
+    GrownPoint {
+        small: pair.small.params,
+        target: pair.target.params,
+        small_tokens: grow_at as f64 * t,
+        after_tokens: steps.saturating_sub(grow_at) as f64 * t,
+        loss,
+    }
+}
+
 /// A finished run that grew once, as a transfer's fit sees it: its first stage grown into
-/// its last at its first growth step.
+/// its last at its growth step.
 pub fn grown_point(dir: &RunDir) -> Result<GrownPoint, LabError> {
     let s = dir.summary()?;
-    let Some(&g) = s.growth_steps.first() else {
+    let &[g] = s.growth_steps.as_slice() else {
         return Err(LabError::Invalid(format!(
-            "{}: never grew; give runs that grew once to calibrate the growth",
-            dir.path().display()
+            "{}: grew {} times; give runs that grew once to calibrate the growth",
+            dir.path().display(),
+            s.growth_steps.len()
         )));
     };
     let pair = growth_pair(&dir.config()?).context_with(|| dir.path().display().to_string())?;
-    let t = pair.tokens_per_step;
-    Ok(GrownPoint {
-        small: pair.small.params,
-        target: pair.target.params,
-        small_tokens: g as f64 * t,
-        after_tokens: s.steps.saturating_sub(g) as f64 * t,
-        loss: s.final_val_loss,
-    })
+    Ok(grown_at(&pair, g, s.steps, s.final_val_loss))
 }
 
 /// Fits the law to `inputs.runs` (and the transfer to `inputs.grown`, if any) and answers

@@ -117,8 +117,8 @@ impl fmt::Display for BudgetReport {
             Some(t) => writeln!(
                 f,
                 "  growth: the law anchored at its runs, with a transfer fitted to {} grown runs: \
-                 D_eff = D_match + {:.4}·D_after − {:.0} tokens (rmse {:.4})",
-                t.runs, t.transfer.gain, t.transfer.recovery, t.rmse
+                 D_eff = D_match {:+.4}·D_after {:+.0} tokens (rmse {:.4})",
+                t.runs, t.transfer.gain, -t.transfer.recovery, t.rmse
             )?,
             None => writeln!(
                 f,
