@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::transfer::LossModel;
+use crate::transfer::{GrownPoint, LossModel};
 
 /// A model size the budget question considers: its parameters and training FLOPs per
 /// step.
@@ -97,6 +97,19 @@ impl GrowthPair {
             flops: g * self.small.flops_per_step + (b - g) * self.target.flops_per_step,
             tokens_per_param: b * t / self.target.params,
             loss: law.grown_loss(self.small.params, self.target.params, g * t, (b - g) * t),
+        }
+    }
+
+    /// A measured run of this growth (`grow_at` of `steps` steps, final `loss`) as a
+    /// transfer's fit sees it: the tokens before and after the growth.
+    pub fn measured(&self, grow_at: u64, steps: u64, loss: f64) -> GrownPoint {
+        let t = self.tokens_per_step;
+        GrownPoint {
+            small: self.small.params,
+            target: self.target.params,
+            small_tokens: grow_at as f64 * t,
+            after_tokens: steps.saturating_sub(grow_at) as f64 * t,
+            loss,
         }
     }
 

@@ -69,28 +69,18 @@ impl Anchored {
     /// one size and budget averaged (what [`Anchored::rows`] gives back, exactly; a
     /// `[policy]` table carries them).
     pub fn from_rows(law: ScalingLaw, rows: &[[f64; 3]]) -> Self {
-        let mut anchors: Vec<(f64, Vec<(f64, f64, usize)>)> = Vec::new();
-        for &[params, tokens, r] in rows {
-            let i = match anchors.iter().position(|(n, _)| *n == params) {
-                Some(i) => i,
-                None => {
-                    anchors.push((params, Vec::new()));
-                    anchors.len() - 1
-                }
-            };
-            let budgets = &mut anchors[i].1;
-            match budgets.iter_mut().find(|(d, _, _)| *d == tokens) {
-                Some((_, sum, n)) => (*sum, *n) = (*sum + r, *n + 1),
-                None => budgets.push((tokens, r, 1)),
+        // By size, then budget (a stable sort: each budget's rows keep their order).
+        let mut rows = rows.to_vec();
+        rows.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
+        let mut anchors: Vec<(f64, Vec<(f64, f64)>)> = Vec::new();
+        for budget in rows.chunk_by(|a, b| a[..2] == b[..2]) {
+            let [params, tokens, _] = budget[0];
+            let mean = budget.iter().map(|r| r[2]).sum::<f64>() / budget.len() as f64;
+            match anchors.last_mut() {
+                Some((n, b)) if *n == params => b.push((tokens, mean)),
+                _ => anchors.push((params, vec![(tokens, mean)])),
             }
         }
-        let anchors = anchors
-            .into_iter()
-            .map(|(n, mut b)| {
-                b.sort_by(|x, y| x.0.total_cmp(&y.0));
-                (n, b.into_iter().map(|(d, sum, k)| (d, sum / k as f64)).collect())
-            })
-            .collect();
         Self { law, anchors }
     }
 

@@ -16,7 +16,7 @@ use growlm_train::RunDir;
 use serde::Serialize;
 
 use super::{FrontierArm, Job};
-use crate::solve::budget::{grown_at, growth_pair, law_points};
+use crate::solve::budget::{growth_pair, law_points};
 use crate::stats::Interval;
 use crate::LabError;
 
@@ -96,10 +96,15 @@ struct GrownRun {
     pair: GrowthPair,
     grow_at: u64,
     steps: u64,
-    point: GrownPoint,
+    loss: f64,
 }
 
 impl GrownRun {
+    /// The run as a transfer's fit sees it.
+    fn point(&self) -> GrownPoint {
+        self.pair.measured(self.grow_at, self.steps, self.loss)
+    }
+
     /// The prediction of `model` and whether it beats every size alone at the run's FLOPs
     /// (`None` without sizes), with the best size alone's name.
     fn predict(&self, model: &dyn LossModel, costs: &[SizeCost]) -> (f64, Option<(bool, String)>) {
@@ -166,10 +171,9 @@ pub(crate) fn check(dir: &Path, jobs: &[Job], arms: &[FrontierArm]) -> Result<Op
         {
             let s = RunDir::new(dir.join(&j.name)).summary()?;
             let Some(&g) = s.growth_steps.first() else { continue };
-            let pair = growth_pair(&j.cfg)?;
             runs.push(GrownRun {
-                point: grown_at(&pair, g, s.steps, s.final_val_loss),
-                pair,
+                pair: growth_pair(&j.cfg)?,
+                loss: s.final_val_loss,
                 grow_at: g,
                 steps: s.steps,
             });
@@ -183,7 +187,7 @@ pub(crate) fn check(dir: &Path, jobs: &[Job], arms: &[FrontierArm]) -> Result<Op
             .iter()
             .enumerate()
             .filter(|(i, _)| Some(*i) != skip)
-            .flat_map(|(_, (_, _, runs))| runs.iter().map(|r| r.point))
+            .flat_map(|(_, (_, _, runs))| runs.iter().map(GrownRun::point))
             .collect();
         Transfer::fit(&anchored, &others).ok()
     };

@@ -168,19 +168,6 @@ fn finished(paths: &[PathBuf]) -> Result<Vec<(String, RunDir)>, LabError> {
         .collect()
 }
 
-/// A run of `steps` steps that grew once by `pair`, at `grow_at`, and ended at `loss`, as a
-/// transfer's fit sees it.
-pub fn grown_at(pair: &GrowthPair, grow_at: u64, steps: u64, loss: f64) -> GrownPoint {
-    let t = pair.tokens_per_step;
-    GrownPoint {
-        small: pair.small.params,
-        target: pair.target.params,
-        small_tokens: grow_at as f64 * t,
-        after_tokens: steps.saturating_sub(grow_at) as f64 * t,
-        loss,
-    }
-}
-
 /// A finished run that grew once, as a transfer's fit sees it: its first stage grown into
 /// its last at its growth step.
 pub fn grown_point(dir: &RunDir) -> Result<GrownPoint, LabError> {
@@ -193,7 +180,7 @@ pub fn grown_point(dir: &RunDir) -> Result<GrownPoint, LabError> {
         )));
     };
     let pair = growth_pair(&dir.config()?).context_with(|| dir.path().display().to_string())?;
-    Ok(grown_at(&pair, g, s.steps, s.final_val_loss))
+    Ok(pair.measured(g, s.steps, s.final_val_loss))
 }
 
 /// Fits the law to `inputs.runs` (and the transfer to `inputs.grown`, if any) and answers
