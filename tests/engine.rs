@@ -9,9 +9,8 @@ use growlm::train::{RunConfig, Summary, TrainError};
 
 #[test]
 fn a_run_writes_its_files_and_the_validation_loss_falls() {
-    let (dir, cfg) = scratch(40, false, "name = \"never\"");
-    let out = dir.join("run");
-    let s = run(&cfg, &out, false, None).unwrap();
+    let t = trained(40, false, "name = \"never\"");
+    let (cfg, out, s) = (&t.cfg, &t.out, &t.summary);
     for f in [
         "config.toml",
         "metrics.jsonl",
@@ -31,12 +30,12 @@ fn a_run_writes_its_files_and_the_validation_loss_falls() {
     let fps = cfg.stages[0].model.flops_per_step(4, 16);
     assert!((m[9].flops - 10.0 * fps).abs() < 1e-6 * fps);
     let summary: Summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary, s);
+    assert_eq!(&summary, s);
     assert_eq!(s.final_val_loss, *vals.last().unwrap());
     assert_eq!(s.steps, 40);
     // The resolved config round-trips.
     let saved = RunConfig::from_file(&out.join("config.toml")).unwrap();
-    assert_eq!(saved, cfg);
+    assert_eq!(&saved, cfg);
 }
 
 #[test]

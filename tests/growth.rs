@@ -5,29 +5,15 @@
 mod common;
 
 use common::*;
-use growlm::train::{GrowEvent, MetricsRow, RunConfig};
-
-/// Runs `cfg` straight through in `dir/full` and, in `dir/killed`, killed after step 10
-/// then resumed; asserts that both wrote the same metrics and events, and returns them.
-fn killed_at_10_resumes_exactly(cfg: &RunConfig, dir: &std::path::Path) -> (Vec<MetricsRow>, Vec<GrowEvent>) {
-    let (full, killed) = (dir.join("full"), dir.join("killed"));
-    run(cfg, &full, false, None).unwrap();
-    assert!(run(cfg, &killed, false, Some(10)).is_err());
-    run(cfg, &killed, true, None).unwrap();
-    assert_eq!(metrics(&full), metrics(&killed));
-    let ev = |d: &std::path::Path| growlm::train::output::read_jsonl::<GrowEvent>(&d.join("events.jsonl")).unwrap();
-    assert_eq!(ev(&full), ev(&killed));
-    (metrics(&full), ev(&full))
-}
+use growlm::train::RunConfig;
 
 #[test]
 fn a_staged_run_grows_once_preserving_the_loss() {
-    let (dir, cfg) = scratch(24, true, "name = \"fixed\"\nsteps = [10]");
-    let out = dir.join("run");
-    let s = run(&cfg, &out, false, None).unwrap();
+    let t = trained(24, true, "name = \"fixed\"\nsteps = [10]");
+    let (cfg, out, s) = (&t.cfg, &t.out, &t.summary);
     assert_eq!(s.growth_steps, vec![10]);
     assert_eq!(s.final_stage, 1);
-    let events: Vec<GrowEvent> = growlm::train::output::read_jsonl(&out.join("events.jsonl")).unwrap();
+    let events = events(&out);
     assert_eq!(events.len(), 1);
     let e = &events[0];
     assert_eq!((e.step, e.from_stage, e.to_stage), (10, 0, 1));
@@ -54,7 +40,7 @@ fn a_run_killed_mid_ramp_resumes_exactly() {
     let dir = Scratch::new();
     // Growth after step 6, ramp over steps 6..12, checkpoint at 8, killed at 10.
     let cfg = dir.config(20, true, "name = \"fixed\"\nsteps = [6]");
-    killed_at_10_resumes_exactly(&cfg, dir.path());
+    killed_run_resumes_exactly(&cfg, dir.path(), 10);
 }
 
 #[test]
@@ -70,7 +56,7 @@ fn a_run_killed_mid_msg_ramp_resumes_exactly() {
         growlm::train::apply_set(&mut t, set).unwrap();
     }
     let cfg = RunConfig::from_table(t).unwrap();
-    let (m, events) = killed_at_10_resumes_exactly(&cfg, dir.path());
+    let (_, m, events) = killed_run_resumes_exactly(&cfg, dir.path(), 10);
     assert!(
         (events[0].loss_before - events[0].loss_after).abs() <= 1e-5,
         "{events:?}"
@@ -111,7 +97,7 @@ fn every_operator_runs_in_a_staged_run_selected_by_config() {
             let s = run(&cfg, &out, false, None).unwrap();
             assert_eq!(s.growth_steps, [6], "{}+{}", w.name, d.name);
             assert!(s.final_val_loss.is_finite());
-            let events: Vec<GrowEvent> = growlm::train::output::read_jsonl(&out.join("events.jsonl")).unwrap();
+            let events = events(&out);
             assert!(events[0].operator.starts_with(w.name) && events[0].operator.ends_with(d.name));
         }
     }
@@ -165,7 +151,7 @@ fn a_llama_run_grows_preserving_the_loss_and_resumes_exactly_mid_ramp() {
     growlm::train::apply_set(&mut t, "stages.1.growth.depth=\"expand\"").unwrap();
     let cfg = RunConfig::from_table(t).unwrap();
     assert!(cfg.stages[1].model.is_llama());
-    let (_, events) = killed_at_10_resumes_exactly(&cfg, dir.path());
+    let (_, _, events) = killed_run_resumes_exactly(&cfg, dir.path(), 10);
     let e = &events[0];
     assert!((e.loss_before - e.loss_after).abs() <= 1e-5, "{e:?}");
 }

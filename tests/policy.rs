@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use growlm::train::GrowEvent;
 
 #[test]
 fn the_registry_holds_every_built_in_policy_and_names_the_unknown() {
@@ -27,24 +26,18 @@ fn convergence_state_survives_resume() {
         true,
         "name = \"convergence\"\nrule = \"elasticity\"\nabs_threshold = 10.0\nwindow = 3\npatience = 3",
     );
-    let (full, killed) = (dir.join("full"), dir.join("killed"));
-    let s = run(&cfg, &full, false, None).unwrap();
+    let (s, _, _) = killed_run_resumes_exactly(&cfg, dir.path(), 18);
     assert_eq!(s.growth_steps, vec![20]);
-    assert!(run(&cfg, &killed, false, Some(18)).is_err());
-    let s2 = run(&cfg, &killed, true, None).unwrap();
-    assert_eq!(s2.growth_steps, vec![20]);
-    assert_eq!(metrics(&full), metrics(&killed));
 }
 
 #[test]
 fn the_example_policy_runs_end_to_end() {
-    let (dir, cfg) = scratch(12, true, "name = \"example\"\nevery = 5");
-    let out = dir.join("run");
-    let s = run(&cfg, &out, false, None).unwrap();
+    let Trained {
+        dir, out, summary: s, ..
+    } = trained(12, true, "name = \"example\"\nevery = 5");
     assert_eq!(s.growth_steps, vec![5]);
     assert_eq!(s.policy, "example");
-    let events: Vec<GrowEvent> = growlm::train::output::read_jsonl(&out.join("events.jsonl")).unwrap();
-    assert_eq!(events.len(), 1);
+    assert_eq!(events(&out).len(), 1);
     // `never` on a staged config trains the first stage only.
     let cfg = dir.config(12, true, "name = \"never\"");
     let s = run(&cfg, &dir.join("never"), false, None).unwrap();

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use burn_autodiff::Autodiff;
 use burn_flex::Flex;
-use growlm::train::{train, Edit, HaltAfter, MetricsRow, Observer, RunConfig, RunOptions, Summary, TrainError};
+use growlm::train::{
+    train, Edit, GrowEvent, HaltAfter, MetricsRow, Observer, RunConfig, RunDir, RunOptions, Summary, TrainError,
+};
 
 /// The autodiff CPU backend the tests train on.
 pub type TB = Autodiff<Flex>;
@@ -49,6 +51,27 @@ pub fn scratch(max_steps: u64, staged: bool, policy: &str) -> (Scratch, RunConfi
     let dir = Scratch::new();
     let cfg = dir.config(max_steps, staged, policy);
     (dir, cfg)
+}
+
+/// A run trained straight through in a fresh [`Scratch`]: the start of the end-to-end
+/// tests. Keep `dir` bound while the run is read: dropping it deletes the run.
+pub struct Trained {
+    /// The directory (it holds the corpus and the run).
+    pub dir: Scratch,
+    /// The run's config.
+    pub cfg: RunConfig,
+    /// The run directory, `dir/run`.
+    pub out: PathBuf,
+    /// What the run returned.
+    pub summary: Summary,
+}
+
+/// Trains [`scratch`]'s config into `dir/run`.
+pub fn trained(max_steps: u64, staged: bool, policy: &str) -> Trained {
+    let (dir, cfg) = scratch(max_steps, staged, policy);
+    let out = dir.join("run");
+    let summary = run(&cfg, &out, false, None).unwrap();
+    Trained { dir, cfg, out, summary }
 }
 
 /// The tiny fixture (`configs/tiny.toml`) over `corpus` with `max_steps`, one stage or
@@ -113,4 +136,27 @@ pub fn metrics(out: &Path) -> Vec<MetricsRow> {
             r
         })
         .collect()
+}
+
+/// The growth events of a run.
+pub fn events(out: &Path) -> Vec<GrowEvent> {
+    RunDir::new(out).events().unwrap()
+}
+
+/// Runs `cfg` straight through in `dir/full` and, in `dir/killed`, killed after step
+/// `kill_after` then resumed; asserts that both wrote the same metrics and events, and
+/// returns the full run's summary, metrics and events.
+pub fn killed_run_resumes_exactly(
+    cfg: &RunConfig,
+    dir: &Path,
+    kill_after: u64,
+) -> (Summary, Vec<MetricsRow>, Vec<GrowEvent>) {
+    let (full, killed) = (dir.join("full"), dir.join("killed"));
+    let s = run(cfg, &full, false, None).unwrap();
+    assert!(run(cfg, &killed, false, Some(kill_after)).is_err());
+    let resumed = run(cfg, &killed, true, None).unwrap();
+    assert_eq!(s.growth_steps, resumed.growth_steps);
+    assert_eq!(metrics(&full), metrics(&killed));
+    assert_eq!(events(&full), events(&killed));
+    (s, metrics(&full), events(&full))
 }

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use growlm_model::{AttentionLayers, GptConfig, MAX_DIM, MAX_LAYERS};
+use growlm_model::{AttentionLayers, GptConfig, MAX_LAYERS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::shared::{ConfigHead, ConfigTail};
+use crate::shared::{expect_str, ConfigHead, ConfigTail};
 use crate::HfError;
 
 /// The largest `config.json` growlm reads (1 MiB; a GPT-Neo's is under 2 KB).
@@ -123,18 +123,14 @@ impl HfConfig {
             path: path.to_path_buf(),
             reason,
         };
-        if self.head.model_type != "gpt_neo" {
-            return Err(bad(format!(
-                "model_type is \"{}\"; growlm reads GPT-Neo (\"gpt_neo\") models only",
-                self.head.model_type
-            )));
-        }
-        if self.activation_function != "gelu_new" {
-            return Err(bad(format!(
-                "activation_function is \"{}\"; growlm computes \"gelu_new\" (the tanh GELU)",
-                self.activation_function
-            )));
-        }
+        self.head.expect_type("gpt_neo").map_err(bad)?;
+        expect_str(
+            "activation_function",
+            &self.activation_function,
+            "gelu_new",
+            "the tanh GELU",
+        )
+        .map_err(bad)?;
         if !self.tie_word_embeddings {
             return Err(bad(
                 "tie_word_embeddings is false; growlm's LM head is the token embedding".into(),
@@ -146,21 +142,18 @@ impl HfConfig {
                 self.head.hidden_size, self.num_heads
             )));
         }
-        // Every count bounded before it sizes or expands anything: the layer pattern is
-        // expanded only once it is known to cover at most MAX_LAYERS layers.
-        for (key, v, max) in [
-            ("num_layers", self.num_layers, MAX_LAYERS),
-            ("vocab_size", self.head.vocab_size, MAX_DIM),
-            ("max_position_embeddings", self.head.max_position_embeddings, MAX_DIM),
-            ("hidden_size", self.head.hidden_size, MAX_DIM),
-            ("num_heads", self.num_heads, MAX_DIM),
-            ("intermediate_size", self.intermediate_size.unwrap_or(0), MAX_DIM),
-            ("window_size", self.window_size, MAX_DIM),
-        ] {
-            if v > max {
-                return Err(bad(format!("{key} = {v} is larger than growlm supports ({max})")));
-            }
-        }
+        // The layer pattern is expanded only once it is known to cover at most MAX_LAYERS
+        // layers.
+        self.head
+            .check_sizes(
+                ("num_layers", self.num_layers),
+                &[
+                    ("num_heads", self.num_heads),
+                    ("intermediate_size", self.intermediate_size.unwrap_or(0)),
+                    ("window_size", self.window_size),
+                ],
+            )
+            .map_err(bad)?;
         let covered = self.attention_types.iter().try_fold(0usize, |sum, (pattern, n)| {
             pattern
                 .len()
@@ -260,9 +253,6 @@ impl HfConfig {
             &got,
             expected,
             &[
-                ("vocab_size", |c| c.vocab_size.to_string()),
-                ("max_position_embeddings", |c| c.context_len.to_string()),
-                ("hidden_size", |c| c.d_model.to_string()),
                 ("num_layers", |c| c.n_layers.to_string()),
                 ("num_heads", |c| c.n_heads.to_string()),
                 ("intermediate_size", |c| c.ffn_dim().to_string()),
@@ -276,16 +266,25 @@ impl HfConfig {
 /// A `config.json` field and how to read its value from a model config.
 pub(crate) type Field = (&'static str, fn(&GptConfig) -> String);
 
+/// The fields every family compares first: the family, then the sizes of the shared head.
+const SHARED_FIELDS: [Field; 4] = [
+    ("model_type", |c| format!("{:?}", c.family)),
+    ("vocab_size", |c| c.vocab_size.to_string()),
+    ("max_position_embeddings", |c| c.context_len.to_string()),
+    ("hidden_size", |c| c.d_model.to_string()),
+];
+
 /// The first field whose value in `got` differs from `expected`'s, as a
-/// [`HfError::Mismatch`].
+/// [`HfError::Mismatch`]: the shared fields, then the family's own `fields`.
 pub(crate) fn first_mismatch(
     path: &Path,
     got: &GptConfig,
     expected: &GptConfig,
     fields: &[Field],
 ) -> Result<(), HfError> {
-    match fields
+    match SHARED_FIELDS
         .iter()
+        .chain(fields)
         .map(|(field, read)| (*field, read(got), read(expected)))
         .find(|(_, found, want)| found != want)
     {

@@ -4,16 +4,17 @@
 
 use std::path::Path;
 
-use growlm_model::{Family, GptConfig, MAX_DIM, MAX_LAYERS};
+use growlm_model::{Family, GptConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::first_mismatch;
-use crate::shared::{ConfigHead, ConfigTail};
+use crate::shared::{expect_str, ConfigHead, ConfigTail};
 use crate::HfError;
 
 /// The fields of `LlamaConfig` that decide the function, plus the bookkeeping fields
 /// `transformers` reads to pick the model class.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaHf {
     /// The class (`["LlamaForCausalLM"]`, `"llama"`) and the sizes.
@@ -26,10 +27,9 @@ pub struct LlamaHf {
     /// Query heads.
     pub num_attention_heads: usize,
     /// Key/value heads (absent: as many as query heads).
-    #[serde(default)]
+    #[serialize_always]
     pub num_key_value_heads: Option<usize>,
     /// Width of a head (absent: `hidden_size / num_attention_heads`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dim: Option<usize>,
     /// `"silu"`.
     #[serde(default = "silu")]
@@ -37,13 +37,10 @@ pub struct LlamaHf {
     /// RMSNorm epsilon.
     pub rms_norm_eps: f64,
     /// The RoPE base, as transformers up to 4.x writes it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_theta: Option<f64>,
     /// The RoPE settings, as transformers 5 writes them (`rope_theta`, `rope_type`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_parameters: Option<Value>,
     /// RoPE scaling (Llama 3.1's long-context rule); growlm computes none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_scaling: Option<Value>,
     /// Biases on q/k/v/o; growlm computes none.
     #[serde(default)]
@@ -127,18 +124,8 @@ impl LlamaHf {
             path: path.to_path_buf(),
             reason,
         };
-        if self.head.model_type != "llama" {
-            return Err(bad(format!(
-                "model_type is \"{}\", not \"llama\"",
-                self.head.model_type
-            )));
-        }
-        if self.hidden_act != "silu" {
-            return Err(bad(format!(
-                "hidden_act is \"{}\"; growlm's SwiGLU computes \"silu\"",
-                self.hidden_act
-            )));
-        }
+        self.head.expect_type("llama").map_err(bad)?;
+        expect_str("hidden_act", &self.hidden_act, "silu", "SwiGLU's gate").map_err(bad)?;
         for (field, on) in [("attention_bias", self.attention_bias), ("mlp_bias", self.mlp_bias)] {
             if on {
                 return Err(bad(format!("{field} is true; growlm's Llama has no biases")));
@@ -147,18 +134,15 @@ impl LlamaHf {
         if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(bad("rope_scaling is set; growlm computes unscaled RoPE only".into()));
         }
-        for (key, v, max) in [
-            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
-            ("vocab_size", self.head.vocab_size, MAX_DIM),
-            ("max_position_embeddings", self.head.max_position_embeddings, MAX_DIM),
-            ("hidden_size", self.head.hidden_size, MAX_DIM),
-            ("intermediate_size", self.intermediate_size, MAX_DIM),
-            ("num_attention_heads", self.num_attention_heads, MAX_DIM),
-        ] {
-            if v > max {
-                return Err(bad(format!("{key} = {v} is larger than growlm supports ({max})")));
-            }
-        }
+        self.head
+            .check_sizes(
+                ("num_hidden_layers", self.num_hidden_layers),
+                &[
+                    ("intermediate_size", self.intermediate_size),
+                    ("num_attention_heads", self.num_attention_heads),
+                ],
+            )
+            .map_err(bad)?;
         let theta = self.theta().map_err(bad)?;
         let cfg = GptConfig {
             family: Family::Llama,
@@ -192,10 +176,6 @@ impl LlamaHf {
             &got,
             expected,
             &[
-                ("model_type", |c| format!("{:?}", c.family)),
-                ("vocab_size", |c| c.vocab_size.to_string()),
-                ("max_position_embeddings", |c| c.context_len.to_string()),
-                ("hidden_size", |c| c.d_model.to_string()),
                 ("num_hidden_layers", |c| c.n_layers.to_string()),
                 ("num_attention_heads", |c| c.n_heads.to_string()),
                 ("num_key_value_heads", |c| c.kv_heads().to_string()),

@@ -1,7 +1,7 @@
 //! The parts of `config.json` that GPT-Neo's and Llama's share, read and written by both
 //! families' configs (flattened into them, so the JSON keeps its keys and their order).
 
-use growlm_model::GptConfig;
+use growlm_model::{GptConfig, MAX_DIM, MAX_LAYERS};
 use serde::{Deserialize, Serialize};
 
 /// The fields a GPT-Neo and a Llama `config.json` share at their start: the model class
@@ -33,20 +33,54 @@ impl ConfigHead {
             hidden_size: model.d_model,
         }
     }
+
+    /// Refuses a config of another model type than `want`.
+    pub(crate) fn expect_type(&self, want: &str) -> Result<(), String> {
+        expect_str("model_type", &self.model_type, want, "the model type this reader takes")
+    }
+
+    /// Refuses sizes beyond growlm's limits, naming the first: `layers` (the family's
+    /// key and count) at most [`MAX_LAYERS`], then the head's sizes and `dims` (the
+    /// family's other widths) at most [`MAX_DIM`]. Every count is bounded before it sizes
+    /// or expands anything.
+    pub(crate) fn check_sizes(&self, layers: (&str, usize), dims: &[(&str, usize)]) -> Result<(), String> {
+        let head = [
+            ("vocab_size", self.vocab_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("hidden_size", self.hidden_size),
+        ];
+        let counts = std::iter::once((layers, MAX_LAYERS)).chain(head.iter().chain(dims).map(|&d| (d, MAX_DIM)));
+        for ((key, v), max) in counts {
+            if v > max {
+                return Err(format!("{key} = {v} is larger than growlm supports ({max})"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a string field `key` whose value `got` is not `want`, the one value growlm
+/// computes (`what` says what it is).
+pub(crate) fn expect_str(key: &str, got: &str, want: &str, what: &str) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{key} is \"{got}\"; growlm computes \"{want}\" ({what})"))
+    }
 }
 
 /// The fields a GPT-Neo and a Llama `config.json` share at their end: the special tokens
 /// and the dtype of the weights.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigTail {
     /// Beginning-of-sequence token, if the tokenizer has one.
-    #[serde(default)]
+    #[serialize_always]
     pub bos_token_id: Option<usize>,
     /// End-of-sequence token, if the tokenizer has one.
-    #[serde(default)]
+    #[serialize_always]
     pub eos_token_id: Option<usize>,
     /// `"float32"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch_dtype: Option<String>,
 }
 

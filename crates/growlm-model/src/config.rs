@@ -47,6 +47,7 @@ impl Family {
 /// `head_dim` defaults to `d_model / n_heads` and `ffn_dim` to `4 · d_model`. The Llama
 /// family's keys (`n_kv_heads`, `rope_theta`, `tie_embeddings`) are refused for GPT-Neo;
 /// for Llama, `layer_norm_eps` is the RMSNorm epsilon.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GptConfig {
@@ -65,10 +66,8 @@ pub struct GptConfig {
     /// Number of attention heads.
     pub n_heads: usize,
     /// Width of one attention head; `d_model / n_heads` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dim: Option<usize>,
     /// Hidden units of the MLP; `4 · d_model` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ffn_dim: Option<usize>,
     /// Attention pattern of the layers.
     #[serde(default)]
@@ -81,14 +80,11 @@ pub struct GptConfig {
     pub init_std: f64,
     /// Llama: key/value heads, each serving `n_heads / n_kv_heads` query heads; `n_heads`
     /// when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n_kv_heads: Option<usize>,
     /// Llama: the RoPE base; 10,000 when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_theta: Option<f64>,
     /// Llama: whether the LM head is the token embedding; false (untied) when absent, as
     /// transformers' `LlamaConfig`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tie_embeddings: Option<bool>,
 }
 

@@ -59,6 +59,7 @@ pub struct MsgRamp {
 ///
 /// A ramp may start from a partly active source (a growth during an earlier ramp): its
 /// `start` is the width active when it grew, so the function is preserved.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ramp {
     /// Active width at `Gb` (the source's, as it stood).
@@ -71,11 +72,9 @@ pub struct Ramp {
     /// paper's "w/o PDG").
     pub steps: u64,
     /// MSG's new blocks (`None`: no block is gated; PDG).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg: Option<MsgRamp>,
     /// The width operator whose schedule this is. Absent in checkpoints written before
     /// it was recorded: MSG's when `msg` is set, else PDG's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<Width>,
 }
 

@@ -312,54 +312,39 @@ fn alternating(c: GptConfig) -> GptConfig {
 
 #[test]
 fn every_function_preserving_combination_preserves_the_function() {
-    let (s, t) = (GptConfig::new(50, 8, 16, 2, 2), GptConfig::new(50, 8, 24, 4, 3));
+    // A small model and its target, both of 50 tokens and context 8; the last three
+    // numbers of `GptConfig::new` for each.
+    let pair = |s: [usize; 3], t: [usize; 3]| {
+        (
+            GptConfig::new(50, 8, s[0], s[1], s[2]),
+            GptConfig::new(50, 8, t[0], t[1], t[2]),
+        )
+    };
+    let alt = |(s, t): (GptConfig, GptConfig)| (alternating(s), alternating(t));
+    let wider = pair([16, 2, 2], [24, 4, 3]);
+    let deeper = pair([16, 3, 2], [16, 6, 2]);
     let x2 = (
         GptConfig::new(50, 8, 16, 2, 2).with_ffn_dim(40),
         GptConfig::new(50, 8, 32, 3, 4).with_ffn_dim(100),
     );
-    let clone2 = (GptConfig::new(50, 8, 16, 2, 2), GptConfig::new(50, 8, 32, 4, 4));
+    let clone2 = pair([16, 2, 2], [32, 4, 4]);
     let cases = [
-        ("pdg", "redundant", s.clone(), t.clone()),
-        ("pdg", "identity", s.clone(), t.clone()),
-        (
-            "pdg",
-            "redundant",
-            alternating(GptConfig::new(50, 8, 16, 2, 2)),
-            alternating(GptConfig::new(50, 8, 24, 4, 3)),
-        ),
-        (
-            "pdg",
-            "redundant",
-            alternating(GptConfig::new(50, 8, 16, 3, 2)),
-            alternating(GptConfig::new(50, 8, 16, 6, 2)),
-        ),
+        ("pdg", "redundant", wider.clone()),
+        ("pdg", "identity", wider.clone()),
+        ("pdg", "redundant", alt(wider.clone())),
+        ("pdg", "redundant", alt(deeper.clone())),
         // fpi: an integer hidden factor, uneven head and FFN factors.
-        ("fpi", "redundant", x2.0.clone(), x2.1.clone()),
-        ("fpi", "identity", x2.0.clone(), x2.1.clone()),
-        ("hypercloning", "redundant", clone2.0.clone(), clone2.1.clone()),
-        (
-            "hypercloning",
-            "identity",
-            alternating(clone2.0.clone()),
-            alternating(clone2.1.clone()),
-        ),
-        (
-            "fpi",
-            "redundant",
-            alternating(GptConfig::new(50, 8, 16, 3, 2)),
-            alternating(GptConfig::new(50, 8, 32, 6, 4)),
-        ),
+        ("fpi", "redundant", x2.clone()),
+        ("fpi", "identity", x2),
+        ("hypercloning", "redundant", clone2.clone()),
+        ("hypercloning", "identity", alt(clone2)),
+        ("fpi", "redundant", alt(pair([16, 3, 2], [32, 6, 4]))),
         // MSG: whatever the new values, masks at 0 and gated new layers.
-        ("msg", "msg", s.clone(), t.clone()),
-        ("msg", "redundant", s.clone(), t.clone()),
-        (
-            "msg",
-            "msg",
-            alternating(GptConfig::new(50, 8, 16, 3, 2)),
-            alternating(GptConfig::new(50, 8, 16, 6, 2)),
-        ),
+        ("msg", "msg", wider.clone()),
+        ("msg", "redundant", wider),
+        ("msg", "msg", alt(deeper)),
     ];
-    for (w, d, s, t) in cases {
+    for (w, d, (s, t)) in cases {
         let (dlogit, dloss) = grow_and_compare(&s, &t, op(w, d, 10));
         assert!(
             dlogit <= 1e-5 && dloss <= 1e-5,

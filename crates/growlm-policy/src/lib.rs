@@ -16,7 +16,7 @@ mod registry;
 mod testing;
 
 pub use registry::{Builder, Entry, Registry};
-pub use testing::{build_from, first_growth, first_growth_within, test_noise};
+pub use testing::{build_from, first_growth, first_growth_of, first_growth_within, refusal, test_noise};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

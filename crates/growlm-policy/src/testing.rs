@@ -10,12 +10,39 @@ pub fn build_from(build: Builder, params: &str) -> Result<Box<dyn Policy>, Polic
     build(&table)
 }
 
+/// The message with which `build` refuses `params` (see [`build_from`]), for asserting
+/// that it names the offending key.
+///
+/// # Panics
+/// If `build` accepts `params`.
+pub fn refusal(build: Builder, params: &str) -> String {
+    match build_from(build, params) {
+        Ok(_) => panic!("the policy accepted `{params}`"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// A harness for testing a policy on a synthetic curve: feeds `policy` one observation
 /// per step from 1 to `steps` of a two-stage run (next stage 3× the FLOPs), with a
 /// validation loss `curve(step)` every `every` steps, and returns the first step at which
 /// it asks to grow.
 pub fn first_growth(policy: &mut dyn Policy, every: u64, steps: u64, curve: impl Fn(u64) -> f64) -> Option<u64> {
     first_growth_within(policy, every, steps, steps, curve)
+}
+
+/// [`first_growth`] of the policy `build` makes from `params` (see [`build_from`]).
+///
+/// # Panics
+/// If `build` refuses `params`.
+pub fn first_growth_of(
+    build: Builder,
+    params: &str,
+    every: u64,
+    steps: u64,
+    curve: impl Fn(u64) -> f64,
+) -> Option<u64> {
+    let mut policy = build_from(build, params).unwrap_or_else(|e| panic!("`{params}` refused: {e}"));
+    first_growth(policy.as_mut(), every, steps, curve)
 }
 
 /// As [`first_growth`], in a run whose step budget (`max_steps`) is `budget`.

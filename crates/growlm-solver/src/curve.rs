@@ -12,10 +12,14 @@ pub trait CurveModel: Send + Sync {
     fn name(&self) -> &'static str;
     /// Names of the natural parameters.
     fn param_names(&self) -> &'static [&'static str];
-    /// Natural parameters from raw ones.
-    fn params(&self, raw: &[f64]) -> Vec<f64>;
+    /// Natural parameters from raw ones; by default `θᵢ = exp(zᵢ)`, every one positive.
+    fn params(&self, raw: &[f64]) -> Vec<f64> {
+        raw.iter().map(|z| z.exp()).collect()
+    }
     /// Raw parameters from natural ones (inverse of [`CurveModel::params`]).
-    fn raw(&self, params: &[f64]) -> Vec<f64>;
+    fn raw(&self, params: &[f64]) -> Vec<f64> {
+        params.iter().map(|p| p.ln()).collect()
+    }
     /// `L(N)`.
     fn value(&self, p: &[f64], n: f64) -> f64;
     /// `dL/dN`.
@@ -74,12 +78,6 @@ impl CurveModel for PowerLaw {
     fn param_names(&self) -> &'static [&'static str] {
         &["l_inf", "a", "n0", "alpha"]
     }
-    fn params(&self, raw: &[f64]) -> Vec<f64> {
-        raw.iter().map(|z| z.exp()).collect()
-    }
-    fn raw(&self, params: &[f64]) -> Vec<f64> {
-        params.iter().map(|p| p.ln()).collect()
-    }
     fn value(&self, p: &[f64], n: f64) -> f64 {
         p[0] + p[1] * (n + p[2]).powf(-p[3])
     }
@@ -136,12 +134,6 @@ impl CurveModel for Exponential {
     }
     fn param_names(&self) -> &'static [&'static str] {
         &["l_inf", "a", "tau"]
-    }
-    fn params(&self, raw: &[f64]) -> Vec<f64> {
-        raw.iter().map(|z| z.exp()).collect()
-    }
-    fn raw(&self, params: &[f64]) -> Vec<f64> {
-        params.iter().map(|p| p.ln()).collect()
     }
     fn value(&self, p: &[f64], n: f64) -> f64 {
         p[0] + p[1] * (-n / p[2]).exp()

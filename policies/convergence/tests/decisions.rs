@@ -1,7 +1,7 @@
 //! The convergence policy on synthetic curves with known convergence points, its parameter
 //! checks and its state.
 
-use growlm_policy::{build_from, first_growth, first_growth_within, test_noise as noise};
+use growlm_policy::{build_from, first_growth, first_growth_of, first_growth_within, refusal, test_noise as noise};
 use growlm_policy_convergence::remaining_gain;
 
 /// The convergence policy with `params` (its `[policy]` lines).
@@ -43,12 +43,7 @@ fn convergence_does_not_fire_on_a_noisy_dip() {
 
 #[test]
 fn bad_parameters_are_refused_with_the_key_named() {
-    let err = |params: &str| {
-        build_from(growlm_policy_convergence::build, params)
-            .err()
-            .unwrap()
-            .to_string()
-    };
+    let err = |params: &str| refusal(growlm_policy_convergence::build, params);
     let e = err("windw = 5");
     assert!(e.contains("policy.windw") && e.contains("window"), "{e}");
     assert!(err("window = 2").contains("policy.window"));
@@ -111,17 +106,17 @@ const NO_DEADLINE: &str = "reserve = 0";
 fn the_budget_rule_fires_at_the_analytic_point_at_any_scale() {
     // Evaluations every 50 steps: the first one past 0.80362·3000 = 2410.9 is 2450; with
     // patience 2 the policy grows at 2500.
-    let mut p = build_from(growlm_policy_convergence::build, NO_DEADLINE).unwrap();
-    let fired = first_growth(p.as_mut(), 50, 3000, power).unwrap();
+    let fired = first_growth_of(growlm_policy_convergence::build, NO_DEADLINE, 50, 3000, power).unwrap();
     assert!((2450..=2500).contains(&fired), "fired at {fired}");
     // The same curve stretched 10× in steps, with a 10× budget: the same fraction.
-    let mut p = build_from(growlm_policy_convergence::build, NO_DEADLINE).unwrap();
-    let fired = first_growth(p.as_mut(), 500, 30_000, |n| power(n / 10)).unwrap();
+    let fired = first_growth_of(growlm_policy_convergence::build, NO_DEADLINE, 500, 30_000, |n| {
+        power(n / 10)
+    })
+    .unwrap();
     assert!((24_500..=25_000).contains(&fired), "fired at {fired}");
     // With noise of ±0.01 (a tenth of the last half's improvement) it stays close.
-    let mut p = build_from(growlm_policy_convergence::build, NO_DEADLINE).unwrap();
     let noisy = |n: u64| power(n) + 0.01 * noise(n);
-    let fired = first_growth(p.as_mut(), 50, 3000, noisy).unwrap();
+    let fired = first_growth_of(growlm_policy_convergence::build, NO_DEADLINE, 50, 3000, noisy).unwrap();
     assert!((2200..=2700).contains(&fired), "noisy: fired at {fired}");
 }
 

@@ -100,32 +100,22 @@ pub fn register(registry: &mut Registry) {
 
 #[cfg(test)]
 mod tests {
-    use growlm_policy::{build_from, first_growth};
+    use growlm_policy::{first_growth_of, refusal};
 
     #[test]
     fn grows_periodically_or_below_the_loss() {
-        let mut p = build_from(super::build, "every = 15").unwrap();
-        assert_eq!(first_growth(p.as_mut(), 10, 100, |_| 1.0), Some(15));
-        let mut p = build_from(super::build, "every = 1000\nloss_below = 2.5").unwrap();
-        assert_eq!(first_growth(p.as_mut(), 10, 100, |n| 3.0 - n as f64 / 100.0), Some(60));
+        let grows_at = |params: &str, curve: fn(u64) -> f64| first_growth_of(super::build, params, 10, 100, curve);
+        assert_eq!(grows_at("every = 15", |_| 1.0), Some(15));
+        assert_eq!(
+            grows_at("every = 1000\nloss_below = 2.5", |n| 3.0 - n as f64 / 100.0),
+            Some(60)
+        );
     }
 
     #[test]
     fn bad_parameters_are_refused_with_the_key_named() {
-        assert!(build_from(super::build, "every = 0")
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("policy.every"));
-        assert!(build_from(super::build, "loss_below = -1")
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("policy.loss_below"));
-        assert!(build_from(super::build, "evry = 3")
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("policy.evry"));
+        assert!(refusal(super::build, "every = 0").contains("policy.every"));
+        assert!(refusal(super::build, "loss_below = -1").contains("policy.loss_below"));
+        assert!(refusal(super::build, "evry = 3").contains("policy.evry"));
     }
 }

@@ -82,17 +82,19 @@ pub fn register(registry: &mut Registry) {
 
 #[cfg(test)]
 mod tests {
-    use growlm_policy::{build_from, first_growth};
+    use growlm_policy::{first_growth_of, refusal};
 
     #[test]
     fn fires_exactly_at_its_steps() {
-        let mut p = build_from(super::build, "steps = [37]").unwrap();
-        assert_eq!(first_growth(p.as_mut(), 10, 100, |_| 1.0), Some(37));
+        assert_eq!(
+            first_growth_of(super::build, "steps = [37]", 10, 100, |_| 1.0),
+            Some(37)
+        );
     }
 
     #[test]
     fn bad_steps_are_refused_with_the_key_named() {
-        let err = |params: &str| build_from(super::build, params).err().unwrap().to_string();
+        let err = |params: &str| refusal(super::build, params);
         assert!(err("steps = [50, 20]").contains("increasing"));
         assert!(err("steps = [0]").contains("policy.steps"));
         assert!(err("").contains("steps"));

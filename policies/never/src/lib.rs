@@ -42,16 +42,13 @@ pub fn register(registry: &mut Registry) {
 
 #[cfg(test)]
 mod tests {
-    use growlm_policy::first_growth;
+    use growlm_policy::{first_growth, refusal};
 
     #[test]
     fn never_grows_and_takes_no_parameters() {
         let mut p = super::build(&toml::Table::new()).unwrap();
         assert_eq!(first_growth(p.as_mut(), 10, 10_000, |n| 10.0 / n as f64), None);
-        let e = super::build(&toml::from_str("steps = [1]").unwrap())
-            .err()
-            .unwrap()
-            .to_string();
+        let e = refusal(super::build, "steps = [1]");
         assert!(e.contains("policy.steps"), "{e}");
     }
 }
