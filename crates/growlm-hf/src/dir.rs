@@ -14,7 +14,7 @@ use crate::{HfConfig, HfError};
 
 /// Writes `bytes` to `path` atomically ([`growlm_fs::write_atomic`]), so that a reader
 /// never sees half a file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HfError> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HfError> {
     growlm_fs::write_atomic(path, bytes).map_err(HfError::io(path))
 }
 

@@ -253,7 +253,8 @@ pub fn write_safetensors(tensors: &BTreeMap<String, HostTensor>, path: &Path) ->
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    crate::dir::write_atomic(path, &out)
+    // Atomic, so that a reader never sees half a file.
+    growlm_fs::write_atomic(path, &out).map_err(HfError::io(path))
 }
 
 /// The largest safetensors header (the `safetensors` crate's own limit, 100 MB).

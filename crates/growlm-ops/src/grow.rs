@@ -10,8 +10,9 @@ use growlm_model::{ActiveWidth, Gpt, GptConfig};
 use serde::Serialize;
 
 use crate::moments::map_optimizer;
-use crate::operator::{GrowthConfig, LayerOrigin};
+use crate::operator::LayerOrigin;
 use crate::plan::{apply, plan, WidthMaps};
+use crate::GrowthConfig;
 use crate::{OpsError, Ramp};
 use growlm_model::{assign_params, named_params, HostTensor, NamedParams};
 

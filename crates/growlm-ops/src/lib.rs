@@ -9,14 +9,17 @@
 //!   biases zero, §3.4), `random`, `identity`, `stack`;
 //! - both at once, any factor the operators allow (§3.5).
 //!
-//! Files: `operator.rs` (the operator traits, the `[stages.growth]` table, what can grow),
-//! `width/` and `depth/` (one file per operator), `plan.rs` (per-tensor plans and their
-//! application), `params.rs` (parameters by path), `moments.rs` (optimizer-record
-//! surgery), `grow.rs` (the growth), `ramp.rs` (eq. 5–7), `probe.rs` (measured
-//! function preservation).
+//! Files: `operator.rs` (the operator traits), `width/` and `depth/` (one file per
+//! operator, registered in the folder's `mod.rs`), `registry.rs` (the registries' shape),
+//! `handle.rs` (operator names resolved to handles), `growth_config.rs` (the
+//! `[stages.growth]` table, what can grow), `plan.rs` (per-tensor plans and their
+//! application), `moments.rs` (optimizer-record surgery), `grow.rs` (the growth), `ramp.rs`
+//! (eq. 5–7), `probe.rs` (measured function preservation).
 
 pub mod depth;
 mod grow;
+mod growth_config;
+mod handle;
 mod moments;
 mod operator;
 mod plan;
@@ -29,14 +32,14 @@ pub use grow::{Grown, Growth, GrowthReport};
 pub use growlm_model::{
     assign_params, named_params, param_shapes, param_values, to_host, Axis, HostTensor, NamedParams,
 };
+pub use growth_config::{check_growth, default_depth_for, GrowthConfig, LLAMA_DEFAULT_DEPTH};
+pub use handle::{Depth, Width};
 pub use moments::{host_moments, map_optimizer};
-pub use operator::{
-    check_growth, default_depth_for, AxisMap, DepthOp, GrowthConfig, LayerOrigin, WidthOp, LLAMA_DEFAULT_DEPTH,
-};
+pub use operator::{AxisMap, DepthOp, LayerOrigin, WidthOp};
 pub use plan::{apply, plan, Fill, TensorPlan, WidthMaps};
 pub use probe::{logit_change, logit_change_in, perturb_norms_and_biases};
 pub use ramp::{MsgRamp, Ramp, RampState};
-pub use registry::{Depth, Registered, Width};
+pub use registry::Registered;
 
 /// Errors of growth operators.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -12,8 +12,9 @@
 use growlm_model::{Axis, GptConfig, HostTensor, Role};
 use serde::Serialize;
 
-use crate::operator::{check_growth, AxisMap, GrowthConfig, LayerOrigin};
+use crate::operator::{AxisMap, LayerOrigin};
 use crate::OpsError;
+use crate::{check_growth, GrowthConfig};
 
 /// What fills the entries of a target tensor that no source value covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

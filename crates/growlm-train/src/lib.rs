@@ -8,7 +8,7 @@
 //! it, and refuses a config that would change what was trained.
 //!
 //! Files: `engine.rs` (the loop), `session.rs` (opening a run), `context.rs` (the run's fixed data and step helpers),
-//! `checkpoint.rs` (run state, atomic save, load), `trained.rs` (a checkpoint's model for
+//! `checkpoint/` (run state, atomic save; `read.rs`: load, branch), `trained.rs` (a checkpoint's model for
 //! evaluation and export),
 //! `optim.rs` (AdamW, gradient clipping), `observe.rs` (run observers: files, progress),
 //! `config.rs` (the run config), `schedule.rs` (the LR schedule), `validate.rs` (its checks), `edit.rs` (typed config edits), `overrides.rs` (`--set` and the resume check),

@@ -4,13 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::record::Recorder;
 use burn::tensor::backend::Backend;
 use growlm_data::{Tokenizer, TokenizerKind};
 use growlm_model::{Gpt, GptConfig};
 
-use crate::checkpoint::{latest_checkpoint, read_state, recorder_err, saved_config, verify_checksums, Rec};
+use crate::checkpoint::{latest_checkpoint, load_model, read_state, saved_config, verify_checksums};
 use crate::{RunConfig, RunState, TrainError};
 
 /// A trained model read off a checkpoint, for evaluation and export.
@@ -64,47 +62,6 @@ pub fn load_trained<B: Backend>(path: &Path, device: &B::Device) -> Result<Train
         state,
         path: ckpt,
     })
-}
-
-/// Reads the model of checkpoint `ckpt` into a model of `config`. A checkpoint written
-/// before the model became exact GPT-Neo is refused: its query, key and value projections
-/// have biases, which loading would silently drop, and it was trained with scaled attention
-/// scores and the exact GELU, so it would not compute what it did.
-pub(crate) fn load_model<B: Backend>(
-    config: &GptConfig,
-    ckpt: &Path,
-    device: &B::Device,
-) -> Result<Gpt<B>, TrainError> {
-    let record: <Gpt<B> as Module<B>>::Record =
-        Recorder::<B>::load(&Rec::new(), ckpt.join("model"), device).map_err(recorder_err(ckpt))?;
-    let old = record
-        .blocks
-        .iter()
-        .any(|b| b.attn.query.bias.is_some() || b.attn.key.bias.is_some() || b.attn.value.bias.is_some());
-    if old {
-        return Err(TrainError::Corrupt {
-            path: ckpt.to_path_buf(),
-            reason: "written by a growlm from before the model became exact GPT-Neo (its query/key/value \
-                     projections have biases); this version cannot continue or export it, retrain the run"
-                .into(),
-        });
-    }
-    let fresh = config.init::<B>(0, device)?;
-    let want = growlm_ops::param_shapes(&fresh);
-    let model = fresh.load_record(record);
-    // burn loads a record of other shapes without a word; the first op would then panic.
-    for ((path, need), (_, got)) in want.iter().zip(growlm_ops::param_shapes(&model)) {
-        if *need != got {
-            return Err(TrainError::Corrupt {
-                path: ckpt.join("model.mpk"),
-                reason: format!(
-                    "parameter `{path}` has shape {got:?}, but the config's model needs {need:?}: \
-                     the checkpoint belongs to another model"
-                ),
-            });
-        }
-    }
-    Ok(model)
 }
 
 impl<B: Backend> Trained<B> {

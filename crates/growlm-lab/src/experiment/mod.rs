@@ -16,11 +16,12 @@
 //! overwritten. Up to `jobs` runs train at once. At the end the experiment directory holds
 //! `results.json`, `report.md` and SVG figures, and each run its `loss.svg`.
 //!
-//! Files: `mod.rs` (the experiment file), `plan.rs` (the runs it asks for),
-//! `schedule.rs` (training them, `jobs` at a time), `results.rs` (measuring them),
-//! `frontier.rs` (a frontier experiment's measures: envelope, gap, ×frontier),
-//! `law.rs` (the solver's law `L(N, D)` over the sizes, checked against the grown arms),
-//! `report.rs` (the markdown report).
+//! Files: `mod.rs` (the experiment file), `plan.rs` (the runs it asks for), `run.rs` (the
+//! experiment as one call), `schedule.rs` (training the runs, `jobs` at a time),
+//! `measure.rs` (measuring them into `results.rs`'s types), `frontier.rs` (a frontier
+//! experiment's measures: envelope, gap, ×frontier), `law.rs` (the solver's law `L(N, D)`
+//! over the sizes, checked against the grown arms), `report/` (the markdown report, its
+//! frontier sections in `report/frontier.rs`).
 
 mod frontier;
 mod law;
@@ -28,6 +29,7 @@ mod measure;
 mod plan;
 mod report;
 mod results;
+mod run;
 mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -38,7 +40,8 @@ pub use frontier::{FrontierArm, FrontierCost, FrontierResults, SeedEnvelope, Siz
 pub use law::{LawCell, LawCheck, Measured};
 pub use plan::Job;
 
-pub use results::{run_experiment, ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
+pub use results::{ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
+pub use run::run_experiment;
 pub use schedule::{run_all, silent, state_of, JobStart, ObserverFactory, State};
 
 use crate::LabError;
