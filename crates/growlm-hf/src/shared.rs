@@ -36,7 +36,14 @@ impl ConfigHead {
 
     /// Refuses a config of another model type than `want`.
     pub(crate) fn expect_type(&self, want: &str) -> Result<(), String> {
-        expect_str("model_type", &self.model_type, want, "the model type this reader takes")
+        if self.model_type == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "model_type is \"{}\"; this reader takes \"{want}\" models",
+                self.model_type
+            ))
+        }
     }
 
     /// Refuses sizes beyond growlm's limits, naming the first: `layers` (the family's
@@ -92,5 +99,52 @@ impl ConfigTail {
             eos_token_id: eos,
             torch_dtype: Some("float32".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head() -> ConfigHead {
+        ConfigHead::of("LlamaForCausalLM", "llama", &GptConfig::new(40, 16, 32, 2, 4))
+    }
+
+    #[test]
+    fn the_shared_checks_name_the_field_and_the_fix() {
+        assert_eq!(head().expect_type("llama"), Ok(()));
+        assert_eq!(
+            head().expect_type("gpt_neo").unwrap_err(),
+            "model_type is \"llama\"; this reader takes \"gpt_neo\" models"
+        );
+        assert_eq!(expect_str("hidden_act", "silu", "silu", "SwiGLU's gate"), Ok(()));
+        assert_eq!(
+            expect_str("hidden_act", "gelu", "silu", "SwiGLU's gate").unwrap_err(),
+            "hidden_act is \"gelu\"; growlm computes \"silu\" (SwiGLU's gate)"
+        );
+    }
+
+    #[test]
+    fn sizes_are_bounded_layers_first_then_the_head_then_the_family() {
+        let h = head();
+        assert_eq!(h.check_sizes(("n", MAX_LAYERS), &[("w", MAX_DIM)]), Ok(()));
+        // Every count over its limit: the layers are named first.
+        let big = ConfigHead {
+            vocab_size: MAX_DIM + 1,
+            ..head()
+        };
+        let e = big.check_sizes(("num_layers", MAX_LAYERS + 1), &[("w", MAX_DIM + 1)]);
+        assert_eq!(
+            e.unwrap_err(),
+            format!(
+                "num_layers = {} is larger than growlm supports ({MAX_LAYERS})",
+                MAX_LAYERS + 1
+            )
+        );
+        // Then the head's sizes, before the family's own.
+        let e = big.check_sizes(("num_layers", 1), &[("w", MAX_DIM + 1)]);
+        assert!(e.unwrap_err().starts_with("vocab_size = "));
+        let e = h.check_sizes(("num_layers", 1), &[("w", 3), ("intermediate_size", MAX_DIM + 1)]);
+        assert!(e.unwrap_err().starts_with("intermediate_size = "));
     }
 }
