@@ -156,7 +156,8 @@ pub fn killed_run_resumes_exactly(
     assert!(run(cfg, &killed, false, Some(kill_after)).is_err());
     let resumed = run(cfg, &killed, true, None).unwrap();
     assert_eq!(s.growth_steps, resumed.growth_steps);
-    assert_eq!(metrics(&full), metrics(&killed));
-    assert_eq!(events(&full), events(&killed));
-    (s, metrics(&full), events(&full))
+    let (m, e) = (metrics(&full), events(&full));
+    assert_eq!(m, metrics(&killed));
+    assert_eq!(e, events(&killed));
+    (s, m, e)
 }

@@ -7,11 +7,14 @@ use super::table;
 use crate::experiment::frontier::FrontierResults;
 use crate::stats::Interval;
 
+/// A measure over the seeds against `zero` (see [`Interval::show_difference`]), or
+/// "outside" where it fell beyond the frontier's range.
+fn or_outside(v: &Option<Interval>, digits: usize, zero: f64) -> String {
+    v.as_ref().map_or("outside".into(), |i| i.show_difference(zero, digits))
+}
+
 /// The frontier section: the sizes, the envelope, the arms against it beside ×target.
 pub(super) fn frontier(s: &mut String, f: &FrontierResults) {
-    let opt = |v: &Option<Interval>, digits: usize, zero: f64| {
-        v.as_ref().map_or("outside".into(), |i| i.show_difference(zero, digits))
-    };
     *s += "## The compute-optimal frontier\n\n\
            Each size trained from scratch at each budget (the shorter wsd budgets branched from the \
            longest run at the start of their decay); the frontier is, per seed, the lower envelope of \
@@ -60,9 +63,9 @@ pub(super) fn frontier(s: &mut String, f: &FrontierResults) {
                 format!("{:.1}", a.tokens_per_param),
                 a.growth_factor.map_or("-".into(), |g| format!("{g:.2}")),
                 a.final_val_loss.show(4),
-                opt(&a.iso_flop_gap, 4, 0.0),
-                opt(&a.x_frontier, 2, 1.0),
-                opt(&a.x_target, 2, 1.0),
+                or_outside(&a.iso_flop_gap, 4, 0.0),
+                or_outside(&a.x_frontier, 2, 1.0),
+                or_outside(&a.x_target, 2, 1.0),
             ]
         }),
     );
@@ -180,13 +183,7 @@ fn grids(s: &mut String, f: &FrontierResults) {
             let _ = write!(s, "| {:.0}% |", frac * 100.0);
             for b in &budgets {
                 let cell = cells().find(|a| a.budget == Some(*b) && a.grow_frac == Some(*frac));
-                let text = match cell {
-                    Some(a) => a
-                        .x_frontier
-                        .as_ref()
-                        .map_or("outside".into(), |i| i.show_difference(1.0, 2)),
-                    None => "-".into(),
-                };
+                let text = cell.map_or("-".into(), |a| or_outside(&a.x_frontier, 2, 1.0));
                 let _ = write!(s, " {text} |");
             }
             s.push('\n');
