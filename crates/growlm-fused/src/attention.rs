@@ -1,14 +1,21 @@
 //! Fused causal self-attention on `[batch, seq, heads·head_dim]` buffers, forward and
-//! backward, one (batch, head) pair per task (paper eq. 4's attention; DESIGN.md §Model).
+//! backward (paper eq. 4's attention; DESIGN.md §Model), with Llama's grouped key/value
+//! heads and rotary positions applied inside the kernel.
 //!
 //! The heads are read and written in place through strides: no split into
-//! `[batch, heads, seq, head_dim]` and no merge back. Per pair the forward pass is two
-//! matrix products (`S = scale·Q·Kᵀ`, `Y = P·V`) around a row softmax over the causal (or
-//! windowed) prefix; it keeps only the log-sum-exp of each row. The backward pass recomputes
-//! `P` from it and runs four products (`dP = dY·Vᵀ`, `dV = Pᵀ·dY`, `dQ = dS·K`,
-//! `dK = dSᵀ·Q`). Each product is one single-threaded `gemm` call; the pairs run on rayon's
-//! pool, so a step uses every core, and since each pair's arithmetic is the same whichever
-//! thread runs it, the result does not depend on the number of threads.
+//! `[batch, heads, seq, head_dim]`, no merge back, and with grouped-query attention no
+//! repeated key/value heads: one task per (batch, key/value head) runs every query head of
+//! its group against that head's keys and values. With rotary positions ([`Rope`]), each
+//! task rotates its key head once and each query head as it reads it, into a `seq ×
+//! head_dim` tile of its own; no rotated copy of q or k exists. Per query head the forward
+//! pass is two matrix products (`S = scale·Q·Kᵀ`, `Y = P·V`) around a row softmax over the
+//! causal (or windowed) prefix; it keeps only the log-sum-exp of each row. The backward
+//! pass recomputes `P` from it and runs four products (`dP = dY·Vᵀ`, `dV = Pᵀ·dY`,
+//! `dQ = dS·K`, `dK = dSᵀ·Q`); a group's `dK` and `dV` add up its query heads in head
+//! order, and rotated gradients are rotated back. Each product is one single-threaded
+//! `gemm` call; the tasks run on rayon's pool, so a step uses every core, and since each
+//! task's arithmetic is the same whichever thread runs it, the result does not depend on
+//! the number of threads.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -22,16 +29,35 @@ pub struct AttentionShape {
     pub batch: usize,
     /// Positions per sequence.
     pub seq: usize,
-    /// Attention heads.
+    /// Query heads.
     pub heads: usize,
+    /// Key/value heads: `heads` for multi-head attention, a divisor of it for grouped-query
+    /// attention (query head `h` reads key/value head `h / (heads / kv_heads)`).
+    pub kv_heads: usize,
     /// Dims per head.
     pub head_dim: usize,
 }
 
 impl AttentionShape {
-    /// Elements of a `[batch, seq, heads·head_dim]` buffer.
+    /// Multi-head attention (as many key/value heads as query heads).
+    pub const fn multi_head(batch: usize, seq: usize, heads: usize, head_dim: usize) -> Self {
+        Self {
+            batch,
+            seq,
+            heads,
+            kv_heads: heads,
+            head_dim,
+        }
+    }
+
+    /// Elements of a `[batch, seq, heads·head_dim]` buffer (q, the output).
     pub fn len(&self) -> usize {
         self.batch * self.seq * self.heads * self.head_dim
+    }
+
+    /// Elements of a `[batch, seq, kv_heads·head_dim]` buffer (k, v).
+    pub fn kv_len(&self) -> usize {
+        self.batch * self.seq * self.kv_heads * self.head_dim
     }
 
     /// Whether the buffers are empty.
@@ -44,14 +70,31 @@ impl AttentionShape {
         self.batch * self.heads * self.seq
     }
 
-    fn row_stride(&self) -> usize {
+    /// Query heads per key/value head.
+    fn group(&self) -> usize {
+        self.heads / self.kv_heads
+    }
+
+    fn q_stride(&self) -> usize {
         self.heads * self.head_dim
     }
 
-    /// Offset of pair `bh`'s first element in a `[batch, seq, heads·head_dim]` buffer.
-    fn base(&self, bh: usize) -> usize {
-        let (b, h) = (bh / self.heads, bh % self.heads);
-        b * self.seq * self.row_stride() + h * self.head_dim
+    fn kv_stride(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+
+    /// Offsets of task `bg`'s key/value head and of its group's first query head.
+    fn bases(&self, bg: usize) -> (usize, usize) {
+        let (b, g) = (bg / self.kv_heads, bg % self.kv_heads);
+        (
+            b * self.seq * self.kv_stride() + g * self.head_dim,
+            b * self.seq * self.q_stride() + g * self.group() * self.head_dim,
+        )
+    }
+
+    /// Whether the key/value heads divide the query heads.
+    fn is_valid(&self) -> bool {
+        self.kv_heads > 0 && self.heads % self.kv_heads == 0
     }
 }
 
@@ -76,11 +119,110 @@ impl AttentionPattern {
     }
 }
 
-/// A raw pointer the pairs share; each pair writes a disjoint set of elements.
+/// Rotary position tables (Llama): the cosine and sine of each position and dim,
+/// `[positions, head_dim]`, in transformers' layout (dim `j` of a head's first half rotates
+/// with dim `j + head_dim/2`, both at the same frequency).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    head_dim: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Rope {
+    /// The tables for `positions` positions of heads of `head_dim` (even) with base
+    /// `theta`, computed as transformers does: inverse frequencies from an f64 power, cast
+    /// to f32, angles `position·frequency` in f32.
+    pub fn new(positions: usize, head_dim: usize, theta: f64) -> Self {
+        let half = (head_dim / 2).max(1);
+        let inv_freq: Vec<f32> = (0..head_dim)
+            .map(|i| (1.0 / theta.powf((2 * (i % half)) as f64 / head_dim as f64)) as f32)
+            .collect();
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(positions * head_dim),
+            Vec::with_capacity(positions * head_dim),
+        );
+        for pos in 0..positions {
+            for &f in &inv_freq {
+                let angle = pos as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Self { head_dim, cos, sin }
+    }
+
+    /// The cosines, `[positions, head_dim]` row-major.
+    pub fn cos(&self) -> &[f32] {
+        &self.cos
+    }
+
+    /// The sines, `[positions, head_dim]` row-major.
+    pub fn sin(&self) -> &[f32] {
+        &self.sin
+    }
+
+    /// Dims per head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// Whether the tables cover `seq` positions of heads of `head_dim` dims.
+    pub fn covers(&self, seq: usize, head_dim: usize) -> bool {
+        self.head_dim == head_dim && head_dim % 2 == 0 && self.cos.len() >= seq * head_dim
+    }
+
+    /// `dst[i, :] ← rotate(src[i·ld ..][..head_dim])` for `rows` positions from 0:
+    /// `x·cos + rotate_half(x)·sin` with `rotate_half(x) = (−x₂, x₁)`, in that order of
+    /// operations (the decomposed path's bits).
+    ///
+    /// # Safety
+    /// Row `i` of `src` (`head_dim` elements from `src + i·ld`) is inside a live buffer, for
+    /// each `i < rows`.
+    unsafe fn rotate(&self, src: *const f32, ld: usize, rows: usize, dst: &mut [f32]) {
+        let (hd, half) = (self.head_dim, self.head_dim / 2);
+        for i in 0..rows {
+            // SAFETY: the caller's view: row `i` of `src` holds `hd` live elements.
+            let x = unsafe { std::slice::from_raw_parts(src.add(i * ld), hd) };
+            let (x1, x2) = x.split_at(half);
+            let (c1, c2) = self.cos[i * hd..(i + 1) * hd].split_at(half);
+            let (s1, s2) = self.sin[i * hd..(i + 1) * hd].split_at(half);
+            let (o1, o2) = dst[i * hd..(i + 1) * hd].split_at_mut(half);
+            for j in 0..half.min(x2.len()).min(c2.len()).min(s2.len()).min(o2.len()) {
+                o1[j] = x1[j] * c1[j] + -x2[j] * s1[j];
+                o2[j] = x2[j] * c2[j] + x1[j] * s2[j];
+            }
+        }
+    }
+
+    /// The transpose of [`Rope::rotate`] (its inverse): `dst[i·ld ..] ← rotateᵀ(src[i, :])`,
+    /// `dx₁ = dy₁·cos + dy₂·sin`, `dx₂ = dy₂·cos − dy₁·sin`.
+    ///
+    /// # Safety
+    /// Row `i` of `dst` (`hd` elements from `dst + i·ld`) is inside a live buffer that
+    /// nothing else touches during the call, for each `i < rows`.
+    unsafe fn rotate_back(&self, src: &[f32], rows: usize, dst: *mut f32, ld: usize) {
+        let (hd, half) = (self.head_dim, self.head_dim / 2);
+        for i in 0..rows {
+            // SAFETY: the caller's contract.
+            let out = unsafe { std::slice::from_raw_parts_mut(dst.add(i * ld), hd) };
+            let (o1, o2) = out.split_at_mut(half);
+            let (c1, c2) = self.cos[i * hd..(i + 1) * hd].split_at(half);
+            let (s1, s2) = self.sin[i * hd..(i + 1) * hd].split_at(half);
+            let (d1, d2) = src[i * hd..(i + 1) * hd].split_at(half);
+            for j in 0..half.min(o2.len()).min(c2.len()).min(s2.len()).min(d2.len()) {
+                o1[j] = d1[j] * c1[j] + d2[j] * s2[j];
+                o2[j] = d2[j] * c2[j] - d1[j] * s1[j];
+            }
+        }
+    }
+}
+
+/// A raw pointer the tasks share; each task writes a disjoint set of elements.
 #[derive(Clone, Copy)]
 struct Shared(*mut f32);
-// SAFETY: tasks write disjoint elements (one (batch, head) block each), and the buffer
-// outlives the parallel loop that uses the pointer.
+// SAFETY: tasks write disjoint elements (one (batch, key/value head) group each), and the
+// buffer outlives the parallel loop that uses the pointer.
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
@@ -92,12 +234,26 @@ struct View {
     cs: usize,
 }
 
-/// `dst ← beta·lhs·rhs` with `dst: m×n`, `lhs: m×k`, `rhs: k×n`, on the calling thread.
+impl View {
+    /// Row-major with row stride `ld`.
+    fn rows(ptr: *const f32, ld: usize) -> Self {
+        Self { ptr, rs: ld, cs: 1 }
+    }
+
+    /// The transpose of a row-major matrix with row stride `ld`.
+    fn transposed(ptr: *const f32, ld: usize) -> Self {
+        Self { ptr, rs: 1, cs: ld }
+    }
+}
+
+/// `dst ← beta·lhs·rhs` (or `dst + beta·lhs·rhs` with `acc`) with `dst: m×n`, `lhs: m×k`,
+/// `rhs: k×n`, on the calling thread.
 ///
 /// # Safety
 /// Every element the three views address for these `m, n, k` lies inside a live buffer, and
 /// nothing else reads or writes `dst`'s elements during the call.
-unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, lhs: View, rhs: View, beta: f32) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, lhs: View, rhs: View, acc: bool) {
     // SAFETY: the caller's contract; strides fit in isize since each buffer is a Vec.
     unsafe {
         gemm::gemm(
@@ -107,15 +263,15 @@ unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, lhs
             dst,
             1,
             dst_rs as isize,
-            false,
+            acc,
             lhs.ptr,
             lhs.cs as isize,
             lhs.rs as isize,
             rhs.ptr,
             rhs.cs as isize,
             rhs.rs as isize,
-            0.0,
-            beta,
+            if acc { 1.0 } else { 0.0 },
+            1.0,
             false,
             false,
             false,
@@ -124,81 +280,130 @@ unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, lhs
     }
 }
 
-fn check(shape: &AttentionShape, bufs: &[usize]) {
-    for &len in bufs {
+fn check(shape: &AttentionShape, q: &[usize], kv: &[usize], rope: Option<&Rope>) {
+    assert!(shape.is_valid(), "fused attention: {shape:?} has no whole groups");
+    for &len in q {
         assert_eq!(
             len,
             shape.len(),
             "fused attention: buffer of {len} elements for shape {shape:?}"
         );
     }
+    for &len in kv {
+        assert_eq!(
+            len,
+            shape.kv_len(),
+            "fused attention: buffer of {len} elements for shape {shape:?}"
+        );
+    }
+    if let Some(r) = rope {
+        assert!(
+            r.covers(shape.seq, shape.head_dim),
+            "fused attention: rotary tables too short"
+        );
+    }
 }
 
-/// Forward pass: `out ← softmax(scale·Q·Kᵀ, causal) · V` per head, and the log-sum-exp of
-/// each score row into `lse: [batch, heads, seq]`.
+/// A task's key (or query) head as the products read it: in place through strides, or
+/// rotated into `tile` (`seq × head_dim`) when there are rotary tables.
+///
+/// # Safety
+/// As [`Rope::rotate`] for `seq` rows of `src` at stride `ld`.
+unsafe fn head_view(
+    rope: Option<&Rope>,
+    src: *const f32,
+    ld: usize,
+    seq: usize,
+    tile: &mut [f32],
+) -> (*const f32, usize) {
+    match rope {
+        Some(r) => {
+            // SAFETY: the caller's contract.
+            unsafe { r.rotate(src, ld, seq, tile) };
+            (tile.as_ptr(), r.head_dim)
+        }
+        None => (src, ld),
+    }
+}
+
+/// Forward pass: `out ← softmax(scale·Q·Kᵀ, causal) · V` per query head (keys and values
+/// of its group's head, both rotated first with `rope`), and the log-sum-exp of each score
+/// row into `lse: [batch, heads, seq]`. `k` and `v` are `[batch, seq, kv_heads·head_dim]`.
 ///
 /// # Panics
-/// If a buffer's length does not match `shape`.
+/// If a buffer's length does not match `shape`, the key/value heads do not divide the
+/// query heads, or `rope` does not cover the sequence.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     q: &[f32],
     k: &[f32],
     v: &[f32],
     shape: AttentionShape,
     pattern: AttentionPattern,
+    rope: Option<&Rope>,
     out: &mut [f32],
     lse: &mut [f32],
 ) {
-    check(&shape, &[q.len(), k.len(), v.len(), out.len()]);
+    check(&shape, &[q.len(), out.len()], &[k.len(), v.len()], rope);
     assert_eq!(lse.len(), shape.rows(), "fused attention: log-sum-exp buffer");
     if shape.is_empty() {
         return;
     }
-    let (t, hd, ld) = (shape.seq, shape.head_dim, shape.row_stride());
+    let (t, hd, qld, kvld) = (shape.seq, shape.head_dim, shape.q_stride(), shape.kv_stride());
+    let tile = if rope.is_some() { t * hd } else { 0 };
     let dst = Shared(out.as_mut_ptr());
-    lse.par_chunks_mut(t).enumerate().for_each_init(
-        || vec![0.0f32; t * t],
-        |scores, (bh, lse)| {
+    lse.par_chunks_mut(t * shape.group()).enumerate().for_each_init(
+        || (vec![0.0f32; t * t], vec![0.0f32; tile], vec![0.0f32; tile]),
+        |(scores, qr, kr), (bg, lse)| {
             let dst = dst;
-            let base = shape.base(bh);
-            let at = |buf: &[f32]| View {
-                ptr: buf[base..].as_ptr(),
-                rs: ld,
-                cs: 1,
-            };
-            let kt = View {
-                ptr: k[base..].as_ptr(),
-                rs: 1,
-                cs: ld,
-            };
-            // SAFETY: pair `bh`'s block of q, k, v and out spans rows 0..t at stride ld and
-            // columns base..base+hd, inside the checked buffers; `scores` is t×t; only this
-            // task writes out's block.
-            unsafe {
-                matmul(t, t, hd, scores.as_mut_ptr(), t, at(q), kt, 1.0);
-            }
-            for (i, row) in scores.chunks_exact_mut(t).enumerate() {
-                let lo = pattern.first_key(i);
-                row[..lo].fill(0.0);
-                lse[i] = simd::softmax_prefix(&mut row[lo..], i + 1 - lo, pattern.scale);
-            }
-            let p = View {
-                ptr: scores.as_ptr(),
-                rs: t,
-                cs: 1,
-            };
-            // SAFETY: as above.
-            unsafe {
-                matmul(t, hd, t, dst.0.add(base), ld, p, at(v), 1.0);
+            let (kvb, qb) = shape.bases(bg);
+            // SAFETY (every product and rotation below): task `bg`'s key/value head spans
+            // rows 0..t at stride kvld and columns kvb..kvb+hd, each of its query heads rows
+            // 0..t at stride qld and hd columns from qb + j·hd, inside the checked buffers;
+            // scores is t×t and the tiles t×hd; only this task writes those heads of out.
+            let (kp, kld) = unsafe { head_view(rope, k[kvb..].as_ptr(), kvld, t, kr) };
+            for (j, lse) in lse.chunks_exact_mut(t).enumerate() {
+                let (qp, ld) = unsafe { head_view(rope, q[qb + j * hd..].as_ptr(), qld, t, qr) };
+                unsafe {
+                    matmul(
+                        t,
+                        t,
+                        hd,
+                        scores.as_mut_ptr(),
+                        t,
+                        View::rows(qp, ld),
+                        View::transposed(kp, kld),
+                        false,
+                    );
+                }
+                for (i, row) in scores.chunks_exact_mut(t).enumerate() {
+                    let lo = pattern.first_key(i);
+                    row[..lo].fill(0.0);
+                    lse[i] = simd::softmax_prefix(&mut row[lo..], i + 1 - lo, pattern.scale);
+                }
+                unsafe {
+                    matmul(
+                        t,
+                        hd,
+                        t,
+                        dst.0.add(qb + j * hd),
+                        qld,
+                        View::rows(scores.as_ptr(), t),
+                        View::rows(v[kvb..].as_ptr(), kvld),
+                        false,
+                    );
+                }
             }
         },
     );
 }
 
 /// Backward pass: from the output gradient `dy` and the forward pass's `lse`, the gradients
-/// of `q`, `k` and `v` (each overwritten).
+/// of `q`, `k` and `v` (each overwritten; `dk` and `dv` are `[batch, seq,
+/// kv_heads·head_dim]`, each the sum over its group's query heads).
 ///
 /// # Panics
-/// If a buffer's length does not match `shape`.
+/// As [`forward`].
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     q: &[f32],
@@ -208,102 +413,181 @@ pub fn backward(
     lse: &[f32],
     shape: AttentionShape,
     pattern: AttentionPattern,
+    rope: Option<&Rope>,
     grads: [&mut [f32]; 3],
 ) {
     let [dq, dk, dv] = grads;
     check(
         &shape,
-        &[q.len(), k.len(), v.len(), dy.len(), dq.len(), dk.len(), dv.len()],
+        &[q.len(), dy.len(), dq.len()],
+        &[k.len(), v.len(), dk.len(), dv.len()],
+        rope,
     );
     assert_eq!(lse.len(), shape.rows(), "fused attention: log-sum-exp buffer");
     if shape.is_empty() {
         return;
     }
-    let (t, hd, ld) = (shape.seq, shape.head_dim, shape.row_stride());
+    let (t, hd, qld, kvld) = (shape.seq, shape.head_dim, shape.q_stride(), shape.kv_stride());
+    let tile = if rope.is_some() { t * hd } else { 0 };
     let (dq, dk, dv) = (
         Shared(dq.as_mut_ptr()),
         Shared(dk.as_mut_ptr()),
         Shared(dv.as_mut_ptr()),
     );
-    lse.par_chunks(t).enumerate().for_each_init(
-        || (vec![0.0f32; t * t], vec![0.0f32; t * t]),
-        |(p, dp), (bh, lse)| {
+    lse.par_chunks(t * shape.group()).enumerate().for_each_init(
+        || {
+            (
+                vec![0.0f32; t * t],
+                vec![0.0f32; t * t],
+                [
+                    vec![0.0f32; tile],
+                    vec![0.0f32; tile],
+                    vec![0.0f32; tile],
+                    vec![0.0f32; tile],
+                ],
+            )
+        },
+        |(p, dp, [qr, kr, dqr, dkr]), (bg, lse)| {
             let (dq, dk, dv) = (dq, dk, dv);
-            let base = shape.base(bh);
-            let at = |buf: &[f32]| View {
-                ptr: buf[base..].as_ptr(),
-                rs: ld,
-                cs: 1,
+            let (kvb, qb) = shape.bases(bg);
+            // SAFETY (every product and rotation below): as in `forward`; the gradient
+            // blocks of this task's heads are written by this task only.
+            let (kp, kld) = unsafe { head_view(rope, k[kvb..].as_ptr(), kvld, t, kr) };
+            // With rotary positions dK gathers (rotated) in a tile and dQ passes through one.
+            let (dkp, dkld) = match rope {
+                Some(_) => (dkr.as_mut_ptr(), hd),
+                None => (unsafe { dk.0.add(kvb) }, kvld),
             };
-            let transposed = |buf: &[f32]| View {
-                ptr: buf[base..].as_ptr(),
-                rs: 1,
-                cs: ld,
-            };
-            // SAFETY (all four products): pair `bh`'s blocks span rows 0..t at stride ld and
-            // columns base..base+hd of the checked buffers; p and dp are t×t; only this task
-            // writes the gradients' blocks.
-            unsafe {
-                matmul(t, t, hd, p.as_mut_ptr(), t, at(q), transposed(k), 1.0);
-                matmul(t, t, hd, dp.as_mut_ptr(), t, at(dy), transposed(v), 1.0);
+            for (j, lse) in lse.chunks(t).enumerate() {
+                let qo = qb + j * hd;
+                let (qp, ld) = unsafe { head_view(rope, q[qo..].as_ptr(), qld, t, qr) };
+                unsafe {
+                    matmul(
+                        t,
+                        t,
+                        hd,
+                        p.as_mut_ptr(),
+                        t,
+                        View::rows(qp, ld),
+                        View::transposed(kp, kld),
+                        false,
+                    );
+                    matmul(
+                        t,
+                        t,
+                        hd,
+                        dp.as_mut_ptr(),
+                        t,
+                        View::rows(dy[qo..].as_ptr(), qld),
+                        View::transposed(v[kvb..].as_ptr(), kvld),
+                        false,
+                    );
+                }
+                for i in 0..t {
+                    let lo = pattern.first_key(i);
+                    let row = &mut p[i * t..(i + 1) * t];
+                    row[..lo].fill(0.0);
+                    simd::probs_prefix(&mut row[lo..], i + 1 - lo, pattern.scale, lse[i]);
+                    simd::softmax_backward(row, &mut dp[i * t..(i + 1) * t], pattern.scale);
+                }
+                let (dqp, dqld) = match rope {
+                    Some(_) => (dqr.as_mut_ptr(), hd),
+                    None => (unsafe { dq.0.add(qo) }, qld),
+                };
+                let acc = j > 0;
+                unsafe {
+                    matmul(
+                        t,
+                        hd,
+                        t,
+                        dv.0.add(kvb),
+                        kvld,
+                        View::transposed(p.as_ptr(), t),
+                        View::rows(dy[qo..].as_ptr(), qld),
+                        acc,
+                    );
+                    matmul(
+                        t,
+                        hd,
+                        t,
+                        dqp,
+                        dqld,
+                        View::rows(dp.as_ptr(), t),
+                        View::rows(kp, kld),
+                        false,
+                    );
+                    matmul(
+                        t,
+                        hd,
+                        t,
+                        dkp,
+                        dkld,
+                        View::transposed(dp.as_ptr(), t),
+                        View::rows(qp, ld),
+                        acc,
+                    );
+                }
+                if let Some(r) = rope {
+                    unsafe { r.rotate_back(dqr, t, dq.0.add(qo), qld) };
+                }
             }
-            for i in 0..t {
-                let lo = pattern.first_key(i);
-                let row = &mut p[i * t..(i + 1) * t];
-                row[..lo].fill(0.0);
-                simd::probs_prefix(&mut row[lo..], i + 1 - lo, pattern.scale, lse[i]);
-                simd::softmax_backward(row, &mut dp[i * t..(i + 1) * t], pattern.scale);
-            }
-            let p_t = View {
-                ptr: p.as_ptr(),
-                rs: 1,
-                cs: t,
-            };
-            let ds = View {
-                ptr: dp.as_ptr(),
-                rs: t,
-                cs: 1,
-            };
-            let ds_t = View {
-                ptr: dp.as_ptr(),
-                rs: 1,
-                cs: t,
-            };
-            unsafe {
-                matmul(t, hd, t, dv.0.add(base), ld, p_t, at(dy), 1.0);
-                matmul(t, hd, t, dq.0.add(base), ld, ds, at(k), 1.0);
-                matmul(t, hd, t, dk.0.add(base), ld, ds_t, at(q), 1.0);
+            if let Some(r) = rope {
+                unsafe { r.rotate_back(dkr, t, dk.0.add(kvb), kvld) };
             }
         },
     );
 }
 
-/// The same attention computed the plain way, in f64, for tests: split heads, full
-/// scores, masked softmax, merge.
-pub fn reference(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, pattern: AttentionPattern) -> Vec<f32> {
-    let (t, hd, ld) = (shape.seq, shape.head_dim, shape.row_stride());
+/// The same attention computed the plain way, in f64, for tests: rotate (with `rope`),
+/// split heads, repeat each key/value head for its group, full scores, masked softmax,
+/// merge.
+pub fn reference(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    shape: AttentionShape,
+    pattern: AttentionPattern,
+    rope: Option<&Rope>,
+) -> Vec<f32> {
+    let (t, hd, qld, kvld) = (shape.seq, shape.head_dim, shape.q_stride(), shape.kv_stride());
+    let half = hd / 2;
+    // Element (position i, dim d) of the head at `base`, rotated in f64.
+    let read = |x: &[f32], base: usize, ld: usize, i: usize, d: usize| -> f64 {
+        let at = |d: usize| x[base + i * ld + d] as f64;
+        match rope {
+            None => at(d),
+            Some(r) => {
+                let (c, s) = (r.cos[i * hd + d] as f64, r.sin[i * hd + d] as f64);
+                let rotated = if d < half { -at(d + half) } else { at(d - half) };
+                at(d) * c + rotated * s
+            }
+        }
+    };
     let mut out = vec![0.0f32; shape.len()];
-    for bh in 0..shape.batch * shape.heads {
-        let base = shape.base(bh);
-        for i in 0..t {
-            let lo = pattern.first_key(i);
-            let scores: Vec<f64> = (lo..=i)
-                .map(|j| {
-                    (0..hd)
-                        .map(|d| q[base + i * ld + d] as f64 * k[base + j * ld + d] as f64)
-                        .sum::<f64>()
-                        * pattern.scale as f64
-                })
-                .collect();
-            let m = scores.iter().cloned().fold(f64::MIN, f64::max);
-            let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
-            for d in 0..hd {
-                let y: f64 = scores
-                    .iter()
-                    .enumerate()
-                    .map(|(n, s)| (s - m).exp() / z * v[base + (lo + n) * ld + d] as f64)
-                    .sum();
-                out[base + i * ld + d] = y as f32;
+    for b in 0..shape.batch {
+        for h in 0..shape.heads {
+            let qb = b * t * qld + h * hd;
+            let kvb = b * t * kvld + (h / shape.group()) * hd;
+            for i in 0..t {
+                let lo = pattern.first_key(i);
+                let scores: Vec<f64> = (lo..=i)
+                    .map(|j| {
+                        (0..hd)
+                            .map(|d| read(q, qb, qld, i, d) * read(k, kvb, kvld, j, d))
+                            .sum::<f64>()
+                            * pattern.scale as f64
+                    })
+                    .collect();
+                let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
+                for d in 0..hd {
+                    let y: f64 = scores
+                        .iter()
+                        .enumerate()
+                        .map(|(n, s)| (s - m).exp() / z * v[kvb + (lo + n) * kvld + d] as f64)
+                        .sum();
+                    out[qb + i * qld + d] = y as f32;
+                }
             }
         }
     }

@@ -31,13 +31,13 @@ use burn::tensor::{backend::Backend, Shape, Tensor, TensorData, TensorPrimitive}
 use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 
-pub use attention::{AttentionPattern, AttentionShape};
+pub use attention::{AttentionPattern, AttentionShape, Rope};
 pub use linear::Weight;
 pub use ops::attention::attention;
 pub use ops::entropy::cross_entropy;
-pub use ops::gelu::gelu;
+pub use ops::gelu::{gelu, swiglu};
 pub use ops::linear::{linear, LinearInputs};
-pub use ops::norm::layer_norm;
+pub use ops::norm::{layer_norm, rms_norm};
 
 /// The autodiff backend the fused ops differentiate.
 pub(crate) type Ad = Autodiff<Flex>;
@@ -86,6 +86,20 @@ pub fn enabled() -> bool {
             !std::env::var(SWITCH)
                 .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false"))
         })
+}
+
+/// A buffer of `len` values that `fill` writes in full through the pointer it is given,
+/// without zeroing it first (a kernel's output that a product overwrites).
+///
+/// # Safety
+/// `fill` writes each of the `len` elements (through the pointer only: no reference to the
+/// buffer exists before it is written).
+pub(crate) unsafe fn written(len: usize, fill: impl FnOnce(*mut f32)) -> Vec<f32> {
+    let mut v = Vec::<f32>::with_capacity(len);
+    fill(v.as_mut_ptr());
+    // SAFETY: the caller's contract: every element is initialised.
+    unsafe { v.set_len(len) };
+    v
 }
 
 pub(crate) fn from_vec(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {

@@ -5,7 +5,7 @@
 //!
 //! The forward pass writes the bias into the output rows and lets the matrix product
 //! accumulate onto them, so the bias costs no pass of its own and the output buffer is the
-//! only one allocated. The backward pass runs two products (`dX = dY·Wᵀ`, `dW = Xᵀ·dY`,
+//! only one allocated (without a bias, not even zeroed: the product writes every element). The backward pass runs two products (`dX = dY·Wᵀ`, `dW = Xᵀ·dY`,
 //! reading the transposes through strides, no copies) and sums `dY`'s rows for `db`.
 //!
 //! Products above [`PARALLEL_OPS`] multiply-adds split their output over rayon's pool
@@ -70,6 +70,36 @@ fn product(
     rhs: View<'_>,
 ) {
     assert!(dst.len() == m * n, "fused linear: output of {} for {m}×{n}", dst.len());
+    // SAFETY: `dst` holds the m·n elements, borrowed mutably for the call.
+    unsafe { product_into(m, n, k, dst.as_mut_ptr(), dst_transposed, accumulate, lhs, rhs) }
+}
+
+/// A new `m×n` buffer holding `lhs·rhs` ([`product`] without zeroing the output first).
+fn new_product(m: usize, n: usize, k: usize, dst_transposed: bool, lhs: View<'_>, rhs: View<'_>) -> Vec<f32> {
+    if k == 0 {
+        return vec![0.0; m * n];
+    }
+    // SAFETY: a product with k > 0 that does not accumulate writes each of its m·n outputs.
+    unsafe { crate::written(m * n, |dst| product_into(m, n, k, dst, dst_transposed, false, lhs, rhs)) }
+}
+
+/// [`product`] through a pointer to `m·n` elements, which need not be initialised unless
+/// `accumulate`.
+///
+/// # Safety
+/// `dst` addresses `m·n` writable elements (initialised if `accumulate`) that nothing else
+/// touches during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_transposed: bool,
+    accumulate: bool,
+    lhs: View<'_>,
+    rhs: View<'_>,
+) {
     let (dst_rs, dst_cs) = if dst_transposed { (1, m) } else { (n, 1) };
     for (v, rows, cols) in [(lhs, m, k), (rhs, k, n)] {
         let last = (rows.max(1) - 1) * v.rs + (cols.max(1) - 1) * v.cs;
@@ -84,14 +114,14 @@ fn product(
         Parallelism::None
     };
     // SAFETY: the asserts above keep every element the views address for these m, n, k
-    // inside their slices, `dst` is borrowed mutably for the call, and strides of Vec-backed
+    // inside their slices, `dst` is the caller's m·n elements, and strides of Vec-backed
     // buffers fit in isize.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             dst_cs as isize,
             dst_rs as isize,
             accumulate,
@@ -123,22 +153,15 @@ pub fn forward(
     (rows, k, n): (usize, usize, usize),
 ) -> Vec<f32> {
     assert!(x.len() == rows * k && w.len() == k * n, "fused linear: shapes");
+    let (xv, wv) = (View { data: x, rs: k, cs: 1 }, layout.view(w, k, n));
+    let Some(b) = b else {
+        return new_product(rows, n, k, false, xv, wv);
+    };
+    assert!(b.len() == n, "fused linear: bias of {} for {n} outputs", b.len());
     let mut y = vec![0.0f32; rows * n];
-    if let Some(b) = b {
-        assert!(b.len() == n, "fused linear: bias of {} for {n} outputs", b.len());
-        y.par_chunks_mut(n.max(1) * 64)
-            .for_each(|block| block.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(b)));
-    }
-    product(
-        rows,
-        n,
-        k,
-        &mut y,
-        false,
-        b.is_some(),
-        View { data: x, rs: k, cs: 1 },
-        layout.view(w, k, n),
-    );
+    y.par_chunks_mut(n.max(1) * 64)
+        .for_each(|block| block.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(b)));
+    product(rows, n, k, &mut y, false, true, xv, wv);
     y
 }
 
@@ -161,19 +184,11 @@ pub fn backward(
         "fused linear: shapes"
     );
     let dy_view = View { data: dy, rs: n, cs: 1 };
-    let dx = wanted[0].then(|| {
-        let mut dx = vec![0.0f32; rows * k];
-        product(rows, k, n, &mut dx, false, false, dy_view, layout.transposed(w, k, n));
-        dx
-    });
-    let dw = wanted[1].then(|| {
-        let mut dw = vec![0.0f32; k * n];
-        // `xᵀ·dy` (`k×n`) either way: for the `[n, k]` layout written column-major, which is
-        // its transpose in place (reading `dyᵀ` through a stride of `n` would be slow).
-        let xt = View { data: x, rs: 1, cs: k };
-        product(k, n, rows, &mut dw, layout == Weight::OutIn, false, xt, dy_view);
-        dw
-    });
+    let dx = wanted[0].then(|| new_product(rows, k, n, false, dy_view, layout.transposed(w, k, n)));
+    // `xᵀ·dy` (`k×n`) either way: for the `[n, k]` layout written column-major, which is
+    // its transpose in place (reading `dyᵀ` through a stride of `n` would be slow).
+    let xt = View { data: x, rs: 1, cs: k };
+    let dw = wanted[1].then(|| new_product(k, n, rows, layout == Weight::OutIn, xt, dy_view));
     let db = wanted[2].then(|| {
         let mut db = vec![0.0f32; n];
         db.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(c, sums)| {

@@ -1,6 +1,7 @@
-//! Fused LayerNorm over the last dim (GPT-Neo's pre-norm blocks, DESIGN.md §Model): one
-//! pass per row forward, keeping each row's mean and reciprocal standard deviation, and one
-//! backward that gives the input's, the scale's and the shift's gradients.
+//! Fused LayerNorm (GPT-Neo's pre-norm blocks) and RMSNorm (Llama's) over the last dim
+//! (DESIGN.md §Model): one pass per row forward, keeping each row's mean (LayerNorm) and
+//! reciprocal standard deviation, and one backward that gives the input's, the scale's and
+//! (LayerNorm) the shift's gradients.
 //!
 //! Rows run on rayon's pool. The scale and shift gradients are sums over rows: each block
 //! of [`ROWS_PER_TASK`] rows sums its own (fixed by the block, not by the thread that runs
@@ -79,4 +80,57 @@ pub fn backward(x: &[f32], gamma: &[f32], mean: &[f32], rstd: &[f32], dy: &mut [
         }
     }
     (dgamma, dbeta)
+}
+
+/// RMSNorm, `y = x/√(mean(x²) + eps)·gamma` per row of `x: [rows, d]`; also each row's
+/// `1/√(mean(x²) + eps)`.
+///
+/// # Panics
+/// If `x.len()` is not a multiple of `d = gamma.len()`, or `y` disagrees.
+pub fn rms_forward(x: &[f32], gamma: &[f32], eps: f32, y: &mut [f32]) -> Vec<f32> {
+    let d = gamma.len();
+    assert!(d > 0 && x.len() % d == 0 && y.len() == x.len(), "fused RMSNorm: shapes");
+    let mut rstd = vec![0.0f32; x.len() / d];
+    y.par_chunks_mut(d * ROWS_PER_TASK)
+        .zip(rstd.par_chunks_mut(ROWS_PER_TASK))
+        .enumerate()
+        .for_each(|(c, (y, rstd))| {
+            for (r, y) in y.chunks_exact_mut(d).enumerate() {
+                let row = c * ROWS_PER_TASK + r;
+                rstd[r] = crate::simd::rms_row(&x[row * d..(row + 1) * d], gamma, eps, y);
+            }
+        });
+    rstd
+}
+
+/// Gradients of `Σ dy·y` for [`rms_forward`]: `dx` written over `dy`, and the scale's
+/// gradient returned (summed per block of rows, the blocks added in order, as [`backward`]).
+///
+/// # Panics
+/// As [`rms_forward`], or if `rstd` does not have one value per row.
+pub fn rms_backward(x: &[f32], gamma: &[f32], rstd: &[f32], dy: &mut [f32]) -> Vec<f32> {
+    let d = gamma.len();
+    assert!(
+        d > 0 && x.len() % d == 0 && dy.len() == x.len() && rstd.len() == x.len() / d,
+        "fused RMSNorm: shapes"
+    );
+    let partials: Vec<Vec<f32>> = dy
+        .par_chunks_mut(d * ROWS_PER_TASK)
+        .enumerate()
+        .map(|(c, dy)| {
+            let mut dgamma = vec![0.0f32; d];
+            for (r, dy) in dy.chunks_exact_mut(d).enumerate() {
+                let row = c * ROWS_PER_TASK + r;
+                crate::simd::rms_row_backward(&x[row * d..(row + 1) * d], gamma, rstd[row], dy, &mut dgamma);
+            }
+            dgamma
+        })
+        .collect();
+    let mut dgamma = vec![0.0f32; d];
+    for g in &partials {
+        for j in 0..d {
+            dgamma[j] += g[j];
+        }
+    }
+    dgamma
 }

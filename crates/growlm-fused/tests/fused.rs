@@ -67,12 +67,7 @@ fn decomposed<B: burn::tensor::backend::Backend>(
     softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, a])
 }
 
-const SHAPE: AttentionShape = AttentionShape {
-    batch: 2,
-    seq: 19,
-    heads: 3,
-    head_dim: 8,
-};
+const SHAPE: AttentionShape = AttentionShape::multi_head(2, 19, 3, 8);
 
 fn patterns() -> [AttentionPattern; 3] {
     [
@@ -97,7 +92,7 @@ fn inputs(seed: u64) -> [Vec<f32>; 3] {
 fn fused_values<B: burn::tensor::backend::Backend>(qkv: [&[f32]; 3], p: AttentionPattern) -> Vec<f32> {
     let dims = [SHAPE.batch, SHAPE.seq, SHAPE.heads * SHAPE.head_dim];
     let [q, k, v] = qkv.map(|x| tensor::<B, 3>(x.to_vec(), dims));
-    to_vec(attention(q, k, v, SHAPE.heads, p).ok().unwrap())
+    to_vec(attention(q, k, v, SHAPE.heads, SHAPE.heads, p, None).ok().unwrap())
 }
 
 #[test]
@@ -112,7 +107,7 @@ fn attention_forward_matches_the_decomposed_path_and_an_f64_reference() {
             SHAPE.heads,
             p,
         );
-        let reference = attention::reference(&q, &k, &v, SHAPE, p);
+        let reference = attention::reference(&q, &k, &v, SHAPE, p, None);
         for backend in ["flex", "autodiff"] {
             let got = match backend {
                 "flex" => fused_values::<Flex>([&q, &k, &v], p),
@@ -147,7 +142,7 @@ fn attention_gradients_match_burns_backward_of_the_decomposed_path() {
                 tensor::<Ad, 3>(v.clone(), dims).require_grad(),
             );
             let y = if fused {
-                attention(tq.clone(), tk.clone(), tv.clone(), SHAPE.heads, p)
+                attention(tq.clone(), tk.clone(), tv.clone(), SHAPE.heads, SHAPE.heads, p, None)
                     .ok()
                     .unwrap()
             } else {
@@ -166,12 +161,7 @@ fn attention_gradients_match_burns_backward_of_the_decomposed_path() {
 
 #[test]
 fn attention_gradients_match_finite_differences_of_the_f64_reference() {
-    let shape = AttentionShape {
-        batch: 1,
-        seq: 6,
-        heads: 2,
-        head_dim: 3,
-    };
+    let shape = AttentionShape::multi_head(1, 6, 2, 3);
     let dims = [1, 6, 6];
     for p in [
         AttentionPattern { window: 0, scale: 1.0 },
@@ -180,7 +170,7 @@ fn attention_gradients_match_finite_differences_of_the_f64_reference() {
         let (q, k, v) = (values(36, 1, 1.0), values(36, 2, 1.0), values(36, 3, 1.0));
         let w = values(36, 4, 1.0);
         let objective = |q: &[f32], k: &[f32], v: &[f32]| -> f64 {
-            attention::reference(q, k, v, shape, p)
+            attention::reference(q, k, v, shape, p, None)
                 .iter()
                 .zip(&w)
                 .map(|(y, w)| *y as f64 * *w as f64)
@@ -191,7 +181,9 @@ fn attention_gradients_match_finite_differences_of_the_f64_reference() {
             tensor::<Ad, 3>(k.clone(), dims).require_grad(),
             tensor::<Ad, 3>(v.clone(), dims).require_grad(),
         );
-        let y = attention(tq.clone(), tk.clone(), tv.clone(), 2, p).ok().unwrap();
+        let y = attention(tq.clone(), tk.clone(), tv.clone(), 2, 2, p, None)
+            .ok()
+            .unwrap();
         let g = (y * tensor::<Ad, 3>(w.clone(), dims)).sum().backward();
         let analytic = [tq, tk, tv].map(|t| to_vec(t.grad(&g).unwrap()));
         let eps = 1e-2f32;
@@ -220,10 +212,10 @@ fn attention_is_bit_identical_on_one_thread_and_on_two() {
     let run = |threads: usize| {
         on_threads(threads, || {
             let (mut out, mut lse) = (vec![0.0; SHAPE.len()], vec![0.0; SHAPE.rows()]);
-            attention::forward(&q, &k, &v, SHAPE, p, &mut out, &mut lse);
+            attention::forward(&q, &k, &v, SHAPE, p, None, &mut out, &mut lse);
             let mut g = [vec![0.0; SHAPE.len()], vec![0.0; SHAPE.len()], vec![0.0; SHAPE.len()]];
             let [a, b, c] = &mut g;
-            attention::backward(&q, &k, &v, &out, &lse, SHAPE, p, [a, b, c]);
+            attention::backward(&q, &k, &v, &out, &lse, SHAPE, p, None, [a, b, c]);
             (out, g)
         })
     };
@@ -239,10 +231,10 @@ fn attention_refuses_what_it_does_not_serve() {
     type Nd = burn_ndarray::NdArray;
     let dims = [1, 4, 6];
     let t = || tensor::<Nd, 3>(values(24, 5, 1.0), dims);
-    assert!(attention(t(), t(), t(), 2, AttentionPattern { window: 0, scale: 1.0 }).is_err());
+    assert!(attention(t(), t(), t(), 2, 2, AttentionPattern { window: 0, scale: 1.0 }, None).is_err());
     let f = || tensor::<Flex, 3>(values(24, 5, 1.0), dims);
     // 4 heads do not divide 6 dims.
-    assert!(attention(f(), f(), f(), 4, AttentionPattern { window: 0, scale: 1.0 }).is_err());
+    assert!(attention(f(), f(), f(), 4, 4, AttentionPattern { window: 0, scale: 1.0 }, None).is_err());
 }
 
 fn decomposed_entropy<B: burn::tensor::backend::Backend>(

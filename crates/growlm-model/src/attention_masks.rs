@@ -22,28 +22,20 @@ pub struct AttentionMasks<B: Backend> {
 pub struct Rope<B: Backend> {
     cos: Tensor<B, 4>,
     sin: Tensor<B, 4>,
+    /// The same tables on the host, for the fused attention kernel.
+    pub(crate) host: growlm_fused::Rope,
 }
 
 impl<B: Backend> Rope<B> {
     /// The tables for `seq` positions of heads of `head_dim` with base `theta`, computed as
     /// transformers does (inverse frequencies from an f64 power, angles in f32).
     pub fn new(seq: usize, head_dim: usize, theta: f64, device: &B::Device) -> Self {
-        let half = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..head_dim)
-            .map(|i| (1.0 / theta.powf((2 * (i % half)) as f64 / head_dim as f64)) as f32)
-            .collect();
-        let (mut cos, mut sin) = (Vec::with_capacity(seq * head_dim), Vec::with_capacity(seq * head_dim));
-        for pos in 0..seq {
-            for &f in &inv_freq {
-                let angle = pos as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-        let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [1, seq, 1, head_dim]), device);
+        let host = growlm_fused::Rope::new(seq, head_dim, theta);
+        let t = |v: &[f32]| Tensor::from_data(TensorData::new(v.to_vec(), [1, seq, 1, head_dim]), device);
         Self {
-            cos: t(cos),
-            sin: t(sin),
+            cos: t(host.cos()),
+            sin: t(host.sin()),
+            host,
         }
     }
 
@@ -60,6 +52,7 @@ impl<B: Backend> Rope<B> {
         Self {
             cos: self.cos.to_device(device),
             sin: self.sin.to_device(device),
+            host: self.host,
         }
     }
 }

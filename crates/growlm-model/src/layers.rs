@@ -66,22 +66,26 @@ impl<B: Backend> Dense<B> {
     /// # Shapes
     /// `x: [batch, seq, d_in]` → `[batch, seq, d_out]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, t, d_in] = x.dims();
-        let x = x.reshape([b * t, d_in]);
-        let bias = self.bias.as_ref().map(|p| p.val());
-        let y = match growlm_fused::linear(x, self.weight.val(), bias, growlm_fused::Weight::InOut) {
-            Ok(y) => y,
-            Err((x, weight, bias)) => {
-                let y = x.matmul(weight);
-                match bias {
-                    Some(bias) => y + bias.unsqueeze::<2>(),
-                    None => y,
-                }
-            }
-        };
-        let [_, d_out] = y.dims();
-        y.reshape([b, t, d_out])
+        dense(x, self.weight.val(), self.bias.as_ref().map(|p| p.val()))
     }
+}
+
+/// `x·weight (+ bias)` over all `batch · seq` rows as one 2-D matmul ([`Dense::forward`]).
+pub(crate) fn dense<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 3> {
+    let [b, t, d_in] = x.dims();
+    let x = x.reshape([b * t, d_in]);
+    let y = match growlm_fused::linear(x, weight, bias, growlm_fused::Weight::InOut) {
+        Ok(y) => y,
+        Err((x, weight, bias)) => {
+            let y = x.matmul(weight);
+            match bias {
+                Some(bias) => y + bias.unsqueeze::<2>(),
+                None => y,
+            }
+        }
+    };
+    let [_, d_out] = y.dims();
+    y.reshape([b, t, d_out])
 }
 
 /// GELU with the tanh approximation, GPT-Neo's `gelu_new`:
@@ -137,8 +141,8 @@ impl<B: Backend> LayerNorm<B> {
     /// Normalises over the last dim; with a mask `c` whose values sum to `n`, the mean and
     /// variance (RMSNorm: the mean square) are weighted by `c` (for a 0/1 mask: taken over
     /// the active dims only) and the output is multiplied by `c` (the `LN(h) ∘ C` of
-    /// eq. 7). A LayerNorm without a mask, on burn-flex in f32, is one fused kernel each way
-    /// ([`growlm_fused::layer_norm`]).
+    /// eq. 7). A LayerNorm or RMSNorm without a mask, on burn-flex in f32, is one fused
+    /// kernel each way ([`growlm_fused::layer_norm`], [`growlm_fused::rms_norm`]).
     ///
     /// # Shapes
     /// `x: [batch, seq, d]` → `[batch, seq, d]`; `mask: [1, 1, d]`.
@@ -146,10 +150,13 @@ impl<B: Backend> LayerNorm<B> {
         let gamma = || self.gamma.val().unsqueeze::<3>();
         let Some(beta) = &self.beta else {
             return match mask {
-                None => {
-                    let ms = x.clone().square().mean_dim(2);
-                    x * (ms + self.eps).sqrt().recip() * gamma()
-                }
+                None => match growlm_fused::rms_norm(x, self.gamma.val(), self.eps) {
+                    Ok(y) => y,
+                    Err((x, _)) => {
+                        let ms = x.clone().square().mean_dim(2);
+                        x * (ms + self.eps).sqrt().recip() * gamma()
+                    }
+                },
                 Some((c, n)) => {
                     let ms = (x.clone().square() * c.clone()).sum_dim(2).div_scalar(n);
                     x * (ms + self.eps).sqrt().recip() * gamma() * c.clone()

@@ -13,7 +13,7 @@ use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor};
 
 use growlm_fused::AttentionPattern;
 
-use crate::layers::{gelu_new, Dense, Initializer, LayerNorm};
+use crate::layers::{dense, gelu_new, Dense, Initializer, LayerNorm};
 use crate::{cross_entropy, AttentionMasks, GptConfig, ModelError, WidthMask};
 
 /// Multi-head causal self-attention.
@@ -42,8 +42,9 @@ impl<B: Backend> Attention<B> {
     /// `causal` masks.
     ///
     /// On burn-flex in f32 the attention itself is one fused kernel with its own backward
-    /// ([`growlm_fused::attention`]); elsewhere it is decomposed into split heads, scores,
-    /// the mask, a softmax and the merge.
+    /// ([`growlm_fused::attention`]), which also applies Llama's rotary positions and reads
+    /// grouped key/value heads in place; elsewhere it is decomposed into rotated copies,
+    /// repeated key/value heads, split heads, scores, the mask, a softmax and the merge.
     fn forward(
         &self,
         x: Tensor<B, 3>,
@@ -63,31 +64,35 @@ impl<B: Backend> Attention<B> {
             masked(self.key.forward(x.clone()), kv),
             masked(self.value.forward(x), kv),
         );
-        let (q, k, v, scale) = match (&masks.rope, self.llama) {
-            (Some(rope), true) => {
-                let [b, t, _] = q.dims();
-                let (h, kv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let [b, t, _] = q.dims();
+        let (h, kvh, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let rope = masks.rope.as_ref().filter(|_| self.llama);
+        let scale = if rope.is_some() { 1.0 / (hd as f32).sqrt() } else { 1.0 };
+        let pattern = AttentionPattern { window, scale };
+        // Fused: grouped heads read in place, queries and keys rotated inside the kernel.
+        let (q, k, v) = match growlm_fused::attention(q, k, v, h, kvh, pattern, rope.map(|r| &r.host)) {
+            Ok(y) => return self.out.forward(y),
+            Err(qkv) => qkv,
+        };
+        let (q, k, v) = match rope {
+            Some(rope) => {
                 let q = rope.apply(q.reshape([b, t, h, hd])).reshape([b, t, h * hd]);
-                let k = rope.apply(k.reshape([b, t, kv, hd]));
+                let k = rope.apply(k.reshape([b, t, kvh, hd]));
                 // Query head `i` reads key/value head `i / (h / kv)` (transformers' `repeat_kv`).
                 let group = |y: Tensor<B, 4>| {
-                    if kv == h {
+                    if kvh == h {
                         y.reshape([b, t, h * hd])
                     } else {
                         y.unsqueeze_dim::<5>(3)
-                            .expand([b, t, kv, h / kv, hd])
+                            .expand([b, t, kvh, h / kvh, hd])
                             .reshape([b, t, h * hd])
                     }
                 };
-                (q, group(k), group(v.reshape([b, t, kv, hd])), 1.0 / (hd as f32).sqrt())
+                (q, group(k), group(v.reshape([b, t, kvh, hd])))
             }
-            _ => (q, k, v, 1.0),
+            None => (q, k, v),
         };
-        let pattern = AttentionPattern { window, scale };
-        let y = match growlm_fused::attention(q, k, v, self.n_heads, pattern) {
-            Ok(y) => y,
-            Err((q, k, v)) => self.decomposed(q, k, v, masks.get(window), scale),
-        };
+        let y = self.decomposed(q, k, v, masks.get(window), scale);
         self.out.forward(y)
     }
 
@@ -125,12 +130,25 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    /// The hidden units before the down projection.
+    /// The hidden units before the down projection. On burn-flex in f32, SwiGLU's gate and
+    /// up projections are one matmul (their weights side by side, `[d_model, 2·ffn_dim]`)
+    /// and `silu(g)·u` one fused kernel each way ([`growlm_fused::swiglu`]).
     fn hidden(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        match &self.gate {
-            Some(gate) => silu(gate.forward(x.clone())) * self.up.forward(x),
-            None => gelu_new(self.up.forward(x)),
+        let Some(gate) = &self.gate else {
+            return gelu_new(self.up.forward(x));
+        };
+        let unbiased = gate.bias.is_none() && self.up.bias.is_none();
+        if unbiased && growlm_fused::serves::<B>() && x.dtype() == DType::F32 {
+            let weight = Tensor::cat(vec![gate.weight.val(), self.up.weight.val()], 1);
+            match growlm_fused::swiglu(dense(x, weight, None)) {
+                Ok(y) => return y,
+                Err(gu) => {
+                    let f = gu.dims()[2] / 2;
+                    return silu(gu.clone().narrow(2, 0, f)) * gu.narrow(2, f, f);
+                }
+            }
         }
+        silu(gate.forward(x.clone())) * self.up.forward(x)
     }
 }
 

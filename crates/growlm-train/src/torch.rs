@@ -1,6 +1,8 @@
 //! The PyTorch side of a throughput comparison (DESIGN.md §Backends; `bench
 //! --against-torch`): runs `benches/torch_reference.py`, which builds the same stage in
-//! PyTorch eager and times it as [`crate::measure`] does, and reads its figures back.
+//! PyTorch (GPT-Neo written out, Llama as transformers' `LlamaForCausalLM`) and times it
+//! as [`crate::measure`] does in each of PyTorch's modes ([`TorchMode`]), and reads its
+//! figures back.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,6 +30,31 @@ pub enum TorchError {
         /// What happened.
         reason: String,
     },
+}
+
+/// How PyTorch runs the model: every speed claim names the fastest of the three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TorchMode {
+    /// Attention written out (GPT-Neo) or transformers' `eager` attention (Llama).
+    Eager,
+    /// `scaled_dot_product_attention` (transformers' `sdpa`).
+    Sdpa,
+    /// sdpa with the model under `torch.compile`.
+    Compile,
+}
+
+impl TorchMode {
+    /// Every mode, in the order they are timed.
+    pub const ALL: [TorchMode; 3] = [TorchMode::Eager, TorchMode::Sdpa, TorchMode::Compile];
+
+    /// The script's `--mode` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            TorchMode::Eager => "eager",
+            TorchMode::Sdpa => "sdpa",
+            TorchMode::Compile => "compile",
+        }
+    }
 }
 
 /// PyTorch's figures for one stage, as `benches/torch_reference.py --json` writes them.
@@ -83,7 +110,7 @@ pub fn check_torch(python: &Path, script: &Path) -> Result<(), TorchError> {
 }
 
 /// Runs `script` with `python` on stage `stage` of `config` for `steps` timed steps on
-/// `threads` threads, and reads its figures back.
+/// `threads` threads in `mode`, and reads its figures back.
 pub fn torch_figures(
     python: &Path,
     script: &Path,
@@ -91,6 +118,7 @@ pub fn torch_figures(
     stage: usize,
     steps: usize,
     threads: usize,
+    mode: TorchMode,
 ) -> Result<TorchFigures, TorchError> {
     let fail = |reason: String| TorchError::Failed {
         script: script.to_path_buf(),
@@ -103,7 +131,7 @@ pub fn torch_figures(
         .arg("--config")
         .arg(config)
         .args(["--stage", &stage.to_string(), "--steps", &steps.to_string()])
-        .args(["--threads", &threads.to_string()])
+        .args(["--threads", &threads.to_string(), "--mode", mode.name()])
         .arg("--json")
         .arg(&json)
         .stdout(Stdio::null())
@@ -152,18 +180,21 @@ mod tests {
              echo '{{\"device\": \"torch stand-in\", \"threads\": 2, \"ms_per_step\": 5.0, \"tokens_per_s\": 12800.0, \"peak_flops_per_s\": 1e11, \"mfu\": 0.5}}' > \"$out\"",
             log.display()
         );
-        let f = torch_figures(&fake_python(dir.path(), &body), &script, &cfg, 1, 2, 2).unwrap();
+        let f = torch_figures(&fake_python(dir.path(), &body), &script, &cfg, 1, 2, 2, TorchMode::Sdpa).unwrap();
         assert_eq!(f.tokens_per_s, 12800.0);
         assert_eq!(f.threads, 2);
         let called = std::fs::read_to_string(&log).unwrap();
         assert!(
-            called.contains("torch_reference.py --config") && called.contains("--stage 1 --steps 2 --threads 2"),
+            called.contains("torch_reference.py --config")
+                && called.contains("--stage 1 --steps 2 --threads 2 --mode sdpa"),
             "{called}"
         );
         // A script that writes nothing, or fails, is an error that names it.
         for (body, says) in [("exit 0", "wrote no figures"), ("exit 3", "failed")] {
             let python = fake_python(dir.path(), body);
-            let e = torch_figures(&python, &script, &cfg, 1, 2, 2).unwrap_err().to_string();
+            let e = torch_figures(&python, &script, &cfg, 1, 2, 2, TorchMode::Eager)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("torch_reference.py") && e.contains(says), "{body}: {e}");
         }
     }
