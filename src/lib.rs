@@ -47,6 +47,7 @@
 //!     jobs: 1,
 //!     device: DeviceKind::Flex,
 //!     report_only: false,
+//!     keep: None,
 //!     command: "the crate docs' example".into(),
 //! };
 //! let watch = |_: &JobStart<'_>| -> Box<dyn Observer> { Box::new(Steps(0)) };

@@ -25,6 +25,12 @@ pub struct ExperimentArgs {
     /// Train nothing: report on the runs that are done (the others are listed as missing).
     #[arg(long)]
     report_only: bool,
+    /// Also write a small copy of the finished experiment into DIR, to commit: each run's
+    /// config, summary, growths and the metrics rows the report reads (no checkpoints).
+    /// `--report-only --out DIR` rebuilds the report from it on any clone, and a rerun
+    /// with `--out DIR` trains nothing it holds.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
 }
 
 /// Prints a line per run at its start, growths, the first evaluation in each tenth of its
@@ -100,6 +106,7 @@ pub fn run(a: ExperimentArgs) -> Result<()> {
         jobs,
         device: a.device.into(),
         report_only: a.report_only,
+        keep: a.keep,
     };
     eprintln!(
         "experiment {} → {} ({jobs} at a time)",

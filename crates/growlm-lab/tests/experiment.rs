@@ -108,6 +108,7 @@ fn opts(file: &Path, out: &Path) -> ExperimentOptions {
         jobs: 2,
         device: DeviceKind::Flex,
         report_only: false,
+        keep: None,
         command: "test".into(),
     }
 }
@@ -163,6 +164,57 @@ fn an_experiment_runs_branches_reports_and_reuses_its_runs() {
     let before = std::fs::metadata(&summary).unwrap().modified().unwrap();
     run(&opts(&file, &out)).unwrap();
     assert_eq!(std::fs::metadata(&summary).unwrap().modified().unwrap(), before);
+
+    // Kept: a thinned copy without checkpoints, measured the same; `report_only` on it
+    // rebuilds the same results, and a rerun into it trains nothing.
+    let kept = dir.path().join("kept");
+    let keep = ExperimentOptions {
+        keep: Some(kept.clone()),
+        ..opts(&file, &out)
+    };
+    let full = run(&keep).unwrap();
+    assert!(kept.join("report.md").is_file() && kept.join("loss-flops.svg").is_file());
+    for name in ["small-s3", "target-s3", "ours-s3", "late-s4"] {
+        let (a, b) = (RunDir::new(out.join(name)), RunDir::new(kept.join(name)));
+        assert!(b.is_done() && !kept.join(name).join("checkpoints").exists(), "{name}");
+        assert!(!kept.join(name).join("snapshots").exists(), "{name}");
+        assert!(
+            b.metrics().unwrap().len() < a.metrics().unwrap().len(),
+            "{name} not thinned"
+        );
+        assert_eq!(a.curve().unwrap(), b.curve().unwrap(), "{name}");
+        assert_eq!(a.own_wall_s().unwrap(), b.own_wall_s().unwrap(), "{name}");
+    }
+    let from_kept = ExperimentOptions {
+        report_only: true,
+        ..opts(&file, &kept)
+    };
+    let again = run(&from_kept).unwrap();
+    let numbers = |r: &growlm_lab::experiment::Results| {
+        let mut v = serde_json::to_value(r).unwrap();
+        for k in ["seconds", "command"] {
+            v[k] = serde_json::Value::Null;
+        }
+        v.to_string()
+            .replace(&kept.display().to_string(), &out.display().to_string())
+    };
+    assert_eq!(numbers(&full), numbers(&again));
+    let summary_kept = kept.join("ours-s3").join("summary.json");
+    let before_kept = std::fs::metadata(&summary_kept).unwrap().modified().unwrap();
+    run(&opts(&file, &kept)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&summary_kept).unwrap().modified().unwrap(),
+        before_kept
+    );
+    // Keeping into the run directory itself is refused.
+    let e = chain(
+        &run(&ExperimentOptions {
+            keep: Some(out.clone()),
+            ..opts(&file, &out)
+        })
+        .unwrap_err(),
+    );
+    assert!(e.contains("that is where the runs are"), "{e}");
 
     // report_only trains nothing and lists what is missing.
     std::fs::remove_dir_all(out.join("late-s4")).unwrap();

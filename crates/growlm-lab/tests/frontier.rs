@@ -68,9 +68,31 @@ grow_frac = [0.25, 0.5]
         jobs: 2,
         device: DeviceKind::Flex,
         report_only: false,
+        keep: None,
         command: "test".into(),
     };
     let (results, report) = run_experiment(&opts, &registry(), &silent).unwrap();
+    // A kept copy (thinned, no checkpoints, branched cool-downs included) measures the
+    // same, and rebuilds the same report on its own.
+    let kept = dir.path().join("kept");
+    run_experiment(
+        &ExperimentOptions {
+            keep: Some(kept.clone()),
+            ..opts.clone()
+        },
+        &registry(),
+        &silent,
+    )
+    .unwrap();
+    let only = ExperimentOptions {
+        out: kept.clone(),
+        report_only: true,
+        ..opts.clone()
+    };
+    let (again, _) = run_experiment(&only, &registry(), &silent).unwrap();
+    assert!(again.missing.is_empty() && !kept.join("d12-20-s3/snapshots").exists());
+    let frontier = |r: &growlm_lab::experiment::Results| serde_json::to_string(&r.frontier).unwrap();
+    assert_eq!(frontier(&results), frontier(&again));
     // No small/target references: the sizes are the references.
     assert!(!out.join("small-s3").exists() && !out.join("target-s3").exists());
     // The 20-step run kept a snapshot where the 10-step budget's decay begins (10 − 2 = 8),

@@ -18,12 +18,14 @@
 //!
 //! Files: `mod.rs` (the experiment file), `plan.rs` (the runs it asks for), `run.rs` (the
 //! experiment as one call), `schedule.rs` (training the runs, `jobs` at a time),
-//! `measure.rs` (measuring them into `results.rs`'s types), `frontier.rs` (a frontier
+//! `measure.rs` (measuring them into `results.rs`'s types), `keep.rs` (a small copy of
+//! the finished runs to commit, from which `--report-only` rebuilds the report), `frontier.rs` (a frontier
 //! experiment's measures: envelope, gap, ×frontier), `law.rs` (the solver's law `L(N, D)`
 //! over the sizes, checked against the grown arms), `report/` (the markdown report, its
 //! frontier sections in `report/frontier.rs`).
 
 mod frontier;
+pub mod keep;
 mod law;
 mod measure;
 mod plan;

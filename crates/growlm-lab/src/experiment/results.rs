@@ -27,6 +27,10 @@ pub struct ExperimentOptions {
     pub report_only: bool,
     /// The command that reruns it, written into the report.
     pub command: String,
+    /// Also write a small copy of the finished experiment here, fit to commit
+    /// ([`super::keep`]): `--report-only` on it rebuilds the report, and a rerun into it
+    /// trains nothing it holds.
+    pub keep: Option<PathBuf>,
 }
 
 /// One arm run's results.

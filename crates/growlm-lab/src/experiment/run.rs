@@ -1,15 +1,16 @@
 //! An experiment as one call: plan its runs, train what is missing, measure them and write
 //! `results.json` and `report.md`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use growlm_policy::Registry;
 
+use super::keep::keep_runs;
 use super::measure::measure;
 use super::report::markdown;
 use super::results::{ExperimentOptions, Results};
 use super::schedule::{run_all, state_of, ObserverFactory};
-use super::Experiment;
+use super::{Experiment, Job};
 use crate::error::write_atomic;
 use crate::LabError;
 
@@ -23,10 +24,7 @@ pub fn run_experiment(
 ) -> Result<(Results, String), LabError> {
     let exp = Experiment::load(&opts.file)?;
     let base = opts.file.parent().unwrap_or(Path::new(".")).join(&exp.base);
-    let dir = match &exp.pool {
-        Some(pool) => opts.out.parent().unwrap_or(Path::new(".")).join(format!("runs-{pool}")),
-        None => opts.out.clone(),
-    };
+    let dir = run_dir(&exp, &opts.out);
     for d in [&opts.out, &dir] {
         std::fs::create_dir_all(d).map_err(LabError::io(d))?;
     }
@@ -66,7 +64,64 @@ pub fn run_experiment(
     )?;
     let md = markdown(&exp, &results, &links(&dir, &opts.out));
     write_atomic(&opts.out.join("report.md"), md.as_bytes())?;
+    if let Some(keep) = &opts.keep {
+        keep_results(&exp, opts, keep, (&dir, &jobs), &results, took)?;
+    }
     Ok((results, md))
+}
+
+/// The run directory of an experiment written to `out`: `out` itself, or beside it the
+/// pool's `runs-POOL`.
+fn run_dir(exp: &super::Experiment, out: &Path) -> PathBuf {
+    match &exp.pool {
+        Some(pool) => out.parent().unwrap_or(Path::new(".")).join(format!("runs-{pool}")),
+        None => out.to_path_buf(),
+    }
+}
+
+/// Writes the small copy of the experiment into `keep` ([`super::keep`]): the runs
+/// thinned, then the results, report and figures measured on that copy, which must equal
+/// `results` (measured on the full runs) but for where the runs are.
+fn keep_results(
+    exp: &super::Experiment,
+    opts: &ExperimentOptions,
+    keep: &Path,
+    (dir, jobs): (&Path, &[Job]),
+    results: &Results,
+    took: f64,
+) -> Result<(), LabError> {
+    let kept_dir = run_dir(exp, keep);
+    if kept_dir == dir {
+        return Err(LabError::Invalid(format!(
+            "--keep {}: that is where the runs are; keep them in another directory",
+            keep.display()
+        )));
+    }
+    std::fs::create_dir_all(keep).map_err(LabError::io(keep))?;
+    keep_runs(dir, jobs, &kept_dir)?;
+    let kept_opts = ExperimentOptions {
+        out: keep.to_path_buf(),
+        ..opts.clone()
+    };
+    let kept = measure(exp, &kept_opts, &kept_dir, jobs, took)?;
+    let json = |r: &Results| serde_json::to_string_pretty(r).expect("results serialise");
+    let moved = |p: &Path, to: &Path| (p.display().to_string(), to.display().to_string());
+    let mut full = json(results);
+    for (from, to) in [moved(dir, &kept_dir), moved(&opts.out, keep)] {
+        full = full.replace(&from, &to);
+    }
+    let small = json(&kept);
+    if full != small {
+        return Err(LabError::Invalid(format!(
+            "--keep {}: the thinned runs measure differently from the full ones (a bug: please report it); \
+             the full runs are untouched in {}",
+            keep.display(),
+            dir.display()
+        )));
+    }
+    write_atomic(&keep.join("results.json"), small.as_bytes())?;
+    let md = markdown(exp, &kept, &links(&kept_dir, keep));
+    write_atomic(&keep.join("report.md"), md.as_bytes())
 }
 
 /// The run directory `dir` as a link prefix from inside `out`: empty when they are the
