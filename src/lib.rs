@@ -47,6 +47,7 @@
 //!     jobs: 1,
 //!     device: DeviceKind::Flex,
 //!     report_only: false,
+//!     sizes_only: false,
 //!     keep: None,
 //!     command: "the crate docs' example".into(),
 //! };

@@ -25,6 +25,11 @@ pub struct ExperimentArgs {
     /// Train nothing: report on the runs that are done (the others are listed as missing).
     #[arg(long)]
     report_only: bool,
+    /// Train only the references (a frontier's sizes; or the small and target models
+    /// alone), then report (the arms listed as missing): the runs from which to predict the
+    /// arms before any of them exists (`solve --budget`, docs/solver.md).
+    #[arg(long, conflicts_with = "report_only")]
+    sizes_only: bool,
     /// Also write a small copy of the finished experiment into DIR, to commit: each run's
     /// config, summary, growths and the metrics rows the report reads (no checkpoints).
     /// `--report-only --out DIR` rebuilds the report from it on any clone, and a rerun
@@ -106,6 +111,7 @@ pub fn run(a: ExperimentArgs) -> Result<()> {
         jobs,
         device: a.device.into(),
         report_only: a.report_only,
+        sizes_only: a.sizes_only,
         keep: a.keep,
     };
     eprintln!(

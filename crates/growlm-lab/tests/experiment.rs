@@ -108,6 +108,7 @@ fn opts(file: &Path, out: &Path) -> ExperimentOptions {
         jobs: 2,
         device: DeviceKind::Flex,
         report_only: false,
+        sizes_only: false,
         keep: None,
         command: "test".into(),
     }
@@ -249,4 +250,30 @@ fn an_experiment_runs_branches_reports_and_reuses_its_runs() {
         e.contains("ours-s3 was trained with another config") && e.contains("ramp_steps"),
         "{e}"
     );
+}
+
+#[test]
+fn sizes_only_trains_the_references_and_lists_the_arms_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = tiny(dir.path(), "");
+    let out = dir.path().join("out");
+    let reg = registry();
+    let first = ExperimentOptions {
+        sizes_only: true,
+        ..opts(&file, &out)
+    };
+    let results = run_experiment(&first, &reg, &silent).unwrap().0;
+    for name in ["small-s3", "target-s3", "small-s4", "target-s4"] {
+        assert!(RunDir::new(out.join(name)).is_done(), "{name}");
+    }
+    assert_eq!(results.missing, ["ours-s3", "late-s3", "late-s4"]);
+    assert!(!out.join("ours-s3").exists());
+    // The arms' branch points were kept, so the whole experiment then branches from them
+    // and trains only the arms.
+    let summary = out.join("small-s3").join("summary.json");
+    let before = std::fs::metadata(&summary).unwrap().modified().unwrap();
+    let results = run_experiment(&opts(&file, &out), &reg, &silent).unwrap().0;
+    assert!(results.missing.is_empty());
+    assert!(RunDir::new(out.join("ours-s3")).is_branched());
+    assert_eq!(std::fs::metadata(&summary).unwrap().modified().unwrap(), before);
 }

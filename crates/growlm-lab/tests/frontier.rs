@@ -68,6 +68,7 @@ grow_frac = [0.25, 0.5]
         jobs: 2,
         device: DeviceKind::Flex,
         report_only: false,
+        sizes_only: false,
         keep: None,
         command: "test".into(),
     };

@@ -25,6 +25,9 @@ pub struct ExperimentOptions {
     pub device: DeviceKind,
     /// Train nothing: report on the runs that are done (the others are listed as missing).
     pub report_only: bool,
+    /// Train only the references (a frontier's sizes): the runs a prediction for the grown
+    /// arms may use, before any arm exists (the arms are listed as missing).
+    pub sizes_only: bool,
     /// The command that reruns it, written into the report.
     pub command: String,
     /// Also write a small copy of the finished experiment here, fit to commit

@@ -42,6 +42,8 @@ pub fn run_experiment(
     let clock = std::time::Instant::now();
     let failures = if opts.report_only {
         Vec::new()
+    } else if opts.sizes_only {
+        run_all(&dir, &references(&jobs), opts.jobs, opts.device, registry, observer)
     } else {
         run_all(&dir, &jobs, opts.jobs, opts.device, registry, observer)
     };
@@ -68,6 +70,22 @@ pub fn run_experiment(
         keep_results(&exp, opts, keep, (&dir, &jobs), &results, took)?;
     }
     Ok((results, md))
+}
+
+/// The references of `jobs` (the sizes, or the small and target models alone), each
+/// waiting on the same references as before (references wait on references only).
+fn references(jobs: &[Job]) -> Vec<Job> {
+    let kept: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].is_reference()).collect();
+    kept.iter()
+        .map(|&i| Job {
+            after: jobs[i]
+                .after
+                .iter()
+                .filter_map(|d| kept.iter().position(|k| k == d))
+                .collect(),
+            ..jobs[i].clone()
+        })
+        .collect()
 }
 
 /// The run directory of an experiment written to `out`: `out` itself, or beside it the
