@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use growlm::lab::solve::budget::{self, Budget, BudgetInputs};
 use growlm::lab::solve::{self, CurveChoice, FlopsRatio, SolveInputs};
-use growlm::solver::ModelKind;
+use growlm::solver::{ModelKind, Transfer};
 use growlm::train::Edit;
 
 #[derive(clap::Args)]
@@ -77,6 +77,11 @@ pub struct SolveArgs {
     /// calibrate the growth transfer beyond loss matching.
     #[arg(long, num_args = 1..)]
     grown: Vec<PathBuf>,
+    /// With --budget: a growth transfer carried over as given, `GAIN,RECOVERY` (μ, and R in
+    /// tokens), e.g. the one `--grown` fitted at another scale: the prediction for a scale
+    /// whose grown runs do not exist yet (docs/solver.md, "Pre-registering a new scale").
+    #[arg(long, value_name = "GAIN,RECOVERY", conflicts_with = "grown", value_parser = parse_transfer)]
+    transfer: Option<Transfer>,
     /// Write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -140,6 +145,20 @@ pub fn run(a: SolveArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--transfer GAIN,RECOVERY`: two finite numbers.
+fn parse_transfer(s: &str) -> Result<Transfer, String> {
+    let nums: Vec<f64> = s
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{v}` is not a number")))
+        .collect::<Result<_, _>>()?;
+    match nums.as_slice() {
+        &[gain, recovery] if gain.is_finite() && recovery.is_finite() => Ok(Transfer { gain, recovery }),
+        _ => Err(format!(
+            "`{s}`: give the gain μ and the recovery R in tokens as two finite numbers, e.g. 0.12,350000"
+        )),
+    }
+}
+
 /// `solve --budget`: the law's answer, printed, and its JSON when asked.
 fn budget(a: SolveArgs) -> Result<()> {
     if a.frontier.is_empty() {
@@ -155,6 +174,7 @@ fn budget(a: SolveArgs) -> Result<()> {
             (None, None) => unreachable!("checked by the caller"),
         },
         grown: a.grown,
+        carried: a.transfer,
     };
     let r = budget::answer(&inputs)?;
     print!("{r}");

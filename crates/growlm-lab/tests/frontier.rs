@@ -207,6 +207,7 @@ grow_frac = [0.25, 0.5]
         edits: vec![],
         budget: Budget::Flops(f.rows[0].flops),
         grown: vec![],
+        carried: None,
     };
     let r = answer(&inputs).unwrap();
     // The same points (in another order: the optimum of these tiny runs is flat in E and B,
@@ -244,6 +245,27 @@ grow_frac = [0.25, 0.5]
     };
     let g = &c.answer.best_growth;
     assert_eq!(g.loss, c.pair.grown(&model, g.grow_at.unwrap(), g.steps).loss);
+    // The same transfer carried over as given (no grown run) predicts the same.
+    let carried = answer(&BudgetInputs {
+        carried: Some(t.transfer),
+        ..inputs.clone()
+    })
+    .unwrap();
+    assert!(carried.transfer.is_none() && carried.carried == Some(t.transfer));
+    assert_eq!(carried.answer.best_growth.loss, c.answer.best_growth.loss);
+    assert_eq!(carried.policy, c.policy);
+    assert!(carried.to_string().contains("carried over as given"), "{carried}");
+    // A carried transfer with grown runs to fit another is refused.
+    let e = answer(&BudgetInputs {
+        carried: Some(t.transfer),
+        ..BudgetInputs {
+            grown: all.clone(),
+            ..inputs.clone()
+        }
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("give one of the two"), "{e}");
     // Its policy table carries the transfer and the anchors to the `solver` policy.
     let table: toml::Table = toml::from_str(&c.policy).unwrap();
     let p = reg.build("solver", table["policy"].as_table().unwrap()).unwrap();

@@ -40,6 +40,10 @@ pub struct BudgetInputs {
     /// Finished grown runs (each grew once) to calibrate the growth transfer on
     /// ([`growlm_solver::transfer`]); none: loss matching over the law alone.
     pub grown: Vec<PathBuf>,
+    /// A transfer carried over as given (fitted at another scale, before any grown run of
+    /// this one exists: a pre-registered prediction), with the law anchored at `runs`.
+    /// Not with `grown`.
+    pub carried: Option<Transfer>,
 }
 
 /// The answer with the law it came from.
@@ -48,8 +52,11 @@ pub struct BudgetReport {
     /// The law and its fit.
     pub fit: LawFit,
     /// The growth transfer fitted to the grown runs given (the law is then anchored at its
-    /// runs); `None`: loss matching.
+    /// runs); `None`: loss matching or a carried transfer.
     pub transfer: Option<TransferFit>,
+    /// The transfer carried over as given ([`BudgetInputs::carried`]), the law anchored at
+    /// its runs.
+    pub carried: Option<Transfer>,
     /// The sizes considered (those of the runs, by parameters).
     pub sizes: Vec<SizeCost>,
     /// The growth asked about.
@@ -193,7 +200,18 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
         .iter()
         .map(|(_, d)| grown_point(d))
         .collect::<Result<_, _>>()?;
-    let calibrated = if grown.is_empty() {
+    if inputs.carried.is_some() && !grown.is_empty() {
+        return Err(LabError::Invalid(
+            "a carried transfer and grown runs to fit one: give one of the two".into(),
+        ));
+    }
+    let calibrated = if let Some(transfer) = inputs.carried {
+        let law = GrowthLaw {
+            law: Anchored::new(fit.law, &points),
+            transfer,
+        };
+        Some((law, None))
+    } else if grown.is_empty() {
         None
     } else {
         let anchored = Anchored::new(fit.law, &points);
@@ -204,7 +222,7 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
                 law: anchored,
                 transfer: t.transfer,
             },
-            t,
+            Some(t),
         ))
     };
     let model: &dyn LossModel = match &calibrated {
@@ -224,7 +242,8 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
     };
     Ok(BudgetReport {
         policy: policy_table(&fit.law, &pair, calibrated.as_ref().map(|(m, _)| m)),
-        transfer: calibrated.map(|(_, t)| t),
+        transfer: calibrated.and_then(|(_, t)| t),
+        carried: inputs.carried,
         fit,
         sizes,
         pair,

@@ -113,14 +113,20 @@ impl fmt::Display for BudgetReport {
             "  law: E {:.4}, A {:.4e}, α {:.4}, B {:.4e}, β {:.4} | {} runs, rmse {:.4}, largest residual {:.4}",
             l.e, l.a, l.alpha, l.b, l.beta, r.fit.points, r.fit.rmse, r.fit.max_residual
         )?;
-        match &r.transfer {
-            Some(t) => writeln!(
+        match (&r.transfer, &r.carried) {
+            (_, Some(t)) => writeln!(
+                f,
+                "  growth: the law anchored at its runs, with a transfer carried over as given: \
+                 D_eff = D_match {:+.4}·D_after {:+.0} tokens",
+                t.gain, -t.recovery
+            )?,
+            (Some(t), None) => writeln!(
                 f,
                 "  growth: the law anchored at its runs, with a transfer fitted to {} grown runs: \
                  D_eff = D_match {:+.4}·D_after {:+.0} tokens (rmse {:.4})",
                 t.runs, t.transfer.gain, -t.transfer.recovery, t.rmse
             )?,
-            None => writeln!(
+            (None, None) => writeln!(
                 f,
                 "  growth: loss matching (give --grown RUN... to calibrate it on grown runs)"
             )?,
