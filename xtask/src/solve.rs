@@ -82,6 +82,10 @@ pub struct SolveArgs {
     /// whose grown runs do not exist yet (docs/solver.md, "Pre-registering a new scale").
     #[arg(long, value_name = "GAIN,RECOVERY", conflicts_with = "grown", value_parser = parse_transfer)]
     transfer: Option<Transfer>,
+    /// With --budget-steps: also predict the growth at these steps (an experiment's grid
+    /// cells), beside the best one.
+    #[arg(long, num_args = 1.., requires = "budget_steps")]
+    grow_at: Vec<u64>,
     /// Write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -175,6 +179,7 @@ fn budget(a: SolveArgs) -> Result<()> {
         },
         grown: a.grown,
         carried: a.transfer,
+        grow_at: a.grow_at,
     };
     let r = budget::answer(&inputs)?;
     print!("{r}");

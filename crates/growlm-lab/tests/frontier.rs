@@ -208,6 +208,7 @@ grow_frac = [0.25, 0.5]
         budget: Budget::Flops(f.rows[0].flops),
         grown: vec![],
         carried: None,
+        grow_at: vec![],
     };
     let r = answer(&inputs).unwrap();
     // The same points (in another order: the optimum of these tiny runs is flat in E and B,
@@ -255,6 +256,28 @@ grow_frac = [0.25, 0.5]
     assert_eq!(carried.answer.best_growth.loss, c.answer.best_growth.loss);
     assert_eq!(carried.policy, c.policy);
     assert!(carried.to_string().contains("carried over as given"), "{carried}");
+    // Growth steps asked for are predicted by the same model; they need a budget in steps.
+    let cells = answer(&BudgetInputs {
+        carried: Some(t.transfer),
+        budget: Budget::Steps(20),
+        grow_at: vec![5, 10],
+        ..inputs.clone()
+    })
+    .unwrap();
+    for (o, g) in cells.at.iter().zip([5, 10]) {
+        assert_eq!(o.loss, c.pair.grown(&model, g, 20).loss);
+        assert!(cells.to_string().contains(&format!("grow at {g}")), "{cells}");
+    }
+    for (budget, at) in [(Budget::Steps(20), 20), (Budget::Flops(1e9), 5)] {
+        let e = answer(&BudgetInputs {
+            budget,
+            grow_at: vec![at],
+            ..inputs.clone()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("growth step") || e.contains("budget in steps"), "{e}");
+    }
     // A carried transfer with grown runs to fit another is refused.
     let e = answer(&BudgetInputs {
         carried: Some(t.transfer),

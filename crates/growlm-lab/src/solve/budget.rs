@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use growlm_solver::{
-    Anchored, BudgetAnswer, GrownPoint, GrowthLaw, GrowthPair, LawFit, LawPoint, LossModel, ScalingLaw, SizeCost,
-    Transfer, TransferFit,
+    Anchored, BudgetAnswer, BudgetOption, GrownPoint, GrowthLaw, GrowthPair, LawFit, LawPoint, LossModel, ScalingLaw,
+    SizeCost, Transfer, TransferFit,
 };
 use growlm_train::{Edit, RunConfig, RunDir};
 use serde::Serialize;
@@ -44,6 +44,9 @@ pub struct BudgetInputs {
     /// this one exists: a pre-registered prediction), with the law anchored at `runs`.
     /// Not with `grown`.
     pub carried: Option<Transfer>,
+    /// With a budget in steps: growth steps to predict as well (each grid cell of an
+    /// experiment's arms), beside the best one.
+    pub grow_at: Vec<u64>,
 }
 
 /// The answer with the law it came from.
@@ -63,6 +66,8 @@ pub struct BudgetReport {
     pub pair: GrowthPair,
     /// The answer.
     pub answer: BudgetAnswer,
+    /// The growth at each step of [`BudgetInputs::grow_at`], predicted by the same model.
+    pub at: Vec<BudgetOption>,
     /// The `[policy]` table that lets the `solver` policy act on the law.
     pub policy: String,
 }
@@ -240,7 +245,30 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
             )))
         }
     };
+    let at = match inputs.budget {
+        Budget::Steps(n) => inputs
+            .grow_at
+            .iter()
+            .map(|&g| {
+                if g == 0 || g >= n {
+                    Err(LabError::Invalid(format!(
+                        "growth step {g}: give a step between 1 and {} (the run has {n})",
+                        n - 1
+                    )))
+                } else {
+                    Ok(pair.grown(model, g, n))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Budget::Flops(_) if !inputs.grow_at.is_empty() => {
+            return Err(LabError::Invalid(
+                "growth steps to predict need a budget in steps (--budget-steps)".into(),
+            ))
+        }
+        Budget::Flops(_) => Vec::new(),
+    };
     Ok(BudgetReport {
+        at,
         policy: policy_table(&fit.law, &pair, calibrated.as_ref().map(|(m, _)| m)),
         transfer: calibrated.and_then(|(_, t)| t),
         carried: inputs.carried,

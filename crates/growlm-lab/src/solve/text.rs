@@ -141,7 +141,7 @@ impl fmt::Display for BudgetReport {
             "  {:<44} {:>9} {:>11} {:>10} {:>10}",
             "option", "steps", "FLOPs", "tok/param", "loss"
         )?;
-        for o in r.answer.alone.iter().chain([&r.answer.best_growth]) {
+        for o in r.answer.alone.iter().chain([&r.answer.best_growth]).chain(&r.at) {
             writeln!(
                 f,
                 "  {:<44} {:>9} {:>11.3e} {:>10.1} {:>10.4}",
