@@ -117,8 +117,12 @@ fn keep_results(
     }
     std::fs::create_dir_all(keep).map_err(LabError::io(keep))?;
     keep_runs(dir, jobs, &kept_dir)?;
+    // Its command is the one that rebuilds the kept copy: the same, with `--out` the copy.
     let kept_opts = ExperimentOptions {
         out: keep.to_path_buf(),
+        command: opts
+            .command
+            .replace(&opts.out.display().to_string(), &keep.display().to_string()),
         ..opts.clone()
     };
     let kept = measure(exp, &kept_opts, &kept_dir, jobs, took)?;
@@ -130,9 +134,11 @@ fn keep_results(
     }
     let small = json(&kept);
     if full != small {
+        write_atomic(&keep.join("results.full.json"), full.as_bytes())?;
+        write_atomic(&keep.join("results.kept.json"), small.as_bytes())?;
         return Err(LabError::Invalid(format!(
             "--keep {}: the thinned runs measure differently from the full ones (a bug: please report it); \
-             the full runs are untouched in {}",
+             the full runs are untouched in {}; both results are in results.full.json and results.kept.json there",
             keep.display(),
             dir.display()
         )));
