@@ -15,6 +15,7 @@ mod layers;
 mod loss;
 mod mask;
 pub mod memory;
+mod mlp;
 mod model;
 mod spec;
 
