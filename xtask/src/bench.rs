@@ -83,21 +83,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
         crate::write_file(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
     }
     if a.against_torch {
-        let mut fastest: Option<torch::TorchFigures> = None;
-        for mode in torch::TorchMode::ALL {
-            let t = torch::torch_figures(&a.python, script, &a.config, r.stage, a.steps, threads(), mode)
-                .map_err(|e| anyhow::anyhow!("--against-torch ({}): {e}", mode.name()))?;
-            println!("  {t}");
+        let run = |mode| torch::torch_figures(&a.python, script, &a.config, r.stage, a.steps, threads(), mode);
+        let all = torch::every_mode(run).map_err(|e| anyhow::anyhow!("--against-torch: {e}"))?;
+        for t in &all {
             println!(
-                "    growlm ÷ PyTorch {}: {:.2}× tokens/s",
-                mode.name(),
+                "  {t}\n    growlm ÷ it: {:.2}× tokens/s",
                 r.tokens_per_s / t.tokens_per_s
             );
-            if fastest.as_ref().is_none_or(|f| t.tokens_per_s > f.tokens_per_s) {
-                fastest = Some(t);
-            }
         }
-        if let Some(t) = fastest {
+        if let Some(t) = torch::fastest(&all) {
             println!(
                 "  growlm ÷ PyTorch's fastest ({}): {:.2}× tokens/s",
                 t.device,
@@ -106,59 +100,4 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bench_times_a_tiny_config_and_writes_its_json() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("c.toml");
-        std::fs::write(&cfg, growlm::train::testing::TINY).unwrap();
-        let json = dir.path().join("b.json");
-        run(BenchArgs {
-            config: cfg.clone(),
-            stage: None,
-            steps: 2,
-            device: crate::Device::Flex,
-            batch_size: None,
-            devices: 2,
-            json: Some(json.clone()),
-            against_torch: false,
-            python: "python3".into(),
-        })
-        .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-        assert_eq!(v["devices"], 2);
-        for k in [
-            "ms_per_step",
-            "tokens_per_s",
-            "model_flops_per_s",
-            "peak_flops_per_s",
-            "mfu",
-        ] {
-            assert!(v[k].as_f64().is_some_and(|x| x > 0.0 && x.is_finite()), "{k}: {v}");
-        }
-        // tokens/s is batch·seq (4·16) over the step time; MFU is FLOP/s over the peak.
-        let ms = v["ms_per_step"].as_f64().unwrap();
-        assert!((v["tokens_per_s"].as_f64().unwrap() - 64.0 / (ms / 1e3)).abs() < 1e-6);
-        let mfu = v["model_flops_per_s"].as_f64().unwrap() / v["peak_flops_per_s"].as_f64().unwrap();
-        assert!((v["mfu"].as_f64().unwrap() - mfu).abs() < 1e-12);
-        assert!(v["ms_per_growth"].as_f64().is_some() && v["ms_per_step_masked"].as_f64().is_some());
-        let e = run(BenchArgs {
-            config: cfg,
-            stage: Some(5),
-            steps: 2,
-            device: crate::Device::Flex,
-            batch_size: None,
-            devices: 1,
-            json: None,
-            against_torch: false,
-            python: "python3".into(),
-        })
-        .unwrap_err();
-        assert!(e.to_string().contains("--stage: there is no stage 5"), "{e}");
-    }
 }

@@ -25,15 +25,12 @@ pub struct ExperimentArgs {
     /// Train nothing: report on the runs that are done (the others are listed as missing).
     #[arg(long)]
     report_only: bool,
-    /// Train only the references (a frontier's sizes; or the small and target models
-    /// alone), then report (the arms listed as missing): the runs from which to predict the
-    /// arms before any of them exists (`solve --budget`, docs/solver.md).
+    /// Train only the references (a frontier's sizes), to predict the arms before any of
+    /// them exists (docs/solver.md).
     #[arg(long, conflicts_with = "report_only")]
     sizes_only: bool,
-    /// Also write a small copy of the finished experiment into DIR, to commit: each run's
-    /// config, summary, growths and the metrics rows the report reads (no checkpoints).
-    /// `--report-only --out DIR` rebuilds the report from it on any clone, and a rerun
-    /// with `--out DIR` trains nothing it holds.
+    /// Also write a small copy of the finished experiment into DIR, to commit (no
+    /// checkpoints): `--report-only --out DIR` rebuilds the report from it.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
 }

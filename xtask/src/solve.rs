@@ -77,13 +77,11 @@ pub struct SolveArgs {
     /// calibrate the growth transfer beyond loss matching.
     #[arg(long, num_args = 1..)]
     grown: Vec<PathBuf>,
-    /// With --budget: a growth transfer carried over as given, `GAIN,RECOVERY` (μ, and R in
-    /// tokens), e.g. the one `--grown` fitted at another scale: the prediction for a scale
-    /// whose grown runs do not exist yet (docs/solver.md, "Pre-registering a new scale").
-    #[arg(long, value_name = "GAIN,RECOVERY", conflicts_with = "grown", value_parser = parse_transfer)]
+    /// With --budget: a growth transfer carried over as given (μ, R in tokens), e.g. fitted
+    /// by `--grown` at another scale (docs/solver.md, "Pre-registering a new scale").
+    #[arg(long, value_name = "GAIN,RECOVERY", conflicts_with = "grown")]
     transfer: Option<Transfer>,
-    /// With --budget-steps: also predict the growth at these steps (an experiment's grid
-    /// cells), beside the best one.
+    /// With --budget-steps: also predict the growth at these steps (an experiment's cells).
     #[arg(long, num_args = 1.., requires = "budget_steps")]
     grow_at: Vec<u64>,
     /// Write the result as JSON here.
@@ -147,20 +145,6 @@ pub fn run(a: SolveArgs) -> Result<()> {
         println!("  wrote {}", p.display());
     }
     Ok(())
-}
-
-/// `--transfer GAIN,RECOVERY`: two finite numbers.
-fn parse_transfer(s: &str) -> Result<Transfer, String> {
-    let nums: Vec<f64> = s
-        .split(',')
-        .map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{v}` is not a number")))
-        .collect::<Result<_, _>>()?;
-    match nums.as_slice() {
-        &[gain, recovery] if gain.is_finite() && recovery.is_finite() => Ok(Transfer { gain, recovery }),
-        _ => Err(format!(
-            "`{s}`: give the gain μ and the recovery R in tokens as two finite numbers, e.g. 0.12,350000"
-        )),
-    }
 }
 
 /// `solve --budget`: the law's answer, printed, and its JSON when asked.

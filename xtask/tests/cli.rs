@@ -729,3 +729,46 @@ fn a_hostile_hugging_face_config_is_refused_before_it_is_expanded() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn bench_times_a_tiny_config_writes_its_json_and_names_a_missing_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.toml"), testing::TINY).unwrap();
+    succeeds(
+        &[
+            "bench",
+            "--config",
+            "c.toml",
+            "--steps",
+            "2",
+            "--devices",
+            "2",
+            "--json",
+            "b.json",
+        ],
+        dir.path(),
+    );
+    let json = dir.path().join("b.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["devices"], 2);
+    for k in [
+        "ms_per_step",
+        "tokens_per_s",
+        "model_flops_per_s",
+        "peak_flops_per_s",
+        "mfu",
+    ] {
+        assert!(v[k].as_f64().is_some_and(|x| x > 0.0 && x.is_finite()), "{k}: {v}");
+    }
+    // tokens/s is batch·seq (4·16) over the step time; MFU is FLOP/s over the peak.
+    let ms = v["ms_per_step"].as_f64().unwrap();
+    assert!((v["tokens_per_s"].as_f64().unwrap() - 64.0 / (ms / 1e3)).abs() < 1e-6);
+    let mfu = v["model_flops_per_s"].as_f64().unwrap() / v["peak_flops_per_s"].as_f64().unwrap();
+    assert!((v["mfu"].as_f64().unwrap() - mfu).abs() < 1e-12);
+    assert!(v["ms_per_growth"].as_f64().is_some() && v["ms_per_step_masked"].as_f64().is_some());
+    refused(
+        &["bench", "--config", "c.toml", "--steps", "2", "--stage", "5"],
+        dir.path(),
+        &["--stage: there is no stage 5"],
+    );
+}

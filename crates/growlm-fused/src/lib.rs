@@ -22,6 +22,7 @@ pub mod entropy;
 pub mod linear;
 pub mod norm;
 mod ops;
+pub mod rope;
 pub mod simd;
 
 use std::any::{Any, TypeId};

@@ -138,6 +138,25 @@ pub struct Transfer {
     pub recovery: f64,
 }
 
+/// `GAIN,RECOVERY`: the gain `μ` and the recovery `R` in tokens, two finite numbers (the
+/// command line's `--transfer`).
+impl std::str::FromStr for Transfer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let nums: Vec<f64> = s
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{v}` is not a number")))
+            .collect::<Result<_, _>>()?;
+        match nums.as_slice() {
+            &[gain, recovery] if gain.is_finite() && recovery.is_finite() => Ok(Self { gain, recovery }),
+            _ => Err(format!(
+                "`{s}`: give the gain μ and the recovery R in tokens as two finite numbers, e.g. 0.12,350000"
+            )),
+        }
+    }
+}
+
 impl Transfer {
     /// Nothing beyond loss matching.
     pub const LOSS_MATCHING: Self = Self {

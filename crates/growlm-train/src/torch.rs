@@ -144,6 +144,30 @@ pub fn torch_figures(
     serde_json::from_slice(&text).map_err(|e| fail(format!("unreadable figures: {e}")))
 }
 
+/// `figures` in every mode, in [`TorchMode::ALL`]'s order; the first failure stops it,
+/// naming the mode.
+pub fn every_mode(
+    figures: impl Fn(TorchMode) -> Result<TorchFigures, TorchError>,
+) -> Result<Vec<TorchFigures>, TorchError> {
+    TorchMode::ALL
+        .iter()
+        .map(|&m| {
+            figures(m).map_err(|e| match e {
+                TorchError::Failed { script, reason } => TorchError::Failed {
+                    script,
+                    reason: format!("{} mode: {reason}", m.name()),
+                },
+                e => e,
+            })
+        })
+        .collect()
+}
+
+/// The mode with the most tokens per second: the one every speed claim is held against.
+pub fn fastest(all: &[TorchFigures]) -> Option<&TorchFigures> {
+    all.iter().max_by(|a, b| a.tokens_per_s.total_cmp(&b.tokens_per_s))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -189,6 +213,23 @@ mod tests {
                 && called.contains("--stage 1 --steps 2 --threads 2 --mode sdpa"),
             "{called}"
         );
+        // Every mode in order; the fastest is the one with the most tokens per second.
+        let figs = |tps: f64| TorchFigures {
+            tokens_per_s: tps,
+            ..f.clone()
+        };
+        let all = every_mode(|m| Ok(figs([1.0, 3.0, 2.0][m as usize]))).unwrap();
+        assert_eq!(fastest(&all).map(|t| t.tokens_per_s), Some(3.0));
+        let e = every_mode(|m| match m {
+            TorchMode::Compile => Err(TorchError::Failed {
+                script: script.clone(),
+                reason: "no compiler".into(),
+            }),
+            _ => Ok(figs(1.0)),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("compile mode: no compiler"), "{e}");
         // A script that writes nothing, or fails, is an error that names it.
         for (body, says) in [("exit 0", "wrote no figures"), ("exit 3", "failed")] {
             let python = fake_python(dir.path(), body);

@@ -17,10 +17,16 @@
 //! task's arithmetic is the same whichever thread runs it, the result does not depend on
 //! the number of threads.
 
-use gemm::Parallelism;
 use rayon::prelude::*;
 
+pub use crate::rope::Rope;
 use crate::simd;
+
+mod gemm;
+mod reference;
+
+use gemm::{matmul, Shared, View};
+pub use reference::reference;
 
 /// The shape of a fused attention call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,167 +125,6 @@ impl AttentionPattern {
     }
 }
 
-/// Rotary position tables (Llama): the cosine and sine of each position and dim,
-/// `[positions, head_dim]`, in transformers' layout (dim `j` of a head's first half rotates
-/// with dim `j + head_dim/2`, both at the same frequency).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rope {
-    head_dim: usize,
-    cos: Vec<f32>,
-    sin: Vec<f32>,
-}
-
-impl Rope {
-    /// The tables for `positions` positions of heads of `head_dim` (even) with base
-    /// `theta`, computed as transformers does: inverse frequencies from an f64 power, cast
-    /// to f32, angles `position·frequency` in f32.
-    pub fn new(positions: usize, head_dim: usize, theta: f64) -> Self {
-        let half = (head_dim / 2).max(1);
-        let inv_freq: Vec<f32> = (0..head_dim)
-            .map(|i| (1.0 / theta.powf((2 * (i % half)) as f64 / head_dim as f64)) as f32)
-            .collect();
-        let (mut cos, mut sin) = (
-            Vec::with_capacity(positions * head_dim),
-            Vec::with_capacity(positions * head_dim),
-        );
-        for pos in 0..positions {
-            for &f in &inv_freq {
-                let angle = pos as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-        Self { head_dim, cos, sin }
-    }
-
-    /// The cosines, `[positions, head_dim]` row-major.
-    pub fn cos(&self) -> &[f32] {
-        &self.cos
-    }
-
-    /// The sines, `[positions, head_dim]` row-major.
-    pub fn sin(&self) -> &[f32] {
-        &self.sin
-    }
-
-    /// Dims per head.
-    pub fn head_dim(&self) -> usize {
-        self.head_dim
-    }
-
-    /// Whether the tables cover `seq` positions of heads of `head_dim` dims.
-    pub fn covers(&self, seq: usize, head_dim: usize) -> bool {
-        self.head_dim == head_dim && head_dim % 2 == 0 && self.cos.len() >= seq * head_dim
-    }
-
-    /// `dst[i, :] ← rotate(src[i·ld ..][..head_dim])` for `rows` positions from 0:
-    /// `x·cos + rotate_half(x)·sin` with `rotate_half(x) = (−x₂, x₁)`, in that order of
-    /// operations (the decomposed path's bits).
-    ///
-    /// # Safety
-    /// Row `i` of `src` (`head_dim` elements from `src + i·ld`) is inside a live buffer, for
-    /// each `i < rows`.
-    unsafe fn rotate(&self, src: *const f32, ld: usize, rows: usize, dst: &mut [f32]) {
-        let (hd, half) = (self.head_dim, self.head_dim / 2);
-        for i in 0..rows {
-            // SAFETY: the caller's view: row `i` of `src` holds `hd` live elements.
-            let x = unsafe { std::slice::from_raw_parts(src.add(i * ld), hd) };
-            let (x1, x2) = x.split_at(half);
-            let (c1, c2) = self.cos[i * hd..(i + 1) * hd].split_at(half);
-            let (s1, s2) = self.sin[i * hd..(i + 1) * hd].split_at(half);
-            let (o1, o2) = dst[i * hd..(i + 1) * hd].split_at_mut(half);
-            for j in 0..half.min(x2.len()).min(c2.len()).min(s2.len()).min(o2.len()) {
-                o1[j] = x1[j] * c1[j] + -x2[j] * s1[j];
-                o2[j] = x2[j] * c2[j] + x1[j] * s2[j];
-            }
-        }
-    }
-
-    /// The transpose of [`Rope::rotate`] (its inverse): `dst[i·ld ..] ← rotateᵀ(src[i, :])`,
-    /// `dx₁ = dy₁·cos + dy₂·sin`, `dx₂ = dy₂·cos − dy₁·sin`.
-    ///
-    /// # Safety
-    /// Row `i` of `dst` (`hd` elements from `dst + i·ld`) is inside a live buffer that
-    /// nothing else touches during the call, for each `i < rows`.
-    unsafe fn rotate_back(&self, src: &[f32], rows: usize, dst: *mut f32, ld: usize) {
-        let (hd, half) = (self.head_dim, self.head_dim / 2);
-        for i in 0..rows {
-            // SAFETY: the caller's contract.
-            let out = unsafe { std::slice::from_raw_parts_mut(dst.add(i * ld), hd) };
-            let (o1, o2) = out.split_at_mut(half);
-            let (c1, c2) = self.cos[i * hd..(i + 1) * hd].split_at(half);
-            let (s1, s2) = self.sin[i * hd..(i + 1) * hd].split_at(half);
-            let (d1, d2) = src[i * hd..(i + 1) * hd].split_at(half);
-            for j in 0..half.min(o2.len()).min(c2.len()).min(s2.len()).min(d2.len()) {
-                o1[j] = d1[j] * c1[j] + d2[j] * s2[j];
-                o2[j] = d2[j] * c2[j] - d1[j] * s1[j];
-            }
-        }
-    }
-}
-
-/// A raw pointer the tasks share; each task writes a disjoint set of elements.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: tasks write disjoint elements (one (batch, key/value head) group each), and the
-// buffer outlives the parallel loop that uses the pointer.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-/// A strided `rows × cols` matrix view: element `(r, c)` at `ptr + r·rs + c·cs`.
-#[derive(Clone, Copy)]
-struct View {
-    ptr: *const f32,
-    rs: usize,
-    cs: usize,
-}
-
-impl View {
-    /// Row-major with row stride `ld`.
-    fn rows(ptr: *const f32, ld: usize) -> Self {
-        Self { ptr, rs: ld, cs: 1 }
-    }
-
-    /// The transpose of a row-major matrix with row stride `ld`.
-    fn transposed(ptr: *const f32, ld: usize) -> Self {
-        Self { ptr, rs: 1, cs: ld }
-    }
-}
-
-/// `dst ← beta·lhs·rhs` (or `dst + beta·lhs·rhs` with `acc`) with `dst: m×n`, `lhs: m×k`,
-/// `rhs: k×n`, on the calling thread.
-///
-/// # Safety
-/// Every element the three views address for these `m, n, k` lies inside a live buffer, and
-/// nothing else reads or writes `dst`'s elements during the call.
-#[allow(clippy::too_many_arguments)]
-unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, lhs: View, rhs: View, acc: bool) {
-    // SAFETY: the caller's contract; strides fit in isize since each buffer is a Vec.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            acc,
-            lhs.ptr,
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.ptr,
-            rhs.cs as isize,
-            rhs.rs as isize,
-            if acc { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
-}
-
 fn check(shape: &AttentionShape, q: &[usize], kv: &[usize], rope: Option<&Rope>) {
     assert!(shape.is_valid(), "fused attention: {shape:?} has no whole groups");
     for &len in q {
@@ -320,7 +165,7 @@ unsafe fn head_view(
         Some(r) => {
             // SAFETY: the caller's contract.
             unsafe { r.rotate(src, ld, seq, tile) };
-            (tile.as_ptr(), r.head_dim)
+            (tile.as_ptr(), r.head_dim())
         }
         None => (src, ld),
     }
@@ -536,60 +381,4 @@ pub fn backward(
             }
         },
     );
-}
-
-/// The same attention computed the plain way, in f64, for tests: rotate (with `rope`),
-/// split heads, repeat each key/value head for its group, full scores, masked softmax,
-/// merge.
-pub fn reference(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    shape: AttentionShape,
-    pattern: AttentionPattern,
-    rope: Option<&Rope>,
-) -> Vec<f32> {
-    let (t, hd, qld, kvld) = (shape.seq, shape.head_dim, shape.q_stride(), shape.kv_stride());
-    let half = hd / 2;
-    // Element (position i, dim d) of the head at `base`, rotated in f64.
-    let read = |x: &[f32], base: usize, ld: usize, i: usize, d: usize| -> f64 {
-        let at = |d: usize| x[base + i * ld + d] as f64;
-        match rope {
-            None => at(d),
-            Some(r) => {
-                let (c, s) = (r.cos[i * hd + d] as f64, r.sin[i * hd + d] as f64);
-                let rotated = if d < half { -at(d + half) } else { at(d - half) };
-                at(d) * c + rotated * s
-            }
-        }
-    };
-    let mut out = vec![0.0f32; shape.len()];
-    for b in 0..shape.batch {
-        for h in 0..shape.heads {
-            let qb = b * t * qld + h * hd;
-            let kvb = b * t * kvld + (h / shape.group()) * hd;
-            for i in 0..t {
-                let lo = pattern.first_key(i);
-                let scores: Vec<f64> = (lo..=i)
-                    .map(|j| {
-                        (0..hd)
-                            .map(|d| read(q, qb, qld, i, d) * read(k, kvb, kvld, j, d))
-                            .sum::<f64>()
-                            * pattern.scale as f64
-                    })
-                    .collect();
-                let m = scores.iter().cloned().fold(f64::MIN, f64::max);
-                let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
-                for d in 0..hd {
-                    let y: f64 = scores
-                        .iter()
-                        .enumerate()
-                        .map(|(n, s)| (s - m).exp() / z * v[kvb + (lo + n) * kvld + d] as f64)
-                        .sum();
-                    out[qb + i * qld + d] = y as f32;
-                }
-            }
-        }
-    }
-    out
 }
