@@ -89,20 +89,6 @@ pub fn enabled() -> bool {
         })
 }
 
-/// A buffer of `len` values that `fill` writes in full through the pointer it is given,
-/// without zeroing it first (a kernel's output that a product overwrites).
-///
-/// # Safety
-/// `fill` writes each of the `len` elements (through the pointer only: no reference to the
-/// buffer exists before it is written).
-pub(crate) unsafe fn written(len: usize, fill: impl FnOnce(*mut f32)) -> Vec<f32> {
-    let mut v = Vec::<f32>::with_capacity(len);
-    fill(v.as_mut_ptr());
-    // SAFETY: the caller's contract: every element is initialised.
-    unsafe { v.set_len(len) };
-    v
-}
-
 pub(crate) fn from_vec(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.into()))
 }

@@ -74,13 +74,27 @@ fn product(
     unsafe { product_into(m, n, k, dst.as_mut_ptr(), dst_transposed, accumulate, lhs, rhs) }
 }
 
+/// A buffer of `len` values that `fill` writes in full through the pointer it is given,
+/// without zeroing it first (a kernel's output that a product overwrites).
+///
+/// # Safety
+/// `fill` writes each of the `len` elements (through the pointer only: no reference to the
+/// buffer exists before it is written).
+unsafe fn written(len: usize, fill: impl FnOnce(*mut f32)) -> Vec<f32> {
+    let mut v = Vec::<f32>::with_capacity(len);
+    fill(v.as_mut_ptr());
+    // SAFETY: the caller's contract: every element is initialised.
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// A new `m×n` buffer holding `lhs·rhs` ([`product`] without zeroing the output first).
 fn new_product(m: usize, n: usize, k: usize, dst_transposed: bool, lhs: View<'_>, rhs: View<'_>) -> Vec<f32> {
     if k == 0 {
         return vec![0.0; m * n];
     }
     // SAFETY: a product with k > 0 that does not accumulate writes each of its m·n outputs.
-    unsafe { crate::written(m * n, |dst| product_into(m, n, k, dst, dst_transposed, false, lhs, rhs)) }
+    unsafe { written(m * n, |dst| product_into(m, n, k, dst, dst_transposed, false, lhs, rhs)) }
 }
 
 /// [`product`] through a pointer to `m·n` elements, which need not be initialised unless

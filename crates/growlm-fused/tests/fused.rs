@@ -4,39 +4,11 @@
 
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
-use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_fused::{attention, cross_entropy, entropy, AttentionPattern, AttentionShape, Weight};
 
-type Ad = Autodiff<Flex>;
-
-/// Runs `f` on a pool of `threads` threads.
-fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
-}
-
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    // A small LCG: reproducible inputs without a dependency.
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
-fn tensor<B: burn::tensor::backend::Backend, const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(v, shape), &Default::default())
-}
-
-fn to_vec<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
-}
+mod common;
+use common::{on_threads, tensor, to_vec, values, Ad};
 
 /// The decomposed attention the model used before the fused op: split heads, scores,
 /// causal mask, softmax, merge.

@@ -5,37 +5,11 @@
 
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{backend::Backend, Bool, Tensor, TensorData};
-use burn_autodiff::Autodiff;
 use burn_flex::Flex;
 use growlm_fused::{attention, rms_norm, swiglu, AttentionPattern, AttentionShape, Rope};
 
-type Ad = Autodiff<Flex>;
-
-fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
-}
-
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
-fn tensor<B: Backend, const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(v, shape), &Default::default())
-}
-
-fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
-}
+mod common;
+use common::{on_threads, tensor, to_vec, values, Ad};
 
 fn worst(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
