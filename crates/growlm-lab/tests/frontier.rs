@@ -268,6 +268,70 @@ grow_frac = [0.25, 0.5]
         assert_eq!(o.loss, c.pair.grown(&model, g, 20).loss);
         assert!(cells.to_string().contains(&format!("grow at {g}")), "{cells}");
     }
+    // Pre-registered: that prediction, written as `solve --json` writes it and named by the
+    // experiment, is set beside each grown arm of its budget at the step its runs took.
+    std::fs::write(
+        dir.path().join("prediction.json"),
+        serde_json::to_string(&cells).unwrap(),
+    )
+    .unwrap();
+    let registered = dir.path().join("registered.toml");
+    std::fs::write(&registered, format!("prediction = \"prediction.json\"\n{exp}")).unwrap();
+    let (pre, pre_report) = run_experiment(
+        &ExperimentOptions {
+            file: registered,
+            report_only: true,
+            ..opts.clone()
+        },
+        &registry(),
+        &silent,
+    )
+    .unwrap();
+    let p = pre
+        .frontier
+        .unwrap()
+        .preregistered
+        .expect("the experiment names a prediction");
+    assert_eq!(p.best_at, cells.answer.best_growth.grow_at);
+    for (label, i) in [("fr-20-at25", 0), ("fr-20-at50", 1)] {
+        let c = p.cells.iter().find(|c| c.arm == label).expect(label);
+        let o = &cells.at[i];
+        assert!(
+            c.exact && c.predicted_at == [o.grow_at.unwrap()] && c.grew_at == c.predicted_at,
+            "{c:?}"
+        );
+        assert_eq!((c.predicted, c.predicted_x), (o.loss, o.x_frontier));
+        assert!((c.error - (c.predicted - c.measured.mean)).abs() < 1e-12);
+        let x = o.x_frontier.expect("the law reaches the arm's loss");
+        assert_eq!(c.predicted_grow, x > 1.0);
+        assert_eq!(c.right, c.measured_best.agrees(x > 1.0));
+    }
+    // The 10-step arm is not of the budget predicted; every other arm with a gap is.
+    assert!(p.cells.iter().all(|c| c.arm != "grown-10"));
+    let with_gap = f
+        .arms
+        .iter()
+        .filter(|a| a.budget == Some(20) && a.iso_flop_gap.is_some());
+    assert_eq!(p.cells.len(), with_gap.count());
+    assert_eq!(p.within, p.cells.iter().filter(|c| c.error.abs() <= 0.01).count());
+    assert!(
+        pre_report.contains("### Pre-registered") && pre_report.contains("| fr-20-at25 | 5 | 5 |"),
+        "{pre_report}"
+    );
+    // A file that is not a prediction is refused by name.
+    std::fs::write(dir.path().join("prediction.json"), "{}").unwrap();
+    let e = run_experiment(
+        &ExperimentOptions {
+            file: dir.path().join("registered.toml"),
+            report_only: true,
+            ..opts.clone()
+        },
+        &registry(),
+        &silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("prediction.json") && e.contains("solve --budget"), "{e}");
     for (budget, at) in [(Budget::Steps(20), 20), (Budget::Flops(1e9), 5)] {
         let e = answer(&BudgetInputs {
             budget,

@@ -47,6 +47,11 @@ pub struct BudgetOption {
     pub tokens_per_param: f64,
     /// Predicted final loss.
     pub loss: f64,
+    /// Predicted ×frontier: the FLOPs the law's frontier (the best size alone of those
+    /// asked about, the pair's two included) needs to reach [`Self::loss`], over
+    /// [`Self::flops`] (above 1: the option saves compute against every size alone). `None`
+    /// where no size reaches that loss within a millionfold of the option's FLOPs.
+    pub x_frontier: Option<f64>,
 }
 
 /// The answer at one budget: every option, the best growth point and the recommendation.
@@ -83,6 +88,7 @@ impl GrowthPair {
             flops: steps * size.flops_per_step,
             tokens_per_param: tokens / size.params,
             loss: law.loss(size.params, tokens),
+            x_frontier: None,
         }
     }
 
@@ -97,7 +103,56 @@ impl GrowthPair {
             flops: g * self.small.flops_per_step + (b - g) * self.target.flops_per_step,
             tokens_per_param: b * t / self.target.params,
             loss: law.grown_loss(self.small.params, self.target.params, g * t, (b - g) * t),
+            x_frontier: None,
         }
+    }
+
+    /// `sizes` with the pair's two added where missing: the sizes a frontier is drawn over.
+    pub fn frontier_sizes(&self, sizes: &[SizeCost]) -> Vec<SizeCost> {
+        let mut all: Vec<SizeCost> = sizes.to_vec();
+        for s in [&self.small, &self.target] {
+            if !all.iter().any(|o| o.params == s.params) {
+                all.push(s.clone());
+            }
+        }
+        all
+    }
+
+    /// The fewest FLOPs with which one of `sizes` alone reaches `loss` by `law` (tokens
+    /// continuous, not whole steps), searched from a thousandth to a thousand times `near`:
+    /// per size, the first point of a log grid at or below `loss`, then bisection between
+    /// it and the point before. `None` where no size reaches it in that range.
+    pub fn frontier_flops(&self, law: &dyn LossModel, sizes: &[SizeCost], loss: f64, near: f64) -> Option<f64> {
+        const POINTS: i32 = 600;
+        let at = |s: &SizeCost, c: f64| law.loss(s.params, c / s.flops_per_step * self.tokens_per_step);
+        let grid = |i: i32| near * 10f64.powf(-3.0 + 6.0 * f64::from(i) / f64::from(POINTS));
+        sizes
+            .iter()
+            .filter_map(|s| {
+                let i = (0..=POINTS).find(|&i| at(s, grid(i)) <= loss)?;
+                if i == 0 {
+                    return Some(grid(0));
+                }
+                let (mut lo, mut hi) = (grid(i - 1).ln(), grid(i).ln());
+                for _ in 0..60 {
+                    let mid = 0.5 * (lo + hi);
+                    if at(s, mid.exp()) <= loss {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                Some(hi.exp())
+            })
+            .min_by(f64::total_cmp)
+    }
+
+    /// Sets `option`'s predicted ×frontier against `sizes` (see
+    /// [`BudgetOption::x_frontier`]).
+    pub fn set_x_frontier(&self, law: &dyn LossModel, sizes: &[SizeCost], option: &mut BudgetOption) {
+        option.x_frontier = self
+            .frontier_flops(law, &self.frontier_sizes(sizes), option.loss, option.flops)
+            .map(|c| c / option.flops);
     }
 
     /// A measured run of this growth (`grow_at` of `steps` steps, final `loss`) as a
@@ -126,7 +181,7 @@ impl GrowthPair {
             self.grown(law, g, steps)
         };
         let best_growth = best_step(last, &at, &|o| o.loss);
-        finish(alone, best_growth, flops)
+        self.with_x_frontier(law, sizes, finish(alone, best_growth, flops))
     }
 
     /// The question a run of `steps` steps asks (`train.max_steps`): the growth step whose
@@ -135,12 +190,7 @@ impl GrowthPair {
     /// else the best size alone at those FLOPs (a policy then never grows).
     pub fn answer_steps(&self, law: &dyn LossModel, sizes: &[SizeCost], steps: u64) -> BudgetAnswer {
         let steps = steps.max(2);
-        let mut all: Vec<SizeCost> = sizes.to_vec();
-        for s in [&self.small, &self.target] {
-            if !all.iter().any(|o| o.params == s.params) {
-                all.push(s.clone());
-            }
-        }
+        let all = self.frontier_sizes(sizes);
         let best_alone = |flops: f64| {
             all.iter()
                 .map(|s| self.alone(law, s, flops))
@@ -150,7 +200,19 @@ impl GrowthPair {
         let gap = |o: &BudgetOption| o.loss - best_alone(o.flops).loss;
         let best_growth = best_step(steps - 1, &|g| self.grown(law, g, steps), &gap);
         let alone: Vec<BudgetOption> = all.iter().map(|s| self.alone(law, s, best_growth.flops)).collect();
-        finish(alone, best_growth, f64::NAN)
+        self.with_x_frontier(law, sizes, finish(alone, best_growth, f64::NAN))
+    }
+
+    /// `answer` with every option's predicted ×frontier set.
+    fn with_x_frontier(&self, law: &dyn LossModel, sizes: &[SizeCost], mut answer: BudgetAnswer) -> BudgetAnswer {
+        for o in answer
+            .alone
+            .iter_mut()
+            .chain([&mut answer.best_growth, &mut answer.recommended])
+        {
+            self.set_x_frontier(law, sizes, o);
+        }
+        answer
     }
 }
 

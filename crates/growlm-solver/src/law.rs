@@ -356,6 +356,37 @@ mod tests {
     }
 
     #[test]
+    fn the_predicted_x_frontier_inverts_the_law_by_hand() {
+        let (pair, sizes) = pair();
+        let flops = 6.0 * 4e4 * 2.5e8;
+        let a = pair.answer(&LAW, &sizes, flops);
+        // The law inverted by hand for each size: D = (B / (L − E − A·N^−α))^(1/β), at
+        // FLOPs D / tokens_per_step · flops_per_step = 6·N·D here; the fewer of the two.
+        let loss = a.best_growth.loss;
+        let by_hand = sizes
+            .iter()
+            .filter_map(|s| {
+                let rest = loss - LAW.e - LAW.a * s.params.powf(-LAW.alpha);
+                (rest > 0.0).then(|| 6.0 * s.params * (LAW.b / rest).powf(1.0 / LAW.beta))
+            })
+            .fold(f64::INFINITY, f64::min);
+        let x = a.best_growth.x_frontier.unwrap();
+        assert!(
+            (x - by_hand / a.best_growth.flops).abs() < 1e-9 * x,
+            "{x} against {by_hand}"
+        );
+        // Growth beats both sizes here, so it saves compute against the frontier.
+        assert!(a.grow() && x > 1.0, "{a:?}");
+        // The best size alone is its own frontier (to the floor of its steps), the other
+        // size below it.
+        let best = a.alone.iter().map(|o| o.x_frontier.unwrap()).fold(0.0, f64::max);
+        assert!((best - 1.0).abs() < 1e-6, "{best}");
+        assert!(a.alone.iter().any(|o| o.x_frontier.unwrap() < 0.99), "{a:?}");
+        // A loss below the law's floor is reached by no size.
+        assert_eq!(pair.frontier_flops(&LAW, &sizes, LAW.e, flops), None);
+    }
+
+    #[test]
     fn a_law_where_the_small_model_is_as_good_never_recommends_growth() {
         // With A = 0 the size does not matter: the small model alone, with 4x the tokens
         // of the target for the same FLOPs, beats growth at every budget.

@@ -89,6 +89,9 @@ pub struct FrontierResults {
     /// The law `L(N, D)` over the sizes' runs and its predictions of the grown arms (none
     /// when it cannot be fitted yet: fewer than 2 sizes or budgets done).
     pub law: Option<super::law::LawCheck>,
+    /// The experiment's pre-registered prediction (`prediction = FILE`) against the
+    /// measured arms.
+    pub preregistered: Option<super::preregistered::Preregistered>,
 }
 
 /// What the frontier cost (the point of branching the cool-downs): the sizes' own wall
@@ -234,6 +237,7 @@ pub(crate) fn frontier_results(
     let law = super::law::check(dir, jobs, &arm_rows)?;
     Ok(Some(FrontierResults {
         law,
+        preregistered: None,
         envelopes,
         sizes: size_rows,
         rows,

@@ -153,16 +153,8 @@ pub(crate) fn check(dir: &Path, jobs: &[Job], arms: &[FrontierArm]) -> Result<Op
     // Each grown arm with its finished runs and what the measurement says.
     let mut grown: Vec<(&FrontierArm, Measured, Vec<GrownRun>)> = Vec::new();
     for a in arms.iter().filter(|a| a.growth_factor.is_some()) {
-        let measured_best = match &a.iso_flop_gap {
-            Some(i) => match i.ci {
-                Some([lo, _]) if lo > 0.0 => Measured::Alone,
-                Some([_, hi]) if hi < 0.0 => Measured::Grow,
-                Some(_) => Measured::NoDifference,
-                None if i.mean < 0.0 => Measured::Grow,
-                None => Measured::Alone,
-            },
-            None => continue,
-        };
+        let Some(gap) = &a.iso_flop_gap else { continue };
+        let measured_best = Measured::of(gap);
         let mut runs = Vec::new();
         for j in jobs
             .iter()
@@ -191,11 +183,6 @@ pub(crate) fn check(dir: &Path, jobs: &[Job], arms: &[FrontierArm]) -> Result<Op
             .collect();
         Transfer::fit(&anchored, &others).ok()
     };
-    let agrees = |measured: Measured, grow: bool| match measured {
-        Measured::NoDifference => true,
-        Measured::Grow => grow,
-        Measured::Alone => !grow,
-    };
     let mut cells = Vec::new();
     for (i, (a, measured_best, runs)) in grown.iter().enumerate() {
         let runs: Vec<&GrownRun> = runs.iter().collect();
@@ -210,7 +197,7 @@ pub(crate) fn check(dir: &Path, jobs: &[Job], arms: &[FrontierArm]) -> Result<Op
                 predicted: loss,
                 error: loss - a.final_val_loss.mean,
                 predicted_grow: grow,
-                agrees: agrees(*measured_best, grow),
+                agrees: measured_best.agrees(grow),
             }
         });
         cells.push(LawCell {
@@ -221,7 +208,7 @@ pub(crate) fn check(dir: &Path, jobs: &[Job], arms: &[FrontierArm]) -> Result<Op
             predicted_grow,
             best_alone,
             measured_best: *measured_best,
-            agrees: agrees(*measured_best, predicted_grow),
+            agrees: measured_best.agrees(predicted_grow),
             calibrated,
         });
     }

@@ -131,7 +131,11 @@ pub(super) fn measure(
             !exp.sizes.is_empty(),
         )?;
     }
-    let frontier = frontier_results(exp, dir, jobs, &runs)?;
+    let mut frontier = frontier_results(exp, dir, jobs, &runs)?;
+    if let (Some(f), Some(p)) = (frontier.as_mut(), &exp.prediction) {
+        let file = opts.file.parent().unwrap_or(Path::new(".")).join(p);
+        f.preregistered = Some(super::preregistered::compare(&file, p, &f.arms, &runs)?);
+    }
     if let Some(e) = frontier
         .as_ref()
         .and_then(|f| f.envelopes.iter().find(|e| e.seed == seed0))

@@ -29,6 +29,7 @@ pub mod keep;
 mod law;
 mod measure;
 mod plan;
+mod preregistered;
 mod report;
 mod results;
 mod run;
@@ -41,6 +42,7 @@ use serde::Deserialize;
 pub use frontier::{FrontierArm, FrontierCost, FrontierResults, SeedEnvelope, SizeRow};
 pub use law::{LawCell, LawCheck, Measured};
 pub use plan::Job;
+pub use preregistered::{Preregistered, PreregisteredCell};
 
 pub use results::{ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
 pub use run::run_experiment;
@@ -79,6 +81,10 @@ pub struct Experiment {
     /// predictions beside the arms that grow at fixed steps (Appendix A, Figures 7–8).
     #[serde(default)]
     pub solve: bool,
+    /// A prediction of the grown arms written before they ran (`solve --budget-steps …
+    /// --grow-at … --json FILE`, committed), relative to the experiment file: the report
+    /// sets each arm beside it (docs/solver.md, "Pre-registering a new scale").
+    pub prediction: Option<PathBuf>,
     /// The arms.
     #[serde(rename = "arm")]
     pub arms: Vec<Arm>,

@@ -256,7 +256,9 @@ pub fn answer(inputs: &BudgetInputs) -> Result<BudgetReport, LabError> {
                         n - 1
                     )))
                 } else {
-                    Ok(pair.grown(model, g, n))
+                    let mut o = pair.grown(model, g, n);
+                    pair.set_x_frontier(model, &sizes, &mut o);
+                    Ok(o)
                 }
             })
             .collect::<Result<Vec<_>, _>>()?,

@@ -138,14 +138,19 @@ impl fmt::Display for BudgetReport {
         )?;
         writeln!(
             f,
-            "  {:<44} {:>9} {:>11} {:>10} {:>10}",
-            "option", "steps", "FLOPs", "tok/param", "loss"
+            "  {:<44} {:>9} {:>11} {:>10} {:>10} {:>10}",
+            "option", "steps", "FLOPs", "tok/param", "loss", "×frontier"
         )?;
         for o in r.answer.alone.iter().chain([&r.answer.best_growth]).chain(&r.at) {
             writeln!(
                 f,
-                "  {:<44} {:>9} {:>11.3e} {:>10.1} {:>10.4}",
-                o.name, o.steps, o.flops, o.tokens_per_param, o.loss
+                "  {:<44} {:>9} {:>11.3e} {:>10.1} {:>10.4} {:>10}",
+                o.name,
+                o.steps,
+                o.flops,
+                o.tokens_per_param,
+                o.loss,
+                o.x_frontier.map_or("outside".into(), |x| format!("{x:.3}"))
             )?;
         }
         writeln!(

@@ -79,9 +79,66 @@ pub(super) fn frontier(s: &mut String, f: &FrontierResults) {
     }
     *s += "\n![the compute-optimal frontier](frontier.svg)\n\n";
     grids(s, f);
+    if let Some(p) = &f.preregistered {
+        preregistered(s, p);
+    }
     if let Some(l) = &f.law {
         law(s, l);
     }
+}
+
+/// What a measurement says, in a word.
+fn verdict(m: crate::experiment::Measured) -> &'static str {
+    match m {
+        crate::experiment::Measured::Grow => "grow",
+        crate::experiment::Measured::Alone => "alone",
+        crate::experiment::Measured::NoDifference => "no difference",
+    }
+}
+
+/// The committed prediction against the measured arms.
+fn preregistered(s: &mut String, p: &crate::experiment::Preregistered) {
+    let _ = write!(
+        s,
+        "### Pre-registered: the committed prediction against the measured arms\n\n\
+         `{}`, written by `solve --budget-steps` from this scale's sizes and a carried transfer before \
+         any grown run existed{}. It recommended: {}. Each arm is set beside the prediction for the growth \
+         step its runs took (the nearest one predicted, marked `~`, where a policy grew elsewhere). Right: \
+         the prediction's \"grow\" (×frontier above 1) or \"alone\" agrees with the measured iso-FLOP gap's \
+         interval (no difference: either agrees).\n\n\
+         {} of {} arms predicted within 0.01 of the measured loss; {} of {} right.\n\n",
+        p.file.display(),
+        p.committed
+            .as_ref()
+            .map_or(String::new(), |c| format!(" (first committed: {c})")),
+        p.recommended,
+        p.within,
+        p.cells.len(),
+        p.right,
+        p.cells.len()
+    );
+    let steps = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    table(
+        s,
+        "arm | grew at | predicted at | predicted loss | measured loss | error | predicted ×frontier | measured ×frontier | error | predicted | measured | right",
+        p.cells.iter().map(|c| {
+            vec![
+                c.arm.clone(),
+                steps(&c.grew_at),
+                format!("{}{}", if c.exact { "" } else { "~" }, steps(&c.predicted_at)),
+                format!("{:.4}", c.predicted),
+                c.measured.show(4),
+                format!("{:+.4}", c.error),
+                c.predicted_x.map_or("—".into(), |x| format!("{x:.2}")),
+                or_outside(&c.measured_x, 2, 1.0),
+                c.x_error.map_or("—".into(), |e| format!("{e:+.2}")),
+                if c.predicted_grow { "grow" } else { "alone" }.into(),
+                verdict(c.measured_best).into(),
+                if c.right { "yes" } else { "no" }.into(),
+            ]
+        }),
+    );
+    s.push('\n');
 }
 
 /// The law's predictions of the grown arms against what was measured.
@@ -136,11 +193,7 @@ fn law(s: &mut String, l: &crate::experiment::LawCheck) {
             let calibrated = c.calibrated.map_or("—".into(), |k| {
                 format!("{:.4} ({:+.4}), {}", k.predicted, k.error, says(k.predicted_grow))
             });
-            let measured = match c.measured_best {
-                crate::experiment::Measured::Grow => "grow",
-                crate::experiment::Measured::Alone => "alone",
-                crate::experiment::Measured::NoDifference => "no difference",
-            };
+            let measured = verdict(c.measured_best);
             vec![
                 c.arm.clone(),
                 format!("{:.4}", c.predicted),
