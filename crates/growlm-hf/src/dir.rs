@@ -67,6 +67,9 @@ pub enum HfFile {
 impl HfFile {
     /// The `config.json` of `config`'s family.
     pub fn from_gpt(config: &GptConfig, eos: Option<usize>) -> Result<Self, HfError> {
+        if config.is_variant() {
+            return Err(HfError::Variant(config.swaps().join(", ")));
+        }
         match config.is_llama() {
             true => LlamaHf::from_gpt(config, eos).map(Self::Llama),
             false => HfConfig::from_gpt(config, eos).map(Self::GptNeo),

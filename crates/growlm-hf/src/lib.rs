@@ -86,6 +86,10 @@ pub enum HfError {
     /// A model config growlm can train but GPT-Neo cannot express.
     #[error("this model cannot be written as GPT-Neo: {0}")]
     NotGptNeo(String),
+    /// A model with a part swapped away from its family's (an ablation) has no Hugging
+    /// Face architecture.
+    #[error("this model swaps a part of its family ({0}), an ablation no Hugging Face architecture describes; export a model with its family's parts (remove the swap)")]
+    Variant(String),
     /// The model config is invalid.
     #[error(transparent)]
     Model(#[from] growlm_model::ModelError),

@@ -81,6 +81,9 @@ fn gpt_neo_name(spec: &ParamSpec) -> Option<(String, bool)> {
 /// Every parameter of a model of `config` with its Hugging Face name and whether it is
 /// transposed there; an error for one GPT-Neo has no tensor for.
 fn named(config: &GptConfig) -> Result<Vec<(ParamSpec, String, bool)>, HfError> {
+    if config.is_variant() {
+        return Err(HfError::Variant(config.swaps().join(", ")));
+    }
     config
         .param_specs()
         .into_iter()

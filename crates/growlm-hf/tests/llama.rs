@@ -276,3 +276,17 @@ fn a_qwen2_config_and_llama_fields_growlm_does_not_compute_are_refused_by_name()
     let e = refused(&|v| v["num_key_value_heads"] = 3.into());
     assert!(e.contains("n_kv_heads"), "{e}");
 }
+
+#[test]
+fn a_model_with_a_part_swapped_is_not_exported() {
+    let swapped = GptConfig {
+        tie_embeddings: Some(true),
+        mlp: Some(growlm_model::MlpKind::Gelu),
+        ..GptConfig::llama(64, 8, 16, 2, 4, 2)
+    };
+    let e = growlm_hf::HfFile::from_gpt(&swapped, None).unwrap_err().to_string();
+    assert!(e.contains("mlp = \"gelu\"") && e.contains("remove the swap"), "{e}");
+    let model = swapped.init::<Flex>(0, &Default::default()).unwrap();
+    let e = growlm_hf::to_hf_tensors(&swapped, &growlm_model::param_values::<Flex, _>(&model)).unwrap_err().to_string();
+    assert!(e.contains("mlp = \"gelu\""), "{e}");
+}

@@ -80,8 +80,7 @@ impl<B: Backend> AttentionMasks<B> {
         Self {
             causal: build(None),
             local,
-            rope: config
-                .is_llama()
+            rope: (config.components().positions == crate::Positions::Rotary)
                 .then(|| Rope::new(seq_len, config.head_dim(), config.theta(), device)),
         }
     }

@@ -86,6 +86,13 @@ pub struct GptConfig {
     /// Llama: whether the LM head is the token embedding; false (untied) when absent, as
     /// transformers' `LlamaConfig`.
     pub tie_embeddings: Option<bool>,
+    /// Swap the family's norm (`"layer_norm"` or `"rms_norm"`), for an ablation
+    /// ([`crate::Components`]).
+    pub norm: Option<crate::Norm>,
+    /// Swap the family's MLP (`"gelu"` or `"swiglu"`), for an ablation.
+    pub mlp: Option<crate::MlpKind>,
+    /// Swap the family's positions (`"learned"` or `"rotary"`), for an ablation.
+    pub positions: Option<crate::Positions>,
 }
 
 fn default_vocab() -> usize {
@@ -123,6 +130,9 @@ impl GptConfig {
             n_kv_heads: None,
             rope_theta: None,
             tie_embeddings: None,
+            norm: None,
+            mlp: None,
+            positions: None,
         }
     }
 
@@ -279,12 +289,6 @@ impl GptConfig {
                         format!("{kv} does not divide n_heads = {}: each key/value head serves an equal group of query heads", self.n_heads),
                     );
                 }
-                if !self.head_dim().is_multiple_of(2) {
-                    return bad(
-                        "head_dim",
-                        format!("{} is odd; RoPE rotates pairs of dims", self.head_dim()),
-                    );
-                }
                 if self.attention != AttentionLayers::Global {
                     return bad(
                         "attention",
@@ -297,6 +301,12 @@ impl GptConfig {
                 }
             }
         }
+        if self.components().positions == crate::Positions::Rotary && !self.head_dim().is_multiple_of(2) {
+            return bad(
+                "head_dim",
+                format!("{} is odd; RoPE rotates pairs of dims", self.head_dim()),
+            );
+        }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
             return bad(
                 "layer_norm_eps",
@@ -308,7 +318,11 @@ impl GptConfig {
         }
         // The parameter count, in floating point so that it cannot overflow.
         let (d, a, f) = (self.d_model as f64, self.attn_dim() as f64, self.ffn_dim() as f64);
-        let mlp = if self.is_llama() { 3.0 } else { 2.0 };
+        let mlp = if self.components().mlp == crate::MlpKind::Swiglu {
+            3.0
+        } else {
+            2.0
+        };
         let heads = if self.tied() { 1 } else { 2 };
         let per_layer = 4.0 * d * a + mlp * d * f;
         let params = (heads * self.vocab_size + self.context_len) as f64 * d + self.n_layers as f64 * per_layer;
@@ -336,7 +350,11 @@ impl GptConfig {
     /// al.'s `6·N` rule.
     pub fn num_matmul_params(&self) -> usize {
         let (d, a, kv, f) = (self.d_model, self.attn_dim(), self.kv_dim(), self.ffn_dim());
-        let mlp = if self.is_llama() { 3 * d * f } else { 2 * d * f };
+        let mlp = if self.components().mlp == crate::MlpKind::Swiglu {
+            3 * d * f
+        } else {
+            2 * d * f
+        };
         self.n_layers * (2 * d * a + 2 * d * kv + mlp) + d * self.vocab_size
     }
 

@@ -8,6 +8,7 @@
 //! training FLOPs `Fs`, `Ft` of eq. 3.
 
 mod attention_masks;
+mod components;
 mod config;
 mod eval;
 mod host;
@@ -20,6 +21,7 @@ mod model;
 mod spec;
 
 pub use attention_masks::{AttentionMasks, Rope};
+pub use components::{Components, MlpKind, Norm, Positions};
 pub use config::{AttentionLayers, Family, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PARAMS, STATE_BYTES_PER_PARAM};
 pub use eval::{score, EvalResult};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};

@@ -16,6 +16,7 @@ use growlm_fused::AttentionPattern;
 use crate::layers::{Dense, Initializer, LayerNorm};
 pub use crate::mlp::Mlp;
 use crate::{cross_entropy, AttentionMasks, GptConfig, ModelError, WidthMask};
+use crate::{MlpKind, Norm, Positions};
 
 /// Multi-head causal self-attention.
 #[derive(Module, Debug)]
@@ -32,8 +33,10 @@ pub struct Attention<B: Backend> {
     head_dim: usize,
     /// Llama: key/value heads (GPT-Neo: `n_heads`).
     n_kv_heads: usize,
-    /// Llama: rotary positions on queries and keys, scores scaled by `1/√head_dim`.
-    llama: bool,
+    /// Rotary positions on queries and keys (Llama's).
+    rotary: bool,
+    /// Scores scaled by `1/√head_dim` (Llama's; GPT-Neo's are not).
+    scaled: bool,
 }
 
 impl<B: Backend> Attention<B> {
@@ -67,8 +70,8 @@ impl<B: Backend> Attention<B> {
         );
         let [b, t, _] = q.dims();
         let (h, kvh, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
-        let rope = masks.rope.as_ref().filter(|_| self.llama);
-        let scale = if rope.is_some() { 1.0 / (hd as f32).sqrt() } else { 1.0 };
+        let rope = masks.rope.as_ref().filter(|_| self.rotary);
+        let scale = if self.scaled { 1.0 / (hd as f32).sqrt() } else { 1.0 };
         let pattern = AttentionPattern { window, scale };
         // Fused: grouped heads read in place, queries and keys rotated inside the kernel.
         let (q, k, v) = match growlm_fused::attention(q, k, v, h, kvh, pattern, rope.map(|r| &r.host)) {
@@ -118,6 +121,14 @@ impl<B: Backend> Attention<B> {
     }
 }
 
+/// A freshly initialised norm of `kind` over `d` dims.
+fn norm<B: Backend>(kind: Norm, d: usize, eps: f64, device: &B::Device) -> LayerNorm<B> {
+    match kind {
+        Norm::LayerNorm => LayerNorm::init(d, eps, device),
+        Norm::RmsNorm => LayerNorm::rms(d, eps, device),
+    }
+}
+
 /// One pre-LayerNorm transformer block (eq. 4).
 #[derive(Module, Debug)]
 pub struct Block<B: Backend> {
@@ -140,12 +151,10 @@ impl<B: Backend> Block<B> {
         let std = config.init_std;
         // GPT-2's scaled init of the projections that write into the residual stream.
         let out_std = std / (2.0 * config.n_layers as f64).sqrt();
+        let parts = config.components();
         // GPT-Neo: biases on the output projections; Llama: none.
-        let bias = !config.is_llama();
-        let norm = || match bias {
-            true => LayerNorm::init(d, config.layer_norm_eps, device),
-            false => LayerNorm::rms(d, config.layer_norm_eps, device),
-        };
+        let bias = parts.biases;
+        let norm = || norm(parts.norm, d, config.layer_norm_eps, device);
         Self {
             ln_attn: norm(),
             attn: Attention {
@@ -156,11 +165,12 @@ impl<B: Backend> Block<B> {
                 n_heads: config.n_heads,
                 head_dim: config.head_dim(),
                 n_kv_heads: config.kv_heads(),
-                llama: config.is_llama(),
+                rotary: parts.positions == Positions::Rotary,
+                scaled: parts.scaled_scores,
             },
             ln_mlp: norm(),
             mlp: Mlp {
-                gate: config.is_llama().then(|| Dense::init(d, f, std, false, init, device)),
+                gate: (parts.mlp == MlpKind::Swiglu).then(|| Dense::init(d, f, std, bias, init, device)),
                 up: Dense::init(d, f, std, bias, init, device),
                 down: Dense::init(f, d, out_std, bias, init, device),
             },
@@ -230,7 +240,9 @@ impl GptConfig {
         self.validate("model")?;
         let mut init = Initializer::new(seed);
         let wte = init.normal(self.vocab_size, self.d_model, self.init_std, device);
-        let wpe = (!self.is_llama()).then(|| init.normal(self.context_len, self.d_model, self.init_std / 2.0, device));
+        let parts = self.components();
+        let wpe = (parts.positions == Positions::Learned)
+            .then(|| init.normal(self.context_len, self.d_model, self.init_std / 2.0, device));
         let blocks = (0..self.n_layers)
             .map(|l| Block::init(self, l, &mut init, device))
             .collect();
@@ -239,10 +251,7 @@ impl GptConfig {
             wte: Param::from_tensor(wte),
             wpe: wpe.map(Param::from_tensor),
             blocks,
-            ln_f: match self.is_llama() {
-                true => LayerNorm::rms(self.d_model, self.layer_norm_eps, device),
-                false => LayerNorm::init(self.d_model, self.layer_norm_eps, device),
-            },
+            ln_f: norm(parts.norm, self.d_model, self.layer_norm_eps, device),
             lm_head: lm_head.map(Param::from_tensor),
         })
     }
@@ -347,10 +356,11 @@ impl<B: Backend> Gpt<B> {
             expect("lm_head", head.dims().to_vec(), vec![config.vocab_size, d])?;
         }
         let (has_wpe, has_head) = (self.wpe.is_some(), self.lm_head.is_some());
-        if has_wpe == config.is_llama() || has_head == config.tied() {
+        let learned = config.components().positions == Positions::Learned;
+        if has_wpe != learned || has_head == config.tied() {
             return Err(ModelError::ShapeMismatch {
                 what: format!("the model's family (position table: {has_wpe}, untied head: {has_head})"),
-                expected: vec![usize::from(!config.is_llama()), usize::from(!config.tied())],
+                expected: vec![usize::from(learned), usize::from(!config.tied())],
                 got: vec![usize::from(has_wpe), usize::from(has_head)],
             });
         }

@@ -129,14 +129,26 @@ const LLAMA_LINEAR: [(&str, Axis, Axis, bool); 7] = [
 impl GptConfig {
     /// Every parameter of the model: the embeddings and the final norm, then each block's
     /// norms and linear layers, then (untied Llama) the LM head. GPT-Neo has learned
-    /// positions, LayerNorm shifts (`beta`) and biases; Llama has none of them.
+    /// positions, LayerNorm shifts (`beta`) and biases; Llama has none of them. A swapped
+    /// part ([`crate::Components`]) brings its own: a position table, `beta`s, a gate.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         use Axis::*;
-        let llama = self.is_llama();
-        let (norm_leaves, linear): (&[&str], &[_]) = match llama {
-            false => (&["gamma", "beta"], &LINEAR),
-            true => (&["gamma"], &LLAMA_LINEAR),
+        let parts = self.components();
+        let norm_leaves: &[&str] = match parts.norm {
+            crate::Norm::LayerNorm => &["gamma", "beta"],
+            crate::Norm::RmsNorm => &["gamma"],
         };
+        // The family's linear layers, with a gate before `mlp.up` where the MLP is SwiGLU.
+        let family: &[(&str, Axis, Axis, bool)] = if self.is_llama() { &LLAMA_LINEAR } else { &LINEAR };
+        let swiglu = parts.mlp == crate::MlpKind::Swiglu;
+        let linear: Vec<(&str, Axis, Axis, bool)> = family
+            .iter()
+            .filter(|l| l.0 != "mlp.gate")
+            .flat_map(|&l| {
+                let gate = (swiglu && l.0 == "mlp.up").then_some(("mlp.gate", Hidden, Ffn, parts.biases));
+                gate.into_iter().chain([l])
+            })
+            .collect();
         let mut out = vec![spec(
             None,
             "wte",
@@ -145,7 +157,7 @@ impl GptConfig {
             vec![Vocab, Hidden],
             vec![false, false],
         )];
-        if !llama {
+        if parts.positions == crate::Positions::Learned {
             out.push(spec(
                 None,
                 "wpe",
@@ -166,7 +178,7 @@ impl GptConfig {
                     out.push(spec(Some(j), ln, leaf, Role::Norm, vec![Hidden], vec![false]));
                 }
             }
-            for &(module, rows, cols, bias) in linear {
+            for &(module, rows, cols, bias) in &linear {
                 out.push(spec(
                     Some(j),
                     module,

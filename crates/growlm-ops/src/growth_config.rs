@@ -131,6 +131,13 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -
             source.family, target.family
         )));
     }
+    if source.components() != target.components() {
+        return Err(OpsError::Incompatible(format!(
+            "the stages are built from different parts ({:?} → {:?}); swap the same parts in every stage",
+            source.swaps(),
+            target.swaps()
+        )));
+    }
     if source.is_llama() {
         let same = |what: &str, s: String, t: String| {
             if s == t {

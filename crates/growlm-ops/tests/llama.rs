@@ -46,6 +46,42 @@ fn depth_operators_that_keep_the_function_do_on_llama() {
 }
 
 #[test]
+fn depth_operators_keep_the_function_of_llama_with_a_part_swapped() {
+    use growlm_model::{MlpKind, Norm, Positions};
+    let swaps: [fn(GptConfig) -> GptConfig; 3] = [
+        |c| GptConfig {
+            norm: Some(Norm::LayerNorm),
+            ..c
+        },
+        |c| GptConfig {
+            mlp: Some(MlpKind::Gelu),
+            ..c
+        },
+        |c| GptConfig {
+            positions: Some(Positions::Learned),
+            ..c
+        },
+    ];
+    for swap in swaps {
+        let (s, t) = (swap(llama(2)), swap(llama(4)));
+        for depth in ["identity", "expand"] {
+            let op = GrowthConfig::named("pdg", depth, 0).unwrap();
+            let change = logit_change::<A>(&s, &t, &op, &Default::default()).unwrap();
+            assert!(change <= 1e-5, "{:?} {depth}: logits change by {change}", s.swaps());
+        }
+        let op = GrowthConfig::named("pdg", "stack", 0).unwrap();
+        let change = logit_change::<A>(&s, &t, &op, &Default::default()).unwrap();
+        assert!(change > 1e-3, "{:?} stack: logits change by only {change}", s.swaps());
+        // A growth between differently built stages is refused.
+        let op = GrowthConfig::named("pdg", "expand", 0).unwrap();
+        let e = logit_change::<A>(&s, &llama(4), &op, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("different parts"), "{e}");
+    }
+}
+
+#[test]
 fn llama_width_grows_by_cloning_and_by_masks() {
     // ×2 in width: hidden 16 → 32, heads 4 → 8, key/value heads 2 → 4 (2 query heads per
     // key/value head in both), SwiGLU 40 → 80. RMSNorm's mean square is unchanged when
