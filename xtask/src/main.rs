@@ -1,5 +1,5 @@
 //! `cargo xtask`: the growlm command line — train, policies, operators, solve, compare,
-//! experiment, bench, replay, export, grow, eval, info.
+//! experiment, bench, replay, trend, export, grow, eval, info.
 
 mod bench;
 mod compare;
@@ -12,6 +12,7 @@ mod info;
 mod operators;
 mod replay;
 mod solve;
+mod trend;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Where a policy would grow on an existing run's validation curve.
     Replay(replay::ReplayArgs),
+    /// ×frontier of one arm of each kept frontier experiment against the grown model's parameters
+    Trend(trend::TrendArgs),
     /// Write a run's model as a Hugging Face directory (GPT-Neo or Llama).
     Export(export::ExportArgs),
     /// Grow a Hugging Face GPT-Neo model offline into a stage's model, with a mask-free operator.
@@ -185,19 +188,14 @@ fn train(args: TrainArgs) -> Result<()> {
     if let Some(n) = args.only_stage.filter(|_| !resolved) {
         cfg = cfg.only_stage(n).with_context(|| format!("--only-stage {n}"))?;
     }
-    // `train` validates the config and builds the policy before it loads any data, so a
-    // bad key or policy parameter is refused at once; building it here too would repeat
-    // the `solver` policy's curve fit.
     let registry = growlm::registry();
     let device = DeviceKind::from(args.device);
-    let init = args.init_from.as_ref().map(|dir| {
-        growlm::interop::init_from_hf(dir, &cfg.stages[0].model)
-            .with_context(|| format!("--init-from {}", dir.display()))
-    });
-    let init = init.transpose()?;
+    let from_hf = |dir: &PathBuf| growlm::interop::init_from_hf(dir, &cfg.stages[0].model);
     let opts = RunOptions {
         resume: args.resume,
-        init,
+        init: (args.init_from.as_ref())
+            .map(|d| from_hf(d).with_context(|| format!("--init-from {}", d.display())))
+            .transpose()?,
         device_name: match args.devices {
             1 => device.name().to_string(),
             n => format!("{}×{n}", device.name()),
@@ -262,6 +260,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::GpuCheck(a) => gpu_check::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Trend(a) => trend::run(a),
         Command::Export(a) => export::run(a),
         Command::Grow(a) => grow::run(a),
         Command::Eval(a) => eval::run(a),

@@ -287,6 +287,8 @@ fn a_model_with_a_part_swapped_is_not_exported() {
     let e = growlm_hf::HfFile::from_gpt(&swapped, None).unwrap_err().to_string();
     assert!(e.contains("mlp = \"gelu\"") && e.contains("remove the swap"), "{e}");
     let model = swapped.init::<Flex>(0, &Default::default()).unwrap();
-    let e = growlm_hf::to_hf_tensors(&swapped, &growlm_model::param_values::<Flex, _>(&model)).unwrap_err().to_string();
+    let e = growlm_hf::to_hf_tensors(&swapped, &growlm_model::param_values::<Flex, _>(&model))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("mlp = \"gelu\""), "{e}");
 }

@@ -25,6 +25,7 @@ pub mod provenance;
 pub mod replay;
 pub mod solve;
 pub mod stats;
+pub mod trend;
 
 pub use compare::{compare, cost_to_reach, Row};
 pub use error::{Context, LabError};

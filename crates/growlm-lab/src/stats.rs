@@ -19,7 +19,7 @@ pub fn spread(v: &[f64]) -> [f64; 2] {
 }
 
 /// A value measured over seeds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Interval {
     /// Seeds.
     pub n: usize,

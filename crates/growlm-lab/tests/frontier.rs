@@ -94,6 +94,31 @@ grow_frac = [0.25, 0.5]
     assert!(again.missing.is_empty() && !kept.join("d12-20-s3/snapshots").exists());
     let frontier = |r: &growlm_lab::experiment::Results| serde_json::to_string(&r.frontier).unwrap();
     assert_eq!(frontier(&results), frontier(&again));
+    // The trend reads an arm back from the kept copy: its ×frontier, the corpus and the
+    // grown model's parameters, and draws it with the corpus in the legend.
+    use growlm_lab::trend;
+    let arm = results
+        .frontier
+        .as_ref()
+        .unwrap()
+        .arms
+        .iter()
+        .find(|a| a.arm == "fr-20-at50")
+        .unwrap();
+    let p = trend::point(&kept, "fr-20-at50").unwrap();
+    assert_eq!(
+        (Some(p.x_frontier), p.gap, p.seeds.clone()),
+        (arm.x_frontier, arm.iso_flop_gap, vec![3, 4])
+    );
+    let cfg = RunDir::new(out.join("fr-20-at50-s3")).config().unwrap();
+    assert_eq!(p.params, cfg.stages.last().unwrap().model.num_params());
+    assert_eq!(p.corpus, "corpus");
+    let fig = dir.path().join("trend.svg");
+    trend::trend_svg(&fig, "t", std::slice::from_ref(&p)).unwrap();
+    assert!(std::fs::read_to_string(&fig).unwrap().contains("corpus (2 seeds)"));
+    assert!(trend::markdown(&[p]).contains("| corpus |"));
+    let e = trend::point(&kept, "nope").unwrap_err().to_string();
+    assert!(e.contains("no arm `nope`") && e.contains("fr-20-at25"), "{e}");
     // No small/target references: the sizes are the references.
     assert!(!out.join("small-s3").exists() && !out.join("target-s3").exists());
     // The 20-step run kept a snapshot where the 10-step budget's decay begins (10 − 2 = 8),
