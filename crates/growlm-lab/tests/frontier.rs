@@ -459,3 +459,138 @@ fn bad_sizes_are_refused_by_name() {
     );
     assert!(e.contains("`solve`"), "{e}");
 }
+
+/// A scale study in small (the CI smoke version of experiments/llama-d64.toml with its
+/// pre-registration, docs/solver.md): the recipe at width 8 measured whole, its transfer
+/// fitted; the same recipe at width 16 trains its sizes only, is predicted from them and the
+/// carried transfer (recovery scaled with the parameters), the prediction written before
+/// any grown run of that scale exists; then its arms train and the report sets them beside
+/// the prediction; the trend reads both scales back.
+#[test]
+fn a_scale_study_is_predicted_before_its_arms_run() {
+    use growlm_lab::solve::budget::{answer, Budget, BudgetInputs};
+    use growlm_lab::trend;
+    use growlm_solver::Transfer;
+    let dir = tempfile::tempdir().unwrap();
+    let words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"];
+    let text: String = (0..3000).map(|i| format!("{} ", words[(i * 7 + i / 5) % 9])).collect();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, text).unwrap();
+    let model = |d: usize, l: usize| {
+        format!("family = \"llama\"\ncontext_len = 16\nd_model = {d}\nn_layers = {l}\nn_heads = 2\nn_kv_heads = 1\nffn_dim = {}\ntie_embeddings = true\n", d * 11 / 4)
+    };
+    let scale = |d: usize| -> std::path::PathBuf {
+        let base = format!(
+            "seed = 0\n[data]\nsource = {:?}\nvalid_batches = 2\n[train]\nbatch_size = 4\nseq_len = 16\nmax_steps = 20\nlr = 0.01\nmin_lr = 0.001\nwarmup_steps = 2\nschedule = \"wsd\"\ndecay_frac = 0.2\neval_every = 2\ncheckpoint_every = 5\n[[stages]]\nname = \"small\"\n[stages.model]\n{}[[stages]]\nname = \"target\"\n[stages.model]\n{}[stages.growth]\ndepth = \"stack\"\nramp_steps = 2\n[policy]\nname = \"never\"\n",
+            corpus.display().to_string(),
+            model(d, 2),
+            model(d, 4)
+        );
+        std::fs::write(dir.path().join(format!("base{d}.toml")), base).unwrap();
+        let exp = format!(
+            "base = \"base{d}.toml\"\nseeds = [0, 1]\n[[size]]\nname = \"two\"\nstage = 0\nbudgets = [10, 20]\n[[size]]\nname = \"three\"\nmodel = {{ family = \"llama\", context_len = 16, d_model = {d}, n_layers = 3, n_heads = 2, n_kv_heads = 1, ffn_dim = {}, tie_embeddings = true }}\nbudgets = [10, 20]\n[[size]]\nname = \"four\"\nstage = 1\nbudgets = [10, 20]\n[[arm]]\nname = \"at\"\nbudgets = [20]\ngrow_frac = [0.25, 0.5]\n",
+            d * 11 / 4
+        );
+        let file = dir.path().join(format!("scale{d}.toml"));
+        std::fs::write(&file, exp).unwrap();
+        file
+    };
+    let opts = |file: std::path::PathBuf, d: usize| ExperimentOptions {
+        file,
+        out: dir.path().join(format!("out{d}")),
+        jobs: 2,
+        device: DeviceKind::Flex,
+        report_only: false,
+        sizes_only: false,
+        keep: None,
+        command: "test".into(),
+    };
+    // The scale below, measured whole; its transfer fitted to its grown runs.
+    let small = opts(scale(8), 8);
+    run_experiment(&small, &registry(), &silent).unwrap();
+    let runs = |out: &Path, names: &[&str]| -> Vec<std::path::PathBuf> {
+        names
+            .iter()
+            .flat_map(|n| [0, 1].map(|s| out.join(format!("{n}-s{s}"))))
+            .collect()
+    };
+    let sizes = ["two-10", "two-20", "three-10", "three-20", "four-10", "four-20"];
+    let below = answer(&BudgetInputs {
+        runs: runs(&small.out, &sizes),
+        config: dir.path().join("base8.toml"),
+        edits: vec![],
+        budget: Budget::Steps(20),
+        grown: runs(&small.out, &["at-20-at25", "at-20-at50"]),
+        carried: None,
+        grow_at: vec![],
+    })
+    .unwrap();
+    let t = below.transfer.expect("4 grown runs fit the transfer").transfer;
+    // The scale above: its sizes only, then the prediction, before any grown run exists.
+    let file = scale(16);
+    let big = opts(file.clone(), 16);
+    let (sized, _) = run_experiment(
+        &ExperimentOptions {
+            sizes_only: true,
+            ..big.clone()
+        },
+        &registry(),
+        &silent,
+    )
+    .unwrap();
+    assert!(
+        sized.missing.iter().any(|m| m.starts_with("at-20-at25")),
+        "{:?}",
+        sized.missing
+    );
+    assert!(!big.out.join("at-20-at25-s0").exists());
+    let ratio = below.pair.target.params;
+    let prediction = answer(&BudgetInputs {
+        runs: runs(&big.out, &sizes),
+        config: dir.path().join("base16.toml"),
+        edits: vec![],
+        budget: Budget::Steps(20),
+        grown: vec![],
+        carried: Some(Transfer {
+            gain: t.gain,
+            recovery: t.recovery,
+        }),
+        grow_at: vec![5, 10],
+    })
+    .unwrap();
+    let ratio = prediction.pair.target.params / ratio;
+    assert!(ratio > 3.0, "width 16 has about 4x the parameters of width 8: {ratio}");
+    assert!(prediction.at.iter().all(|o| o.x_frontier.is_some()), "{prediction}");
+    std::fs::write(
+        dir.path().join("prediction16.json"),
+        serde_json::to_string(&prediction).unwrap(),
+    )
+    .unwrap();
+    let registered = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("prediction = \"prediction16.json\"\n{registered}")).unwrap();
+    // Then the arms: the sizes are reused, and each arm is set beside its prediction.
+    let (results, report) = run_experiment(&big, &registry(), &silent).unwrap();
+    assert!(results.missing.is_empty());
+    let f = results.frontier.unwrap();
+    let p = f.preregistered.expect("the experiment names its prediction");
+    for (label, i) in [("at-20-at25", 0), ("at-20-at50", 1)] {
+        let Some(c) = p.cells.iter().find(|c| c.arm == label) else {
+            // An arm outside the envelope on every seed has no gap to be right about.
+            assert!(f.arms.iter().any(|a| a.arm == label && a.iso_flop_gap.is_none()));
+            continue;
+        };
+        assert!(c.exact, "{c:?}");
+        assert_eq!(c.predicted, prediction.at[i].loss);
+    }
+    assert!(!p.cells.is_empty() && report.contains("### Pre-registered"), "{report}");
+    // The trend over the two scales: the grown model's parameters grow 4-fold.
+    let points: Vec<_> = [&small.out, &big.out]
+        .iter()
+        .filter_map(|d| trend::point(d, "at-20-at50").ok())
+        .collect();
+    assert_eq!(points.len(), 2, "both scales' arm is inside its envelope");
+    assert!(points[1].params as f64 / points[0].params as f64 > 3.0);
+    let fig = dir.path().join("trend.svg");
+    trend::trend_svg(&fig, "trend", &points).unwrap();
+    assert!(fig.is_file());
+}
