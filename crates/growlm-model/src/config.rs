@@ -86,12 +86,11 @@ pub struct GptConfig {
     /// Llama: whether the LM head is the token embedding; false (untied) when absent, as
     /// transformers' `LlamaConfig`.
     pub tie_embeddings: Option<bool>,
-    /// Swap the family's norm (`"layer_norm"` or `"rms_norm"`), for an ablation
-    /// ([`crate::Components`]).
+    /// Ablations ([`crate::Components`]): the family's norm swapped (`"layer_norm"`, `"rms_norm"`).
     pub norm: Option<crate::Norm>,
-    /// Swap the family's MLP (`"gelu"` or `"swiglu"`), for an ablation.
+    /// The family's MLP swapped (`"gelu"`, `"swiglu"`).
     pub mlp: Option<crate::MlpKind>,
-    /// Swap the family's positions (`"learned"` or `"rotary"`), for an ablation.
+    /// The family's positions swapped (`"learned"`, `"rotary"`).
     pub positions: Option<crate::Positions>,
 }
 

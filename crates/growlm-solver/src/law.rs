@@ -375,14 +375,11 @@ mod tests {
             (x - by_hand / a.best_growth.flops).abs() < 1e-9 * x,
             "{x} against {by_hand}"
         );
-        // Growth beats both sizes here, so it saves compute against the frontier.
-        assert!(a.grow() && x > 1.0, "{a:?}");
-        // The best size alone is its own frontier (to the floor of its steps), the other
-        // size below it.
+        assert!(a.grow() && x > 1.0, "growth beats both sizes here: {a:?}");
+        // The best size alone is its own frontier (to its floor of steps), the other below.
         let best = a.alone.iter().map(|o| o.x_frontier.unwrap()).fold(0.0, f64::max);
         assert!((best - 1.0).abs() < 1e-6, "{best}");
         assert!(a.alone.iter().any(|o| o.x_frontier.unwrap() < 0.99), "{a:?}");
-        // A loss below the law's floor is reached by no size.
         assert_eq!(pair.frontier_flops(&LAW, &sizes, LAW.e, flops), None);
     }
 
