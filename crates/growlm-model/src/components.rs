@@ -56,6 +56,11 @@ pub struct Components {
 }
 
 impl Family {
+    /// Whether this is the default family (GPT-Neo), left out of a written config.
+    pub(crate) fn is_default(&self) -> bool {
+        *self == Family::GptNeo
+    }
+
     /// The parts of this family's models as it defines them.
     pub fn components(self) -> Components {
         match self {

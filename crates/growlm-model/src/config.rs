@@ -36,12 +36,6 @@ pub enum Family {
     Llama,
 }
 
-impl Family {
-    fn is_default(&self) -> bool {
-        *self == Family::GptNeo
-    }
-}
-
 /// Configuration of a decoder of either [`Family`].
 ///
 /// `head_dim` defaults to `d_model / n_heads` and `ffn_dim` to `4 · d_model`. The Llama

@@ -360,8 +360,7 @@ mod tests {
         let (pair, sizes) = pair();
         let flops = 6.0 * 4e4 * 2.5e8;
         let a = pair.answer(&LAW, &sizes, flops);
-        // The law inverted by hand for each size: D = (B / (L − E − A·N^−α))^(1/β), at
-        // FLOPs D / tokens_per_step · flops_per_step = 6·N·D here; the fewer of the two.
+        // By hand per size: D = (B / (L − E − A·N^−α))^(1/β) at 6·N·D FLOPs; the fewer.
         let loss = a.best_growth.loss;
         let by_hand = sizes
             .iter()
