@@ -21,13 +21,19 @@ fn rows(dir: &Path) -> Vec<MetricsRow> {
         .collect()
 }
 
+/// A small corpus of nine words in a fixed order, written into `dir`.
+fn tiny_corpus(dir: &Path) -> std::path::PathBuf {
+    let words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"];
+    let text: String = (0..3000).map(|i| format!("{} ", words[(i * 7 + i / 5) % 9])).collect();
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, text).unwrap();
+    corpus
+}
+
 #[test]
 fn a_frontier_experiment_branches_cool_downs_bit_for_bit_and_measures_the_arms() {
     let dir = tempfile::tempdir().unwrap();
-    let words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"];
-    let text: String = (0..3000).map(|i| format!("{} ", words[(i * 7 + i / 5) % 9])).collect();
-    let corpus = dir.path().join("corpus.txt");
-    std::fs::write(&corpus, text).unwrap();
+    let corpus = tiny_corpus(dir.path());
     let tiny = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml")).unwrap();
     let base = tiny.replace(
         "source = \"sotu\"",
@@ -463,19 +469,15 @@ fn bad_sizes_are_refused_by_name() {
 /// A scale study in small (the CI smoke version of experiments/llama-d64.toml with its
 /// pre-registration, docs/solver.md): the recipe at width 8 measured whole, its transfer
 /// fitted; the same recipe at width 16 trains its sizes only, is predicted from them and the
-/// carried transfer (recovery scaled with the parameters), the prediction written before
+/// transfer carried over as given, the prediction written before
 /// any grown run of that scale exists; then its arms train and the report sets them beside
 /// the prediction; the trend reads both scales back.
 #[test]
 fn a_scale_study_is_predicted_before_its_arms_run() {
     use growlm_lab::solve::budget::{answer, Budget, BudgetInputs};
     use growlm_lab::trend;
-    use growlm_solver::Transfer;
     let dir = tempfile::tempdir().unwrap();
-    let words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"];
-    let text: String = (0..3000).map(|i| format!("{} ", words[(i * 7 + i / 5) % 9])).collect();
-    let corpus = dir.path().join("corpus.txt");
-    std::fs::write(&corpus, text).unwrap();
+    let corpus = tiny_corpus(dir.path());
     let model = |d: usize, l: usize| {
         format!("family = \"llama\"\ncontext_len = 16\nd_model = {d}\nn_layers = {l}\nn_heads = 2\nn_kv_heads = 1\nffn_dim = {}\ntie_embeddings = true\n", d * 11 / 4)
     };
@@ -551,10 +553,7 @@ fn a_scale_study_is_predicted_before_its_arms_run() {
         edits: vec![],
         budget: Budget::Steps(20),
         grown: vec![],
-        carried: Some(Transfer {
-            gain: t.gain,
-            recovery: t.recovery,
-        }),
+        carried: Some(t),
         grow_at: vec![5, 10],
     })
     .unwrap();

@@ -205,13 +205,13 @@ impl GrowthPair {
 
     /// `answer` with every option's predicted ×frontier set.
     fn with_x_frontier(&self, law: &dyn LossModel, sizes: &[SizeCost], mut answer: BudgetAnswer) -> BudgetAnswer {
-        for o in answer
-            .alone
-            .iter_mut()
-            .chain([&mut answer.best_growth, &mut answer.recommended])
-        {
+        for o in answer.alone.iter_mut().chain([&mut answer.best_growth]) {
             self.set_x_frontier(law, sizes, o);
         }
+        // The recommendation is one of them.
+        answer.recommended.x_frontier = (answer.alone.iter().chain([&answer.best_growth]))
+            .find(|o| o.name == answer.recommended.name)
+            .and_then(|o| o.x_frontier);
         answer
     }
 }
