@@ -4,11 +4,11 @@
 # sdpa under torch.compile (`bench --against-torch`) — and the decomposed path
 # (GROWLM_FUSED=off), in two alternating rounds. With BASE set to another build of xtask
 # (the build before a change), that build is timed first in each round. Run from the
-# repository root after `cargo build --release -p xtask`; PYTHON is a Python with torch
+# repository root after `cargo build --release --bin growlm`; PYTHON is a Python with torch
 # and transformers.
 #   PYTHON=.venv/bin/python [BASE=/tmp/xtask-before] sh benches/side_by_side.sh
 set -e
-XTASK=${XTASK:-target/release/xtask}
+XTASK=${XTASK:-target/release/growlm}
 PYTHON=${PYTHON:-python3}
 STEPS=${STEPS:-30}
 for round in 1 2; do

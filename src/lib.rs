@@ -13,7 +13,8 @@
 //!   replay and figures;
 //! - [`fs`]: the one atomic file write;
 //! - [`gpu_check`]: the checks that need a GPU, generic over the backend;
-//! - [`interop`]: a run started from a Hugging Face checkpoint, a directory's tokenizer.
+//! - [`interop`]: a run started from a Hugging Face checkpoint, a directory's tokenizer;
+//! - [`configs`]: the shipped configs, found from any directory.
 //!
 //! # A tiny experiment from Rust
 //!
@@ -60,6 +61,7 @@
 //! # }
 //! ```
 
+pub mod configs;
 pub mod gpu_check;
 pub mod interop;
 

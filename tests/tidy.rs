@@ -1,9 +1,10 @@
 //! Repository hygiene (in the manner of rust-analyzer's `tidy.rs`): every crate opts into
 //! the workspace lints, no `todo!`/`unimplemented!`/`dbg!` is left in the sources, every
 //! shipped config parses and validates with a registered policy whose parameters are
-//! valid, source files stay at most 400 lines and `xtask/src` at most 1,500, and `.ci/run`
+//! valid and carried inside the command, source files stay at most 400 lines and the command
+//! line (`src/bin/growlm`) at most 1,500, and `.ci/run`
 //! runs the README's test command. That every command the README
-//! shows parses is checked in `xtask` (it owns the command line).
+//! shows parses is checked in the `growlm` binary (it owns the command line).
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,7 @@ fn root() -> &'static Path {
 
 /// Every package manifest of the workspace.
 fn manifests() -> Vec<PathBuf> {
-    let mut out = vec![root().join("Cargo.toml"), root().join("xtask/Cargo.toml")];
+    let mut out = vec![root().join("Cargo.toml")];
     for dir in ["crates", "policies"] {
         for entry in std::fs::read_dir(root().join(dir)).unwrap() {
             let m = entry.unwrap().path().join("Cargo.toml");
@@ -58,7 +59,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn source_files_stay_short_and_the_cli_thin() {
     let mut files = Vec::new();
-    for dir in ["src", "crates", "policies", "xtask"] {
+    for dir in ["src", "crates", "policies"] {
         rust_files(&root().join(dir), &mut files);
     }
     let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
@@ -78,19 +79,19 @@ fn source_files_stay_short_and_the_cli_thin() {
     }
     let cli: usize = sources
         .iter()
-        .filter(|p| p.starts_with(root().join("xtask/src")))
+        .filter(|p| p.starts_with(root().join("src/bin/growlm")))
         .map(|p| lines(p))
         .sum();
     assert!(
         cli <= 1500,
-        "xtask/src: {cli} lines; move logic into the library crates (at most 1,500)"
+        "src/bin/growlm: {cli} lines; move logic into the library crates (at most 1,500)"
     );
 }
 
 #[test]
 fn no_placeholders_or_debug_prints_are_left() {
     let mut files = Vec::new();
-    for dir in ["src", "crates", "policies", "xtask", "tests", "benches"] {
+    for dir in ["src", "crates", "policies", "tests", "benches"] {
         rust_files(&root().join(dir), &mut files);
     }
     assert!(files.len() > 30, "found only {} Rust files", files.len());
@@ -126,6 +127,27 @@ fn shipped_configs_are_valid() {
         }
     }
     assert!(n >= 4, "expected smoke, smoke-grow, default and paper-tiny");
+}
+
+/// The installed command carries every shipped config, each the file's very text, so that
+/// `growlm train --config NAME` works from any directory.
+#[test]
+fn every_shipped_config_is_carried_inside_the_command() {
+    let dir = root().join("configs");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .collect();
+    files.sort();
+    let mut carried: Vec<String> = growlm::configs::SHIPPED.iter().map(|(n, _)| n.to_string()).collect();
+    carried.sort();
+    assert_eq!(files, carried, "add the new config to growlm::configs::SHIPPED (src/configs.rs)");
+    for (name, text) in growlm::configs::SHIPPED {
+        let file = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
+        assert_eq!(&file, text, "{name}");
+    }
 }
 
 #[test]
@@ -166,4 +188,30 @@ fn the_guide_operator_arms_apply_to_paper_tiny() {
         arms += 1;
     }
     assert!(arms >= 6, "found {arms} arms");
+}
+
+/// The paper's GPT-Neo configs have the published parameter counts.
+#[test]
+fn paper_configs_have_the_published_sizes() {
+    let root = root();
+    for (file, sizes) in [
+        ("configs/gpt-neo-125m-355m.toml", (125_198_592, 12, 24)),
+        ("configs/gpt-neo-125m-774m.toml", (125_198_592, 12, 36)),
+    ] {
+        let cfg = RunConfig::load(&root.join(file), &[]).unwrap();
+        let (small, target) = (&cfg.stages[0].model, &cfg.stages[1].model);
+        // GPT-Neo 125M with the tied head: 125,198,592 (transformers' count).
+        assert_eq!(small.num_params(), sizes.0, "{file}");
+        assert_eq!((small.n_layers, target.n_layers), (sizes.1, sizes.2), "{file}");
+        assert_eq!(small.vocab_size, 50257);
+        assert_eq!(small.head_dim(), target.head_dim());
+    }
+    // The targets by hand: 24 × 1024 and 36 × 1280, vocab 50257, 2048 positions,
+    // 12·d² + 10·d weights and biases per layer (no q/k/v biases), 2·d for ln_f.
+    let by_hand = |l: usize, d: usize| 50257 * d + 2048 * d + l * (12 * d * d + 10 * d) + 2 * d;
+    let t355 = RunConfig::load(&root.join("configs/gpt-neo-125m-355m.toml"), &[]).unwrap();
+    assert_eq!(t355.stages[1].model.num_params(), by_hand(24, 1024));
+    assert_eq!(by_hand(12, 768), 125_198_592);
+    let t774 = RunConfig::load(&root.join("configs/gpt-neo-125m-774m.toml"), &[]).unwrap();
+    assert_eq!(t774.stages[1].model.num_params(), by_hand(36, 1280));
 }

@@ -97,12 +97,18 @@ impl RunConfig {
     /// When the result is invalid, the error names the file (if the file alone is
     /// invalid) or the first edit after which the config is invalid, and the key.
     pub fn load_edited(path: &Path, edits: &[Edit]) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+        Self::parse_edited(&text, path, edits)
+    }
+
+    /// As [`load_edited`](Self::load_edited), on a config's text already read (a config
+    /// the command line carries inside itself); `path` names it in errors.
+    pub fn parse_edited(text: &str, path: &Path, edits: &[Edit]) -> Result<Self, TrainError> {
         let in_file = |e| TrainError::InFile {
             path: path.to_path_buf(),
             source: Box::new(e),
         };
-        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
-        let table = parse_table(&text).map_err(in_file)?;
+        let table = parse_table(text).map_err(in_file)?;
         let mut all = table.clone();
         if edits.iter().all(|e| e.apply(&mut all).is_ok()) {
             if let Ok(cfg) = Self::from_table(all) {

@@ -5,13 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use growlm::model::STATE_BYTES_PER_PARAM;
-use growlm::train::RunConfig;
 
 /// Arguments of `cargo xtask info`.
 #[derive(clap::Args)]
 pub struct InfoArgs {
-    /// Run config (TOML).
-    #[arg(long)]
+    /// Run config (TOML), or a shipped config's name.
+    #[arg(long, default_value = growlm::configs::DEFAULT)]
     config: PathBuf,
     /// Override a config key, as for `train`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -23,7 +22,7 @@ fn gib(bytes: f64) -> String {
 }
 
 pub fn run(args: InfoArgs) -> Result<()> {
-    let cfg = RunConfig::load(&args.config, &args.sets)?;
+    let cfg = growlm::configs::load(&args.config, &args.sets.iter().cloned().map(growlm::train::Edit::Set).collect::<Vec<_>>())?;
     let t = &cfg.train;
     println!(
         "{}: batch {} × {} tokens, tokenizer {}, {} steps",
@@ -68,34 +67,4 @@ pub fn run(args: InfoArgs) -> Result<()> {
         None => println!("on this machine: the memory available is unknown (or GROWLM_MEMORY=off); not checked"),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paper_configs_have_the_published_sizes() {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        for (file, sizes) in [
-            ("configs/gpt-neo-125m-355m.toml", (125_198_592, 12, 24)),
-            ("configs/gpt-neo-125m-774m.toml", (125_198_592, 12, 36)),
-        ] {
-            let cfg = RunConfig::load(&root.join(file), &[]).unwrap();
-            let (small, target) = (&cfg.stages[0].model, &cfg.stages[1].model);
-            // GPT-Neo 125M with the tied head: 125,198,592 (transformers' count).
-            assert_eq!(small.num_params(), sizes.0, "{file}");
-            assert_eq!((small.n_layers, target.n_layers), (sizes.1, sizes.2), "{file}");
-            assert_eq!(small.vocab_size, 50257);
-            assert_eq!(small.head_dim(), target.head_dim());
-        }
-        // The targets by hand: 24 × 1024 and 36 × 1280, vocab 50257, 2048 positions,
-        // 12·d² + 10·d weights and biases per layer (no q/k/v biases), 2·d for ln_f.
-        let by_hand = |l: usize, d: usize| 50257 * d + 2048 * d + l * (12 * d * d + 10 * d) + 2 * d;
-        let t355 = RunConfig::load(&root.join("configs/gpt-neo-125m-355m.toml"), &[]).unwrap();
-        assert_eq!(t355.stages[1].model.num_params(), by_hand(24, 1024));
-        assert_eq!(by_hand(12, 768), 125_198_592);
-        let t774 = RunConfig::load(&root.join("configs/gpt-neo-125m-774m.toml"), &[]).unwrap();
-        assert_eq!(t774.stages[1].model.num_params(), by_hand(36, 1280));
-    }
 }

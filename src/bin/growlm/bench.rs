@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use growlm::train::{torch, BenchResult, BenchSpec, DeviceKind, RunConfig, TrainError};
+use growlm::train::{torch, BenchResult, BenchSpec, DeviceKind, TrainError};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -44,12 +44,12 @@ pub struct BenchArgs {
 }
 
 /// The PyTorch reference script (in the repository's `benches/`).
-const TORCH_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/torch_reference.py");
+const TORCH_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_reference.py");
 
 /// Times the stage `a` names on `device`; errors name the flags.
 pub(crate) fn measure(a: &BenchArgs, device: DeviceKind) -> Result<BenchResult> {
     let spec = BenchSpec {
-        config: RunConfig::from_file(&a.config)?,
+        config: growlm::configs::load(&a.config, &[])?,
         name: a.config.display().to_string(),
         stage: a.stage,
         steps: a.steps,

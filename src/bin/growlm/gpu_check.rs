@@ -1,6 +1,6 @@
 //! `cargo xtask gpu-check`: the checks that need a GPU (`growlm::gpu_check`), as one
 //! command to run when a GPU is at hand, with a short report. Without the `cuda` feature,
-//! it rebuilds itself with it (`cargo run --release -p xtask --features cuda -- gpu-check …`).
+//! it rebuilds itself with it (`cargo run --release --bin growlm --features cuda -- gpu-check …`).
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,7 @@ pub fn run(a: GpuCheckArgs) -> Result<()> {
         batch_size: a.batch_size,
         no_bench: a.no_bench,
         // The shipped configs, wherever the command runs from.
-        configs: Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs"),
+        configs: Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"),
     };
     let results = checks_on(kind, &o)?.context("cannot create a scratch directory")?;
     report(&results, &a)
@@ -65,9 +65,9 @@ fn rebuild_with_cuda(a: &GpuCheckArgs) -> Result<()> {
     if let Some(p) = &a.json {
         args.extend(["--json".into(), p.display().to_string()]);
     }
-    eprintln!("gpu-check: building with --features cuda (cargo run --release -p xtask --features cuda)");
+    eprintln!("gpu-check: building with --features cuda (cargo run --release --bin growlm --features cuda)");
     let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["run", "--release", "--quiet", "-p", "xtask", "--features", "cuda", "--"])
+        .args(["run", "--release", "--quiet", "--bin", "growlm", "--features", "cuda", "--"])
         .args(&args)
         .status()
         .context("could not run cargo to build the CUDA check")?;

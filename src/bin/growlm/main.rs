@@ -1,5 +1,7 @@
-//! `cargo xtask`: the growlm command line — train, policies, operators, solve, compare,
-//! experiment, bench, replay, trend, export, grow, eval, info.
+//! `growlm` (and `cargo xtask`, which runs this same binary in place): the growlm command
+//! line for the GPT-Neo and Llama families — train, policies, operators, solve, compare,
+//! experiment, bench, replay, trend, export, grow, eval, info. `cargo install --path .`
+//! installs it; the shipped configs travel inside it (`growlm::configs`).
 
 mod bench;
 mod compare;
@@ -39,10 +41,14 @@ fn keep_freed_memory() {
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use growlm::train::{run_on, DeviceKind, Edit, Progress, RunConfig, RunDir, RunOptions};
+use growlm::train::{run_on, DeviceKind, Edit, Progress, RunDir, RunOptions};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "growlm: progressive pre-training by model growth")]
+#[command(
+    name = "growlm",
+    about = "growlm: progressive pre-training of GPT-Neo and Llama models by model growth",
+    after_help = "`cargo xtask …` in the repository runs this same command."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,7 +76,7 @@ enum Command {
     Trend(trend::TrendArgs),
     /// Write a run's model as a Hugging Face directory (GPT-Neo or Llama).
     Export(export::ExportArgs),
-    /// Grow a Hugging Face GPT-Neo model offline into a stage's model, with a mask-free operator.
+    /// Grow a Hugging Face GPT-Neo or Llama model offline into a stage's model, with a mask-free operator.
     Grow(grow::GrowArgs),
     /// Mean next-token loss and perplexity of a model on a text.
     Eval(eval::EvalArgs),
@@ -103,8 +109,9 @@ impl From<Device> for DeviceKind {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Run config (TOML) [default: configs/default.toml; on --resume, the run directory's
-    /// config.toml].
+    /// Run config (TOML) [default: configs/default.toml, carried inside the command, so it
+    /// runs from any directory; on --resume, the run directory's config.toml]. A shipped
+    /// config may be named without its file: `--config llama-d64`.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Override a config key with a TOML value, e.g. `--set train.lr=1e-3`,
@@ -169,7 +176,7 @@ pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    let default_config = PathBuf::from("configs/default.toml");
+    let default_config = PathBuf::from(growlm::configs::DEFAULT);
     let out = args.out.clone().unwrap_or_else(|| {
         let config = args.config.as_ref().unwrap_or(&default_config);
         let stem = config
@@ -183,7 +190,7 @@ fn train(args: TrainArgs) -> Result<()> {
         None if args.resume && saved.is_file() => (saved, true),
         None => (default_config, false),
     };
-    let mut cfg = RunConfig::load_edited(&path, &args.edits())?;
+    let mut cfg = growlm::configs::load(&path, &args.edits())?;
     // A run directory's config.toml is already resolved: `--only-stage` was applied to it.
     if let Some(n) = args.only_stage.filter(|_| !resolved) {
         cfg = cfg.only_stage(n).with_context(|| format!("--only-stage {n}"))?;
@@ -241,7 +248,7 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
             Some("drop the --set or flag that changes it, or pass --out DIR for a new run")
         }
         TrainError::CudaNotBuilt => Some(
-            "`cargo xtask-cuda train --device cuda …` (alias of `cargo run --release -p xtask --features cuda --`)",
+            "`cargo xtask-cuda train --device cuda …` (alias of `cargo run --release --bin growlm --features cuda --`)",
         ),
         TrainError::Data(DataError::NoSuchSource { .. } | DataError::Checksum { .. } | DataError::Fetch { .. }) => {
             Some("pass --data PATH with a text file or directory of your own")
@@ -283,7 +290,7 @@ mod tests {
     /// `sh` blocks, leaving out usage synopses with `[optional]` parts) parses.
     #[test]
     fn every_command_the_readme_shows_parses() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
         let mut files = vec![root.join("README.md")];
         for entry in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
             files.push(entry.path());

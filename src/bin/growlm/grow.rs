@@ -1,5 +1,5 @@
 //! `cargo xtask grow --from DIR --to-config FILE --width OP --depth OP --out DIR`: grows a
-//! pretrained Hugging Face GPT-Neo into a stage's model config offline, with operators that
+//! pretrained Hugging Face GPT-Neo or Llama into a stage's model config offline, with operators that
 //! need no mask (paper §3.3–3.5; the paper notes public checkpoints can be the source), and
 //! writes the grown model as a Hugging Face directory.
 
@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use growlm::interop::GrowError;
 use growlm::ops::GrowthConfig;
-use growlm::train::RunConfig;
 
 /// Arguments of `cargo xtask grow`.
 #[derive(clap::Args)]
@@ -38,7 +37,7 @@ pub struct GrowArgs {
 }
 
 pub fn run(args: GrowArgs) -> Result<()> {
-    let run_cfg = RunConfig::load(&args.to_config, &[])?;
+    let run_cfg = growlm::configs::load(&args.to_config, &[])?;
     let n = args.stage.unwrap_or(run_cfg.stages.len() - 1);
     let target = &run_cfg
         .stages
@@ -83,8 +82,8 @@ mod tests {
     #[test]
     fn mask_operators_are_refused_with_a_hint() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/paper-tiny.toml");
-        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/growlm-hf/tests/fixtures/tiny-gpt-neo");
+        let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/paper-tiny.toml");
+        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/growlm-hf/tests/fixtures/tiny-gpt-neo");
         let args = |width: &str, depth: &str| GrowArgs {
             from: fixture.clone(),
             to_config: cfg.clone(),

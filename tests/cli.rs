@@ -134,7 +134,7 @@ fn solve_reads_run_directories_and_says_what_is_missing() {
     assert!(j["fit_until"].is_null(), "no config.toml, every point: {j}");
     // A run trained with wsd (configs/paper-tiny-wsd.toml: 3000 steps, decay over the last 20%)
     // is fitted on its stable phase, up to step 2400, unless --fit-until says otherwise.
-    let wsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/paper-tiny-wsd.toml");
+    let wsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/paper-tiny-wsd.toml");
     std::fs::copy(wsd, dir.path().join("target/config.toml")).unwrap();
     let solve = |extra: &[&str]| {
         let mut args = vec!["solve", "--small", "small", "--target", "target", "--json", "o.json"];
@@ -240,6 +240,27 @@ fn train_runs_on_local_text_and_cuda_needs_the_feature() {
         dir.path(),
         &["--device"],
     );
+}
+
+/// From a directory without the repository's `configs/`: the shipped configs travel inside
+/// the command (the default when none is given, or one named), the run goes to
+/// `./runs/NAME`, and a name that is neither a file nor a shipped config is refused by name.
+#[test]
+fn the_command_runs_from_any_directory_with_its_shipped_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "We hold these truths to be self-evident, that all men are created equal. ";
+    std::fs::write(dir.path().join("text.txt"), text.repeat(400)).unwrap();
+    // The main command's pair, L32x2 -> L32x4: 54,560 parameters in the target.
+    let info = succeeds(&["info"], dir.path());
+    assert!(info.contains("54560") || info.contains("54,560"), "{info}");
+    for name in ["llama-d64", "configs/llama-d64.toml"] {
+        let out = succeeds(&["info", "--config", name], dir.path());
+        assert!(out.contains("target             201280"), "{name}: {out}");
+    }
+    succeeds(&["train", "--data", "text.txt", "--max-steps", "40", "--set", "train.eval_every=20", "--set", "data.valid_batches=2"], dir.path());
+    let saved = std::fs::read_to_string(dir.path().join("runs/default/config.toml")).unwrap();
+    assert!(saved.contains("max_steps = 40") && saved.contains("family = \"llama\""), "{saved}");
+    refused(&["info", "--config", "no-such-config"], dir.path(), &["no-such-config"]);
 }
 
 #[test]
@@ -415,7 +436,7 @@ fn a_train_killed_at_two_dozen_points_resumes_to_the_uninterrupted_run() {
     .to_toml();
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
     let train = |out: &str, resume: bool| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_growlm"));
         c.args(["train", "--config", "c.toml", "--data", "text.txt", "--out", out])
             .current_dir(dir.path())
             .env("GROWLM_CACHE", dir.path().join("cache"))
@@ -521,7 +542,7 @@ fn a_train_killed_at_two_dozen_points_resumes_to_the_uninterrupted_run() {
 /// curve ending at `loss` after `flops` FLOPs, in stage `stage` (1: it grew at step 5).
 fn hand_made_run(dir: &Path, flops: f64, loss: f64, stage: usize) {
     std::fs::create_dir_all(dir).unwrap();
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/tiny.toml");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/tiny.toml");
     std::fs::copy(tiny, dir.join("config.toml")).unwrap();
     let row = |step: u64, f: f64, l: f64| {
         format!(
@@ -615,7 +636,7 @@ fn compare_frontier_matches_a_hand_computation() {
 }
 
 fn xtask_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let out = Command::new(env!("CARGO_BIN_EXE_growlm"))
         .args(args)
         .envs(env.iter().copied())
         .current_dir(dir)
