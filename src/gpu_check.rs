@@ -1,4 +1,4 @@
-//! The checks that need a GPU (DESIGN.md §Backends), as one suite to run when a GPU is
+//! The checks that need a GPU (docs/design.md §Backends), as one suite to run when a GPU is
 //! at hand: each check is one body generic over the backend; the test suite runs the
 //! bodies on the CPU (burn-flex), `cargo xtask gpu-check` on CUDA. They are
 //! - **forward**: the paper-tiny target's logits on the device against burn-flex's for the

@@ -1,4 +1,4 @@
-//! Between growlm and Hugging Face directories (DESIGN.md §Interop): a run started from a
+//! Between growlm and Hugging Face directories (docs/design.md §Interop): a run started from a
 //! GPT-Neo checkpoint, and the tokenizer a directory's model was trained with.
 
 use std::path::Path;

@@ -215,3 +215,45 @@ fn paper_configs_have_the_published_sizes() {
     let t774 = RunConfig::load(&root.join("configs/gpt-neo-125m-774m.toml"), &[]).unwrap();
     assert_eq!(t774.stages[1].model.num_params(), by_hand(36, 1280));
 }
+
+/// Text files of the repository (not `target/`, `runs/` or hidden directories).
+fn text_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if p.is_dir() {
+            if name != "target" && name != "runs" && !name.starts_with('.') {
+                text_files(&p, out);
+            }
+        } else if [".rs", ".md", ".toml", ".sh", ".py"].iter().any(|e| name.ends_with(e)) {
+            out.push(p);
+        }
+    }
+}
+
+/// The repository explains itself: no file points to the shared folder beside it, and every
+/// section a module cites in `docs/design.md` is one of its sections.
+#[test]
+fn the_design_is_in_the_repository_and_every_citation_names_a_section() {
+    let design = std::fs::read_to_string(root().join("docs/design.md")).unwrap();
+    let sections: Vec<&str> = design.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+    let mut files = Vec::new();
+    text_files(root(), &mut files);
+    assert!(files.len() > 150, "found only {} files", files.len());
+    let outside = ["..", "/shared"].concat();
+    let mut cited = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        assert!(!text.contains(&outside), "{}: points outside the repository", f.display());
+        for piece in text.split(["design.md ", "§"].concat().as_str()).skip(1) {
+            cited += 1;
+            assert!(
+                sections.iter().any(|s| piece.starts_with(s)),
+                "{}: cites section `{}` of docs/design.md, which has no such section ({sections:?})",
+                f.display(),
+                piece.chars().take(30).collect::<String>()
+            );
+        }
+    }
+    assert!(cited > 40, "only {cited} citations found");
+}

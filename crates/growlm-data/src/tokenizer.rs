@@ -1,4 +1,4 @@
-//! Tokenizers (DESIGN.md §Data): bytes (the default: id = byte value), GPT-2's BPE, the
+//! Tokenizers (docs/design.md §Data): bytes (the default: id = byte value), GPT-2's BPE, the
 //! tokenizer GPT-Neo uses, with its ranks taken from the `tiktoken-rs` crate (nothing is
 //! downloaded), and a byte-level BPE trained on the training split with the `tokenizers`
 //! crate. Trained tokenizers and token streams are cached next to the corpus, keyed by the

@@ -1,4 +1,4 @@
-//! The one way growlm writes a file that others read: atomically (DESIGN.md §Runs); and
+//! The one way growlm writes a file that others read: atomically (docs/design.md §Runs); and
 //! the one way it reads a file others wrote: bounded ([`read_limited`]).
 //!
 //! Run files, checkpoints' state, caches, exported model directories and experiment

@@ -1,4 +1,4 @@
-//! Fused softmax cross-entropy over the vocabulary (the training loss, DESIGN.md §Training):
+//! Fused softmax cross-entropy over the vocabulary (the training loss, docs/design.md §Training engine):
 //! log-softmax and the negative log-likelihood in one pass per row, forward and backward,
 //! with no `[rows, vocab]` probability tensor kept between them — only each row's
 //! log-sum-exp. Rows run on rayon's pool; each row's arithmetic is fixed, and the mean is

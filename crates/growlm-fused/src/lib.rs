@@ -12,7 +12,7 @@
 //! dtype is not f32, and the model then takes its decomposed path. So CUDA, ndarray and
 //! mixed precision compute exactly as before.
 //!
-//! Paper: the attention of eq. 4 and the loss of §3.2's training objective; DESIGN.md
+//! Paper: the attention of eq. 4 and the loss of §3.2's training objective; docs/design.md
 //! §Backends.
 
 #![warn(missing_docs)]

@@ -1,5 +1,5 @@
 //! The fused linear layer `y = x·W + b` (every projection of the model and its LM head,
-//! DESIGN.md §Model), forward and backward, on row-major buffers, with `W` stored
+//! docs/design.md §Model), forward and backward, on row-major buffers, with `W` stored
 //! `[k, n]` ([`Weight::InOut`], growlm's `Dense`) or `[n, k]` ([`Weight::OutIn`], the
 //! head: one row per token).
 //!

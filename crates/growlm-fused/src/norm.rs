@@ -1,5 +1,5 @@
 //! Fused LayerNorm (GPT-Neo's pre-norm blocks) and RMSNorm (Llama's) over the last dim
-//! (DESIGN.md §Model): one pass per row forward, keeping each row's mean (LayerNorm) and
+//! (docs/design.md §Model): one pass per row forward, keeping each row's mean (LayerNorm) and
 //! reciprocal standard deviation, and one backward that gives the input's, the scale's and
 //! (LayerNorm) the shift's gradients.
 //!

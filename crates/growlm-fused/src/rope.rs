@@ -1,5 +1,5 @@
 //! Rotary position tables (Llama; Su et al.'s RoPE as transformers computes it) and the two
-//! rotations the fused attention applies to a head as it reads it (DESIGN.md §Model).
+//! rotations the fused attention applies to a head as it reads it (docs/design.md §Model).
 
 /// Rotary position tables (Llama): the cosine and sine of each position and dim,
 /// `[positions, head_dim]`, in transformers' layout (dim `j` of a head's first half rotates

@@ -1,4 +1,4 @@
-//! Hugging Face interop for growlm (DESIGN.md §Model, §Evaluation protocol): a growlm model
+//! Hugging Face interop for growlm (docs/design.md §Model, §Evaluation protocol): a growlm model
 //! written as, and read from, a `transformers` GPT-Neo directory — `config.json` with
 //! `GPTNeoConfig`'s fields, `model.safetensors` with `GPTNeoForCausalLM`'s tensor names and
 //! layouts, and the tokenizer's files.

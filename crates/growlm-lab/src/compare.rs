@@ -1,5 +1,5 @@
 //! The equal-loss speed-up of runs against a from-scratch reference (paper §4.3 and
-//! Table 2; DESIGN.md §Evaluation protocol).
+//! Table 2; docs/design.md §Evaluation protocol).
 //!
 //! For each run, the loss compared is its final validation loss (or a loss given). The
 //! reference's cost to reach it is read off the reference's running-minimum validation

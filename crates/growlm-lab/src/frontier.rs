@@ -1,4 +1,4 @@
-//! The compute-optimal frontier (DESIGN.md §Evaluation protocol): is growing better than
+//! The compute-optimal frontier (docs/design.md §Evaluation protocol): is growing better than
 //! training the best-sized model from scratch for the same compute?
 //!
 //! From-scratch runs of any sizes give points (total FLOPs, final validation loss — after

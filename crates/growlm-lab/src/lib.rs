@@ -1,4 +1,4 @@
-//! growlm-lab: growlm's studies as a library (DESIGN.md §Evaluation protocol). What a
+//! growlm-lab: growlm's studies as a library (docs/design.md §Evaluation protocol). What a
 //! researcher measures about growth, callable from Rust; `cargo xtask` only parses
 //! arguments, calls these functions and prints.
 //!

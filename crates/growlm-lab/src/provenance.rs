@@ -1,5 +1,5 @@
 //! Where a measurement was made: the machine and growlm's version, written beside every
-//! measured table (DESIGN.md §Evaluation protocol).
+//! measured table (docs/design.md §Evaluation protocol).
 
 /// CPU model, cores and OS.
 pub fn machine() -> String {

@@ -1,4 +1,4 @@
-//! Statistics over seeds (DESIGN.md §Evaluation protocol): the mean, the sample standard
+//! Statistics over seeds (docs/design.md §Evaluation protocol): the mean, the sample standard
 //! deviation and a 95% confidence interval of the mean from Student's t (statrs) with
 //! n − 1 degrees of freedom. A difference whose interval covers zero is "no difference at
 //! this n"; one seed has no interval and says so.

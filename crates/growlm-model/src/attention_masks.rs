@@ -1,4 +1,4 @@
-//! What attention needs besides the weights, built once per sequence length (DESIGN.md
+//! What attention needs besides the weights, built once per sequence length (docs/design.md
 //! §Model): the causal and local boolean masks the decomposed path applies, and Llama's
 //! rotary tables.
 

@@ -1,4 +1,4 @@
-//! What a decoder is built from (DESIGN.md §Model; paper eq. 4): its norm, its MLP, how it
+//! What a decoder is built from (docs/design.md §Model; paper eq. 4): its norm, its MLP, how it
 //! knows positions, whether its output projections carry biases and whether attention
 //! scores are scaled. A [`Family`] names one set of them; a config may swap the first three
 //! one at a time (`norm`, `mlp`, `positions`), for the ablations that ask which part of a

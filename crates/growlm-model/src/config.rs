@@ -1,4 +1,4 @@
-//! Model configuration (DESIGN.md §Model): a GPT-Neo-style decoder described by its
+//! Model configuration (docs/design.md §Model): a GPT-Neo-style decoder described by its
 //! vocabulary, context, width, depth, heads and FFN size.
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! A model's parameters on the host, by module path (`blocks.3.attn.query.weight`, the
 //! paths [`GptConfig::param_specs`](crate::GptConfig::param_specs) names): read off any
-//! burn module, and written back keeping their ids (DESIGN.md §Model). Growth plans,
+//! burn module, and written back keeping their ids (docs/design.md §Model). Growth plans,
 //! checkpoints' imports and Hugging Face directories all move values through these.
 
 use std::collections::HashMap;

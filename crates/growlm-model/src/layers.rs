@@ -1,4 +1,4 @@
-//! The decoder's building blocks (DESIGN.md §Model): seeded initialisation on the CPU,
+//! The decoder's building blocks (docs/design.md §Model): seeded initialisation on the CPU,
 //! dense layers stored `[d_in, d_out]`, GPT-Neo's tanh GELU (`gelu_new`) and LayerNorm,
 //! each able to compute the masked (narrower) function a width mask asks for (paper eq. 7).
 

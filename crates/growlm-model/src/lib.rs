@@ -1,4 +1,4 @@
-//! The decoder for growlm (DESIGN.md §Model), GPT-Neo or Llama family ([`Family`]),
+//! The decoder for growlm (docs/design.md §Model), GPT-Neo or Llama family ([`Family`]),
 //! generic over any burn backend.
 //!
 //! The forward pass takes an optional [`WidthMask`]: with the extra hidden dims, heads and

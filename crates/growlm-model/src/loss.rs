@@ -1,4 +1,4 @@
-//! The training loss (DESIGN.md §Training): mean next-token cross-entropy, fused on
+//! The training loss (docs/design.md §Training engine): mean next-token cross-entropy, fused on
 //! burn-flex.
 
 use burn::tensor::activation::log_softmax;

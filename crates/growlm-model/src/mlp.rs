@@ -1,4 +1,4 @@
-//! The MLP of a block (DESIGN.md §Model; paper eq. 4): GPT-Neo's GELU MLP or Llama's
+//! The MLP of a block (docs/design.md §Model; paper eq. 4): GPT-Neo's GELU MLP or Llama's
 //! SwiGLU, whose gate and up projections run as one matmul on the fused path.
 
 use burn::module::Module;

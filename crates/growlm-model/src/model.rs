@@ -1,4 +1,4 @@
-//! The GPT-Neo-style decoder (DESIGN.md §Model; paper eq. 4 and, with a mask, eq. 7).
+//! The GPT-Neo-style decoder (docs/design.md §Model; paper eq. 4 and, with a mask, eq. 7).
 //!
 //! GPT-Neo as Hugging Face `transformers` computes it (`GPTNeoForCausalLM`): learned
 //! absolute position embeddings, pre-LayerNorm blocks (attention, then an MLP with the tanh

@@ -1,4 +1,4 @@
-//! One description of the model's parameters (DESIGN.md §Model): every parameter's path,
+//! One description of the model's parameters (docs/design.md §Model): every parameter's path,
 //! its axes and what each axis reads. The growth plan (paper §3.3–3.5: which units each
 //! axis copies, which axes divide by the replication count) and the Hugging Face names both
 //! iterate over [`GptConfig::param_specs`], so a parameter is described once.

@@ -1,4 +1,4 @@
-//! Growth operators (DESIGN.md §Growth operators; paper §3.3–3.5, §4.1, Table 1).
+//! Growth operators (docs/design.md §Growth operators; paper §3.3–3.5, §4.1, Table 1).
 //!
 //! A growth is a width operator plus a depth operator ([`GrowthConfig`]). Together they
 //! give a per-tensor [`TensorPlan`], applied alike to the parameters and to AdamW's

@@ -1,5 +1,5 @@
 //! Optimizer-record surgery: AdamW's moments follow the parameters through a growth
-//! (DESIGN.md §Growth operators: the paper copies optimizer state for every method).
+//! (docs/design.md §Growth operators: the paper copies optimizer state for every method).
 
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::record::AdaptorRecord;

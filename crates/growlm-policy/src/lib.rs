@@ -1,4 +1,4 @@
-//! The growth-schedule policy API (DESIGN.md §Policies; paper §3.2 and Appendix A).
+//! The growth-schedule policy API (docs/design.md §Policies; paper §3.2 and Appendix A).
 //!
 //! After every training step the engine hands the policy an [`Observation`] and acts on
 //! its [`Decision`]: continue, grow to the next stage, or stop. Policies are built by name

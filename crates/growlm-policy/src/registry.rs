@@ -1,4 +1,4 @@
-//! Policies by name (DESIGN.md §Policies): the `[policy]` table's `name` picks a builder
+//! Policies by name (docs/design.md §Policies): the `[policy]` table's `name` picks a builder
 //! registered here, which reads the rest of the table.
 
 use crate::{Policy, PolicyError};

@@ -1,4 +1,4 @@
-//! The iso-FLOP question a fitted law answers (beyond the paper; DESIGN.md §Solver): at a
+//! The iso-FLOP question a fitted law answers (beyond the paper; docs/design.md §Solver): at a
 //! budget of training FLOPs, which is lower — each size trained alone, or the small model
 //! grown into the target at its best step `Gb`? The grown run is predicted by a
 //! [`LossModel`]: the law by loss matching ([`crate::law::ScalingLaw::effective_tokens`]),

@@ -1,4 +1,4 @@
-//! Loss-curve models `L(N)` (DESIGN.md §Solver): value, derivative and inverse, with
+//! Loss-curve models `L(N)` (docs/design.md §Solver): value, derivative and inverse, with
 //! parameters kept positive by fitting their logarithms.
 
 use serde::{Deserialize, Serialize};

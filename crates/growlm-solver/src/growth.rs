@@ -1,4 +1,4 @@
-//! Growth math (paper §3.2, eq. 1–3; DESIGN.md §Solver): equivalent steps, the value
+//! Growth math (paper §3.2, eq. 1–3; docs/design.md §Solver): equivalent steps, the value
 //! function `V`, the effect conversion rate `E`, the optimal growth point, the
 //! convergence-stage step, the predicted speed-up, and multi-stage plans.
 

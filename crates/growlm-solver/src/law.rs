@@ -1,7 +1,7 @@
 //! "Whether" as well as "when": a loss law `L(N, D)` over the compute-optimal frontier's
 //! runs, and the iso-FLOP question it answers — at a budget, which is lower: each size
 //! trained alone, or the small model grown into the target at `Gb`? (Beyond the paper,
-//! whose §3.2 solver answers only "when"; DESIGN.md §Solver.)
+//! whose §3.2 solver answers only "when"; docs/design.md §Solver.)
 //!
 //! The law is the parametric form of Hoffmann et al. (2022),
 //! `L(N, D) = E + A·N^−α + B·D^−β` (`N` parameters, `D` training tokens), fitted by least

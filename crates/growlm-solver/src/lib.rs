@@ -1,4 +1,4 @@
-//! The optimal-growth-point solver (DESIGN.md §Solver; paper §3.2, eq. 1–3, Appendix A).
+//! The optimal-growth-point solver (docs/design.md §Solver; paper §3.2, eq. 1–3, Appendix A).
 //!
 //! Plain `f64` math with no burn dependency: loss-curve models fitted by nonlinear least
 //! squares (argmin), fit statistics (statrs), the value function `V`, the effect

@@ -1,5 +1,5 @@
 //! Beyond loss matching: what a growth hands on, calibrated on measured grown runs (beyond
-//! the paper; DESIGN.md §Solver, issue "where growth pays", item 3).
+//! the paper; docs/design.md §Solver, issue "where growth pays", item 3).
 //!
 //! Loss matching ([`crate::law`]) credits the grown model with the target's tokens from
 //! scratch that reach the small model's loss, `D_match`, and nothing else. Measured grown

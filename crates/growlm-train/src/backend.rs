@@ -1,4 +1,4 @@
-//! Backend choice at run time (DESIGN.md §Backends): the run is monomorphised for each.
+//! Backend choice at run time (docs/design.md §Backends): the run is monomorphised for each.
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn_autodiff::Autodiff;

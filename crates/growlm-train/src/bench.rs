@@ -1,4 +1,4 @@
-//! Training throughput of one stage of a config (DESIGN.md §Backends; the `bench`
+//! Training throughput of one stage of a config (docs/design.md §Backends; the `bench`
 //! command and `gpu-check` measure with it).
 //!
 //! Times `steps` training steps (forward, backward, AdamW) of stage N's model at the

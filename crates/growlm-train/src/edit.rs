@@ -1,4 +1,4 @@
-//! Typed edits of a run config (DESIGN.md §Runs): what `--set`, `--policy`, `--seed`,
+//! Typed edits of a run config (docs/design.md §Runs): what `--set`, `--policy`, `--seed`,
 //! `--max-steps`, `--data` and the experiment runner change, applied to the parsed
 //! config file in order and validated once. No code builds TOML text to edit a config.
 

@@ -1,4 +1,4 @@
-//! The growlm training engine (DESIGN.md §Training engine and runs).
+//! The growlm training engine (docs/design.md §Training engine, §Runs).
 //!
 //! [`train`] runs one staged pre-training run: the first stage's model trains until the
 //! policy (paper §3.2) says grow, the growth operator (§3.3–3.5) maps model and optimizer

@@ -1,4 +1,4 @@
-//! A run directory (DESIGN.md §Runs): the one place that names a run's files and reads
+//! A run directory (docs/design.md §Runs): the one place that names a run's files and reads
 //! them back as the typed rows the engine writes.
 //!
 //! A run directory holds `config.toml` (the resolved config), `metrics.jsonl` (one

@@ -1,4 +1,4 @@
-//! The learning-rate schedule (paper §4.3; DESIGN.md §Training engine): warm-up, then
+//! The learning-rate schedule (paper §4.3; docs/design.md §Training engine): warm-up, then
 //! cosine, constant or warmup-stable-decay, with a re-warm-up after each growth. The LR of
 //! a step is a pure function of the step, so a resumed or branched run sees the same LR.
 

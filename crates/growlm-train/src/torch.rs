@@ -1,4 +1,4 @@
-//! The PyTorch side of a throughput comparison (DESIGN.md §Backends; `bench
+//! The PyTorch side of a throughput comparison (docs/design.md §Backends; `bench
 //! --against-torch`): runs `benches/torch_reference.py`, which builds the same stage in
 //! PyTorch (GPT-Neo written out, Llama as transformers' `LlamaForCausalLM`) and times it
 //! as [`crate::measure`] does in each of PyTorch's modes ([`TorchMode`]), and reads its

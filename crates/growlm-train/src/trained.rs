@@ -1,4 +1,4 @@
-//! A trained model read off a checkpoint, for evaluation and export (DESIGN.md §Runs):
+//! A trained model read off a checkpoint, for evaluation and export (docs/design.md §Runs):
 //! the checkpoint's stage model, its run config and state, the tokenizer it was trained
 //! with, and whether it can leave growlm (not mid-ramp: GPT-Neo has no width mask).
 

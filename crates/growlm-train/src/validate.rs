@@ -1,5 +1,5 @@
 //! Validation of a run config: every value checked, errors naming the key and saying what
-//! is allowed (DESIGN.md §Runs).
+//! is allowed (docs/design.md §Runs).
 
 use crate::{RunConfig, Schedule, TrainError};
 

@@ -1,5 +1,5 @@
 //! Fused causal self-attention on `[batch, seq, heads·head_dim]` buffers, forward and
-//! backward (paper eq. 4's attention; DESIGN.md §Model), with Llama's grouped key/value
+//! backward (paper eq. 4's attention; docs/design.md §Model), with Llama's grouped key/value
 //! heads and rotary positions applied inside the kernel.
 //!
 //! The heads are read and written in place through strides: no split into

@@ -1,4 +1,4 @@
-//! A frontier experiment's measures (DESIGN.md §Evaluation protocol): per seed the
+//! A frontier experiment's measures (docs/design.md §Evaluation protocol): per seed the
 //! envelope of its sizes' runs, every arm run's iso-FLOP gap and ×frontier against it,
 //! beside the Table 2 measure (×target), and each measure over the seeds with its 95%
 //! interval.

@@ -1,4 +1,4 @@
-//! Results that outlive a machine (DESIGN.md §Evaluation protocol): a small copy of an
+//! Results that outlive a machine (docs/design.md §Evaluation protocol): a small copy of an
 //! experiment's finished runs, fit to commit, from which `--report-only` rebuilds every
 //! table and figure and a rerun skips every run it holds.
 //!

@@ -1,4 +1,4 @@
-//! Experiments: the paper's evaluation protocol (§4.3, §5, Appendix A; DESIGN.md
+//! Experiments: the paper's evaluation protocol (§4.3, §5, Appendix A; docs/design.md
 //! §Evaluation protocol) as one call.
 //!
 //! An experiment file names a base config, overrides for every run, seeds and arms. For

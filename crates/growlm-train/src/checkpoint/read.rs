@@ -99,7 +99,7 @@ pub fn load<B: AutodiffBackend>(cfg: &RunConfig, ckpt: &Path, device: &B::Device
 }
 
 /// Starts the run `cfg` describes in `dir` from the checkpoint `ckpt` of another run (a
-/// branch: DESIGN.md §Evaluation protocol): `cfg` must agree with the checkpoint's config
+/// branch: docs/design.md §Evaluation protocol): `cfg` must agree with the checkpoint's config
 /// on everything its steps depend on (see [`check_branch`]). The source run's
 /// `metrics.jsonl` and `events.jsonl` up to the checkpoint's step are copied into `dir`, so
 /// the branch's curve and costs include what the checkpoint trained. Since batches depend
