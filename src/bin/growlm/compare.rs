@@ -88,10 +88,19 @@ pub fn run(a: CompareArgs) -> Result<()> {
         crate::write_file(path, serde_json::to_string_pretty(&rows)?.as_bytes())?;
     }
     if let Some(path) = &a.plot {
-        let all: Vec<(&str, &RunCurve)> = std::iter::once((reference_dir.to_str().unwrap_or("reference"), &reference))
-            .chain(curves.iter().map(|(n, c)| (n.as_str(), c)))
+        let runs = std::iter::once(&reference_dir).chain(&a.runs);
+        let all = runs
+            .map(|p| plot::run_series(&p.display().to_string(), &RunDir::new(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shown: Vec<plot::Plotted> = all
+            .iter()
+            .map(|(series, grown, curve)| plot::Plotted {
+                series,
+                grown: *grown,
+                curve,
+            })
             .collect();
-        plot::loss_flops_svg(path, "validation loss against training FLOPs", &all, false)?;
+        plot::loss_flops_svg(path, "validation loss against training FLOPs", &shown, false)?;
     }
     Ok(())
 }
@@ -154,14 +163,19 @@ fn frontier(a: CompareArgs) -> Result<()> {
         crate::write_file(path, serde_json::to_string_pretty(&out)?.as_bytes())?;
     }
     if let Some(path) = &a.plot {
-        let curves: Vec<(String, RunCurve)> = a
-            .frontier
+        let runs = a.frontier.iter().chain(&a.runs);
+        let all = runs
+            .map(|p| plot::run_series(&p.display().to_string(), &RunDir::new(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shown: Vec<plot::Plotted> = all
             .iter()
-            .chain(&a.runs)
-            .map(|p| Ok((p.display().to_string(), RunDir::new(p).curve()?)))
-            .collect::<Result<_>>()?;
-        let named: Vec<(&str, &RunCurve)> = curves.iter().map(|(n, c)| (n.as_str(), c)).collect();
-        plot::frontier_svg(path, &env, &named)?;
+            .map(|(series, grown, curve)| plot::Plotted {
+                series,
+                grown: *grown,
+                curve,
+            })
+            .collect();
+        plot::frontier_svg(path, &env, &shown)?;
     }
     Ok(())
 }

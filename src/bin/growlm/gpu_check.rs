@@ -67,7 +67,16 @@ fn rebuild_with_cuda(a: &GpuCheckArgs) -> Result<()> {
     }
     eprintln!("gpu-check: building with --features cuda (cargo run --release --bin growlm --features cuda)");
     let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["run", "--release", "--quiet", "--bin", "growlm", "--features", "cuda", "--"])
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--bin",
+            "growlm",
+            "--features",
+            "cuda",
+            "--",
+        ])
         .args(&args)
         .status()
         .context("could not run cargo to build the CUDA check")?;

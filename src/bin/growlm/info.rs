@@ -22,7 +22,15 @@ fn gib(bytes: f64) -> String {
 }
 
 pub fn run(args: InfoArgs) -> Result<()> {
-    let cfg = growlm::configs::load(&args.config, &args.sets.iter().cloned().map(growlm::train::Edit::Set).collect::<Vec<_>>())?;
+    let cfg = growlm::configs::load(
+        &args.config,
+        &args
+            .sets
+            .iter()
+            .cloned()
+            .map(growlm::train::Edit::Set)
+            .collect::<Vec<_>>(),
+    )?;
     let t = &cfg.train;
     println!(
         "{}: batch {} × {} tokens, tokenizer {}, {} steps",

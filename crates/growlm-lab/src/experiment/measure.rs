@@ -11,6 +11,7 @@ use super::frontier::frontier_results;
 use super::results::{ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
 use super::{middle, Experiment, Job};
 use crate::compare::compare;
+use crate::plot::Plotted;
 use crate::solve::{solve, SolveInputs, SolveReport};
 use crate::stats::Interval;
 use crate::LabError;
@@ -110,9 +111,12 @@ pub(super) fn measure(
         .copied()
         .filter(|j| j.cfg.seed == seed0 && j.branch.is_none() && done(j))
         .collect();
-    let mut shown: Vec<(String, RunCurve)> = Vec::new();
+    // Each size is named by its shape and parameters, each arm by its run.
+    let mut shown: Vec<(String, bool, RunCurve)> = Vec::new();
+    let mut shown_refs = shown_refs;
+    shown_refs.sort_by_key(|j| j.cfg.stages[0].model.num_params());
     for j in shown_refs {
-        shown.push((j.name.clone(), read(&j.name)?));
+        shown.push((crate::plot::size_label(&j.cfg.stages[0].model), false, read(&j.name)?));
     }
     // Every done arm of the first seed, whether or not its target reference is done.
     for j in jobs
@@ -120,9 +124,16 @@ pub(super) fn measure(
         .filter(|j| !j.is_reference() && j.cfg.seed == seed0)
         .filter(done)
     {
-        shown.push((j.name.clone(), read(&j.name)?));
+        shown.push((j.name.clone(), true, read(&j.name)?));
     }
-    let named: Vec<(&str, &RunCurve)> = shown.iter().map(|(n, c)| (n.as_str(), c)).collect();
+    let named: Vec<Plotted<'_>> = shown
+        .iter()
+        .map(|(series, grown, curve)| Plotted {
+            series,
+            grown: *grown,
+            curve,
+        })
+        .collect();
     if !named.is_empty() {
         crate::plot::loss_flops_svg(
             &opts.out.join("loss-flops.svg"),

@@ -2,19 +2,19 @@
 //! against FLOPs for several runs with growth points marked (paper Figure 4), the
 //! compute-optimal frontier, and the solver's fits with the effect conversion rate
 //! (Appendix A, Figures 7–8). FLOPs are on a log scale in scientific notation, steps are
-//! integers, the loss axis is clipped to the informative part of the curves (warm-up's
-//! first losses left out), the train loss is drawn smoothed over the raw one, and growth
+//! integers, the loss axis is limited to the informative part of the curves (warm-up's
+//! first losses left out; a curve is cut where it leaves the axis), the train loss is drawn smoothed over the raw one, and growth
 //! points are marked and labelled with their step.
 
 use std::path::{Path, PathBuf};
 
-use growlm_train::{GrowEvent, MetricsRow, RunCurve, RunDir};
+use growlm_train::{GrowEvent, MetricsRow, RunDir};
 
-use crate::frontier::Envelope;
-
+mod flops;
 mod heatmap;
 mod solve;
 
+pub use flops::{cut, frontier_svg, growth_marks, loss_flops_svg, run_series, size_label, Plotted};
 pub use heatmap::{heatmap_svg, ratio_colour, HeatCell};
 use plotters::prelude::*;
 pub use solve::{solve_svg, SolveFigure};
@@ -99,7 +99,6 @@ fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
     let train: Vec<f64> = rows.iter().map(|r| r.train_loss).collect();
     let val: Vec<f64> = rows.iter().filter_map(|r| r.val_loss).collect();
     let (ymin, ymax) = loss_range(&[&smooth_values(&train), &val], 0.1);
-    let clip = |y: f64| y.clamp(ymin, ymax);
     let root = SVGBackend::new(path, (1200, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
@@ -117,7 +116,7 @@ fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
         flops.iter().copied().fold(1.0, f64::max),
     );
     macro_rules! panel {
-        ($area:expr, $label:expr, $x:expr, $chart:expr, $fmt:expr) => {{
+        ($area:expr, $label:expr, $x:expr, $log:expr, $chart:expr, $fmt:expr) => {{
             let mut c = $chart;
             c.configure_mesh()
                 .x_desc($label)
@@ -125,29 +124,30 @@ fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
                 .x_labels(6)
                 .x_label_formatter($fmt)
                 .y_label_formatter(&|y: &f64| format!("{y:.2}"))
+                .bold_line_style(RGBColor(228, 228, 228))
+                .light_line_style(TRANSPARENT)
                 .draw()?;
             let raw: Vec<(f64, f64)> = rows.iter().map(|r| ($x(r), r.train_loss)).collect();
-            let faint = RGBColor(190, 200, 235);
-            c.draw_series(LineSeries::new(
-                raw.iter().filter(|p| p.1.is_finite()).map(|&(x, y)| (x, clip(y))),
-                faint,
-            ))?
-            .label("train (raw)")
-            .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], faint));
-            let blue = RGBColor(40, 80, 200);
-            c.draw_series(LineSeries::new(
-                smooth(&raw, window(raw.len())).into_iter().map(|(x, y)| (x, clip(y))),
-                blue.stroke_width(2),
-            ))?
-            .label("train (smoothed)")
-            .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], blue));
-            c.draw_series(LineSeries::new(
-                rows.iter()
-                    .filter_map(|r| Some(($x(r), clip(r.val_loss.filter(|v| v.is_finite())?)))),
-                RED.stroke_width(2),
-            ))?
-            .label("validation")
-            .legend(|(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], RED));
+            let val: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some(($x(r), r.val_loss?))).collect();
+            let (faint, blue) = (RGBColor(190, 200, 235), RGBColor(40, 80, 200));
+            let lines = [
+                ("train (raw)", raw.clone(), faint.stroke_width(1)),
+                (
+                    "train (smoothed)",
+                    smooth(&raw, window(raw.len())),
+                    blue.stroke_width(2),
+                ),
+                ("validation", val, RED.stroke_width(2)),
+            ];
+            for (name, pts, style) in lines {
+                // Cut where a curve leaves the axis, not drawn along its edge.
+                for piece in flops::cut(&pts, ymin, ymax, $log) {
+                    c.draw_series(LineSeries::new(piece, style))?;
+                }
+                c.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                    .label(name)
+                    .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], style));
+            }
             for g in &growth_rows {
                 let x = $x(g);
                 c.draw_series(DashedLineSeries::new(
@@ -181,6 +181,7 @@ fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
         &left,
         "step",
         by_step,
+        false,
         build(&left, "loss against step").build_cartesian_2d(0.0..xmax_steps, ymin..ymax)?,
         &|x: &f64| format!("{x:.0}")
     );
@@ -189,6 +190,7 @@ fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
             &right,
             "training FLOPs",
             by_flops,
+            true,
             build(&right, "loss against training FLOPs").build_cartesian_2d((fmin..fmax).log_scale(), ymin..ymax)?,
             &sci
         );
@@ -201,140 +203,6 @@ fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
 fn smooth_values(v: &[f64]) -> Vec<f64> {
     let pts: Vec<(f64, f64)> = v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
     smooth(&pts, window(pts.len())).into_iter().map(|p| p.1).collect()
-}
-
-/// Validation loss against training FLOPs of `runs` (name, curve), growth points marked
-/// with a cross and labelled with their step; with `log_x`, FLOPs on a log scale.
-pub fn loss_flops_svg(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool) -> Result<(), LabError> {
-    svg(path, || draw_flops(path, title, runs, log_x, None))
-}
-
-/// The compute-optimal frontier of `envelope` (a thick black line through its points) with
-/// the curves of `runs`, FLOPs on a log scale.
-pub fn frontier_svg(path: &Path, envelope: &Envelope, runs: &[(&str, &RunCurve)]) -> Result<(), LabError> {
-    svg(path, || {
-        draw_flops(
-            path,
-            "compute-optimal frontier: final loss of each size from scratch, and the runs",
-            runs,
-            true,
-            Some(envelope),
-        )
-    })
-}
-
-/// More runs than this in one figure draw faintly, without labels or legend.
-const CROWDED: usize = 12;
-
-fn draw_flops(path: &Path, title: &str, runs: &[(&str, &RunCurve)], log_x: bool, env: Option<&Envelope>) -> Drawn {
-    let xs = || {
-        runs.iter()
-            .flat_map(|(_, c)| c.points.iter().map(|p| p.cost[0]))
-            .chain(env.into_iter().flat_map(|e| e.points.iter().map(|p| p.flops)))
-            .filter(|x| *x > 0.0)
-    };
-    let xmax = xs().fold(1.0, f64::max);
-    let xmin = xs().fold(xmax, f64::min);
-    let losses: Vec<Vec<f64>> = runs
-        .iter()
-        .map(|(_, c)| c.points.iter().map(|p| p.loss).collect())
-        .chain(env.map(|e| e.points.iter().map(|p| p.loss).collect()))
-        .collect();
-    let series: Vec<&[f64]> = losses.iter().map(Vec::as_slice).collect();
-    let (ymin, ymax) = loss_range(&series, 0.15);
-    let clip = |y: f64| y.clamp(ymin, ymax);
-    let crowded = runs.len() > CROWDED;
-    let title = if crowded {
-        format!("{title} ({} runs; dots: final losses)", runs.len())
-    } else {
-        title.to_string()
-    };
-    let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut b = ChartBuilder::on(&root);
-    b.caption(&title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(55);
-    // One body for both axes: plotters' log and linear ranges are different types.
-    macro_rules! body {
-        ($c:expr) => {{
-            let mut c = $c;
-            c.configure_mesh()
-                .x_desc("training FLOPs")
-                .y_desc("validation loss")
-                .x_labels(8)
-                .x_label_formatter(&sci)
-                .y_label_formatter(&|y: &f64| format!("{y:.2}"))
-                .draw()?;
-            for (i, (name, curve)) in runs.iter().enumerate() {
-                // Many runs (a regime study): faint curves, each run's final point marked,
-                // growth points crossed without labels, no legend.
-                let color = if crowded {
-                    Palette99::pick(i).to_rgba().mix(0.35)
-                } else {
-                    Palette99::pick(i).to_rgba()
-                };
-                let pts: Vec<(f64, f64)> = curve
-                    .points
-                    .iter()
-                    .filter(|p| p.cost[0] > 0.0)
-                    .map(|p| (p.cost[0], clip(p.loss)))
-                    .collect();
-                let line = c.draw_series(LineSeries::new(
-                    pts.iter().copied(),
-                    color.stroke_width(if crowded { 1 } else { 2 }),
-                ))?;
-                if !crowded {
-                    line.label(*name)
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                } else if let Some(&last) = pts.last() {
-                    c.draw_series(std::iter::once(Circle::new(last, 3, Palette99::pick(i).filled())))?;
-                }
-                for &(step, x, y) in &curve.growths {
-                    c.draw_series(std::iter::once(Cross::new(
-                        (x, clip(y)),
-                        if crowded { 3 } else { 7 },
-                        color.stroke_width(2),
-                    )))?;
-                    if !crowded {
-                        // A jump above the plot is crossed at its top edge, where several
-                        // runs' labels would overprint: those go below the cross, one row
-                        // per run.
-                        let row = if clip(y) < y { -0.04 * (1 + i % 5) as f64 } else { 0.03 };
-                        c.draw_series(std::iter::once(Text::new(
-                            format!("grew at {step}"),
-                            (x, clip(y) + (ymax - ymin) * row),
-                            ("sans-serif", 12).into_font(),
-                        )))?;
-                    }
-                }
-            }
-            if let Some(e) = env {
-                let pts: Vec<(f64, f64)> = e.points.iter().map(|p| (p.flops, clip(p.loss))).collect();
-                let line: Vec<(f64, f64)> = e.curve().into_iter().map(|(x, y)| (x, clip(y))).collect();
-                c.draw_series(LineSeries::new(line, BLACK.stroke_width(3)))?
-                    .label("frontier (best size from scratch)")
-                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
-                c.draw_series(pts.into_iter().map(|p| Circle::new(p, 5, BLACK.filled())))?;
-            }
-            if !crowded || env.is_some() {
-                c.configure_series_labels()
-                    // Loss falls with FLOPs: the lower left is where no curve runs.
-                    .position(SeriesLabelPosition::LowerLeft)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()?;
-            }
-        }};
-    }
-    if log_x {
-        body!(b.build_cartesian_2d((xmin * 0.9..xmax * 1.1).log_scale(), ymin..ymax)?);
-    } else {
-        body!(b.build_cartesian_2d(0.0..xmax * 1.02, ymin..ymax)?);
-    }
-    root.present()?;
-    Ok(())
 }
 
 #[cfg(test)]
