@@ -226,12 +226,11 @@ impl<B: AutodiffBackend> Gpt<B> {
         let (d, a, f) = (config.d_model, config.attn_dim(), config.ffn_dim());
         let (hid, att, ffn) = (on(d, active.hidden), on(a, active.attn), on(f, active.ffn));
         let all = |n: usize| on(n, n);
-        // Llama's key/value width does not follow a width mask (width growth of Llama is
-        // refused); GPT-Neo's is the query width.
-        let kv = if config.is_llama() {
-            all(config.kv_dim())
-        } else {
-            att.clone()
+        // Grouped key/value heads take the mask of the first query head each serves (as in
+        // the forward pass); heads as many as the queries' take the query width.
+        let kv = match kv_values(config, &leading_ones(a, active.attn)) {
+            Some(v) => Tensor::<Inner<B>, 1>::from_data(TensorData::new(v, vec![config.kv_dim()]), &device),
+            None => att.clone(),
         };
         let vec = |m: &Tensor<Inner<B>, 1>| m.clone().greater_elem(0.5);
         let mat = |r: &Tensor<Inner<B>, 1>, c: &Tensor<Inner<B>, 1>| {

@@ -324,6 +324,34 @@ fn restore_masked_resets_exactly_the_masked_entries() {
     assert!(out.wte.val().is_require_grad());
 }
 
+/// Llama's grouped key/value heads are held as the forward pass masks them: each takes the
+/// mask of the first query head it serves, so a masked key/value head is restored too.
+#[test]
+fn restore_masked_holds_llamas_masked_key_value_heads() {
+    type AB = burn_autodiff::Autodiff<B>;
+    use burn::module::AutodiffModule;
+    // 4 query heads of width 2 on 2 key/value heads: query width 8, key/value width 4.
+    let cfg = GptConfig::llama(12, 6, 8, 1, 4, 2);
+    let frozen = cfg.init::<AB>(1, &Default::default()).unwrap();
+    let trained = cfg.init::<AB>(2, &Default::default()).unwrap();
+    // 2 of 4 query heads active (query columns 0..4): key/value head 0 serves query heads
+    // 0-1 (active), head 1 serves 2-3 (masked): key/value columns 0..2 trained, 2..4 held.
+    let active = ActiveWidth {
+        hidden: 8,
+        attn: 4,
+        ffn: cfg.ffn_dim(),
+    };
+    let out = trained.clone().restore_masked(&frozen.valid(), &cfg, active);
+    let host = |m: &growlm_model::Gpt<AB>| m.blocks[0].attn.key.weight.val().into_data().to_vec::<f32>().unwrap();
+    let (o, t, f) = (host(&out), host(&trained), host(&frozen));
+    assert_eq!(o.len(), 8 * 4);
+    for (i, v) in o.iter().enumerate() {
+        let want = if i % 4 < 2 { t[i] } else { f[i] };
+        assert_eq!(*v, want, "key entry {i}");
+    }
+    assert_ne!(t, f);
+}
+
 /// `gelu_new` against its tanh definition evaluated in f64, and its autodiff gradient
 /// against the analytic derivative of that definition.
 #[test]
