@@ -257,9 +257,25 @@ fn the_command_runs_from_any_directory_with_its_shipped_configs() {
         let out = succeeds(&["info", "--config", name], dir.path());
         assert!(out.contains("target             201280"), "{name}: {out}");
     }
-    succeeds(&["train", "--data", "text.txt", "--max-steps", "40", "--set", "train.eval_every=20", "--set", "data.valid_batches=2"], dir.path());
+    succeeds(
+        &[
+            "train",
+            "--data",
+            "text.txt",
+            "--max-steps",
+            "40",
+            "--set",
+            "train.eval_every=20",
+            "--set",
+            "data.valid_batches=2",
+        ],
+        dir.path(),
+    );
     let saved = std::fs::read_to_string(dir.path().join("runs/default/config.toml")).unwrap();
-    assert!(saved.contains("max_steps = 40") && saved.contains("family = \"llama\""), "{saved}");
+    assert!(
+        saved.contains("max_steps = 40") && saved.contains("family = \"llama\""),
+        "{saved}"
+    );
     refused(&["info", "--config", "no-such-config"], dir.path(), &["no-such-config"]);
 }
 

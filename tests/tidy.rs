@@ -143,7 +143,10 @@ fn every_shipped_config_is_carried_inside_the_command() {
     files.sort();
     let mut carried: Vec<String> = growlm::configs::SHIPPED.iter().map(|(n, _)| n.to_string()).collect();
     carried.sort();
-    assert_eq!(files, carried, "add the new config to growlm::configs::SHIPPED (src/configs.rs)");
+    assert_eq!(
+        files, carried,
+        "add the new config to growlm::configs::SHIPPED (src/configs.rs)"
+    );
     for (name, text) in growlm::configs::SHIPPED {
         let file = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
         assert_eq!(&file, text, "{name}");
@@ -244,7 +247,11 @@ fn the_design_is_in_the_repository_and_every_citation_names_a_section() {
     let mut cited = 0;
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap_or_default();
-        assert!(!text.contains(&outside), "{}: points outside the repository", f.display());
+        assert!(
+            !text.contains(&outside),
+            "{}: points outside the repository",
+            f.display()
+        );
         for piece in text.split(["design.md ", "§"].concat().as_str()).skip(1) {
             cited += 1;
             assert!(

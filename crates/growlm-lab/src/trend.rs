@@ -73,7 +73,7 @@ pub fn point(dir: &Path, arm: &str) -> Result<TrendPoint, LabError> {
         .seeds
         .first()
         .ok_or_else(|| bad(format!("arm `{arm}` has no seeds")))?;
-    let cfg = RunDir::new(dir.join(format!("{arm}-s{seed}"))).config()?;
+    let cfg = RunDir::new(dir.join(crate::experiment::JobId::arm(arm, seed).name())).config()?;
     let corpus = cfg.data.source.as_config_str();
     let corpus = Path::new(&corpus)
         .file_stem()

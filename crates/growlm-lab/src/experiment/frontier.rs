@@ -142,15 +142,16 @@ pub(crate) fn frontier_results(
             .map(|j| read(j))
             .collect::<Result<_, _>>()?;
         for (j, p) in mine.iter().filter(|j| j.is_reference()).zip(&points) {
-            let size = j.name.rsplit_once("-s").map_or(j.name.as_str(), |n| n.0);
-            let size = size.rsplit_once('-').map_or(size, |n| n.0).to_string();
+            let size = match &j.id.role {
+                super::Role::Reference { model, .. } => model.clone(),
+                super::Role::Arm { label } => label.clone(),
+            };
             sizes.entry((size, j.cfg.train.max_steps)).or_default().push(p.clone());
         }
         let Ok(envelope) = Envelope::new(&points) else { continue };
         for j in mine.iter().filter(|j| !j.is_reference()) {
             let row = measure(&envelope, &read(j)?);
-            let label = j.name.rsplit_once("-s").map_or(j.name.clone(), |n| n.0.to_string());
-            arms.entry(label).or_default().push((seed, row.clone()));
+            arms.entry(j.id.label()).or_default().push((seed, row.clone()));
             rows.push(row);
         }
         envelopes.push(SeedEnvelope { seed, envelope });

@@ -158,7 +158,7 @@ pub(crate) fn check(dir: &Path, jobs: &[Job], arms: &[FrontierArm]) -> Result<Op
         let mut runs = Vec::new();
         for j in jobs
             .iter()
-            .filter(|j| !j.is_reference() && j.name.rsplit_once("-s").is_some_and(|(l, _)| l == a.arm))
+            .filter(|j| !j.is_reference() && j.id.label() == a.arm)
             .filter(done)
         {
             let s = RunDir::new(dir.join(&j.name)).summary()?;

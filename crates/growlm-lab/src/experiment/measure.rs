@@ -9,14 +9,14 @@ use growlm_train::{RunCurve, RunDir};
 
 use super::frontier::frontier_results;
 use super::results::{ArmResult, ExperimentOptions, ReferenceRow, Results, RunResult, SolverOutcome};
-use super::{middle, Experiment, Job};
+use super::{middle, Experiment, Job, JobId};
 use crate::compare::compare;
-use crate::plot::Plotted;
 use crate::solve::{solve, SolveInputs, SolveReport};
 use crate::stats::Interval;
 use crate::LabError;
 
-/// Measures the runs of `jobs` (run directories in `dir`) and draws the figure.
+/// Measures the runs of `jobs` (run directories in `dir`); the figures are drawn from the
+/// results ([`super::figures::draw`]).
 pub(super) fn measure(
     exp: &Experiment,
     opts: &ExperimentOptions,
@@ -46,7 +46,7 @@ pub(super) fn measure(
         let Some(reference) = target(seed).filter(|t| is_done(t)) else {
             continue;
         };
-        let arm = j.name.rsplit_once("-s").map_or(j.name.clone(), |p| p.0.to_string());
+        let arm = j.id.label();
         let curve = read(&j.name)?;
         let row = compare(&j.name, &curve, &read(&reference)?, None)?;
         let events = run(&j.name).events()?;
@@ -101,75 +101,11 @@ pub(super) fn measure(
         });
     }
 
-    // The figure: validation loss against FLOPs, the first seed's arms with its references
-    // (the target, the small and middle models alone; in a frontier experiment every size's
-    // longest budget), each that is done.
     let seed0 = jobs[0].cfg.seed;
-    // References that branched are a size's shorter budgets: their curve is the longest's.
-    let shown_refs: Vec<&Job> = references
-        .iter()
-        .copied()
-        .filter(|j| j.cfg.seed == seed0 && j.branch.is_none() && done(j))
-        .collect();
-    // Each size is named by its shape and parameters, each arm by its run.
-    let mut shown: Vec<(String, bool, RunCurve)> = Vec::new();
-    let mut shown_refs = shown_refs;
-    shown_refs.sort_by_key(|j| j.cfg.stages[0].model.num_params());
-    for j in shown_refs {
-        shown.push((crate::plot::size_label(&j.cfg.stages[0].model), false, read(&j.name)?));
-    }
-    // Every done arm of the first seed, whether or not its target reference is done.
-    for j in jobs
-        .iter()
-        .filter(|j| !j.is_reference() && j.cfg.seed == seed0)
-        .filter(done)
-    {
-        shown.push((j.name.clone(), true, read(&j.name)?));
-    }
-    let named: Vec<Plotted<'_>> = shown
-        .iter()
-        .map(|(series, grown, curve)| Plotted {
-            series,
-            grown: *grown,
-            curve,
-        })
-        .collect();
-    if !named.is_empty() {
-        crate::plot::loss_flops_svg(
-            &opts.out.join("loss-flops.svg"),
-            "validation loss against training FLOPs",
-            &named,
-            !exp.sizes.is_empty(),
-        )?;
-    }
     let mut frontier = frontier_results(exp, dir, jobs, &runs)?;
     if let (Some(f), Some(p)) = (frontier.as_mut(), &exp.prediction) {
         let file = opts.file.parent().unwrap_or(Path::new(".")).join(p);
         f.preregistered = Some(super::preregistered::compare(&file, p, &f.arms, &runs)?);
-    }
-    if let Some(e) = frontier
-        .as_ref()
-        .and_then(|f| f.envelopes.iter().find(|e| e.seed == seed0))
-    {
-        crate::plot::frontier_svg(&opts.out.join("frontier.svg"), &e.envelope, &named)?;
-    }
-    if let Some(f) = &frontier {
-        for name in f.grid_arms() {
-            let cells = f.heat_cells(name);
-            if cells.is_empty() {
-                continue;
-            }
-            let label = |b: u64| match f.tokens_per_param_at(b) {
-                Some(t) => format!("{b} ({t:.0} tok/param)"),
-                None => b.to_string(),
-            };
-            crate::plot::heatmap_svg(
-                &opts.out.join(format!("regime-{name}.svg")),
-                &format!("×frontier of `{name}` over budget and growth point"),
-                &cells,
-                &label,
-            )?;
-        }
     }
 
     let solver = exp.solve.then(|| {
@@ -208,7 +144,8 @@ fn solve_first_seed(
     jobs: &[Job],
     runs: &[RunResult],
 ) -> Result<SolveReport, LabError> {
-    let mut inputs = SolveInputs::new(dir.join(format!("small-s{seed}")), dir.join(format!("target-s{seed}")));
+    let reference = |model: String| dir.join(JobId::reference(model, None, seed).name());
+    let mut inputs = SolveInputs::new(reference("small".into()), reference("target".into()));
     inputs.grown = runs
         .iter()
         .filter(|r| r.seed == seed && r.growth_steps.len() == 1)
@@ -220,9 +157,7 @@ fn solve_first_seed(
             "the solver needs the small and target references (`small-sN`, `target-sN`)".into(),
         ));
     }
-    inputs.via = (1..stages - 1)
-        .map(|j| dir.join(format!("{}-s{seed}", middle(j))))
-        .collect();
+    inputs.via = (1..stages - 1).map(|j| reference(middle(j))).collect();
     let solved = solve(&inputs)?;
     crate::solve::write(&solved, Some(&out.join("solve.json")), Some(&out.join("solve.svg")))?;
     Ok(solved.report)
@@ -231,5 +166,5 @@ fn solve_first_seed(
 fn exp_has_references(jobs: &[Job], seed: u64) -> bool {
     ["small", "target"]
         .iter()
-        .all(|r| jobs.iter().any(|j| j.name == format!("{r}-s{seed}")))
+        .all(|r| jobs.iter().any(|j| j.id == JobId::reference(*r, None, seed)))
 }

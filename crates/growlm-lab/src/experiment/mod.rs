@@ -24,7 +24,9 @@
 //! over the sizes, checked against the grown arms), `report/` (the markdown report, its
 //! frontier sections in `report/frontier.rs`).
 
+mod figures;
 mod frontier;
+mod job;
 pub mod keep;
 mod law;
 mod measure;
@@ -40,6 +42,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use frontier::{FrontierArm, FrontierCost, FrontierResults, SeedEnvelope, SizeRow};
+pub use job::{JobId, Role};
 pub use law::{LawCell, LawCheck, Measured};
 pub use plan::Job;
 pub use preregistered::{Preregistered, PreregisteredCell};

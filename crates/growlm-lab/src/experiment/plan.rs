@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use growlm_train::{check_branch, snapshot_path, Edit, RunConfig};
 
+use super::job::JobId;
 use super::{middle, Experiment};
 use crate::error::Context;
 use crate::LabError;
@@ -12,7 +13,9 @@ use crate::LabError;
 /// A run to train.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Directory name inside the experiment's run directory.
+    /// What the run is: its role and seed.
+    pub id: JobId,
+    /// Directory name inside the experiment's run directory: `id.name()`.
     pub name: String,
     /// Its config.
     pub cfg: RunConfig,
@@ -26,9 +29,21 @@ pub struct Job {
 }
 
 impl Job {
-    /// Whether the job trains one stage from scratch (a reference).
+    /// The run `id` with `cfg`, trained straight, nothing kept.
+    pub fn new(id: JobId, cfg: RunConfig) -> Self {
+        Self {
+            name: id.name(),
+            id,
+            cfg,
+            branch: None,
+            after: vec![],
+            keep_at: vec![],
+        }
+    }
+
+    /// Whether the job trains one model alone (a reference).
     pub fn is_reference(&self) -> bool {
-        self.cfg.stages.len() == 1
+        self.id.is_reference()
     }
 }
 
@@ -145,19 +160,16 @@ impl Experiment {
             keep_at.sort_unstable();
             keep_at.dedup();
             let small = jobs.len();
-            let reference = |name: String, cfg: RunConfig, keep_at: Vec<u64>| Job {
-                name,
-                cfg,
-                branch: None,
-                after: vec![],
+            let reference = |model: String, cfg: RunConfig| Job::new(JobId::reference(model, None, seed), cfg);
+            jobs.push(Job {
                 keep_at,
-            };
-            jobs.push(reference(format!("small-s{seed}"), small_cfg, keep_at));
-            jobs.push(reference(format!("target-s{seed}"), only(n - 1, longest)?, vec![]));
+                ..reference("small".into(), small_cfg)
+            });
+            jobs.push(reference("target".into(), only(n - 1, longest)?));
             // A base with more than two stages: the middle stages' from-scratch curves too,
             // which the multi-stage planner needs.
             for j in 1..n - 1 {
-                jobs.push(reference(format!("{}-s{seed}", middle(j)), only(j, longest)?, vec![]));
+                jobs.push(reference(middle(j), only(j, longest)?));
             }
             for (name, _, cfg, first) in arms.iter().filter(|a| a.1 == seed) {
                 let (mut cfg, first) = (cfg.clone(), *first);
@@ -176,11 +188,9 @@ impl Experiment {
                     None => vec![],
                 };
                 jobs.push(Job {
-                    name: format!("{name}-s{seed}"),
-                    cfg,
                     branch,
                     after,
-                    keep_at: vec![],
+                    ..Job::new(JobId::arm(name, seed), cfg)
                 });
             }
         }
@@ -201,13 +211,7 @@ impl Experiment {
             for (label, _, cfg, _) in arms.iter().filter(|a| a.1 == seed) {
                 let mut cfg = cfg.clone();
                 cfg.seed = seed;
-                jobs.push(Job {
-                    name: format!("{label}-s{seed}"),
-                    cfg,
-                    branch: None,
-                    after: vec![],
-                    keep_at: vec![],
-                });
+                jobs.push(Job::new(JobId::arm(label, seed), cfg));
             }
             for size in &self.sizes {
                 let mut cfg = match (size.stage, &size.model) {
@@ -245,7 +249,8 @@ impl Experiment {
                     return Err(LabError::Invalid(format!("size `{}` has no budgets", size.name)));
                 };
                 let long_cfg = at(longest)?;
-                let name = |b: u64| format!("{}-{b}-s{seed}", size.name);
+                let id = |b: u64| JobId::reference(&size.name, Some(b), seed);
+                let name = |b: u64| id(b).name();
                 // Where each shorter budget's decay begins: its branch point.
                 let mut shorter = Vec::new();
                 for &b in &budgets[..budgets.len() - 1] {
@@ -260,19 +265,14 @@ impl Experiment {
                 }
                 let long = jobs.len();
                 jobs.push(Job {
-                    name: name(longest),
                     keep_at: shorter.iter().filter_map(|s| s.2.as_ref().map(|b| b.1)).collect(),
-                    cfg: long_cfg,
-                    branch: None,
-                    after: vec![],
+                    ..Job::new(id(longest), long_cfg)
                 });
                 for (b, c, branch) in shorter {
                     jobs.push(Job {
-                        name: name(b),
-                        cfg: c,
                         after: if branch.is_some() { vec![long] } else { vec![] },
                         branch: branch.map(|(at, _)| (at, long)),
-                        keep_at: vec![],
+                        ..Job::new(id(b), c)
                     });
                 }
             }
@@ -284,17 +284,16 @@ impl Experiment {
     /// frontier experiment the longest budget of the size that is the base's last stage.
     pub fn target_reference(&self, jobs: &[Job], seed: u64, last_stage: usize) -> Option<String> {
         if self.sizes.is_empty() {
-            return Some(format!("target-s{seed}"));
+            return Some(JobId::reference("target", None, seed).name());
         }
         let size = self.sizes.iter().find(|s| s.stage == Some(last_stage))?;
-        let prefix = format!("{}-", size.name);
+        let of_size = |j: &&Job| match &j.id.role {
+            super::job::Role::Reference { model, budget: Some(_) } => *model == size.name,
+            _ => false,
+        };
         jobs.iter()
-            .filter(|j| j.cfg.seed == seed && j.is_reference() && j.name.starts_with(&prefix))
-            .filter(|j| {
-                j.name[prefix.len()..]
-                    .split_once("-s")
-                    .is_some_and(|(b, _)| b.parse::<u64>().is_ok())
-            })
+            .filter(|j| j.id.seed == seed)
+            .filter(of_size)
             .max_by_key(|j| j.cfg.train.max_steps)
             .map(|j| j.name.clone())
     }

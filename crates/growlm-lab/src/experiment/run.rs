@@ -58,6 +58,7 @@ pub fn run_experiment(
     }
     let took = clock.elapsed().as_secs_f64();
     let results = measure(&exp, opts, &dir, &jobs, took)?;
+    super::figures::draw(&opts.out, &dir, &jobs, &results, !exp.sizes.is_empty())?;
     write_atomic(
         &opts.out.join("results.json"),
         serde_json::to_string_pretty(&results)
@@ -126,6 +127,7 @@ fn keep_results(
         ..opts.clone()
     };
     let kept = measure(exp, &kept_opts, &kept_dir, jobs, took)?;
+    super::figures::draw(keep, &kept_dir, jobs, &kept, !exp.sizes.is_empty())?;
     let json = |r: &Results| serde_json::to_string_pretty(r).expect("results serialise");
     let moved = |p: &Path, to: &Path| (p.display().to_string(), to.display().to_string());
     let mut full = json(results);
