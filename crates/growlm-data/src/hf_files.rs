@@ -7,6 +7,13 @@ use std::collections::HashMap;
 /// GPT-2's end-of-text id (`<|endoftext|>`, the last of its tokens).
 pub(crate) const GPT2_EOT: u32 = 50256;
 
+/// The byte tokenizer's end-of-text (and beginning-of-text), declared in an export: byte 10,
+/// the newline. A byte vocabulary has no token outside the text, and adding one would change
+/// the model; growlm's corpora are text in which a newline ends every document (an address,
+/// a verse), so it is what the model has seen before each one. lm-evaluation-harness needs
+/// such a token: it prefixes every scored continuation with it.
+pub const BYTE_EOS: u8 = b'\n';
+
 /// The printable character byte-level BPE uses for each byte (the scheme GPT-2 introduced:
 /// printable Latin-1 bytes stand for themselves, the rest are shifted past 255 in order).
 pub fn byte_char(b: u8) -> char {
@@ -39,14 +46,18 @@ pub(crate) fn byte_files(context_len: usize) -> Vec<(&'static str, Vec<u8>)> {
             "ignore_merges": false, "vocab": vocab, "merges": []
         }
     });
+    let eos = byte_char(BYTE_EOS).to_string();
     let config = json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": context_len,
+        "bos_token": eos, "eos_token": eos,
         "clean_up_tokenization_spaces": false
     });
+    let special = json!({"bos_token": eos, "eos_token": eos});
     vec![
         ("tokenizer.json", json_bytes(&tokenizer)),
         ("tokenizer_config.json", json_bytes(&config)),
+        ("special_tokens_map.json", json_bytes(&special)),
     ]
 }
 

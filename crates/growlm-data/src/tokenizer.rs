@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hf_files::{byte_files, gpt2_files, json_bytes, GPT2_EOT};
+use crate::hf_files::{byte_files, gpt2_files, json_bytes, BYTE_EOS, GPT2_EOT};
 use crate::{sha256_hex, write_atomic, ByteTokenizer, DataError};
 
 /// Which tokenizer turns text into ids (`[data] tokenizer`: `"byte"`, `"gpt2"` or
@@ -160,12 +160,13 @@ impl Tokenizer {
         self.trained.as_ref().map(|(_, j)| j.as_str())
     }
 
-    /// The end-of-text id, if the tokenizer has one.
+    /// The end-of-text id, if the tokenizer has one: GPT-2's `<|endoftext|>`, a trained
+    /// BPE's end-of-text, and for bytes the newline ([`BYTE_EOS`]).
     pub fn eos(&self) -> Option<usize> {
         match (&self.kind, &self.trained) {
             (TokenizerKind::Gpt2, _) => Some(GPT2_EOT as usize),
             (_, Some((t, _))) => t.token_to_id(EOT).map(|i| i as usize),
-            _ => None,
+            _ => Some(BYTE_EOS as usize),
         }
     }
 
@@ -364,6 +365,27 @@ mod tests {
         // Out-of-range vocabularies are refused.
         let e = Tokenizer::build(TokenizerKind::Bpe { vocab_size: 100 }, &text, dir.path()).unwrap_err();
         assert!(e.to_string().contains("258 to 65536"), "{e}");
+    }
+
+    /// An exported byte tokenizer declares the newline as its end- and beginning-of-text,
+    /// and `tokenizers` reading the exported `tokenizer.json` gives that token id 10, as it
+    /// gives every byte its own value.
+    #[test]
+    fn the_byte_export_declares_the_newline_as_end_of_text() {
+        let t = Tokenizer::byte();
+        assert_eq!(t.eos(), Some(10));
+        let files = t.hf_files(64);
+        let file = |name: &str| &files.iter().find(|f| f.0 == name).unwrap().1;
+        let config: serde_json::Value = serde_json::from_slice(file("tokenizer_config.json")).unwrap();
+        let special: serde_json::Value = serde_json::from_slice(file("special_tokens_map.json")).unwrap();
+        let hf = tokenizers::Tokenizer::from_bytes(file("tokenizer.json")).unwrap();
+        for key in ["eos_token", "bos_token"] {
+            let token = config[key].as_str().unwrap();
+            assert_eq!(special[key].as_str(), Some(token));
+            assert_eq!(hf.token_to_id(token), Some(10), "{key} {token:?}");
+        }
+        let ids = hf.encode("a\nb", false).unwrap().get_ids().to_vec();
+        assert_eq!(ids, [97, 10, 98]);
     }
 
     #[test]
