@@ -273,3 +273,24 @@ fn concurrent_first_uses_fetch_the_corpus_once() {
         "{states:?}"
     );
 }
+
+/// An exported byte tokenizer declares the newline as its end- and beginning-of-text,
+/// and `tokenizers` reading the exported `tokenizer.json` gives that token id 10, as it
+/// gives every byte its own value.
+#[test]
+fn the_byte_export_declares_the_newline_as_end_of_text() {
+    let t = growlm_data::Tokenizer::byte();
+    assert_eq!(t.eos(), Some(10));
+    let files = t.hf_files(64);
+    let file = |name: &str| &files.iter().find(|f| f.0 == name).unwrap().1;
+    let config: serde_json::Value = serde_json::from_slice(file("tokenizer_config.json")).unwrap();
+    let special: serde_json::Value = serde_json::from_slice(file("special_tokens_map.json")).unwrap();
+    let hf = tokenizers::Tokenizer::from_bytes(file("tokenizer.json")).unwrap();
+    for key in ["eos_token", "bos_token"] {
+        let token = config[key].as_str().unwrap();
+        assert_eq!(special[key].as_str(), Some(token));
+        assert_eq!(hf.token_to_id(token), Some(10), "{key} {token:?}");
+    }
+    let ids = hf.encode("a\nb", false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, [97, 10, 98]);
+}

@@ -88,18 +88,8 @@ pub fn run(a: CompareArgs) -> Result<()> {
         crate::write_file(path, serde_json::to_string_pretty(&rows)?.as_bytes())?;
     }
     if let Some(path) = &a.plot {
-        let runs = std::iter::once(&reference_dir).chain(&a.runs);
-        let all = runs
-            .map(|p| plot::run_series(&p.display().to_string(), &RunDir::new(p)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let shown: Vec<plot::Plotted> = all
-            .iter()
-            .map(|(series, grown, curve)| plot::Plotted {
-                series,
-                grown: *grown,
-                curve,
-            })
-            .collect();
+        let all = plot::dirs_series(std::iter::once(&reference_dir).chain(&a.runs))?;
+        let shown = plot::plotted(&all);
         plot::loss_flops_svg(path, "validation loss against training FLOPs", &shown, false)?;
     }
     Ok(())
@@ -163,18 +153,8 @@ fn frontier(a: CompareArgs) -> Result<()> {
         crate::write_file(path, serde_json::to_string_pretty(&out)?.as_bytes())?;
     }
     if let Some(path) = &a.plot {
-        let runs = a.frontier.iter().chain(&a.runs);
-        let all = runs
-            .map(|p| plot::run_series(&p.display().to_string(), &RunDir::new(p)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let shown: Vec<plot::Plotted> = all
-            .iter()
-            .map(|(series, grown, curve)| plot::Plotted {
-                series,
-                grown: *grown,
-                curve,
-            })
-            .collect();
+        let all = plot::dirs_series(a.frontier.iter().chain(&a.runs))?;
+        let shown = plot::plotted(&all);
         plot::frontier_svg(path, &env, &shown)?;
     }
     Ok(())

@@ -1,6 +1,6 @@
-//! An experiment's figures, drawn from its measured results (docs/design.md §Evaluation
-//! protocol): validation loss against FLOPs for the first seed's runs, the frontier over
-//! them, and a heat map of ×frontier per grid arm.
+//! An experiment's figures, drawn from its measured results
+//! (docs/design.md §Evaluation protocol): validation loss against FLOPs for the first
+//! seed's runs, the frontier over them, and a heat map of ×frontier per grid arm.
 
 use std::path::Path;
 
@@ -37,13 +37,7 @@ pub(super) fn draw(out: &Path, dir: &Path, jobs: &[Job], results: &Results, log_
     {
         shown.push((j.name.clone(), true, read(j)?));
     }
-    let named: Vec<Plotted<'_>> = (shown.iter())
-        .map(|(series, grown, curve)| Plotted {
-            series,
-            grown: *grown,
-            curve,
-        })
-        .collect();
+    let named: Vec<Plotted<'_>> = crate::plot::plotted(&shown);
     if named.is_empty() {
         return Ok(());
     }

@@ -6,7 +6,7 @@
 //! the loss axis instead of running along its edge; each growth marked on its own curve,
 //! where the small model stopped; light major gridlines only.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use growlm_model::{Family, GptConfig};
 use growlm_train::{RunCurve, RunDir};
@@ -29,16 +29,35 @@ pub struct Plotted<'a> {
 }
 
 /// A run directory's curve with its legend entry: a run that grew is named `name`, one
-/// that did not by its model's size ([`size_label`]).
+/// that did not by its model's size ([`size_label`]; `name` when it has no config).
 pub fn run_series(name: &str, run: &RunDir) -> Result<(String, bool, RunCurve), LabError> {
     let curve = run.curve()?;
     let grown = !curve.growths.is_empty();
-    let series = if grown {
-        name.to_string()
-    } else {
-        size_label(&run.config()?.stages[0].model)
+    // A run without its config (a bare metrics file) is named by `name` too.
+    let size = || run.config().ok().map(|c| size_label(&c.stages[0].model));
+    let series = match grown {
+        true => name.to_string(),
+        false => size().unwrap_or_else(|| name.to_string()),
     };
     Ok((series, grown, curve))
+}
+
+/// The run directories `dirs` as [`run_series`] names them, each by its path.
+pub fn dirs_series<'a>(dirs: impl IntoIterator<Item = &'a PathBuf>) -> Result<Vec<(String, bool, RunCurve)>, LabError> {
+    (dirs.into_iter())
+        .map(|p| run_series(&p.display().to_string(), &RunDir::new(p)))
+        .collect()
+}
+
+/// Borrowed as a figure's runs.
+pub fn plotted(all: &[(String, bool, RunCurve)]) -> Vec<Plotted<'_>> {
+    (all.iter())
+        .map(|(series, grown, curve)| Plotted {
+            series,
+            grown: *grown,
+            curve,
+        })
+        .collect()
 }
 
 /// A model size's legend entry: family initial, width × depth and parameters, e.g.

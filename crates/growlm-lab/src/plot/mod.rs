@@ -14,7 +14,9 @@ mod flops;
 mod heatmap;
 mod solve;
 
-pub use flops::{cut, frontier_svg, growth_marks, loss_flops_svg, run_series, size_label, Plotted};
+pub use flops::{
+    cut, dirs_series, frontier_svg, growth_marks, loss_flops_svg, plotted, run_series, size_label, Plotted,
+};
 pub use heatmap::{heatmap_svg, ratio_colour, HeatCell};
 use plotters::prelude::*;
 pub use solve::{solve_svg, SolveFigure};
