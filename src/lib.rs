@@ -50,6 +50,7 @@
 //!     report_only: false,
 //!     sizes_only: false,
 //!     keep: None,
+//!     seeds: None,
 //!     command: "the crate docs' example".into(),
 //! };
 //! let watch = |_: &JobStart<'_>| -> Box<dyn Observer> { Box::new(Steps(0)) };

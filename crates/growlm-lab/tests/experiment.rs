@@ -110,6 +110,7 @@ fn opts(file: &Path, out: &Path) -> ExperimentOptions {
         report_only: false,
         sizes_only: false,
         keep: None,
+        seeds: None,
         command: "test".into(),
     }
 }
@@ -171,6 +172,7 @@ fn an_experiment_runs_branches_reports_and_reuses_its_runs() {
     let kept = dir.path().join("kept");
     let keep = ExperimentOptions {
         keep: Some(kept.clone()),
+        seeds: None,
         ..opts(&file, &out)
     };
     let full = run(&keep).unwrap();
@@ -211,6 +213,7 @@ fn an_experiment_runs_branches_reports_and_reuses_its_runs() {
     let e = chain(
         &run(&ExperimentOptions {
             keep: Some(out.clone()),
+            seeds: None,
             ..opts(&file, &out)
         })
         .unwrap_err(),
@@ -250,6 +253,32 @@ fn an_experiment_runs_branches_reports_and_reuses_its_runs() {
         e.contains("ours-s3 was trained with another config") && e.contains("ramp_steps"),
         "{e}"
     );
+}
+
+/// `seeds` runs one part of an experiment's seeds: here only seed 4, which only the arm
+/// `late` runs, so `ours` plans nothing; a seed the experiment does not run is refused.
+#[test]
+fn only_the_seeds_asked_for_are_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = tiny(dir.path(), "");
+    let out = dir.path().join("out");
+    let reg = registry();
+    let only = |seeds: Vec<u64>| ExperimentOptions {
+        seeds: Some(seeds),
+        ..opts(&file, &out)
+    };
+    let (results, _) = run_experiment(&only(vec![4]), &reg, &silent).unwrap();
+    let names: Vec<&str> = results.runs.iter().map(|r| r.dir.as_str()).collect();
+    assert_eq!(names, ["late-s4"]);
+    let mut trained: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with("-s3") || n.ends_with("-s4"))
+        .collect();
+    trained.sort();
+    assert_eq!(trained, ["late-s4", "small-s4", "target-s4"]);
+    let e = run_experiment(&only(vec![7]), &reg, &silent).unwrap_err().to_string();
+    assert!(e.contains("--seeds 7") && e.contains("[3, 4]"), "{e}");
 }
 
 #[test]

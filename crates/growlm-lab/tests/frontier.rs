@@ -76,6 +76,7 @@ grow_frac = [0.25, 0.5]
         report_only: false,
         sizes_only: false,
         keep: None,
+        seeds: None,
         command: "test".into(),
     };
     let (results, report) = run_experiment(&opts, &registry(), &silent).unwrap();
@@ -85,6 +86,7 @@ grow_frac = [0.25, 0.5]
     run_experiment(
         &ExperimentOptions {
             keep: Some(kept.clone()),
+            seeds: None,
             ..opts.clone()
         },
         &registry(),
@@ -505,6 +507,7 @@ fn a_scale_study_is_predicted_before_its_arms_run() {
         report_only: false,
         sizes_only: false,
         keep: None,
+        seeds: None,
         command: "test".into(),
     };
     // The scale below, measured whole; its transfer fitted to its grown runs.

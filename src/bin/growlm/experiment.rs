@@ -33,6 +33,10 @@ pub struct ExperimentArgs {
     /// checkpoints): `--report-only --out DIR` rebuilds the report from it.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+    /// Only these of the experiment's seeds, e.g. `--seeds 0,1` (a study split over sessions
+    /// or machines, into the same `--out`) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
 }
 
 /// Prints a line per run at its start, growths, the first evaluation in each tenth of its
@@ -98,10 +102,14 @@ pub fn run(a: ExperimentArgs) -> Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = ExperimentOptions {
         command: format!(
-            "cargo xtask experiment {} --out {}{}",
+            "cargo xtask experiment {} --out {}{}{}",
             a.file.display(),
             out.display(),
-            a.jobs.map_or(String::new(), |j| format!(" --jobs {j}"))
+            a.jobs.map_or(String::new(), |j| format!(" --jobs {j}")),
+            (a.seeds.as_ref()).map_or(String::new(), |s| format!(
+                " --seeds {}",
+                (s.iter().map(u64::to_string)).collect::<Vec<_>>().join(",")
+            ))
         ),
         file: a.file,
         out,
@@ -110,6 +118,7 @@ pub fn run(a: ExperimentArgs) -> Result<()> {
         report_only: a.report_only,
         sizes_only: a.sizes_only,
         keep: a.keep,
+        seeds: a.seeds,
     };
     eprintln!(
         "experiment {} → {} ({jobs} at a time)",

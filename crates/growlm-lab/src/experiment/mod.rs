@@ -65,6 +65,9 @@ pub struct Experiment {
     /// Seeds of the references and of every arm without its own [default: the base's].
     #[serde(default)]
     pub seeds: Vec<u64>,
+    /// Only these of the seeds are planned ([`Experiment::only_seeds`]; not a file key).
+    #[serde(skip)]
+    pub only: Option<Vec<u64>>,
     /// `KEY=VALUE` overrides for every run, references included.
     #[serde(default)]
     pub sets: Vec<String>,
@@ -231,6 +234,13 @@ pub fn middle(j: usize) -> String {
 }
 
 impl Experiment {
+    /// Keeps only `seeds` of this experiment, its own and each arm's: a study split over
+    /// sessions or machines runs one part of its seeds at a time, into the same directory.
+    /// Planning refuses a seed the experiment does not run, by name.
+    pub fn only_seeds(&mut self, seeds: &[u64]) {
+        self.only = Some(seeds.to_vec());
+    }
+
     /// Reads and checks an experiment file.
     pub fn load(path: &Path) -> Result<Self, LabError> {
         let text = std::fs::read_to_string(path).map_err(LabError::io(path))?;

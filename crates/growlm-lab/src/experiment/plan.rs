@@ -121,6 +121,16 @@ impl Experiment {
                 }
             }
         }
+        if let Some(only) = &self.only {
+            let all: std::collections::BTreeSet<u64> = arms.iter().map(|a| a.1).collect();
+            if let Some(s) = only.iter().find(|s| !all.contains(s)) {
+                return Err(LabError::Invalid(format!(
+                    "--seeds {s}: the experiment runs no such seed (its seeds: {:?})",
+                    all.iter().collect::<Vec<_>>()
+                )));
+            }
+            arms.retain(|a| only.contains(&a.1));
+        }
         if !self.sizes.is_empty() {
             if self.solve || self.reference_steps.is_some() || !self.branch_points.is_empty() {
                 return Err(LabError::Invalid(

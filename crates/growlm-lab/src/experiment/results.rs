@@ -34,6 +34,9 @@ pub struct ExperimentOptions {
     /// ([`super::keep`]): `--report-only` on it rebuilds the report, and a rerun into it
     /// trains nothing it holds.
     pub keep: Option<PathBuf>,
+    /// Only these of the experiment's seeds ([`super::Experiment::only_seeds`]); all when
+    /// `None`.
+    pub seeds: Option<Vec<u64>>,
 }
 
 /// One arm run's results.

@@ -22,7 +22,10 @@ pub fn run_experiment(
     registry: &Registry,
     observer: &ObserverFactory<'_>,
 ) -> Result<(Results, String), LabError> {
-    let exp = Experiment::load(&opts.file)?;
+    let mut exp = Experiment::load(&opts.file)?;
+    if let Some(seeds) = &opts.seeds {
+        exp.only_seeds(seeds);
+    }
     let base = opts.file.parent().unwrap_or(Path::new(".")).join(&exp.base);
     let dir = run_dir(&exp, &opts.out);
     for d in [&opts.out, &dir] {
