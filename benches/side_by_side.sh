@@ -2,7 +2,7 @@
 # The speed tables of docs/speed.md: for GPT-Neo (paper-tiny's target, d=256) and Llama
 # (d=128, d=256), growlm's default beside PyTorch in each of its modes — eager, sdpa and
 # sdpa under torch.compile (`bench --against-torch`) — and the decomposed path
-# (GROWLM_FUSED=off), in two alternating rounds. With BASE set to another build of xtask
+# (GROWLM_FUSED=off), in two alternating rounds. With BASE set to another build of growlm
 # (the build before a change), that build is timed first in each round. Run from the
 # repository root after `cargo build --release --bin growlm`; PYTHON is a Python with torch
 # and transformers.

@@ -31,7 +31,7 @@ pub const DEFAULT: &str = "configs/default.toml";
 /// The text of the shipped config that `arg` names, when `arg` is not an existing file:
 /// `NAME`, `NAME.toml` or `configs/NAME.toml`.
 pub fn shipped(arg: &Path) -> Option<&'static str> {
-    if arg.exists() {
+    if arg.is_file() {
         return None;
     }
     let s = arg.to_str()?;
@@ -45,12 +45,11 @@ pub fn shipped(arg: &Path) -> Option<&'static str> {
 pub fn load(arg: &Path, edits: &[Edit]) -> Result<RunConfig, TrainError> {
     match shipped(arg) {
         Some(text) => RunConfig::parse_edited(text, arg, edits),
-        None if !arg.exists() => Err(TrainError::Config {
-            key: "config".into(),
+        None if !arg.is_file() => Err(TrainError::Config {
+            key: arg.display().to_string(),
             reason: format!(
-                "{}: no such file, and no shipped config has that name; give a config file, or \
-                 one of {}",
-                arg.display(),
+                "no such config file, and no shipped config has that name; give a config file, \
+                 or one of {}",
                 SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             ),
         }),

@@ -1,4 +1,4 @@
-//! The training loop (docs/design.md §Training engine engine; paper §3.2–3.5, §4.3): one loop for
+//! The training loop (docs/design.md §Training engine; paper §3.2–3.5, §4.3): one loop for
 //! every run. Each step: the learning rate as a pure function of the step, a forward and
 //! backward pass on the step's batch, the update, an evaluation when due, the observers,
 //! the policy's decision, a growth if it asks for one, and a checkpoint when due.

@@ -1,4 +1,4 @@
-//! Run observers (docs/design.md §Training engine engine): the engine prints and writes nothing of its
+//! Run observers (docs/design.md §Training engine): the engine prints and writes nothing of its
 //! own accord; what happens during a run reaches the outside through [`Observer`]s, in
 //! the shape of argmin's observers — a small trait whose methods all default to no-ops.
 //!

@@ -1,4 +1,4 @@
-//! Opening a run (docs/design.md §Training engine engine): validate the config, lock the run
+//! Opening a run (docs/design.md §Training engine): validate the config, lock the run
 //! directory, start, resume or branch the run, build its policy, write its config, load and
 //! tokenize the data — everything `train` needs before its loop.
 

@@ -9,7 +9,7 @@ use anyhow::Result;
 use growlm::lab::frontier::{measure, Envelope, FrontierRow, FrontierRun};
 use growlm::lab::stats::Interval;
 use growlm::lab::{compare, plot};
-use growlm::train::{RunCurve, RunDir};
+use growlm::train::RunDir;
 
 /// Arguments of `cargo xtask compare`.
 #[derive(clap::Args)]
@@ -43,11 +43,9 @@ pub fn run(a: CompareArgs) -> Result<()> {
     let name = |p: &PathBuf| p.display().to_string();
     let reference = RunDir::new(&reference_dir).curve()?;
     let mut rows = Vec::new();
-    let mut curves: Vec<(String, RunCurve)> = Vec::new();
     for dir in &a.runs {
         let curve = RunDir::new(dir).curve()?;
         rows.push(compare(&name(dir), &curve, &reference, a.at).map_err(|e| at_flag(e, a.at))?);
-        curves.push((name(dir), curve));
     }
     println!(
         "equal-loss speed-up against {} (paper Table 2)",

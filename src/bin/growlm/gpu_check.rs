@@ -34,7 +34,8 @@ pub fn run(a: GpuCheckArgs) -> Result<()> {
     let o = CheckOptions {
         batch_size: a.batch_size,
         no_bench: a.no_bench,
-        // The shipped configs, wherever the command runs from.
+        // The shipped configs of the source tree it was built from (`cargo install --path`
+        // builds in place), wherever the command runs from.
         configs: Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"),
     };
     let results = checks_on(kind, &o)?.context("cannot create a scratch directory")?;

@@ -38,15 +38,20 @@ pub(super) fn draw(out: &Path, dir: &Path, jobs: &[Job], results: &Results, log_
         shown.push((j.name.clone(), true, read(j)?));
     }
     let named: Vec<Plotted<'_>> = crate::plot::plotted(&shown);
-    if named.is_empty() {
-        return Ok(());
+    if !named.is_empty() {
+        let title = "validation loss against training FLOPs";
+        crate::plot::loss_flops_svg(&out.join("loss-flops.svg"), title, &named, log_x)?;
     }
-    let title = "validation loss against training FLOPs";
-    crate::plot::loss_flops_svg(&out.join("loss-flops.svg"), title, &named, log_x)?;
     let Some(f) = &results.frontier else {
         return Ok(());
     };
-    if let Some(e) = f.envelopes.iter().find(|e| e.seed == seed0) {
+    // The heat maps are over every seed; they are drawn whatever the first seed has done.
+    if let Some(e) = f
+        .envelopes
+        .iter()
+        .find(|e| e.seed == seed0)
+        .filter(|_| !named.is_empty())
+    {
         crate::plot::frontier_svg(&out.join("frontier.svg"), &e.envelope, &named)?;
     }
     for name in f.grid_arms() {

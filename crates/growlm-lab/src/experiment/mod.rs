@@ -16,7 +16,9 @@
 //! overwritten. Up to `jobs` runs train at once. At the end the experiment directory holds
 //! `results.json`, `report.md` and SVG figures, and each run its `loss.svg`.
 //!
-//! Files: `mod.rs` (the experiment file), `plan.rs` (the runs it asks for), `run.rs` (the
+//! Files: `mod.rs` (the experiment file), `job.rs` (what a run is: role and seed, named
+//! once), `plan.rs` (the runs it asks for), `figures.rs` (the figures, drawn from the
+//! results), `run.rs` (the
 //! experiment as one call), `schedule.rs` (training the runs, `jobs` at a time),
 //! `measure.rs` (measuring them into `results.rs`'s types), `keep.rs` (a small copy of
 //! the finished runs to commit, from which `--report-only` rebuilds the report), `frontier.rs` (a frontier

@@ -190,8 +190,15 @@ fn grown_colour(i: usize) -> RGBColor {
         RGBColor(120, 70, 0),
         RGBColor(0, 90, 60),
     ];
-    SET[i % SET.len()]
+    SET.get(i).copied().unwrap_or_else(|| {
+        let c = Palette99::pick(i + 3).to_rgba();
+        RGBColor(c.0, c.1, c.2)
+    })
 }
+
+/// More grown runs than this in one figure go unlabelled, and the legend names them as one
+/// entry: a regime study's dozens of cells would overprint each other.
+const CROWDED: usize = 6;
 
 fn draw(path: &Path, title: &str, runs: &[Plotted<'_>], log_x: bool, env: Option<&Envelope>) -> Drawn {
     let xs = || {
@@ -208,10 +215,13 @@ fn draw(path: &Path, title: &str, runs: &[Plotted<'_>], log_x: bool, env: Option
     let series: Vec<&[f64]> = losses.iter().map(Vec::as_slice).collect();
     let (ymin, ymax) = loss_range(&series, 0.15);
     let xmax = xs().fold(1.0, f64::max);
-    // The x axis starts where the first curve comes onto the loss axis.
-    let onto = (runs.iter().flat_map(|r| r.curve.points.iter()))
-        .filter(|p| p.cost[0] > 0.0 && p.loss <= ymax)
-        .map(|p| p.cost[0]);
+    // The x axis starts where the first curve comes onto the loss axis, cut as drawn.
+    let pts_of = |r: &Plotted<'_>| -> Vec<(f64, f64)> {
+        let inside = r.curve.points.iter().filter(|p| p.cost[0] > 0.0);
+        inside.map(|p| (p.cost[0], p.loss)).collect()
+    };
+    let onto =
+        (runs.iter().flat_map(|r| cut(&pts_of(r), ymin, ymax, log_x))).filter_map(|piece| piece.first().map(|p| p.0));
     let frontier = env.into_iter().flat_map(|e| e.points.iter().map(|p| p.flops));
     let xmin = onto.chain(frontier).fold(xmax, f64::min);
     // The legend's entries in order of first appearance; sizes first, then grown runs.
@@ -223,6 +233,7 @@ fn draw(path: &Path, title: &str, runs: &[Plotted<'_>], log_x: bool, env: Option
             }
         }
     }
+    let crowded = names.iter().filter(|(_, g)| *g).count() > CROWDED;
     let colour = |r: &Plotted<'_>| {
         let same_kind = names.iter().filter(|(_, g)| *g == r.grown);
         let i = same_kind.take_while(|(n, _)| *n != r.series).count();
@@ -280,7 +291,7 @@ fn draw(path: &Path, title: &str, runs: &[Plotted<'_>], log_x: bool, env: Option
                         let size = if grown { 7 } else { 5 };
                         c.draw_series(std::iter::once(Circle::new(at, size, WHITE.filled())))?;
                         c.draw_series(std::iter::once(Circle::new(at, size, col.stroke_width(2))))?;
-                        if grown {
+                        if grown && !crowded {
                             // Up and to the right of its mark, clear of the curve.
                             let font = ("sans-serif", 14).into_font().color(&col);
                             let text = Text::new(format!("grew at {step}"), (9, -20), font);
@@ -300,7 +311,7 @@ fn draw(path: &Path, title: &str, runs: &[Plotted<'_>], log_x: bool, env: Option
             }
             // The legend: one line per size and per grown run, then the frontier.
             for (name, grown) in &names {
-                let Some(r) = runs.iter().find(|r| r.series == *name) else {
+                let Some(r) = runs.iter().find(|r| r.series == *name).filter(|_| !(crowded && *grown)) else {
                     continue;
                 };
                 let col = colour(r);
@@ -308,6 +319,13 @@ fn draw(path: &Path, title: &str, runs: &[Plotted<'_>], log_x: bool, env: Option
                 c.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
                     .label(*name)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], col.stroke_width(w)));
+            }
+            if crowded {
+                let n = names.iter().filter(|(_, g)| *g).count();
+                let dark = RGBColor(90, 90, 90);
+                c.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                    .label(format!("{n} grown runs (bold, one colour each)"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], dark.stroke_width(3)));
             }
             if env.is_some() {
                 c.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
