@@ -150,7 +150,7 @@ fn a_llama_run_grows_preserving_the_loss_and_resumes_exactly_mid_ramp() {
     }
     growlm::train::apply_set(&mut t, "stages.1.growth.depth=\"expand\"").unwrap();
     let cfg = RunConfig::from_table(t).unwrap();
-    assert!(cfg.stages[1].model.is_llama());
+    assert!(cfg.stages[1].model.family == growlm_model::Family::Llama);
     let (_, _, events) = killed_run_resumes_exactly(&cfg, dir.path(), 10);
     let e = &events[0];
     assert!((e.loss_before - e.loss_after).abs() <= 1e-5, "{e:?}");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use growlm_model::{Gpt, GptConfig};
+use growlm_model::{Gpt, GptConfig, HfConfigStyle};
 use growlm_ops::{assign_params, param_values, HostTensor};
 
 use crate::llama::{model_type, LlamaHf};
@@ -55,12 +55,12 @@ pub fn export_model<B: Backend>(
     write_dir(dir, config, &param_values::<B, _>(model), eos, extra)
 }
 
-/// A `config.json` of either family.
+/// A `config.json` of any family, in its description's config style.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HfFile {
     /// `GPTNeoConfig`.
     GptNeo(HfConfig),
-    /// `LlamaConfig`.
+    /// `LlamaConfig`'s keys (Llama, Qwen2).
     Llama(LlamaHf),
 }
 
@@ -70,9 +70,9 @@ impl HfFile {
         if config.is_variant() {
             return Err(HfError::Variant(config.swaps().join(", ")));
         }
-        match config.is_llama() {
-            true => LlamaHf::from_gpt(config, eos).map(Self::Llama),
-            false => HfConfig::from_gpt(config, eos).map(Self::GptNeo),
+        match config.describe().hf.config {
+            HfConfigStyle::Llama => LlamaHf::from_gpt(config, eos).map(Self::Llama),
+            HfConfigStyle::GptNeo => HfConfig::from_gpt(config, eos).map(Self::GptNeo),
         }
     }
 
@@ -111,7 +111,7 @@ pub struct HfModel<B: Backend> {
     pub model: Gpt<B>,
 }
 
-/// Reads the GPT-Neo or Llama directory `dir`'s `config.json` and the model config it
+/// Reads the GPT-Neo, Llama or Qwen2 directory `dir`'s `config.json` and the model config it
 /// describes.
 pub fn read_dir(dir: &Path) -> Result<(HfFile, GptConfig), HfError> {
     let path = dir.join("config.json");
@@ -122,18 +122,19 @@ pub fn read_dir(dir: &Path) -> Result<(HfFile, GptConfig), HfError> {
         });
     }
     let value = HfConfig::read_value(&path)?;
-    let hf = match model_type(&value, &path)?.as_str() {
-        "llama" => HfFile::Llama(serde_json::from_value(value).map_err(|e| HfError::Config {
+    let family = model_type(&value, &path)?.describe();
+    let hf = match family.hf.config {
+        HfConfigStyle::Llama => HfFile::Llama(serde_json::from_value(value).map_err(|e| HfError::Config {
             path: path.clone(),
-            reason: format!("not a Llama config: {e}"),
+            reason: format!("not a {} config: {e}", family.name),
         })?),
-        _ => HfFile::GptNeo(HfConfig::from_value(value, &path)?),
+        HfConfigStyle::GptNeo => HfFile::GptNeo(HfConfig::from_value(value, &path)?),
     };
     let cfg = hf.to_gpt(&path)?;
     Ok((hf, cfg))
 }
 
-/// Loads the GPT-Neo or Llama model in `dir` onto `device`. With `expected`, `config.json` must
+/// Loads the GPT-Neo, Llama or Qwen2 model in `dir` onto `device`. With `expected`, `config.json` must
 /// describe that model, or the error names the first field that differs.
 pub fn import_model<B: Backend>(
     dir: &Path,

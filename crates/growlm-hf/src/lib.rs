@@ -1,9 +1,11 @@
-//! Hugging Face interop for growlm (docs/design.md §Model, §Evaluation protocol): a growlm model
-//! written as, and read from, a `transformers` GPT-Neo directory — `config.json` with
-//! `GPTNeoConfig`'s fields, `model.safetensors` with `GPTNeoForCausalLM`'s tensor names and
-//! layouts, and the tokenizer's files.
+//! Hugging Face interop for growlm (docs/design.md §Interop, §Model): a growlm model written
+//! as, and read from, a `transformers` directory of its family — `config.json` in the
+//! family's config keys, `model.safetensors` with its class's tensor names and layouts, and
+//! the tokenizer's files. What each family is called there comes from its description
+//! ([`growlm_model::FamilyDesc::hf`]): `GPTNeoForCausalLM`, `LlamaForCausalLM`,
+//! `Qwen2ForCausalLM`.
 //!
-//! growlm's decoder computes what `GPTNeoForCausalLM` computes for the same weights (see
+//! growlm's decoder computes what the family's class computes for the same weights (see
 //! `growlm_model`), so a model moves across unchanged: the paper notes that public
 //! checkpoints can be the source model of a growth (§1, §6), and grown models are evaluated
 //! with the ecosystem's harnesses.
@@ -21,7 +23,7 @@ pub use config::HfConfig;
 pub use dir::{export_model, import_model, read_dir, write_dir, HfFile, HfModel};
 pub use llama::LlamaHf;
 pub use shared::{ConfigHead, ConfigTail};
-pub use weights::{from_hf_tensors, hf_name, llama_name, read_safetensors, to_hf_tensors, write_safetensors};
+pub use weights::{from_hf_tensors, hf_name, read_safetensors, to_hf_tensors, write_safetensors};
 
 use std::path::PathBuf;
 

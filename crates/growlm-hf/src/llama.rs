@@ -1,10 +1,12 @@
-//! `config.json` of a `transformers` Llama model (`LlamaConfig`), to and from growlm's
-//! [`GptConfig`] with `family = "llama"`. A Qwen2 config is refused naming the field growlm
-//! does not compute (its q/k/v biases).
+//! `config.json` in `LlamaConfig`'s keys, to and from growlm's [`GptConfig`], for every
+//! family whose description has that config style ([`HfConfigStyle::Llama`]): Llama
+//! (`family = "llama"`) and Qwen2 (`family = "qwen2"`, the same keys without
+//! `attention_bias`/`mlp_bias`, with `use_sliding_window`). The `model_type` picks the
+//! family; a field growlm does not compute is refused by name.
 
 use std::path::Path;
 
-use growlm_model::{Family, GptConfig};
+use growlm_model::{Family, GptConfig, HfConfigStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -42,12 +44,14 @@ pub struct LlamaHf {
     pub rope_parameters: Option<Value>,
     /// RoPE scaling (Llama 3.1's long-context rule); growlm computes none.
     pub rope_scaling: Option<Value>,
-    /// Biases on q/k/v/o; growlm computes none.
-    #[serde(default)]
-    pub attention_bias: bool,
-    /// Biases in the MLP; growlm computes none.
-    #[serde(default)]
-    pub mlp_bias: bool,
+    /// Llama: biases on q/k/v/o; growlm's Llama computes none (Qwen2 has no such key: its
+    /// q/k/v biases are always there).
+    pub attention_bias: Option<bool>,
+    /// Llama: biases in the MLP; growlm computes none.
+    pub mlp_bias: Option<bool>,
+    /// Qwen2: sliding-window attention in the upper layers; growlm computes full attention
+    /// only.
+    pub use_sliding_window: Option<bool>,
     /// Whether the LM head is the token embedding.
     #[serde(default)]
     pub tie_word_embeddings: bool,
@@ -70,16 +74,20 @@ fn init_range() -> f64 {
 }
 
 impl LlamaHf {
-    /// The Llama config of `model` (`eos`: the tokenizer's end-of-text id, if any).
+    /// The config of `model`, of a family with Llama's config keys (`eos`: the
+    /// tokenizer's end-of-text id, if any).
     pub fn from_gpt(model: &GptConfig, eos: Option<usize>) -> Result<Self, HfError> {
         model.validate("model")?;
-        if !model.is_llama() {
-            return Err(HfError::NotGptNeo(
-                "a GPT-Neo model is written as GPT-Neo, not Llama".into(),
-            ));
+        let family = model.describe();
+        if family.hf.config != HfConfigStyle::Llama {
+            return Err(HfError::NotGptNeo(format!(
+                "a {} model is not written with Llama's config keys",
+                family.name
+            )));
         }
+        let llama = family.family == Family::Llama;
         Ok(Self {
-            head: ConfigHead::of("LlamaForCausalLM", "llama", model),
+            head: ConfigHead::of(family.hf.architecture, family.hf.model_type, model),
             intermediate_size: model.ffn_dim(),
             num_hidden_layers: model.n_layers,
             num_attention_heads: model.n_heads,
@@ -91,8 +99,9 @@ impl LlamaHf {
             rope_theta: Some(model.theta()),
             rope_parameters: Some(serde_json::json!({"rope_theta": model.theta(), "rope_type": "default"})),
             rope_scaling: None,
-            attention_bias: false,
-            mlp_bias: false,
+            attention_bias: llama.then_some(false),
+            mlp_bias: llama.then_some(false),
+            use_sliding_window: (!llama).then_some(false),
             tie_word_embeddings: model.tied(),
             initializer_range: model.init_std,
             attention_dropout: 0.0,
@@ -117,19 +126,36 @@ impl LlamaHf {
         Ok(self.rope_theta.unwrap_or(10_000.0))
     }
 
-    /// The growlm model config this Llama config describes; `path` names the file in
-    /// errors. Refuses, naming the field, what growlm does not compute.
+    /// The growlm model config this config describes, its family named by `model_type`;
+    /// `path` names the file in errors. Refuses, naming the field, what growlm does not
+    /// compute.
     pub fn to_gpt(&self, path: &Path) -> Result<GptConfig, HfError> {
         let bad = |reason: String| HfError::Config {
             path: path.to_path_buf(),
             reason,
         };
-        self.head.expect_type("llama").map_err(bad)?;
+        let family = Family::from_model_type(&self.head.model_type)
+            .filter(|f| f.describe().hf.config == HfConfigStyle::Llama)
+            .ok_or_else(|| {
+                bad(format!(
+                    "model_type is \"{}\"; this reader takes {}",
+                    self.head.model_type,
+                    llama_types()
+                ))
+            })?;
         expect_str("hidden_act", &self.hidden_act, "silu", "SwiGLU's gate").map_err(bad)?;
         for (field, on) in [("attention_bias", self.attention_bias), ("mlp_bias", self.mlp_bias)] {
-            if on {
-                return Err(bad(format!("{field} is true; growlm's Llama has no biases")));
+            if on == Some(true) {
+                return Err(bad(format!(
+                    "{field} is true; growlm's {} has no biases there",
+                    family.describe().name
+                )));
             }
+        }
+        if self.use_sliding_window == Some(true) {
+            return Err(bad(
+                "use_sliding_window is true; growlm computes full attention in every layer".into(),
+            ));
         }
         if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(bad("rope_scaling is set; growlm computes unscaled RoPE only".into()));
@@ -145,7 +171,7 @@ impl LlamaHf {
             .map_err(bad)?;
         let theta = self.theta().map_err(bad)?;
         let cfg = GptConfig {
-            family: Family::Llama,
+            family,
             head_dim: self.head_dim,
             ffn_dim: Some(self.intermediate_size),
             layer_norm_eps: self.rms_norm_eps,
@@ -187,28 +213,29 @@ impl LlamaHf {
     }
 }
 
-/// What `config.json`'s `model_type` says the directory holds: `gpt_neo`, `llama`, or a
-/// refusal naming the field (Qwen2's q/k/v biases) or the type.
-pub(crate) fn model_type(value: &Value, path: &Path) -> Result<String, HfError> {
-    let kind = value
-        .get("model_type")
-        .and_then(|t| t.as_str())
-        .unwrap_or("")
-        .to_string();
-    match kind.as_str() {
-        "gpt_neo" | "llama" => Ok(kind),
-        "qwen2" => Err(HfError::Config {
-            path: path.to_path_buf(),
-            reason: "model_type is \"qwen2\": Qwen2 puts biases on the query, key and value projections, \
-                     which growlm's Llama does not compute (no `attention_bias` support); convert it without them \
-                     or use a Llama/SmolLM model"
-                .into(),
-        }),
-        other => Err(HfError::Config {
-            path: path.to_path_buf(),
-            reason: format!(
-                "model_type is \"{other}\"; growlm reads GPT-Neo (\"gpt_neo\") and Llama (\"llama\") models"
-            ),
-        }),
-    }
+/// The `model_type`s of the families with Llama's config keys, for messages.
+fn llama_types() -> String {
+    growlm_model::FAMILIES
+        .iter()
+        .filter(|d| d.hf.config == HfConfigStyle::Llama)
+        .map(|d| format!("\"{}\"", d.hf.model_type))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The family `config.json`'s `model_type` says the directory holds, or a refusal naming
+/// the type and the ones growlm reads.
+pub(crate) fn model_type(value: &Value, path: &Path) -> Result<Family, HfError> {
+    let kind = value.get("model_type").and_then(|t| t.as_str()).unwrap_or("");
+    Family::from_model_type(kind).ok_or_else(|| HfError::Config {
+        path: path.to_path_buf(),
+        reason: format!(
+            "model_type is \"{kind}\"; growlm reads {}",
+            growlm_model::FAMILIES
+                .iter()
+                .map(|d| format!("{} (\"{}\")", d.name, d.hf.model_type))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
 }

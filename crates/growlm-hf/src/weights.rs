@@ -1,5 +1,6 @@
-//! Tensor names and layouts: growlm's module paths ↔ `GPTNeoForCausalLM`'s state dict, and
-//! `model.safetensors` read and written.
+//! Tensor names and layouts: growlm's module paths ↔ the family's Hugging Face state dict
+//! (`GPTNeoForCausalLM`, `LlamaForCausalLM`, `Qwen2ForCausalLM`: the names are in each
+//! family's description), and `model.safetensors` read and written.
 //!
 //! growlm stores linear weights `[d_in, d_out]`; `torch.nn.Linear` stores `[d_out, d_in]`,
 //! so every linear weight is transposed on the way across. The LM head is tied to the token
@@ -9,73 +10,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use growlm_model::{GptConfig, HostTensor, ParamSpec, Role};
+use growlm_model::{Family, GptConfig, HostTensor, ParamSpec};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::HfError;
 
-/// The Hugging Face name of the parameter `spec` describes, and whether its layout is
-/// transposed there (linear weights). `None` for a parameter GPT-Neo has no tensor for.
-pub fn hf_name(spec: &ParamSpec) -> Option<(String, bool)> {
-    gpt_neo_name(spec)
-}
-
-/// `LlamaForCausalLM`'s name of the parameter `spec` describes, and whether its layout is
-/// transposed there (linear weights). `None` for a parameter Llama has no tensor for.
-pub fn llama_name(spec: &ParamSpec) -> Option<(String, bool)> {
-    let Some(layer) = spec.layer else {
-        let name = match (spec.module, spec.leaf) {
-            ("wte", _) => "model.embed_tokens.weight",
-            ("ln_f", "gamma") => "model.norm.weight",
-            ("lm_head", _) => "lm_head.weight",
-            _ => return None,
-        };
-        return Some((name.to_string(), false));
-    };
-    let (module, transposed) = match (spec.module, spec.leaf) {
-        ("ln_attn", "gamma") => ("input_layernorm", false),
-        ("ln_mlp", "gamma") => ("post_attention_layernorm", false),
-        ("attn.query", "weight") => ("self_attn.q_proj", true),
-        ("attn.key", "weight") => ("self_attn.k_proj", true),
-        ("attn.value", "weight") => ("self_attn.v_proj", true),
-        ("attn.out", "weight") => ("self_attn.o_proj", true),
-        ("mlp.gate", "weight") => ("mlp.gate_proj", true),
-        ("mlp.up", "weight") => ("mlp.up_proj", true),
-        ("mlp.down", "weight") => ("mlp.down_proj", true),
-        _ => return None,
-    };
-    Some((format!("model.layers.{layer}.{module}.weight"), transposed))
-}
-
-fn gpt_neo_name(spec: &ParamSpec) -> Option<(String, bool)> {
-    let Some(layer) = spec.layer else {
-        let name = match (spec.module, spec.leaf) {
-            ("wte", _) => "transformer.wte.weight",
-            ("wpe", _) => "transformer.wpe.weight",
-            ("ln_f", "gamma") => "transformer.ln_f.weight",
-            ("ln_f", "beta") => "transformer.ln_f.bias",
-            _ => return None,
-        };
-        return Some((name.to_string(), false));
-    };
-    let module = match spec.module {
-        "ln_attn" => "ln_1",
-        "ln_mlp" => "ln_2",
-        "attn.query" => "attn.attention.q_proj",
-        "attn.key" => "attn.attention.k_proj",
-        "attn.value" => "attn.attention.v_proj",
-        "attn.out" => "attn.attention.out_proj",
-        "mlp.up" => "mlp.c_fc",
-        "mlp.down" => "mlp.c_proj",
-        _ => return None,
-    };
-    let (leaf, transposed) = match spec.role {
-        Role::Norm if spec.leaf == "gamma" => ("weight", false),
-        Role::Norm | Role::Bias => ("bias", false),
-        Role::Weight => ("weight", true),
-        Role::Embedding => return None,
-    };
-    Some((format!("transformer.h.{layer}.{module}.{leaf}"), transposed))
+/// The Hugging Face name, in `family`'s model class, of the parameter `spec` describes, and
+/// whether its layout is transposed there (linear weights): the family's description says
+/// ([`growlm_model::HfDesc::name`]). `None` for a parameter the family has no tensor for.
+pub fn hf_name(family: Family, spec: &ParamSpec) -> Option<(String, bool)> {
+    family.describe().hf.name(spec)
 }
 
 /// Every parameter of a model of `config` with its Hugging Face name and whether it is
@@ -88,13 +32,10 @@ fn named(config: &GptConfig) -> Result<Vec<(ParamSpec, String, bool)>, HfError> 
         .param_specs()
         .into_iter()
         .map(|spec| {
-            let name = if config.is_llama() {
-                llama_name(&spec)
-            } else {
-                hf_name(&spec)
-            };
-            let (name, t) =
-                name.ok_or_else(|| HfError::NotGptNeo(format!("parameter `{}` has no GPT-Neo tensor", spec.path)))?;
+            let family = config.describe();
+            let (name, t) = hf_name(config.family, &spec).ok_or_else(|| {
+                HfError::NotGptNeo(format!("parameter `{}` has no {} tensor", spec.path, family.name))
+            })?;
             Ok((spec, name, t))
         })
         .collect()
@@ -169,7 +110,7 @@ pub fn from_hf_tensors(
                 name,
                 format!(
                     "not a tensor of the {} model config.json describes; is config.json right?",
-                    if config.is_llama() { "Llama" } else { "GPT-Neo" }
+                    config.describe().name
                 ),
             ));
         }
@@ -290,7 +231,7 @@ mod tests {
     fn names_follow_gpt_neo() {
         let cfg = GptConfig::new(64, 16, 16, 12, 2);
         let specs = cfg.param_specs();
-        let name = |path: &str| hf_name(specs.iter().find(|s| s.path == path).unwrap());
+        let name = |path: &str| hf_name(Family::GptNeo, specs.iter().find(|s| s.path == path).unwrap());
         assert_eq!(
             name("blocks.11.attn.query.weight"),
             Some(("transformer.h.11.attn.attention.q_proj.weight".into(), true))
@@ -306,13 +247,39 @@ mod tests {
         assert_eq!(name("wte"), Some(("transformer.wte.weight".into(), false)));
         assert_eq!(name("ln_f.beta"), Some(("transformer.ln_f.bias".into(), false)));
         // Every parameter has a name, and no two share one.
-        let names: std::collections::BTreeSet<String> = specs.iter().map(|s| hf_name(s).unwrap().0).collect();
+        let names: std::collections::BTreeSet<String> =
+            specs.iter().map(|s| hf_name(Family::GptNeo, s).unwrap().0).collect();
         assert_eq!(names.len(), specs.len());
         let gate = ParamSpec {
             module: "mlp.gate",
             ..specs[specs.len() - 1].clone()
         };
-        assert_eq!(hf_name(&gate), None);
+        assert_eq!(hf_name(Family::GptNeo, &gate), None);
+    }
+
+    #[test]
+    fn every_family_names_every_parameter_once() {
+        for family in growlm_model::FAMILIES {
+            let cfg = GptConfig {
+                family: family.family,
+                ..GptConfig::new(64, 16, 16, 3, 2)
+            };
+            let specs = cfg.param_specs();
+            let names: std::collections::BTreeSet<String> = specs
+                .iter()
+                .map(|s| {
+                    hf_name(family.family, s)
+                        .unwrap_or_else(|| panic!("{}: {}", family.name, s.path))
+                        .0
+                })
+                .collect();
+            assert_eq!(names.len(), specs.len(), "{}", family.name);
+            // A weight is transposed, nothing else is.
+            for s in &specs {
+                let t = hf_name(family.family, s).unwrap().1;
+                assert_eq!(t, s.role == growlm_model::Role::Weight, "{}: {}", family.name, s.path);
+            }
+        }
     }
 
     #[test]

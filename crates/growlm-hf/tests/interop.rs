@@ -226,7 +226,7 @@ fn bad_checkpoints_are_refused_naming_the_tensor() {
     std::fs::write(cut.path().join("config.json"), b"{\"model_type\": \"gpt2\"}").unwrap();
     let e = import_err(cut.path());
     assert!(
-        e.contains("model_type is \"gpt2\"") && e.contains("GPT-Neo (\"gpt_neo\") and Llama"),
+        e.contains("model_type is \"gpt2\"") && e.contains("GPT-Neo (\"gpt_neo\"), Llama"),
         "{e}"
     );
     std::fs::write(cut.path().join("config.json"), b"{\"model_type\": \"gpt_neo\"}").unwrap();

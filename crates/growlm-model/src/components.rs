@@ -1,6 +1,6 @@
 //! What a decoder is built from (docs/design.md §Model; paper eq. 4): its norm, its MLP, how it
 //! knows positions, whether its output projections carry biases and whether attention
-//! scores are scaled. A [`Family`] names one set of them; a config may swap the first three
+//! scores are scaled. A [`crate::Family`] names one set of them; a config may swap the first three
 //! one at a time (`norm`, `mlp`, `positions`), for the ablations that ask which part of a
 //! family carries a result (issue "growth across scale", item 4). The model, its parameter
 //! list and its FLOP count ask [`GptConfig::components`]; a swapped model has no Hugging
@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Family, GptConfig};
+use crate::GptConfig;
 
 /// The norm before attention, before the MLP and at the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,35 +51,10 @@ pub struct Components {
     pub positions: Positions,
     /// Biases on the attention output and MLP projections (GPT-Neo's; Llama has none).
     pub biases: bool,
+    /// Biases on the query, key and value projections (Qwen2's).
+    pub qkv_biases: bool,
     /// Attention scores divided by `√head_dim` (Llama's; GPT-Neo's are not).
     pub scaled_scores: bool,
-}
-
-impl Family {
-    /// Whether this is the default family (GPT-Neo), left out of a written config.
-    pub(crate) fn is_default(&self) -> bool {
-        *self == Family::GptNeo
-    }
-
-    /// The parts of this family's models as it defines them.
-    pub fn components(self) -> Components {
-        match self {
-            Family::GptNeo => Components {
-                norm: Norm::LayerNorm,
-                mlp: MlpKind::Gelu,
-                positions: Positions::Learned,
-                biases: true,
-                scaled_scores: false,
-            },
-            Family::Llama => Components {
-                norm: Norm::RmsNorm,
-                mlp: MlpKind::Swiglu,
-                positions: Positions::Rotary,
-                biases: false,
-                scaled_scores: true,
-            },
-        }
-    }
 }
 
 impl GptConfig {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ModelError;
+use crate::{Family, ModelError};
 
 /// Which attention pattern each layer uses.
 ///
@@ -22,21 +22,7 @@ pub enum AttentionLayers {
     },
 }
 
-/// The model family: which decoder a config describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Family {
-    /// GPT-Neo (the paper's model): LayerNorm, GELU MLP, learned positions, biases on the
-    /// output projections, tied head, unscaled attention scores.
-    #[default]
-    GptNeo,
-    /// Llama (also SmolLM, and Qwen2 without its q/k/v biases): RMSNorm, SwiGLU MLP, rotary
-    /// positions, grouped-query attention scaled by `1/√head_dim`, no biases, a tied or
-    /// untied head.
-    Llama,
-}
-
-/// Configuration of a decoder of either [`Family`].
+/// Configuration of a decoder of any [`Family`].
 ///
 /// `head_dim` defaults to `d_model / n_heads` and `ffn_dim` to `4 · d_model`. The Llama
 /// family's keys (`n_kv_heads`, `rope_theta`, `tie_embeddings`) are refused for GPT-Neo;
@@ -146,9 +132,9 @@ impl GptConfig {
         }
     }
 
-    /// Whether this is a Llama-family model.
-    pub fn is_llama(&self) -> bool {
-        self.family == Family::Llama
+    /// What this model's family is ([`Family::describe`]).
+    pub fn describe(&self) -> &'static crate::FamilyDesc {
+        self.family.describe()
     }
 
     /// Key/value heads (`n_heads` for GPT-Neo).
@@ -166,9 +152,10 @@ impl GptConfig {
         self.rope_theta.unwrap_or(10_000.0)
     }
 
-    /// Whether the LM head is the token embedding (always for GPT-Neo).
+    /// Whether the LM head is the token embedding (always for a family without an untied
+    /// head, such as GPT-Neo).
     pub fn tied(&self) -> bool {
-        !self.is_llama() || self.tie_embeddings.unwrap_or(false)
+        !self.describe().untied_head || self.tie_embeddings.unwrap_or(false)
     }
 
     /// Sets the head width.
@@ -262,36 +249,48 @@ impl GptConfig {
                 return bad("attention.window", "must be at least 1".into());
             }
         }
-        match self.family {
-            Family::GptNeo => {
-                for (key, set) in [
-                    ("n_kv_heads", self.n_kv_heads.is_some()),
-                    ("rope_theta", self.rope_theta.is_some()),
-                    ("tie_embeddings", self.tie_embeddings.is_some()),
-                ] {
-                    if set {
-                        return bad(key, "is a Llama-family key; set family = \"llama\" or remove it".into());
-                    }
-                }
+        let family = self.describe();
+        for (key, set, allowed) in [
+            ("n_kv_heads", self.n_kv_heads.is_some(), family.grouped_kv),
+            (
+                "rope_theta",
+                self.rope_theta.is_some(),
+                family.parts.positions == crate::Positions::Rotary,
+            ),
+            ("tie_embeddings", self.tie_embeddings.is_some(), family.untied_head),
+        ] {
+            if set && !allowed {
+                return bad(
+                    key,
+                    format!(
+                        "is not a {} key (a Llama-family key); set family = \"llama\" or remove it",
+                        family.name
+                    ),
+                );
             }
-            Family::Llama => {
-                let kv = self.kv_heads();
-                if kv == 0 || kv > MAX_DIM || !self.n_heads.is_multiple_of(kv) {
-                    return bad(
-                        "n_kv_heads",
-                        format!("{kv} does not divide n_heads = {}: each key/value head serves an equal group of query heads", self.n_heads),
-                    );
-                }
-                if self.attention != AttentionLayers::Global {
-                    return bad(
-                        "attention",
-                        "Llama-family models attend globally; remove `attention`".into(),
-                    );
-                }
-                let theta = self.theta();
-                if !(theta > 1.0 && theta.is_finite()) {
-                    return bad("rope_theta", format!("must be a finite base above 1, got {theta}"));
-                }
+        }
+        if family.grouped_kv {
+            let kv = self.kv_heads();
+            if kv == 0 || kv > MAX_DIM || !self.n_heads.is_multiple_of(kv) {
+                return bad(
+                    "n_kv_heads",
+                    format!(
+                        "{kv} does not divide n_heads = {}: each key/value head serves an equal group of query heads",
+                        self.n_heads
+                    ),
+                );
+            }
+        }
+        if !family.windowed_layers && self.attention != AttentionLayers::Global {
+            return bad(
+                "attention",
+                format!("{} models attend globally; remove `attention`", family.name),
+            );
+        }
+        if family.parts.positions == crate::Positions::Rotary {
+            let theta = self.theta();
+            if !(theta > 1.0 && theta.is_finite()) {
+                return bad("rope_theta", format!("must be a finite base above 1, got {theta}"));
             }
         }
         if self.components().positions == crate::Positions::Rotary && !self.head_dim().is_multiple_of(2) {

@@ -1,4 +1,4 @@
-//! The decoder for growlm (docs/design.md §Model), GPT-Neo or Llama family ([`Family`]),
+//! The decoder for growlm (docs/design.md §Model), GPT-Neo, Llama or Qwen2 family ([`Family`]),
 //! generic over any burn backend.
 //!
 //! The forward pass takes an optional [`WidthMask`]: with the extra hidden dims, heads and
@@ -11,6 +11,7 @@ mod attention_masks;
 mod components;
 mod config;
 mod eval;
+mod family;
 mod host;
 mod layers;
 mod loss;
@@ -22,8 +23,9 @@ mod spec;
 
 pub use attention_masks::{AttentionMasks, Rope};
 pub use components::{Components, MlpKind, Norm, Positions};
-pub use config::{AttentionLayers, Family, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PARAMS, STATE_BYTES_PER_PARAM};
+pub use config::{AttentionLayers, GptConfig, MAX_DIM, MAX_LAYERS, MAX_PARAMS, STATE_BYTES_PER_PARAM};
 pub use eval::{score, EvalResult};
+pub use family::{Family, FamilyDesc, HfConfigStyle, HfDesc, HfRow, FAMILIES};
 pub use host::{assign_params, named_params, param_shapes, param_values, to_host, HostTensor, NamedParams};
 pub use layers::{gelu_new, Dense, Initializer, LayerNorm};
 pub use loss::cross_entropy;

@@ -152,15 +152,15 @@ impl<B: Backend> Block<B> {
         // GPT-2's scaled init of the projections that write into the residual stream.
         let out_std = std / (2.0 * config.n_layers as f64).sqrt();
         let parts = config.components();
-        // GPT-Neo: biases on the output projections; Llama: none.
+        // GPT-Neo: biases on the output projections; Llama: none; Qwen2: on q/k/v only.
         let bias = parts.biases;
         let norm = || norm(parts.norm, d, config.layer_norm_eps, device);
         Self {
             ln_attn: norm(),
             attn: Attention {
-                query: Dense::init(d, a, std, false, init, device),
-                key: Dense::init(d, kv, std, false, init, device),
-                value: Dense::init(d, kv, std, false, init, device),
+                query: Dense::init(d, a, std, parts.qkv_biases, init, device),
+                key: Dense::init(d, kv, std, parts.qkv_biases, init, device),
+                value: Dense::init(d, kv, std, parts.qkv_biases, init, device),
                 out: Dense::init(a, d, out_std, bias, init, device),
                 n_heads: config.n_heads,
                 head_dim: config.head_dim(),
@@ -218,7 +218,7 @@ impl<B: Backend> Block<B> {
     }
 }
 
-/// The decoder, GPT-Neo or Llama family ([`crate::Family`]).
+/// The decoder, of any family ([`crate::Family`]).
 #[derive(Module, Debug)]
 pub struct Gpt<B: Backend> {
     /// Token embedding `[vocab, d_model]`, also the LM head when tied.

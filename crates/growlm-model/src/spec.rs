@@ -79,17 +79,6 @@ impl ParamSpec {
     }
 }
 
-/// A block's linear layers: (module, input axis, output axis, has a bias). GPT-Neo's query,
-/// key and value projections have no bias.
-const LINEAR: [(&str, Axis, Axis, bool); 6] = [
-    ("attn.query", Axis::Hidden, Axis::Attn, false),
-    ("attn.key", Axis::Hidden, Axis::Attn, false),
-    ("attn.value", Axis::Hidden, Axis::Attn, false),
-    ("attn.out", Axis::Attn, Axis::Hidden, true),
-    ("mlp.up", Axis::Hidden, Axis::Ffn, true),
-    ("mlp.down", Axis::Ffn, Axis::Hidden, true),
-];
-
 /// One entry of a parameter table, its path built from where it sits.
 fn spec(
     layer: Option<usize>,
@@ -115,21 +104,11 @@ fn spec(
     }
 }
 
-/// Llama's block linear layers (no biases): key and value are `n_kv_heads` wide.
-const LLAMA_LINEAR: [(&str, Axis, Axis, bool); 7] = [
-    ("attn.query", Axis::Hidden, Axis::Attn, false),
-    ("attn.key", Axis::Hidden, Axis::KvAttn, false),
-    ("attn.value", Axis::Hidden, Axis::KvAttn, false),
-    ("attn.out", Axis::Attn, Axis::Hidden, false),
-    ("mlp.gate", Axis::Hidden, Axis::Ffn, false),
-    ("mlp.up", Axis::Hidden, Axis::Ffn, false),
-    ("mlp.down", Axis::Ffn, Axis::Hidden, false),
-];
-
 impl GptConfig {
     /// Every parameter of the model: the embeddings and the final norm, then each block's
-    /// norms and linear layers, then (untied Llama) the LM head. GPT-Neo has learned
-    /// positions, LayerNorm shifts (`beta`) and biases; Llama has none of them. A swapped
+    /// norms and linear layers, then (an untied head) the LM head. GPT-Neo has learned
+    /// positions, LayerNorm shifts (`beta`) and output biases; Llama has none of them;
+    /// Qwen2 has biases on the query, key and value. A swapped
     /// part ([`crate::Components`]) brings its own: a position table, `beta`s, a gate.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         use Axis::*;
@@ -138,17 +117,22 @@ impl GptConfig {
             crate::Norm::LayerNorm => &["gamma", "beta"],
             crate::Norm::RmsNorm => &["gamma"],
         };
-        // The family's linear layers, with a gate before `mlp.up` where the MLP is SwiGLU.
-        let family: &[(&str, Axis, Axis, bool)] = if self.is_llama() { &LLAMA_LINEAR } else { &LINEAR };
+        // A block's linear layers: (module, input axis, output axis, has a bias). Key and
+        // value are `n_kv_heads` wide where the family groups them; a SwiGLU MLP has a gate
+        // before `mlp.up`.
+        let kv = if self.describe().grouped_kv { KvAttn } else { Attn };
+        let (qkv, b) = (parts.qkv_biases, parts.biases);
         let swiglu = parts.mlp == crate::MlpKind::Swiglu;
-        let linear: Vec<(&str, Axis, Axis, bool)> = family
-            .iter()
-            .filter(|l| l.0 != "mlp.gate")
-            .flat_map(|&l| {
-                let gate = (swiglu && l.0 == "mlp.up").then_some(("mlp.gate", Hidden, Ffn, parts.biases));
-                gate.into_iter().chain([l])
-            })
-            .collect();
+        let mut linear = vec![
+            ("attn.query", Hidden, Attn, qkv),
+            ("attn.key", Hidden, kv, qkv),
+            ("attn.value", Hidden, kv, qkv),
+            ("attn.out", Attn, Hidden, b),
+        ];
+        if swiglu {
+            linear.push(("mlp.gate", Hidden, Ffn, b));
+        }
+        linear.extend([("mlp.up", Hidden, Ffn, b), ("mlp.down", Ffn, Hidden, b)]);
         let mut out = vec![spec(
             None,
             "wte",

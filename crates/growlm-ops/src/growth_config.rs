@@ -30,18 +30,12 @@ fn default_depth() -> Depth {
     Depth(&depth::ALL[0])
 }
 
-/// The depth operator a Llama-family model grows with when none is named: `expand`.
-/// `redundant` zeroes the new block's norms, and a SwiGLU MLP behind a zero RMSNorm gets
-/// no gradient at all, ever (tests/llama.rs; docs/operators.md).
-pub const LLAMA_DEFAULT_DEPTH: &str = "expand";
-
-/// The name of the depth operator `model` grows with when none is named: `redundant` for
-/// GPT-Neo (the paper's), [`LLAMA_DEFAULT_DEPTH`] for Llama.
+/// The name of the depth operator `model` grows with when none is named: its family's
+/// ([`growlm_model::FamilyDesc::default_depth`]): `redundant` for GPT-Neo (the paper's),
+/// `expand` for Llama and Qwen2, where a SwiGLU MLP behind a zeroed norm never learns
+/// (tests/llama.rs; docs/operators.md).
 pub fn default_depth_for(model: &GptConfig) -> &'static str {
-    match model.is_llama() {
-        true => LLAMA_DEFAULT_DEPTH,
-        false => depth::ALL[0].name,
-    }
+    model.describe().default_depth
 }
 fn default_ramp() -> u64 {
     100
@@ -138,17 +132,21 @@ pub fn check_growth(source: &GptConfig, target: &GptConfig, op: &GrowthConfig) -
             target.swaps()
         )));
     }
-    if source.is_llama() {
+    let family = source.describe();
+    {
         let same = |what: &str, s: String, t: String| {
             if s == t {
                 Ok(())
             } else {
                 Err(OpsError::Incompatible(format!(
-                    "{what} changes ({s} → {t}) between Llama stages; keep it"
+                    "{what} changes ({s} → {t}) between {} stages; keep it",
+                    family.name
                 )))
             }
         };
-        same("rope_theta", source.theta().to_string(), target.theta().to_string())?;
+        if family.parts.positions == growlm_model::Positions::Rotary {
+            same("rope_theta", source.theta().to_string(), target.theta().to_string())?;
+        }
         same("tie_embeddings", source.tied().to_string(), target.tied().to_string())?;
         let group = |c: &GptConfig| c.n_heads / c.kv_heads();
         same(

@@ -32,7 +32,7 @@ pub use grow::{Grown, Growth, GrowthReport};
 pub use growlm_model::{
     assign_params, named_params, param_shapes, param_values, to_host, Axis, HostTensor, NamedParams,
 };
-pub use growth_config::{check_growth, default_depth_for, GrowthConfig, LLAMA_DEFAULT_DEPTH};
+pub use growth_config::{check_growth, default_depth_for, GrowthConfig};
 pub use handle::{Depth, Width};
 pub use moments::{host_moments, map_optimizer};
 pub use operator::{AxisMap, DepthOp, LayerOrigin, WidthOp};

@@ -86,29 +86,31 @@ fn fill_vocab_size(table: &mut toml::Table) {
     }
 }
 
-pub use growlm_ops::LLAMA_DEFAULT_DEPTH;
-
-/// Gives every Llama-family stage after the first a growth depth operator, when it names
-/// none: [`LLAMA_DEFAULT_DEPTH`].
-fn fill_llama_depth(table: &mut toml::Table) {
+/// Gives every stage after the first a growth depth operator, when it names none and its
+/// family's default ([`growlm_model::FamilyDesc::default_depth`]) is not the operators'
+/// own default: `expand` for Llama and Qwen2.
+fn fill_family_depth(table: &mut toml::Table) {
     let Some(toml::Value::Array(stages)) = table.get_mut("stages") else {
         return;
     };
     for stage in stages.iter_mut().skip(1) {
         let Some(stage) = stage.as_table_mut() else { continue };
-        let llama = stage
+        let family = stage
             .get("model")
             .and_then(|m| m.get("family"))
-            .is_some_and(|f| f.as_str() == Some("llama"));
-        if !llama {
+            .and_then(|f| f.as_str())
+            .and_then(growlm_model::Family::from_key);
+        let Some(depth) = family.map(|f| f.describe().default_depth) else {
+            continue;
+        };
+        if depth == growlm_ops::depth::ALL[0].name {
             continue;
         }
         let growth = stage
             .entry("growth")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let Some(g) = growth.as_table_mut() {
-            g.entry("depth")
-                .or_insert_with(|| toml::Value::String(LLAMA_DEFAULT_DEPTH.into()));
+            g.entry("depth").or_insert_with(|| toml::Value::String(depth.into()));
         }
     }
 }
@@ -270,7 +272,7 @@ impl RunConfig {
     /// of the wrong type is an error naming the key (`train.nope`, `stages.1.model.d_model`).
     pub fn from_table(mut table: toml::Table) -> Result<Self, TrainError> {
         fill_vocab_size(&mut table);
-        fill_llama_depth(&mut table);
+        fill_family_depth(&mut table);
         let cfg: RunConfig = growlm_policy::from_table(table).map_err(|(key, reason)| invalid(&key, reason))?;
         cfg.validate()?;
         Ok(cfg)

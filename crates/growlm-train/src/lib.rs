@@ -40,7 +40,7 @@ mod validate;
 pub use backend::{memory_for, run_on, DeviceKind, WithBackend};
 pub use bench::{matmul_peak, measure, BenchResult, BenchSpec};
 pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed, RunState};
-pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, StageConfig, TrainConfig, LLAMA_DEFAULT_DEPTH};
+pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, StageConfig, TrainConfig};
 pub use edit::Edit;
 pub use engine::{train, InitWeights, RunOptions};
 pub use error::TrainError;

@@ -232,13 +232,13 @@ fn a_llama_stage_grows_by_block_expansion_unless_it_names_a_depth_operator() {
     // The shipped main command names `stack`: kept.
     let cfg = RunConfig::from_toml(&text).unwrap();
     assert_eq!(cfg.stages[1].growth.as_ref().unwrap().depth.name(), "stack");
-    assert!(cfg.stages[1].model.is_llama() && cfg.stages[1].model.kv_heads() == 2);
+    assert!(cfg.stages[1].model.family == growlm_model::Family::Llama && cfg.stages[1].model.kv_heads() == 2);
     // Without a depth operator: `expand`, not the GPT-Neo default `redundant`.
     let bare = text.replace("depth = \"stack\"\n", "");
     let cfg = RunConfig::from_toml(&bare).unwrap();
     assert_eq!(
         cfg.stages[1].growth.as_ref().unwrap().depth.name(),
-        growlm_train::LLAMA_DEFAULT_DEPTH
+        growlm_model::Family::Llama.describe().default_depth
     );
     // Without a growth table at all: the same.
     let bare = bare.replace("[stages.growth]\nramp_steps = 30\n", "");

@@ -34,7 +34,7 @@ impl From<TokenizerName> for TokenizerKind {
 #[derive(clap::Args)]
 pub struct EvalArgs {
     /// A run directory (its latest checkpoint), a checkpoint directory, or a Hugging Face
-    /// GPT-Neo or Llama directory (with `config.json` and `model.safetensors`).
+    /// GPT-Neo, Llama or Qwen2 directory (with `config.json` and `model.safetensors`).
     #[arg(long)]
     model: PathBuf,
     /// Text file to score.

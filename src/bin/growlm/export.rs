@@ -1,5 +1,5 @@
 //! `cargo xtask export RUN --out DIR`: a run's latest model (or a given checkpoint's) as a
-//! Hugging Face GPT-Neo or Llama directory that `AutoModelForCausalLM.from_pretrained` loads.
+//! Hugging Face GPT-Neo, Llama or Qwen2 directory that `AutoModelForCausalLM.from_pretrained` loads.
 
 use std::path::PathBuf;
 
@@ -33,11 +33,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     println!(
         "wrote {} ({}, {} parameters, {} tokenizer; step {} of {}, stage {})",
         args.out.display(),
-        if t.config.is_llama() {
-            "LlamaForCausalLM"
-        } else {
-            "GPTNeoForCausalLM"
-        },
+        t.config.describe().hf.architecture,
         t.config.num_params(),
         tok.kind().name(),
         t.state.step,

@@ -1,5 +1,5 @@
 //! `cargo xtask grow --from DIR --to-config FILE --width OP --depth OP --out DIR`: grows a
-//! pretrained Hugging Face GPT-Neo or Llama into a stage's model config offline, with operators that
+//! pretrained Hugging Face GPT-Neo, Llama or Qwen2 into a stage's model config offline, with operators that
 //! need no mask (paper §3.3–3.5; the paper notes public checkpoints can be the source), and
 //! writes the grown model as a Hugging Face directory.
 
@@ -12,7 +12,7 @@ use growlm::ops::GrowthConfig;
 /// Arguments of `cargo xtask grow`.
 #[derive(clap::Args)]
 pub struct GrowArgs {
-    /// Hugging Face GPT-Neo or Llama directory of the source model.
+    /// Hugging Face GPT-Neo, Llama or Qwen2 directory of the source model.
     #[arg(long)]
     from: PathBuf,
     /// Run config (TOML) whose stage gives the target model.

@@ -1,5 +1,5 @@
 //! `growlm` (and `cargo xtask`, which runs this same binary in place): the growlm command
-//! line for the GPT-Neo and Llama families — train, policies, operators, solve, compare,
+//! line for the GPT-Neo, Llama and Qwen2 families — train, policies, operators, solve, compare,
 //! experiment, bench, replay, trend, export, grow, eval, info. `cargo install --path .`
 //! installs it; the shipped configs travel inside it (`growlm::configs`).
 
@@ -46,7 +46,7 @@ use growlm::train::{run_on, DeviceKind, Edit, Progress, RunDir, RunOptions};
 #[derive(Parser)]
 #[command(
     name = "growlm",
-    about = "growlm: progressive pre-training of GPT-Neo and Llama models by model growth",
+    about = "growlm: progressive pre-training of GPT-Neo, Llama and Qwen2 models by model growth",
     after_help = "`cargo xtask …` in the repository runs this same command."
 )]
 struct Cli {
@@ -74,9 +74,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// ×frontier of one arm of each kept frontier experiment against the grown model's parameters
     Trend(trend::TrendArgs),
-    /// Write a run's model as a Hugging Face directory (GPT-Neo or Llama).
+    /// Write a run's model as a Hugging Face directory (GPT-Neo, Llama or Qwen2).
     Export(export::ExportArgs),
-    /// Grow a Hugging Face GPT-Neo or Llama model offline into a stage's model, with a mask-free operator.
+    /// Grow a Hugging Face GPT-Neo, Llama or Qwen2 model offline into a stage's model, with a mask-free operator.
     Grow(grow::GrowArgs),
     /// Mean next-token loss and perplexity of a model on a text.
     Eval(eval::EvalArgs),
@@ -146,7 +146,7 @@ struct TrainArgs {
     /// raised (and the device changed); anything else that differs is refused.
     #[arg(long)]
     resume: bool,
-    /// Start stage 0 from a Hugging Face GPT-Neo or Llama directory (`config.json` must describe
+    /// Start stage 0 from a Hugging Face GPT-Neo, Llama or Qwen2 directory (`config.json` must describe
     /// stage 0's model); the optimizer starts fresh.
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use growlm_model::{Family, GptConfig};
+use growlm_model::GptConfig;
 use growlm_train::{RunCurve, RunDir};
 use plotters::prelude::*;
 
@@ -60,13 +60,10 @@ pub fn plotted(all: &[(String, bool, RunCurve)]) -> Vec<Plotted<'_>> {
         .collect()
 }
 
-/// A model size's legend entry: family initial, width × depth and parameters, e.g.
-/// `L64x3 (142,336)` for a Llama of width 64 and 3 blocks.
+/// A model size's legend entry: the family's short name ([`growlm_model::FamilyDesc::short`]),
+/// width × depth and parameters, e.g. `L64x3 (142,336)` for a Llama of width 64 and 3 blocks.
 pub fn size_label(m: &GptConfig) -> String {
-    let family = match m.family {
-        Family::Llama => "L",
-        Family::GptNeo => "N",
-    };
+    let family = m.describe().short;
     format!("{family}{}x{} ({})", m.d_model, m.n_layers, thousands(m.num_params()))
 }
 

@@ -72,13 +72,11 @@ pub struct BudgetReport {
     pub policy: String,
 }
 
-/// A size's name from its model: `dD_MODELxN_LAYERS` for GPT-Neo, `LD_MODELxN_LAYERS` for
-/// Llama (as the shipped experiments name their sizes).
+/// A size's name from its model: the family's short name, then `D_MODELxN_LAYERS`
+/// (`d64x4` for GPT-Neo, `L64x4` for Llama, `Q64x4` for Qwen2, as the shipped experiments
+/// name their sizes).
 pub fn size_name(cfg: &growlm_model::GptConfig) -> String {
-    let family = match cfg.family {
-        growlm_model::Family::Llama => 'L',
-        _ => 'd',
-    };
+    let family = cfg.describe().short;
     format!("{family}{}x{}", cfg.d_model, cfg.n_layers)
 }
 

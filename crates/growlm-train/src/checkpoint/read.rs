@@ -169,8 +169,9 @@ pub(crate) fn read_state(ckpt: &Path) -> Result<RunState, TrainError> {
     })
 }
 
-/// Reads the model of checkpoint `ckpt` into a model of `config`. A checkpoint written
-/// before the model became exact GPT-Neo is refused: its query, key and value projections
+/// Reads the model of checkpoint `ckpt` into a model of `config`. Query/key/value biases
+/// must be there exactly when the family has them (Qwen2). A checkpoint written before the
+/// model became exact GPT-Neo is refused: its query, key and value projections
 /// have biases, which loading would silently drop, and it was trained with scaled attention
 /// scores and the exact GELU, so it would not compute what it did.
 pub(crate) fn load_model<B: Backend>(
@@ -180,11 +181,22 @@ pub(crate) fn load_model<B: Backend>(
 ) -> Result<Gpt<B>, TrainError> {
     let record: <Gpt<B> as Module<B>>::Record =
         Recorder::<B>::load(&Rec::new(), ckpt.join("model"), device).map_err(recorder_err(ckpt))?;
-    let old = record
+    let qkv_biases = record
         .blocks
         .iter()
         .any(|b| b.attn.query.bias.is_some() || b.attn.key.bias.is_some() || b.attn.value.bias.is_some());
-    if old {
+    let want = config.components().qkv_biases;
+    if want && !qkv_biases && config.n_layers > 0 {
+        return Err(TrainError::Corrupt {
+            path: ckpt.to_path_buf(),
+            reason: format!(
+                "its query/key/value projections have no biases, but the config's {} model has them: \
+                 the checkpoint belongs to another model",
+                config.describe().name
+            ),
+        });
+    }
+    if qkv_biases && !want {
         return Err(TrainError::Corrupt {
             path: ckpt.to_path_buf(),
             reason: "written by a growlm from before the model became exact GPT-Neo (its query/key/value \
