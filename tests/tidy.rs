@@ -264,3 +264,33 @@ fn the_design_is_in_the_repository_and_every_citation_names_a_section() {
     }
     assert!(cited > 40, "only {cited} citations found");
 }
+
+/// A family is a description the code asks (growlm-model's `family/`), not a branch: outside
+/// the descriptions, no library or command source names a family to decide something. A
+/// config that constructs one (`GptConfig::llama`) and tests may.
+#[test]
+fn no_code_branches_on_a_familys_name() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    rust_files(&root().join("src"), &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let path = f.to_string_lossy().replace('\\', "/");
+        if !path.contains("/src/") || path.contains("/growlm-model/src/family/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Unit tests at the end of a file may name families.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (i, line) in code.lines().enumerate() {
+            let constructs = line.trim_start().starts_with("family: Family::");
+            let names = ["Family::GptNeo", "Family::Llama", "Family::Qwen2", "is_llama("]
+                .iter()
+                .any(|n| line.contains(n));
+            if names && !constructs {
+                found.push(format!("{path}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "ask the family's description instead:\n{}", found.join("\n"));
+}

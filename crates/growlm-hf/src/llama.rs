@@ -85,7 +85,7 @@ impl LlamaHf {
                 family.name
             )));
         }
-        let llama = family.family == Family::Llama;
+        let keys = &family.hf;
         Ok(Self {
             head: ConfigHead::of(family.hf.architecture, family.hf.model_type, model),
             intermediate_size: model.ffn_dim(),
@@ -99,9 +99,9 @@ impl LlamaHf {
             rope_theta: Some(model.theta()),
             rope_parameters: Some(serde_json::json!({"rope_theta": model.theta(), "rope_type": "default"})),
             rope_scaling: None,
-            attention_bias: llama.then_some(false),
-            mlp_bias: llama.then_some(false),
-            use_sliding_window: (!llama).then_some(false),
+            attention_bias: keys.bias_keys.then_some(false),
+            mlp_bias: keys.bias_keys.then_some(false),
+            use_sliding_window: keys.sliding_window_key.then_some(false),
             tie_word_embeddings: model.tied(),
             initializer_range: model.init_std,
             attention_dropout: 0.0,

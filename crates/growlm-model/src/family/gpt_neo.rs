@@ -30,6 +30,8 @@ pub(super) static GPT_NEO: FamilyDesc = FamilyDesc {
         architecture: "GPTNeoForCausalLM",
         model_type: "gpt_neo",
         config: HfConfigStyle::GptNeo,
+        bias_keys: false,
+        sliding_window_key: false,
         globals: &[
             ("wte", "wte", "transformer.wte.weight"),
             ("wpe", "wpe", "transformer.wpe.weight"),

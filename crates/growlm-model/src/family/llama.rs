@@ -38,6 +38,8 @@ pub(super) static LLAMA: FamilyDesc = FamilyDesc {
         architecture: "LlamaForCausalLM",
         model_type: "llama",
         config: HfConfigStyle::Llama,
+        bias_keys: true,
+        sliding_window_key: false,
         globals: GLOBALS,
         layer_prefix: "model.layers.",
         layer: &[

@@ -120,6 +120,11 @@ pub struct HfDesc {
     pub model_type: &'static str,
     /// Which keys its `config.json` has.
     pub config: HfConfigStyle,
+    /// Llama style: whether it writes `attention_bias` and `mlp_bias` (Llama's, false;
+    /// Qwen2's config has no such keys).
+    pub bias_keys: bool,
+    /// Llama style: whether it writes `use_sliding_window` (Qwen2's, false).
+    pub sliding_window_key: bool,
     /// Tensors outside the blocks.
     pub globals: &'static [HfRow],
     /// What a block's tensor names start with (`model.layers.`).

@@ -29,6 +29,8 @@ pub(super) static QWEN2: FamilyDesc = FamilyDesc {
         architecture: "Qwen2ForCausalLM",
         model_type: "qwen2",
         config: HfConfigStyle::Llama,
+        bias_keys: false,
+        sliding_window_key: true,
         globals: super::llama::GLOBALS,
         layer_prefix: "model.layers.",
         layer: &[
