@@ -145,3 +145,83 @@ pub fn hf_tokenizer(dir: &Path, vocab: usize) -> Result<Option<Tokenizer>, DataE
             reason: format!("not a tokenizer growlm reads for this model ({e})"),
         })
 }
+
+/// A model to evaluate, read from a run, a checkpoint or a Hugging Face directory, with
+/// the tokenizer of its text.
+pub struct ForEval<B: burn::tensor::backend::Backend> {
+    /// The model.
+    pub model: Gpt<B>,
+    /// Its config.
+    pub config: GptConfig,
+    /// Its width mask, for a run read mid-ramp.
+    pub mask: Option<crate::model::WidthMask<B>>,
+    /// The tokenizer: `tokenizer` when given, else the run's or the directory's own.
+    pub tokenizer: Tokenizer,
+}
+
+/// Why a model could not be read for evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum ForEvalError {
+    /// A Hugging Face directory could not be read.
+    #[error(transparent)]
+    Hf(#[from] HfError),
+    /// A run or checkpoint could not be read.
+    #[error("{0}: not a Hugging Face directory (no config.json) and not a growlm run")]
+    Run(String, #[source] crate::train::TrainError),
+    /// The width mask of a run read mid-ramp.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// The tokenizer could not be built or read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The model names no tokenizer, or not the one given.
+    #[error("{0}")]
+    Tokenizer(String),
+}
+
+/// Reads `path` (a run, a checkpoint or a Hugging Face directory) for evaluation, with
+/// `tokenizer` or the model's own; refuses a tokenizer whose ids the model does not have.
+pub fn for_eval<B: burn::tensor::backend::Backend>(
+    path: &Path,
+    tokenizer: Option<TokenizerKind>,
+    device: &B::Device,
+) -> Result<ForEval<B>, ForEvalError> {
+    let named = tokenizer.map(Tokenizer::named).transpose()?;
+    let (model, config, mask, own) = if is_hf_dir(path) {
+        let m = crate::hf::import_model::<B>(path, None, device)?;
+        let own = hf_tokenizer(path, m.config.vocab_size)?;
+        (m.model, m.config, None, own)
+    } else {
+        let t = crate::train::load_trained::<B>(path, device)
+            .map_err(|e| ForEvalError::Run(path.display().to_string(), e))?;
+        let mask = match &t.state.ramp {
+            Some(r) => r.width_mask::<B>(&t.config, t.state.step, device)?,
+            None => None,
+        };
+        let own = t
+            .tokenizer()
+            .map_err(|e| ForEvalError::Run(path.display().to_string(), e))?;
+        (t.model, t.config, mask, Some(own))
+    };
+    let tokenizer = named.or(own).ok_or_else(|| {
+        ForEvalError::Tokenizer(format!(
+            "the model's vocabulary has {} ids, which names no tokenizer growlm has, and its directory has no \
+             tokenizer.json; pass --tokenizer",
+            config.vocab_size
+        ))
+    })?;
+    if tokenizer.kind().vocab_size() > config.vocab_size {
+        return Err(ForEvalError::Tokenizer(format!(
+            "the model's vocabulary has {} ids but the {} tokenizer gives up to {}; pass the model's --tokenizer",
+            config.vocab_size,
+            tokenizer.kind().name(),
+            tokenizer.kind().vocab_size()
+        )));
+    }
+    Ok(ForEval {
+        model,
+        config,
+        mask,
+        tokenizer,
+    })
+}

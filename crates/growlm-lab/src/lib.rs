@@ -17,6 +17,7 @@
 //! Runs are read through `growlm-train`'s [`RunDir`](growlm_train::RunDir).
 
 pub mod compare;
+pub mod downstream;
 mod error;
 pub mod experiment;
 pub mod frontier;

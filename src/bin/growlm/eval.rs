@@ -1,14 +1,14 @@
-//! `cargo xtask eval --model RUN|DIR --data PATH`: mean next-token loss and perplexity of a
-//! model on a text, scored by `growlm::model::score`.
+//! `cargo xtask eval --model RUN|DIR [--data PATH] [--task NAME=PATH …]`: mean next-token
+//! loss and perplexity of a model on a text (`growlm::model::score`), and downstream tasks
+//! as lm-evaluation-harness scores them (`growlm::lab::downstream`).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn_flex::Flex;
-use growlm::data::{check_text, Tokenizer, TokenizerKind};
-use growlm::hf::import_model;
+use growlm::data::{check_text, TokenizerKind};
+use growlm::lab::downstream::{evaluate, Scorer, TaskFile};
 use growlm::model::score;
-use growlm::train::load_trained;
 
 type B = Flex;
 
@@ -39,7 +39,11 @@ pub struct EvalArgs {
     model: PathBuf,
     /// Text file to score.
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
+    /// A downstream task and its JSONL file, `NAME=PATH` (lambada, wikitext2, ptb, piqa,
+    /// choice); repeatable. docs/evaluation.md says which files and fields.
+    #[arg(long, value_name = "NAME=PATH")]
+    task: Vec<String>,
     /// Tokenizer of the text [default: the run's; for a Hugging Face directory, the one
     /// its vocabulary size names: 256 bytes, 50257 GPT-2].
     #[arg(long, value_enum)]
@@ -47,63 +51,53 @@ pub struct EvalArgs {
     /// Sequences scored at once.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Also write `loss`, `ppl` and `tokens` as JSON here.
+    /// Also write the results as JSON here (`loss`, `ppl`, `tokens` for --data; `tasks`).
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let dev = Default::default();
-    let named = args.tokenizer.map(|t| Tokenizer::named(t.into())).transpose()?;
-    let (model, config, mask, own) = if growlm::interop::is_hf_dir(&args.model) {
-        let m = import_model::<B>(&args.model, None, &dev)?;
-        let own = growlm::interop::hf_tokenizer(&args.model, m.config.vocab_size)?;
-        (m.model, m.config, None, own)
-    } else {
-        let t = load_trained::<B>(&args.model, &dev).with_context(|| {
-            format!(
-                "--model {}: not a Hugging Face directory (no config.json) and not a growlm run",
-                args.model.display()
-            )
-        })?;
-        let mask = match &t.state.ramp {
-            Some(r) => r.width_mask::<B>(&t.config, t.state.step, &dev)?,
-            None => None,
-        };
-        let own = t.tokenizer()?;
-        (t.model, t.config, mask, Some(own))
-    };
-    let tok = match (named, own) {
-        (Some(t), _) | (None, Some(t)) => t,
-        (None, None) => bail!(
-            "the model's vocabulary has {} ids, which names no tokenizer growlm has, and its directory has no \
-             tokenizer.json; pass --tokenizer",
-            config.vocab_size
-        ),
-    };
-    if tok.kind().vocab_size() > config.vocab_size {
-        bail!(
-            "the model's vocabulary has {} ids but the {} tokenizer gives up to {}; pass the model's --tokenizer",
-            config.vocab_size,
-            tok.kind().name(),
-            tok.kind().vocab_size()
+    let m = growlm::interop::for_eval::<B>(&args.model, args.tokenizer.map(Into::into), &dev)
+        .with_context(|| format!("--model {}", args.model.display()))?;
+    let (model, config, mask, tok) = (m.model, m.config, m.mask, m.tokenizer);
+    let mut json = serde_json::Map::new();
+    if let Some(data) = &args.data {
+        let bytes = std::fs::read(data).with_context(|| format!("reading --data {}", data.display()))?;
+        check_text(data, &bytes)?;
+        let r = score(&model, &config, mask.as_ref(), &tok.encode(&bytes)?, args.batch)?;
+        let chunks = r.tokens / (config.context_len - 1);
+        println!(
+            "{}: loss {:.4} nats/token, perplexity {:.3}, {} scored tokens ({chunks} chunks of {})",
+            data.display(),
+            r.loss,
+            r.ppl,
+            r.tokens,
+            config.context_len
         );
+        json = serde_json::to_value(r)?.as_object().cloned().unwrap_or_default();
     }
-    let bytes = std::fs::read(&args.data).with_context(|| format!("reading --data {}", args.data.display()))?;
-    check_text(&args.data, &bytes)?;
-    let ids = tok.encode(&bytes)?;
-    let r = score(&model, &config, mask.as_ref(), &ids, args.batch)?;
-    println!(
-        "{}: loss {:.4} nats/token, perplexity {:.3}, {} scored tokens ({} chunks of {})",
-        args.data.display(),
-        r.loss,
-        r.ppl,
-        r.tokens,
-        r.tokens / (config.context_len - 1),
-        config.context_len
-    );
+    let scorer = Scorer {
+        model: &model,
+        config: &config,
+        mask: mask.as_ref(),
+        tokenizer: &tok,
+        batch: args.batch,
+    };
+    let mut tasks = Vec::new();
+    for t in &args.task {
+        let r = evaluate(&scorer, &TaskFile::parse(t)?)?;
+        println!("{}", r.summary());
+        tasks.push(r);
+    }
+    if args.data.is_none() && tasks.is_empty() {
+        bail!("nothing to evaluate: give --data FILE, --task NAME=PATH, or both");
+    }
+    if !tasks.is_empty() {
+        json.insert("tasks".into(), serde_json::to_value(&tasks)?);
+    }
     if let Some(j) = &args.json {
-        crate::write_file(j, &serde_json::to_vec_pretty(&r)?)?;
+        crate::write_file(j, &serde_json::to_vec_pretty(&json)?)?;
     }
     Ok(())
 }
