@@ -108,7 +108,7 @@ fn bad_task_files_are_refused_naming_the_file_and_line() {
     assert!(e.contains("not a string"), "{e}");
     let e = refused("lambada", "\n\n");
     assert!(e.contains("has no example"), "{e}");
-    let e = refused("wikitext2", r#"{"text": "no page field"}"#);
+    let e = refused("wikitext2", r#"{"title": "no page field"}"#);
     assert!(e.contains("no field `page`"), "{e}");
     let e = refused("lambada", r#"{"text": "oneword"}"#);
     assert!(e.contains("no last word"), "{e}");
@@ -142,6 +142,12 @@ fn a_document_is_scored_in_rolling_windows_as_lm_eval_cuts_them() {
     // A context's trailing spaces move to the continuation, as lm-eval's encoding does.
     let r = scorer.request("the cat ", "sat").unwrap();
     assert_eq!((r.context, r.continuation), (b("the cat"), b(" sat")));
+    // An empty context is the prefix token, or the continuation's own first token when it
+    // is the prefix token.
+    let r = scorer.request("", "ab").unwrap();
+    assert_eq!((r.context, r.continuation), (vec![10], b("ab")));
+    let r = scorer.request("", "\nab").unwrap();
+    assert_eq!((r.context, r.continuation), (vec![10], b("ab")));
     // Scores: one per request, the same whatever the batch.
     let reqs = vec![
         scorer.request("ab", " c").unwrap(),

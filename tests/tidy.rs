@@ -292,5 +292,9 @@ fn no_code_branches_on_a_familys_name() {
             }
         }
     }
-    assert!(found.is_empty(), "ask the family's description instead:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "ask the family's description instead:\n{}",
+        found.join("\n")
+    );
 }

@@ -67,9 +67,15 @@ impl<B: Backend> Scorer<'_, B> {
         let kept = context.trim_end().len();
         let (context, continuation) = (&context[..kept], format!("{}{continuation}", &context[kept..]));
         if context.is_empty() {
+            // The prefix token stands for the context, unless the continuation starts with it.
+            let (prefix, mut cont) = (self.prefix()?, self.encode(&continuation)?);
+            let context = match cont.first() {
+                Some(&first) if first == prefix && cont.len() > 1 => vec![cont.remove(0)],
+                _ => vec![prefix],
+            };
             return Ok(Request {
-                context: vec![self.prefix()?],
-                continuation: self.encode(&continuation)?,
+                context,
+                continuation: cont,
             });
         }
         let whole = self.encode(&format!("{context}{continuation}"))?;

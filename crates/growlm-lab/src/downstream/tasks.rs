@@ -19,9 +19,9 @@ pub enum TaskKind {
     /// LAMBADA (`text`): perplexity of the last word given the passage, and accuracy with
     /// the whole last word predicted greedily.
     Lambada,
-    /// WikiText-2 (`page`): rolling-window perplexity per token, word and byte.
+    /// WikiText-2 (`page`, or `text`): rolling-window perplexity per token, word and byte.
     Wikitext,
-    /// Penn Treebank (`sentence`): as WikiText.
+    /// Penn Treebank (`sentence`, or `text` as Paloma's `ptb` has it): as WikiText.
     Ptb,
     /// PIQA (`goal`, `sol1`, `sol2`, `label`): `Question: {goal}\nAnswer:` and the two
     /// solutions; accuracy and length-normalised accuracy.
@@ -190,7 +190,15 @@ pub fn read_task(file: &TaskFile) -> Result<Docs, LabError> {
                 }
                 d.push(t);
             }
-            (Docs::Rolling(d), kind) => d.push(field(if kind == TaskKind::Ptb { "sentence" } else { "page" })?),
+            (Docs::Rolling(d), kind) => {
+                // lm-eval's PTB (Paloma's `ptb`) has `text`; the older PTB sets `sentence`.
+                let key = if kind == TaskKind::Ptb { "sentence" } else { "page" };
+                d.push(if v.get(key).is_none() && v.get("text").is_some() {
+                    field("text")?
+                } else {
+                    field(key)?
+                });
+            }
             (Docs::Choice(d), TaskKind::Piqa) => {
                 let (goal, choices) = (field("goal")?, vec![field("sol1")?, field("sol2")?]);
                 d.push(ChoiceDoc {
