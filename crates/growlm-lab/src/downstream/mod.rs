@@ -17,7 +17,7 @@ use crate::LabError;
 
 /// One task's metrics, named as lm-evaluation-harness names them; a metric a task does not
 /// have is absent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TaskResult {
     /// The task's name.
     pub task: String,

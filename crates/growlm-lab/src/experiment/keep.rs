@@ -53,6 +53,11 @@ fn keep_run(from: &Path, to: &Path) -> Result<(), LabError> {
             write_atomic(&dst.file(name), &bytes)?;
         }
     }
+    let kept = from.join(super::DOWNSTREAM_FILE);
+    if kept.is_file() {
+        let bytes = std::fs::read(&kept).map_err(LabError::io(&kept))?;
+        write_atomic(&to.join(super::DOWNSTREAM_FILE), &bytes)?;
+    }
     let mut text = String::new();
     for row in thin(&src.metrics()?, &steps) {
         text.push_str(&serde_json::to_string(&row).expect("metrics rows serialise"));

@@ -131,6 +131,7 @@ pub(super) fn measure(
         solver,
         missing,
         frontier,
+        downstream: super::downstream::rows(dir, jobs),
     })
 }
 

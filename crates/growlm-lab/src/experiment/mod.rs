@@ -26,6 +26,7 @@
 //! over the sizes, checked against the grown arms), `report/` (the markdown report, its
 //! frontier sections in `report/frontier.rs`).
 
+mod downstream;
 mod figures;
 mod frontier;
 mod job;
@@ -43,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use downstream::{DownstreamRow, EvalTable, DOWNSTREAM_FILE};
 pub use frontier::{FrontierArm, FrontierCost, FrontierResults, SeedEnvelope, SizeRow};
 pub use job::{JobId, Role};
 pub use law::{LawCell, LawCheck, Measured};
@@ -93,6 +95,9 @@ pub struct Experiment {
     /// --grow-at … --json FILE`, committed), relative to the experiment file: the report
     /// sets each arm beside it (docs/solver.md, "Pre-registering a new scale").
     pub prediction: Option<PathBuf>,
+    /// Downstream tasks run on every finished run's final checkpoint (paper Table 2's
+    /// columns; docs/evaluation.md).
+    pub eval: Option<EvalTable>,
     /// The arms.
     #[serde(rename = "arm")]
     pub arms: Vec<Arm>,

@@ -148,4 +148,7 @@ pub struct Results {
     pub missing: Vec<String>,
     /// A frontier experiment's measures (with `[[size]]`s).
     pub frontier: Option<FrontierResults>,
+    /// Each arm's and size's downstream metrics over its seeds (with `[eval]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downstream: Vec<super::DownstreamRow>,
 }

@@ -60,6 +60,9 @@ pub fn run_experiment(
         )));
     }
     let took = clock.elapsed().as_secs_f64();
+    if let (Some(eval), false) = (&exp.eval, opts.report_only) {
+        eval.evaluate_runs(opts.file.parent().unwrap_or(Path::new(".")), &dir, &jobs)?;
+    }
     let results = measure(&exp, opts, &dir, &jobs, took)?;
     super::figures::draw(&opts.out, &dir, &jobs, &results, !exp.sizes.is_empty())?;
     write_atomic(

@@ -162,6 +162,7 @@ pub(crate) fn markdown(exp: &Experiment, results: &Results, runs_dir: &str) -> S
             }
         }
     }
+    downstream(&mut s, &results.downstream);
     if !results.missing.is_empty() {
         let names: Vec<String> = results.missing.iter().map(|m| format!("`{m}`")).collect();
         let _ = write!(s, "Not run yet (report only, or failed): {}.\n\n", names.join(", "));
@@ -186,4 +187,31 @@ fn best_swept(s: &mut String, arms: &[ArmResult]) {
             best.growth_steps, best.seeds, best.speedup_flops.mean
         );
     }
+}
+
+/// The downstream table (paper Table 2's columns): one row per arm and size, one column per
+/// task metric, each a mean with its interval over the seeds.
+fn downstream(s: &mut String, rows: &[super::DownstreamRow]) {
+    let Some(first) = rows.first() else { return };
+    let columns: Vec<&String> = first.metrics.keys().collect();
+    *s += "## Downstream tasks (paper Table 2's columns; `[eval]`, docs/evaluation.md)\n\n";
+    *s += "Each final checkpoint scored as lm-evaluation-harness scores it; mean ± sd (95% CI) over the seeds.\n\n";
+    let header = format!(
+        "run | {}",
+        columns.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" | ")
+    );
+    table(
+        s,
+        &header,
+        rows.iter().map(|r| {
+            let mut row = vec![r.label.clone()];
+            row.extend(
+                columns
+                    .iter()
+                    .map(|c| r.metrics.get(*c).map_or("-".into(), |v| v.show(4))),
+            );
+            row
+        }),
+    );
+    *s += "\n";
 }
