@@ -144,7 +144,7 @@ impl<B: Backend> Scorer<'_, B> {
                 .flat_map(|(x, _)| {
                     x.iter()
                         .map(|&v| v as i64)
-                        .chain(std::iter::repeat(0).take(t - x.len()))
+                        .chain(std::iter::repeat_n(0, t - x.len()))
                 })
                 .collect();
             let x = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [group.len(), t]), &dev);
