@@ -74,6 +74,14 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// ×frontier of one arm of each kept frontier experiment against the grown model's parameters
     Trend(trend::TrendArgs),
+    /// A PNG next to each SVG figure: the files given, and every `.svg` in the directories given.
+    Png {
+        /// SVG files, or directories of them (an experiment's output, docs/figures).
+        paths: Vec<PathBuf>,
+        /// Pixels per SVG unit.
+        #[arg(long, default_value_t = 2.0)]
+        scale: f32,
+    },
     /// Write a run's model as a Hugging Face directory (GPT-Neo, Llama or Qwen2).
     Export(export::ExportArgs),
     /// Grow a Hugging Face GPT-Neo, Llama or Qwen2 model offline into a stage's model, with a mask-free operator.
@@ -268,6 +276,14 @@ fn dispatch(command: Command) -> Result<()> {
         Command::GpuCheck(a) => gpu_check::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Trend(a) => trend::run(a),
+        Command::Png { paths, scale } => paths.iter().try_for_each(|p| {
+            let pngs = match p.is_dir() {
+                true => growlm::lab::plot::png_dir(p, scale)?,
+                false => vec![growlm::lab::plot::png(p, scale)?],
+            };
+            pngs.iter().for_each(|f| println!("wrote {}", f.display()));
+            Ok(())
+        }),
         Command::Export(a) => export::run(a),
         Command::Grow(a) => grow::run(a),
         Command::Eval(a) => eval::run(a),

@@ -141,11 +141,7 @@ impl<B: Backend> Scorer<'_, B> {
             let t = inputs.iter().map(|(x, _)| x.len()).max().unwrap_or(1).max(1);
             let flat: Vec<i64> = inputs
                 .iter()
-                .flat_map(|(x, _)| {
-                    x.iter()
-                        .map(|&v| v as i64)
-                        .chain(std::iter::repeat_n(0, t - x.len()))
-                })
+                .flat_map(|(x, _)| x.iter().map(|&v| v as i64).chain(std::iter::repeat_n(0, t - x.len())))
                 .collect();
             let x = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [group.len(), t]), &dev);
             let masks = AttentionMasks::new(self.config, t, &dev);

@@ -12,6 +12,7 @@ use growlm_train::{GrowEvent, MetricsRow, RunDir};
 
 mod flops;
 mod heatmap;
+mod png;
 mod solve;
 
 pub use flops::{
@@ -19,6 +20,7 @@ pub use flops::{
 };
 pub use heatmap::{heatmap_svg, ratio_colour, HeatCell};
 use plotters::prelude::*;
+pub use png::{png, png_dir, MAX_PNG_SIDE};
 pub use solve::{solve_svg, SolveFigure};
 
 use crate::LabError;
