@@ -177,7 +177,7 @@ fn draw(path: &Path, title: &str, points: &[TrendPoint]) -> Drawn {
         c.draw_series(LineSeries::new(line, colour.mix(0.5).stroke_width(1)))?;
     }
     c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(200, 200, 200))
         .label_font(("sans-serif", 14))
