@@ -96,9 +96,21 @@ impl RunConfig {
     /// Reads a config file once, applies `edits` in order and validates the result once.
     /// When the result is invalid, the error names the file (if the file alone is
     /// invalid) or the first edit after which the config is invalid, and the key.
+    ///
+    /// A relative `data.source` that is not in the working directory but is beside the
+    /// config file is read from there (made absolute), so a config and its corpus move
+    /// together; one in the working directory is read from it, as always.
     pub fn load_edited(path: &Path, edits: &[Edit]) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
-        Self::parse_edited(&text, path, edits)
+        let mut cfg = Self::parse_edited(&text, path, edits)?;
+        if let growlm_data::CorpusSource::Path(p) = &cfg.data.source {
+            let beside = path.parent().map(|d| d.join(p));
+            if let Some(beside) = beside.filter(|b| p.is_relative() && !p.exists() && b.exists()) {
+                let abs = std::path::absolute(&beside).unwrap_or(beside);
+                cfg.data.source = growlm_data::CorpusSource::Path(abs);
+            }
+        }
+        Ok(cfg)
     }
 
     /// As [`load_edited`](Self::load_edited), on a config's text already read (a config

@@ -254,3 +254,22 @@ fn a_llama_stage_grows_by_block_expansion_unless_it_names_a_depth_operator() {
         "redundant"
     );
 }
+
+/// A relative `data.source` beside the config file, and not in the working directory, is
+/// read from beside the file; one the working directory has stays as it is.
+#[test]
+fn a_corpus_beside_its_config_is_found_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/tiny.toml")).unwrap();
+    std::fs::write(dir.path().join("my-corpus.txt"), "text ".repeat(100)).unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, tiny.replace("source = \"sotu\"", "source = \"my-corpus.txt\"")).unwrap();
+    let cfg = growlm_train::RunConfig::from_file(&file).unwrap();
+    let want = std::path::absolute(dir.path().join("my-corpus.txt")).unwrap();
+    assert_eq!(cfg.data.source, growlm_data::CorpusSource::Path(want));
+    // The working directory (the package's) has `Cargo.toml`: that one is meant.
+    std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+    std::fs::write(&file, tiny.replace("source = \"sotu\"", "source = \"Cargo.toml\"")).unwrap();
+    let cfg = growlm_train::RunConfig::from_file(&file).unwrap();
+    assert_eq!(cfg.data.source, growlm_data::CorpusSource::Path("Cargo.toml".into()));
+}
