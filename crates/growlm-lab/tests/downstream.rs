@@ -1,7 +1,7 @@
 //! An experiment's `[eval]` table end to end on a tiny corpus: every finished run scored
 //! once and its results kept in the run, the report's downstream table over seeds, a rerun
 //! that does not score again, a kept copy that carries them, and the numbers equal to
-//! scoring the run directly.
+//! scoring the run directly. The corpus is named relative to the experiment file.
 
 use std::path::Path;
 
@@ -18,11 +18,11 @@ fn setup(dir: &Path) -> std::path::PathBuf {
     std::fs::write(dir.join("corpus.txt"), text).unwrap();
     let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml"))
         .unwrap()
-        .replace(
-            "source = \"sotu\"",
-            &format!("source = {:?}", dir.join("corpus.txt").display().to_string()),
-        );
-    std::fs::write(dir.join("base.toml"), base).unwrap();
+        .replace("source = \"sotu\"", "source = \"elsewhere.txt\"");
+    // The base config in a folder of its own; the experiment's `sets` name the corpus
+    // beside the experiment file, relative to it.
+    std::fs::create_dir_all(dir.join("cfg")).unwrap();
+    std::fs::write(dir.join("cfg/base.toml"), base).unwrap();
     let piqa: String = (0..6)
         .map(|i| {
             format!(
@@ -51,7 +51,7 @@ fn setup(dir: &Path) -> std::path::PathBuf {
     std::fs::write(dir.join("lambada.jsonl"), lambada).unwrap();
     std::fs::write(
         dir.join("e.toml"),
-        "base = \"base.toml\"\nseeds = [4, 5]\nsets = ['train.max_steps=12', 'train.schedule=\"constant\"', 'train.eval_every=3', 'train.checkpoint_every=4']\n\
+        "base = \"cfg/base.toml\"\nseeds = [4, 5]\nsets = ['data.source=\"corpus.txt\"', 'train.max_steps=12', 'train.schedule=\"constant\"', 'train.eval_every=3', 'train.checkpoint_every=4']\n\
          [eval]\ntasks = { piqa = \"piqa.jsonl\", lambada = \"lambada.jsonl\" }\nbatch = 4\n\
          [[arm]]\nname = \"late\"\ngrow_at = [9]\n",
     )

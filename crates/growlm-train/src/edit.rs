@@ -103,14 +103,20 @@ impl RunConfig {
     pub fn load_edited(path: &Path, edits: &[Edit]) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
         let mut cfg = Self::parse_edited(&text, path, edits)?;
-        if let growlm_data::CorpusSource::Path(p) = &cfg.data.source {
-            let beside = path.parent().map(|d| d.join(p));
-            if let Some(beside) = beside.filter(|b| p.is_relative() && !p.exists() && b.exists()) {
-                let abs = std::path::absolute(&beside).unwrap_or(beside);
-                cfg.data.source = growlm_data::CorpusSource::Path(abs);
+        cfg.find_source_in(path.parent().unwrap_or(Path::new(".")));
+        Ok(cfg)
+    }
+
+    /// A relative `data.source` that is not in the working directory but is in `dir` (the
+    /// directory of the file that named it) becomes that absolute path; any other is kept.
+    pub fn find_source_in(&mut self, dir: &Path) {
+        if let growlm_data::CorpusSource::Path(p) = &self.data.source {
+            let there = dir.join(p);
+            if p.is_relative() && !p.exists() && there.exists() {
+                let abs = std::path::absolute(&there).unwrap_or(there);
+                self.data.source = growlm_data::CorpusSource::Path(abs);
             }
         }
-        Ok(cfg)
     }
 
     /// As [`load_edited`](Self::load_edited), on a config's text already read (a config

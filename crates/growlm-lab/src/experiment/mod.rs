@@ -72,6 +72,10 @@ pub struct Experiment {
     /// Only these of the seeds are planned ([`Experiment::only_seeds`]; not a file key).
     #[serde(skip)]
     pub only: Option<Vec<u64>>,
+    /// The experiment file's directory, where a relative `data.source` of `sets` that the
+    /// working directory lacks is looked for (not a file key).
+    #[serde(skip)]
+    pub dir: PathBuf,
     /// `KEY=VALUE` overrides for every run, references included.
     #[serde(default)]
     pub sets: Vec<String>,
@@ -252,7 +256,8 @@ impl Experiment {
     pub fn load(path: &Path) -> Result<Self, LabError> {
         let text = std::fs::read_to_string(path).map_err(LabError::io(path))?;
         let bad = |reason: String| LabError::Invalid(format!("{}: {reason}", path.display()));
-        let e: Self = toml::from_str(&text).map_err(|e| bad(format!("not a valid experiment: {e}")))?;
+        let mut e: Self = toml::from_str(&text).map_err(|e| bad(format!("not a valid experiment: {e}")))?;
+        e.dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut names = std::collections::BTreeSet::new();
         let name_ok = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         for size in &e.sizes {

@@ -64,7 +64,9 @@ impl Experiment {
     pub fn jobs(&self, dir: &Path, base: &Path) -> Result<Vec<Job>, LabError> {
         let load = |edits: Vec<Edit>| -> Result<RunConfig, LabError> {
             let all: Vec<Edit> = self.sets.iter().cloned().map(Edit::Set).chain(edits).collect();
-            Ok(RunConfig::load_edited(base, &all)?)
+            let mut cfg = RunConfig::load_edited(base, &all)?;
+            cfg.find_source_in(&self.dir);
+            Ok(cfg)
         };
         let base_cfg = load(vec![])?;
         if base_cfg.stages.len() < 2 {
