@@ -168,9 +168,6 @@ pub enum ForEvalError {
     /// A run or checkpoint could not be read.
     #[error("{0}: not a Hugging Face directory (no config.json) and not a growlm run")]
     Run(String, #[source] crate::train::TrainError),
-    /// The width mask of a run read mid-ramp.
-    #[error(transparent)]
-    Model(#[from] crate::model::ModelError),
     /// The tokenizer could not be built or read.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -194,10 +191,9 @@ pub fn for_eval<B: burn::tensor::backend::Backend>(
     } else {
         let t = crate::train::load_trained::<B>(path, device)
             .map_err(|e| ForEvalError::Run(path.display().to_string(), e))?;
-        let mask = match &t.state.ramp {
-            Some(r) => r.width_mask::<B>(&t.config, t.state.step, device)?,
-            None => None,
-        };
+        let mask = t
+            .width_mask(device)
+            .map_err(|e| ForEvalError::Run(path.display().to_string(), e))?;
         let own = t
             .tokenizer()
             .map_err(|e| ForEvalError::Run(path.display().to_string(), e))?;

@@ -7,10 +7,9 @@ use std::path::Path;
 
 mod common;
 
-use common::registry;
+use common::{opts, registry};
 use growlm_lab::downstream::{evaluate, Scorer, TaskFile, TaskKind};
 use growlm_lab::experiment::{run_experiment, silent, ExperimentOptions, DOWNSTREAM_FILE};
-use growlm_train::DeviceKind;
 
 fn setup(dir: &Path) -> std::path::PathBuf {
     let words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"];
@@ -57,20 +56,6 @@ fn setup(dir: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     dir.join("e.toml")
-}
-
-fn opts(file: &Path, out: &Path) -> ExperimentOptions {
-    ExperimentOptions {
-        file: file.to_path_buf(),
-        out: out.to_path_buf(),
-        jobs: 2,
-        device: DeviceKind::Flex,
-        report_only: false,
-        sizes_only: false,
-        keep: None,
-        seeds: None,
-        command: "test".into(),
-    }
 }
 
 #[test]

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{load_error, registry};
+use common::{load_error, opts, registry};
 use growlm_lab::experiment::{run_experiment, silent, Experiment, ExperimentOptions, Job};
 use growlm_lab::{chain, compare};
-use growlm_train::{DeviceKind, MetricsRow, RunDir};
+use growlm_train::{MetricsRow, RunDir};
 
 fn experiments() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
@@ -99,20 +99,6 @@ fn tiny(dir: &Path, arm_sets: &str) -> PathBuf {
     );
     std::fs::write(dir.join("e.toml"), exp).unwrap();
     dir.join("e.toml")
-}
-
-fn opts(file: &Path, out: &Path) -> ExperimentOptions {
-    ExperimentOptions {
-        file: file.to_path_buf(),
-        out: out.to_path_buf(),
-        jobs: 2,
-        device: DeviceKind::Flex,
-        report_only: false,
-        sizes_only: false,
-        keep: None,
-        seeds: None,
-        command: "test".into(),
-    }
 }
 
 #[test]

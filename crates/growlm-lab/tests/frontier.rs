@@ -68,17 +68,7 @@ grow_frac = [0.25, 0.5]
     let file = dir.path().join("frontier.toml");
     std::fs::write(&file, exp).unwrap();
     let out = dir.path().join("out");
-    let opts = ExperimentOptions {
-        file,
-        out: out.clone(),
-        jobs: 2,
-        device: DeviceKind::Flex,
-        report_only: false,
-        sizes_only: false,
-        keep: None,
-        seeds: None,
-        command: "test".into(),
-    };
+    let opts = common::opts(&file, &out);
     let (results, report) = run_experiment(&opts, &registry(), &silent).unwrap();
     // A kept copy (thinned, no checkpoints, branched cool-downs included) measures the
     // same, and rebuilds the same report on its own.

@@ -80,6 +80,15 @@ impl<B: Backend> Trained<B> {
         }
     }
 
+    /// The width mask the model computes with at its step: `None` unless a growth ramp is
+    /// still masking or scaling its new width.
+    pub fn width_mask(&self, device: &B::Device) -> Result<Option<growlm_model::WidthMask<B>>, TrainError> {
+        match &self.state.ramp {
+            Some(r) => Ok(r.width_mask::<B>(&self.config, self.state.step, device)?),
+            None => Ok(None),
+        }
+    }
+
     /// The tokenizer the model was trained with: a trained BPE is read from the run
     /// directory's `tokenizer.json`.
     pub fn tokenizer(&self) -> Result<Tokenizer, TrainError> {

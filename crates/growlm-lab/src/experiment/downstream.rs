@@ -81,12 +81,7 @@ impl EvalTable {
                 source: Box::new(e),
             };
             let t = growlm_train::load_trained::<Flex>(&run, &dev).map_err(|e| what(e.into()))?;
-            let mask = match &t.state.ramp {
-                Some(r) => r
-                    .width_mask::<Flex>(&t.config, t.state.step, &dev)
-                    .map_err(|e| what(LabError::Invalid(e.to_string())))?,
-                None => None,
-            };
+            let mask = t.width_mask(&dev).map_err(|e| what(e.into()))?;
             let tokenizer = t.tokenizer().map_err(|e| what(e.into()))?;
             let scorer = Scorer {
                 model: &t.model,

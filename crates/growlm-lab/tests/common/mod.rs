@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
+use growlm_lab::experiment::ExperimentOptions;
 use growlm_policy::Registry;
+use growlm_train::DeviceKind;
 
 /// The policies the tests' experiments name.
 pub fn registry() -> Registry {
@@ -21,5 +23,20 @@ pub fn load_error(dir: &Path, text: &str) -> String {
     match growlm_lab::Experiment::load(&p) {
         Ok(_) => panic!("loaded:\n{text}"),
         Err(e) => e.to_string(),
+    }
+}
+
+/// Options that train the experiment `file` into `out`, two runs at a time on the CPU.
+pub fn opts(file: &Path, out: &Path) -> ExperimentOptions {
+    ExperimentOptions {
+        file: file.to_path_buf(),
+        out: out.to_path_buf(),
+        jobs: 2,
+        device: DeviceKind::Flex,
+        report_only: false,
+        sizes_only: false,
+        keep: None,
+        seeds: None,
+        command: "test".into(),
     }
 }
