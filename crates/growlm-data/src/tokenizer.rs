@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::hf_files::{byte_files, gpt2_files, json_bytes, BYTE_EOS, GPT2_EOT};
 use crate::{sha256_hex, write_atomic, ByteTokenizer, DataError};
 
-/// Which tokenizer turns text into ids (`[data] tokenizer`: `"byte"`, `"gpt2"` or
-/// `{ bpe = { vocab_size = 4096 } }`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Which tokenizer turns text into ids (`[data] tokenizer`: `"byte"`, `"gpt2"`,
+/// `{ bpe = { vocab_size = 4096 } }` or `{ file = "path/to/tokenizer.json" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TokenizerKind {
     /// One id per byte; vocabulary 256.
@@ -28,33 +28,43 @@ pub enum TokenizerKind {
         /// Vocabulary size, 258 to 65536.
         vocab_size: usize,
     },
+    /// A Hugging Face `tokenizer.json` (a model's own, such as SmolLM2's), by path. Its
+    /// end-of-text is the first of `<|endoftext|>`, `<|end_of_text|>`, `</s>`, `<eos>` it has.
+    File(PathBuf),
 }
 
 impl TokenizerKind {
-    /// Vocabulary size; the model's `vocab_size` follows it.
-    pub fn vocab_size(self) -> usize {
+    /// Vocabulary size; the model's `vocab_size` follows it. A `tokenizer.json` is read
+    /// for it (0 when it cannot be: [`TokenizerKind::validate`] names why).
+    pub fn vocab_size(&self) -> usize {
         match self {
             Self::Byte => ByteTokenizer::VOCAB_SIZE,
             Self::Gpt2 => GPT2_EOT as usize + 1,
-            Self::Bpe { vocab_size } => vocab_size,
+            Self::Bpe { vocab_size } => *vocab_size,
+            Self::File(path) => Tokenizer::from_file(path).map_or(0, |t| t.vocab_size()),
         }
     }
 
     /// The name in messages and cache files.
-    pub fn name(self) -> String {
+    pub fn name(&self) -> String {
         match self {
             Self::Byte => "byte".into(),
             Self::Gpt2 => "gpt2".into(),
             Self::Bpe { vocab_size } => format!("bpe{vocab_size}"),
+            Self::File(_) => "file".into(),
         }
     }
 
     /// Checks the settings; the error says what is allowed.
-    pub fn validate(self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         match self {
-            Self::Bpe { vocab_size } if !(258..=65536).contains(&vocab_size) => Err(format!(
+            Self::Bpe { vocab_size } if !(258..=65536).contains(vocab_size) => Err(format!(
                 "bpe vocab_size = {vocab_size}: must be 258 to 65536 (256 bytes, <|endoftext|>, at least one merge; ids are 16-bit)"
             )),
+            Self::File(path) => Tokenizer::from_file(path).map(|_| ()).map_err(|e| match e {
+                DataError::Tokenizer { reason } => reason,
+                e => e.to_string(),
+            }),
             _ => Ok(()),
         }
     }
@@ -75,6 +85,12 @@ impl std::fmt::Debug for Tokenizer {
 
 /// The end-of-text token of trained tokenizers (GPT-2's spelling).
 const EOT: &str = "<|endoftext|>";
+
+/// End-of-text spellings looked for in a `tokenizer.json`, in order.
+const EOT_SPELLINGS: [&str; 4] = [EOT, "<|end_of_text|>", "</s>", "<eos>"];
+
+/// The most a `tokenizer.json` may weigh (Llama 3's is 9 MB).
+const MAX_TOKENIZER_JSON: u64 = 256 << 20;
 
 fn bpe_err(what: impl std::fmt::Display) -> DataError {
     DataError::Tokenizer {
@@ -99,6 +115,7 @@ impl Tokenizer {
                 "{} is trained on a text; read its tokenizer.json instead",
                 kind.name()
             ))),
+            TokenizerKind::File(path) => Self::from_file(&path),
             _ => Ok(Self { kind, trained: None }),
         }
     }
@@ -107,13 +124,15 @@ impl Tokenizer {
     /// cache under `cache_dir` if it was trained on the same text before).
     pub fn build(kind: TokenizerKind, train_text: &[u8], cache_dir: &Path) -> Result<Self, DataError> {
         kind.validate().map_err(bpe_err)?;
-        let TokenizerKind::Bpe { vocab_size } = kind else {
-            return Self::named(kind);
+        let vocab_size = match &kind {
+            TokenizerKind::Bpe { vocab_size } => *vocab_size,
+            TokenizerKind::File(path) => return Self::from_file(path),
+            _ => return Self::named(kind),
         };
         let dir = token_cache_dir(cache_dir);
         let path = dir.join(format!("{}-{}.json", kind.name(), &sha256_hex(train_text)[..32]));
         if let Ok(json) = std::fs::read_to_string(&path) {
-            if let Ok(t) = Self::from_json(kind, &json) {
+            if let Ok(t) = Self::from_json(kind.clone(), &json) {
                 return Ok(t);
             }
         }
@@ -124,6 +143,53 @@ impl Tokenizer {
         })?;
         write_atomic(&path, json.as_bytes())?;
         Self::from_json(kind, &json)
+    }
+
+    /// A Hugging Face `tokenizer.json` by path ([`TokenizerKind::File`]).
+    pub fn from_file(path: &Path) -> Result<Self, DataError> {
+        let bytes = growlm_fs::read_limited(path, MAX_TOKENIZER_JSON, "a tokenizer.json").map_err(|e| {
+            bpe_err(format!(
+                "{}: {e}; set data.tokenizer = {{ file = \"…/tokenizer.json\" }} to a readable file",
+                path.display()
+            ))
+        })?;
+        let json = String::from_utf8(bytes).map_err(|_| bpe_err(format!("{} is not UTF-8 JSON", path.display())))?;
+        let t = Self::from_json(TokenizerKind::File(path.to_path_buf()), &json)
+            .map_err(|e| bpe_err(format!("{}: {e}", path.display())))?;
+        if t.eos().is_none() {
+            return Err(bpe_err(format!(
+                "{} has none of the end-of-text tokens {EOT_SPELLINGS:?}, which separate documents",
+                path.display()
+            )));
+        }
+        Ok(t)
+    }
+
+    /// The vocabulary size (a trained or file tokenizer's own count, added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        match &self.trained {
+            Some((t, _)) if matches!(self.kind, TokenizerKind::File(_)) => t.get_vocab_size(true),
+            _ => self.kind.vocab_size(),
+        }
+    }
+
+    /// What identifies the tokenizer in caches: its name, and for a trained or file
+    /// tokenizer the checksum of its `tokenizer.json`.
+    pub fn identity(&self) -> String {
+        match self.json() {
+            Some(j) => format!("{}-{}", self.kind.name(), &sha256_hex(j.as_bytes())[..16]),
+            None => self.kind.name(),
+        }
+    }
+
+    /// The ids of one whole document, as `tokenizers` encodes a text without special
+    /// tokens (and `tiktoken` for GPT-2): what the token store holds.
+    pub fn encode_document(&self, text: &str) -> Result<Vec<u32>, DataError> {
+        Ok(match (&self.kind, &self.trained) {
+            (TokenizerKind::Gpt2, _) => tiktoken_rs::r50k_base_singleton().encode_ordinary(text),
+            (_, Some((t, _))) => t.encode_fast(text, false).map_err(bpe_err)?.get_ids().to_vec(),
+            _ => text.bytes().map(u32::from).collect(),
+        })
     }
 
     /// A trained BPE read back from its `tokenizer.json`.
@@ -137,7 +203,7 @@ impl Tokenizer {
             .map_err(|_| bpe_err("the tokenizers crate could not read it (it panicked)"))?
             .map_err(bpe_err)?;
         let n = t.get_vocab_size(true);
-        if n > kind.vocab_size() {
+        if !matches!(kind, TokenizerKind::File(_)) && n > kind.vocab_size() {
             return Err(bpe_err(format!(
                 "the trained tokenizer has {n} tokens, more than {} vocab_size = {}",
                 kind.name(),
@@ -151,8 +217,8 @@ impl Tokenizer {
     }
 
     /// Which tokenizer this is.
-    pub fn kind(&self) -> TokenizerKind {
-        self.kind
+    pub fn kind(&self) -> &TokenizerKind {
+        &self.kind
     }
 
     /// A trained tokenizer's `tokenizer.json`, to keep in the run directory.
@@ -165,22 +231,24 @@ impl Tokenizer {
     pub fn eos(&self) -> Option<usize> {
         match (&self.kind, &self.trained) {
             (TokenizerKind::Gpt2, _) => Some(GPT2_EOT as usize),
-            (_, Some((t, _))) => t.token_to_id(EOT).map(|i| i as usize),
+            (_, Some((t, _))) => EOT_SPELLINGS.iter().find_map(|s| t.token_to_id(s)).map(|i| i as usize),
             _ => Some(BYTE_EOS as usize),
         }
     }
 
     /// Token ids of `text` (the BPEs read it as UTF-8, invalid bytes replaced).
     pub fn encode(&self, text: &[u8]) -> Result<Vec<u16>, DataError> {
-        let narrow = |ids: Vec<u32>| -> Vec<u16> {
-            ids.into_iter()
-                .map(|r| u16::try_from(r).expect("vocabularies are validated to fit 16 bits"))
-                .collect()
-        };
+        if self.vocab_size() > 1 << 16 {
+            return Err(bpe_err(format!(
+                "it has {} ids, more than 16 bits hold in memory; a tokenizer this large needs the token store: set data.split = \"documents\"",
+                self.vocab_size()
+            )));
+        }
         Ok(match (&self.kind, &self.trained) {
             (TokenizerKind::Gpt2, _) => {
                 let text = String::from_utf8_lossy(text);
-                narrow(tiktoken_rs::r50k_base_singleton().encode_ordinary(&text))
+                let ids = tiktoken_rs::r50k_base_singleton().encode_ordinary(&text);
+                ids.into_iter().map(|r| r as u16).collect()
             }
             (_, Some((t, _))) => {
                 // One encoding call per line keeps memory flat on large texts; the
@@ -234,10 +302,15 @@ impl Tokenizer {
         match (&self.kind, self.json()) {
             (TokenizerKind::Gpt2, _) => gpt2_files(context_len),
             (_, Some(json)) => {
+                let eot = self
+                    .trained
+                    .as_ref()
+                    .and_then(|(t, _)| EOT_SPELLINGS.into_iter().find(|s| t.token_to_id(s).is_some()))
+                    .unwrap_or(EOT);
                 let config = serde_json::json!({
                     "tokenizer_class": "PreTrainedTokenizerFast",
                     "model_max_length": context_len,
-                    "eos_token": EOT, "bos_token": EOT,
+                    "eos_token": eot, "bos_token": eot,
                     "clean_up_tokenization_spaces": false
                 });
                 vec![
@@ -345,7 +418,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = sample_text();
         let kind = TokenizerKind::Bpe { vocab_size: 300 };
-        let t = Tokenizer::build(kind, &text, dir.path()).unwrap();
+        let t = Tokenizer::build(kind.clone(), &text, dir.path()).unwrap();
         let ids = t.encode(&text).unwrap();
         assert!(ids.iter().all(|i| (*i as usize) < 300));
         // Merges learned: far fewer ids than bytes.

@@ -134,11 +134,11 @@ fn batcher(seed: u64) -> Batcher {
 fn training_batch_depends_only_on_seed_and_step() {
     let (a, b) = (batcher(7), batcher(7));
     // Drawing other steps first must not change step 5's batch.
-    let _ = a.train_batch(3);
-    assert_eq!(a.train_batch(5), b.train_batch(5));
-    assert_ne!(a.train_batch(5), a.train_batch(6));
-    assert_ne!(a.train_batch(5), batcher(8).train_batch(5));
-    let batch = a.train_batch(5);
+    let _ = a.train_batch(3).unwrap();
+    assert_eq!(a.train_batch(5).unwrap(), b.train_batch(5).unwrap());
+    assert_ne!(a.train_batch(5).unwrap(), a.train_batch(6).unwrap());
+    assert_ne!(a.train_batch(5).unwrap(), batcher(8).train_batch(5).unwrap());
+    let batch = a.train_batch(5).unwrap();
     assert_eq!(batch.inputs.len(), 64);
     // Targets are the inputs shifted by one within each row.
     for row in 0..4 {
@@ -151,8 +151,8 @@ fn training_batch_depends_only_on_seed_and_step() {
 
 #[test]
 fn validation_set_is_fixed_and_spans_the_split() {
-    let v = batcher(1).valid_batches(3);
-    assert_eq!(v, batcher(99).valid_batches(3));
+    let v = batcher(1).valid_batches(3).unwrap();
+    assert_eq!(v, batcher(99).valid_batches(3).unwrap());
     assert_eq!(v.len(), 3);
     assert_eq!(v[0].inputs[0], 0); // the first window starts at 0
     let last = &v[2];

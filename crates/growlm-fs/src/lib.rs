@@ -33,6 +33,58 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     sync_dir(dir)
 }
 
+/// A file written atomically in pieces: the bytes go to a unique temporary sibling, and
+/// [`AtomicWriter::commit`] fsyncs it and renames it over the path (then fsyncs the
+/// directory). Dropped without a commit, the temporary file is removed and the path is left
+/// as it was: what a killed writer leaves behind is never read as the file.
+pub struct AtomicWriter {
+    path: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    out: std::io::BufWriter<tempfile::NamedTempFile>,
+}
+
+impl AtomicWriter {
+    /// Starts writing `path`.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let stem = path
+            .file_name()
+            .map_or("file".into(), |n| n.to_string_lossy().to_string());
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{stem}."))
+            .suffix(".tmp")
+            .tempfile_in(&dir)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            dir,
+            out: std::io::BufWriter::with_capacity(1 << 20, tmp),
+        })
+    }
+
+    /// Makes the bytes written the file at the path.
+    pub fn commit(self) -> std::io::Result<()> {
+        let tmp = self.out.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&self.path).map_err(|e| e.error)?;
+        sync_dir(&self.dir)
+    }
+}
+
+impl Write for AtomicWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Reads `path` whole, refusing a file larger than `limit` bytes before reading it (and
 /// one that grows past the limit while read): files written by others, whose sizes bound
 /// what growlm allocates. The error names the size, the limit and what the file is for.
@@ -121,6 +173,24 @@ mod tests {
         let got = std::fs::read(&p).unwrap();
         assert_eq!(got.len(), 4096);
         assert!(got.iter().all(|&b| b == got[0]), "a torn write");
+    }
+
+    #[test]
+    fn a_piecewise_write_appears_whole_on_commit_and_not_at_all_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("shard.bin");
+        let mut w = AtomicWriter::create(&p).unwrap();
+        w.write_all(b"ab").unwrap();
+        w.write_all(b"cd").unwrap();
+        assert!(!p.exists(), "visible before the commit");
+        w.commit().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"abcd");
+        // A writer dropped midway (a killed tokenization) leaves the old file and no temporary.
+        let mut w = AtomicWriter::create(&p).unwrap();
+        w.write_all(b"half").unwrap();
+        drop(w);
+        assert_eq!(std::fs::read(&p).unwrap(), b"abcd");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

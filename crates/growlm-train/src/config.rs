@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use growlm_data::{CorpusSource, TokenizerKind};
+use growlm_data::{CorpusSource, Split, TokenizerKind};
 use growlm_model::GptConfig;
 use growlm_ops::GrowthConfig;
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,29 @@ pub struct DataConfig {
     /// agree with it when given.
     #[serde(default)]
     pub tokenizer: TokenizerKind,
+    /// How validation is held out: `"tail"` (text files: the last tenth of the text) or
+    /// `"documents"` (by a hash of each document, through the token store). Absent: text
+    /// files split by tail, JSONL, Parquet and globs by document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+    /// The fraction of documents held out when splitting by document.
+    #[serde(default = "default_valid_fraction")]
+    pub valid_fraction: f64,
+    /// The JSON key or Parquet column that holds a document's text.
+    #[serde(default = "default_text_key")]
+    pub text_key: String,
+    /// Skip (and count, in the store's manifest) malformed JSONL lines and records instead
+    /// of stopping at the first.
+    #[serde(default)]
+    pub skip_bad_lines: bool,
+}
+
+fn default_valid_fraction() -> f64 {
+    0.1
+}
+
+fn default_text_key() -> String {
+    "text".into()
 }
 
 fn default_valid_batches() -> usize {
@@ -61,6 +84,10 @@ impl Default for DataConfig {
             source: CorpusSource::Sotu,
             valid_batches: default_valid_batches(),
             tokenizer: TokenizerKind::Byte,
+            split: None,
+            valid_fraction: default_valid_fraction(),
+            text_key: default_text_key(),
+            skip_bad_lines: false,
         }
     }
 }

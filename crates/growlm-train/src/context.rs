@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use growlm_data::{Batch, Batcher, Corpus, Tokenizer, TokenizerKind};
+use growlm_data::{Batch, Batcher, DocOptions, Input, StoreSpec, TokenStore, Tokenizer, TokenizerKind};
 use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm_ops::{Growth, Ramp};
 use growlm_policy::ValPoint;
@@ -59,7 +59,7 @@ fn to_tensors<B: Backend>(b: &Batch, device: &B::Device) -> Pair<B> {
 /// a continued run reads it from there, so it tokenizes exactly as before.
 pub(crate) fn tokenizer(
     cfg: &RunConfig,
-    corpus: &Corpus,
+    train_text: &[u8],
     dir: &std::path::Path,
     continued: bool,
     cache_dir: &std::path::Path,
@@ -67,14 +67,76 @@ pub(crate) fn tokenizer(
     let kept = dir.join("tokenizer.json");
     let tokenizer = match std::fs::read_to_string(&kept) {
         Ok(json) if continued && matches!(cfg.data.tokenizer, TokenizerKind::Bpe { .. }) => {
-            Tokenizer::from_json(cfg.data.tokenizer, &json)?
+            Tokenizer::from_json(cfg.data.tokenizer.clone(), &json)?
         }
-        _ => Tokenizer::build(cfg.data.tokenizer, &corpus.train, cache_dir)?,
+        _ => Tokenizer::build(cfg.data.tokenizer.clone(), train_text, cache_dir)?,
     };
     if let Some(json) = tokenizer.json() {
         crate::output::write_atomic(&kept, json.as_bytes())?;
     }
     Ok(tokenizer)
+}
+
+/// The run's batches and the name of their source: a text corpus tokenized in memory
+/// (token streams cached under `cache_dir`), or documents tokenized into a token store.
+pub(crate) fn batcher(
+    cfg: &RunConfig,
+    input: Input,
+    dir: &std::path::Path,
+    continued: bool,
+    cache_dir: &std::path::Path,
+) -> Result<(Batcher, String), TrainError> {
+    let t = &cfg.train;
+    fn short(source: &str) -> impl Fn(growlm_data::DataError) -> growlm_data::DataError + '_ {
+        move |e| match e {
+            e @ growlm_data::DataError::TooShort { .. } => growlm_data::DataError::TooSmall {
+                source_name: source.to_string(),
+                reason: e.to_string(),
+            },
+            e => e,
+        }
+    }
+    match input {
+        Input::Text(corpus) => {
+            let tok = tokenizer(cfg, &corpus.train, dir, continued, cache_dir)?;
+            let (train, valid) = (
+                tok.encode_cached(&corpus.train, cache_dir)?,
+                tok.encode_cached(&corpus.valid, cache_dir)?,
+            );
+            let b = Batcher::new(train, valid, t.batch_size, t.seq_len, cfg.seed).map_err(short(&corpus.source))?;
+            Ok((b, corpus.source))
+        }
+        Input::Documents(sources) => {
+            if let TokenizerKind::Bpe { .. } = cfg.data.tokenizer {
+                return Err(TrainError::config(
+                    "data.tokenizer",
+                    "a BPE is trained on a text corpus held in memory, and this source is split by document; \
+                     use \"gpt2\" or a tokenizer.json ({ file = \"…/tokenizer.json\" })",
+                ));
+            }
+            let tok = Tokenizer::build(cfg.data.tokenizer.clone(), &[], cache_dir)?;
+            let spec = StoreSpec {
+                sources: sources.clone(),
+                docs: DocOptions {
+                    text_key: cfg.data.text_key.clone(),
+                    skip_bad: cfg.data.skip_bad_lines,
+                },
+                valid_fraction: cfg.data.valid_fraction,
+                progress: true,
+            };
+            let store = TokenStore::open_or_build(&spec, &tok, cache_dir)?;
+            let name = format!(
+                "{} ({} files, {} training and {} validation tokens; store {})",
+                cfg.data.source.describe(),
+                sources.len(),
+                store.manifest.train_tokens,
+                store.manifest.valid_tokens,
+                store.dir.display()
+            );
+            let b = Batcher::from_store(store, t.batch_size, t.seq_len, cfg.seed).map_err(short(&name))?;
+            Ok((b, name))
+        }
+    }
 }
 
 /// Everything fixed for the run: config, batches, the validation set, attention masks.
@@ -90,13 +152,11 @@ pub(crate) struct Ctx<'a, B: AutodiffBackend> {
 }
 
 impl<'a, B: AutodiffBackend> Ctx<'a, B> {
-    /// Tokenizes `corpus` with `tok` (token streams cached under `cache_dir`) and builds
-    /// the batches, validation set and masks.
+    /// Takes the run's batches ([`batcher`]) and builds the validation set and masks.
     pub(crate) fn new(
         cfg: &'a RunConfig,
-        corpus: &Corpus,
-        tok: &Tokenizer,
-        cache_dir: &std::path::Path,
+        batcher: Batcher,
+        source: &str,
         device: &'a B::Device,
         devices: usize,
     ) -> Result<Self, TrainError> {
@@ -111,23 +171,12 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             1 => None,
             n => Some(DataParallel::start(n, t.batch_size, device)?),
         };
-        let (train, valid) = (
-            tok.encode_cached(&corpus.train, cache_dir)?,
-            tok.encode_cached(&corpus.valid, cache_dir)?,
-        );
-        let valid_tokens = valid.len();
-        let batcher = Batcher::new(train, valid, t.batch_size, t.seq_len, cfg.seed).map_err(|e| match e {
-            e @ growlm_data::DataError::TooShort { .. } => growlm_data::DataError::TooSmall {
-                source_name: corpus.source.clone(),
-                reason: e.to_string(),
-            },
-            e => e,
-        })?;
+        let valid_tokens = batcher.valid_tokens();
         // Non-overlapping validation windows, or the validation set is smaller than it says.
         let (need, have) = (cfg.data.valid_batches * t.batch_size * (t.seq_len + 1), valid_tokens);
         if have < need {
             return Err(growlm_data::DataError::TooSmall {
-                source_name: corpus.source.clone(),
+                source_name: source.to_string(),
                 reason: format!(
                     "its validation split has {have} tokens, but data.valid_batches = {} batches of {} × {} tokens need {need}; \
                      use more text, or lower data.valid_batches or train.batch_size",
@@ -138,7 +187,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             }
             .into());
         }
-        let valid = batcher.valid_batches(cfg.data.valid_batches);
+        let valid = batcher.valid_batches(cfg.data.valid_batches)?;
         let mask = |s: &crate::StageConfig| {
             (
                 AttentionMasks::new(&s.model, t.seq_len, device),
@@ -161,7 +210,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     pub(crate) fn gradients(&self, run: &Run<B>) -> Result<(StepOut, GradientsParams), TrainError> {
         let (t, step, stage) = (&self.cfg.train, run.s.step, &self.cfg.stages[run.s.stage].model);
         let width = width_mask(run.s.ramp, stage, step, self.device)?;
-        let (x, y) = to_tensors::<B>(&self.batcher.train_batch(step), self.device);
+        let (x, y) = to_tensors::<B>(&self.batcher.train_batch(step)?, self.device);
         let masks = &self.masks[run.s.stage].0;
         let low = t.precision.low();
         let (train_loss, mut grads) = match &self.peers {

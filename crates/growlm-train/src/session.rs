@@ -3,7 +3,7 @@
 //! tokenize the data — everything `train` needs before its loop.
 
 use burn::tensor::backend::AutodiffBackend;
-use growlm_data::Corpus;
+use growlm_data::Input;
 use growlm_policy::{Policy, Registry};
 
 use crate::checkpoint::{self, latest_checkpoint, Run};
@@ -66,16 +66,16 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         if let Some(init) = opts.init.as_ref().filter(|_| !continued) {
             write_atomic(&dir.join("init-from.txt"), format!("{}\n", init.source).as_bytes())?;
         }
-        let corpus = Corpus::load(&cfg.data.source, &opts.cache_dir)?;
-        let tokenizer = crate::context::tokenizer(cfg, &corpus, dir, continued, &opts.cache_dir)?;
-        let ctx = Ctx::<B>::new(cfg, &corpus, &tokenizer, &opts.cache_dir, device, opts.devices)?;
+        let input = Input::open(&cfg.data.source, cfg.data.split, &opts.cache_dir)?;
+        let (batcher, source) = crate::context::batcher(cfg, input, dir, continued, &opts.cache_dir)?;
+        let ctx = Ctx::<B>::new(cfg, batcher, &source, device, opts.devices)?;
         Ok(Self {
             lock,
             policy,
             resumed_at: continued.then_some(run.s.step),
             run,
             ctx,
-            data: corpus.source.to_string(),
+            data: source,
         })
     }
 }

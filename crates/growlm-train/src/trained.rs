@@ -92,7 +92,7 @@ impl<B: Backend> Trained<B> {
     /// The tokenizer the model was trained with: a trained BPE is read from the run
     /// directory's `tokenizer.json`.
     pub fn tokenizer(&self) -> Result<Tokenizer, TrainError> {
-        let kind = self.run.data.tokenizer;
+        let kind = self.run.data.tokenizer.clone();
         if let TokenizerKind::Bpe { .. } = kind {
             let path = self.path.join("../../tokenizer.json");
             let json = std::fs::read_to_string(&path).map_err(|e| TrainError::Corrupt {

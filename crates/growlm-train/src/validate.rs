@@ -10,7 +10,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> TrainError {
 impl RunConfig {
     /// Checks every value; errors name the key and say what is allowed.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let tok = self.data.tokenizer;
+        let tok = &self.data.tokenizer;
         tok.validate().map_err(|r| invalid("data.tokenizer", r))?;
         for (i, s) in self.stages.iter().enumerate() {
             if s.model.vocab_size != tok.vocab_size() {
@@ -25,6 +25,19 @@ impl RunConfig {
                     ),
                 ));
             }
+        }
+        let f = self.data.valid_fraction;
+        if !(f > 0.0 && f < 1.0) {
+            return Err(invalid(
+                "data.valid_fraction",
+                format!("is {f}; must be above 0 and below 1 (0.1 holds out a tenth of the documents)"),
+            ));
+        }
+        if self.data.text_key.is_empty() {
+            return Err(invalid(
+                "data.text_key",
+                "is empty; name the JSON key or Parquet column that holds the text",
+            ));
         }
         let t = &self.train;
         if t.batch_size == 0 {

@@ -570,5 +570,5 @@ fn a_model_mid_ramp_is_refused_and_exported_after_it() {
     let t = load_trained::<Flex>(&run_dir, &Default::default()).unwrap();
     t.check_not_mid_ramp().unwrap();
     assert_eq!(t.config, cfg.stages[1].model);
-    assert_eq!(t.tokenizer().unwrap().kind(), growlm_data::TokenizerKind::Byte);
+    assert_eq!(*t.tokenizer().unwrap().kind(), growlm_data::TokenizerKind::Byte);
 }
