@@ -28,6 +28,15 @@ pub const SHIPPED: &[(&str, &str)] = &[
 /// The path the commands use when no config is given.
 pub const DEFAULT: &str = "configs/default.toml";
 
+/// The run directory `train` uses without `--out`: `runs/` and the config's file stem.
+pub fn default_run_dir(config: Option<&Path>) -> std::path::PathBuf {
+    let stem = config
+        .unwrap_or(Path::new(DEFAULT))
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().to_string());
+    Path::new("runs").join(stem)
+}
+
 /// The text of the shipped config that `arg` names, when `arg` is not an existing file:
 /// `NAME`, `NAME.toml` or `configs/NAME.toml`.
 pub fn shipped(arg: &Path) -> Option<&'static str> {

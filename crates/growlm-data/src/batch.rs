@@ -156,6 +156,11 @@ impl Batcher {
         self.batch_size * self.seq_len
     }
 
+    /// Tokens in the training split.
+    pub fn train_tokens(&self) -> usize {
+        self.train.len()
+    }
+
     /// Tokens in the validation split.
     pub fn valid_tokens(&self) -> usize {
         self.valid.len()

@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use growlm_data::{Batch, Batcher, DocOptions, Input, StoreSpec, TokenStore, Tokenizer, TokenizerKind};
+use growlm_data::{Batch, Batcher};
 use growlm_model::{AttentionMasks, Gpt, GptConfig, WidthMask};
 use growlm_ops::{Growth, Ramp};
 use growlm_policy::ValPoint;
@@ -53,90 +53,6 @@ fn to_tensors<B: Backend>(b: &Batch, device: &B::Device) -> Pair<B> {
     let shape = vec![b.batch_size, b.seq_len];
     let t = |v: &Vec<i64>| Tensor::from_data(TensorData::new(v.clone(), shape.clone()), device);
     (t(&b.inputs), t(&b.targets))
-}
-
-/// The run's tokenizer. A trained one is kept in the run directory as `tokenizer.json`;
-/// a continued run reads it from there, so it tokenizes exactly as before.
-pub(crate) fn tokenizer(
-    cfg: &RunConfig,
-    train_text: &[u8],
-    dir: &std::path::Path,
-    continued: bool,
-    cache_dir: &std::path::Path,
-) -> Result<Tokenizer, TrainError> {
-    let kept = dir.join("tokenizer.json");
-    let tokenizer = match std::fs::read_to_string(&kept) {
-        Ok(json) if continued && matches!(cfg.data.tokenizer, TokenizerKind::Bpe { .. }) => {
-            Tokenizer::from_json(cfg.data.tokenizer.clone(), &json)?
-        }
-        _ => Tokenizer::build(cfg.data.tokenizer.clone(), train_text, cache_dir)?,
-    };
-    if let Some(json) = tokenizer.json() {
-        crate::output::write_atomic(&kept, json.as_bytes())?;
-    }
-    Ok(tokenizer)
-}
-
-/// The run's batches and the name of their source: a text corpus tokenized in memory
-/// (token streams cached under `cache_dir`), or documents tokenized into a token store.
-pub(crate) fn batcher(
-    cfg: &RunConfig,
-    input: Input,
-    dir: &std::path::Path,
-    continued: bool,
-    cache_dir: &std::path::Path,
-) -> Result<(Batcher, String), TrainError> {
-    let t = &cfg.train;
-    fn short(source: &str) -> impl Fn(growlm_data::DataError) -> growlm_data::DataError + '_ {
-        move |e| match e {
-            e @ growlm_data::DataError::TooShort { .. } => growlm_data::DataError::TooSmall {
-                source_name: source.to_string(),
-                reason: e.to_string(),
-            },
-            e => e,
-        }
-    }
-    match input {
-        Input::Text(corpus) => {
-            let tok = tokenizer(cfg, &corpus.train, dir, continued, cache_dir)?;
-            let (train, valid) = (
-                tok.encode_cached(&corpus.train, cache_dir)?,
-                tok.encode_cached(&corpus.valid, cache_dir)?,
-            );
-            let b = Batcher::new(train, valid, t.batch_size, t.seq_len, cfg.seed).map_err(short(&corpus.source))?;
-            Ok((b, corpus.source))
-        }
-        Input::Documents(sources) => {
-            if let TokenizerKind::Bpe { .. } = cfg.data.tokenizer {
-                return Err(TrainError::config(
-                    "data.tokenizer",
-                    "a BPE is trained on a text corpus held in memory, and this source is split by document; \
-                     use \"gpt2\" or a tokenizer.json ({ file = \"…/tokenizer.json\" })",
-                ));
-            }
-            let tok = Tokenizer::build(cfg.data.tokenizer.clone(), &[], cache_dir)?;
-            let spec = StoreSpec {
-                sources: sources.clone(),
-                docs: DocOptions {
-                    text_key: cfg.data.text_key.clone(),
-                    skip_bad: cfg.data.skip_bad_lines,
-                },
-                valid_fraction: cfg.data.valid_fraction,
-                progress: true,
-            };
-            let store = TokenStore::open_or_build(&spec, &tok, cache_dir)?;
-            let name = format!(
-                "{} ({} files, {} training and {} validation tokens; store {})",
-                cfg.data.source.describe(),
-                sources.len(),
-                store.manifest.train_tokens,
-                store.manifest.valid_tokens,
-                store.dir.display()
-            );
-            let b = Batcher::from_store(store, t.batch_size, t.seq_len, cfg.seed).map_err(short(&name))?;
-            Ok((b, name))
-        }
-    }
 }
 
 /// Everything fixed for the run: config, batches, the validation set, attention masks.

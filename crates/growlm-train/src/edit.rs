@@ -112,7 +112,12 @@ impl RunConfig {
     pub fn find_source_in(&mut self, dir: &Path) {
         if let growlm_data::CorpusSource::Path(p) = &self.data.source {
             let there = dir.join(p);
-            if p.is_relative() && !p.exists() && there.exists() {
+            // A glob (`shards/*.jsonl`) is found where it matches a file.
+            let found = |q: &Path| {
+                q.exists()
+                    || glob::glob(&q.to_string_lossy()).is_ok_and(|mut m| m.any(|f| f.is_ok_and(|f| f.is_file())))
+            };
+            if p.is_relative() && !found(p) && found(&there) {
                 let abs = std::path::absolute(&there).unwrap_or(there);
                 self.data.source = growlm_data::CorpusSource::Path(abs);
             }

@@ -67,7 +67,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             write_atomic(&dir.join("init-from.txt"), format!("{}\n", init.source).as_bytes())?;
         }
         let input = Input::open(&cfg.data.source, cfg.data.split, &opts.cache_dir)?;
-        let (batcher, source) = crate::context::batcher(cfg, input, dir, continued, &opts.cache_dir)?;
+        let (batcher, source) = crate::data::batcher(cfg, input, Some(dir), continued, &opts.cache_dir)?;
         let ctx = Ctx::<B>::new(cfg, batcher, &source, device, opts.devices)?;
         Ok(Self {
             lock,

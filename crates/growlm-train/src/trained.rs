@@ -89,11 +89,11 @@ impl<B: Backend> Trained<B> {
         }
     }
 
-    /// The tokenizer the model was trained with: a trained BPE is read from the run
-    /// directory's `tokenizer.json`.
+    /// The tokenizer the model was trained with: a trained BPE, or one a `tokenizer.json`
+    /// named, is read from the run directory's `tokenizer.json`.
     pub fn tokenizer(&self) -> Result<Tokenizer, TrainError> {
         let kind = self.run.data.tokenizer.clone();
-        if let TokenizerKind::Bpe { .. } = kind {
+        if let TokenizerKind::Bpe { .. } | TokenizerKind::File(_) = kind {
             let path = self.path.join("../../tokenizer.json");
             let json = std::fs::read_to_string(&path).map_err(|e| TrainError::Corrupt {
                 path: path.clone(),

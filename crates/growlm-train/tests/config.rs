@@ -272,4 +272,11 @@ fn a_corpus_beside_its_config_is_found_from_any_directory() {
     std::fs::write(&file, tiny.replace("source = \"sotu\"", "source = \"Cargo.toml\"")).unwrap();
     let cfg = growlm_train::RunConfig::from_file(&file).unwrap();
     assert_eq!(cfg.data.source, growlm_data::CorpusSource::Path("Cargo.toml".into()));
+    // A glob beside the config is found too.
+    std::fs::create_dir(dir.path().join("shards")).unwrap();
+    std::fs::write(dir.path().join("shards/a.jsonl"), "{\"text\": \"x\"}\n").unwrap();
+    std::fs::write(&file, tiny.replace("source = \"sotu\"", "source = \"shards/*.jsonl\"")).unwrap();
+    let cfg = growlm_train::RunConfig::from_file(&file).unwrap();
+    let want = std::path::absolute(dir.path().join("shards/*.jsonl")).unwrap();
+    assert_eq!(cfg.data.source, growlm_data::CorpusSource::Path(want));
 }

@@ -572,3 +572,30 @@ fn a_model_mid_ramp_is_refused_and_exported_after_it() {
     assert_eq!(t.config, cfg.stages[1].model);
     assert_eq!(*t.tokenizer().unwrap().kind(), growlm_data::TokenizerKind::Byte);
 }
+
+/// The same documents as text files, compressed JSONL and Parquet (growlm-data's fixtures)
+/// train the same curve, bit for bit; and a run from the token store resumes exactly.
+#[test]
+fn the_same_documents_in_every_format_train_the_same_curve_and_resume_exactly() {
+    let same = Path::new(env!("CARGO_MANIFEST_DIR")).join("../growlm-data/tests/fixtures/corpus/same");
+    let dir = tempfile::tempdir().unwrap();
+    let rows = |source: &str, name: &str, cut: Option<u64>| {
+        let mut cfg = only_small(&config(&same.join(source), 10), 10);
+        cfg.data.split = Some(growlm_data::Split::Documents);
+        cfg.data.valid_fraction = 0.25;
+        let out = dir.path().join(name);
+        if let Some(at) = cut {
+            run(&cfg, &out, false, &mut [&mut HaltAfter(at)]).unwrap_err();
+            run(&cfg, &out, true, &mut []).unwrap();
+        } else {
+            run(&cfg, &out, false, &mut []).unwrap();
+        }
+        let read = growlm_train::output::read_jsonl(&out.join("metrics.jsonl")).unwrap();
+        without_wall(read)
+    };
+    let text = rows("text", "text", None);
+    assert_eq!(text.len(), 10);
+    assert_eq!(rows("docs.jsonl.zst", "zst", None), text);
+    assert_eq!(rows("docs.parquet", "parquet", None), text);
+    assert_eq!(rows("docs.parquet", "resumed", Some(6)), text);
+}

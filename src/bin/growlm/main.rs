@@ -130,8 +130,8 @@ struct TrainArgs {
     /// Backend.
     #[arg(long, value_enum, default_value_t = Device::Flex)]
     device: Device,
-    /// Text file or directory to train on instead of the config's data source (same as
-    /// `--set data.source=PATH`).
+    /// Corpus to train on instead of the config's (`--set data.source=PATH`): text, JSONL
+    /// (`.jsonl`, `.gz`, `.zst`), Parquet, a directory or a glob (docs/training.md §Corpora).
     #[arg(long)]
     data: Option<String>,
     /// Run directory (default: `runs/CONFIG_NAME`).
@@ -163,6 +163,9 @@ struct TrainArgs {
     /// all-reduce. `train.batch_size` must be divisible by N.
     #[arg(long, default_value_t = 1)]
     devices: usize,
+    /// Only tokenize the data (into the token store), print what it holds, and stop.
+    #[arg(long)]
+    prepare_data: bool,
 }
 
 impl TrainArgs {
@@ -185,13 +188,7 @@ pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 
 fn train(args: TrainArgs) -> Result<()> {
     let default_config = PathBuf::from(growlm::configs::DEFAULT);
-    let out = args.out.clone().unwrap_or_else(|| {
-        let config = args.config.as_ref().unwrap_or(&default_config);
-        let stem = config
-            .file_stem()
-            .map_or("run".into(), |s| s.to_string_lossy().to_string());
-        PathBuf::from("runs").join(stem)
-    });
+    let out = (args.out.clone()).unwrap_or_else(|| growlm::configs::default_run_dir(args.config.as_deref()));
     let saved = out.join("config.toml");
     let (path, resolved) = match &args.config {
         Some(p) => (p.clone(), false),
@@ -202,6 +199,13 @@ fn train(args: TrainArgs) -> Result<()> {
     // A run directory's config.toml is already resolved: `--only-stage` was applied to it.
     if let Some(n) = args.only_stage.filter(|_| !resolved) {
         cfg = cfg.only_stage(n).with_context(|| format!("--only-stage {n}"))?;
+    }
+    if args.prepare_data {
+        println!(
+            "{}",
+            growlm::train::prepare_data(&cfg, &RunOptions::new(&out).cache_dir)?
+        );
+        return Ok(());
     }
     let registry = growlm::registry();
     let device = DeviceKind::from(args.device);
