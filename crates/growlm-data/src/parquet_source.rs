@@ -85,6 +85,7 @@ pub(crate) fn read_rows(
         }
         let column =
             guard(file, || group.get_column_reader(col))?.map_err(|e| corrupt(format!("row group {g}: {e}")))?;
+        let group_start = row;
         let ColumnReader::ByteArrayColumnReader(mut values_reader) = column else {
             return Err(corrupt(format!(
                 "column `{}` is not a byte-array column",
@@ -120,6 +121,13 @@ pub(crate) fn read_rows(
                 sink(std::mem::take(&mut batch))?;
                 bytes = 0;
             }
+        }
+        let claimed = group.metadata().num_rows();
+        if i64::try_from(row - group_start) != Ok(claimed) {
+            return Err(corrupt(format!(
+                "row group {g} claims {claimed} rows but holds {}; the file is damaged",
+                row - group_start
+            )));
         }
         read.fetch_add(chunk.compressed_size().max(0) as u64, Ordering::Relaxed);
     }

@@ -318,6 +318,13 @@ fn truncated_compressed_files_and_bad_parquet_are_refused_by_name() {
         }
     }
     assert_eq!(read_err("null_row.parquet", true).unwrap(), (1, 2));
+    // A footer claiming 10^12 rows (pyarrow 26's reader is killed for memory on it): the
+    // rows there are read, a batch at a time, and the claim is refused as damage.
+    let msg = read_err("claims_1e12_rows.parquet", true).unwrap_err();
+    assert!(
+        msg.contains("row group 0 claims 1000000000000 rows but holds 3"),
+        "{msg}"
+    );
 }
 
 #[test]
