@@ -12,11 +12,13 @@ GPT-2 tokenizer for `tokenizers` is built from the vocab.json and merges.txt tha
 exports (its ids are checked against growlm's on the first shard's documents).
 """
 import argparse
+import hashlib
 import json
 import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -63,8 +65,9 @@ def gpt2_tokenizer_json(growlm, work, env):
     shutil.rmtree(run, ignore_errors=True)
     shutil.rmtree(exp, ignore_errors=True)
     sample = os.path.join(ROOT, "crates/growlm-data/tests/fixtures/corpus/same/docs.jsonl")
-    subprocess.run([growlm, "train", "--config", "tiny", "--data", sample, "--max-steps", "1", "--out", run,
-                    "--set", 'data.tokenizer="gpt2"'], check=True, capture_output=True, env=env)
+    subprocess.run([growlm, "train", "--config", "tiny", "--data", sample, "--max-steps", "4", "--out", run,
+                    "--set", 'data.tokenizer="gpt2"', "--set", "data.valid_fraction=0.25",
+                    "--set", "data.valid_batches=1"], check=True, capture_output=True, env=env)
     subprocess.run([growlm, "export", run, "--out", exp], check=True, capture_output=True, env=env)
     tok = Tokenizer(models.BPE.from_file(os.path.join(exp, "vocab.json"), os.path.join(exp, "merges.txt")))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -72,6 +75,20 @@ def gpt2_tokenizer_json(growlm, work, env):
     tok.add_special_tokens(["<|endoftext|>"])
     path = os.path.join(work, "gpt2-tokenizer.json")
     tok.save(path)
+    # The same ids as growlm's GPT-2 (tiktoken-rs ranks) on the fixture's documents.
+    texts = [json.loads(l)["text"] for l in open(sample, encoding="utf-8")]
+    ids = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+    held = [int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "big") < 0.25 * 2.0**64 for t in texts]
+    want = [i for d, v in zip(ids, held) if not v for i in d + [50256]]
+    stores = os.path.join(env["GROWLM_CACHE"], "stores")
+    got = None
+    for s in os.listdir(stores):
+        m = json.load(open(os.path.join(stores, s, "manifest.json")))
+        if m["tokenizer"] == "gpt2" and m["sources"][0]["path"] == sample:
+            raw = open(os.path.join(stores, s, "00000.train.u16"), "rb").read()
+            got = list(struct.unpack(f"<{len(raw) // 2}H", raw))
+    if got != want:
+        sys.exit("the tokenizers GPT-2 built from growlm's files does not give growlm's ids")
     return path
 
 

@@ -809,3 +809,89 @@ fn bench_times_a_tiny_config_writes_its_json_and_names_a_missing_stage() {
         &["--stage: there is no stage 5"],
     );
 }
+
+/// A tokenization SIGKILLed after its first sources resumes to the store of one that ran
+/// through: the same manifest (counts, checksums) and the same shards, byte for byte.
+#[test]
+fn a_tokenization_killed_midway_resumes_to_the_same_store() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("shards")).unwrap();
+    let words = [
+        "the", "state", "of", "our", "union", "is", "strong", "and", "free", "people",
+    ];
+    for f in 0..8 {
+        let mut text = String::new();
+        for d in 0..1500 {
+            let body: Vec<&str> = (0..150)
+                .map(|i| words[(i * 7 + d * 3 + f + i / 11) % words.len()])
+                .collect();
+            text += &format!("{{\"text\": \"{} {d}\"}}\n", body.join(" "));
+        }
+        std::fs::write(dir.path().join(format!("shards/{f}.jsonl")), text).unwrap();
+    }
+    let prepare = |cache: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_growlm"));
+        c.args([
+            "train",
+            "--config",
+            "tiny",
+            "--data",
+            "shards/*.jsonl",
+            "--prepare-data",
+        ])
+        .args(["--set", "data.tokenizer=\"gpt2\""])
+        .current_dir(dir.path())
+        .env("GROWLM_CACHE", dir.path().join(cache))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        c
+    };
+    let store = |cache: &str| {
+        let stores = dir.path().join(cache).join("stores");
+        std::fs::read_dir(&stores).ok()?.flatten().next().map(|e| e.path())
+    };
+    assert!(prepare("whole").status().unwrap().success());
+    let mut child = prepare("killed").spawn().unwrap();
+    let start = Instant::now();
+    let mut killed_midway = false;
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Some(s) = store("killed") {
+            if s.join("00001.json").exists() {
+                killed_midway = !s.join("manifest.json").exists();
+                child.kill().unwrap();
+                break;
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.wait().unwrap();
+    assert!(
+        killed_midway,
+        "the tokenization finished before it could be killed; give it more text"
+    );
+    assert!(prepare("killed").status().unwrap().success());
+    let (a, b) = (store("whole").unwrap(), store("killed").unwrap());
+    let manifest = |d: &Path| {
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap();
+        for s in m["sources"].as_array_mut().unwrap() {
+            s["train"]["mtime_ns"] = 0.into();
+            s["valid"]["mtime_ns"] = 0.into();
+        }
+        m
+    };
+    assert_eq!(manifest(&a), manifest(&b));
+    for i in 0..8 {
+        for split in ["train", "valid"] {
+            let name = format!("{i:05}.{split}.u16");
+            assert!(
+                std::fs::read(a.join(&name)).unwrap() == std::fs::read(b.join(&name)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+}

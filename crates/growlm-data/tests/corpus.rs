@@ -186,6 +186,10 @@ fn a_tokenization_cut_short_resumes_with_the_sources_it_finished() {
     let e = expected();
     assert_eq!(all(&again.train), e.train);
     assert_eq!(all(&again.valid), e.valid);
+    assert!(
+        !dir.join(".00001.train.u16.abc123.tmp").exists(),
+        "the half shard is left"
+    );
     // The first source was not tokenized again.
     let mtime = std::fs::metadata(dir.join("00000.train.u16"))
         .unwrap()
@@ -394,4 +398,32 @@ fn a_tokenizer_json_without_an_end_of_text_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing.json"), "{e}");
+}
+
+#[test]
+fn a_store_of_more_shards_than_it_keeps_open_reads_the_same() {
+    // 300 sources (more than the 256 shards kept open): read by opening each shard as
+    // needed, the stream equals that of the same documents in one file.
+    let work = tempfile::tempdir().unwrap();
+    let (dir, one) = (work.path().join("many"), work.path().join("one.jsonl"));
+    std::fs::create_dir(&dir).unwrap();
+    let mut text = String::new();
+    for i in 0..300 {
+        let line = format!("{{\"text\": \"document {i}: the union is strong {}\"}}\n", "and free ".repeat(i % 7));
+        std::fs::write(dir.join(format!("{i:03}.jsonl")), &line).unwrap();
+        text += &line;
+    }
+    std::fs::write(&one, text).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let tok = Tokenizer::byte();
+    let many = TokenStore::open_or_build(&spec(list_sources(&dir).unwrap(), 0.05), &tok, cache.path()).unwrap();
+    let single = TokenStore::open_or_build(&spec(vec![one], 0.05), &tok, cache.path()).unwrap();
+    let open = many.manifest.sources.iter().filter(|s| s.train.tokens > 0).count();
+    assert!(open > 256, "only {open} training shards");
+    assert_eq!(all(&many.train), all(&single.train));
+    assert_eq!(all(&many.valid), all(&single.valid));
+    // Windows across shard ends, read one at a time.
+    let mut w = Vec::new();
+    many.train.read(5, 200, &mut w).unwrap();
+    assert_eq!(w, all(&single.train)[5..205]);
 }

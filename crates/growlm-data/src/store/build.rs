@@ -35,6 +35,13 @@ pub(super) fn build(dir: &Path, sources: &[PathBuf], spec: &StoreSpec, tok: &Tok
     if manifest_path.exists() {
         return super::read_manifest(&manifest_path);
     }
+    // What a killed builder left half-written (never read: shards are renamed into place).
+    for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
     let eos = tok.eos().ok_or_else(|| DataError::Tokenizer {
         reason: "it has no end-of-text token to put between documents".into(),
     })? as u32;

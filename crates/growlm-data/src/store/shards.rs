@@ -3,16 +3,27 @@
 //! random windows over a large corpus would touch it all).
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{damaged, mtime_ns, ShardRecord};
 use crate::DataError;
+
+/// Shards kept open; a store of more (a corpus of thousands of files) opens a shard for
+/// each window read from it, so no run needs more file descriptors than this.
+const KEEP_OPEN: usize = 256;
+
+/// A shard file: open, or opened when read.
+#[derive(Debug)]
+enum Handle {
+    Open(File),
+    Closed(PathBuf),
+}
 
 /// The shards of one split, read as one stream of token ids.
 #[derive(Debug)]
 pub struct Shards {
     /// Each non-empty shard: its file, name, first token's position in the stream, tokens.
-    files: Vec<(File, String, u64, u64)>,
+    files: Vec<(Handle, String, u64, u64)>,
     width: usize,
     len: u64,
 }
@@ -50,8 +61,13 @@ impl Shards {
                 }
             }
             if r.tokens > 0 {
-                files.push((file, r.file.clone(), len, r.tokens));
+                files.push((Handle::Open(file), r.file.clone(), len, r.tokens));
                 len += r.tokens;
+            }
+        }
+        if files.len() > KEEP_OPEN {
+            for f in &mut files {
+                f.0 = Handle::Closed(dir.join(&f.1));
             }
         }
         Ok(Self { files, width, len })
@@ -79,10 +95,15 @@ impl Shards {
         let mut i = self.files.partition_point(|f| f.2 + f.3 <= at);
         let mut buf = Vec::new();
         while left > 0 {
-            let (file, name, first, tokens) = &self.files[i];
+            let (handle, name, first, tokens) = &self.files[i];
             let take = left.min(first + tokens - at);
             buf.resize(take as usize * self.width, 0);
-            read_at(file, &mut buf, (at - first) * self.width as u64).map_err(|source| DataError::Io {
+            let offset = (at - first) * self.width as u64;
+            let read = match handle {
+                Handle::Open(file) => read_at(file, &mut buf, offset),
+                Handle::Closed(path) => File::open(path).and_then(|f| read_at(&f, &mut buf, offset)),
+            };
+            read.map_err(|source| DataError::Io {
                 path: name.into(),
                 source,
             })?;
