@@ -409,7 +409,10 @@ fn a_store_of_more_shards_than_it_keeps_open_reads_the_same() {
     std::fs::create_dir(&dir).unwrap();
     let mut text = String::new();
     for i in 0..300 {
-        let line = format!("{{\"text\": \"document {i}: the union is strong {}\"}}\n", "and free ".repeat(i % 7));
+        let line = format!(
+            "{{\"text\": \"document {i}: the union is strong {}\"}}\n",
+            "and free ".repeat(i % 7)
+        );
         std::fs::write(dir.join(format!("{i:03}.jsonl")), &line).unwrap();
         text += &line;
     }

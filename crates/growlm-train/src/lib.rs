@@ -24,6 +24,7 @@ mod data;
 mod edit;
 mod engine;
 mod error;
+mod flat;
 mod lock;
 mod observe;
 mod optim;

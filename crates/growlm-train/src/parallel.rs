@@ -5,8 +5,8 @@
 //! `i` runs on its own thread with its own replica of the model (`Module::fork`: the same
 //! parameter ids and values, a fresh autodiff leaf per parameter, so the peers' graphs share
 //! nothing and their backward passes run side by side), computes the mean loss of its slice
-//! and its gradients, and the peers average the gradients with
-//! [`GradientsParams::all_reduce`] (`ReduceOperation::Mean`). The mean over equal slices of
+//! and its gradients, and the peers average the gradients with one all-reduce of one buffer
+//! (`crate::flat`: `ReduceOperation::Mean`, the parameters in the model's order). The mean over equal slices of
 //! the slices' mean losses is the mean loss of the batch, so the averaged gradient is the
 //! full batch's gradient up to floating-point summation order; the loop then applies the
 //! one optimizer step it always applies, on the one model it keeps.
@@ -24,7 +24,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
+use burn::collective::{self, CollectiveConfig, PeerId};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Device as _, DeviceId, DeviceOps};
@@ -151,8 +151,8 @@ impl<B: AutodiffBackend> DataParallel<B> {
                             };
                             let loss = compute.loss(x, y, &masks, width.as_ref());
                             let value = loss.clone().into_scalar().elem::<f64>();
-                            let grads = GradientsParams::from_grads(loss.backward(), &replica)
-                                .all_reduce::<B::InnerBackend>(PeerId::from(i), ReduceOperation::Mean);
+                            let grads = GradientsParams::from_grads(loss.backward(), &replica);
+                            let grads = crate::flat::all_reduce_mean(&replica, grads, PeerId::from(i));
                             (value, grads)
                         }));
                         let failed = |what: String| {

@@ -130,8 +130,7 @@ struct TrainArgs {
     /// Backend.
     #[arg(long, value_enum, default_value_t = Device::Flex)]
     device: Device,
-    /// Corpus to train on instead of the config's (`--set data.source=PATH`): text, JSONL
-    /// (`.jsonl`, `.gz`, `.zst`), Parquet, a directory or a glob (docs/training.md §Corpora).
+    /// Corpus instead of the config's (`--set data.source=PATH`): text, JSONL, Parquet, a directory, a glob.
     #[arg(long)]
     data: Option<String>,
     /// Run directory (default: `runs/CONFIG_NAME`).
@@ -201,10 +200,8 @@ fn train(args: TrainArgs) -> Result<()> {
         cfg = cfg.only_stage(n).with_context(|| format!("--only-stage {n}"))?;
     }
     if args.prepare_data {
-        println!(
-            "{}",
-            growlm::train::prepare_data(&cfg, &RunOptions::new(&out).cache_dir)?
-        );
+        let summary = growlm::train::prepare_data(&cfg, &RunOptions::new(&out).cache_dir)?;
+        println!("{summary}");
         return Ok(());
     }
     let registry = growlm::registry();
