@@ -64,7 +64,11 @@
 
 pub mod configs;
 pub mod gpu_check;
+#[cfg(feature = "cli")]
+pub mod hints;
 pub mod interop;
+#[cfg(feature = "cli")]
+pub mod launch;
 
 pub use growlm_data as data;
 pub use growlm_fs as fs;

@@ -156,6 +156,25 @@ impl Batcher {
         self.batch_size * self.seq_len
     }
 
+    /// A checksum of what the batches are drawn from: each split's length and 16 windows
+    /// of 256 tokens spread over it. Processes of one run compare it at the start.
+    pub fn fingerprint(&self) -> Result<String, DataError> {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        let (mut batch, mut buf) = (self.empty(), Vec::new());
+        for t in [&self.train, &self.valid] {
+            h.update((t.len() as u64).to_le_bytes());
+            let n = 255.min(t.len() - 1);
+            for k in 0..16 {
+                batch.inputs.clear();
+                batch.targets.clear();
+                t.window(k * (t.len() - n - 1) / 15, n, &mut batch, &mut buf)?;
+                batch.inputs.iter().for_each(|i| h.update(i.to_le_bytes()));
+            }
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+
     /// Tokens in the training split.
     pub fn train_tokens(&self) -> usize {
         self.train.len()

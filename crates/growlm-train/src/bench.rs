@@ -210,7 +210,7 @@ pub fn measure<B: AutodiffBackend>(spec: &BenchSpec, device: &B::Device) -> Resu
     let peers = match spec.devices {
         0 => return Err(TrainError::config("devices", "must be at least 1")),
         1 => None,
-        n => Some(DataParallel::<B>::start(n, batch, device)?),
+        n => Some(DataParallel::<B>::start(n, batch, device, None)?),
     };
     let ms = time_steps::<B>(cfg, (batch, seq), spec.steps, None, peers.as_ref(), device)?;
     let (ms_masked, ms_growth) = match n.checked_sub(1).map(|p| &run.stages[p].model) {

@@ -75,6 +75,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         source: &str,
         device: &'a B::Device,
         devices: usize,
+        dist: Option<&crate::Distributed>,
     ) -> Result<Self, TrainError> {
         let t = &cfg.train;
         let peers = match devices {
@@ -84,8 +85,8 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
                     reason: "must be at least 1".into(),
                 })
             }
-            1 => None,
-            n => Some(DataParallel::start(n, t.batch_size, device)?),
+            1 if dist.is_none() => None,
+            n => Some(DataParallel::start(n, t.batch_size, device, dist)?),
         };
         let valid_tokens = batcher.valid_tokens();
         // Non-overlapping validation windows, or the validation set is smaller than it says.
@@ -123,6 +124,11 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     /// Forward and backward pass on the batch of the current step (paper §4.3: a pure
     /// function of seed and step), with the width mask of the ramp if one is running;
     /// returns the clipped gradients.
+    pub(crate) fn peers(&self) -> Option<&DataParallel<B>> {
+        self.peers.as_ref()
+    }
+
+    /// Forward and backward pass (see [`Ctx::gradients`]'s callers).
     pub(crate) fn gradients(&self, run: &Run<B>) -> Result<(StepOut, GradientsParams), TrainError> {
         let (t, step, stage) = (&self.cfg.train, run.s.step, &self.cfg.stages[run.s.stage].model);
         let width = width_mask(run.s.ramp, stage, step, self.device)?;

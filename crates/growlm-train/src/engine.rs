@@ -41,6 +41,9 @@ pub struct RunOptions {
     /// the run's device type (threads sharing the one device on a CPU), whose gradients
     /// burn's collective all-reduce averages. 1: no split.
     pub devices: usize,
+    /// This process's place in a run across processes (`crate::Distributed`): its peers
+    /// join the other processes' in one collective. `None`: this process alone.
+    pub dist: Option<crate::Distributed>,
 }
 
 /// Weights to start a run from, by module path (`blocks.0.attn.query.weight`).
@@ -64,6 +67,7 @@ impl RunOptions {
             keep_at: Vec::new(),
             init: None,
             devices: 1,
+            dist: None,
         }
     }
 }

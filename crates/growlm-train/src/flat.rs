@@ -95,15 +95,43 @@ pub(crate) fn unflatten<B: AutodiffBackend>(
     grads
 }
 
-/// `grads` averaged over the collective's peers with one all-reduce of one buffer.
+/// `grads` averaged over the collective's peers with one all-reduce of one buffer, and
+/// the mean of `extra` (values each peer adds, such as its loss) over the peers.
 pub(crate) fn all_reduce_mean<B: AutodiffBackend>(
     model: &Gpt<B>,
     grads: GradientsParams,
+    extra: &[f32],
     peer: PeerId,
-) -> Result<GradientsParams, collective::CollectiveError> {
+) -> Result<(GradientsParams, Vec<f32>), collective::CollectiveError> {
     let (flat, shapes) = flatten(model, grads);
+    let n = flat.dims()[0];
+    let device = flat.device();
+    let tail = Tensor::<B::InnerBackend, 1>::from_floats(extra, &device);
+    let buffer = Tensor::cat(vec![flat, tail], 0);
     let reduced =
-        collective::all_reduce::<B::InnerBackend>(peer, flat.into_primitive().tensor(), ReduceOperation::Mean)?;
-    let flat = Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(reduced));
-    Ok(unflatten(model, flat, &shapes))
+        collective::all_reduce::<B::InnerBackend>(peer, buffer.into_primitive().tensor(), ReduceOperation::Mean)?;
+    let reduced = Tensor::<B::InnerBackend, 1>::from_primitive(burn::tensor::TensorPrimitive::Float(reduced));
+    let means = reduced
+        .clone()
+        .slice(n..n + extra.len())
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap_or_default();
+    Ok((unflatten(model, reduced.slice(0..n), &shapes), means))
+}
+
+/// SHA-256 of every parameter's values in the model's order: processes of one run compare
+/// it at the start (the same seed gives the same initialisation).
+pub(crate) fn param_hash<B: AutodiffBackend>(model: &Gpt<B>) -> String {
+    use sha2::Digest;
+    struct Hash(sha2::Sha256);
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Hash {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let data = param.val().into_data();
+            self.0.update(data.as_bytes());
+        }
+    }
+    let mut h = Hash(sha2::Sha256::new());
+    model.visit(&mut h);
+    hex::encode(h.0.finalize())
 }

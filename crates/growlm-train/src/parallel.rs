@@ -16,13 +16,20 @@
 //! CPU this is how a training step keeps every core busy, since most element-wise kernels
 //! run on one thread.
 //!
+//! Across processes (`crate::dist`): the same, with the peers of every process in one
+//! collective; process `r`'s peer `i` is global peer `r·n + i` and takes that slice of the
+//! batch, so the global batch and its curve are one process's. The loss each peer computed
+//! rides in the gradient buffer, so every process logs the mean over all peers. A watchdog
+//! stops a process whose collective has not answered within the timeout (a dead rank).
+//!
 //! Reproducibility: with one or two peers every run of the same seed, config and backend
 //! gives the same curve bit for bit (a sum of two tensors does not depend on order). With
 //! more than two, burn-collective 0.21 sums the peers in the order of a `std::HashMap`
 //! (`local/all_reduce/tree.rs`), which differs between processes, so curves agree only up to
 //! summation order.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use burn::collective::{self, CollectiveConfig, PeerId};
 use burn::module::Module;
@@ -31,7 +38,7 @@ use burn::tensor::backend::{AutodiffBackend, Device as _, DeviceId, DeviceOps};
 use burn::tensor::{ElementConversion, FloatDType, Int, Tensor};
 use growlm_model::{AttentionMasks, Gpt, WidthMask};
 
-use crate::TrainError;
+use crate::{Distributed, TrainError};
 
 /// burn-collective keeps one session per backend and process: runs with peers in one
 /// process (tests) take turns.
@@ -40,6 +47,13 @@ static SESSION: Mutex<()> = Mutex::new(());
 /// A collective session of `n` peers for the run; ended (reset) when dropped.
 pub struct DataParallel<B: AutodiffBackend> {
     devices: Vec<B::Device>,
+    /// This process's rank and the number of processes (1 and 0 without `dist`).
+    rank: usize,
+    nodes: usize,
+    /// Since when this process waits in a collective, for the watchdog.
+    waiting: Arc<Mutex<Option<Instant>>>,
+    /// Across processes, each collective call's config (its session number → config).
+    per_call: Option<PerCall>,
     _session: MutexGuard<'static, ()>,
 }
 
@@ -49,13 +63,20 @@ impl<B: AutodiffBackend> DataParallel<B> {
     ///
     /// Runs with peers in one process take turns: this waits until any earlier session
     /// has been dropped.
-    pub fn start(n: usize, batch_size: usize, device: &B::Device) -> Result<Self, TrainError> {
-        if !batch_size.is_multiple_of(n) {
+    pub fn start(
+        n: usize,
+        batch_size: usize,
+        device: &B::Device,
+        dist: Option<&Distributed>,
+    ) -> Result<Self, TrainError> {
+        let nodes = dist.map_or(1, |d| d.nnodes as usize);
+        if !batch_size.is_multiple_of(n * nodes) {
+            let all = n * nodes;
             return Err(TrainError::Config {
                 key: "train.batch_size".into(),
                 reason: format!(
-                    "{batch_size} does not split into {n} equal slices for {n} devices; \
-                     use a batch size divisible by {n} or another device count"
+                    "{batch_size} does not split into {all} equal slices for {all} peers ({nodes} processes × {n} devices); \
+                     use a batch size divisible by {all} or another device count"
                 ),
             });
         }
@@ -72,9 +93,33 @@ impl<B: AutodiffBackend> DataParallel<B> {
             })
             .collect::<Result<_, TrainError>>()?;
         collective::reset_collective::<B::InnerBackend>();
-        let config = CollectiveConfig::default().with_num_devices(n);
+        let config = match dist {
+            Some(d) => {
+                d.start()?;
+                d.config(n, 0)?
+            }
+            None => CollectiveConfig::default().with_num_devices(n),
+        };
+        let waiting = Arc::new(Mutex::new(Some(Instant::now())));
+        if let Some(d) = dist {
+            watchdog(waiting.clone(), d.clone());
+        }
+        // Across processes each collective call is a session of its own (see `Self::call`).
+        let per_call = match dist {
+            Some(d) => Some(PerCall {
+                configs: (0..u64::from(Distributed::PORT_TURNS))
+                    .map(|c| d.config(n, c))
+                    .collect::<Result<_, _>>()?,
+                calls: std::sync::atomic::AtomicU64::new(0),
+                dist: d.clone(),
+            }),
+            None => None,
+        };
         // `register` returns once all `n` peers have registered: one thread each.
         let registered: Vec<_> = std::thread::scope(|s| {
+            if per_call.is_some() {
+                return Vec::new();
+            }
             let handles: Vec<_> = devices
                 .iter()
                 .enumerate()
@@ -89,10 +134,40 @@ impl<B: AutodiffBackend> DataParallel<B> {
             r.map_err(|_| collective_error("a peer panicked while registering"))?
                 .map_err(|e| collective_error(format!("register: {e:?}")))?;
         }
+        *waiting.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(Self {
             devices,
+            rank: dist.map_or(0, |d| d.rank as usize),
+            nodes,
+            waiting,
+            per_call,
             _session: session,
         })
+    }
+
+    /// Runs `f` (a collective call of peer `i`) in the session: across processes, a
+    /// session opened for the call and finished after it. burn-collective 0.21's global
+    /// all-reduce answers once per registration: its nodes' sync (`global/node/sync.rs`)
+    /// clears a copy of the list of synced nodes, not the list, so a second all-reduce
+    /// waits forever. Registering, reducing and finishing per step costs 3–5 ms on
+    /// 127.0.0.1 (measured with 2 processes).
+    fn call<T>(
+        per_call: Option<(&PerCall, u64)>,
+        i: usize,
+        device: &B::Device,
+        f: impl FnOnce() -> Result<T, collective::CollectiveError>,
+    ) -> Result<T, collective::CollectiveError> {
+        let Some((p, call)) = per_call else {
+            return f();
+        };
+        let config = p.configs[(call % p.configs.len() as u64) as usize].clone();
+        collective::register::<B::InnerBackend>(PeerId::from(i), device.clone(), config)?;
+        if i == 0 {
+            p.dist.wait_ready(call);
+        }
+        let out = f();
+        collective::finish_collective::<B::InnerBackend>(PeerId::from(i))?;
+        out
     }
 
     /// Number of peers.
@@ -113,13 +188,14 @@ impl<B: AutodiffBackend> DataParallel<B> {
     ) -> Result<(f64, GradientsParams), TrainError> {
         let n = self.peers();
         let rows = x.dims()[0];
-        if !rows.is_multiple_of(n) {
+        if !rows.is_multiple_of(n * self.nodes) {
             return Err(TrainError::Config {
                 key: "train.batch_size".into(),
-                reason: format!("{rows} rows do not split into {n} equal slices"),
+                reason: format!("{rows} rows do not split into {} equal slices", n * self.nodes),
             });
         }
-        let per = rows / n;
+        let per = rows / (n * self.nodes);
+        let first = self.rank * n;
         // Everything a peer needs is prepared before any peer starts: a peer blocks in the
         // all-reduce until all have joined, so none may be left waiting on a failure here.
         let inputs: Vec<_> = self
@@ -127,9 +203,9 @@ impl<B: AutodiffBackend> DataParallel<B> {
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                let r = i * per..(i + 1) * per;
+                let r = (first + i) * per..(first + i + 1) * per;
                 (
-                    i,
+                    (i, d.clone()),
                     x.clone().slice(r.clone()).to_device(d),
                     y.clone().slice(r).to_device(d),
                     model.clone().fork(d),
@@ -138,10 +214,14 @@ impl<B: AutodiffBackend> DataParallel<B> {
                 )
             })
             .collect();
+        let nodes = self.nodes;
+        let call = self.next_call();
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let results: Vec<Result<(f64, GradientsParams), String>> = std::thread::scope(|s| {
             let handles: Vec<_> = inputs
                 .into_iter()
-                .map(|(i, x, y, replica, masks, width)| {
+                .map(|((i, device), x, y, replica, masks, width)| {
+                    let per_call = self.per_call.as_ref().map(|p| (p, call));
                     s.spawn(move || {
                         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             // Mixed precision: compute in `low`, gradients land on the f32 replica.
@@ -152,8 +232,10 @@ impl<B: AutodiffBackend> DataParallel<B> {
                             let loss = compute.loss(x, y, &masks, width.as_ref());
                             let value = loss.clone().into_scalar().elem::<f64>();
                             let grads = GradientsParams::from_grads(loss.backward(), &replica);
-                            let grads = crate::flat::all_reduce_mean(&replica, grads, PeerId::from(i));
-                            (value, grads)
+                            let reduced = Self::call(per_call, i, &device, || {
+                                crate::flat::all_reduce_mean(&replica, grads, &[value as f32], PeerId::from(i))
+                            });
+                            (value, reduced)
                         }));
                         let failed = |what: String| {
                             // Wake the peers blocked in the all-reduce: a reset fails them.
@@ -161,7 +243,9 @@ impl<B: AutodiffBackend> DataParallel<B> {
                             Err(format!("peer {i}: {what}"))
                         };
                         match step {
-                            Ok((value, Ok(grads))) => Ok((value, grads)),
+                            Ok((value, Ok((grads, mean)))) => {
+                                Ok((if nodes > 1 { f64::from(mean[0]) } else { value }, grads))
+                            }
                             Ok((_, Err(e))) => failed(format!("all-reduce: {e:?}")),
                             Err(panic) => {
                                 let msg = panic
@@ -180,6 +264,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
                 .map(|h| h.join().unwrap_or_else(|_| Err("a peer thread died".into())))
                 .collect()
         });
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let mut loss = 0.0;
         let mut first = None;
         let mut errors = Vec::new();
@@ -195,8 +280,10 @@ impl<B: AutodiffBackend> DataParallel<B> {
         if !errors.is_empty() {
             return Err(collective_error(errors.join("; ")));
         }
-        let grads = first.expect("at least two peers");
-        Ok((loss / n as f64, grads.to_device(&self.devices[0], model)))
+        let grads = first.expect("at least one peer");
+        // Across processes every peer's value is the global mean already, so this is too.
+        let loss = loss / n as f64;
+        Ok((loss, grads.to_device(&self.devices[0], model)))
     }
 }
 
@@ -204,6 +291,108 @@ impl<B: AutodiffBackend> Drop for DataParallel<B> {
     fn drop(&mut self) {
         collective::reset_collective::<B::InnerBackend>();
     }
+}
+
+impl<B: AutodiffBackend> DataParallel<B> {
+    /// Refuses to start when the processes differ in any of `items` (name, hex digest):
+    /// each peer adds 8 bytes of each digest, and their squares, to one all-reduce, and a
+    /// digest whose bytes have a variance over the peers differs somewhere.
+    pub fn check_same(&self, items: &[(&str, String)]) -> Result<(), TrainError> {
+        let mut values: Vec<f32> = Vec::new();
+        for (_, hex) in items {
+            let bytes = hex::decode(&hex[..16]).unwrap_or_default();
+            values.extend(bytes.iter().map(|&b| f32::from(b)));
+        }
+        let squares: Vec<f32> = values.iter().map(|v| v * v).collect();
+        let all = [values.clone(), squares].concat();
+        let call = self.next_call();
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let results: Vec<Result<Vec<f32>, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let t = Tensor::<B::InnerBackend, 1>::from_floats(all.as_slice(), d);
+                    let per_call = self.per_call.as_ref().map(|p| (p, call));
+                    s.spawn(move || {
+                        Self::call(per_call, i, d, || {
+                            collective::all_reduce::<B::InnerBackend>(
+                                PeerId::from(i),
+                                t.into_primitive().tensor(),
+                                collective::ReduceOperation::Mean,
+                            )
+                        })
+                        .map(|r| {
+                            Tensor::<B::InnerBackend, 1>::from_primitive(burn::tensor::TensorPrimitive::Float(r))
+                                .into_data()
+                                .to_vec::<f32>()
+                                .unwrap_or_default()
+                        })
+                        .map_err(|e| format!("{e:?}"))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a peer died".into())))
+                .collect()
+        });
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mean = results
+            .into_iter()
+            .next()
+            .expect("one peer")
+            .map_err(collective_error)?;
+        let k = values.len();
+        for (j, (name, _)) in items.iter().enumerate() {
+            let differs = (j * 8..j * 8 + 8).any(|p| (mean[k + p] - mean[p] * mean[p]).abs() > 1e-3);
+            if differs {
+                return Err(collective_error(format!(
+                    "the ranks differ in {name}: every rank must run the same growlm, config and data \
+                     (and, resuming, from the same checkpoint)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Across processes: the configs of the sessions, taken in turn, and the calls so far.
+struct PerCall {
+    dist: Distributed,
+    configs: Vec<CollectiveConfig>,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl<B: AutodiffBackend> DataParallel<B> {
+    /// The number of this collective call (the same on every rank: they call in step).
+    fn next_call(&self) -> u64 {
+        self.per_call
+            .as_ref()
+            .map_or(0, |p| p.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Stops the process when it has waited in a collective for longer than the timeout: a
+/// rank that died leaves the others waiting, and a run must not hang.
+fn watchdog(waiting: Arc<Mutex<Option<Instant>>>, d: Distributed) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let since = *waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_some_and(|t| t.elapsed() > d.timeout) {
+            eprintln!(
+                "error: rank {} of {}: no answer from the other ranks for {} s (one stopped, or rank 0 at {}:{} is unreachable); \
+                 stopping. Rerun every rank with --resume to continue from the last checkpoint",
+                d.rank,
+                d.nnodes,
+                d.timeout.as_secs(),
+                d.master_addr,
+                d.master_port
+            );
+            std::process::exit(3);
+        }
+    });
 }
 
 fn collective_error(what: impl Into<String>) -> TrainError {

@@ -68,7 +68,17 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         }
         let input = Input::open(&cfg.data.source, cfg.data.split, &opts.cache_dir)?;
         let (batcher, source) = crate::data::batcher(cfg, input, Some(dir), continued, &opts.cache_dir)?;
-        let ctx = Ctx::<B>::new(cfg, batcher, &source, device, opts.devices)?;
+        let fingerprint = batcher.fingerprint()?;
+        let ctx = Ctx::<B>::new(cfg, batcher, &source, device, opts.devices, opts.dist.as_ref())?;
+        if let Some(peers) = ctx.peers().filter(|_| opts.dist.is_some()) {
+            // Every rank must train the same thing from the same state.
+            let config = growlm_data::sha256_hex(cfg.to_toml().as_bytes());
+            peers.check_same(&[
+                ("the config", config),
+                ("the data", fingerprint),
+                ("the parameters at the start", crate::flat::param_hash(&run.model)),
+            ])?;
+        }
         Ok(Self {
             lock,
             policy,

@@ -165,6 +165,8 @@ struct TrainArgs {
     /// Only tokenize the data (into the token store), print what it holds, and stop.
     #[arg(long)]
     prepare_data: bool,
+    #[command(flatten)]
+    dist: growlm::launch::DistArgs,
 }
 
 impl TrainArgs {
@@ -188,6 +190,13 @@ pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 fn train(args: TrainArgs) -> Result<()> {
     let default_config = PathBuf::from(growlm::configs::DEFAULT);
     let out = (args.out.clone()).unwrap_or_else(|| growlm::configs::default_run_dir(args.config.as_deref()));
+    if args.dist.local {
+        return Ok(growlm::launch::local(
+            args.dist.nnodes.unwrap_or(1),
+            args.dist.master_port,
+            &out,
+        )?);
+    }
     let saved = out.join("config.toml");
     let (path, resolved) = match &args.config {
         Some(p) => (p.clone(), false),
@@ -217,6 +226,7 @@ fn train(args: TrainArgs) -> Result<()> {
             n => format!("{}×{n}", device.name()),
         },
         devices: args.devices,
+        dist: args.dist.resolve()?,
         ..RunOptions::new(out.clone())
     };
     eprintln!("run directory: {}", out.display());
@@ -236,35 +246,12 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if let Some(h) = hint(&e) {
+            if let Some(h) = growlm::hints::hint(&e) {
                 eprintln!("hint: {h}");
             }
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// The flags that fix an error: the libraries name config keys and run directories, the
-/// command line names its flags.
-fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    use growlm::data::DataError;
-    use growlm::train::TrainError;
-    e.chain().find_map(|cause| match cause.downcast_ref::<TrainError>()? {
-        TrainError::RunExists { .. } => Some("pass --resume to continue it, or --out DIR for a new run"),
-        TrainError::NothingToResume { .. } => Some("run without --resume to start it"),
-        TrainError::RunLocked { .. } => Some("or pass --out DIR for another run"),
-        TrainError::ResumeChanged { .. } => {
-            Some("drop the --set or flag that changes it, or pass --out DIR for a new run")
-        }
-        TrainError::CudaNotBuilt => Some(
-            "`cargo xtask-cuda train --device cuda …` (alias of `cargo run --release --bin growlm --features cuda --`)",
-        ),
-        TrainError::Data(DataError::NoSuchSource { .. } | DataError::Checksum { .. } | DataError::Fetch { .. }) => {
-            Some("pass --data PATH with a text file or directory of your own")
-        }
-        TrainError::Config { key, .. } if key == "devices" => Some("--devices N needs N ≥ 1"),
-        _ => None,
-    })
 }
 
 fn dispatch(command: Command) -> Result<()> {

@@ -1,0 +1,172 @@
+//! Launching a run across processes (docs/training.md §Across machines): `train`'s flags
+//! in torchrun's spelling, resolved against torchrun's environment variables, and the
+//! local launcher that starts every rank on this machine (`--nnodes N --local`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use growlm_train::{Distributed, TrainError};
+
+/// `train`'s flags for a run across processes; each falls back to torchrun's variable.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DistArgs {
+    /// Processes in a run across processes or machines (or `WORLD_SIZE`).
+    #[arg(long)]
+    pub nnodes: Option<u32>,
+    /// This process's rank, 0 to nnodes − 1 (or `RANK`); rank 0 runs the orchestrator.
+    #[arg(long)]
+    pub node_rank: Option<u32>,
+    /// Rank 0's host as every rank reaches it (or `MASTER_ADDR`) [default: 127.0.0.1].
+    #[arg(long)]
+    pub master_addr: Option<String>,
+    /// The orchestrator's port on rank 0 (or `MASTER_PORT`); the ranks serve tensors on the 8·nnodes after it [default: 29500].
+    #[arg(long)]
+    pub master_port: Option<u16>,
+    /// With --nnodes N: start the N ranks on this machine (127.0.0.1); rank r > 0 runs in OUT/ranks/r.
+    #[arg(long, requires = "nnodes")]
+    pub local: bool,
+}
+
+impl DistArgs {
+    /// This process's place: from the flags, else from the environment; `None` alone.
+    pub fn resolve(&self) -> Result<Option<Distributed>, TrainError> {
+        let Some(nnodes) = self.nnodes else {
+            return Distributed::from_env();
+        };
+        if nnodes == 1 {
+            return Ok(None);
+        }
+        let rank = self
+            .node_rank
+            .or_else(|| std::env::var("RANK").ok().and_then(|r| r.parse().ok()))
+            .ok_or_else(|| TrainError::Config {
+                key: "node-rank".into(),
+                reason: format!("--nnodes {nnodes} needs --node-rank (or RANK), or --local to start every rank here"),
+            })?;
+        let addr = (self.master_addr.clone())
+            .or_else(|| std::env::var("MASTER_ADDR").ok())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let port = self
+            .master_port
+            .or_else(|| std::env::var("MASTER_PORT").ok().and_then(|p| p.parse().ok()))
+            .unwrap_or(29500);
+        Distributed::new(nnodes, rank, &addr, port).map(Some)
+    }
+}
+
+/// The run directory of rank `r` under the local launcher.
+pub fn rank_dir(out: &Path, rank: u32) -> PathBuf {
+    if rank == 0 {
+        out.to_path_buf()
+    } else {
+        out.join("ranks").join(rank.to_string())
+    }
+}
+
+/// `args` (this command's, without the program) for rank `rank`: the launcher's own flags
+/// and `--out` replaced.
+fn rank_args(args: &[String], rank: u32, port: u16, out: &Path) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        let flag = a.split('=').next().unwrap_or(a);
+        match flag {
+            "--local" => {}
+            "--out" | "--node-rank" | "--master-addr" | "--master-port" => skip = !a.contains('='),
+            _ => kept.push(a.clone()),
+        }
+    }
+    let dir = rank_dir(out, rank);
+    kept.extend([
+        "--node-rank".into(),
+        rank.to_string(),
+        "--master-addr".into(),
+        "127.0.0.1".into(),
+        "--master-port".into(),
+        port.to_string(),
+        "--out".into(),
+        dir.display().to_string(),
+    ]);
+    kept
+}
+
+/// A free port on 127.0.0.1 with the `n` ports after it free too (checked, then released).
+fn free_ports(n: u32) -> Result<u16, TrainError> {
+    for _ in 0..50 {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .map_err(|e| TrainError::Collective(format!("no free port: {e}")))?;
+        let p = l
+            .local_addr()
+            .map_err(|e| TrainError::Collective(e.to_string()))?
+            .port();
+        drop(l);
+        if u32::from(p) + n < 65536 && (1..=n).all(|k| std::net::TcpListener::bind(("127.0.0.1", p + k as u16)).is_ok())
+        {
+            return Ok(p);
+        }
+    }
+    Err(TrainError::Collective("found no run of free ports on 127.0.0.1".into()))
+}
+
+/// Starts `nnodes` ranks of this same command on this machine and waits for them. Rank 0
+/// writes to this terminal; rank r > 0 to `OUT/ranks/r.log`. When one rank fails, the
+/// others are stopped and the error names it and its log.
+pub fn local(nnodes: u32, port: Option<u16>, out: &Path) -> Result<(), TrainError> {
+    let exe = std::env::current_exe().map_err(|e| TrainError::Collective(format!("cannot find this program: {e}")))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let port = match port {
+        Some(p) => p,
+        None => free_ports(nnodes * Distributed::PORT_TURNS)?,
+    };
+    let logs = out.join("ranks");
+    std::fs::create_dir_all(&logs).map_err(TrainError::io(&logs))?;
+    let mut children: Vec<(u32, Child, Option<PathBuf>)> = Vec::new();
+    for rank in 0..nnodes {
+        let mut c = Command::new(&exe);
+        c.args(rank_args(&args, rank, port, out))
+            .env_remove("WORLD_SIZE")
+            .env_remove("RANK");
+        let log = (rank > 0).then(|| logs.join(format!("{rank}.log")));
+        if let Some(log) = &log {
+            let f = std::fs::File::create(log).map_err(TrainError::io(log))?;
+            let g = f.try_clone().map_err(TrainError::io(log))?;
+            c.stdout(f).stderr(g);
+        }
+        let child = c
+            .spawn()
+            .map_err(|e| TrainError::Collective(format!("cannot start rank {rank}: {e}")))?;
+        children.push((rank, child, log));
+    }
+    let mut failed = None;
+    while !children.is_empty() && failed.is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut i = 0;
+        while i < children.len() {
+            match children[i].1.try_wait() {
+                Ok(Some(status)) => {
+                    let (rank, _, log) = children.remove(i);
+                    if !status.success() {
+                        failed = Some((rank, status, log));
+                        break;
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+    }
+    for (_, mut c, _) in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    match failed {
+        None => Ok(()),
+        Some((rank, status, log)) => Err(TrainError::Collective(format!(
+            "rank {rank} stopped ({status}){}; the other ranks were stopped. Rerun with --resume to continue from the last checkpoint",
+            log.map_or(String::new(), |l| format!(", its log: {}", l.display()))
+        ))),
+    }
+}
