@@ -64,6 +64,36 @@ pub fn rank_dir(out: &Path, rank: u32) -> PathBuf {
     }
 }
 
+/// Gives rank directory `dir` rank 0's last checkpoint (and nothing newer of its own):
+/// every rank resumes from the state rank 0 saved, even when a rank died while writing
+/// its own. Across machines the same is done by copying `OUT/checkpoints` to every rank.
+pub fn share_checkpoint(out: &Path, dir: &Path) -> Result<(), TrainError> {
+    let Some(latest) = growlm_train::latest_checkpoint(out) else {
+        return Ok(());
+    };
+    let mine = dir.join("checkpoints");
+    if mine.exists() {
+        std::fs::remove_dir_all(&mine).map_err(TrainError::io(&mine))?;
+    }
+    let name = latest.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    copy_dir(&latest, &mine.join(&name))?;
+    let pointer = mine.join("latest");
+    growlm_fs::write_atomic(&pointer, name.to_string_lossy().as_bytes()).map_err(TrainError::io(&pointer))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), TrainError> {
+    std::fs::create_dir_all(to).map_err(TrainError::io(to))?;
+    for entry in std::fs::read_dir(from).map_err(TrainError::io(from))?.flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(TrainError::io(&src))?;
+        }
+    }
+    Ok(())
+}
+
 /// `args` (this command's, without the program) for rank `rank`: the launcher's own flags
 /// and `--out` replaced.
 fn rank_args(args: &[String], rank: u32, port: u16, out: &Path) -> Vec<String> {
@@ -124,6 +154,11 @@ pub fn local(nnodes: u32, port: Option<u16>, out: &Path) -> Result<(), TrainErro
     };
     let logs = out.join("ranks");
     std::fs::create_dir_all(&logs).map_err(TrainError::io(&logs))?;
+    if args.iter().any(|a| a == "--resume") {
+        for rank in 1..nnodes {
+            share_checkpoint(out, &rank_dir(out, rank))?;
+        }
+    }
     let mut children: Vec<(u32, Child, Option<PathBuf>)> = Vec::new();
     for rank in 0..nnodes {
         let mut c = Command::new(&exe);

@@ -895,3 +895,139 @@ fn a_tokenization_killed_midway_resumes_to_the_same_store() {
         }
     }
 }
+
+/// A corpus and the run flags of the tests across processes: the tiny config, grown at
+/// step 10 of 40, checkpoints every 5 steps.
+fn across_processes_fixture() -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..8000)
+        .map(|i| ["the ", "state ", "of ", "our ", "union ", "is ", "strong. "][(i * 7 + i / 3) % 7])
+        .collect();
+    std::fs::write(dir.path().join("text.txt"), text).unwrap();
+    let args = [
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        "text.txt",
+        "--max-steps",
+        "40",
+        "--policy",
+        "fixed",
+        "--set",
+        "policy.steps=[10]",
+        "--set",
+        "train.checkpoint_every=5",
+    ];
+    (dir, args.iter().map(|s| s.to_string()).collect())
+}
+
+fn growlm_in(dir: &Path, args: &[String], more: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_growlm"));
+    c.args(args)
+        .args(more)
+        .current_dir(dir)
+        .env("GROWLM_CACHE", dir.join("cache"))
+        .env("GROWLM_COLLECTIVE_TIMEOUT", "4")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+fn metric_rows(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["wall_s"] = 0.into();
+            v
+        })
+        .collect()
+}
+
+/// 2 processes × 1 peer (on 127.0.0.1), 1 process × 2 peers and 1 process × 1 peer train
+/// the same curve through a growth: the first 10 steps within 1e-5, the end within 5e-3.
+#[test]
+fn two_processes_train_the_curve_of_one_through_a_growth() {
+    let (dir, args) = across_processes_fixture();
+    let d = dir.path();
+    let run = |more: &[&str]| {
+        let out = growlm_in(d, &args, more).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{more:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["--out", "one"]);
+    run(&["--out", "threads", "--devices", "2"]);
+    run(&["--out", "procs", "--nnodes", "2", "--local"]);
+    let one = metric_rows(&d.join("one"));
+    assert_eq!(one.len(), 40);
+    for other in ["threads", "procs"] {
+        let rows = metric_rows(&d.join(other));
+        assert_eq!(rows.len(), 40, "{other}");
+        for (a, b) in one.iter().zip(&rows) {
+            assert_eq!(a["stage"], b["stage"], "{other} step {}", a["step"]);
+            let (x, y) = (a["train_loss"].as_f64().unwrap(), b["train_loss"].as_f64().unwrap());
+            let tol = if a["step"].as_u64().unwrap() <= 10 { 1e-5 } else { 5e-3 };
+            assert!((x - y).abs() <= tol, "{other} step {}: {x} vs {y}", a["step"]);
+        }
+        let last = |r: &[serde_json::Value]| r.iter().rev().find_map(|m| m["val_loss"].as_f64()).unwrap();
+        assert!(
+            (last(&one) - last(&rows)).abs() <= 5e-3,
+            "{other}: final val {} vs {}",
+            last(&one),
+            last(&rows)
+        );
+    }
+    assert_eq!(one[10]["stage"], 1, "the run grew at step 10");
+}
+
+/// A rank SIGKILLed mid-run: the other stops by itself within its timeout with a clear
+/// error, and rerunning every rank with --resume gives the uninterrupted run's curve.
+#[test]
+fn a_killed_rank_stops_the_other_and_the_resume_equals_the_uninterrupted_run() {
+    use std::time::{Duration, Instant};
+    let (dir, args) = across_processes_fixture();
+    let d = dir.path();
+    let whole = growlm_in(d, &args, &["--out", "whole", "--nnodes", "2", "--local"])
+        .output()
+        .unwrap();
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    // The ranks started by hand (as on two machines), in the launcher's layout.
+    let port = {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let rank = |r: &str, out: &str| {
+        let flags = ["--nnodes", "2", "--node-rank", r, "--master-port", &port, "--out", out];
+        growlm_in(d, &args, &flags).spawn().unwrap()
+    };
+    std::fs::create_dir_all(d.join("cut/ranks")).unwrap();
+    let r0 = rank("0", "cut");
+    let mut r1 = rank("1", "cut/ranks/1");
+    let start = Instant::now();
+    while metric_rows(&d.join("cut/ranks/1")).len() < 17 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    r1.kill().unwrap();
+    r1.wait().unwrap();
+    let killed = Instant::now();
+    let out = r0.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rank 0 went on without rank 1");
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "rank 0 took {:?} to stop",
+        killed.elapsed()
+    );
+    assert!(err.contains("rank 0 of 2") || err.contains("collective"), "{err}");
+    assert!(metric_rows(&d.join("cut")).len() < 40, "the kill came too late");
+    let resumed = growlm_in(d, &args, &["--out", "cut", "--nnodes", "2", "--local", "--resume"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(metric_rows(&d.join("cut")), metric_rows(&d.join("whole")));
+}
