@@ -20,7 +20,7 @@ pub struct DistArgs {
     /// Rank 0's host as every rank reaches it (or `MASTER_ADDR`) [default: 127.0.0.1].
     #[arg(long)]
     pub master_addr: Option<String>,
-    /// The orchestrator's port on rank 0 (or `MASTER_PORT`); the ranks serve tensors on the 8·nnodes after it [default: 29500].
+    /// The orchestrator's port on rank 0 (or `MASTER_PORT`); the ranks serve tensors on the 64·nnodes after it [default: 29500].
     #[arg(long)]
     pub master_port: Option<u16>,
     /// With --nnodes N: start the N ranks on this machine (127.0.0.1); rank r > 0 runs in OUT/ranks/r.
@@ -124,22 +124,25 @@ fn rank_args(args: &[String], rank: u32, port: u16, out: &Path) -> Vec<String> {
     kept
 }
 
-/// A free port on 127.0.0.1 with the `n` ports after it free too (checked, then released).
-fn free_ports(n: u32) -> Result<u16, TrainError> {
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .map_err(|e| TrainError::Collective(format!("no free port: {e}")))?;
-        let p = l
-            .local_addr()
-            .map_err(|e| TrainError::Collective(e.to_string()))?
-            .port();
-        drop(l);
-        if u32::from(p) + n < 65536 && (1..=n).all(|k| std::net::TcpListener::bind(("127.0.0.1", p + k as u16)).is_ok())
-        {
+/// A port on 127.0.0.1 with the `n` ports after it free (checked, then released), below
+/// the range the system hands out for outgoing connections (from 32768 on Linux), where
+/// the websockets of a run take their own ports.
+pub fn free_ports(n: u32) -> Result<u16, TrainError> {
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 32);
+    for _ in 0..200 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let p = 20000 + ((x >> 33) % u64::from(12000 - n)) as u16;
+        if (0..=n).all(|k| std::net::TcpListener::bind(("127.0.0.1", p + k as u16)).is_ok()) {
             return Ok(p);
         }
     }
-    Err(TrainError::Collective("found no run of free ports on 127.0.0.1".into()))
+    Err(TrainError::Collective(format!(
+        "found no {} free ports in a row on 127.0.0.1; pass --master-port",
+        n + 1
+    )))
 }
 
 /// Starts `nnodes` ranks of this same command on this machine and waits for them. Rank 0

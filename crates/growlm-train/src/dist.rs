@@ -23,10 +23,10 @@ pub struct Distributed {
     /// The host of rank 0, as every rank reaches it.
     pub master_addr: String,
     /// The orchestrator's port on rank 0; rank `r` serves its tensors on `master_port + 1 +
-    /// r + k·nnodes`, k = 0 to 7 in turn (see [`Distributed::PORT_TURNS`]).
+    /// r + k·nnodes`, k = 0 to 63 in turn (see [`Distributed::PORT_TURNS`]).
     pub master_port: u16,
     /// How long a rank waits in a collective before it stops the run (a dead peer):
-    /// `GROWLM_COLLECTIVE_TIMEOUT` seconds, default 60.
+    /// `GROWLM_COLLECTIVE_TIMEOUT` seconds, default 300 (a peer may be writing a checkpoint).
     pub timeout: Duration,
 }
 
@@ -67,7 +67,7 @@ impl Distributed {
                 std::env::var("GROWLM_COLLECTIVE_TIMEOUT")
                     .ok()
                     .and_then(|t| t.parse().ok())
-                    .unwrap_or(60),
+                    .unwrap_or(300),
             ),
         })
     }
@@ -105,7 +105,7 @@ impl Distributed {
     /// all-reduce answers once per registration), and a session's tensor server takes the
     /// next of this many ports in turn: a new server never waits for the port of the one
     /// just closed.
-    pub const PORT_TURNS: u32 = 8;
+    pub const PORT_TURNS: u32 = 64;
 
     /// The port this rank serves its tensors on in session `call`.
     pub fn data_port(&self, call: u64) -> u16 {
