@@ -1027,15 +1027,27 @@ fn a_killed_rank_stops_the_other_and_the_resume_equals_the_uninterrupted_run() {
     let r0 = rank("0", "cut");
     let mut r1 = rank("1", "cut/ranks/1");
     let start = Instant::now();
-    while metric_rows(&d.join("cut/ranks/1")).len() < 17 && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(5));
+    // Killed once its checkpoint at step 15 is written, 25 steps before the end.
+    let pointer = d.join("cut/ranks/1/checkpoints/latest");
+    while !std::fs::read_to_string(&pointer).is_ok_and(|p| p.contains("15"))
+        && start.elapsed() < Duration::from_secs(90)
+    {
+        std::thread::sleep(Duration::from_millis(2));
     }
+    let rows_at_kill = metric_rows(&d.join("cut/ranks/1")).len();
     r1.kill().unwrap();
     r1.wait().unwrap();
     let killed = Instant::now();
     let out = r0.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "rank 0 went on without rank 1");
+    assert!(
+        rows_at_kill < 40,
+        "rank 1 had finished ({rows_at_kill} steps) before it was killed"
+    );
+    assert!(
+        !out.status.success(),
+        "rank 0 went on without rank 1 (killed after {rows_at_kill} steps): {err}"
+    );
     assert!(
         killed.elapsed() < Duration::from_secs(30),
         "rank 0 took {:?} to stop",
