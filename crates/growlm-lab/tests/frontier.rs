@@ -9,7 +9,7 @@ mod common;
 
 use common::{load_error, registry};
 use growlm_lab::experiment::{run_experiment, silent, ExperimentOptions};
-use growlm_train::{train, DeviceKind, MetricsRow, RunDir, RunOptions};
+use growlm_train::{train, MetricsRow, RunDir, RunOptions};
 
 /// The rows of a run with the wall clock masked.
 fn rows(dir: &Path) -> Vec<MetricsRow> {
@@ -489,17 +489,7 @@ fn a_scale_study_is_predicted_before_its_arms_run() {
         std::fs::write(&file, exp).unwrap();
         file
     };
-    let opts = |file: std::path::PathBuf, d: usize| ExperimentOptions {
-        file,
-        out: dir.path().join(format!("out{d}")),
-        jobs: 2,
-        device: DeviceKind::Flex,
-        report_only: false,
-        sizes_only: false,
-        keep: None,
-        seeds: None,
-        command: "test".into(),
-    };
+    let opts = |file: std::path::PathBuf, d: usize| common::opts(&file, &dir.path().join(format!("out{d}")));
     // The scale below, measured whole; its transfer fitted to its grown runs.
     let small = opts(scale(8), 8);
     run_experiment(&small, &registry(), &silent).unwrap();

@@ -68,7 +68,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         }
         let input = Input::open(&cfg.data.source, cfg.data.split, &opts.cache_dir)?;
         let (batcher, source) = crate::data::batcher(cfg, input, Some(dir), continued, &opts.cache_dir)?;
-        let fingerprint = batcher.fingerprint()?;
+        // Only a run across processes compares it (it reads windows of both splits).
+        let fingerprint = match opts.dist {
+            Some(_) => batcher.fingerprint()?,
+            None => String::new(),
+        };
         let ctx = Ctx::<B>::new(cfg, batcher, &source, device, opts.devices, opts.dist.as_ref())?;
         if let Some(peers) = ctx.peers().filter(|_| opts.dist.is_some()) {
             // Every rank must train the same thing from the same state.

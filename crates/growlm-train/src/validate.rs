@@ -12,16 +12,18 @@ impl RunConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
         let tok = &self.data.tokenizer;
         tok.validate().map_err(|r| invalid("data.tokenizer", r))?;
+        // Once: a `tokenizer.json` is read for it.
+        let vocab = tok.vocab_size();
         for (i, s) in self.stages.iter().enumerate() {
-            if s.model.vocab_size != tok.vocab_size() {
+            if s.model.vocab_size != vocab {
                 return Err(invalid(
                     &format!("stages.{i}.model.vocab_size"),
                     format!(
                         "is {} but data.tokenizer = \"{}\" has {} ids; remove the key (it follows the tokenizer) or set it to {}",
                         s.model.vocab_size,
                         tok.name(),
-                        tok.vocab_size(),
-                        tok.vocab_size()
+                        vocab,
+                        vocab
                     ),
                 ));
             }
