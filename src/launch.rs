@@ -20,7 +20,7 @@ pub struct DistArgs {
     /// Rank 0's host as every rank reaches it (or `MASTER_ADDR`) [default: 127.0.0.1].
     #[arg(long)]
     pub master_addr: Option<String>,
-    /// The orchestrator's port on rank 0 (or `MASTER_PORT`); the ranks serve tensors on the 64·nnodes after it [default: 29500].
+    /// The first orchestrator's port on rank 0 (or `MASTER_PORT`); the run takes the 64·(nnodes+1) from it on [default: 29500].
     #[arg(long)]
     pub master_port: Option<u16>,
     /// With --nnodes N: start the N ranks on this machine (127.0.0.1); rank r > 0 runs in OUT/ranks/r.
@@ -145,15 +145,39 @@ pub fn free_ports(n: u32) -> Result<u16, TrainError> {
     )))
 }
 
+/// Times the local launcher starts every rank again after a collective failed or hung.
+pub const RESTARTS: u32 = 3;
+
 /// Starts `nnodes` ranks of this same command on this machine and waits for them. Rank 0
 /// writes to this terminal; rank r > 0 to `OUT/ranks/r.log`. When one rank fails, the
-/// others are stopped and the error names it and its log.
+/// others are stopped and the error names it and its log. When the first to fail stopped
+/// for its collective ([`growlm_train::COLLECTIVE_EXIT`]: burn-collective 0.21 sometimes
+/// hangs), every rank is started again, from the last checkpoint when there is one, up to
+/// [`RESTARTS`] times: the curve is the uninterrupted run's, since a resume is exact.
 pub fn local(nnodes: u32, port: Option<u16>, out: &Path) -> Result<(), TrainError> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    for attempt in 1..=RESTARTS + 1 {
+        match local_once(nnodes, port, out, &args)? {
+            None => return Ok(()),
+            Some(e) if attempt > RESTARTS => return Err(e),
+            Some(e) => {
+                eprintln!("{e}\nstarting every rank again ({attempt} of {RESTARTS})");
+                if growlm_train::latest_checkpoint(out).is_some() && !args.iter().any(|a| a == "--resume") {
+                    args.push("--resume".into());
+                }
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// One start of every rank: `None` when all finished, the error of a collective that
+/// failed or hung (to start again), or the error of any other failure.
+fn local_once(nnodes: u32, port: Option<u16>, out: &Path, args: &[String]) -> Result<Option<TrainError>, TrainError> {
     let exe = std::env::current_exe().map_err(|e| TrainError::Collective(format!("cannot find this program: {e}")))?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let port = match port {
         Some(p) => p,
-        None => free_ports(nnodes * Distributed::PORT_TURNS)?,
+        None => free_ports(Distributed::ports(nnodes) - 1)?,
     };
     let logs = out.join("ranks");
     std::fs::create_dir_all(&logs).map_err(TrainError::io(&logs))?;
@@ -165,7 +189,7 @@ pub fn local(nnodes: u32, port: Option<u16>, out: &Path) -> Result<(), TrainErro
     let mut children: Vec<(u32, Child, Option<PathBuf>)> = Vec::new();
     for rank in 0..nnodes {
         let mut c = Command::new(&exe);
-        c.args(rank_args(&args, rank, port, out))
+        c.args(rank_args(args, rank, port, out))
             .env_remove("WORLD_SIZE")
             .env_remove("RANK");
         let log = (rank > 0).then(|| logs.join(format!("{rank}.log")));
@@ -200,11 +224,15 @@ pub fn local(nnodes: u32, port: Option<u16>, out: &Path) -> Result<(), TrainErro
         let _ = c.kill();
         let _ = c.wait();
     }
-    match failed {
-        None => Ok(()),
-        Some((rank, status, log)) => Err(TrainError::Collective(format!(
-            "rank {rank} stopped ({status}){}; the other ranks were stopped. Rerun with --resume to continue from the last checkpoint",
-            log.map_or(String::new(), |l| format!(", its log: {}", l.display()))
-        ))),
+    let Some((rank, status, log)) = failed else {
+        return Ok(None);
+    };
+    let e = TrainError::Collective(format!(
+        "rank {rank} stopped ({status}){}; the other ranks were stopped. Rerun with --resume to continue from the last checkpoint",
+        log.map_or(String::new(), |l| format!(", its log: {}", l.display()))
+    ));
+    match status.code() == Some(i32::from(growlm_train::COLLECTIVE_EXIT)) {
+        true => Ok(Some(e)),
+        false => Err(e),
     }
 }

@@ -1018,7 +1018,7 @@ fn a_killed_rank_stops_the_other_and_the_resume_equals_the_uninterrupted_run() {
     let d = dir.path();
     across_to_the_end(d, &args, &["--out", "whole", "--nnodes", "2", "--local"]);
     // The ranks started by hand (as on two machines), in the launcher's layout.
-    let port = growlm::launch::free_ports(2 * growlm::train::Distributed::PORT_TURNS)
+    let port = growlm::launch::free_ports(growlm::train::Distributed::ports(2) - 1)
         .unwrap()
         .to_string();
     let rank = |r: &str, out: &str| {

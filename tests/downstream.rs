@@ -8,16 +8,18 @@
 use std::path::{Path, PathBuf};
 
 use burn_flex::Flex;
-use growlm::lab::downstream::{evaluate, read_task, Scorer, TaskFile, TaskKind};
+use growlm::lab::downstream::{evaluate, read_task, wikitext_detokenize, Docs, Scorer, TaskFile, TaskKind};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval")
 }
 
 /// (growlm's task name, its file, lm-eval's task name in the fixture).
-const TASKS: [(&str, &str, &str); 5] = [
+const TASKS: [(&str, &str, &str); 6] = [
     ("lambada", "lambada.jsonl", "growlm_lambada"),
     ("wikitext2", "wikitext.jsonl", "growlm_wikitext"),
+    // Pages with WikiText's raw spacing, scored detokenized as lm-eval's `wikitext` does.
+    ("wikitext2", "wikitext_raw.jsonl", "growlm_wikitext_raw"),
     ("ptb", "ptb.jsonl", "growlm_ptb"),
     ("piqa", "piqa.jsonl", "growlm_piqa"),
     ("choice", "mc.jsonl", "growlm_mc"),
@@ -78,7 +80,36 @@ fn every_task_equals_lm_evaluation_harness_on_every_fixture_model() {
             }
         }
     }
-    assert_eq!(checked, 3 * (2 + 3 + 3 + 2 + 2));
+    assert_eq!(checked, 3 * (2 + 3 + 3 + 3 + 2 + 2));
+}
+
+/// growlm's WikiText detokenizer returns, for every raw fixture page, the text lm-eval's
+/// `wikitext_detokenizer` returned (recorded by make_expected.py), character for character;
+/// every page is changed by it, so the check is not vacuous.
+#[test]
+fn the_wikitext_detokenizer_equals_lm_evaluation_harnesss() {
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap()).unwrap();
+    let pages = &expected["detokenized"]["wikitext_raw.jsonl"];
+    let pages = pages
+        .as_array()
+        .expect("make_expected.py records the detokenized pages");
+    let Docs::Rolling(raw) = read_task(
+        &TaskFile::parse(&format!(
+            "wikitext2={}",
+            fixtures().join("wikitext_raw.jsonl").display()
+        ))
+        .unwrap(),
+    )
+    .unwrap() else {
+        panic!("a rolling task")
+    };
+    assert_eq!(raw.len(), pages.len());
+    for (page, want) in raw.iter().zip(pages) {
+        let want = want.as_str().unwrap();
+        assert_ne!(page, want, "every fixture page has spacing to undo");
+        assert_eq!(wikitext_detokenize(page), want);
+    }
 }
 
 #[test]

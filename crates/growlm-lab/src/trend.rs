@@ -129,6 +129,9 @@ fn draw(path: &Path, title: &str, points: &[TrendPoint]) -> Drawn {
         (a.min(l), b.max(h))
     });
     let pad = 0.08 * (yhi - ylo);
+    let mut sizes: Vec<f64> = points.iter().map(|p| p.params as f64).collect();
+    sizes.sort_by(f64::total_cmp);
+    sizes.dedup();
     let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut c = ChartBuilder::on(&root)
@@ -136,14 +139,15 @@ fn draw(path: &Path, title: &str, points: &[TrendPoint]) -> Drawn {
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d((lo..hi).log_scale(), (ylo - pad)..(yhi + pad))?;
+        // A tick at each grown model's size: the points are what the axis is read for.
+        .build_cartesian_2d((lo..hi).log_scale().with_key_points(sizes), (ylo - pad)..(yhi + pad))?;
     c.configure_mesh()
         .disable_x_mesh()
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .x_desc("parameters of the grown model")
         .y_desc("×frontier (95% CI)")
-        .x_label_formatter(&|x| format!("{:.0}k", x / 1e3))
+        .x_label_formatter(&|x| format!("{:.1}k", x / 1e3))
         .label_style(("sans-serif", 14))
         .draw()?;
     c.draw_series(DashedLineSeries::new(

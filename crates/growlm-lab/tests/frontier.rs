@@ -310,11 +310,9 @@ grow_frac = [0.25, 0.5]
         &silent,
     )
     .unwrap();
-    let p = pre
-        .frontier
-        .unwrap()
-        .preregistered
-        .expect("the experiment names a prediction");
+    let mut named = pre.frontier.unwrap().preregistered;
+    assert_eq!(named.len(), 1, "the experiment names one prediction");
+    let p = named.remove(0);
     assert_eq!(p.best_at, cells.answer.best_growth.grow_at);
     for (label, i) in [("fr-20-at25", 0), ("fr-20-at50", 1)] {
         let c = p.cells.iter().find(|c| c.arm == label).expect(label);
@@ -341,6 +339,28 @@ grow_frac = [0.25, 0.5]
         pre_report.contains("### Pre-registered") && pre_report.contains("| fr-20-at25 | 5 | 5 |"),
         "{pre_report}"
     );
+    // A list of predictions (one per budget) sets each beside its arms: the same file
+    // twice gives the same comparison twice.
+    let listed = dir.path().join("listed.toml");
+    std::fs::write(
+        &listed,
+        format!("prediction = [\"prediction.json\", \"prediction.json\"]\n{exp}"),
+    )
+    .unwrap();
+    let (both, _) = run_experiment(
+        &ExperimentOptions {
+            file: listed,
+            report_only: true,
+            ..opts.clone()
+        },
+        &registry(),
+        &silent,
+    )
+    .unwrap();
+    let both = both.frontier.unwrap().preregistered;
+    let json = |p: &growlm_lab::experiment::Preregistered| serde_json::to_string(p).unwrap();
+    assert_eq!(both.len(), 2);
+    assert!(both.iter().all(|b| json(b) == json(&p)));
     // A file that is not a prediction is refused by name.
     std::fs::write(dir.path().join("prediction.json"), "{}").unwrap();
     let e = run_experiment(
@@ -554,7 +574,11 @@ fn a_scale_study_is_predicted_before_its_arms_run() {
     let (results, report) = run_experiment(&big, &registry(), &silent).unwrap();
     assert!(results.missing.is_empty());
     let f = results.frontier.unwrap();
-    let p = f.preregistered.expect("the experiment names its prediction");
+    let p = f
+        .preregistered
+        .first()
+        .cloned()
+        .expect("the experiment names its prediction");
     for (label, i) in [("at-20-at25", 0), ("at-20-at50", 1)] {
         let Some(c) = p.cells.iter().find(|c| c.arm == label) else {
             // An arm outside the envelope on every seed has no gap to be right about.

@@ -7,7 +7,9 @@
 
 use std::net::{TcpListener, ToSocketAddrs, UdpSocket};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use burn::collective::CollectiveConfig;
 
@@ -22,8 +24,9 @@ pub struct Distributed {
     pub rank: u32,
     /// The host of rank 0, as every rank reaches it.
     pub master_addr: String,
-    /// The orchestrator's port on rank 0; rank `r` serves its tensors on `master_port + 1 +
-    /// r + k·nnodes`, k = 0 to 63 in turn (see [`Distributed::PORT_TURNS`]).
+    /// The first orchestrator's port on rank 0. Session turn `k` (0 to 63, see
+    /// [`Distributed::PORT_TURNS`]) has its orchestrator on `master_port + k·(nnodes + 1)`
+    /// and rank `r`'s tensors on the `1 + r` ports after it.
     pub master_port: u16,
     /// How long a rank waits in a collective before it stops the run (a dead peer):
     /// `GROWLM_COLLECTIVE_TIMEOUT` seconds, default 300 (a peer may be writing a checkpoint).
@@ -49,12 +52,12 @@ impl Distributed {
         if rank >= nnodes {
             return Err(bad("node-rank", format!("{rank} is not below --nnodes {nnodes}")));
         }
-        if u32::from(master_port) + Self::PORT_TURNS * nnodes >= 65536 || master_port == 0 {
+        if u32::from(master_port) + Self::ports(nnodes) > 65536 || master_port == 0 {
             return Err(bad(
                 "master-port",
                 format!(
-                    "{master_port}: the ranks use the {} ports after it, which must stay below 65536",
-                    Self::PORT_TURNS * nnodes
+                    "{master_port}: the run uses it and the {} ports after it, which must stay below 65536",
+                    Self::ports(nnodes) - 1
                 ),
             ));
         }
@@ -102,15 +105,62 @@ impl Distributed {
     }
 
     /// Each collective call is a session of its own (burn-collective 0.21's global
-    /// all-reduce answers once per registration), and a session's tensor server takes the
-    /// next of this many ports in turn: a new server never waits for the port of the one
-    /// just closed.
+    /// all-reduce answers once per registration), taken from this many turns: each turn
+    /// has its own orchestrator and tensor ports, so a new session never meets the state or
+    /// the ports of the one just closed. (One orchestrator for every session numbered a
+    /// node by the count of nodes registered, so a rank registering the next session
+    /// before the other's finish of this one arrived could be given its id and reduce
+    /// alone.)
     pub const PORT_TURNS: u32 = 64;
+
+    /// Ports a run of `nnodes` processes takes, from `master_port` on.
+    pub fn ports(nnodes: u32) -> u32 {
+        Self::PORT_TURNS * (nnodes + 1)
+    }
+
+    /// The first port of session `call`'s turn: its orchestrator's on rank 0.
+    fn turn_port(&self, call: u64) -> u32 {
+        let turn = (call % u64::from(Self::PORT_TURNS)) as u32;
+        u32::from(self.master_port) + turn * (self.nnodes + 1)
+    }
 
     /// The port this rank serves its tensors on in session `call`.
     pub fn data_port(&self, call: u64) -> u16 {
-        let turn = (call % u64::from(Self::PORT_TURNS)) as u32;
-        (u32::from(self.master_port) + 1 + self.rank + turn * self.nnodes) as u16
+        (self.turn_port(call) + 1 + self.rank) as u16
+    }
+
+    /// The port of session `call`'s orchestrator on rank 0.
+    pub fn orchestrator_port(&self, call: u64) -> u16 {
+        self.turn_port(call) as u16
+    }
+
+    /// Values that ride at the end of session `call`'s buffer: the call's number (below
+    /// 2^20, exact in f32) and this rank's one-hot vector. Averaged, they must come back
+    /// as the same number and `1 / nnodes` everywhere ([`Distributed::check_stamp`]).
+    pub fn stamp(&self, call: u64) -> Vec<f32> {
+        let mut v = vec![(call % (1 << 20)) as f32];
+        v.extend((0..self.nnodes).map(|r| if r == self.rank { 1.0 } else { 0.0 }));
+        v
+    }
+
+    /// Checks the averaged [`stamp`](Distributed::stamp) of session `call`: every rank
+    /// took part in the same call once. Anything else means the collective put together
+    /// ranks out of step (or one alone), and the gradients are not the run's.
+    pub fn check_stamp(&self, call: u64, mean: &[f32]) -> Result<(), TrainError> {
+        let want = self.stamp(call)[0];
+        let share = 1.0 / self.nnodes as f32;
+        let ok = mean.len() == 1 + self.nnodes as usize
+            && mean[0] == want
+            && mean[1..].iter().all(|&x| (x - share).abs() < 1e-6);
+        if ok {
+            return Ok(());
+        }
+        Err(TrainError::Collective(format!(
+            "rank {} of {}: collective call {call} came back from ranks out of step (stamp {mean:?}, expected {want} \
+             and {share} per rank): burn-collective joined the wrong sessions. Stopping before a wrong update; \
+             rerun every rank with --resume to continue from the last checkpoint",
+            self.rank, self.nnodes
+        )))
     }
 
     /// Waits until the tensor servers of session `call` accept connections: burn-
@@ -171,8 +221,12 @@ impl Distributed {
 
     /// The collective's config for `local` peers in this process, for session `call`.
     pub(crate) fn config(&self, local: usize, call: u64) -> Result<CollectiveConfig, TrainError> {
-        let global = burn_communication::Address::from_str(&format!("ws://{}:{}", self.master_addr, self.master_port))
-            .map_err(|e| bad("master-addr", e))?;
+        let global = burn_communication::Address::from_str(&format!(
+            "ws://{}:{}",
+            self.master_addr,
+            self.orchestrator_port(call)
+        ))
+        .map_err(|e| bad("master-addr", e))?;
         let node =
             burn_communication::Address::from_str(&format!("ws://{}:{}", self.own_host()?, self.data_port(call)))
                 .map_err(|e| bad("master-addr", e))?;
@@ -184,8 +238,8 @@ impl Distributed {
             .with_data_service_port(self.data_port(call)))
     }
 
-    /// Checks that this rank's ports are free, and on rank 0 starts the orchestrator on a
-    /// thread of its own for the life of the process.
+    /// Checks that this rank's ports are free, and on rank 0 starts every turn's
+    /// orchestrator on a thread of their own for the life of the process.
     pub(crate) fn start(&self) -> Result<(), TrainError> {
         {
             // Before burn-communication's first server installs its INFO-level printer.
@@ -212,15 +266,53 @@ impl Distributed {
             free(self.data_port(call), "a tensor service")?;
         }
         if self.is_main() {
-            free(self.master_port, "the orchestrator")?;
-            let port = self.master_port;
+            let ports: Vec<u16> = (0..u64::from(Self::PORT_TURNS))
+                .map(|c| self.orchestrator_port(c))
+                .collect();
+            for &port in &ports {
+                free(port, "an orchestrator")?;
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
                 .build()
-                .map_err(|e| TrainError::Collective(format!("cannot start the orchestrator's runtime: {e}")))?;
-            std::thread::spawn(move || runtime.block_on(burn_collective::start_global_orchestrator(port)));
+                .map_err(|e| TrainError::Collective(format!("cannot start the orchestrators' runtime: {e}")))?;
+            std::thread::spawn(move || {
+                runtime.block_on(async move {
+                    let mut all = tokio::task::JoinSet::new();
+                    for port in ports {
+                        all.spawn(burn_collective::start_global_orchestrator(port));
+                    }
+                    while all.join_next().await.is_some() {}
+                })
+            });
         }
         Ok(())
     }
+}
+
+/// The exit status of a rank stopped by a collective that failed or hung (the watchdog, or
+/// a call's stamp out of step): the local launcher starts every rank again from the last
+/// checkpoint on it, as a user would rerun them with `--resume`.
+pub const COLLECTIVE_EXIT: u8 = 3;
+
+/// Stops the process when it has waited in a collective for longer than the timeout: a
+/// rank that died leaves the others waiting, and a run must not hang.
+pub(crate) fn watchdog(waiting: Arc<Mutex<Option<Instant>>>, d: Distributed) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let since = *waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_some_and(|t| t.elapsed() > d.timeout) {
+            eprintln!(
+                "error: rank {} of {}: no answer from the other ranks for {} s (one stopped, or rank 0 at {}:{} is unreachable); \
+                 stopping. Rerun every rank with --resume to continue from the last checkpoint",
+                d.rank,
+                d.nnodes,
+                d.timeout.as_secs(),
+                d.master_addr,
+                d.master_port
+            );
+            std::process::exit(i32::from(COLLECTIVE_EXIT));
+        }
+    });
 }

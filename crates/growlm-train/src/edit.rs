@@ -86,6 +86,26 @@ impl Edit {
     }
 }
 
+/// Makes a relative `data.tokenizer.file` absolute when the working directory lacks it and
+/// the first of `dirs` that has it is found; anything else is left to validation.
+fn find_tokenizer_in(table: &mut toml::Table, dirs: &[&Path]) {
+    let Some(file) = table
+        .get_mut("data")
+        .and_then(|d| d.get_mut("tokenizer"))
+        .and_then(|t| t.get_mut("file"))
+    else {
+        return;
+    };
+    let Some(p) = file.as_str().map(Path::new) else { return };
+    if p.is_absolute() || p.exists() {
+        return;
+    }
+    if let Some(there) = dirs.iter().map(|d| d.join(p)).find(|q| q.is_file()) {
+        let abs = std::path::absolute(&there).unwrap_or(there);
+        *file = toml::Value::String(abs.to_string_lossy().into_owned());
+    }
+}
+
 fn int(key: &str, n: u64) -> Result<toml::Value, TrainError> {
     i64::try_from(n)
         .map(toml::Value::Integer)
@@ -97,13 +117,24 @@ impl RunConfig {
     /// When the result is invalid, the error names the file (if the file alone is
     /// invalid) or the first edit after which the config is invalid, and the key.
     ///
-    /// A relative `data.source` that is not in the working directory but is beside the
-    /// config file is read from there (made absolute), so a config and its corpus move
-    /// together; one in the working directory is read from it, as always.
+    /// A relative `data.source` or `data.tokenizer = { file = … }` that is not in the
+    /// working directory but is beside the config file is read from there (made absolute),
+    /// so a config moves with its corpus and tokenizer; one in the working directory is
+    /// read from it, as always.
     pub fn load_edited(path: &Path, edits: &[Edit]) -> Result<Self, TrainError> {
+        Self::load_edited_beside(path, edits, &[])
+    }
+
+    /// As [`load_edited`](Self::load_edited), looking for relative paths in `dirs` (say,
+    /// an experiment file's directory) after the config file's own.
+    pub fn load_edited_beside(path: &Path, edits: &[Edit], dirs: &[&Path]) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
-        let mut cfg = Self::parse_edited(&text, path, edits)?;
-        cfg.find_source_in(path.parent().unwrap_or(Path::new(".")));
+        let own = path.parent().unwrap_or(Path::new("."));
+        let dirs: Vec<&Path> = [own].into_iter().chain(dirs.iter().copied()).collect();
+        let mut cfg = Self::parse_in(&text, path, edits, &dirs)?;
+        for dir in dirs {
+            cfg.find_source_in(dir);
+        }
         Ok(cfg)
     }
 
@@ -127,13 +158,21 @@ impl RunConfig {
     /// As [`load_edited`](Self::load_edited), on a config's text already read (a config
     /// the command line carries inside itself); `path` names it in errors.
     pub fn parse_edited(text: &str, path: &Path, edits: &[Edit]) -> Result<Self, TrainError> {
+        Self::parse_in(text, path, edits, &[])
+    }
+
+    /// [`parse_edited`](Self::parse_edited), with a relative tokenizer file looked for in
+    /// `dirs` when the working directory lacks it (before validation, which reads it).
+    fn parse_in(text: &str, path: &Path, edits: &[Edit], dirs: &[&Path]) -> Result<Self, TrainError> {
         let in_file = |e| TrainError::InFile {
             path: path.to_path_buf(),
             source: Box::new(e),
         };
-        let table = parse_table(text).map_err(in_file)?;
+        let mut table = parse_table(text).map_err(in_file)?;
+        find_tokenizer_in(&mut table, dirs);
         let mut all = table.clone();
         if edits.iter().all(|e| e.apply(&mut all).is_ok()) {
+            find_tokenizer_in(&mut all, dirs);
             if let Ok(cfg) = Self::from_table(all) {
                 return Ok(cfg);
             }
@@ -147,6 +186,7 @@ impl RunConfig {
                 source: Box::new(e),
             };
             edit.apply(&mut table).map_err(over)?;
+            find_tokenizer_in(&mut table, dirs);
             cfg = Self::from_table(table.clone()).map_err(over)?;
         }
         Ok(cfg)

@@ -45,7 +45,7 @@ pub use bench::{matmul_peak, measure, BenchResult, BenchSpec};
 pub use checkpoint::{latest_checkpoint, saved_config, snapshot_path, stage_seed, RunState};
 pub use config::{DataConfig, OnNonFinite, Precision, RunConfig, StageConfig, TrainConfig};
 pub use data::prepare_data;
-pub use dist::Distributed;
+pub use dist::{Distributed, COLLECTIVE_EXIT};
 pub use edit::Edit;
 pub use engine::{train, InitWeights, RunOptions};
 pub use error::TrainError;

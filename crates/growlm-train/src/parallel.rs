@@ -102,7 +102,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
         };
         let waiting = Arc::new(Mutex::new(Some(Instant::now())));
         if let Some(d) = dist {
-            watchdog(waiting.clone(), d.clone());
+            crate::dist::watchdog(waiting.clone(), d.clone());
         }
         // Across processes each collective call is a session of its own (see `Self::call`).
         let per_call = match dist {
@@ -214,7 +214,6 @@ impl<B: AutodiffBackend> DataParallel<B> {
                 )
             })
             .collect();
-        let nodes = self.nodes;
         let call = self.next_call();
         *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let results: Vec<Result<(f64, GradientsParams), String>> = std::thread::scope(|s| {
@@ -232,8 +231,11 @@ impl<B: AutodiffBackend> DataParallel<B> {
                             let loss = compute.loss(x, y, &masks, width.as_ref());
                             let value = loss.clone().into_scalar().elem::<f64>();
                             let grads = GradientsParams::from_grads(loss.backward(), &replica);
+                            // The loss, and across processes the call's stamp (`Distributed::stamp`).
+                            let mut extras = vec![value as f32];
+                            extras.extend(per_call.map_or(vec![], |(p, call)| p.dist.stamp(call)));
                             let reduced = Self::call(per_call, i, &device, || {
-                                crate::flat::all_reduce_mean(&replica, grads, &[value as f32], PeerId::from(i))
+                                crate::flat::all_reduce_mean(&replica, grads, &extras, PeerId::from(i))
                             });
                             (value, reduced)
                         }));
@@ -243,9 +245,13 @@ impl<B: AutodiffBackend> DataParallel<B> {
                             Err(format!("peer {i}: {what}"))
                         };
                         match step {
-                            Ok((value, Ok((grads, mean)))) => {
-                                Ok((if nodes > 1 { f64::from(mean[0]) } else { value }, grads))
-                            }
+                            Ok((value, Ok((grads, mean)))) => match per_call {
+                                Some((p, call)) => match p.dist.check_stamp(call, &mean[1..]) {
+                                    Ok(()) => Ok((f64::from(mean[0]), grads)),
+                                    Err(e) => failed(e.to_string()),
+                                },
+                                None => Ok((value, grads)),
+                            },
                             Ok((_, Err(e))) => failed(format!("all-reduce: {e:?}")),
                             Err(panic) => {
                                 let msg = panic
@@ -372,27 +378,6 @@ impl<B: AutodiffBackend> DataParallel<B> {
             .as_ref()
             .map_or(0, |p| p.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
     }
-}
-
-/// Stops the process when it has waited in a collective for longer than the timeout: a
-/// rank that died leaves the others waiting, and a run must not hang.
-fn watchdog(waiting: Arc<Mutex<Option<Instant>>>, d: Distributed) {
-    std::thread::spawn(move || loop {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let since = *waiting.lock().unwrap_or_else(|e| e.into_inner());
-        if since.is_some_and(|t| t.elapsed() > d.timeout) {
-            eprintln!(
-                "error: rank {} of {}: no answer from the other ranks for {} s (one stopped, or rank 0 at {}:{} is unreachable); \
-                 stopping. Rerun every rank with --resume to continue from the last checkpoint",
-                d.rank,
-                d.nnodes,
-                d.timeout.as_secs(),
-                d.master_addr,
-                d.master_port
-            );
-            std::process::exit(3);
-        }
-    });
 }
 
 fn collective_error(what: impl Into<String>) -> TrainError {

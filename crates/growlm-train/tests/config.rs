@@ -280,3 +280,44 @@ fn a_corpus_beside_its_config_is_found_from_any_directory() {
     let want = std::path::absolute(dir.path().join("shards/*.jsonl")).unwrap();
     assert_eq!(cfg.data.source, growlm_data::CorpusSource::Path(want));
 }
+
+/// A relative `data.tokenizer = { file = … }` beside the config file, and not in the
+/// working directory, is read from beside the file (validation reads it, so the path is
+/// settled before); the vocabulary follows that file.
+#[test]
+fn a_tokenizer_beside_its_config_is_found_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/tiny.toml")).unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../growlm-data/tests/fixtures/corpus/tokenizer.json"
+    );
+    std::fs::create_dir(dir.path().join("tok")).unwrap();
+    std::fs::copy(fixture, dir.path().join("tok/tokenizer.json")).unwrap();
+    let file = dir.path().join("c.toml");
+    let with = |tok: &str| tiny.replace("[data]", &format!("[data]\ntokenizer = {{ file = \"{tok}\" }}"));
+    std::fs::write(&file, with("tok/tokenizer.json")).unwrap();
+    let cfg = growlm_train::RunConfig::from_file(&file).unwrap();
+    let want = std::path::absolute(dir.path().join("tok/tokenizer.json")).unwrap();
+    assert_eq!(cfg.data.tokenizer, growlm_data::TokenizerKind::File(want.clone()));
+    let vocab = growlm_data::Tokenizer::from_file(&want).unwrap().vocab_size();
+    assert!(
+        cfg.stages.iter().all(|s| s.model.vocab_size == vocab),
+        "the vocabulary follows the file"
+    );
+    // Given through an override, the same rule holds.
+    std::fs::write(&file, &tiny).unwrap();
+    let set = growlm_train::Edit::Set("data.tokenizer={file=\"tok/tokenizer.json\"}".into());
+    let cfg = growlm_train::RunConfig::load_edited(&file, &[set]).unwrap();
+    assert_eq!(cfg.data.tokenizer, growlm_data::TokenizerKind::File(want));
+    // Found nowhere: the error names the path as written.
+    std::fs::write(&file, with("nowhere/tokenizer.json")).unwrap();
+    let err = growlm_train::RunConfig::from_file(&file).unwrap_err();
+    let mut chain = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        chain += &format!(": {c}");
+        cause = c.source();
+    }
+    assert!(chain.contains("nowhere/tokenizer.json"), "{chain}");
+}

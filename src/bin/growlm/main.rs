@@ -249,7 +249,14 @@ fn main() -> std::process::ExitCode {
             if let Some(h) = growlm::hints::hint(&e) {
                 eprintln!("hint: {h}");
             }
-            std::process::ExitCode::FAILURE
+            // A collective that failed: the local launcher starts the ranks again on it.
+            let collective = |c: &(dyn std::error::Error + 'static)| {
+                matches!(c.downcast_ref(), Some(growlm::train::TrainError::Collective(_)))
+            };
+            match e.chain().any(collective) {
+                true => std::process::ExitCode::from(growlm::train::COLLECTIVE_EXIT),
+                false => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -4,12 +4,14 @@
 //! growlm's can be set side by side: [`tasks`] reads the files, [`score`] turns examples into
 //! log-likelihood requests and scores them, and [`evaluate`] aggregates each task's metrics.
 
+pub mod detok;
 pub mod score;
 pub mod tasks;
 
 use burn::tensor::backend::Backend;
 use serde::Serialize;
 
+pub use detok::wikitext_detokenize;
 pub use score::{Request, Scored, Scorer};
 pub use tasks::{read_task, ChoiceDoc, Docs, TaskFile, TaskKind};
 
@@ -132,7 +134,12 @@ pub fn evaluate<B: Backend>(scorer: &Scorer<'_, B>, file: &TaskFile) -> Result<T
         Docs::Rolling(texts) => {
             let (mut ll, mut tokens, mut words, mut bytes) = (0.0, 0usize, 0usize, 0usize);
             for t in texts {
-                let (reqs, count) = scorer.rolling(t).map_err(context)?;
+                // WikiText is scored detokenized, and counted as it is (as lm-eval does).
+                let scored = match file.kind {
+                    TaskKind::Wikitext => std::borrow::Cow::Owned(wikitext_detokenize(t)),
+                    _ => std::borrow::Cow::Borrowed(t.as_str()),
+                };
+                let (reqs, count) = scorer.rolling(&scored).map_err(context)?;
                 ll += scorer
                     .score(&reqs)
                     .map_err(context)?

@@ -89,9 +89,10 @@ pub struct FrontierResults {
     /// The law `L(N, D)` over the sizes' runs and its predictions of the grown arms (none
     /// when it cannot be fitted yet: fewer than 2 sizes or budgets done).
     pub law: Option<super::law::LawCheck>,
-    /// The experiment's pre-registered prediction (`prediction = FILE`) against the
-    /// measured arms.
-    pub preregistered: Option<super::preregistered::Preregistered>,
+    /// The experiment's pre-registered predictions (`prediction = FILE` or a list, one per
+    /// budget), each against the measured arms of its budget.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preregistered: Vec<super::preregistered::Preregistered>,
 }
 
 /// What the frontier cost (the point of branching the cool-downs): the sizes' own wall
@@ -238,7 +239,7 @@ pub(crate) fn frontier_results(
     let law = super::law::check(dir, jobs, &arm_rows)?;
     Ok(Some(FrontierResults {
         law,
-        preregistered: None,
+        preregistered: Vec::new(),
         envelopes,
         sizes: size_rows,
         rows,

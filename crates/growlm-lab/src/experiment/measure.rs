@@ -103,9 +103,12 @@ pub(super) fn measure(
 
     let seed0 = jobs[0].cfg.seed;
     let mut frontier = frontier_results(exp, dir, jobs, &runs)?;
-    if let (Some(f), Some(p)) = (frontier.as_mut(), &exp.prediction) {
-        let file = opts.file.parent().unwrap_or(Path::new(".")).join(p);
-        f.preregistered = Some(super::preregistered::compare(&file, p, &f.arms, &runs)?);
+    if let Some(f) = frontier.as_mut() {
+        for p in &exp.prediction {
+            let file = opts.file.parent().unwrap_or(Path::new(".")).join(p);
+            f.preregistered
+                .push(super::preregistered::compare(&file, p, &f.arms, &runs)?);
+        }
     }
 
     let solver = exp.solve.then(|| {

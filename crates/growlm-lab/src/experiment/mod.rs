@@ -95,10 +95,12 @@ pub struct Experiment {
     /// predictions beside the arms that grow at fixed steps (Appendix A, Figures 7–8).
     #[serde(default)]
     pub solve: bool,
-    /// A prediction of the grown arms written before they ran (`solve --budget-steps …
-    /// --grow-at … --json FILE`, committed), relative to the experiment file: the report
-    /// sets each arm beside it (docs/solver.md, "Pre-registering a new scale").
-    pub prediction: Option<PathBuf>,
+    /// Predictions of the grown arms written before they ran (`solve --budget-steps …
+    /// --grow-at … --json FILE`, committed), relative to the experiment file: one file or
+    /// a list, one per budget. The report sets each arm beside the prediction of its budget
+    /// (docs/solver.md, "Pre-registering a new scale").
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub prediction: Vec<PathBuf>,
     /// Downstream tasks run on every finished run's final checkpoint (paper Table 2's
     /// columns; docs/evaluation.md).
     pub eval: Option<EvalTable>,
@@ -349,4 +351,18 @@ impl Experiment {
         }
         Ok(e)
     }
+}
+
+/// A file key that takes one path or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
 }

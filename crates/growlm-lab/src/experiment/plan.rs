@@ -64,9 +64,7 @@ impl Experiment {
     pub fn jobs(&self, dir: &Path, base: &Path) -> Result<Vec<Job>, LabError> {
         let load = |edits: Vec<Edit>| -> Result<RunConfig, LabError> {
             let all: Vec<Edit> = self.sets.iter().cloned().map(Edit::Set).chain(edits).collect();
-            let mut cfg = RunConfig::load_edited(base, &all)?;
-            cfg.find_source_in(&self.dir);
-            Ok(cfg)
+            Ok(RunConfig::load_edited_beside(base, &all, &[&self.dir])?)
         };
         let base_cfg = load(vec![])?;
         if base_cfg.stages.len() < 2 {

@@ -339,7 +339,11 @@ fn draw(path: &Path, title: &str, runs: &[Plotted<'_>], log_x: bool, env: Option
         }};
     }
     if log_x {
-        body!(b.build_cartesian_2d((xmin * 0.9..xmax * 1.1).log_scale(), ymin..ymax)?);
+        let (lo, hi) = (xmin * 0.9, xmax * 1.1);
+        body!(b.build_cartesian_2d(
+            (lo..hi).log_scale().with_key_points(super::log_ticks(lo, hi)),
+            ymin..ymax
+        )?);
     } else {
         body!(b.build_cartesian_2d(0.0..xmax * 1.02, ymin..ymax)?);
     }

@@ -99,6 +99,26 @@ pub(crate) fn sci(x: &f64) -> String {
     format!("{x:.1e}")
 }
 
+/// Ticks for a log axis over `lo..hi`: 1, 2 and 5 times each power of ten inside it, so an
+/// axis spanning less than a decade still has labels between its decades.
+pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return ticks;
+    }
+    let mut decade = 10f64.powi(lo.log10().floor() as i32);
+    while decade <= hi {
+        ticks.extend(
+            [1.0, 2.0, 5.0]
+                .iter()
+                .map(|m| m * decade)
+                .filter(|t| (lo..=hi).contains(t)),
+        );
+        decade *= 10.0;
+    }
+    ticks
+}
+
 fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
     let train: Vec<f64> = rows.iter().map(|r| r.train_loss).collect();
     let val: Vec<f64> = rows.iter().filter_map(|r| r.val_loss).collect();
@@ -195,7 +215,10 @@ fn draw_loss(path: &Path, rows: &[MetricsRow], events: &[GrowEvent]) -> Drawn {
             "training FLOPs",
             by_flops,
             true,
-            build(&right, "loss against training FLOPs").build_cartesian_2d((fmin..fmax).log_scale(), ymin..ymax)?,
+            build(&right, "loss against training FLOPs").build_cartesian_2d(
+                (fmin..fmax).log_scale().with_key_points(log_ticks(fmin, fmax)),
+                ymin..ymax
+            )?,
             &sci
         );
     }
@@ -212,6 +235,13 @@ fn smooth_values(v: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_ticks_are_one_two_five_per_decade_inside_the_range() {
+        assert_eq!(log_ticks(3e11, 2.5e12), vec![5e11, 1e12, 2e12]);
+        assert_eq!(log_ticks(0.9, 11.0), vec![1.0, 2.0, 5.0, 10.0]);
+        assert!(log_ticks(0.0, 1.0).is_empty() && log_ticks(2.0, 1.0).is_empty());
+    }
 
     #[test]
     fn smoothing_is_a_centred_mean_and_the_range_leaves_out_the_warm_up() {

@@ -79,7 +79,7 @@ pub(super) fn frontier(s: &mut String, f: &FrontierResults) {
     }
     *s += "\n![the compute-optimal frontier](frontier.svg)\n\n";
     grids(s, f);
-    if let Some(p) = &f.preregistered {
+    for p in &f.preregistered {
         preregistered(s, p);
     }
     if let Some(l) = &f.law {
