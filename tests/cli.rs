@@ -1071,3 +1071,102 @@ fn a_killed_rank_stops_the_other_and_the_resume_equals_the_uninterrupted_run() {
     across_to_the_end(d, &args, &["--out", name, "--nnodes", "2", "--local", "--resume"]);
     assert_eq!(metric_rows(&d.join(name)), metric_rows(&d.join("whole")));
 }
+
+/// Two ranks started by hand (as on two machines) on the fixture, on `port`, each with its
+/// own extra flags; returns each rank's exit status and error output.
+fn two_ranks(dirs: [&Path; 2], args: &[String], port: u16, extra: [&[&str]; 2]) -> Vec<(bool, String)> {
+    let port = port.to_string();
+    let children: Vec<_> = (0..2)
+        .map(|r| {
+            let rank = r.to_string();
+            let out = format!("rank{r}");
+            let mut flags = vec![
+                "--nnodes",
+                "2",
+                "--node-rank",
+                &rank,
+                "--master-port",
+                &port,
+                "--out",
+                &out,
+            ];
+            flags.extend_from_slice(extra[r]);
+            growlm_in(dirs[r], args, &flags).spawn().unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        })
+        .collect()
+}
+
+/// Ranks that would train different things are refused at the start, each naming what
+/// differs: a config, or the data behind the same config (rank 1 started in a directory
+/// whose `text.txt` has other text).
+#[test]
+fn ranks_that_differ_are_refused_at_the_start_naming_what_differs() {
+    let (dir, args, _ports) = across_processes_fixture();
+    let d = dir.path();
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let text = std::fs::read_to_string(d.join("text.txt")).unwrap();
+    std::fs::write(other.join("text.txt"), text.replace("union", "nation")).unwrap();
+    for (rank1_dir, extra, what) in [
+        (d, &["--set", "train.lr=0.002"][..], "the ranks differ in the config"),
+        (other.as_path(), &[][..], "the ranks differ in the data"),
+    ] {
+        // burn-collective 0.21's global path sometimes hangs on a call (the watchdog then
+        // names it); such a start is tried again on fresh ports.
+        let mut tries = Vec::new();
+        for _ in 0..3 {
+            let port = growlm::launch::free_ports(growlm::train::Distributed::ports(2) - 1).unwrap();
+            let ranks = two_ranks([d, rank1_dir], &args, port, [&[], extra]);
+            if ranks.iter().any(|(_, e)| e.contains("no answer from the other ranks")) {
+                tries.push(format!("{ranks:?}"));
+                continue;
+            }
+            for (r, (ok, err)) in ranks.iter().enumerate() {
+                assert!(!ok && err.contains(what), "{extra:?}: rank {r}: {err}");
+            }
+            assert!(!d.join("rank0/metrics.jsonl").exists(), "{extra:?}: rank 0 trained");
+            tries.clear();
+            break;
+        }
+        assert!(tries.is_empty(), "{extra:?} hung 3 times: {tries:?}");
+    }
+}
+
+/// A port already taken is named, with the flag that moves it; a rank whose master never
+/// answers stops within its timeout, naming the address it waited for.
+#[test]
+fn a_port_in_use_and_an_unreachable_master_are_named() {
+    use std::time::{Duration, Instant};
+    let (dir, args, _ports) = across_processes_fixture();
+    let d = dir.path();
+    let port = growlm::launch::free_ports(growlm::train::Distributed::ports(2) - 1).unwrap();
+    let taken = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+    let p = port.to_string();
+    let rank0 = ["--nnodes", "2", "--node-rank", "0", "--master-port", &p, "--out", "r0"];
+    let out = growlm_in(d, &args, &rank0).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&format!("port {port}")) && err.contains("--master-port"),
+        "{err}"
+    );
+    drop(taken);
+    // Rank 1 alone: nobody listens at rank 0's address.
+    let rank1 = ["--nnodes", "2", "--node-rank", "1", "--master-port", &p, "--out", "r1"];
+    let start = Instant::now();
+    let out = growlm_in(d, &args, &rank1).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}: {err}",
+        start.elapsed()
+    );
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
