@@ -303,7 +303,11 @@ fn draw(path: &Path, title: &str, runs: &[Plotted<'_>], log_x: bool, env: Option
                 for piece in cut(&line, ymin, ymax, true) {
                     c.draw_series(LineSeries::new(piece, BLACK.stroke_width(3)))?;
                 }
-                let inside = pts.into_iter().filter(|p| p.1 >= ymin && p.1 <= ymax);
+                // Sizes whose cheapest budgets differ by a few steps' FLOPs each lead the
+                // envelope for an instant before the line starts; their dots would float
+                // off it, unlabelled.
+                let start = line.first().map_or(f64::INFINITY, |p| p.0);
+                let inside = pts.into_iter().filter(|p| p.0 >= start && p.1 >= ymin && p.1 <= ymax);
                 c.draw_series(inside.map(|p| Circle::new(p, 5, BLACK.filled())))?;
             }
             // The legend: one line per size and per grown run, then the frontier.
