@@ -190,3 +190,53 @@ fn a_document_is_scored_in_rolling_windows_as_lm_eval_cuts_them() {
         assert!((a.loglikelihood - b.loglikelihood).abs() < 1e-5 && a.greedy == b.greedy);
     }
 }
+
+/// A continuation longer than the model's context is refused naming its example (a PIQA
+/// answer against a 64-byte model, here 4 bytes), and one of exactly context + 1 tokens is
+/// refused too, not read from before its window.
+#[test]
+fn an_answer_longer_than_the_context_is_refused_naming_its_example() {
+    let cfg = growlm::model::GptConfig::new(256, 4, 8, 1, 2);
+    let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
+    let tokenizer = growlm::data::Tokenizer::byte();
+    let scorer = Scorer {
+        model: &model,
+        config: &cfg,
+        mask: None,
+        tokenizer: &tokenizer,
+        batch: 2,
+    };
+    // "abcd" is 4 tokens: it fits; " abcd" is context + 1 and " abcdefgh" more.
+    let fits = scorer.request("xyz", "abcd").unwrap();
+    assert!(scorer.fits(&fits) && scorer.score(&[fits]).is_ok());
+    for cont in [" abcd", " abcdefgh"] {
+        let r = scorer.request("xyz", cont).unwrap();
+        assert!(!scorer.fits(&r), "{cont}");
+        let err = scorer.score(&[r]).unwrap_err().to_string();
+        assert!(err.contains("does not fit"), "{cont}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.jsonl");
+    let lines = [
+        r#"{"context": "a", "choices": ["b", "c"], "label": 0}"#,
+        "",
+        r#"{"context": "a", "choices": ["b", "a long answer"], "label": 1}"#,
+    ];
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let task = TaskFile {
+        name: "choice".into(),
+        kind: TaskKind::named("choice").unwrap(),
+        path: path.clone(),
+    };
+    let err = evaluate(&scorer, &task).unwrap_err().to_string();
+    for part in [
+        "long.jsonl",
+        "example 2",
+        "14 tokens",
+        "context of 4",
+        "1 of 4 requests",
+        "leave it out",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+}

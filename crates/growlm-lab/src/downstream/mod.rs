@@ -126,6 +126,7 @@ pub fn evaluate<B: Backend>(scorer: &Scorer<'_, B>, file: &TaskFile) -> Result<T
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(context)?;
+            check_fit(scorer, &reqs, |i| i).map_err(context)?;
             let s = scorer.score(&reqs).map_err(context)?;
             let n = s.len() as f64;
             r.perplexity = Some((-s.iter().map(|x| x.loglikelihood).sum::<f64>() / n).exp());
@@ -165,6 +166,10 @@ pub fn evaluate<B: Backend>(scorer: &Scorer<'_, B>, file: &TaskFile) -> Result<T
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(context)?;
+            let example: Vec<usize> = (examples.iter().enumerate())
+                .flat_map(|(i, d)| std::iter::repeat_n(i, d.choices.len()))
+                .collect();
+            check_fit(scorer, &reqs, |r| example[r]).map_err(context)?;
             let s = scorer.score(&reqs).map_err(context)?;
             let (mut at, mut right, mut right_norm) = (0, 0, 0);
             for d in examples {
@@ -184,6 +189,28 @@ pub fn evaluate<B: Backend>(scorer: &Scorer<'_, B>, file: &TaskFile) -> Result<T
         }
     }
     Ok(r)
+}
+
+/// Refuses a task with a request the model's context cannot hold, naming its example
+/// (`example_of` maps a request to its example's index) and what to do.
+fn check_fit<B: Backend>(
+    scorer: &Scorer<'_, B>,
+    reqs: &[Request],
+    example_of: impl Fn(usize) -> usize,
+) -> Result<(), LabError> {
+    let count = reqs.iter().filter(|r| !scorer.fits(r)).count();
+    match reqs.iter().position(|r| !scorer.fits(r)) {
+        None => Ok(()),
+        Some(i) => Err(LabError::Invalid(format!(
+            "example {} (of the non-empty lines, from 1): a continuation of {} tokens does not fit the \
+             model's context of {} ({count} of {} requests do not); score this task with a model \
+             whose context holds its answers, or leave it out",
+            example_of(i) + 1,
+            reqs[i].continuation.len(),
+            scorer.config.context_len,
+            reqs.len()
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,12 @@ impl<B: Backend> Scorer<'_, B> {
         Ok((out, tokens.len()))
     }
 
+    /// Whether `r` can be scored: a context, and a continuation of 1 to `context_len`
+    /// tokens (each predicted from a position the window still holds).
+    pub fn fits(&self, r: &Request) -> bool {
+        !r.context.is_empty() && (1..=self.config.context_len).contains(&r.continuation.len())
+    }
+
     /// Scores `requests`, `batch` at a time, right-padded to the longest of each batch.
     pub fn score(&self, requests: &[Request]) -> Result<Vec<Scored>, LabError> {
         let n = self.config.context_len;
@@ -153,7 +159,9 @@ impl<B: Backend> Scorer<'_, B> {
                 .to_vec()
                 .map_err(|e| LabError::Invalid(format!("cannot read the logits: {e:?}")))?;
             for (b, ((x, k), r)) in inputs.iter().zip(group).enumerate() {
-                if *k == 0 || *k > x.len() + 1 || r.context.is_empty() {
+                // Every continuation token needs an input position before it: k ≤ x.len()
+                // (a continuation of context + 1 tokens once cut would index before it).
+                if !self.fits(r) || *k > x.len() {
                     return Err(LabError::Invalid(format!(
                         "a continuation of {k} tokens after {} does not fit the model's context of {n}",
                         r.context.len()
