@@ -40,12 +40,25 @@ def load(run):
     return m
 
 
-def interval(xs, fmt):
+def interval(xs, fmt, log=False):
+    """Mean and 95% t interval; with `log`, the geometric mean and the interval of the logs
+    (perplexities, whose seeds differ by factors)."""
+    if log:
+        mean, lo, hi = interval_of([math.log(x) for x in xs])
+        return f"{fmt.format(math.exp(mean))} ({fmt.format(math.exp(lo))}–{fmt.format(math.exp(hi))})" if lo is not None else fmt.format(math.exp(mean)) + " (1 seed)"
     mean = statistics.fmean(xs)
     if len(xs) < 2:
         return fmt.format(mean) + " (1 seed)"
     h = T975[len(xs) - 1] * statistics.stdev(xs) / math.sqrt(len(xs))
     return f"{fmt.format(mean)} ({fmt.format(mean - h)}–{fmt.format(mean + h)})"
+
+
+def interval_of(xs):
+    mean = statistics.fmean(xs)
+    if len(xs) < 2:
+        return mean, None, None
+    h = T975[len(xs) - 1] * statistics.stdev(xs) / math.sqrt(len(xs))
+    return mean, mean - h, mean + h
 
 
 def main(root):
@@ -62,7 +75,7 @@ def main(root):
     print("| run | " + " | ".join(c[0] for c in COLUMNS) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for name, by_seed in list(arms.items()) + sorted(alone.items(), key=lambda kv: statistics.fmean(r["val"] for r in kv[1].values())):
-        cells = [interval([by_seed[s][key] for s in seeds], fmt) for _, key, fmt in COLUMNS]
+        cells = [interval([by_seed[s][key] for s in seeds], fmt, key.endswith("perplexity")) for _, key, fmt in COLUMNS]
         print(f"| {name} | " + " | ".join(cells) + " |")
     best = {s: min(alone.values(), key=lambda v: v[s]["val"])[s] for s in seeds}
     names = {s: next(k for k, v in alone.items() if v[s] is best[s]) for s in seeds}
@@ -72,7 +85,7 @@ def main(root):
     for name, by_seed in arms.items():
         cells = []
         for _, key, fmt in COLUMNS:
-            if "ppl" in fmt or key.endswith("perplexity"):
+            if key.endswith("perplexity"):
                 # Perplexities differ by orders of magnitude: a ratio, as log differences.
                 xs = [math.log(by_seed[s][key] / best[s][key]) for s in seeds]
                 cells.append("log ratio " + interval(xs, "{:+.3f}"))
