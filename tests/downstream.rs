@@ -10,6 +10,20 @@ use std::path::{Path, PathBuf};
 use burn_flex::Flex;
 use growlm::lab::downstream::{evaluate, read_task, wikitext_detokenize, Docs, Scorer, TaskFile, TaskKind};
 
+/// Calls `f` with a scorer of an untrained byte-level model whose context is 4 tokens.
+fn tiny_scorer(f: impl FnOnce(Scorer<'_, Flex>)) {
+    let cfg = growlm::model::GptConfig::new(256, 4, 8, 1, 2);
+    let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
+    let tokenizer = growlm::data::Tokenizer::byte();
+    f(Scorer {
+        model: &model,
+        config: &cfg,
+        mask: None,
+        tokenizer: &tokenizer,
+        batch: 2,
+    })
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval")
 }
@@ -152,43 +166,35 @@ fn a_document_is_scored_in_rolling_windows_as_lm_eval_cuts_them() {
     // Hand-worked for a context of 4 and the 10 bytes "abcdefghij": the first window
     // predicts a–d after the prefix (end-of-text) token; the second e–h after d; the last,
     // shorter one i–j after f, g and h (the 4 inputs before j).
-    let cfg = growlm::model::GptConfig::new(256, 4, 8, 1, 2);
-    let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
-    let tokenizer = growlm::data::Tokenizer::byte();
-    let scorer = Scorer {
-        model: &model,
-        config: &cfg,
-        mask: None,
-        tokenizer: &tokenizer,
-        batch: 2,
-    };
-    let (windows, tokens) = scorer.rolling("abcdefghij").unwrap();
-    let b = |s: &str| s.bytes().map(u16::from).collect::<Vec<_>>();
-    let got: Vec<(Vec<u16>, Vec<u16>)> = windows.into_iter().map(|r| (r.context, r.continuation)).collect();
-    assert_eq!(tokens, 10);
-    assert_eq!(
-        got,
-        vec![(vec![10], b("abcd")), (b("d"), b("efgh")), (b("fgh"), b("ij"))]
-    );
-    // A context's trailing spaces move to the continuation, as lm-eval's encoding does.
-    let r = scorer.request("the cat ", "sat").unwrap();
-    assert_eq!((r.context, r.continuation), (b("the cat"), b(" sat")));
-    // An empty context is the prefix token, or the continuation's own first token when it
-    // is the prefix token.
-    let r = scorer.request("", "ab").unwrap();
-    assert_eq!((r.context, r.continuation), (vec![10], b("ab")));
-    let r = scorer.request("", "\nab").unwrap();
-    assert_eq!((r.context, r.continuation), (vec![10], b("ab")));
-    // Scores: one per request, the same whatever the batch.
-    let reqs = vec![
-        scorer.request("ab", " c").unwrap(),
-        scorer.request("abcdefg", "h").unwrap(),
-    ];
-    let one = Scorer { batch: 1, ..scorer };
-    let (x, y) = (scorer.score(&reqs).unwrap(), one.score(&reqs).unwrap());
-    for (a, b) in x.iter().zip(&y) {
-        assert!((a.loglikelihood - b.loglikelihood).abs() < 1e-5 && a.greedy == b.greedy);
-    }
+    tiny_scorer(|scorer| {
+        let (windows, tokens) = scorer.rolling("abcdefghij").unwrap();
+        let b = |s: &str| s.bytes().map(u16::from).collect::<Vec<_>>();
+        let got: Vec<(Vec<u16>, Vec<u16>)> = windows.into_iter().map(|r| (r.context, r.continuation)).collect();
+        assert_eq!(tokens, 10);
+        assert_eq!(
+            got,
+            vec![(vec![10], b("abcd")), (b("d"), b("efgh")), (b("fgh"), b("ij"))]
+        );
+        // A context's trailing spaces move to the continuation, as lm-eval's encoding does.
+        let r = scorer.request("the cat ", "sat").unwrap();
+        assert_eq!((r.context, r.continuation), (b("the cat"), b(" sat")));
+        // An empty context is the prefix token, or the continuation's own first token when it
+        // is the prefix token.
+        let r = scorer.request("", "ab").unwrap();
+        assert_eq!((r.context, r.continuation), (vec![10], b("ab")));
+        let r = scorer.request("", "\nab").unwrap();
+        assert_eq!((r.context, r.continuation), (vec![10], b("ab")));
+        // Scores: one per request, the same whatever the batch.
+        let reqs = vec![
+            scorer.request("ab", " c").unwrap(),
+            scorer.request("abcdefg", "h").unwrap(),
+        ];
+        let one = Scorer { batch: 1, ..scorer };
+        let (x, y) = (scorer.score(&reqs).unwrap(), one.score(&reqs).unwrap());
+        for (a, b) in x.iter().zip(&y) {
+            assert!((a.loglikelihood - b.loglikelihood).abs() < 1e-5 && a.greedy == b.greedy);
+        }
+    });
 }
 
 /// A continuation longer than the model's context is refused naming its example (a PIQA
@@ -196,47 +202,39 @@ fn a_document_is_scored_in_rolling_windows_as_lm_eval_cuts_them() {
 /// refused too, not read from before its window.
 #[test]
 fn an_answer_longer_than_the_context_is_refused_naming_its_example() {
-    let cfg = growlm::model::GptConfig::new(256, 4, 8, 1, 2);
-    let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
-    let tokenizer = growlm::data::Tokenizer::byte();
-    let scorer = Scorer {
-        model: &model,
-        config: &cfg,
-        mask: None,
-        tokenizer: &tokenizer,
-        batch: 2,
-    };
-    // "abcd" is 4 tokens: it fits; " abcd" is context + 1 and " abcdefgh" more.
-    let fits = scorer.request("xyz", "abcd").unwrap();
-    assert!(scorer.fits(&fits) && scorer.score(&[fits]).is_ok());
-    for cont in [" abcd", " abcdefgh"] {
-        let r = scorer.request("xyz", cont).unwrap();
-        assert!(!scorer.fits(&r), "{cont}");
-        let err = scorer.score(&[r]).unwrap_err().to_string();
-        assert!(err.contains("does not fit"), "{cont}: {err}");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("long.jsonl");
-    let lines = [
-        r#"{"context": "a", "choices": ["b", "c"], "label": 0}"#,
-        "",
-        r#"{"context": "a", "choices": ["b", "a long answer"], "label": 1}"#,
-    ];
-    std::fs::write(&path, lines.join("\n")).unwrap();
-    let task = TaskFile {
-        name: "choice".into(),
-        kind: TaskKind::named("choice").unwrap(),
-        path: path.clone(),
-    };
-    let err = evaluate(&scorer, &task).unwrap_err().to_string();
-    for part in [
-        "long.jsonl",
-        "example 2",
-        "14 tokens",
-        "context of 4",
-        "1 of 4 requests",
-        "leave it out",
-    ] {
-        assert!(err.contains(part), "{part}: {err}");
-    }
+    tiny_scorer(|scorer| {
+        // "abcd" is 4 tokens: it fits; " abcd" is context + 1 and " abcdefgh" more.
+        let fits = scorer.request("xyz", "abcd").unwrap();
+        assert!(scorer.fits(&fits) && scorer.score(&[fits]).is_ok());
+        for cont in [" abcd", " abcdefgh"] {
+            let r = scorer.request("xyz", cont).unwrap();
+            assert!(!scorer.fits(&r), "{cont}");
+            let err = scorer.score(&[r]).unwrap_err().to_string();
+            assert!(err.contains("does not fit"), "{cont}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.jsonl");
+        let lines = [
+            r#"{"context": "a", "choices": ["b", "c"], "label": 0}"#,
+            "",
+            r#"{"context": "a", "choices": ["b", "a long answer"], "label": 1}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let task = TaskFile {
+            name: "choice".into(),
+            kind: TaskKind::named("choice").unwrap(),
+            path: path.clone(),
+        };
+        let err = evaluate(&scorer, &task).unwrap_err().to_string();
+        for part in [
+            "long.jsonl",
+            "example 2",
+            "14 tokens",
+            "context of 4",
+            "1 of 4 requests",
+            "leave it out",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+    });
 }

@@ -32,7 +32,7 @@ COLUMNS = [
 def load(run):
     s = json.load(open(os.path.join(run, "summary.json")))
     d = json.load(open(os.path.join(run, "downstream.json")))
-    m = {"val": s["final_val_loss"], "flops": s["flops"], "grown": s["final_stage"] > 0 or "stack" in run or "expand" in run}
+    m = {"val": s["final_val_loss"], "flops": s["flops"]}
     for r in d["results"]:
         for k, v in r.items():
             if isinstance(v, (int, float)) and k != "examples":
@@ -40,25 +40,23 @@ def load(run):
     return m
 
 
-def interval(xs, fmt, log=False):
-    """Mean and 95% t interval; with `log`, the geometric mean and the interval of the logs
-    (perplexities, whose seeds differ by factors)."""
-    if log:
-        mean, lo, hi = interval_of([math.log(x) for x in xs])
-        return f"{fmt.format(math.exp(mean))} ({fmt.format(math.exp(lo))}–{fmt.format(math.exp(hi))})" if lo is not None else fmt.format(math.exp(mean)) + " (1 seed)"
-    mean = statistics.fmean(xs)
-    if len(xs) < 2:
-        return fmt.format(mean) + " (1 seed)"
-    h = T975[len(xs) - 1] * statistics.stdev(xs) / math.sqrt(len(xs))
-    return f"{fmt.format(mean)} ({fmt.format(mean - h)}–{fmt.format(mean + h)})"
-
-
 def interval_of(xs):
+    """Mean and the 95% t interval's ends (None for one seed)."""
     mean = statistics.fmean(xs)
     if len(xs) < 2:
         return mean, None, None
     h = T975[len(xs) - 1] * statistics.stdev(xs) / math.sqrt(len(xs))
     return mean, mean - h, mean + h
+
+
+def interval(xs, fmt, log=False):
+    """Mean and 95% t interval; with `log`, the geometric mean and the interval of the logs
+    (perplexities, whose seeds differ by factors)."""
+    back = math.exp if log else (lambda x: x)
+    mean, lo, hi = interval_of([math.log(x) for x in xs] if log else xs)
+    if lo is None:
+        return fmt.format(back(mean)) + " (1 seed)"
+    return f"{fmt.format(back(mean))} ({fmt.format(back(lo))}–{fmt.format(back(hi))})"
 
 
 def main(root):

@@ -159,9 +159,9 @@ impl<B: Backend> Scorer<'_, B> {
                 .to_vec()
                 .map_err(|e| LabError::Invalid(format!("cannot read the logits: {e:?}")))?;
             for (b, ((x, k), r)) in inputs.iter().zip(group).enumerate() {
-                // Every continuation token needs an input position before it: k ≤ x.len()
-                // (a continuation of context + 1 tokens once cut would index before it).
-                if !self.fits(r) || *k > x.len() {
+                // Every continuation token needs an input position before it (`fits` gives
+                // k ≤ x.len(): a continuation of context + 1 tokens would index before it).
+                if !self.fits(r) {
                     return Err(LabError::Invalid(format!(
                         "a continuation of {k} tokens after {} does not fit the model's context of {n}",
                         r.context.len()
